@@ -1,0 +1,66 @@
+"""Errors that primitives raise. Policy code can catch them; the trace records them.
+
+    PrimitiveError                 base: a primitive refused or failed, the world is intact
+    ├── InvalidArgumentError       wrong type, NaN/inf, wrong shape
+    ├── UnknownObjectError         no object by that name (message lists the closest names)
+    ├── OutOfWorkspaceError        target outside the table workspace
+    ├── UnreachableError           inside the workspace but the arm cannot get there
+    ├── GraspError                 the gripper closed on nothing / dropped the object
+    └── RobotStoppedError          the run was cancelled (e-stop); no further motion
+
+All of them "go back to the model as feedback": they describe a mistake in the program,
+not a fault of the service.
+"""
+
+from __future__ import annotations
+
+
+class PrimitiveError(Exception):
+    """A primitive refused its input or could not complete. The world is left consistent."""
+
+    kind = "primitive"
+
+
+class InvalidArgumentError(PrimitiveError, ValueError):
+    pass
+
+
+class UnknownObjectError(PrimitiveError, KeyError):
+    def __init__(self, name: object, suggestions: list[str] | None = None):
+        self.name = name
+        self.suggestions = list(suggestions or [])
+        hint = f"; closest known names: {', '.join(map(repr, self.suggestions))}" if self.suggestions else ""
+        super().__init__(f"unknown object {name!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class OutOfWorkspaceError(PrimitiveError):
+    pass
+
+
+class UnreachableError(PrimitiveError):
+    pass
+
+
+class GraspError(PrimitiveError):
+    pass
+
+
+class RobotStoppedError(PrimitiveError):
+    pass
+
+
+ERROR_TYPES: dict[str, type[PrimitiveError]] = {
+    cls.__name__: cls
+    for cls in (
+        PrimitiveError,
+        InvalidArgumentError,
+        UnknownObjectError,
+        OutOfWorkspaceError,
+        UnreachableError,
+        GraspError,
+        RobotStoppedError,
+    )
+}
