@@ -1,0 +1,131 @@
+"""The Franka Panda: loading, inverse kinematics and joint-level commands.
+
+Inverse kinematics runs in a private kinematics-only PyBullet client holding a second copy of the
+arm, so solving and checking a pose (reset joints, forward kinematics) never disturbs the physics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+ARM_JOINTS = list(range(7))
+FINGER_JOINTS = [9, 10]
+TCP_LINK = 11  # panda_grasptarget, between the fingertips
+HAND_LINK = 8
+ARM_FORCES = [87.0] * 4 + [12.0] * 3
+FINGER_FORCE = 20.0
+FINGER_OPEN = 0.035  # per finger: 7 cm between the pads when open
+HOME_Q = [0.0, -0.55, 0.0, -2.3, 0.0, 1.75, math.pi / 4]
+BASE_POSITION = (0.0, 0.0, 0.0)
+BASE_YAW = math.pi / 2  # the arm faces +y, towards the workspace
+IK_TOLERANCE = 0.004  # metres; poses the solver cannot get closer to are unreachable
+
+
+def down_orientation(yaw: float) -> tuple[float, float, float, float]:
+    """Quaternion of the TCP pointing straight down; yaw=0 puts the fingers' closing axis along x."""
+    return p.getQuaternionFromEuler([math.pi, 0.0, yaw + math.pi / 2])
+
+
+class PandaModel:
+    """Loads the Panda into client `cid` and a kinematic twin into its own client."""
+
+    def __init__(self, cid: int):
+        self.cid = cid
+        base_orn = p.getQuaternionFromEuler([0, 0, BASE_YAW])
+        path = "franka_panda/panda.urdf"
+        flags = p.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS * 0
+        self.body = p.loadURDF(path, BASE_POSITION, base_orn, useFixedBase=True, flags=flags, physicsClientId=cid)
+        self.kin = p.connect(p.DIRECT)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.kin)
+        self.kin_body = p.loadURDF(path, BASE_POSITION, base_orn, useFixedBase=True, physicsClientId=self.kin)
+        info = [p.getJointInfo(self.body, j, physicsClientId=cid) for j in ARM_JOINTS + FINGER_JOINTS]
+        self.lower = [i[8] for i in info]
+        self.upper = [i[9] for i in info]
+        self.ranges = [u - lo for u, lo in zip(self.upper, self.lower)]
+        self.rest = HOME_Q + [FINGER_OPEN, FINGER_OPEN]
+        for j, q in zip(ARM_JOINTS + FINGER_JOINTS, self.rest):
+            p.resetJointState(self.body, j, q, physicsClientId=cid)
+        for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
+            p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
+        for j in FINGER_JOINTS:
+            p.changeDynamics(
+                self.body, j, lateralFriction=1.5, spinningFriction=0.003, frictionAnchor=True, physicsClientId=cid
+            )
+
+    def reset_home(self) -> list[float]:
+        """Put the arm at the home pose with the gripper pointing straight down at yaw 0."""
+        home_tcp = self.fk_tcp(HOME_Q)
+        q, _ = self.solve_ik(home_tcp, 0.0, HOME_Q, iterations=8)
+        for j, v in zip(ARM_JOINTS, q):
+            p.resetJointState(self.body, j, v, physicsClientId=self.cid)
+        return q
+
+    def close(self) -> None:
+        if p.isConnected(self.kin):
+            p.disconnect(self.kin)
+
+    # -- state ------------------------------------------------------------------------------
+    def arm_q(self) -> list[float]:
+        return [s[0] for s in p.getJointStates(self.body, ARM_JOINTS, physicsClientId=self.cid)]
+
+    def arm_qd(self) -> list[float]:
+        return [s[1] for s in p.getJointStates(self.body, ARM_JOINTS, physicsClientId=self.cid)]
+
+    def finger_q(self) -> list[float]:
+        return [s[0] for s in p.getJointStates(self.body, FINGER_JOINTS, physicsClientId=self.cid)]
+
+    def tcp(self) -> np.ndarray:
+        s = p.getLinkState(self.body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
+        return np.array(s[4])
+
+    def tcp_yaw(self) -> float:
+        s = p.getLinkState(self.body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
+        r = np.array(p.getMatrixFromQuaternion(s[5])).reshape(3, 3)
+        # the closing axis (hand y) projected on the table gives the yaw
+        return math.atan2(-r[0, 1], r[1, 1]) - 0.0
+
+    # -- kinematics -------------------------------------------------------------------------
+    def solve_ik(self, xyz, yaw: float, seed_q: list[float], iterations: int = 4) -> tuple[list[float], float]:
+        """Joint angles putting the TCP at `xyz` pointing down; returns (q, position error in m)."""
+        orn = down_orientation(yaw)
+        q = list(seed_q)
+        err = math.inf
+        for _ in range(iterations):
+            for j, v in zip(ARM_JOINTS, q):
+                p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
+            sol = p.calculateInverseKinematics(
+                self.kin_body, TCP_LINK, list(map(float, xyz)), orn,
+                lowerLimits=self.lower, upperLimits=self.upper, jointRanges=self.ranges, restPoses=self.rest,
+                maxNumIterations=60, residualThreshold=1e-5, physicsClientId=self.kin,
+            )
+            q = [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper)]
+            for j, v in zip(ARM_JOINTS, q):
+                p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
+            s = p.getLinkState(self.kin_body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.kin)
+            err = math.dist(s[4], xyz)
+            if err < 5e-4:
+                break
+        return q, err
+
+    def fk_tcp(self, q: list[float]) -> np.ndarray:
+        for j, v in zip(ARM_JOINTS, q):
+            p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
+        s = p.getLinkState(self.kin_body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.kin)
+        return np.array(s[4])
+
+    # -- commands ---------------------------------------------------------------------------
+    def command_arm(self, q: list[float], gain: float = 0.3) -> None:
+        p.setJointMotorControlArray(
+            self.body, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q, forces=ARM_FORCES,
+            positionGains=[gain] * 7, velocityGains=[1.0] * 7, physicsClientId=self.cid,
+        )
+
+    def command_fingers(self, target: float) -> None:
+        p.setJointMotorControlArray(
+            self.body, FINGER_JOINTS, p.POSITION_CONTROL, targetPositions=[target, target],
+            forces=[FINGER_FORCE, FINGER_FORCE], positionGains=[0.2, 0.2], physicsClientId=self.cid,
+        )

@@ -1,0 +1,255 @@
+"""The PyBullet tabletop world: table, Panda arm, blocks and bowls. Implements RobotBackend.
+
+Every PyBullet call names this world's client, so several worlds live in one process. Time is
+simulated (fixed step DT); nothing depends on the wall clock, so the same spec and the same calls
+give the same final state.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from primitives.backend import CameraImage, RobotBackend, Workspace
+from primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
+from primitives.geometry import named_positions
+from sim import bodies, camera
+from sim.robot import FINGER_OPEN, IK_TOLERANCE, PandaModel
+from sim.scene import WORKSPACE, build_layout
+
+DT = 1.0 / 240.0
+SUBSTEPS = 3  # physics steps per Cartesian waypoint
+MAX_SPEED = 0.7  # m/s of the TCP at speed=1
+MAX_YAW_RATE = 3.0  # rad/s
+SETTLE_STEPS = 150  # at most this many steps to converge at the end of a motion
+REACH_TOLERANCE = 0.015  # a motion that ends farther than this from its goal failed
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved world state; only valid for the world that made it."""
+
+    world_token: int
+    state_id: int
+    steps: int
+    closed: bool
+    arm_target: tuple[float, ...]
+    yaw: float
+
+
+class World(RobotBackend):
+    """A tabletop scene built from a spec dict (see sim.scene). `gui=True` opens a viewer."""
+
+    def __init__(self, spec: dict | None = None, *, gui: bool = False):
+        layout, self.seed = build_layout(spec if spec is not None else {"blocks": 3, "bowls": 3, "seed": 0})
+        self.cid = p.connect(p.GUI if gui else p.DIRECT)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
+        p.setTimeStep(DT, physicsClientId=self.cid)
+        p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
+        p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=self.cid)
+        self.table = bodies.make_table(self.cid, WORKSPACE)
+        self.robot = PandaModel(self.cid)
+        self.objects = bodies.make_objects(self.cid, layout, WORKSPACE)  # name -> ObjectBody
+        self._names_by_id = {o.body: name for name, o in self.objects.items()}
+        self._views = camera.views(WORKSPACE)
+        self._steps = 0
+        self._closed = False
+        self._current_yaw = 0.0
+        self._arm_target = self.robot.reset_home()
+        self._stop = threading.Event()
+        self._rec: dict | None = None
+        self.robot.command_arm(self._arm_target)
+        self.robot.command_fingers(FINGER_OPEN)
+        self._run(40)  # let the objects settle on the table
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        if p.isConnected(self.cid):
+            self.robot.close()
+            p.disconnect(self.cid)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- stepping ---------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        return self._steps * DT
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise RobotStoppedError("the robot was stopped (e-stop); no further motion until resume()")
+
+    def _halt(self) -> None:
+        self._arm_target = list(self.robot.arm_q())
+        self.robot.command_arm(self._arm_target)
+        p.stepSimulation(physicsClientId=self.cid)
+        self._steps += 1
+
+    def _run(self, n: int) -> None:
+        for _ in range(n):
+            if self._stop.is_set():
+                self._halt()
+                self._check_stop()
+            p.stepSimulation(physicsClientId=self.cid)
+            self._steps += 1
+            if self._rec is not None and self._steps >= self._rec["next"]:
+                self._capture()
+
+    # -- RobotBackend -----------------------------------------------------------------------
+    def workspace(self) -> Workspace:
+        return WORKSPACE
+
+    def ee_position(self) -> np.ndarray:
+        return self.robot.tcp()
+
+    def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
+        self._check_stop()
+        goal = np.asarray(xyz, dtype=float).reshape(3)
+        if not (np.all(np.isfinite(goal)) and math.isfinite(yaw) and math.isfinite(speed) and speed > 0):
+            raise InvalidArgumentError(f"move_ee needs finite xyz, yaw and a positive speed, got {xyz}, {yaw}, {speed}")
+        q_goal, err = self.robot.solve_ik(goal, yaw, self._arm_target)
+        if err > IK_TOLERANCE:
+            raise UnreachableError(
+                f"the arm cannot reach {np.round(goal, 3).tolist()} pointing down (closest {err * 100:.1f} cm away); "
+                "choose a point nearer the middle of the table or higher above it"
+            )
+        start = self.robot.tcp()
+        yaw0 = self._current_yaw
+        dyaw = math.remainder(yaw - yaw0, 2 * math.pi)
+        v = MAX_SPEED * min(speed, 2.0)
+        n = max(1, math.ceil(max(np.linalg.norm(goal - start) / v, abs(dyaw) / MAX_YAW_RATE) / (DT * SUBSTEPS)))
+        q = list(self._arm_target)
+        for i in range(1, n):
+            s = i / n
+            s = s * s * (3 - 2 * s)  # smooth start and stop
+            q, _ = self.robot.solve_ik(start + (goal - start) * s, yaw0 + dyaw * s, q, iterations=1)
+            self._arm_target = q
+            self.robot.command_arm(q)
+            self._run(SUBSTEPS)
+        self._arm_target = list(q_goal)
+        self._current_yaw = yaw
+        self.robot.command_arm(q_goal)
+        self._settle(q_goal)
+        miss = float(np.linalg.norm(self.robot.tcp() - goal))
+        if miss > REACH_TOLERANCE:
+            raise UnreachableError(
+                f"the gripper stopped {miss * 100:.1f} cm short of {np.round(goal, 3).tolist()}; something is in the way"
+            )
+
+    def _settle(self, q_goal: list[float]) -> None:
+        for _ in range(SETTLE_STEPS // 3):
+            q, qd = self.robot.arm_q(), self.robot.arm_qd()
+            if max(abs(a - b) for a, b in zip(q, q_goal)) < 2e-3 and max(map(abs, qd)) < 0.05:
+                return
+            self._run(3)
+
+    def set_gripper(self, closed: bool) -> bool:
+        self._check_stop()
+        self._closed = bool(closed)
+        self.robot.command_fingers(0.0 if closed else FINGER_OPEN)
+        prev = None
+        for i in range(40):
+            self._run(3)
+            w = sum(self.robot.finger_q())
+            if prev is not None and i >= 4 and abs(w - prev) < 2e-5:
+                break
+            prev = w
+        return self.holding() is not None
+
+    def holding(self) -> str | None:
+        """Name of the object both closed fingers touch, if any."""
+        if not self._closed:
+            return None
+        touch = []
+        for link in (9, 10):
+            cps = p.getContactPoints(bodyA=self.robot.body, linkIndexA=link, physicsClientId=self.cid)
+            touch.append({c[2] for c in cps if c[2] in self._names_by_id})
+        both = sorted(touch[0] & touch[1])
+        return self._names_by_id[both[0]] if both else None
+
+    def gripper_state(self) -> dict:
+        return {"open": not self._closed, "width": float(sum(self.robot.finger_q())), "holding": self.holding()}
+
+    def wait(self, seconds: float) -> None:
+        self._check_stop()
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise InvalidArgumentError(f"wait needs a finite, non-negative number of seconds, got {seconds}")
+        self._run(round(seconds / DT))
+
+    def stop(self) -> None:
+        """Thread-safe: only sets a flag that the stepping loop checks every physics step."""
+        self._stop.set()
+
+    def resume(self) -> None:
+        self._stop.clear()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict:
+        objs = {}
+        for name, o in self.objects.items():
+            pos, orn = p.getBasePositionAndOrientation(o.body, physicsClientId=self.cid)
+            objs[name] = {"kind": o.kind, "color": o.color, "position": [float(v) for v in pos],
+                          "orientation": [float(v) for v in orn]}
+        ws = WORKSPACE
+        return {
+            "objects": objs,
+            "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
+            "named_positions": named_positions(ws),
+            "gripper": {"position": [float(v) for v in self.robot.tcp()], **self.gripper_state()},
+            "robot": "panda",
+            "seed": self.seed,
+            "time_s": float(self.time_s),
+        }
+
+    def snapshot(self) -> Snapshot:
+        sid = p.saveState(physicsClientId=self.cid)
+        return Snapshot(id(self), sid, self._steps, self._closed, tuple(self._arm_target), self._current_yaw)
+
+    def restore(self, snap: Snapshot) -> None:
+        if snap.world_token != id(self):
+            raise ValueError("this snapshot was taken from another world; restore it into the world that made it")
+        p.restoreState(stateId=snap.state_id, physicsClientId=self.cid)
+        self._steps, self._closed, self._arm_target = snap.steps, snap.closed, list(snap.arm_target)
+        self._current_yaw = snap.yaw
+        self.robot.command_arm(self._arm_target)
+        self.robot.command_fingers(0.0 if self._closed else FINGER_OPEN)
+
+    # -- cameras and recording --------------------------------------------------------------
+    def render(self, view: str = "top", width: int = 320, height: int = 240) -> CameraImage:
+        if view not in self._views:
+            raise InvalidArgumentError(f"unknown view {view!r}; choose one of {sorted(self._views)}")
+        if not (16 <= width <= 1920 and 16 <= height <= 1080):
+            raise InvalidArgumentError(f"image size {width}x{height} out of range (16..1920 x 16..1080)")
+        return camera.render(self.cid, self._views[view], width, height, self._names_by_id)
+
+    def start_recording(self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240) -> None:
+        if view not in self._views or not 0 < fps <= 60:
+            raise InvalidArgumentError(f"recording needs a view in {sorted(self._views)} and 0 < fps <= 60")
+        self._rec = {"every": max(1, round(1.0 / (fps * DT))), "next": self._steps, "view": view,
+                     "size": (int(width), int(height)), "frames": [], "fps": fps}
+        self._capture()
+
+    def _capture(self) -> None:
+        rec = self._rec
+        w, h = rec["size"]
+        img = camera.render(self.cid, self._views[rec["view"]], w, h, {}, rgb_only=True)
+        rec["frames"].append(img.rgb)
+        rec["next"] = self._steps + rec["every"]
+
+    def stop_recording(self) -> list[np.ndarray]:
+        """Stop capturing; returns the RGB frames (H, W, 3 uint8) taken since start_recording."""
+        rec, self._rec = self._rec, None
+        return [] if rec is None else rec["frames"]
