@@ -1,0 +1,101 @@
+"""Anthropic Messages API through the official `anthropic` SDK, with prompt caching of the fixed prefix.
+
+System messages go to the `system` parameter. When `CompletionRequest.prefix_messages` is k > 0,
+the block holding the end of the first k messages gets `cache_control: {"type": "ephemeral"}`, so
+the system text and few-shot examples are cached and each command pays only for its own tokens.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from llm.base import Completion, CompletionRequest, LLMProvider
+from llm.retry import RetryPolicy, call_with_retries
+from llm.sdk_errors import to_llm_error
+
+ANTHROPIC_URL = "https://api.anthropic.com"
+_CACHE = {"type": "ephemeral"}
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+
+
+def build_params(model: str, request: CompletionRequest) -> dict:
+    """The `messages.create` keyword arguments for a request (pure, so tests can inspect it)."""
+    system: list[dict] = []
+    messages: list[dict] = []
+    last_prefix: dict | None = None
+    for index, message in enumerate(request.messages):
+        block = {"type": "text", "text": message.content}
+        if message.role == "system":
+            system.append(block)
+        else:
+            messages.append({"role": message.role, "content": [block]})
+        if index < request.prefix_messages:
+            last_prefix = block
+    if last_prefix is not None:
+        last_prefix["cache_control"] = dict(_CACHE)
+    params: dict = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if system:
+        params["system"] = system
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
+    return params
+
+
+class AnthropicProvider(LLMProvider):
+    name = "anthropic"
+
+    def __init__(
+        self,
+        model: str,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        key_env: str = "ANTHROPIC_API_KEY",
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        import anthropic
+
+        self.model = model
+        self.base_url = (base_url or ANTHROPIC_URL).rstrip("/")
+        self.key_env = key_env
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=0, http_client=http_client
+        )
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        params = build_params(self.model, request)
+        start = time.perf_counter()
+        try:
+            response, retries = call_with_retries(lambda: self._client.messages.create(**params), self.retry)
+        except Exception as exc:
+            raise to_llm_error(
+                exc, provider=self.name, url=self.base_url, key_env=self.key_env, model=self.model,
+                timeout_s=self.timeout_s, retries=self.retry.max_retries,
+            ) from exc
+        latency = time.perf_counter() - start
+        usage = response.usage
+        cache_read = usage.cache_read_input_tokens or 0
+        cache_write = usage.cache_creation_input_tokens or 0
+        return Completion(
+            text="".join(b.text for b in response.content if b.type == "text"),
+            model=response.model or self.model,
+            provider=self.name,
+            # Anthropic's input_tokens excludes the cached and cache-written parts of the prompt.
+            prompt_tokens=usage.input_tokens + cache_read + cache_write,
+            completion_tokens=usage.output_tokens,
+            cached_prompt_tokens=cache_read,
+            latency_s=latency,
+            finish_reason=_FINISH.get(response.stop_reason or "", response.stop_reason),
+            extra={"id": response.id, "retries": retries, "cache_creation_input_tokens": cache_write},
+        )
