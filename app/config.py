@@ -1,0 +1,128 @@
+"""Service settings, read once from environment variables.
+
+Every setting, its variable and its default (documented here and in `capstan serve --help`):
+
+| variable | default | meaning |
+|---|---|---|
+| `CAPSTAN_HOST` / `CAPSTAN_PORT` | 127.0.0.1 / 8000 | where `capstan serve` listens |
+| `CAPSTAN_DATA_DIR` | ./var | SQLite traces `capstan.db` and `media/<run_id>/` |
+| `CAPSTAN_DATABASE_URL` | (unset) | `postgresql://...` instead of SQLite (needs psycopg) |
+| `CAPSTAN_API_TOKEN` | (unset) | bearer token for /v1; required when listening beyond loopback |
+| `CAPSTAN_MAX_CONCURRENT_RUNS` | 2 | runs executing at once (across sessions) |
+| `CAPSTAN_MAX_QUEUED_RUNS` | 32 | runs waiting; beyond that new runs get 429 |
+| `CAPSTAN_MAX_SESSIONS` | 16 | live sessions; beyond that new sessions get 429 |
+| `CAPSTAN_MAX_COMMAND_CHARS` | 2000 | longest command text |
+| `CAPSTAN_MAX_CODE_BYTES` | 50000 | largest program |
+| `CAPSTAN_MAX_SCENE_OBJECTS` | 12 | most objects in one scene |
+| `CAPSTAN_RUN_TIMEOUT_S` | 120 | sandbox time limit per program execution |
+| `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
+| `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
+| `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
+| `CAPSTAN_VIDEO_VIEW` | angled | camera used for frames and video (`top` or `angled`) |
+| `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
+
+The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    api_token: str | None = None
+    max_concurrent_runs: int = 2
+    max_queued_runs: int = 32
+    max_sessions: int = 16
+    max_command_chars: int = 2000
+    max_code_bytes: int = 50_000
+    max_scene_objects: int = 12
+    run_timeout_s: float = 120.0
+    perception: str = "truth"
+    sandbox_pool: int = 2
+    media: bool = True
+    video_view: str = "angled"
+    max_frames: int = 240
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "capstan.db"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        values: dict = {}
+        for f in fields(cls):
+            var = "CAPSTAN_" + f.name.upper()
+            if var not in env or env[var] == "":
+                continue
+            raw = env[var]
+            values[f.name] = _parse(var, raw, f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.perception not in ("truth", "camera"):
+            raise ConfigError(f"CAPSTAN_PERCEPTION={self.perception!r}: use 'truth' or 'camera'")
+        if self.video_view not in ("top", "angled"):
+            raise ConfigError(f"CAPSTAN_VIDEO_VIEW={self.video_view!r}: use 'top' or 'angled'")
+        for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
+
+    def check_listen(self, host: str | None = None) -> None:
+        """Refuse to serve beyond loopback without a token."""
+        host = host or self.host
+        if not is_loopback(host) and not self.api_token:
+            raise ConfigError(
+                f"refusing to listen on {host!r} without authentication: set CAPSTAN_API_TOKEN to a secret "
+                "(clients then send 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse(var: str, raw: str, default):
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        kind = type(default).__name__ if default is not None else "str"
+        raise ConfigError(f"{var}={raw!r} is not a valid {kind}") from None

@@ -1,0 +1,76 @@
+"""Event fan-out of one run: worker threads publish, asyncio subscribers (SSE, ?wait=true) receive.
+
+Each subscriber gets the events published so far and then every new one, in order, through its
+own asyncio.Queue fed with `loop.call_soon_threadsafe`, so publishing never blocks on a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+
+
+def jsonable(x, depth: int = 0):
+    """Plain JSON data from primitive arguments and results (numpy arrays, tuples, exceptions...)."""
+    if depth > 12:
+        return repr(x)[:200]
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    if isinstance(x, float):
+        return x if np.isfinite(x) else repr(x)
+    if isinstance(x, np.generic):
+        return jsonable(x.item(), depth + 1)
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist(), depth + 1)
+    if isinstance(x, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return [jsonable(v, depth + 1) for v in x]
+    if isinstance(x, BaseException):
+        return {"type": type(x).__name__, "message": str(x)}
+    for attr in ("to_dict", "_asdict"):
+        if hasattr(x, attr):
+            return jsonable(getattr(x, attr)(), depth + 1)
+    if hasattr(x, "__dataclass_fields__"):
+        import dataclasses
+
+        return jsonable(dataclasses.asdict(x), depth + 1)
+    return repr(x)[:500]
+
+
+class EventHub:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._events: list[dict] = []
+        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        self.closed = False
+
+    def publish(self, event: dict) -> None:
+        with self._lock:
+            self._events.append(event)
+            subscribers = list(self._subscribers)
+            if event.get("type") == "end":
+                self.closed = True
+                self._subscribers.clear()
+        for loop, queue in subscribers:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # that client's loop is gone
+                pass
+
+    def subscribe(self) -> tuple[list[dict], asyncio.Queue | None]:
+        """(events so far, queue of later events); the queue is None when the run already ended."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            past = list(self._events)
+            if self.closed:
+                return past, None
+            queue: asyncio.Queue = asyncio.Queue()
+            self._subscribers.append((loop, queue))
+            return past, queue
+
+    def unsubscribe(self, queue: asyncio.Queue | None) -> None:
+        with self._lock:
+            self._subscribers = [(lp, q) for lp, q in self._subscribers if q is not queue]

@@ -1,0 +1,140 @@
+"""Request and response bodies of the HTTP API (so that /openapi.json tells the truth)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+
+
+class ObjectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=64, examples=["red block"])
+    position: list[float] | None = Field(default=None, min_length=2, max_length=2, description="[x, y] metres")
+
+
+class SceneSpec(BaseModel):
+    """Scene contract (docs/CONTRACTS.md): either explicit `objects` or counts of random `blocks`/`bowls`."""
+
+    model_config = ConfigDict(extra="forbid")
+    objects: list[str | ObjectSpec] | None = Field(default=None, max_length=64)
+    blocks: int | None = Field(default=None, ge=0, le=64)
+    bowls: int | None = Field(default=None, ge=0, le=64)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+    def spec(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+    def object_count(self) -> int:
+        if self.objects is not None:
+            return len(self.objects)
+        return (self.blocks or 0) + (self.bowls or 0)
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    robot: str = Field(default="sim", description="Robot backend; only 'sim' exists today.")
+    scene: SceneSpec = Field(
+        default_factory=lambda: SceneSpec(blocks=3, bowls=3, seed=0),
+        examples=[{"objects": ["red block", "blue bowl"], "seed": 7}],
+    )
+
+
+class ResetSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one")
+    scene: SceneSpec | None = Field(default=None, description="New scene; omit to rebuild the current one")
+
+
+class SessionOut(BaseModel):
+    id: str
+    robot: str
+    scene: dict[str, Any]
+    state: dict[str, Any] = Field(description="Scene state (docs/CONTRACTS.md)")
+    created_at: float
+    busy: bool = False
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
+                      examples=["put the red block in the blue bowl"])
+
+
+class ProgramRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, description="Policy program (at most CAPSTAN_MAX_CODE_BYTES)",
+                      examples=["put_first_on_second('red block', 'blue bowl')\nsay('done')"])
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    session_id: str
+    status: RunStatus
+    trace_url: str
+    events_url: str
+
+
+class ErrorInfo(BaseModel):
+    kind: str
+    message: str
+    line: int | None = None
+
+
+class Media(BaseModel):
+    frames: list[str] = []
+    gif: str | None = None
+    mp4: str | None = None
+
+
+class Trace(BaseModel):
+    """Full record of one run (docs/CONTRACTS.md "Trace")."""
+
+    id: str
+    session_id: str
+    status: RunStatus
+    kind: Literal["command", "program"]
+    command: str | None = None
+    code: str | None = None
+    attempts: list[dict[str, Any]] = []
+    llm_calls: list[dict[str, Any]] = []
+    primitive_calls: list[dict[str, Any]] = []
+    said: list[str] = []
+    error: ErrorInfo | None = None
+    state_before: dict[str, Any] | None = None
+    state_after: dict[str, Any] | None = None
+    media: Media = Media()
+    timings: dict[str, float | None] = {}
+    scene: dict[str, Any] | None = None
+
+
+class RunSummary(BaseModel):
+    id: str
+    session_id: str
+    kind: str
+    status: RunStatus
+    command: str | None = None
+    created_at: float | None = None
+    ended_at: float | None = None
+    error: ErrorInfo | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    llm: dict[str, Any]
+    sandbox: dict[str, Any] = Field(description="Isolation layers in force (Sandbox.isolation)")
+    sessions: int
+    runs_active: int
+    runs_queued: int
+    store: str

@@ -1,0 +1,79 @@
+"""The assembled service: store, LLM, sandbox, engine, sessions and run manager, with one lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.runs import RunManager
+from app.sessions import SessionRegistry
+from app.store import open_store
+
+log = logging.getLogger("capstan.service")
+VERSION = "0.1.0"
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+class Service:
+    """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead."""
+
+    def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
+                 progress: Callable[[str], None] = _quiet):
+        self.settings = settings
+        self.started_at = time.time()
+        progress(f"trace store: {settings.database_url or settings.db_path}")
+        self.store = open_store(settings)
+        interrupted = self.store.mark_unfinished("interrupted")
+        if interrupted:
+            progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
+        self.metrics = Metrics()
+        if llm is None and engine is None:
+            import llm as llm_pkg
+
+            progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
+            t0 = time.time()
+            llm = llm_pkg.from_config(os.environ)
+            progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
+        self.llm = llm
+        if sandbox is None and engine is None:
+            from sandbox import Sandbox
+
+            progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
+            sandbox = Sandbox(pool_size=settings.sandbox_pool)
+        self.sandbox = sandbox
+        if engine is None:
+            from lmp import Engine
+
+            engine = Engine(llm, sandbox, max_attempts=3)
+        self.engine = engine
+        warm = getattr(engine, "warm_up", None)
+        if callable(warm):
+            progress("warming up the prompt prefix cache...")
+            t0 = time.time()
+            warm()
+            progress(f"  warm in {time.time() - t0:.1f}s")
+        self.sessions = SessionRegistry(settings.max_sessions, settings.perception)
+        self.runs = RunManager(settings, self.store, engine, self.metrics)
+
+    def isolation(self) -> dict:
+        iso = getattr(self.sandbox, "isolation", None)
+        return dict(iso) if isinstance(iso, dict) else {}
+
+    def llm_info(self) -> dict:
+        return {"provider": getattr(self.llm, "name", None), "model": getattr(self.llm, "model", None)}
+
+    def close(self) -> None:
+        self.runs.close()
+        self.sessions.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
+        if self.llm is not None:
+            self.llm.close()
+        self.store.close()

@@ -1,0 +1,157 @@
+"""Session registry: each session owns a world (robot backend), its policy API and its conversation.
+
+A session's backend is touched by one thread at a time: the run executing on it holds
+`session.lock`; HTTP reads of state or frames take the same lock when idle and otherwise use the
+state and frame the running run last published.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from app.robots import make_backend
+
+
+class SessionNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no session {self.args[0]!r} (it may have been deleted; create one with POST /v1/sessions)"
+
+
+class SessionLimitError(RuntimeError):
+    pass
+
+
+class SessionBusyError(RuntimeError):
+    pass
+
+
+def png_bytes(rgb) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Session:
+    def __init__(self, robot: str, scene: dict, perception: str = "truth"):
+        self.id = uuid.uuid4().hex[:12]
+        self.robot = robot
+        self.scene = dict(scene)
+        self.perception = perception
+        self.created_at = time.time()
+        self.lock = threading.Lock()  # held while a run (or a reset / render) uses the backend
+        self.busy = False  # a run is executing
+        self.closed = False
+        self._sink: Callable[[str, dict], None] | None = None
+        self.last_frame: bytes | None = None  # PNG published by the running run
+        self.last_state: dict | None = None
+        self._build()
+
+    def _build(self, backend=None) -> None:
+        from lmp import Conversation
+        from primitives import PolicyAPI
+
+        self.backend = backend if backend is not None else make_backend(self.robot, self.scene)
+        self.api = PolicyAPI(self.backend, perception=self.perception, on_event=self._on_event)
+        self.conversation = Conversation()
+        self.last_state = self.backend.state()
+        self.last_frame = None
+
+    def _on_event(self, kind: str, data: dict) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink(kind, data)
+
+    def attach(self, sink: Callable[[str, dict], None] | None) -> None:
+        """Route policy-API events to the running run (None detaches)."""
+        self._sink = sink
+
+    def state(self) -> dict:
+        if self.lock.acquire(blocking=False):
+            try:
+                self.last_state = self.backend.state()
+            finally:
+                self.lock.release()
+        return self.last_state
+
+    def frame_png(self, view: str = "top") -> bytes:
+        """A fresh render when idle; while a run executes, the frame it last recorded."""
+        if self.lock.acquire(timeout=0.05):
+            try:
+                return png_bytes(self.backend.render(view, 480, 360).rgb)
+            finally:
+                self.lock.release()
+        if self.last_frame is not None:
+            return self.last_frame
+        with self.lock:
+            return png_bytes(self.backend.render(view, 480, 360).rgb)
+
+    def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
+        if not self.lock.acquire(timeout=1.0):
+            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait, then reset")
+        try:
+            new_scene = dict(scene if scene is not None else self.scene)
+            if seed is not None:
+                new_scene["seed"] = seed
+            backend = make_backend(self.robot, new_scene)  # a bad scene raises here and keeps the old world
+            self.backend.close()
+            self.scene = new_scene
+            self._build(backend)
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        self.closed = True
+        with self.lock:
+            self.backend.close()
+
+
+class SessionRegistry:
+    def __init__(self, max_sessions: int, perception: str = "truth"):
+        self.max_sessions = max_sessions
+        self.perception = perception
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, robot: str, scene: dict) -> Session:
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise SessionLimitError(
+                    f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
+                    "DELETE /v1/sessions/{id} and retry")
+        session = Session(robot, scene, self.perception)  # slow part outside the lock
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                session.close()
+                raise SessionLimitError(f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS)")
+            self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str) -> Session:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    def remove(self, session_id: str) -> Session:
+        with self._lock:
+            try:
+                return self._sessions.pop(session_id)
+            except KeyError:
+                raise SessionNotFound(session_id) from None
+
+    def all(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def close(self) -> None:
+        for s in self.all():
+            self._sessions.pop(s.id, None)
+            s.close()

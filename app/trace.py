@@ -1,0 +1,73 @@
+"""Assemble the trace document (docs/CONTRACTS.md "Trace") from a stored run row and its events."""
+
+from __future__ import annotations
+
+
+def media_links(run_id: str, frames: int, gif: bool, mp4: bool) -> dict:
+    return {
+        "frames": [f"/v1/runs/{run_id}/frames/{i}.png" for i in range(frames)],
+        "gif": f"/v1/runs/{run_id}/video.gif" if gif else None,
+        "mp4": f"/v1/runs/{run_id}/video.mp4" if mp4 else None,
+    }
+
+
+def assemble(row: dict, events: list[dict]) -> dict:
+    run_id = row["id"]
+    attempts: dict[int, dict] = {}
+    llm_calls, primitive_calls, said = [], [], []
+    code = row.get("code")
+    frames = 0
+    for ev in events:
+        kind, data = ev["type"], ev["data"]
+        if kind == "llm_call":
+            llm_calls.append(data)
+        elif kind == "code":
+            n = int(data.get("attempt", len(attempts) + 1))
+            attempts.setdefault(n, {"attempt": n}).update(code=data.get("code"), functions=data.get("functions"))
+            code = data.get("code", code)
+        elif kind == "attempt":
+            n = int(data.get("attempt", len(attempts) + 1))
+            attempts.setdefault(n, {"attempt": n}).update(ok=data.get("ok"), error=data.get("error"))
+        elif kind == "primitive_call":
+            primitive_calls.append(data)
+        elif kind == "say":
+            said.append(data.get("text", ""))
+        elif kind == "frame":
+            frames = max(frames, int(data.get("index", 0)) + 1)
+    media = row.get("media") or {}
+    timings = dict(row.get("timings") or {})
+    timings.setdefault("queued_at", row.get("created_at"))
+    timings.setdefault("llm_s", round(sum(float(c.get("latency_s") or 0.0) for c in llm_calls), 4))
+    return {
+        "id": run_id,
+        "session_id": row["session_id"],
+        "status": row["status"],
+        "kind": row["kind"],
+        "command": row.get("command"),
+        "code": code,
+        "attempts": [attempts[k] for k in sorted(attempts)],
+        "llm_calls": llm_calls,
+        "primitive_calls": primitive_calls,
+        "said": said,
+        "error": row.get("error"),
+        "state_before": row.get("state_before"),
+        "state_after": row.get("state_after"),
+        "media": media_links(run_id, frames, bool(media.get("gif")), bool(media.get("mp4"))),
+        "timings": timings,
+        "scene": row.get("scene"),
+    }
+
+
+def summary(row: dict) -> dict:
+    """The short form used in run lists."""
+    timings = row.get("timings") or {}
+    return {
+        "id": row["id"],
+        "session_id": row["session_id"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "command": row.get("command"),
+        "created_at": row.get("created_at"),
+        "ended_at": timings.get("ended_at"),
+        "error": row.get("error"),
+    }
