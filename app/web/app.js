@@ -1,0 +1,243 @@
+// Capstan demo page: plain JS against the /v1 API (no build step, nothing fetched from elsewhere).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  session: null,      // session id
+  run: null,          // run id being watched
+  source: null,       // EventSource of that run
+  token: localStorage.getItem("capstan-token") || "",
+};
+
+function authQuery(sep) { return ui.token ? `${sep}access_token=${encodeURIComponent(ui.token)}` : ""; }
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (ui.token) headers.Authorization = `Bearer ${ui.token}`;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401) {
+    const t = prompt("This Capstan service needs its API token (CAPSTAN_API_TOKEN):");
+    if (t) { ui.token = t; localStorage.setItem("capstan-token", t); return api(method, path, body); }
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
+  if (!res.ok) {
+    const detail = data && data.detail;
+    const msg = typeof detail === "string" ? detail : JSON.stringify(detail || data);
+    throw new Error(`${res.status}: ${msg}`);
+  }
+  return data;
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function fmt(v) {
+  const s = JSON.stringify(v, (k, x) => (typeof x === "number" ? Math.round(x * 1000) / 1000 : x));
+  return s && s.length > 160 ? s.slice(0, 157) + "..." : s;
+}
+
+// ---- scene ---------------------------------------------------------------------------------
+function refreshFrame() {
+  if (!ui.session) return;
+  $("scene-img").src = `/v1/sessions/${ui.session}/frame.png?view=${$("view").value}&t=${Date.now()}${authQuery("&")}`;
+  $("scene-empty").hidden = true;
+}
+
+function showState(state) {
+  const body = $("state").querySelector("tbody");
+  body.replaceChildren();
+  if (!state || !state.objects) return;
+  for (const [name, o] of Object.entries(state.objects).sort()) {
+    const tr = el("tr");
+    tr.dataset.name = name;
+    tr.append(el("td", "", name), el("td", "", o.position.map((v) => v.toFixed(3)).join(", ")));
+    body.append(tr);
+  }
+}
+
+function sceneSpec() {
+  const objects = $("objects").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const spec = { objects };
+  const seed = $("seed").value;
+  if (seed !== "") spec.seed = Number(seed);
+  return spec;
+}
+
+function sessionReady(s) {
+  ui.session = s.id;
+  $("session-id").textContent = `session ${s.id}`;
+  for (const id of ["reset", "reseed", "run-command", "run-code"]) $(id).disabled = false;
+  $("scene-error").hidden = true;
+  showState(s.state);
+  refreshFrame();
+  loadRuns();
+}
+
+function sceneError(err) {
+  $("scene-error").textContent = err.message;
+  $("scene-error").hidden = false;
+}
+
+async function newSession() {
+  try { sessionReady(await api("POST", "/v1/sessions", { robot: "sim", scene: sceneSpec() })); }
+  catch (err) { sceneError(err); }
+}
+
+async function resetScene(reseed) {
+  const body = reseed ? { seed: Math.floor(Math.random() * 100000) } : { scene: sceneSpec() };
+  if (reseed) $("seed").value = body.seed;
+  try { sessionReady(await api("POST", `/v1/sessions/${ui.session}/reset`, body)); }
+  catch (err) { sceneError(err); }
+}
+
+// ---- runs ----------------------------------------------------------------------------------
+function setStatus(status, error) {
+  const b = $("status");
+  b.textContent = status;
+  b.className = `badge ${status}`;
+  $("error").textContent = error ? `${error.kind}: ${error.message}${error.line ? ` (line ${error.line})` : ""}` : "";
+  $("cancel").disabled = !(status === "queued" || status === "running");
+}
+
+function clearRunView() {
+  for (const id of ["said", "calls", "llm"]) $(id).replaceChildren();
+  $("video-card").hidden = true;
+  setStatus("queued", null);
+}
+
+function addCall(c) {
+  const li = el("li", c.error ? "err" : "");
+  const args = (c.args || []).map(fmt).join(", ");
+  const out = c.error ? `✗ ${c.error.type}: ${c.error.message}` : c.result === null || c.result === undefined ? "" : `→ ${fmt(c.result)}`;
+  li.textContent = `${c.name}(${args}) ${out}`;
+  $("calls").append(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+function addSaid(text) { $("said").append(el("li", "", text)); }
+
+function addLlm(text, cls) { $("llm").append(el("li", cls || "", text)); }
+
+function handle(type, data) {
+  switch (type) {
+    case "status": setStatus(data.status, null); break;
+    case "llm_call": addLlm(`${data.lmp || "llm"}: ${data.prompt_tokens || 0} + ${data.completion_tokens || 0} tokens, ${(data.latency_s || 0).toFixed(2)} s`); break;
+    case "code": $("code").value = data.code || ""; addLlm(`attempt ${data.attempt}: code generated`); break;
+    case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
+    case "primitive_call": addCall(data); break;
+    case "say": addSaid(data.text); break;
+    case "frame": $("scene-img").src = data.url + authQuery("?"); break;
+    case "end": finished(data); break;
+    default: break;
+  }
+}
+
+function watch(runId) {
+  if (ui.source) ui.source.close();
+  ui.run = runId;
+  $("run-id").textContent = runId;
+  const src = new EventSource(`/v1/runs/${runId}/events${authQuery("?")}`);
+  ui.source = src;
+  for (const type of ["status", "llm_call", "code", "attempt", "primitive_call", "say", "frame", "end"]) {
+    src.addEventListener(type, (ev) => {
+      const e = JSON.parse(ev.data);
+      handle(e.type, e.data);
+      if (e.type === "end") src.close();
+    });
+  }
+  src.onerror = () => { if (src.readyState === EventSource.CLOSED) ui.source = null; };
+}
+
+async function finished(data) {
+  setStatus(data.status, data.error);
+  try {
+    const trace = await api("GET", `/v1/runs/${ui.run}`);
+    showTraceMedia(trace);
+    showState(trace.state_after);
+  } catch (err) { $("error").textContent = err.message; }
+  refreshFrame();
+  loadRuns();
+}
+
+function showTraceMedia(trace) {
+  const m = trace.media || {};
+  if (m.mp4 || m.gif) {
+    $("video-card").hidden = false;
+    $("video").src = m.mp4 ? m.mp4 + authQuery("?") : "";
+    $("gif-link").href = m.gif ? m.gif + authQuery("?") : "#";
+  }
+  $("trace-link").href = `/v1/runs/${trace.id}${authQuery("?")}`;
+}
+
+async function startRun(kind) {
+  if (!ui.session) return;
+  const body = kind === "command" ? { text: $("command").value.trim() } : { code: $("code").value };
+  if (kind === "command" && !body.text) return;
+  clearRunView();
+  try {
+    const r = await api("POST", `/v1/sessions/${ui.session}/${kind === "command" ? "commands" : "programs"}`, body);
+    watch(r.run_id);
+  } catch (err) { setStatus("failed", { kind: "request", message: err.message }); }
+}
+
+async function cancelRun() {
+  if (!ui.run) return;
+  try { await api("POST", `/v1/runs/${ui.run}/cancel`); } catch (err) { $("error").textContent = err.message; }
+}
+
+async function loadRuns() {
+  const path = ui.session ? `/v1/sessions/${ui.session}/runs` : "/v1/runs";
+  let data;
+  try { data = await api("GET", path); } catch (err) { return; }
+  const list = $("runs");
+  list.replaceChildren();
+  for (const r of data.runs) {
+    const li = el("li");
+    li.dataset.run = r.id;
+    li.append(el("span", `badge ${r.status}`, r.status), document.createTextNode(" " + (r.command || `program ${r.id.slice(0, 6)}`)));
+    li.addEventListener("click", () => showRun(r.id));
+    list.append(li);
+  }
+}
+
+async function showRun(runId) {
+  const t = await api("GET", `/v1/runs/${runId}`);
+  if (ui.source) { ui.source.close(); ui.source = null; }
+  ui.run = runId;
+  $("run-id").textContent = runId;
+  clearRunView();
+  setStatus(t.status, t.error);
+  $("command").value = t.command || "";
+  $("code").value = t.code || "";
+  t.llm_calls.forEach((c) => handle("llm_call", c));
+  t.attempts.forEach((a) => handle("attempt", a));
+  t.primitive_calls.forEach(addCall);
+  t.said.forEach(addSaid);
+  showState(t.state_after);
+  showTraceMedia(t);
+}
+
+async function health() {
+  try {
+    const h = await fetch("/healthz").then((r) => r.json());
+    const iso = Object.entries(h.sandbox || {}).filter(([, on]) => on).map(([k]) => k).join(", ");
+    $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} · sandbox: ${iso || "?"}`;
+  } catch (err) { $("health").textContent = "service unreachable"; }
+}
+
+$("new-session").addEventListener("click", newSession);
+$("reset").addEventListener("click", () => resetScene(false));
+$("reseed").addEventListener("click", () => resetScene(true));
+$("view").addEventListener("change", refreshFrame);
+$("command-form").addEventListener("submit", (ev) => { ev.preventDefault(); startRun("command"); });
+$("run-code").addEventListener("click", () => startRun("program"));
+$("cancel").addEventListener("click", cancelRun);
+$("refresh-runs").addEventListener("click", loadRuns);
+health();
+loadRuns();
