@@ -10,17 +10,25 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "AnthropicProvider": "llm.anthropic_provider",
     "AuthenticationError": "llm.base",
+    "CassetteProvider": "llm.cassette",
     "CassetteMissError": "llm.base",
     "Completion": "llm.base",
     "CompletionRequest": "llm.base",
     "LLMError": "llm.base",
     "LLMProvider": "llm.base",
     "LLMTimeoutError": "llm.base",
+    "LocalProvider": "llm.local",
     "Message": "llm.base",
     "ModelFilesError": "llm.model_files",
+    "OpenAIProvider": "llm.openai_provider",
     "ProviderUnavailableError": "llm.base",
     "RateLimitError": "llm.base",
+    "RetryPolicy": "llm.retry",
+    "ScriptedProvider": "llm.scripted",
+    "describe_config": "llm.config",
+    "from_config": "llm.config",
     "resolve_model_path": "llm.model_files",
 }
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
 from llm.base import Completion, CompletionRequest, LLMProvider
 from llm.retry import RetryPolicy, call_with_retries
 from llm.sdk_errors import to_llm_error
@@ -39,8 +37,8 @@ def build_params(model: str, request: CompletionRequest) -> dict:
         "model": model,
         "messages": messages,
         "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
     }
+    # No temperature: this SDK release (anthropic 2.x) no longer accepts sampling parameters.
     if system:
         params["system"] = system
     if request.stop:
@@ -60,7 +58,7 @@ class AnthropicProvider(LLMProvider):
         key_env: str = "ANTHROPIC_API_KEY",
         timeout_s: float = 60.0,
         retry: RetryPolicy | None = None,
-        http_client: httpx.Client | None = None,
+        http_client=None,  # an httpx2.Client (the HTTP package of this anthropic release), for tests
     ) -> None:
         import anthropic
 

@@ -252,14 +252,15 @@ def hub_cached_path(spec: ModelSpec = DEFAULT_SPEC, env: Mapping[str, str] = os.
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    where = {"repo_id": spec.hf_repo_id, "filename": spec.filename, "cache_dir": env.get("HF_HUB_CACHE") or None}
     try:
-        return Path(hf_hub_download(repo_id=spec.hf_repo_id, filename=spec.filename, local_files_only=True))
+        return Path(hf_hub_download(**where, local_files_only=True))
     except LocalEntryNotFoundError:
         pass
     if env.get("CAPSTAN_ALLOW_DOWNLOAD") != "1":
         return None
     try:
-        return Path(hf_hub_download(repo_id=spec.hf_repo_id, filename=spec.filename, etag_timeout=5))
+        return Path(hf_hub_download(**where, etag_timeout=5))
     except Exception as exc:  # network errors come in many shapes; any of them means "not from the hub"
         print(f"capstan: download of {spec.hf_repo_id}/{spec.filename} failed: {exc}", file=sys.stderr)
         return None
