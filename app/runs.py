@@ -258,10 +258,12 @@ class RunManager:
         finally:
             session.attach(None)
         err = error_dict(getattr(outcome, "error", None))
-        ok = bool(getattr(outcome, "ok", err is None))
-        if ok:
-            return "succeeded", None, t0
-        return ("cancelled" if err and err["kind"] == "cancelled" else "failed"), err, t0
+        status = getattr(outcome, "status", None)
+        if status not in ("succeeded", "failed", "cancelled"):
+            status = "succeeded" if err is None else "failed"
+        if status == "failed" and err and err["kind"] == "cancelled":
+            status = "cancelled"
+        return status, err, t0
 
     @staticmethod
     def _exception_error(exc: Exception) -> dict:

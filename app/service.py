@@ -34,6 +34,8 @@ class Service:
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
         self.metrics = Metrics()
+        self._owns_llm = llm is None and engine is None  # close only what this service created
+        self._owns_sandbox = sandbox is None and engine is None
         if llm is None and engine is None:
             import llm as llm_pkg
 
@@ -51,7 +53,7 @@ class Service:
         if engine is None:
             from lmp import Engine
 
-            engine = Engine(llm, sandbox, max_attempts=3)
+            engine = Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
         self.engine = engine
         warm = getattr(engine, "warm_up", None)
         if callable(warm):
@@ -72,8 +74,8 @@ class Service:
     def close(self) -> None:
         self.runs.close()
         self.sessions.close()
-        if self.sandbox is not None:
+        if self._owns_sandbox and self.sandbox is not None:
             self.sandbox.close()
-        if self.llm is not None:
+        if self._owns_llm and self.llm is not None:
             self.llm.close()
         self.store.close()
