@@ -1,0 +1,128 @@
+"""Static checks on generated code, beyond the sandbox's own: names nobody defines, and object
+names that are not in the scene. Each problem is a `Problem(line, message)` that goes back to the
+model as feedback."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import re
+from dataclasses import dataclass
+
+BUILTIN_NAMES = frozenset(dir(builtins))
+COLORS = (
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "gray", "grey", "white",
+    "black", "magenta", "violet", "gold", "silver", "teal", "navy", "lime", "beige", "maroon", "indigo",
+)  # fmt: skip
+KINDS = ("block", "bowl", "cube", "ball", "plate", "cup", "box")
+_OBJECT_LITERAL = re.compile(rf"^(?:{'|'.join(COLORS)}) (?:{'|'.join(KINDS)})s?$", re.IGNORECASE)
+_MENTION = re.compile(rf"\b({'|'.join(COLORS)}) ({'|'.join(KINDS)})s?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    message: str
+
+    def as_error(self, kind: str = "check") -> dict:
+        return {"kind": kind, "message": self.message, "line": self.line}
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    """Every name the code binds anywhere (scope-insensitive on purpose: no false alarms)."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add(node.id)
+        elif isinstance(node, ast.arg):
+            out.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                out.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            out.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            out.update(node.names)
+        elif isinstance(node, ast.MatchAs) and node.name:
+            out.add(node.name)
+    return out
+
+
+def defined_functions(code: str) -> dict[str, str]:
+    """Top-level functions defined in `code`: {name: source}."""
+    tree = ast.parse(code)
+    return {
+        n.name: ast.get_source_segment(code, n, padded=False) or ""
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+
+
+def undefined_calls(code: str, known: set[str] | frozenset[str]) -> dict[str, list[str]]:
+    """Functions called by name that nobody defines: {name: [call-site source lines]}."""
+    tree = ast.parse(code)
+    bound = bound_names(tree) | BUILTIN_NAMES | set(known)
+    lines = code.split("\n")
+    out: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in bound:
+            site = lines[node.lineno - 1].strip()
+            sites = out.setdefault(node.func.id, [])
+            if site not in sites:
+                sites.append(site)
+    return out
+
+
+def undefined_names(code: str, known: set[str] | frozenset[str]) -> list[Problem]:
+    """Names read (not called) that nobody defines, e.g. `for b in block_names:` with no such list."""
+    tree = ast.parse(code)
+    bound = bound_names(tree) | BUILTIN_NAMES | set(known)
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    seen: set[str] = set()
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if node.id in bound or node.id in called or node.id in seen:
+                continue
+            seen.add(node.id)
+            out.append(Problem(node.lineno, f"name {node.id!r} is used but never defined"))
+    return sorted(out, key=lambda p: p.line or 0)
+
+
+def unknown_object_literals(code: str, scene_names: list[str]) -> list[Problem]:
+    """String literals that look like an object name ("purple block") but are not in the scene.
+    Literals inside comparisons (`if 'blue bowl' in bowls:`) are tests, not uses, and pass."""
+    known = {n.lower() for n in scene_names}
+    tree = ast.parse(code)
+    tested = {id(c) for node in ast.walk(tree) if isinstance(node, ast.Compare) for c in ast.walk(node)}
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in tested:
+            continue
+        text = node.value.strip().lower()
+        if not _OBJECT_LITERAL.match(text) or text in known or text.rstrip("s") in known:
+            continue
+        close = difflib.get_close_matches(text, sorted(known), n=3, cutoff=0.5)
+        hint = f" (closest: {', '.join(map(repr, close))})" if close else ""
+        out.append(
+            Problem(
+                node.lineno,
+                f"there is no {text!r} in the scene{hint}; use only objects that exist, and if the "
+                f"command is about a missing object, say so with say() instead of acting",
+            )
+        )
+    return out
+
+
+def absent_mentions(text: str, scene_names: list[str]) -> list[str]:
+    """Object names the command mentions ("the purple block") that the scene does not have."""
+    known = {n.lower() for n in scene_names}
+    out = []
+    for m in _MENTION.finditer(text):
+        name = f"{m.group(1).lower()} {m.group(2).lower()}"
+        if name not in known and name not in out:
+            out.append(name)
+    return out

@@ -1,0 +1,49 @@
+"""Fixtures for the lmp tests: the real sim world, the real policy API, the real sandbox, and the
+scripted LLM provider (the one test double, at the LLM boundary)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm.scripted import ScriptedProvider
+
+
+@pytest.fixture
+def world():
+    from sim import World
+
+    w = World({"objects": ["red block", "blue block", "yellow block", "green bowl", "blue bowl"], "seed": 3})
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def api(world):
+    from primitives.api import PolicyAPI
+
+    events: list[tuple[str, dict]] = []
+    a = PolicyAPI(world, on_event=lambda kind, payload: events.append((kind, payload)))
+    a.test_events = events
+    return a
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    sb_mod = pytest.importorskip("sandbox", reason="the sandbox package has not landed yet")
+    if not hasattr(sb_mod, "Sandbox"):
+        pytest.skip("sandbox.Sandbox has not landed yet")
+    sb = sb_mod.Sandbox(pool_size=1)
+    yield sb
+    sb.close()
+
+
+@pytest.fixture
+def scripted():
+    def make(*replies):
+        return ScriptedProvider(list(replies))
+
+    return make
+
+
+def pos(world, name):
+    return world.state()["objects"][name]["position"]

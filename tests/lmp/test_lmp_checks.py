@@ -1,0 +1,29 @@
+from lmp.checks import absent_mentions, undefined_calls, undefined_names, unknown_object_literals
+
+
+def test_undefined_calls_ignore_builtins_defined_and_known():
+    code = "def g(x):\n    return h(x)\nys = sorted(g(1) for _ in range(2))\nput(ys)\nmake_line(3)\n"
+    assert undefined_calls(code, {"put"}) == {"h": ["return h(x)"], "make_line": ["make_line(3)"]}
+
+
+def test_undefined_names_reports_reads_of_unbound_names():
+    problems = undefined_names("for b in block_names:\n    say(b)\n", {"say"})
+    assert [(p.line, "block_names" in p.message) for p in problems] == [(1, True)]
+    assert undefined_names("x = [b for b in blocks]\n", {"blocks"}) == []
+
+
+def test_unknown_object_literals():
+    scene = ["red block", "green bowl"]
+    code = "put_first_on_second('purple block', 'green bowl')\nsay('there is no purple block')\n"
+    problems = unknown_object_literals(code, scene)
+    assert len(problems) == 1 and problems[0].line == 1 and "'purple block'" in problems[0].message
+    # membership tests are questions, not uses
+    assert unknown_object_literals("if 'blue bowl' in objects:\n    say('yes')\n", scene) == []
+    assert unknown_object_literals("put_first_on_second('red block', 'green bowl')\n", scene) == []
+
+
+def test_absent_mentions():
+    assert absent_mentions("put the Purple block in the green bowl", ["red block", "green bowl"]) == [
+        "purple block"
+    ]
+    assert absent_mentions("stack the blocks", ["red block"]) == []

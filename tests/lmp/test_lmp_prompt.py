@@ -1,0 +1,65 @@
+import ast
+
+import pytest
+
+from lmp.prompt import LMP_NAMES, PromptError, build_request, describe_api, load_prompt, parse_prompt
+
+SCENE = ["red block", "blue block", "green bowl"]
+POS = {"red block": [0.1, 0.5], "blue block": [-0.1, 0.4], "green bowl": [0.0, 0.6]}
+
+
+@pytest.mark.parametrize("name", LMP_NAMES)
+def test_every_prompt_loads_and_every_example_parses(name):
+    spec = load_prompt(name)
+    assert spec.name == name and spec.version >= 1 and spec.examples
+    for ex in spec.examples:
+        code = ex["code"].replace("```python", "").replace("```", "")
+        ast.parse(code)
+
+
+def test_tabletop_examples_cover_the_required_behaviours():
+    text = " | ".join(e["query"] for e in load_prompt("tabletop_ui").examples)
+    for needle in ("stack", "same color", "leftmost", "rightmost", "closest", "corner", "side", "circle",
+                   "triangle", "square", "line", "how many", "10 cm", "undo", "now put it", "no", "left of"):  # fmt: skip
+        assert needle in text, needle
+
+
+def test_request_has_scene_docstrings_and_a_fixed_prefix(api):
+    spec = load_prompt("tabletop_ui")
+    api_text = describe_api(api.describe())
+    r1 = build_request(spec, {"api": api_text}, "put the red block in the green bowl", SCENE, POS)
+    r2 = build_request(spec, {"api": api_text}, "how many blocks are there?", SCENE[:2], None,
+                       history=[{"command": "stack the blocks", "code": "pass"}])  # fmt: skip
+    assert r1.prefix_messages == r2.prefix_messages == 1 + 2 * spec.core
+    assert r1.messages[: r1.prefix_messages] == r2.messages[: r2.prefix_messages]
+    system = r1.messages[0].content
+    assert "def put_first_on_second(obj" in system and "Pick the block `obj`" in system
+    last = r1.messages[-1].content
+    assert "objects = ['red block', 'blue block', 'green bowl']" in last
+    assert "blocks = ['red block', 'blue block']" in last and "bowls = ['green bowl']" in last
+    assert "red block (0.10, 0.50)" in last and last.endswith(
+        "# command: put the red block in the green bowl"
+    )
+    assert "# command: stack the blocks\npass" in r2.messages[-1].content
+    # retrieved examples sit between the prefix and the command
+    assert len(r1.messages) == r1.prefix_messages + 2 * spec.retrieve + 1
+
+
+def test_retrieval_matches_the_command():
+    spec = load_prompt("tabletop_ui")
+    queries = [e["query"] for e in spec.retrieved("move the rightmost block to the top left corner")]
+    assert queries[-1] == "move the rightmost block to the bottom left corner"
+    assert any("square" in e["query"] for e in spec.retrieved("make a square of blocks"))
+
+
+def test_absent_objects_are_noted_for_the_model():
+    spec = load_prompt("tabletop_ui")
+    r = build_request(spec, {"api": "x"}, "put the purple block in the green bowl", SCENE, POS)
+    assert "# note: the scene has no purple block" in r.messages[-1].content
+
+
+def test_malformed_prompt_files_name_the_problem():
+    with pytest.raises(PromptError, match="missing required field 'system'"):
+        parse_prompt("name: x\nversion: 1\nexamples: []\n")
+    with pytest.raises(PromptError, match="no prompt file"):
+        load_prompt("nope")
