@@ -32,7 +32,28 @@ _EXPORTS = {
     "resolve_model_path": "llm.model_files",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AnthropicProvider",
+    "AuthenticationError",
+    "CassetteMissError",
+    "CassetteProvider",
+    "Completion",
+    "CompletionRequest",
+    "LLMError",
+    "LLMProvider",
+    "LLMTimeoutError",
+    "LocalProvider",
+    "Message",
+    "ModelFilesError",
+    "OpenAIProvider",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "RetryPolicy",
+    "ScriptedProvider",
+    "describe_config",
+    "from_config",
+    "resolve_model_path",
+]
 
 
 def __getattr__(name: str) -> Any:

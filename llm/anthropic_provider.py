@@ -78,8 +78,13 @@ class AnthropicProvider(LLMProvider):
             response, retries = call_with_retries(lambda: self._client.messages.create(**params), self.retry)
         except Exception as exc:
             raise to_llm_error(
-                exc, provider=self.name, url=self.base_url, key_env=self.key_env, model=self.model,
-                timeout_s=self.timeout_s, retries=self.retry.max_retries,
+                exc,
+                provider=self.name,
+                url=self.base_url,
+                key_env=self.key_env,
+                model=self.model,
+                timeout_s=self.timeout_s,
+                retries=self.retry.max_retries,
             ) from exc
         latency = time.perf_counter() - start
         usage = response.usage

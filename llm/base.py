@@ -1,11 +1,11 @@
 """The one small interface every LLM provider implements.
 
-    LLMError                      base
-    ├── ProviderUnavailableError  cannot reach the provider / model not loadable (aborts the run)
-    ├── AuthenticationError       key missing or refused (aborts the run)
-    ├── RateLimitError            still rate limited after retries (aborts the run)
-    ├── LLMTimeoutError           no answer within the timeout after retries (aborts the run)
-    └── CassetteMissError         replay mode and no recorded answer for this request
+LLMError                      base
+├── ProviderUnavailableError  cannot reach the provider / model not loadable (aborts the run)
+├── AuthenticationError       key missing or refused (aborts the run)
+├── RateLimitError            still rate limited after retries (aborts the run)
+├── LLMTimeoutError           no answer within the timeout after retries (aborts the run)
+└── CassetteMissError         replay mode and no recorded answer for this request
 """
 
 from __future__ import annotations
@@ -88,5 +88,5 @@ class LLMProvider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:  # optional hook
         pass

@@ -27,7 +27,9 @@ class CassetteProvider(LLMProvider):
         self, path: str | Path, mode: Mode, inner: LLMProvider | None = None, model: str | None = None
     ) -> None:
         if mode not in ("record", "replay"):
-            raise LLMError(f"cassette mode {mode!r} is not known; set CAPSTAN_CASSETTE_MODE to record or replay")
+            raise LLMError(
+                f"cassette mode {mode!r} is not known; set CAPSTAN_CASSETTE_MODE to record or replay"
+            )
         if mode == "record" and inner is None:
             raise LLMError("recording a cassette needs a provider to record from")
         if inner is None and not model:

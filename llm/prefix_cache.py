@@ -27,7 +27,9 @@ def namespace_for(model_path: Path, n_ctx: int) -> str:
 
 
 class PrefixStateCache:
-    def __init__(self, directory: Path, namespace: str, max_bytes: int = 4 << 30, min_tokens: int = 32) -> None:
+    def __init__(
+        self, directory: Path, namespace: str, max_bytes: int = 4 << 30, min_tokens: int = 32
+    ) -> None:
         self.directory = Path(directory) / namespace
         self.max_bytes = max_bytes
         self.min_tokens = min_tokens

@@ -26,13 +26,19 @@ class ScriptedProvider(LLMProvider):
         with self._lock:
             self.requests.append(request)
             if not self._replies:
-                raise LLMError(f"scripted provider ran out of replies after {len(self.requests) - 1} requests")
+                raise LLMError(
+                    f"scripted provider ran out of replies after {len(self.requests) - 1} requests"
+                )
             reply = self._replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
         text = reply(request) if callable(reply) else reply
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         return Completion(
-            text=text, model=self.model, provider=self.name, prompt_tokens=prompt_words,
-            completion_tokens=len(text.split()), finish_reason="stop",
+            text=text,
+            model=self.model,
+            provider=self.name,
+            prompt_tokens=prompt_words,
+            completion_tokens=len(text.split()),
+            finish_reason="stop",
         )

@@ -16,4 +16,6 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def retry(sleeps: list[float]) -> RetryPolicy:
-    return RetryPolicy(max_retries=2, base_delay_s=0.5, max_delay_s=8.0, sleep=sleeps.append, rng=random.Random(7))
+    return RetryPolicy(
+        max_retries=2, base_delay_s=0.5, max_delay_s=8.0, sleep=sleeps.append, rng=random.Random(7)
+    )

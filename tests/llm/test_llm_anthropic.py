@@ -23,12 +23,14 @@ REQUEST = CompletionRequest(
 CACHE = {"type": "ephemeral"}
 
 
-def RecordedServer(*script):  # noqa: N802 - reads like the class it builds
+def RecordedServer(*script):
     return _RecordedServer(*script, http=httpx)
 
 
 def provider(server: _RecordedServer, retry) -> AnthropicProvider:
-    return AnthropicProvider("claude-3-5-haiku-latest", "sk-ant-test", retry=retry, http_client=server.client())
+    return AnthropicProvider(
+        "claude-3-5-haiku-latest", "sk-ant-test", retry=retry, http_client=server.client()
+    )
 
 
 def test_success_maps_text_and_cache_usage(retry):

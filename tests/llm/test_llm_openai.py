@@ -113,7 +113,11 @@ def test_timeout_then_success_recovers(retry):
 def test_unreachable_server_names_the_url(retry):
     server = RecordedServer(httpx.ConnectError("[Errno 111] Connection refused"))
     p = OpenAIProvider(
-        "qwen", "x", base_url="http://127.0.0.1:9/v1", name="openai-compatible", retry=retry,
+        "qwen",
+        "x",
+        base_url="http://127.0.0.1:9/v1",
+        name="openai-compatible",
+        retry=retry,
         http_client=server.client(),
     )
     with pytest.raises(ProviderUnavailableError, match=r"http://127.0.0.1:9/v1"):
@@ -123,8 +127,12 @@ def test_unreachable_server_names_the_url(retry):
 def test_openai_compatible_uses_base_url_and_max_tokens(retry):
     server = RecordedServer("openai_chat_success.json")
     p = OpenAIProvider(
-        "qwen2.5-coder", "not-needed", base_url="http://127.0.0.1:8080/v1/", name="openai-compatible",
-        retry=retry, http_client=server.client(),
+        "qwen2.5-coder",
+        "not-needed",
+        base_url="http://127.0.0.1:8080/v1/",
+        name="openai-compatible",
+        retry=retry,
+        http_client=server.client(),
     )
     c = p.complete(REQUEST)
     assert server.requests[0].url == "http://127.0.0.1:8080/v1/chat/completions"

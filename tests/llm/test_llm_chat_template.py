@@ -1,0 +1,50 @@
+"""ChatML rendering and the fixed-prefix split used by the local provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm.base import Message
+from llm.chat_template import DEFAULT_SYSTEM, render_messages, split_prompt
+
+MSGS = (
+    Message("system", "S"),
+    Message("user", "U1"),
+    Message("assistant", "A1"),
+    Message("user", "U2"),
+)
+
+
+def test_render_matches_the_qwen_chatml_layout():
+    assert render_messages(MSGS[:2]) == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+
+
+def test_default_system_message_when_none_given():
+    assert render_messages([Message("user", "hi")]).startswith(
+        f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"
+    )
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
+def test_prefix_plus_rest_is_the_whole_prompt(k):
+    prefix, rest = split_prompt(MSGS, k)
+    assert prefix + rest == render_messages(MSGS) + "<|im_start|>assistant\n"
+    assert rest.endswith("<|im_start|>assistant\n")
+
+
+def test_prefix_hint_and_default_split():
+    assert split_prompt(MSGS, 3)[0] == render_messages(MSGS[:3])
+    assert split_prompt(MSGS, 0)[0] == render_messages(MSGS[:3])  # no hint: all but the last message
+    prefix, rest = split_prompt([Message("user", "hi")], 0)
+    assert DEFAULT_SYSTEM in prefix and "hi" in rest
+
+
+def test_prefix_is_stable_across_commands():
+    a = split_prompt((*MSGS[:3], Message("user", "first")), 3)[0]
+    b = split_prompt((*MSGS[:3], Message("user", "second, longer")), 3)[0]
+    assert a == b
+
+
+def test_empty_request_is_an_error():
+    with pytest.raises(ValueError):
+        split_prompt((), 0)
