@@ -1,0 +1,31 @@
+"""`capstan bench robocode`: robotics helper-function problems (bench/data/robocode.jsonl, HumanEval
+format) written by lmp.FunctionGenerator, flat and hierarchical, tests run in our sandbox.
+`--problems FILE.jsonl` runs any problem file in HumanEval's format the same way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SUITE = "robocode"
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    from bench.codegen import add_options
+
+    parser.description = __doc__
+    add_options(parser, SUITE)
+    parser.add_argument(
+        "--problems",
+        type=Path,
+        default=None,
+        metavar="FILE.jsonl",
+        help="a problem file in HumanEval's format (default: the built-in robocode problems)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.codegen import run_suite
+    from bench.problems import robocode_path
+
+    return run_suite(args, SUITE, args.problems or robocode_path())
