@@ -1,0 +1,61 @@
+"""Runs untrusted, LLM-generated policy code. Defence in depth, outermost first:
+
+1. **OS isolation** (`isolation.py`, `seccomp.py`). Every run gets its own worker process,
+   never the service process. The worker is started under bubblewrap when it works here:
+   new user/mount/pid/net/ipc/uts/cgroup namespaces (no network at all), a read-only view of
+   only what Python needs (/usr, /lib*, the interpreter prefix, numpy, shapely and this
+   package; no /home, no repository, no /etc), a private tmpfs /tmp, a fresh /proc, all
+   capabilities dropped, uid/gid 65534, no nested user namespaces, `--die-with-parent` and
+   `--new-session`. Its environment is built from scratch (no API keys), it inherits only
+   its channel socket, and it sets rlimits on itself (address space -> "memory", CPU, open
+   files, file size, core dumps, processes). Before any untrusted byte arrives it installs a
+   seccomp filter (BPF built with the stdlib) refusing fork/exec/clone-a-process, sockets,
+   opening files for writing and all file-system changes, signals to other processes,
+   ptrace, namespaces, mounts, bpf, io_uring. Without bwrap the same worker runs as a plain
+   child (uid 65534 when possible) with rlimits, scrubbed env, seccomp and the Python layers;
+   `Sandbox.isolation` reports which layers are in force, measured inside the worker.
+2. **Parent-side limits** (`executor.py`, `pool.py`). The parent enforces the wall-clock
+   timeout and the cancel event by SIGKILLing the worker's process group (a C-level call
+   that ignores signals cannot resist); workers are single-use, so no state leaks between
+   runs; output, message sizes and nesting depth are capped on the host side.
+3. **Safe wire** (`protocol.py`). Worker and host exchange length-prefixed frames of a small
+   tagged binary encoding of plain data (None, bool, int, float, str, bytes, list, tuple,
+   str-keyed dict, numpy arrays of allowlisted dtypes). Never pickle. Host functions stay on
+   the trusted side: the program holds a stub that sends a call message; the host checks the
+   name and the signature, calls, and sends back plain data or a (class name, message) error
+   that the worker re-raises as a same-named PrimitiveError subclass.
+4. **Python layer** (`safe_modules.py`). The program gets a restricted builtins dict (no
+   open/eval/exec/getattr/vars/__import__...), a guarded import that hands out module proxies
+   (fresh module objects holding only the safe public attributes of numpy, shapely and a few
+   stdlib modules; submodules only if allowlisted; no file, pickle or ctypes entry points),
+   and a capped print.
+5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
+   refused with line numbers for non-allowlisted imports, dunders, private attributes,
+   frame/code/file attributes, string-keyed attribute access (getattr, format fields),
+   3-argument type(), classes and async code.
+
+Layers 4-5 are what an in-process interpreter would have; here they are only the first
+hurdles: tests run unchecked escape payloads and show layers 1-2 still hold.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__all__ = ["ERROR_KINDS", "Sandbox", "SandboxError", "SandboxResult", "Violation"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sandbox.executor import ERROR_KINDS, Sandbox, SandboxError, SandboxResult
+    from sandbox.policy import Violation
+
+
+def __getattr__(name: str):
+    if name in ("ERROR_KINDS", "Sandbox", "SandboxError", "SandboxResult"):
+        from sandbox import executor
+
+        return getattr(executor, name)
+    if name == "Violation":
+        from sandbox.policy import Violation
+
+        return Violation
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

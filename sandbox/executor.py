@@ -1,0 +1,307 @@
+"""`Sandbox`: the trusted side of a run (see docs/CONTRACTS.md "Sandbox").
+
+run() checks the program statically, takes a warm worker, sends the program, serves host
+function calls (validated, one at a time, in the calling thread) until the worker reports
+"done", enforces the wall-clock timeout and the cancel event by killing the worker, and turns
+every outcome into a SandboxResult. Nothing from the worker is ever unpickled or eval'ed.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sandbox import policy, protocol
+from sandbox.isolation import detect
+from sandbox.pool import Launcher, PoolError, WorkerPool
+
+ERROR_KINDS = ("syntax", "violation", "policy", "primitive", "timeout", "memory", "cancelled", "crash")
+_MAX_TEXT = 4000
+
+try:  # the trusted error classes; the sandbox also works without the primitives package
+    from primitives.errors import PrimitiveError as _HostPrimitiveError
+except ImportError:  # pragma: no cover
+    _HostPrimitiveError = None
+
+
+@dataclass(frozen=True)
+class SandboxError:
+    """Why a run failed. `kind` is one of ERROR_KINDS; `line` is a line of the program or None."""
+
+    kind: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.kind}{where}: {self.message}"
+
+
+@dataclass
+class SandboxResult:
+    error: SandboxError | None = None
+    values: dict = field(default_factory=dict)
+    stdout: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class SandboxState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Sandbox:
+    """Runs untrusted policy code in isolated, single-use worker processes."""
+
+    def __init__(
+        self,
+        pool_size: int = 2,
+        *,
+        max_workers: int | None = None,
+        memory_mb: int = 1024,
+        stdout_limit: int = 65536,
+        max_message_bytes: int = 8 << 20,
+        max_call_bytes: int = 1 << 20,
+        extra_modules: Iterable[str] = (),
+        isolation: str = "auto",
+        _unsafe_skip_static_check: bool = False,
+    ):
+        if pool_size < 0:
+            raise ValueError("pool_size must be >= 0")
+        self.extra_modules = tuple(extra_modules)
+        self.allowed_modules = policy.DEFAULT_MODULES | frozenset(self.extra_modules)
+        self.stdout_limit = stdout_limit
+        self.max_message_bytes = max_message_bytes
+        self._skip_check = _unsafe_skip_static_check
+        self._iso = detect(isolation, self.extra_modules)
+        config = {
+            "memory_mb": memory_mb,
+            "extra_modules": list(self.extra_modules),
+            "max_call_bytes": max_call_bytes,
+            "max_result_bytes": max_message_bytes,
+            "max_reply_bytes": 64 << 20,
+        }
+        launcher = Launcher(self._iso, config, max_message_bytes)
+        self._pool = WorkerPool(launcher, pool_size, max_workers or max(8, 2 * pool_size))
+        self._state = SandboxState.OPEN
+        self._lock = threading.Lock()
+        self._memory_mb = memory_mb
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def isolation(self) -> dict:
+        """The layers in force; the worker-side part is what the first worker measured itself."""
+        report = {**self._iso.report(), "static_policy": not self._skip_check}
+        report["python_layer"] = "module proxies, restricted builtins, guarded import, no host objects"
+        report["wire"] = "length-prefixed tagged binary (no pickle), host-side size and depth caps"
+        report["rlimits_requested"] = {"RLIMIT_AS_MB": self._memory_mb, "RLIMIT_CPU": "timeout + 2 s"}
+        self._pool.wait_ready(1, 15.0)
+        worker = self._pool.first_report
+        report["worker"] = worker if worker is not None else "no worker has started yet"
+        if worker is not None:
+            report["seccomp"] = worker.get("seccomp")
+        return report
+
+    def check(self, code: str, allowed_names: Iterable[str] | None = None) -> list[policy.Violation]:
+        """Static check only (no worker): violations with line numbers, empty when fine."""
+        return policy.check(code, self.allowed_modules, allowed_names)
+
+    def run(
+        self,
+        code: str,
+        host_functions: Mapping[str, Callable] | None = None,
+        timeout_s: float = 60.0,
+        return_names: Iterable[str] = ("ret_val",),
+        cancel: threading.Event | None = None,
+    ) -> SandboxResult:
+        start = time.monotonic()
+        if self._state is SandboxState.CLOSED:
+            raise RuntimeError("this Sandbox is closed; create a new one")
+        host_functions = dict(host_functions or {})
+        return_names = tuple(return_names)
+        _validate_names(host_functions, return_names)
+        if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
+        if not self._skip_check:
+            violations = self.check(code)
+            if violations:
+                first = violations[0]
+                kind = "syntax" if first.kind == "syntax" else "violation"
+                message = "; ".join(str(v) for v in violations)
+                return _done(start, SandboxError(kind, message, first.line))
+        deadline = start + timeout_s
+        try:
+            worker = self._pool.acquire(deadline, cancel)
+        except protocol.ChannelCancelled:
+            return _done(start, SandboxError("cancelled", "the run was cancelled before it started"))
+        except protocol.ChannelTimeout:
+            message = f"no sandbox worker became free within {timeout_s} s (all busy); raise max_workers"
+            return _done(start, SandboxError("timeout", message))
+        except PoolError as exc:
+            return _done(start, SandboxError("crash", str(exc)))
+        try:
+            spec = {
+                "code": code,
+                "host_functions": list(host_functions),
+                "return_names": list(return_names),
+                "timeout_s": float(timeout_s),
+                "stdout_limit": self.stdout_limit,
+            }
+            return _Session(worker, host_functions, deadline, cancel, timeout_s, self.stdout_limit).serve(
+                spec, start
+            )
+        finally:
+            self._pool.release(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._state is SandboxState.CLOSED:
+                return
+            self._state = SandboxState.CLOSED
+        self._pool.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_ready(self, count: int | None = None, timeout_s: float = 30.0) -> bool:
+        """Block until `count` (default: pool_size) workers are warm; for benchmarks and tests."""
+        return self._pool.wait_ready(self._pool.size if count is None else count, timeout_s)
+
+
+class _Session:
+    """One run's conversation with its worker."""
+
+    def __init__(self, worker, host_functions, deadline, cancel, timeout_s, stdout_limit):
+        self.worker = worker
+        self.chan = worker.chan
+        self.host_functions = host_functions
+        self.deadline = deadline
+        self.cancel = cancel
+        self.timeout_s = timeout_s
+        self.stdout_limit = stdout_limit
+        self.signatures: dict[str, inspect.Signature | None] = {}
+
+    def serve(self, spec: dict, start: float) -> SandboxResult:
+        try:
+            self.chan.send(("run", spec))
+            while True:
+                message = self.chan.recv(self.deadline, self.cancel)
+                if type(message) is not tuple or not message or type(message[0]) is not str:
+                    raise protocol.ProtocolError("worker sent a message that is not a tagged tuple")
+                if message[0] == "call":
+                    self._serve_call(message)
+                elif message[0] == "done":
+                    return self._finish(message, start)
+                else:
+                    raise protocol.ProtocolError(f"worker sent an unexpected {message[0]!r} message")
+        except protocol.ChannelTimeout:
+            self.worker.kill()
+            message = (
+                f"the program did not finish within {self.timeout_s:g} s and was stopped; "
+                "look for an endless loop or a very slow computation"
+            )
+            return _done(start, SandboxError("timeout", message))
+        except protocol.ChannelCancelled:
+            self.worker.kill()
+            return _done(start, SandboxError("cancelled", "the run was cancelled"))
+        except protocol.ChannelClosed:
+            return _done(start, self._death_error())
+        except (protocol.ProtocolError, OSError) as exc:
+            self.worker.kill()
+            return _done(start, SandboxError("crash", f"sandbox worker misbehaved and was killed: {exc}"))
+
+    def _death_error(self) -> SandboxError:
+        how = self.worker.exit_description()
+        if "SIGXCPU" in how:
+            return SandboxError("timeout", f"the program used up its CPU time limit ({how})")
+        if "SIGSEGV" in how or "SIGABRT" in how or "SIGBUS" in how:
+            return SandboxError("crash", f"the sandbox worker crashed ({how}), possibly out of memory")
+        return SandboxError("crash", f"the sandbox worker died unexpectedly ({how})")
+
+    def _serve_call(self, message: tuple) -> None:
+        if len(message) != 4 or type(message[1]) is not str or type(message[2]) is not tuple:
+            raise protocol.ProtocolError("malformed host function call")
+        _tag, name, args, kwargs = message
+        if type(kwargs) is not dict:
+            raise protocol.ProtocolError("malformed host function call")
+        fn = self.host_functions.get(name)
+        if fn is None:
+            reply = ("exc", "builtin", "NameError", f"no host function named {name[:100]!r}")
+        else:
+            reply = self._invoke(name, fn, args, kwargs)
+        try:
+            self.chan.send(reply)
+        except protocol.EncodeError as exc:
+            self.chan.send(("exc", "host", "HostFunctionError", f"{name}() returned a value that cannot be sent: {exc}"))
+        if self.cancel is not None and self.cancel.is_set():
+            raise protocol.ChannelCancelled()
+
+    def _invoke(self, name: str, fn: Callable, args: tuple, kwargs: dict) -> tuple:
+        if name not in self.signatures:
+            try:
+                self.signatures[name] = inspect.signature(fn)
+            except (TypeError, ValueError):
+                self.signatures[name] = None
+        signature = self.signatures[name]
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                return ("exc", "builtin", "TypeError", f"{name}(): {exc}")
+        try:
+            return ("ret", fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - host exceptions never cross as objects
+            if _HostPrimitiveError is not None and isinstance(exc, _HostPrimitiveError):
+                return ("exc", "primitive", type(exc).__name__, _text(str(exc)))
+            return ("exc", "host", "HostFunctionError", f"host function {name}() failed: {type(exc).__name__}")
+
+    def _finish(self, message: tuple, start: float) -> SandboxResult:
+        if len(message) != 2 or type(message[1]) is not dict:
+            raise protocol.ProtocolError("malformed done message")
+        body = message[1]
+        values = body.get("values")
+        stdout = body.get("stdout")
+        error = body.get("error")
+        if type(values) is not dict or type(stdout) is not str:
+            raise protocol.ProtocolError("malformed done message")
+        if len(stdout) > self.stdout_limit + 200:
+            stdout = stdout[: self.stdout_limit] + "\n[... output truncated]\n"
+        result_error = None
+        if error is not None:
+            if type(error) is not dict or error.get("kind") not in ERROR_KINDS:
+                raise protocol.ProtocolError("malformed error in done message")
+            line = error.get("line")
+            line = line if type(line) is int else None
+            result_error = SandboxError(error["kind"], _text(error.get("message")), line)
+        return SandboxResult(result_error, values, stdout, time.monotonic() - start)
+
+
+def _text(value) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + " [...]"
+
+
+def _done(start: float, error: SandboxError) -> SandboxResult:
+    return SandboxResult(error=error, duration_s=time.monotonic() - start)
+
+
+def _validate_names(host_functions: dict, return_names: tuple) -> None:
+    for name in (*host_functions, *return_names):
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+            raise ValueError(f"{name!r} is not a valid name for a host function or return value")
+    for name, fn in host_functions.items():
+        if not callable(fn):
+            raise TypeError(f"host function {name!r} is not callable")

@@ -1,0 +1,317 @@
+"""Wire format between the service and a sandbox worker: length-prefixed frames of a small
+tagged binary encoding. Never pickle: the host decodes bytes written by untrusted code, so the
+decoder accepts only plain data (None, bool, int, float, str, bytes, list, tuple, dict with str
+keys, numpy arrays of an allowlisted dtype), checks every length against what is left, limits
+nesting depth, and the host refuses frames over its size cap before reading them.
+
+Frame: 4-byte big-endian payload length, then the payload (one encoded value).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+
+import numpy as np
+
+MAX_DEPTH = 48
+DEFAULT_MAX_FRAME = 8 << 20
+
+# dtype allowlist: one byte on the wire names the dtype (always little-endian, C order).
+_DTYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+)  # fmt: skip
+_DTYPE_CODE = {np.dtype(name): i for i, name in enumerate(_DTYPES)}
+_CODE_DTYPE = [np.dtype(name).newbyteorder("<") for name in _DTYPES]
+
+_HDR = struct.Struct(">I")
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_MAX_BIGINT_DIGITS = 4000
+
+
+class ProtocolError(Exception):
+    """Bytes that are not a valid message, or a message over a size/depth limit."""
+
+
+class EncodeError(TypeError):
+    """A value that cannot cross the channel (not plain data, too deep or too large)."""
+
+
+class ChannelClosed(ProtocolError):
+    """The other side closed the channel (for the host: the worker died)."""
+
+
+class ChannelTimeout(Exception):
+    """No complete message before the deadline."""
+
+
+class ChannelCancelled(Exception):
+    """The cancel event was set while waiting."""
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode(value, max_bytes: int = DEFAULT_MAX_FRAME) -> bytes:
+    """Encode plain data; raises EncodeError naming the offending type or limit."""
+    out: list[bytes] = []
+    size = _encode(value, out, 0, max_bytes)
+    if size > max_bytes:
+        raise EncodeError(f"message of {size} bytes is over the {max_bytes}-byte limit")
+    return b"".join(out)
+
+
+def _encode(v, out: list, depth: int, budget: int) -> int:
+    if depth > MAX_DEPTH:
+        raise EncodeError(f"data nested deeper than {MAX_DEPTH} levels")
+    t = type(v)
+    if t is str:
+        b = v.encode("utf-8", "surrogatepass")
+        out.append(b"s" + _U32.pack(len(b)))
+        out.append(b)
+        return 5 + len(b)
+    if v is None:
+        out.append(b"N")
+        return 1
+    if t is bool:
+        out.append(b"T" if v else b"F")
+        return 1
+    if t is float:
+        out.append(b"f" + _F64.pack(v))
+        return 9
+    if t is int:
+        if _I64_MIN <= v <= _I64_MAX:
+            out.append(b"i" + _I64.pack(v))
+            return 9
+        digits = str(v).encode() if v.bit_length() < 13000 else b""
+        if not digits or len(digits) > _MAX_BIGINT_DIGITS:
+            raise EncodeError(f"integer too large to send (over {_MAX_BIGINT_DIGITS} digits)")
+        out.append(b"I" + _U32.pack(len(digits)))
+        out.append(digits)
+        return 5 + len(digits)
+    if t is list or t is tuple:
+        out.append((b"l" if t is list else b"t") + _U32.pack(len(v)))
+        size = 5
+        for item in v:
+            size += _encode(item, out, depth + 1, budget - size)
+            if size > budget:
+                raise EncodeError(f"message over the {budget}-byte limit")
+        return size
+    if t is dict:
+        out.append(b"d" + _U32.pack(len(v)))
+        size = 5
+        for key, item in v.items():
+            if type(key) is not str:
+                raise EncodeError(f"dict keys must be str, got {type(key).__name__}")
+            size += _encode(key, out, depth + 1, budget) + _encode(item, out, depth + 1, budget - size)
+            if size > budget:
+                raise EncodeError(f"message over the {budget}-byte limit")
+        return size
+    if t is bytes:
+        out.append(b"b" + _U32.pack(len(v)))
+        out.append(v)
+        return 5 + len(v)
+    if isinstance(v, np.ndarray):
+        return _encode_array(v, out, budget)
+    if isinstance(v, np.generic) and v.dtype in _DTYPE_CODE:
+        return _encode(v.item(), out, depth, budget)
+    raise EncodeError(
+        f"a value of type {t.__name__} cannot be sent; use plain data "
+        "(None, bool, int, float, str, list, tuple, dict with str keys, numpy arrays)"
+    )
+
+
+def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
+    code = _DTYPE_CODE.get(a.dtype.newbyteorder("=")) if a.dtype.kind in "biufc" else None
+    if code is None:
+        raise EncodeError(f"numpy arrays of dtype {a.dtype} cannot be sent (allowed: {', '.join(_DTYPES)})")
+    if a.ndim > 32:
+        raise EncodeError("numpy array has more than 32 dimensions")
+    if a.nbytes > budget:
+        raise EncodeError(f"numpy array of {a.nbytes} bytes is over the {budget}-byte limit")
+    raw = np.ascontiguousarray(a, dtype=_CODE_DTYPE[code]).tobytes()
+    out.append(b"a" + bytes((code, a.ndim)) + b"".join(_U32.pack(n) for n in a.shape) + _U32.pack(len(raw)))
+    out.append(raw)
+    return 7 + 4 * a.ndim + len(raw)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode(data: bytes):
+    """Decode one value; raises ProtocolError on anything malformed or trailing bytes."""
+    mv = memoryview(data)
+    try:
+        value, pos = _decode(mv, 0, 0)
+    except (struct.error, UnicodeDecodeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"malformed message: {exc}") from None
+    if pos != len(mv):
+        raise ProtocolError(f"malformed message: {len(mv) - pos} trailing bytes")
+    return value
+
+
+def _decode(mv: memoryview, pos: int, depth: int):
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels")
+    tag = mv[pos]
+    pos += 1
+    if tag == 0x73:  # s
+        (n,) = _U32.unpack_from(mv, pos)
+        end = pos + 4 + n
+        if end > len(mv):
+            raise ProtocolError("string runs past the end of the message")
+        return str(mv[pos + 4 : end], "utf-8", "surrogatepass"), end
+    if tag == 0x69:  # i
+        return _I64.unpack_from(mv, pos)[0], pos + 8
+    if tag == 0x66:  # f
+        return _F64.unpack_from(mv, pos)[0], pos + 8
+    if tag == 0x4E:  # N
+        return None, pos
+    if tag == 0x54:  # T
+        return True, pos
+    if tag == 0x46:  # F
+        return False, pos
+    if tag in (0x6C, 0x74):  # l, t
+        (n,) = _U32.unpack_from(mv, pos)
+        pos += 4
+        if n > len(mv) - pos:
+            raise ProtocolError("sequence length exceeds the message")
+        items = []
+        for _ in range(n):
+            item, pos = _decode(mv, pos, depth + 1)
+            items.append(item)
+        return (items if tag == 0x6C else tuple(items)), pos
+    if tag == 0x64:  # d
+        (n,) = _U32.unpack_from(mv, pos)
+        pos += 4
+        if n > len(mv) - pos:
+            raise ProtocolError("dict length exceeds the message")
+        result = {}
+        for _ in range(n):
+            if mv[pos] != 0x73:
+                raise ProtocolError("dict key is not a string")
+            key, pos = _decode(mv, pos, depth + 1)
+            result[key], pos = _decode(mv, pos, depth + 1)
+        return result, pos
+    if tag == 0x62:  # b
+        (n,) = _U32.unpack_from(mv, pos)
+        end = pos + 4 + n
+        if end > len(mv):
+            raise ProtocolError("bytes run past the end of the message")
+        return bytes(mv[pos + 4 : end]), end
+    if tag == 0x49:  # I
+        (n,) = _U32.unpack_from(mv, pos)
+        end = pos + 4 + n
+        if n > _MAX_BIGINT_DIGITS or end > len(mv):
+            raise ProtocolError("bad big integer")
+        text = str(mv[pos + 4 : end], "ascii")
+        if not text.lstrip("-").isdigit():
+            raise ProtocolError("bad big integer")
+        return int(text), end
+    if tag == 0x61:  # a
+        return _decode_array(mv, pos)
+    raise ProtocolError(f"unknown tag byte {tag}")
+
+
+def _decode_array(mv: memoryview, pos: int):
+    code, ndim = mv[pos], mv[pos + 1]
+    pos += 2
+    if code >= len(_CODE_DTYPE) or ndim > 32:
+        raise ProtocolError("bad array header")
+    shape = tuple(_U32.unpack_from(mv, pos + 4 * i)[0] for i in range(ndim))
+    pos += 4 * ndim
+    (nbytes,) = _U32.unpack_from(mv, pos)
+    pos += 4
+    dtype = _CODE_DTYPE[code]
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != nbytes or pos + nbytes > len(mv):
+        raise ProtocolError("array shape does not match its data")
+    arr = np.frombuffer(mv[pos : pos + nbytes], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    return arr, pos + nbytes
+
+
+# --------------------------------------------------------------------------- channel
+
+
+class Channel:
+    """Framed messages over a connected stream socket.
+
+    The host uses `recv(deadline, cancel)`, which polls in short slices so a cancel is
+    noticed within `poll_slice_s`; the worker uses plain blocking reads.
+    """
+
+    def __init__(self, sock: socket.socket, max_frame: int = DEFAULT_MAX_FRAME, poll_slice_s: float = 0.02):
+        self.sock = sock
+        self.max_frame = max_frame
+        self.poll_slice_s = poll_slice_s
+        self._buf = bytearray()
+        self._poller = None
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, value, max_bytes: int | None = None) -> None:
+        payload = encode(value, max_bytes or self.max_frame)
+        self.sock.sendall(_HDR.pack(len(payload)) + payload)
+
+    def send_raw(self, payload: bytes) -> None:
+        self.sock.sendall(_HDR.pack(len(payload)) + payload)
+
+    def recv(self, deadline: float | None = None, cancel=None):
+        """Next message. Raises ChannelTimeout, ChannelCancelled, ChannelClosed, ProtocolError."""
+        while True:
+            frame = self._take_frame()
+            if frame is not None:
+                return decode(frame)
+            self._fill(deadline, cancel)
+
+    def _take_frame(self) -> bytes | None:
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (n,) = _HDR.unpack_from(buf, 0)
+        if n > self.max_frame:
+            raise ProtocolError(f"peer sent a {n}-byte message; the limit is {self.max_frame} bytes")
+        if len(buf) < 4 + n:
+            return None
+        frame = bytes(buf[4 : 4 + n])
+        del buf[: 4 + n]
+        return frame
+
+    def _fill(self, deadline: float | None, cancel) -> None:
+        if deadline is not None or cancel is not None:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise ChannelCancelled()
+                wait = self.poll_slice_s
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ChannelTimeout()
+                    wait = min(wait, left)
+                if self._poller.poll(wait * 1000.0):
+                    break
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            raise ChannelClosed("the sandbox worker closed its channel (it exited or was killed)")
+        self._buf += chunk
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,209 @@
+"""What the program can reach inside the worker (layer 2): proxied modules, a restricted
+builtins dict, a guarded `__import__`, a capped `print`, and the primitive error classes.
+
+An allowed module is a door to everything it imports, so the program never gets a real module:
+each allowed module is copied into a fresh module object holding only its safe public
+attributes; submodules appear only if allowlisted (themselves proxied), every other module-typed
+attribute is dropped, and file/pickle/ctypes entry points are left out. Built once per worker,
+before any untrusted code runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import warnings
+
+from sandbox.policy import FORBIDDEN_ATTRS
+
+# Per-module allowlists for the standard library (None = every public non-module attribute).
+_STDLIB_NAMES: dict[str, frozenset[str] | None] = {
+    "math": None,
+    "cmath": None,
+    "random": None,
+    "itertools": None,
+    "heapq": None,
+    "bisect": None,
+    "statistics": None,
+    "copy": frozenset({"copy", "deepcopy"}),
+    "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
+    "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
+    "typing": frozenset({
+        "Any", "Callable", "Dict", "Iterable", "Iterator", "List", "Mapping", "Optional", "Sequence",
+        "Set", "Tuple", "Union", "FrozenSet", "Generator",
+    }),  # fmt: skip
+    "operator": frozenset({
+        "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pos", "abs", "itemgetter", "eq", "ne",
+        "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "truth", "contains", "countOf", "indexOf",
+        "matmul", "pow", "inv", "invert", "index",
+    }),  # fmt: skip
+}
+
+# Left out of numpy/shapely whatever the attribute name (file I/O, pickle, raw memory, config).
+_THIRD_PARTY_DENY = FORBIDDEN_ATTRS | {
+    "fromstring", "frombuffer", "from_dlpack", "get_include", "lookfor", "source", "who",
+    "set_string_function", "recfromtxt", "recfromcsv", "byte_bounds", "deprecate",
+    "add_newdoc", "add_docstring", "add_newdoc_ufunc", "setbufsize", "getbufsize",
+}
+
+_ALLOWED_SUBMODULES = {
+    "numpy": ("linalg", "random", "fft", "polynomial", "emath"),
+    "numpy.polynomial": ("polynomial", "chebyshev", "legendre", "hermite", "laguerre"),
+    "shapely": ("geometry", "affinity", "ops", "prepared", "validation", "strtree"),
+}
+
+
+def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
+    """{dotted name: proxy} for every importable name, built from the real modules."""
+    proxies: dict[str, types.ModuleType] = {}
+    for name, allowed in _STDLIB_NAMES.items():
+        proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name)
+    for name in ("numpy", "shapely"):
+        proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
+    for name in extra_modules:
+        if name not in proxies:
+            proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
+    return proxies
+
+
+def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
+    proxy = types.ModuleType(dotted, f"Sandboxed view of {dotted}")
+    submodules = _ALLOWED_SUBMODULES.get(dotted, ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for attr in dir(module):
+            if attr.startswith("_") or attr in _THIRD_PARTY_DENY or (allowed is not None and attr not in allowed):
+                continue
+            try:
+                value = getattr(module, attr)
+            except Exception:  # noqa: BLE001 - lazy attributes that fail to load are simply absent
+                continue
+            if isinstance(value, types.ModuleType):
+                if attr not in submodules:
+                    continue
+                sub = f"{dotted}.{attr}"
+                value = proxies.get(sub) or _proxy(value, None, proxies, sub)
+                proxies[sub] = value
+            setattr(proxy, attr, value)
+    for attr in submodules:  # submodules not imported by the package itself
+        if not hasattr(proxy, attr):
+            sub = f"{dotted}.{attr}"
+            proxies[sub] = _proxy(importlib.import_module(sub), None, proxies, sub)
+            setattr(proxy, attr, proxies[sub])
+    return proxy
+
+
+def make_import(proxies: dict[str, types.ModuleType]):
+    """The only `__import__` the program gets: hands out proxies, refuses everything else."""
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if level:
+            raise ImportError("relative imports are not allowed in policy code")
+        if name not in proxies:
+            allowed = ", ".join(sorted(proxies))
+            raise ImportError(f"import of {name!r} is not allowed; allowed modules: {allowed}")
+        if fromlist:
+            return proxies[name]
+        return proxies[name.split(".")[0]]
+
+    return guarded_import
+
+
+# --------------------------------------------------------------------------- builtins
+
+_SAFE_BUILTINS = (
+    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "complex",
+    "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id",
+    "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct",
+    "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
+    "tuple", "zip", "True", "False", "None", "NotImplemented", "Ellipsis",
+    "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "Exception",
+    "FloatingPointError", "IndexError", "KeyError", "LookupError", "MemoryError", "NameError",
+    "NotImplementedError", "OverflowError", "RecursionError", "RuntimeError", "StopIteration",
+    "TypeError", "ValueError", "ZeroDivisionError", "UnboundLocalError", "ImportError",
+    "ModuleNotFoundError", "TimeoutError", "ExceptionGroup",
+)  # fmt: skip
+
+
+def _safe_type(obj, *rest):
+    """type(obj) only; the 3-argument form would create classes."""
+    if rest:
+        raise TypeError("type() may only be called with one argument in policy code")
+    return type(obj)
+
+
+class OutputBuffer:
+    """Collects printed text up to `limit` characters, then notes how much was dropped."""
+
+    __slots__ = ("_parts", "_size", "_limit", "_dropped")
+
+    def __init__(self, limit: int):
+        self._parts: list[str] = []
+        self._size = 0
+        self._limit = limit
+        self._dropped = 0
+
+    def write(self, text: str) -> None:
+        room = self._limit - self._size
+        if room > 0:
+            kept = text[:room]
+            self._parts.append(kept)
+            self._size += len(kept)
+            self._dropped += len(text) - len(kept)
+        else:
+            self._dropped += len(text)
+
+    def getvalue(self) -> str:
+        text = "".join(self._parts)
+        if self._dropped:
+            text += f"\n[... output truncated: {self._dropped} more characters not shown]\n"
+        return text
+
+
+def make_print(buffer: OutputBuffer):
+    def print(*args, sep=" ", end="\n", file=None, flush=False):  # noqa: A001
+        if file is not None:
+            raise TypeError("print(file=...) is not available in policy code")
+        sep = " " if sep is None else sep
+        end = "\n" if end is None else end
+        if not isinstance(sep, str) or not isinstance(end, str):
+            raise TypeError("sep and end must be strings")
+        buffer.write(sep.join(map(str, args)) + end)
+
+    return print
+
+
+def build_builtins(proxies: dict, buffer: OutputBuffer) -> dict:
+    import builtins
+
+    safe = {name: getattr(builtins, name) for name in _SAFE_BUILTINS}
+    safe["type"] = _safe_type
+    safe["print"] = make_print(buffer)
+    safe["__import__"] = make_import(proxies)
+    return safe
+
+
+# --------------------------------------------------------------------------- primitive errors
+
+
+def make_primitive_errors() -> dict[str, type]:
+    """Same-named mirror of primitives.errors, so policy code can `except PrimitiveError:`."""
+
+    class PrimitiveError(Exception):
+        """A primitive refused its input or could not complete."""
+
+    class UnknownObjectError(PrimitiveError, KeyError):
+        def __str__(self) -> str:
+            return str(self.args[0]) if self.args else ""
+
+    errors = {"PrimitiveError": PrimitiveError, "UnknownObjectError": UnknownObjectError}
+    errors["InvalidArgumentError"] = type("InvalidArgumentError", (PrimitiveError, ValueError), {})
+    for name in ("OutOfWorkspaceError", "UnreachableError", "GraspError", "RobotStoppedError"):
+        errors[name] = type(name, (PrimitiveError,), {})
+    for cls in errors.values():
+        cls.__module__ = "primitives.errors"
+    return errors
+
+
+class HostFunctionError(Exception):
+    """A host function failed for a reason that is not the program's fault."""

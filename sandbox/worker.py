@@ -1,0 +1,211 @@
+"""The sandbox worker: the child process that runs ONE program, then exits.
+
+Start-up (trusted, before any untrusted byte arrives): move the channel to fd 3 and close
+every other descriptor, import numpy/shapely and build the module proxies, set rlimits,
+install the seccomp filter, report "ready" with what is really in force. Then wait for one
+"run" message, execute the program with the restricted globals, send "done" and exit.
+Host functions are stubs that send "call" messages and block for the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+WORKER_FD = 3
+PROGRAM_FILENAME = "<policy>"
+_MAX_MESSAGE_CHARS = 2000
+
+
+def main(fd: int, config_json: str) -> None:
+    config = json.loads(config_json)
+    if fd != WORKER_FD:
+        os.dup2(fd, WORKER_FD)
+        os.close(fd)
+    os.closerange(WORKER_FD + 1, 4096)
+    sys.setrecursionlimit(config.get("recursion_limit", 1000))
+
+    import socket
+
+    from sandbox import isolation, protocol, safe_modules, seccomp
+
+    proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
+    errors = safe_modules.make_primitive_errors()
+    chan = protocol.Channel(socket.socket(fileno=WORKER_FD), max_frame=config.get("max_reply_bytes", 64 << 20))
+    rlimits = isolation.apply_rlimits(config.get("memory_mb", 1024))
+    seccomp_status = seccomp.install() if config.get("seccomp", True) else "disabled by configuration"
+    chan.send(("ready", _self_report(rlimits, seccomp_status)))
+    try:
+        message = chan.recv()
+    except protocol.ChannelClosed:
+        os._exit(0)
+    if isinstance(message, tuple) and message and message[0] == "run":
+        result = Runner(chan, proxies, errors, config).run(message[1])
+        _send_done(chan, result, config.get("max_result_bytes", 8 << 20))
+    os._exit(0)
+
+
+def _self_report(rlimits: dict, seccomp_status: str) -> dict:
+    status = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("Seccomp", "NoNewPrivs", "CapEff", "CapBnd", "Uid", "Gid"):
+                    status[key] = value.strip()
+        fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = []
+    return {
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "seccomp": seccomp_status,
+        "proc_status": status,
+        "rlimits": rlimits,
+        "env_keys": sorted(os.environ),
+        "open_fds": fds,
+    }
+
+
+def _send_done(chan, result: dict, limit: int) -> None:
+    from sandbox import protocol
+
+    try:
+        payload = protocol.encode(("done", result), limit)
+    except protocol.EncodeError as exc:
+        result = {
+            "values": {},
+            "stdout": result["stdout"][:10000],
+            "error": {"kind": "policy", "message": f"the program's result cannot be returned: {exc}", "line": None},
+        }
+        payload = protocol.encode(("done", result), limit)
+    chan.send_raw(payload)
+
+
+class HostFunction:
+    """What the program holds instead of a host function: a name and a channel it cannot see."""
+
+    __slots__ = ("_name", "_call")
+
+    def __init__(self, name: str, call):
+        self._name = name
+        self._call = call
+
+    def __call__(self, *args, **kwargs):
+        return self._call(self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<host function {self._name}>"
+
+
+class Runner:
+    def __init__(self, chan, proxies: dict, errors: dict, config: dict):
+        from sandbox import protocol, safe_modules
+
+        self.chan = chan
+        self.proxies = proxies
+        self.errors = errors
+        self.config = config
+        self.protocol = protocol
+        self.safe_modules = safe_modules
+        self.max_call_bytes = config.get("max_call_bytes", 1 << 20)
+
+    def call_host(self, name: str, args: tuple, kwargs: dict):
+        protocol = self.protocol
+        try:
+            payload = protocol.encode(("call", name, args, kwargs), self.max_call_bytes)
+        except (protocol.EncodeError, RecursionError) as exc:
+            raise self.errors["InvalidArgumentError"](f"{name}(): arguments cannot be sent: {exc}") from None
+        self.chan.send_raw(payload)
+        reply = self.chan.recv()
+        if reply[0] == "ret":
+            return reply[1]
+        _tag, kind, cls_name, message = reply
+        raise self._host_exception(kind, cls_name, message) from None
+
+    def _host_exception(self, kind: str, cls_name: str, message: str) -> BaseException:
+        if kind == "primitive":
+            cls = self.errors.get(cls_name)
+            if cls is None and cls_name.isidentifier() and not cls_name.startswith("_"):
+                cls = type(cls_name, (self.errors["PrimitiveError"],), {"__module__": "primitives.errors"})
+                self.errors[cls_name] = cls
+            return (cls or self.errors["PrimitiveError"])(message)
+        if kind == "builtin":
+            cls = {"TypeError": TypeError, "NameError": NameError, "ValueError": ValueError}.get(cls_name, TypeError)
+            return cls(message)
+        return self.safe_modules.HostFunctionError(message)
+
+    def run(self, spec: dict) -> dict:
+        from sandbox import isolation
+
+        buffer = self.safe_modules.OutputBuffer(spec.get("stdout_limit", 65536))
+        try:
+            compiled = compile(spec["code"], PROGRAM_FILENAME, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            line = getattr(exc, "lineno", None)
+            return _result(buffer, {}, {"kind": "syntax", "message": _describe(exc), "line": line})
+        namespace = {
+            "__builtins__": self.safe_modules.build_builtins(self.proxies, buffer),
+            "__name__": "__policy__",
+            "np": self.proxies["numpy"],
+            **self.errors,
+            "HostFunctionError": self.safe_modules.HostFunctionError,
+        }
+        for name in spec.get("host_functions", ()):
+            namespace[name] = HostFunction(name, self.call_host)
+        isolation.set_cpu_limit(spec.get("timeout_s", 60))
+        error = None
+        try:
+            exec(compiled, namespace)  # noqa: S102 - the point of the sandbox
+        except BaseException as exc:  # noqa: BLE001 - everything the program raises is reported
+            error = self._classify(exc)
+        values = {}
+        for name in spec.get("return_names", ()):
+            if name in namespace:
+                try:
+                    self.protocol.encode(namespace[name], spec.get("max_value_bytes", 4 << 20))
+                    values[name] = namespace[name]
+                except (self.protocol.EncodeError, RecursionError) as exc:
+                    if error is None:
+                        message = f"{name} cannot leave the sandbox: {exc}"
+                        error = {"kind": "policy", "message": message, "line": None}
+        return _result(buffer, values, error)
+
+    def _classify(self, exc: BaseException) -> dict:
+        line = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == PROGRAM_FILENAME:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if isinstance(exc, MemoryError):
+            kind = "memory"
+        elif isinstance(exc, self.errors["PrimitiveError"]):
+            kind = "primitive"
+        elif isinstance(exc, self.safe_modules.HostFunctionError):
+            kind = "crash"
+        else:
+            kind = "policy"
+        return {"kind": kind, "message": _describe(exc), "line": line}
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc) if not isinstance(exc, SyntaxError) else exc.msg
+    except Exception:  # noqa: BLE001 - hostile __str__
+        text = "<unprintable>"
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[:_MAX_MESSAGE_CHARS] + " [...]"
+    return text
+
+
+def _result(buffer, values: dict, error: dict | None) -> dict:
+    return {"values": values, "stdout": buffer.getvalue(), "error": error}
+
+
+if __name__ == "__main__":  # pragma: no cover - started through isolation._BOOT
+    main(int(sys.argv[1]), sys.argv[2])
