@@ -60,6 +60,11 @@ class RobotBackend(abc.ABC):
         """Move the tool-centre point to `xyz` (gripper pointing down, rotated by `yaw`).
         Raises UnreachableError when no motion gets there."""
 
+    def can_reach(self, xyz, yaw: float = 0.0) -> bool:
+        """Whether move_ee(xyz, yaw) would get there (checked without moving). Backends that cannot
+        tell answer True and let move_ee raise UnreachableError."""
+        return True
+
     @abc.abstractmethod
     def set_gripper(self, closed: bool) -> bool:
         """Open or close the fingers; returns True when something is held afterwards."""

@@ -6,6 +6,7 @@
     ├── OutOfWorkspaceError        target outside the table workspace
     ├── UnreachableError           inside the workspace but the arm cannot get there
     ├── GraspError                 the gripper closed on nothing / dropped the object
+    ├── NotVisibleError            the camera cannot see that object right now
     └── RobotStoppedError          the run was cancelled (e-stop); no further motion
 
 All of them "go back to the model as feedback": they describe a mistake in the program,
@@ -48,6 +49,10 @@ class GraspError(PrimitiveError):
     pass
 
 
+class NotVisibleError(PrimitiveError):
+    pass
+
+
 class RobotStoppedError(PrimitiveError):
     pass
 
@@ -61,6 +66,7 @@ ERROR_TYPES: dict[str, type[PrimitiveError]] = {
         OutOfWorkspaceError,
         UnreachableError,
         GraspError,
+        NotVisibleError,
         RobotStoppedError,
     )
 }

@@ -68,7 +68,8 @@ def bowl_collision_parts() -> list[dict]:
             {
                 "type": "box",
                 "half_extents": (t / 2, half_w, wall_len / 2),
-                "position": (r_mid * math.cos(a), r_mid * math.sin(a), BOWL_HEIGHT / 2),
+                # lifted 2 mm so only the floor touches the table (fewer contacts to solve)
+                "position": (r_mid * math.cos(a), r_mid * math.sin(a), BOWL_HEIGHT / 2 + 0.002),
                 # yaw points the box's x axis outwards; pitch about the local y axis flares it
                 "euler": (0.0, flare, a),
             }

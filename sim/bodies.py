@@ -65,6 +65,10 @@ def make_objects(cid: int, layout: list[PlacedObject], ws: Workspace) -> dict[st
             vis = p.createVisualShape(p.GEOM_MESH, fileName=str(BOWL_OBJ), rgbaColor=rgba, physicsClientId=cid)
             body = p.createMultiBody(BOWL_MASS, bowl_col, vis, [*o.xy, ws.table_z], orn, physicsClientId=cid)
             p.changeDynamics(body, -1, lateralFriction=0.8, restitution=0.0, physicsClientId=cid)
+        # resting objects sleep (skip collision work) until something touches them; the low
+        # threshold keeps slowly pushed objects awake
+        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, sleepThreshold=0.005,
+                         physicsClientId=cid)
         out[o.name] = ObjectBody(body, o.kind, o.color)
     return out
 

@@ -19,7 +19,9 @@ HAND_LINK = 8
 ARM_FORCES = [87.0] * 4 + [12.0] * 3
 FINGER_FORCE = 20.0
 FINGER_OPEN = 0.035  # per finger: 7 cm between the pads when open
-HOME_Q = [0.0, -0.55, 0.0, -2.3, 0.0, 1.75, math.pi / 4]
+HOME_Q = [0.0, -1.17, 0.0, -2.87, 0.0, 1.71, math.pi / 4]
+READY_Q = [0.0, -0.55, 0.0, -2.3, 0.0, 1.75, math.pi / 4]  # null-space preference of the IK
+HOME_TCP = (0.0, 0.22, 0.35)  # tucked in front of the base, out of the top camera's view
 BASE_POSITION = (0.0, 0.0, 0.0)
 BASE_YAW = math.pi / 2  # the arm faces +y, towards the workspace
 IK_TOLERANCE = 0.004  # metres; poses the solver cannot get closer to are unreachable
@@ -46,11 +48,15 @@ class PandaModel:
         self.lower = [i[8] for i in info]
         self.upper = [i[9] for i in info]
         self.ranges = [u - lo for u, lo in zip(self.upper, self.lower)]
-        self.rest = HOME_Q + [FINGER_OPEN, FINGER_OPEN]
+        self.rest = READY_Q + [FINGER_OPEN, FINGER_OPEN]
         for j, q in zip(ARM_JOINTS + FINGER_JOINTS, self.rest):
             p.resetJointState(self.body, j, q, physicsClientId=cid)
         for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
             p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
+        # couple the fingers so a held object stays centred (they are independent joints in the URDF)
+        gear = p.createConstraint(self.body, 9, self.body, 10, p.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0],
+                                  physicsClientId=cid)
+        p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=cid)
         for j in FINGER_JOINTS:
             p.changeDynamics(
                 self.body, j, lateralFriction=1.5, spinningFriction=0.003, frictionAnchor=True, physicsClientId=cid
@@ -58,8 +64,7 @@ class PandaModel:
 
     def reset_home(self) -> list[float]:
         """Put the arm at the home pose with the gripper pointing straight down at yaw 0."""
-        home_tcp = self.fk_tcp(HOME_Q)
-        q, _ = self.solve_ik(home_tcp, 0.0, HOME_Q, iterations=8)
+        q, _ = self.solve_ik(HOME_TCP, 0.0, HOME_Q, iterations=8)
         for j, v in zip(ARM_JOINTS, q):
             p.resetJointState(self.body, j, v, physicsClientId=self.cid)
         return q
@@ -89,27 +94,42 @@ class PandaModel:
         return math.atan2(-r[0, 1], r[1, 1]) - 0.0
 
     # -- kinematics -------------------------------------------------------------------------
-    def solve_ik(self, xyz, yaw: float, seed_q: list[float], iterations: int = 4) -> tuple[list[float], float]:
-        """Joint angles putting the TCP at `xyz` pointing down; returns (q, position error in m)."""
+    def _ik_once(self, xyz, orn, q: list[float], null_space: bool, max_iter: int = 100) -> list[float]:
+        for j, v in zip(ARM_JOINTS, q):
+            p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
+        extra = {}
+        if null_space:  # pulls towards READY_Q; less precise, so only used to find a good start
+            extra = dict(lowerLimits=self.lower, upperLimits=self.upper, jointRanges=self.ranges, restPoses=self.rest)
+        sol = p.calculateInverseKinematics(
+            self.kin_body, TCP_LINK, list(map(float, xyz)), orn, maxNumIterations=max_iter, residualThreshold=1e-6,
+            physicsClientId=self.kin, **extra,
+        )
+        return [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper)]
+
+    def solve_ik(self, xyz, yaw: float, seed_q: list[float], iterations: int = 6) -> tuple[list[float], float]:
+        """Joint angles putting the TCP at `xyz` pointing down at `yaw`, refined from `seed_q`;
+        returns (q, remaining position error in metres)."""
         orn = down_orientation(yaw)
-        q = list(seed_q)
-        err = math.inf
+        q, err = list(seed_q), math.inf
         for _ in range(iterations):
-            for j, v in zip(ARM_JOINTS, q):
-                p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
-            sol = p.calculateInverseKinematics(
-                self.kin_body, TCP_LINK, list(map(float, xyz)), orn,
-                lowerLimits=self.lower, upperLimits=self.upper, jointRanges=self.ranges, restPoses=self.rest,
-                maxNumIterations=60, residualThreshold=1e-5, physicsClientId=self.kin,
-            )
-            q = [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper)]
-            for j, v in zip(ARM_JOINTS, q):
-                p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
-            s = p.getLinkState(self.kin_body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.kin)
-            err = math.dist(s[4], xyz)
+            q = self._ik_once(xyz, orn, q, null_space=False, max_iter=100 if iterations > 1 else 15)
+            if iterations == 1:
+                return q, math.nan  # a waypoint: precision is not checked
+            err = float(np.linalg.norm(self.fk_tcp(q) - np.asarray(xyz, dtype=float)))
             if err < 5e-4:
                 break
         return q, err
+
+    def solve_goal(self, xyz, yaw: float, current_q: list[float]) -> tuple[list[float], float]:
+        """Goal pose IK: first from READY_Q (so a goal's joint angles do not depend on the path
+        taken), else from the current pose; returns the better (q, error)."""
+        orn = down_orientation(yaw)
+        start = self._ik_once(xyz, orn, READY_Q, null_space=True)
+        best = self.solve_ik(xyz, yaw, start)
+        if best[1] > 1e-3:
+            other = self.solve_ik(xyz, yaw, current_q)
+            best = min(best, other, key=lambda r: r[1])
+        return best
 
     def fk_tcp(self, q: list[float]) -> np.ndarray:
         for j, v in zip(ARM_JOINTS, q):

@@ -116,7 +116,7 @@ class World(RobotBackend):
         goal = np.asarray(xyz, dtype=float).reshape(3)
         if not (np.all(np.isfinite(goal)) and math.isfinite(yaw) and math.isfinite(speed) and speed > 0):
             raise InvalidArgumentError(f"move_ee needs finite xyz, yaw and a positive speed, got {xyz}, {yaw}, {speed}")
-        q_goal, err = self.robot.solve_ik(goal, yaw, self._arm_target)
+        q_goal, err = self.robot.solve_goal(goal, yaw, self._arm_target)
         if err > IK_TOLERANCE:
             raise UnreachableError(
                 f"the arm cannot reach {np.round(goal, 3).tolist()} pointing down (closest {err * 100:.1f} cm away); "
@@ -127,11 +127,12 @@ class World(RobotBackend):
         dyaw = math.remainder(yaw - yaw0, 2 * math.pi)
         v = MAX_SPEED * min(speed, 2.0)
         n = max(1, math.ceil(max(np.linalg.norm(goal - start) / v, abs(dyaw) / MAX_YAW_RATE) / (DT * SUBSTEPS)))
-        q = list(self._arm_target)
+        q0 = np.asarray(self._arm_target)
         for i in range(1, n):
             s = i / n
             s = s * s * (3 - 2 * s)  # smooth start and stop
-            q, _ = self.robot.solve_ik(start + (goal - start) * s, yaw0 + dyaw * s, q, iterations=1)
+            seed = list(q0 + (np.asarray(q_goal) - q0) * s)  # drifts towards the goal's joint angles
+            q, _ = self.robot.solve_ik(start + (goal - start) * s, yaw0 + dyaw * s, seed, iterations=1)
             self._arm_target = q
             self.robot.command_arm(q)
             self._run(SUBSTEPS)
@@ -144,6 +145,10 @@ class World(RobotBackend):
             raise UnreachableError(
                 f"the gripper stopped {miss * 100:.1f} cm short of {np.round(goal, 3).tolist()}; something is in the way"
             )
+
+    def can_reach(self, xyz, yaw: float = 0.0) -> bool:
+        goal = np.asarray(xyz, dtype=float).reshape(3)
+        return bool(np.all(np.isfinite(goal))) and self.robot.solve_goal(goal, yaw, self._arm_target)[1] <= IK_TOLERANCE
 
     def _settle(self, q_goal: list[float]) -> None:
         for _ in range(SETTLE_STEPS // 3):

@@ -1,0 +1,48 @@
+"""The policy-facing robot API, the RobotBackend interface it runs on, perception and errors.
+
+    from primitives import PolicyAPI
+    api = PolicyAPI(backend, perception="truth" | "camera", on_event=callback)
+    fns = api.functions()     # {name: callable} for policy code
+    api.describe()            # signatures + docstrings for prompts
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "CameraImage",
+    "CameraPerception",
+    "ERROR_TYPES",
+    "GraspError",
+    "InvalidArgumentError",
+    "NotVisibleError",
+    "OutOfWorkspaceError",
+    "Perception",
+    "PolicyAPI",
+    "PrimitiveError",
+    "RobotBackend",
+    "RobotStoppedError",
+    "TruthPerception",
+    "UnknownObjectError",
+    "UnreachableError",
+    "Workspace",
+]
+
+_LAZY = {
+    "CameraImage": "primitives.backend",
+    "RobotBackend": "primitives.backend",
+    "Workspace": "primitives.backend",
+    "PolicyAPI": "primitives.api",
+    "CameraPerception": "primitives.perception",
+    "Perception": "primitives.perception",
+    "TruthPerception": "primitives.perception",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in __all__:
+        return getattr(importlib.import_module("primitives.errors"), name)
+    raise AttributeError(f"module 'primitives' has no attribute {name!r}")
