@@ -13,7 +13,7 @@ import numpy as np
 
 log = logging.getLogger("capstan.media")
 _RUN_ID = re.compile(r"^[0-9a-f]{6,64}$")
-FPS = 5
+FPS = 8
 
 
 def run_dir(media_dir: Path, run_id: str) -> Path:

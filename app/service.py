@@ -28,6 +28,7 @@ class Service:
                  progress: Callable[[str], None] = _quiet):
         self.settings = settings
         self.started_at = time.time()
+        self._isolation: dict | None = None
         progress(f"trace store: {settings.database_url or settings.db_path}")
         self.store = open_store(settings)
         interrupted = self.store.mark_unfinished("interrupted")
@@ -65,8 +66,11 @@ class Service:
         self.runs = RunManager(settings, self.store, engine, self.metrics)
 
     def isolation(self) -> dict:
-        iso = getattr(self.sandbox, "isolation", None)
-        return dict(iso) if isinstance(iso, dict) else {}
+        """The sandbox's isolation layers in force (measured once by its first worker, then cached)."""
+        if self._isolation is None:
+            iso = getattr(self.sandbox, "isolation", None)
+            self._isolation = dict(iso) if isinstance(iso, dict) else {}
+        return self._isolation
 
     def llm_info(self) -> dict:
         return {"provider": getattr(self.llm, "name", None), "model": getattr(self.llm, "model", None)}

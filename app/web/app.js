@@ -226,8 +226,9 @@ async function showRun(runId) {
 async function health() {
   try {
     const h = await fetch("/healthz").then((r) => r.json());
-    const iso = Object.entries(h.sandbox || {}).filter(([, on]) => on).map(([k]) => k).join(", ");
-    $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} · sandbox: ${iso || "?"}`;
+    const sb = h.sandbox || {};
+    const seccomp = typeof sb.seccomp === "string" && sb.seccomp.startsWith("active") ? " + seccomp" : "";
+    $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} ${h.llm.model || ""} · sandbox: ${sb.mode || "?"}${seccomp}`;
   } catch (err) { $("health").textContent = "service unreachable"; }
 }
 

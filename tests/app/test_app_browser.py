@@ -1,0 +1,94 @@
+"""The demo page end to end: headless Debian Chromium (Playwright) against a live service on loopback."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from app.api import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+PUT = "put_first_on_second('red block', 'blue bowl')\nsay('the red block is in the blue bowl')"
+LONG = "for i in range(1000):\n    wait(1)"
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium")]
+
+
+@pytest.fixture
+def live_url(make_service, free_port):
+    reply = "```python\nsay('hello from the model')\n```"
+    service = make_service(replies=[reply], media=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{free_port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def state_rows(page) -> dict[str, list[float]]:
+    rows = page.locator("#state tr").all()
+    return {r.get_attribute("data-name"): [float(v) for v in r.locator("td").nth(1).inner_text().split(",")]
+            for r in rows}
+
+
+def test_demo_page(live_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                    headless=True, args=ARGS)
+        try:
+            page = ctx.new_page()
+            page.goto(live_url)
+            expect(page.locator("#health")).to_contain_text("sandbox")
+            page.fill("#objects", "red block, blue bowl")
+            page.click("#new-session")
+            expect(page.locator("#session-id")).to_contain_text("session ")
+            expect(page.locator("#state tr")).to_have_count(2)
+
+            # run a program from the editor: primitive calls, speech and the final scene appear
+            page.fill("#code", PUT)
+            page.click("#run-code")
+            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+            expect(page.locator("#calls li").first).to_contain_text("put_first_on_second(\"red block\", \"blue bowl\")")
+            expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
+            rows = state_rows(page)
+            assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
+            expect(page.locator("#video-card")).to_be_visible()
+            assert page.locator("#video").get_attribute("src").endswith("/video.mp4")
+
+            # a command (scripted model): the generated code lands in the editor
+            page.fill("#command", "say hello")
+            page.press("#command", "Enter")
+            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+            expect(page.locator("#code")).to_have_value(re.compile(r"^say\('hello from the model'\)\s*$"))
+            expect(page.locator("#said li")).to_have_text(["hello from the model"])
+
+            # cancel a long program
+            page.fill("#code", LONG)
+            page.click("#run-code")
+            expect(page.locator("#calls li").first).to_contain_text("wait(1)", timeout=30_000)
+            page.click("#cancel")
+            expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
+
+            # earlier runs are listed, and a click shows one's trace
+            expect(page.locator("#runs li")).to_have_count(3)
+            page.locator("#runs li").last.click()
+            expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
+            expect(page.locator("#code")).to_have_value(re.compile(re.escape(PUT) + r"\s*$"))
+        finally:
+            ctx.close()
