@@ -1,0 +1,28 @@
+"""Shared sandboxes for the sandbox tests (workers are expensive: start each kind once)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sandbox import Sandbox
+
+HAS_BWRAP = shutil.which("bwrap") is not None or shutil.os.path.exists("/usr/bin/bwrap")
+
+
+@pytest.fixture(scope="session")
+def sb():
+    box = Sandbox(pool_size=2, max_workers=6)
+    assert box.wait_ready(1, 60), box.isolation
+    yield box
+    box.close()
+
+
+@pytest.fixture(scope="session")
+def unsafe_sb():
+    """Python layers switched off: only the OS layer stands between the payload and the host."""
+    box = Sandbox(pool_size=1, max_workers=3, _unsafe_skip_static_check=True)
+    assert box.wait_ready(1, 60), box.isolation
+    yield box
+    box.close()

@@ -1,0 +1,272 @@
+"""Red team: hostile programs, each refused or contained, and the host unharmed afterwards.
+
+Three groups:
+- STATIC: refused by the static policy before any worker runs ("violation"/"syntax").
+- RUNTIME: pass the static check but are contained at run time (timeout, memory, capped
+  output, hostile arguments to host functions, ...).
+- OS: the Python layers are switched off (`_unsafe_skip_static_check=True`) and the payload
+  escapes to the real `os` module with a subclass walk, simulating a bypass of the Python
+  layer; bubblewrap, seccomp and rlimits must still refuse it.
+Canary files are snapshotted before and compared after the whole suite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from primitives.errors import InvalidArgumentError
+from sandbox import ERROR_KINDS
+
+REPO = Path(__file__).resolve().parents[2]
+CANARY = Path(tempfile.gettempdir()) / f"capstan-redteam-canary-{os.getuid()}"
+CANARY.mkdir(exist_ok=True)
+(CANARY / "keep.txt").write_text("do not touch\n")
+SECRET = CANARY / "secret.txt"
+SECRET.write_text("TOP-SECRET-CANARY\n")
+
+
+@dataclass(frozen=True)
+class Payload:
+    id: str
+    code: str
+    kinds: tuple[str, ...]  # acceptable error kinds ("ok" when the run may succeed)
+    timeout_s: float = 5.0
+    expect: str = ""  # substring that must appear in the error message or stdout
+
+
+def _static(id_, code, *extra):
+    return Payload(id_, code, ("violation", "syntax", *extra))
+
+
+STATIC = [
+    _static("subclass_walk", "x = ().__class__.__base__.__subclasses__()"),
+    _static("mro_walk", "x = [].__class__.__mro__[1].__subclasses__()"),
+    _static("type_mro", "x = type(()).mro()[-1]"),
+    _static("object_name", "x = object"),
+    _static("getattr_dunder", "x = getattr((), '__class__')"),
+    _static("getattr_alias", "g = getattr\nx = g(1, 'real')"),
+    _static("vars_module", "import numpy as np\nx = vars(np)"),
+    _static("globals_builtins", "x = globals()['__builtins__']"),
+    _static("locals_call", "x = locals()"),
+    _static("builtins_name", "x = __builtins__['open']"),
+    _static("dunder_import", "os = __import__('os')"),
+    _static("import_os", "import os\nos.system('id')"),
+    _static("import_subprocess", "import subprocess"),
+    _static("from_os_system", "from os import system"),
+    _static("import_sys", "import sys\nsys.modules['os']"),
+    _static("import_socket", "import socket\nsocket.socket()"),
+    _static("import_ctypes", "import ctypes"),
+    _static("import_re_redos", "import re\nre.match('(a+)+$', 'a' * 40 + 'b')"),
+    _static("import_numpy_npyio", "import numpy.lib.npyio as io"),
+    _static("numpy_lib_os", "import numpy as np\nx = np.lib.npyio.os"),
+    _static("numpy_core_private", "import numpy as np\nx = np._core.multiarray"),
+    _static("numpy_ctypeslib", "import numpy as np\nx = np.ctypeslib.as_array"),
+    _static("numpy_testing", "import numpy as np\nnp.testing.assert_equal(1, 1)"),
+    _static("from_numpy_load", "from numpy import load"),
+    _static("np_load_pickle", "import numpy as np\nx = np.load('/etc/passwd', allow_pickle=True)"),
+    _static("np_save", "import numpy as np\nnp.save('/tmp/x.npy', np.zeros(3))"),
+    _static("np_savez", "import numpy as np\nnp.savez('/tmp/x.npz', a=np.zeros(3))"),
+    _static("np_fromfile", "import numpy as np\nx = np.fromfile('/etc/passwd')"),
+    _static("arr_tofile", "import numpy as np\nnp.zeros(3).tofile('/tmp/x')"),
+    _static("np_memmap", "import numpy as np\nm = np.memmap('/tmp/x', mode='w+', shape=(3,))"),
+    _static("np_loadtxt", "import numpy as np\nx = np.loadtxt('/etc/passwd')"),
+    _static("np_genfromtxt", "import numpy as np\nx = np.genfromtxt('/etc/passwd')"),
+    _static("np_datasource", "import numpy as np\nd = np.DataSource('/')"),
+    _static("arr_dump", "import numpy as np\nnp.zeros(3).dump('/tmp/x')"),
+    _static("arr_dumps", "import numpy as np\nx = np.zeros(3).dumps()"),
+    _static("arr_ctypes_pointer", "import numpy as np\np = np.zeros(3).ctypes.data"),
+    _static("bitgen_ctypes", "import numpy as np\nx = np.random.default_rng().bit_generator.ctypes"),
+    _static("as_strided", "from numpy.lib.stride_tricks import as_strided"),
+    _static("shapely_lib", "from shapely import lib"),
+    _static("shapely_geos", "import shapely.geos"),
+    _static("shapely_submodule", "import shapely.geometry.base as b\nx = b.lib"),
+    _static("generator_frame", "g = (i for i in [1])\nx = g.gi_frame.f_back.f_globals"),
+    _static("generator_code", "def f():\n    yield 1\nx = f().gi_code"),
+    _static("traceback_frame", "try:\n    1 / 0\nexcept Exception as e:\n    x = e.__traceback__.tb_frame"),
+    _static("lambda_globals", "x = (lambda: 0).__globals__"),
+    _static("host_fn_globals", "x = get_obj_pos.__call__.__globals__"),
+    _static("host_fn_private", "x = get_obj_pos._call"),
+    _static("format_attr", "x = '{0.__class__}'.format(1)"),
+    _static("format_index", "x = '{0[0]}'.format([get_obj_pos])"),
+    _static("format_nonliteral", "f = '{0.real}'\nx = f.format(1)"),
+    _static("str_format_unbound", "x = str.format('{0.real}', 1)"),
+    _static("format_map", "x = '{a}'.format_map({'a': 1})"),
+    _static("format_nested_spec", "x = '{0:{1.real}}'.format(1, 2)"),
+    _static("type_three_args", "X = type('X', (), {})"),
+    _static("class_def", "class X:\n    pass"),
+    _static("async_def", "async def f():\n    pass"),
+    _static("eval_call", "x = eval('1 + 1')"),
+    _static("exec_call", "exec('x = 1')"),
+    _static("compile_call", "c = compile('1', 'f', 'eval')"),
+    _static("open_file", "x = open('/etc/passwd').read()"),
+    _static("breakpoint_call", "breakpoint()"),
+    _static("memoryview_call", "m = memoryview(b'x')"),
+    _static("attrgetter", "import operator\nx = operator.attrgetter('real')(1)"),
+    _static("random_private", "import random\nx = random._os"),
+    _static("attribute_error_obj", "try:\n    (1).nope\nexcept AttributeError as e:\n    x = e.obj"),
+    _static("star_import", "from math import *"),
+    _static("relative_import", "from . import x"),
+    _static("dunder_function_name", "def __init__():\n    pass"),
+    _static("syntax_nul_byte", "x = 1\0"),
+    _static("too_deep_nesting", "x = " + "(" * 300 + "1" + ")" * 300),
+    _static("huge_program", "x = 1\n" * 120_000),
+]
+
+
+def _runtime(id_, code, kinds, timeout_s=5.0, expect=""):
+    return Payload(id_, code, tuple(kinds), timeout_s, expect)
+
+
+RUNTIME = [
+    _runtime("infinite_loop", "while True:\n    pass", ["timeout"], 1.0),
+    _runtime("swallow_everything_loop", "while True:\n    try:\n        1 / 0\n    except BaseException:\n        pass",
+             ["timeout"], 1.0),  # fmt: skip
+    _runtime("huge_int_power_c_level", "x = 7 ** (10 ** 9)", ["timeout"], 1.0),
+    _runtime("int_to_str_huge", "x = str(10 ** 100000)", ["policy"], 5.0, "ValueError"),
+    _runtime("numpy_giant_sort", "import numpy as np\na = np.random.rand(2 * 10 ** 7)\nwhile True:\n    np.sort(a)",
+             ["timeout", "memory"], 1.0),  # fmt: skip
+    _runtime("memory_bytearray", "x = bytearray(10 ** 10)", ["memory"]),
+    _runtime("memory_list", "x = [0] * 10 ** 10", ["memory"]),
+    _runtime("memory_numpy", "import numpy as np\nx = np.ones((10 ** 5, 10 ** 5))", ["memory"]),
+    _runtime("memory_growth", "x = []\nwhile True:\n    x.append('y' * 10 ** 6)", ["memory"], 10.0),
+    _runtime("recursion_bomb", "def f(n):\n    return f(n + 1) + 1\nf(0)", ["policy"], 5.0, "RecursionError"),
+    _runtime("mutual_recursion", "def a():\n    return b()\ndef b():\n    return a()\na()", ["policy"], 5.0,
+             "RecursionError"),  # fmt: skip
+    _runtime("huge_output", "for i in range(100000):\n    print('x' * 100)", ["ok"], 10.0, "output truncated"),
+    _runtime("print_to_file", "print('x', file=1)", ["policy"], 5.0, "file="),
+    _runtime("type_three_args_alias", "t = type\nX = t('X', (), {})", ["policy"], 5.0, "one argument"),
+    _runtime("host_nan", "get_obj_pos(float('nan'))", ["primitive"], 5.0, "finite"),
+    _runtime("host_huge_list", "get_obj_pos(list(range(10 ** 6)))", ["primitive"], 5.0, "limit"),
+    _runtime("host_deep_nesting", "x = []\nfor _ in range(1000):\n    x = [x]\nget_obj_pos(x)", ["primitive"], 5.0,
+             "deeper"),  # fmt: skip
+    _runtime("host_function_arg", "get_obj_pos(lambda: 0)", ["primitive"], 5.0, "cannot be sent"),
+    _runtime("host_module_arg", "import numpy as np\nget_obj_pos(np)", ["primitive"], 5.0, "cannot be sent"),
+    _runtime("host_object_dtype", "import numpy as np\nget_obj_pos(np.array([None, 1]))", ["primitive"], 5.0,
+             "dtype"),  # fmt: skip
+    _runtime("host_wrong_arity", "get_obj_pos()", ["policy"], 5.0, "TypeError"),
+    _runtime("host_bad_kwarg", "get_obj_pos('a', evil=1)", ["policy"], 5.0, "TypeError"),
+    _runtime("host_wrong_type", "get_obj_pos({'a': 1})", ["primitive"], 5.0, "InvalidArgumentError"),
+    _runtime("host_call_storm", "for i in range(2000):\n    get_obj_pos('red block')", ["ok"], 20.0),
+    _runtime("return_module", "import numpy as np\nret_val = np", ["policy"], 5.0, "cannot leave"),
+    _runtime("return_huge", "ret_val = 'x' * (20 * 2 ** 20)", ["policy"], 10.0, "limit"),
+    _runtime("return_set", "ret_val = {1, 2}", ["policy"], 5.0, "cannot leave"),
+]
+
+_ESCAPE = (
+    "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
+    ".__init__.__globals__\nB = g['__builtins__']\n"
+)
+
+
+def _os(id_, body, kinds, expect="", timeout_s=5.0):
+    return Payload(id_, _ESCAPE + body, tuple(kinds), timeout_s, expect)
+
+
+OS = [
+    _os("os_escape_works", "ret_val = g['getpid']()", ["ok"]),
+    _os("read_repo", f"ret_val = B['open']({str(REPO / 'pyproject.toml')!r}).read()", ["policy"], "FileNotFoundError"),
+    _os("list_repo", f"ret_val = g['listdir']({str(REPO)!r})", ["policy"], "FileNotFoundError"),
+    _os("read_host_tmp_secret", f"ret_val = B['open']({str(SECRET)!r}).read()", ["policy"], "FileNotFoundError"),
+    _os("read_root_ssh", "ret_val = g['listdir']('/root/.ssh')", ["policy"], "FileNotFoundError"),
+    _os("read_etc_passwd", "ret_val = B['open']('/etc/passwd').read()", ["policy"], "FileNotFoundError"),
+    _os("write_canary", f"B['open']({str(CANARY / 'pwned.txt')!r}, 'w').write('x')", ["policy"], "Error"),
+    _os("delete_canary", f"g['remove']({str(CANARY / 'keep.txt')!r})", ["policy"], "Error"),
+    _os("write_usr", "B['open']('/usr/pwned', 'w').write('x')", ["policy"], "Error"),
+    _os("write_tmp", "B['open']('/tmp/inside', 'w').write('x')", ["policy"], "PermissionError"),
+    _os("mkdir_root", "g['mkdir']('/pwned')", ["policy"], "Error"),
+    _os("socket_create", "s = B['__import__']('socket').socket()", ["policy"], "PermissionError"),
+    _os("socket_connect", "B['__import__']('socket').create_connection(('1.1.1.1', 80), timeout=1)", ["policy"],
+        "Error"),  # fmt: skip
+    _os("fork_bomb", "while True:\n    g['fork']()", ["policy"], "PermissionError"),
+    _os("os_system", f"ret_val = g['system']('touch {CANARY}/system-pwned')", ["ok", "policy"]),
+    _os("subprocess_run", "B['__import__']('subprocess').run(['/bin/true'])", ["policy"], "Error"),
+    _os("kill_parent", "g['kill'](g['getppid'](), 9)", ["policy"], "PermissionError"),
+    _os("kill_init", "g['kill'](1, 9)", ["policy"], "PermissionError"),
+    _os("setuid_root", "g['setuid'](0)", ["policy"], "Error"),
+    _os("env_secrets", "ret_val = dict(g['environ'])", ["ok"]),
+    _os("proc_environ_of_pid1", "ret_val = B['open']('/proc/1/environ').read()", ["ok", "policy"]),
+    _os("ctypes_fork", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).fork()", ["ok", "policy"]),
+    _os("unshare_userns", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).unshare(0x10000000)", ["ok"]),
+    _os("memory_bomb_escaped", "x = B['bytearray'](10 ** 10)", ["memory"]),
+]
+
+
+def _host_functions():
+    def get_obj_pos(name):
+        if isinstance(name, float) and not math.isfinite(name):
+            raise InvalidArgumentError("name must be a string, got a non-finite float")
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"name must be a string, got {type(name).__name__}")
+        return np.array([0.1, 0.2])
+
+    return {"get_obj_pos": get_obj_pos}
+
+
+def _snapshot() -> dict:
+    paths = [*CANARY.iterdir(), *(REPO / "sandbox").rglob("*.py"), REPO / "pyproject.toml"]
+    paths += [p for p in (Path.home() / ".bashrc", Path.home() / ".profile") if p.exists()]
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in paths}
+
+
+BEFORE = _snapshot()
+
+
+def _check(res, payload: Payload) -> None:
+    assert res.duration_s < payload.timeout_s + 3.0
+    kind = "ok" if res.error is None else res.error.kind
+    assert kind in ERROR_KINDS or kind == "ok"
+    assert kind in payload.kinds, f"{payload.id}: got {res.error}"
+    if payload.expect:
+        text = (res.error.message if res.error else "") + res.stdout
+        assert payload.expect in text, f"{payload.id}: {res.error} / {res.stdout[:200]}"
+
+
+@pytest.mark.parametrize("payload", STATIC, ids=[p.id for p in STATIC])
+def test_static_payload_refused(sb, payload):
+    res = sb.run(payload.code, _host_functions(), timeout_s=payload.timeout_s)
+    _check(res, payload)
+    assert res.error.line is None or res.error.line >= 1
+
+
+@pytest.mark.parametrize("payload", RUNTIME, ids=[p.id for p in RUNTIME])
+def test_runtime_payload_contained(sb, payload):
+    res = sb.run(payload.code, _host_functions(), timeout_s=payload.timeout_s)
+    _check(res, payload)
+
+
+@pytest.mark.parametrize("payload", OS, ids=[p.id for p in OS])
+def test_os_layer_contains_unchecked_payload(unsafe_sb, payload, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-redteam-fake")
+    res = unsafe_sb.run(payload.code, _host_functions(), timeout_s=payload.timeout_s)
+    _check(res, payload)
+    value = res.values.get("ret_val")
+    if payload.id == "env_secrets":
+        assert "OPENAI_API_KEY" not in value and not any("KEY" in k for k in value)
+    if payload.id == "proc_environ_of_pid1" and value is not None:
+        assert "sk-redteam-fake" not in value and "KEY" not in value
+    if payload.id == "os_system" and value is not None:
+        assert value != 0
+    if payload.id == "ctypes_fork" and value is not None:
+        assert value == -1
+    if payload.id == "unshare_userns":
+        assert value == -1
+
+
+def test_suite_is_big_enough():
+    assert len(STATIC) + len(RUNTIME) + len(OS) >= 60
+
+
+def test_zz_host_unharmed_and_benign_run_still_works(sb):
+    res = sb.run("import numpy as np\nret_val = float(np.linalg.norm(get_obj_pos('red block')))", _host_functions())
+    assert res.ok, res.error
+    assert res.values["ret_val"] == pytest.approx(math.hypot(0.1, 0.2))
+    assert _snapshot() == BEFORE
+    assert sorted(p.name for p in CANARY.iterdir()) == ["keep.txt", "secret.txt"]
+    assert not Path("/pwned").exists() and not Path("/usr/pwned").exists()
