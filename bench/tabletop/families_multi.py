@@ -6,7 +6,7 @@ import itertools
 import math
 
 from bench.tabletop import geometry as g
-from bench.tabletop.families_place import SEEN_COLORS
+from bench.tabletop.colors import ALL_COLORS
 from bench.tabletop.task import Family, Task, Verdict
 
 
@@ -32,7 +32,7 @@ class Stacking(Family):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        colors = rng.sample(list(SEEN_COLORS), 4)
+        colors = rng.sample(list(ALL_COLORS), 4)
         blocks = [f"{c} block" for c in colors[:3]]
         bowl = f"{colors[3]} bowl"
         kind = seed % len(self.phrasings)
@@ -74,7 +74,7 @@ class Sorting(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         n = 2 if seed % 3 == 0 else 3
-        colors = rng.sample(list(SEEN_COLORS), n)
+        colors = rng.sample(list(ALL_COLORS), n)
         objects = [f"{c} block" for c in colors] + [f"{c} bowl" for c in rng.sample(colors, n)]
         return self.task(seed, {"objects": objects}, self.phrase(seed), {"colors": colors})
 
@@ -109,7 +109,7 @@ class Arrangement(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         shape, n, _ = SHAPES[seed % len(SHAPES)]
-        colors = rng.sample(list(SEEN_COLORS), n)
+        colors = rng.sample(list(ALL_COLORS), n)
         return self.task(
             seed, {"objects": [f"{c} block" for c in colors]}, self.phrase(seed), {"shape": shape}
         )

@@ -6,14 +6,11 @@ from __future__ import annotations
 import math
 
 from bench.tabletop import geometry as g
+from bench.tabletop.colors import ALL_COLORS, unseen_colors
 from bench.tabletop.layout import inside, sample_positions, scene_objects
-from bench.tabletop.task import ALL_COLORS, Family, Task, Verdict
+from bench.tabletop.task import Family, Task, Verdict
 from primitives.geometry import named_positions
 from sim.scene import WORKSPACE
-
-# Colors that appear in no few-shot example of prompts/*.yaml (tests/bench checks this stays true).
-UNSEEN_COLORS = ("brown", "gray", "white", "cyan")
-SEEN_COLORS = tuple(c for c in ALL_COLORS if c not in UNSEEN_COLORS)
 
 
 def _blocks_and_bowls(rng, colors, n_blocks: int, n_bowls: int) -> tuple[list[str], list[str]]:
@@ -30,7 +27,6 @@ def _only_moved(states: list[dict], allowed: set[str]) -> tuple[bool, str]:
 
 class PickPlace(Family):
     name = "pick_place"
-    colors = SEEN_COLORS
     phrasings = (
         "put the {block} in the {bowl}",
         "place the {block} into the {bowl}",
@@ -41,7 +37,7 @@ class PickPlace(Family):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(self.colors), rng.choice((2, 3)), rng.choice((2, 3)))
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), rng.choice((2, 3)), rng.choice((2, 3)))
         block, bowl = blocks[0], bowls[0]
         return self.task(seed, {"objects": blocks + bowls}, self.phrase(seed, block=block, bowl=bowl),
                          {"block": block, "bowl": bowl})  # fmt: skip
@@ -55,10 +51,9 @@ class PickPlace(Family):
 
 
 class UnseenColors(PickPlace):
-    """Pick-and-place and stacking with colors no prompt example uses."""
+    """Pick-and-place and stacking with the colors the prompt examples use least (see colors.py)."""
 
     name = "unseen_colors"
-    colors = UNSEEN_COLORS
     phrasings = (
         "put the {block} in the {bowl}",
         "stack the {block} on top of the {other}",
@@ -68,7 +63,7 @@ class UnseenColors(PickPlace):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(self.colors), 2, 2)
+        blocks, bowls = _blocks_and_bowls(rng, list(unseen_colors()), 2, 2)
         stack = "bowl}" not in self.phrasings[seed % len(self.phrasings)]
         params = {"block": blocks[0], "other": blocks[1]} if stack else {"block": blocks[0], "bowl": bowls[0]}
         text = self.phrase(seed, block=blocks[0], bowl=bowls[0], other=blocks[1])
@@ -105,7 +100,7 @@ class CornersSides(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         target, _ = NAMED_TARGETS[seed % len(NAMED_TARGETS)]
-        blocks, bowls = _blocks_and_bowls(rng, list(SEEN_COLORS), 3, 1)
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 3, 1)
         goal = named_positions(WORKSPACE)[target]
         pos = sample_positions(
             rng,
@@ -149,7 +144,7 @@ class MoveBy(Family):
         direction = ("right", "left", "up", "down")[(seed // len(self.phrasings)) % 4]
         cm = rng.choice((5, 8, 10, 12, 15))
         dx, dy = (v * cm / 100 for v in DIRECTIONS[direction])
-        blocks, bowls = _blocks_and_bowls(rng, list(SEEN_COLORS), 2, 1)
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 2, 1)
         block = blocks[0]
 
         def ok(pos):
@@ -189,7 +184,7 @@ class RelativePosition(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         rel = self.relations[seed % len(self.relations)]
-        blocks, bowls = _blocks_and_bowls(rng, list(SEEN_COLORS), 2, 2)
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 2, 2)
         block, ref, ref2 = blocks[0], bowls[0], (bowls[1] if seed % 2 else blocks[1])
 
         def ok(pos):
@@ -255,7 +250,7 @@ class Superlative(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         which = self.which[seed % len(self.which)]
-        blocks, bowls = _blocks_and_bowls(rng, list(SEEN_COLORS), 3, 2)
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 3, 2)
         bowl, ref = bowls
 
         def ok(pos):

@@ -7,9 +7,9 @@ import math
 import re
 
 from bench.tabletop import geometry as g
-from bench.tabletop.families_place import SEEN_COLORS
+from bench.tabletop.colors import ALL_COLORS
 from bench.tabletop.layout import sample_positions, scene_objects
-from bench.tabletop.task import ALL_COLORS, Family, Task, Verdict
+from bench.tabletop.task import Family, Task, Verdict
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 REFUSAL = re.compile(
@@ -46,7 +46,7 @@ class MultiTurn(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         kind = self.kinds[seed % len(self.kinds)]
-        colors = rng.sample(list(SEEN_COLORS), 4)
+        colors = rng.sample(list(ALL_COLORS), 4)
         block, other, bowl, bowl2 = (
             f"{colors[0]} block",
             f"{colors[1]} block",
@@ -115,7 +115,7 @@ class Question(Family):
         rng = self.rng(seed)
         kind = self.kinds[seed % len(self.kinds)]
         n_blocks, n_bowls = rng.choice((2, 3, 4)), rng.choice((1, 2, 3))
-        colors = list(SEEN_COLORS)
+        colors = list(ALL_COLORS)
         blocks = [f"{c} block" for c in rng.sample(colors, n_blocks)]
         bowls = [f"{c} bowl" for c in rng.sample(colors, n_bowls)]
         params: dict = {"kind": kind}
@@ -184,7 +184,7 @@ class Refusal(Family):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        colors = rng.sample(list(SEEN_COLORS), 5)
+        colors = rng.sample(list(ALL_COLORS), 5)
         missing = colors[4]
         blocks, bowls = [f"{c} block" for c in colors[:2]], [f"{c} bowl" for c in colors[2:4]]
         text = self.phrase(seed, missing=missing, bowl=bowls[0], block=blocks[0])

@@ -11,10 +11,6 @@ import abc
 import random
 from dataclasses import dataclass, field
 
-from primitives.geometry import COLORS
-
-ALL_COLORS = tuple(COLORS)
-
 
 @dataclass(frozen=True)
 class Task:
