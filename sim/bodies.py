@@ -48,30 +48,68 @@ def _bowl_collision(cid: int) -> int:
     )
 
 
-def make_objects(cid: int, layout: list[PlacedObject], ws: Workspace) -> dict[str, ObjectBody]:
-    half = BLOCK_SIZE / 2
-    block_col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[half] * 3, physicsClientId=cid)
-    bowl_col = _bowl_collision(cid) if any(o.kind == "bowl" for o in layout) else -1
-    out: dict[str, ObjectBody] = {}
+@dataclass(frozen=True)
+class BodyState:
+    """Pose and velocity of one object, enough to recreate it exactly."""
+
+    position: tuple[float, ...]
+    orientation: tuple[float, ...]
+    linear: tuple[float, ...] = (0.0, 0.0, 0.0)
+    angular: tuple[float, ...] = (0.0, 0.0, 0.0)
+
+
+def initial_states(layout: list[PlacedObject], ws: Workspace) -> dict[str, BodyState]:
+    out = {}
     for o in layout:
-        rgba = [*COLORS[o.color], 1.0]
-        orn = p.getQuaternionFromEuler([0, 0, o.yaw])
-        if o.kind == "block":
-            vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[half] * 3, rgbaColor=rgba, physicsClientId=cid)
-            body = p.createMultiBody(BLOCK_MASS, block_col, vis, [*o.xy, ws.table_z + half], orn, physicsClientId=cid)
-            p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0,
-                             restitution=0.0, physicsClientId=cid)
-        else:
-            vis = p.createVisualShape(p.GEOM_MESH, fileName=str(BOWL_OBJ), rgbaColor=rgba, physicsClientId=cid)
-            body = p.createMultiBody(BOWL_MASS, bowl_col, vis, [*o.xy, ws.table_z], orn, physicsClientId=cid)
-            p.changeDynamics(body, -1, lateralFriction=0.8, restitution=0.0, physicsClientId=cid)
-        # resting objects sleep (skip collision work) until something touches them; the low
-        # threshold keeps slowly pushed objects awake
-        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, sleepThreshold=0.005,
-                         physicsClientId=cid)
-        out[o.name] = ObjectBody(body, o.kind, o.color)
+        z = ws.table_z + (BLOCK_SIZE / 2 if o.kind == "block" else 0.0)
+        out[o.name] = BodyState((o.xy[0], o.xy[1], z), tuple(p.getQuaternionFromEuler([0, 0, o.yaw])))
     return out
 
 
+def read_states(cid: int, objects: dict[str, ObjectBody]) -> dict[str, BodyState]:
+    out = {}
+    for name, o in objects.items():
+        pos, orn = p.getBasePositionAndOrientation(o.body, physicsClientId=cid)
+        lin, ang = p.getBaseVelocity(o.body, physicsClientId=cid)
+        out[name] = BodyState(tuple(pos), tuple(orn), tuple(lin), tuple(ang))
+    return out
 
 
+class ObjectFactory:
+    """Creates blocks and bowls in one client, reusing collision and visual shapes."""
+
+    def __init__(self, cid: int):
+        self.cid = cid
+        half = BLOCK_SIZE / 2
+        self.block_col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[half] * 3, physicsClientId=cid)
+        self.bowl_col = _bowl_collision(cid)
+        self._visuals: dict[tuple[str, str], int] = {}
+
+    def _visual(self, kind: str, color: str) -> int:
+        key = (kind, color)
+        if key not in self._visuals:
+            rgba = [*COLORS[color], 1.0]
+            if kind == "block":
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[BLOCK_SIZE / 2] * 3, rgbaColor=rgba,
+                                          physicsClientId=self.cid)
+            else:
+                vis = p.createVisualShape(p.GEOM_MESH, fileName=str(BOWL_OBJ), rgbaColor=rgba, physicsClientId=self.cid)
+            self._visuals[key] = vis
+        return self._visuals[key]
+
+    def create(self, kind: str, color: str, state: BodyState) -> int:
+        cid = self.cid
+        block = kind == "block"
+        body = p.createMultiBody(BLOCK_MASS if block else BOWL_MASS, self.block_col if block else self.bowl_col,
+                                 self._visual(kind, color), state.position, state.orientation, physicsClientId=cid)
+        if block:
+            p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0,
+                             restitution=0.0, physicsClientId=cid)
+        else:
+            p.changeDynamics(body, -1, lateralFriction=0.8, restitution=0.0, physicsClientId=cid)
+        # resting objects sleep (no collision work) until something touches them; the low
+        # threshold keeps slowly pushed objects awake
+        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, sleepThreshold=0.005,
+                         physicsClientId=cid)
+        p.resetBaseVelocity(body, state.linear, state.angular, physicsClientId=cid)
+        return body

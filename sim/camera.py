@@ -29,8 +29,9 @@ def views(ws: Workspace) -> dict[str, View]:
     cx, cy = (ws.x[0] + ws.x[1]) / 2, (ws.y[0] + ws.y[1]) / 2
     z = ws.table_z
     return {
-        "top": View((cx, cy, z + 1.0), (cx, cy, z), (0.0, 1.0, 0.0), 40.0),
-        "angled": View((cx, cy - 0.75, z + 0.75), (cx, cy + 0.02, z), (0.0, 0.0, 1.0), 50.0),
+        "top": View((cx, cy, z + 0.75), (cx, cy, z), (0.0, 1.0, 0.0), 40.0),
+        # from beyond the far edge, facing the robot (so +x appears on the left)
+        "angled": View((cx + 0.3, cy + 0.55, z + 0.5), (cx, cy - 0.12, z + 0.12), (0.0, 0.0, 1.0), 55.0),
     }
 
 
@@ -48,9 +49,11 @@ def _extrinsics(v: View) -> np.ndarray:
 
 
 def intrinsics(v: View, width: int, height: int) -> np.ndarray:
-    """Pinhole matrix with pixel centres at integer coordinates (column u, row v)."""
+    """Pinhole matrix for pixel indices (column u, row v). TinyRenderer samples column u at
+    u - W/2 and row v at v + 1 - H/2 from the optical axis (measured: this centring gives
+    sub-millimetre lifting error), hence the principal point (W/2, H/2 - 1)."""
     f = (height / 2) / math.tan(math.radians(v.fov_deg) / 2)
-    return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
+    return np.array([[f, 0.0, width / 2], [0.0, f, height / 2 - 1], [0.0, 0.0, 1.0]])
 
 
 def render(cid: int, v: View, width: int, height: int, id_to_name: dict[int, str], *, rgb_only: bool = False) -> CameraImage:

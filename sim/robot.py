@@ -83,15 +83,18 @@ class PandaModel:
     def finger_q(self) -> list[float]:
         return [s[0] for s in p.getJointStates(self.body, FINGER_JOINTS, physicsClientId=self.cid)]
 
+    def joint_states(self) -> list[tuple[float, float]]:
+        """(position, velocity) of the arm and finger joints."""
+        return [(float(s[0]), float(s[1])) for s in
+                p.getJointStates(self.body, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)]
+
+    def set_joint_states(self, states) -> None:
+        for j, (q, qd) in zip(ARM_JOINTS + FINGER_JOINTS, states):
+            p.resetJointState(self.body, j, q, qd, physicsClientId=self.cid)
+
     def tcp(self) -> np.ndarray:
         s = p.getLinkState(self.body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
         return np.array(s[4])
-
-    def tcp_yaw(self) -> float:
-        s = p.getLinkState(self.body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
-        r = np.array(p.getMatrixFromQuaternion(s[5])).reshape(3, 3)
-        # the closing axis (hand y) projected on the table gives the yaw
-        return math.atan2(-r[0, 1], r[1, 1]) - 0.0
 
     # -- kinematics -------------------------------------------------------------------------
     def _ik_once(self, xyz, orn, q: list[float], null_space: bool, max_iter: int = 100) -> list[float]:

@@ -19,6 +19,7 @@ from primitives.backend import CameraImage, RobotBackend, Workspace
 from primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
 from primitives.geometry import named_positions
 from sim import bodies, camera
+from sim.bodies import BodyState
 from sim.robot import FINGER_OPEN, IK_TOLERANCE, PandaModel
 from sim.scene import WORKSPACE, build_layout
 
@@ -32,10 +33,12 @@ REACH_TOLERANCE = 0.015  # a motion that ends farther than this from its goal fa
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A saved world state; only valid for the world that made it."""
+    """The whole world state as plain data: every object's pose and velocity, the arm's joint
+    positions and velocities, the gripper command and the simulated time. Restorable into any
+    world with the same objects."""
 
-    world_token: int
-    state_id: int
+    objects: tuple[tuple[str, BodyState], ...]
+    joints: tuple[tuple[float, float], ...]
     steps: int
     closed: bool
     arm_target: tuple[float, ...]
@@ -54,8 +57,11 @@ class World(RobotBackend):
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=self.cid)
         self.table = bodies.make_table(self.cid, WORKSPACE)
         self.robot = PandaModel(self.cid)
-        self.objects = bodies.make_objects(self.cid, layout, WORKSPACE)  # name -> ObjectBody
-        self._names_by_id = {o.body: name for name, o in self.objects.items()}
+        self._layout = layout
+        self._factory = bodies.ObjectFactory(self.cid)
+        self.objects: dict[str, bodies.ObjectBody] = {}
+        self._names_by_id: dict[int, str] = {}
+        self._make_objects(bodies.initial_states(layout, WORKSPACE))
         self._views = camera.views(WORKSPACE)
         self._steps = 0
         self._closed = False
@@ -219,14 +225,42 @@ class World(RobotBackend):
             "time_s": float(self.time_s),
         }
 
+    def _make_objects(self, states: dict[str, BodyState]) -> None:
+        """(Re)create every object, in layout order, in the given states."""
+        for o in self.objects.values():
+            p.removeBody(o.body, physicsClientId=self.cid)
+        self.objects = {}
+        for o in self._layout:
+            body = self._factory.create(o.kind, o.color, states[o.name])
+            self.objects[o.name] = bodies.ObjectBody(body, o.kind, o.color)
+        self._names_by_id = {o.body: name for name, o in self.objects.items()}
+
     def snapshot(self) -> Snapshot:
-        sid = p.saveState(physicsClientId=self.cid)
-        return Snapshot(id(self), sid, self._steps, self._closed, tuple(self._arm_target), self._current_yaw)
+        """Capture the world. The live world is re-laid from the capture too (objects recreated,
+        joints reset), so continuing now and continuing after restore(snap) are bit-identical."""
+        snap = Snapshot(
+            objects=tuple(bodies.read_states(self.cid, self.objects).items()),
+            joints=tuple(self.robot.joint_states()),
+            steps=self._steps,
+            closed=self._closed,
+            arm_target=tuple(self._arm_target),
+            yaw=self._current_yaw,
+        )
+        self._apply(snap)
+        return snap
 
     def restore(self, snap: Snapshot) -> None:
-        if snap.world_token != id(self):
-            raise ValueError("this snapshot was taken from another world; restore it into the world that made it")
-        p.restoreState(stateId=snap.state_id, physicsClientId=self.cid)
+        names = [n for n, _ in snap.objects]
+        if not isinstance(snap, Snapshot) or names != list(self.objects):
+            raise ValueError(
+                f"this snapshot holds objects {names[:16]} but this world has {list(self.objects)}; "
+                "restore it into a world built from the same scene spec"
+            )
+        self._apply(snap)
+
+    def _apply(self, snap: Snapshot) -> None:
+        self._make_objects(dict(snap.objects))
+        self.robot.set_joint_states(snap.joints)
         self._steps, self._closed, self._arm_target = snap.steps, snap.closed, list(snap.arm_target)
         self._current_yaw = snap.yaw
         self.robot.command_arm(self._arm_target)
