@@ -81,9 +81,18 @@ class PrefixStateCache:
         return path
 
     def evict(self) -> None:
-        files = sorted(self.directory.glob("*.state"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        while files and total > self.max_bytes:
-            oldest = files.pop(0)
-            total -= oldest.stat().st_size
-            oldest.unlink(missing_ok=True)
+        """Delete the least recently used states until the directory fits in `max_bytes`."""
+        files = []
+        for path in self.directory.glob("*.state"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # another process evicted it first
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+        files.sort()
+        total = sum(size for _, size, _ in files)
+        for _, size, path in files:
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
