@@ -15,9 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Self
 
 from sandbox import policy, protocol
-from sandbox.isolation import detect
+from sandbox.isolation import detect, set_sched_slice
 from sandbox.pool import Launcher, PoolError, WorkerPool
 
 ERROR_KINDS = ("syntax", "violation", "policy", "primitive", "timeout", "memory", "cancelled", "crash")
@@ -73,6 +74,7 @@ class Sandbox:
         max_call_bytes: int = 1 << 20,
         extra_modules: Iterable[str] = (),
         isolation: str = "auto",
+        slice_us: float = 100.0,
         _unsafe_skip_static_check: bool = False,
     ):
         if pool_size < 0:
@@ -89,7 +91,9 @@ class Sandbox:
             "max_call_bytes": max_call_bytes,
             "max_result_bytes": max_message_bytes,
             "max_reply_bytes": 64 << 20,
+            "slice_us": slice_us,
         }
+        self._slice_us = slice_us
         launcher = Launcher(self._iso, config, max_message_bytes)
         self._pool = WorkerPool(launcher, pool_size, max_workers or max(8, 2 * pool_size))
         self._state = SandboxState.OPEN
@@ -149,6 +153,7 @@ class Sandbox:
             return _done(start, SandboxError("timeout", message))
         except PoolError as exc:
             return _done(start, SandboxError("crash", str(exc)))
+        previous_slice = set_sched_slice(int(self._slice_us * 1000)) if self._slice_us else None
         try:
             spec = {
                 "code": code,
@@ -162,6 +167,8 @@ class Sandbox:
             )
         finally:
             self._pool.release(worker)
+            if previous_slice is not None:
+                set_sched_slice(previous_slice)
 
     def close(self) -> None:
         with self._lock:
@@ -170,7 +177,7 @@ class Sandbox:
             self._state = SandboxState.CLOSED
         self._pool.close()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -245,7 +252,9 @@ class _Session:
         try:
             self.chan.send(reply)
         except protocol.EncodeError as exc:
-            self.chan.send(("exc", "host", "HostFunctionError", f"{name}() returned a value that cannot be sent: {exc}"))
+            self.chan.send(
+                ("exc", "host", "HostFunctionError", f"{name}() returned a value that cannot be sent: {exc}")
+            )
         if self.cancel is not None and self.cancel.is_set():
             raise protocol.ChannelCancelled()
 
@@ -266,7 +275,12 @@ class _Session:
         except Exception as exc:  # noqa: BLE001 - host exceptions never cross as objects
             if _HostPrimitiveError is not None and isinstance(exc, _HostPrimitiveError):
                 return ("exc", "primitive", type(exc).__name__, _text(str(exc)))
-            return ("exc", "host", "HostFunctionError", f"host function {name}() failed: {type(exc).__name__}")
+            return (
+                "exc",
+                "host",
+                "HostFunctionError",
+                f"host function {name}() failed: {type(exc).__name__}",
+            )
 
     def _finish(self, message: tuple, start: float) -> SandboxResult:
         if len(message) != 2 or type(message[1]) is not dict:

@@ -128,12 +128,14 @@ class _Checker:
                 self.check_attr(node, attr)
 
     def check_name(self, node: ast.AST, name: str) -> None:
-        if name.startswith("__") and name.endswith("__") and name not in _SAFE_DUNDER_NAMES:
-            self.refuse(node, f"dunder name {name!r} is not allowed in policy code")
+        if name in _SAFE_DUNDER_NAMES:
+            return
+        if name.startswith("__"):
+            self.refuse(
+                node, f"dunder name {name!r} is not allowed in policy code (no names starting with '__')"
+            )
         elif name in FORBIDDEN_NAMES:
             self.refuse(node, f"{name!r} is not available in policy code")
-        elif "__" in name and name.startswith("_"):
-            self.refuse(node, f"name {name!r} is not allowed (names may not start with '__')")
 
     def check_attr(self, node: ast.AST, attr: str) -> None:
         if attr.startswith("__"):
@@ -180,10 +182,12 @@ class _Checker:
                 bound.add(node.id)
         reported: set[str] = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                if node.id not in bound and node.id not in reported:
-                    reported.add(node.id)
-                    self.refuse(node, f"name {node.id!r} is not defined (not a builtin, host function or assignment)")
+            loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+            if loaded and node.id not in bound and node.id not in reported:
+                reported.add(node.id)
+                self.refuse(
+                    node, f"name {node.id!r} is not defined (not a builtin, host function or assignment)"
+                )
 
 
 def _bound_identifiers(node: ast.AST) -> list[str]:

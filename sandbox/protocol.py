@@ -248,7 +248,12 @@ class Channel:
     noticed within `poll_slice_s`; the worker uses plain blocking reads.
     """
 
-    def __init__(self, sock: socket.socket, max_frame: int = DEFAULT_MAX_FRAME, poll_slice_s: float = 0.02):
+    def __init__(
+        self,
+        sock: socket.socket,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        poll_slice_s: float = 0.02,
+    ):
         self.sock = sock
         self.max_frame = max_frame
         self.poll_slice_s = poll_slice_s

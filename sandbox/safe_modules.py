@@ -29,23 +29,81 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     "copy": frozenset({"copy", "deepcopy"}),
     "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
     "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
-    "typing": frozenset({
-        "Any", "Callable", "Dict", "Iterable", "Iterator", "List", "Mapping", "Optional", "Sequence",
-        "Set", "Tuple", "Union", "FrozenSet", "Generator",
-    }),  # fmt: skip
-    "operator": frozenset({
-        "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pos", "abs", "itemgetter", "eq", "ne",
-        "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "truth", "contains", "countOf", "indexOf",
-        "matmul", "pow", "inv", "invert", "index",
-    }),  # fmt: skip
+    "typing": frozenset(
+        [
+            "Any",
+            "Callable",
+            "Dict",
+            "FrozenSet",
+            "Generator",
+            "Iterable",
+            "Iterator",
+            "List",
+            "Mapping",
+            "Optional",
+            "Sequence",
+            "Set",
+            "Tuple",
+            "Union",
+        ]
+    ),
+    "operator": frozenset(
+        [
+            "abs",
+            "add",
+            "and_",
+            "contains",
+            "countOf",
+            "eq",
+            "floordiv",
+            "ge",
+            "gt",
+            "index",
+            "indexOf",
+            "inv",
+            "invert",
+            "itemgetter",
+            "le",
+            "lt",
+            "matmul",
+            "mod",
+            "mul",
+            "ne",
+            "neg",
+            "not_",
+            "or_",
+            "pos",
+            "pow",
+            "sub",
+            "truediv",
+            "truth",
+            "xor",
+        ]
+    ),
 }
 
 # Left out of numpy/shapely whatever the attribute name (file I/O, pickle, raw memory, config).
-_THIRD_PARTY_DENY = FORBIDDEN_ATTRS | {
-    "fromstring", "frombuffer", "from_dlpack", "get_include", "lookfor", "source", "who",
-    "set_string_function", "recfromtxt", "recfromcsv", "byte_bounds", "deprecate",
-    "add_newdoc", "add_docstring", "add_newdoc_ufunc", "setbufsize", "getbufsize",
-}
+_THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
+    [
+        "fromstring",
+        "frombuffer",
+        "from_dlpack",
+        "get_include",
+        "lookfor",
+        "source",
+        "who",
+        "set_string_function",
+        "recfromtxt",
+        "recfromcsv",
+        "byte_bounds",
+        "deprecate",
+        "add_newdoc",
+        "add_docstring",
+        "add_newdoc_ufunc",
+        "setbufsize",
+        "getbufsize",
+    ]
+)
 
 _ALLOWED_SUBMODULES = {
     "numpy": ("linalg", "random", "fft", "polynomial", "emath"),
@@ -73,11 +131,15 @@ def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for attr in dir(module):
-            if attr.startswith("_") or attr in _THIRD_PARTY_DENY or (allowed is not None and attr not in allowed):
+            if (
+                attr.startswith("_")
+                or attr in _THIRD_PARTY_DENY
+                or (allowed is not None and attr not in allowed)
+            ):
                 continue
             try:
                 value = getattr(module, attr)
-            except Exception:  # noqa: BLE001 - lazy attributes that fail to load are simply absent
+            except Exception:  # noqa: BLE001, S112 - lazy attributes that fail to load are simply absent
                 continue
             if isinstance(value, types.ModuleType):
                 if attr not in submodules:
@@ -97,7 +159,7 @@ def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
 def make_import(proxies: dict[str, types.ModuleType]):
     """The only `__import__` the program gets: hands out proxies, refuses everything else."""
 
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         if level:
             raise ImportError("relative imports are not allowed in policy code")
         if name not in proxies:
@@ -141,7 +203,7 @@ def _safe_type(obj, *rest):
 class OutputBuffer:
     """Collects printed text up to `limit` characters, then notes how much was dropped."""
 
-    __slots__ = ("_parts", "_size", "_limit", "_dropped")
+    __slots__ = ("_dropped", "_limit", "_parts", "_size")
 
     def __init__(self, limit: int):
         self._parts: list[str] = []
@@ -167,7 +229,7 @@ class OutputBuffer:
 
 
 def make_print(buffer: OutputBuffer):
-    def print(*args, sep=" ", end="\n", file=None, flush=False):  # noqa: A001
+    def print(*args, sep=" ", end="\n", file=None, flush=False):
         if file is not None:
             raise TypeError("print(file=...) is not available in policy code")
         sep = " " if sep is None else sep

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 WORKER_FD = 3
 PROGRAM_FILENAME = "<policy>"
@@ -33,7 +32,12 @@ def main(fd: int, config_json: str) -> None:
 
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
     errors = safe_modules.make_primitive_errors()
-    chan = protocol.Channel(socket.socket(fileno=WORKER_FD), max_frame=config.get("max_reply_bytes", 64 << 20))
+    chan = protocol.Channel(
+        socket.socket(fileno=WORKER_FD),
+        max_frame=config.get("max_reply_bytes", 64 << 20),
+    )
+    if config.get("slice_us"):
+        isolation.set_sched_slice(int(config["slice_us"] * 1000))
     rlimits = isolation.apply_rlimits(config.get("memory_mb", 1024))
     seccomp_status = seccomp.install() if config.get("seccomp", True) else "disabled by configuration"
     chan.send(("ready", _self_report(rlimits, seccomp_status)))
@@ -79,7 +83,11 @@ def _send_done(chan, result: dict, limit: int) -> None:
         result = {
             "values": {},
             "stdout": result["stdout"][:10000],
-            "error": {"kind": "policy", "message": f"the program's result cannot be returned: {exc}", "line": None},
+            "error": {
+                "kind": "policy",
+                "message": f"the program's result cannot be returned: {exc}",
+                "line": None,
+            },
         }
         payload = protocol.encode(("done", result), limit)
     chan.send_raw(payload)
@@ -88,7 +96,7 @@ def _send_done(chan, result: dict, limit: int) -> None:
 class HostFunction:
     """What the program holds instead of a host function: a name and a channel it cannot see."""
 
-    __slots__ = ("_name", "_call")
+    __slots__ = ("_call", "_name")
 
     def __init__(self, name: str, call):
         self._name = name
@@ -134,7 +142,9 @@ class Runner:
                 self.errors[cls_name] = cls
             return (cls or self.errors["PrimitiveError"])(message)
         if kind == "builtin":
-            cls = {"TypeError": TypeError, "NameError": NameError, "ValueError": ValueError}.get(cls_name, TypeError)
+            cls = {"TypeError": TypeError, "NameError": NameError, "ValueError": ValueError}.get(
+                cls_name, TypeError
+            )
             return cls(message)
         return self.safe_modules.HostFunctionError(message)
 

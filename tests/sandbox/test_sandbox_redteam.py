@@ -126,30 +126,55 @@ def _runtime(id_, code, kinds, timeout_s=5.0, expect=""):
 
 RUNTIME = [
     _runtime("infinite_loop", "while True:\n    pass", ["timeout"], 1.0),
-    _runtime("swallow_everything_loop", "while True:\n    try:\n        1 / 0\n    except BaseException:\n        pass",
-             ["timeout"], 1.0),  # fmt: skip
+    _runtime(
+        "swallow_everything_loop",
+        "while True:\n    try:\n        1 / 0\n    except BaseException:\n        pass",
+        ["timeout"],
+        1.0,
+    ),
     _runtime("huge_int_power_c_level", "x = 7 ** (10 ** 9)", ["timeout"], 1.0),
     _runtime("int_to_str_huge", "x = str(10 ** 100000)", ["policy"], 5.0, "ValueError"),
-    _runtime("numpy_giant_sort", "import numpy as np\na = np.random.rand(2 * 10 ** 7)\nwhile True:\n    np.sort(a)",
-             ["timeout", "memory"], 1.0),  # fmt: skip
+    _runtime(
+        "numpy_giant_sort",
+        "import numpy as np\na = np.random.rand(2 * 10 ** 7)\nwhile True:\n    np.sort(a)",
+        ["timeout", "memory"],
+        1.0,
+    ),
     _runtime("memory_bytearray", "x = bytearray(10 ** 10)", ["memory"]),
     _runtime("memory_list", "x = [0] * 10 ** 10", ["memory"]),
     _runtime("memory_numpy", "import numpy as np\nx = np.ones((10 ** 5, 10 ** 5))", ["memory"]),
     _runtime("memory_growth", "x = []\nwhile True:\n    x.append('y' * 10 ** 6)", ["memory"], 10.0),
     _runtime("recursion_bomb", "def f(n):\n    return f(n + 1) + 1\nf(0)", ["policy"], 5.0, "RecursionError"),
-    _runtime("mutual_recursion", "def a():\n    return b()\ndef b():\n    return a()\na()", ["policy"], 5.0,
-             "RecursionError"),  # fmt: skip
-    _runtime("huge_output", "for i in range(100000):\n    print('x' * 100)", ["ok"], 10.0, "output truncated"),
+    _runtime(
+        "mutual_recursion",
+        "def a():\n    return b()\ndef b():\n    return a()\na()",
+        ["policy"],
+        5.0,
+        "RecursionError",
+    ),
+    _runtime(
+        "huge_output", "for i in range(100000):\n    print('x' * 100)", ["ok"], 10.0, "output truncated"
+    ),
     _runtime("print_to_file", "print('x', file=1)", ["policy"], 5.0, "file="),
     _runtime("type_three_args_alias", "t = type\nX = t('X', (), {})", ["policy"], 5.0, "one argument"),
     _runtime("host_nan", "get_obj_pos(float('nan'))", ["primitive"], 5.0, "finite"),
     _runtime("host_huge_list", "get_obj_pos(list(range(10 ** 6)))", ["primitive"], 5.0, "limit"),
-    _runtime("host_deep_nesting", "x = []\nfor _ in range(1000):\n    x = [x]\nget_obj_pos(x)", ["primitive"], 5.0,
-             "deeper"),  # fmt: skip
+    _runtime(
+        "host_deep_nesting",
+        "x = []\nfor _ in range(1000):\n    x = [x]\nget_obj_pos(x)",
+        ["primitive"],
+        5.0,
+        "deeper",
+    ),
     _runtime("host_function_arg", "get_obj_pos(lambda: 0)", ["primitive"], 5.0, "cannot be sent"),
     _runtime("host_module_arg", "import numpy as np\nget_obj_pos(np)", ["primitive"], 5.0, "cannot be sent"),
-    _runtime("host_object_dtype", "import numpy as np\nget_obj_pos(np.array([None, 1]))", ["primitive"], 5.0,
-             "dtype"),  # fmt: skip
+    _runtime(
+        "host_object_dtype",
+        "import numpy as np\nget_obj_pos(np.array([None, 1]))",
+        ["primitive"],
+        5.0,
+        "dtype",
+    ),
     _runtime("host_wrong_arity", "get_obj_pos()", ["policy"], 5.0, "TypeError"),
     _runtime("host_bad_kwarg", "get_obj_pos('a', evil=1)", ["policy"], 5.0, "TypeError"),
     _runtime("host_wrong_type", "get_obj_pos({'a': 1})", ["primitive"], 5.0, "InvalidArgumentError"),
@@ -171,9 +196,19 @@ def _os(id_, body, kinds, expect="", timeout_s=5.0):
 
 OS = [
     _os("os_escape_works", "ret_val = g['getpid']()", ["ok"]),
-    _os("read_repo", f"ret_val = B['open']({str(REPO / 'pyproject.toml')!r}).read()", ["policy"], "FileNotFoundError"),
+    _os(
+        "read_repo",
+        f"ret_val = B['open']({str(REPO / 'pyproject.toml')!r}).read()",
+        ["policy"],
+        "FileNotFoundError",
+    ),
     _os("list_repo", f"ret_val = g['listdir']({str(REPO)!r})", ["policy"], "FileNotFoundError"),
-    _os("read_host_tmp_secret", f"ret_val = B['open']({str(SECRET)!r}).read()", ["policy"], "FileNotFoundError"),
+    _os(
+        "read_host_tmp_secret",
+        f"ret_val = B['open']({str(SECRET)!r}).read()",
+        ["policy"],
+        "FileNotFoundError",
+    ),
     _os("read_root_ssh", "ret_val = g['listdir']('/root/.ssh')", ["policy"], "FileNotFoundError"),
     _os("read_etc_passwd", "ret_val = B['open']('/etc/passwd').read()", ["policy"], "FileNotFoundError"),
     _os("write_canary", f"B['open']({str(CANARY / 'pwned.txt')!r}, 'w').write('x')", ["policy"], "Error"),
@@ -182,8 +217,12 @@ OS = [
     _os("write_tmp", "B['open']('/tmp/inside', 'w').write('x')", ["policy"], "PermissionError"),
     _os("mkdir_root", "g['mkdir']('/pwned')", ["policy"], "Error"),
     _os("socket_create", "s = B['__import__']('socket').socket()", ["policy"], "PermissionError"),
-    _os("socket_connect", "B['__import__']('socket').create_connection(('1.1.1.1', 80), timeout=1)", ["policy"],
-        "Error"),  # fmt: skip
+    _os(
+        "socket_connect",
+        "B['__import__']('socket').create_connection(('1.1.1.1', 80), timeout=1)",
+        ["policy"],
+        "Error",
+    ),
     _os("fork_bomb", "while True:\n    g['fork']()", ["policy"], "PermissionError"),
     _os("os_system", f"ret_val = g['system']('touch {CANARY}/system-pwned')", ["ok", "policy"]),
     _os("subprocess_run", "B['__import__']('subprocess').run(['/bin/true'])", ["policy"], "Error"),
@@ -193,7 +232,9 @@ OS = [
     _os("env_secrets", "ret_val = dict(g['environ'])", ["ok"]),
     _os("proc_environ_of_pid1", "ret_val = B['open']('/proc/1/environ').read()", ["ok", "policy"]),
     _os("ctypes_fork", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).fork()", ["ok", "policy"]),
-    _os("unshare_userns", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).unshare(0x10000000)", ["ok"]),
+    _os(
+        "unshare_userns", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).unshare(0x10000000)", ["ok"]
+    ),
     _os("memory_bomb_escaped", "x = B['bytearray'](10 ** 10)", ["memory"]),
 ]
 
@@ -264,7 +305,9 @@ def test_suite_is_big_enough():
 
 
 def test_zz_host_unharmed_and_benign_run_still_works(sb):
-    res = sb.run("import numpy as np\nret_val = float(np.linalg.norm(get_obj_pos('red block')))", _host_functions())
+    res = sb.run(
+        "import numpy as np\nret_val = float(np.linalg.norm(get_obj_pos('red block')))", _host_functions()
+    )
     assert res.ok, res.error
     assert res.values["ret_val"] == pytest.approx(math.hypot(0.1, 0.2))
     assert _snapshot() == BEFORE

@@ -54,7 +54,6 @@ def test_host_functions_round_trip_plain_data(sb):
 
     def place(target, speed=1.0):
         calls.append((target if isinstance(target, str) else target.tolist(), speed))
-        return None
 
     code = "p = get_obj_pos('red block')\nplace(p + 1, speed=0.5)\nret_val = p.sum()"
     res = sb.run(code, {"get_obj_pos": get_obj_pos, "place": place}, timeout_s=10)
@@ -113,7 +112,9 @@ def test_wrong_call_signature_is_a_type_error_in_the_program(sb):
     def pick(name):
         raise AssertionError("must not be called")
 
-    res = sb.run("try:\n    pick()\nexcept TypeError as e:\n    ret_val = str(e)", {"pick": pick}, timeout_s=10)
+    res = sb.run(
+        "try:\n    pick()\nexcept TypeError as e:\n    ret_val = str(e)", {"pick": pick}, timeout_s=10
+    )
     assert res.ok, res.error
     assert "missing a required argument" in res.values["ret_val"]
 

@@ -1,0 +1,182 @@
+"""`capstan bench sandbox`: what the sandbox costs, side by side in one run.
+
+- warm start: `Sandbox.run("ret_val = 1")` with a warm pool (target <= 5 ms median);
+- host-function round trip: intervals between consecutive calls of a no-op host function
+  from a tight loop in the program (target <= 100 us median);
+- the same benign policy (numpy + shapely math and a few hundred host calls, >= 50 ms) under
+  plain `exec()`, smolagents' `LocalPythonExecutor` and our sandbox
+  (`overhead_vs_exec` = ours / exec, target <= 1.5; `ratio_vs_smolagents` = smolagents / ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+
+POLICY = """
+import numpy as np
+from shapely.geometry import Point, Polygon
+from shapely import affinity
+
+names = ["red block", "blue bowl", "green block"]
+square = Polygon([(0, 0), (0.2, 0), (0.2, 0.2), (0, 0.2)])
+total = 0.0
+for i in range(STEPS):
+    p = get_obj_pos(names[i % 3])
+    zone = Point(float(p[0]), float(p[1])).buffer(0.15, 16)
+    turned = affinity.rotate(square, i, origin="centroid")
+    total += zone.intersection(turned).area
+    ring = np.stack([np.cos(np.linspace(0, 6.28, 64)), np.sin(np.linspace(0, 6.28, 64))], axis=1)
+    total += float(np.linalg.norm(ring * p[:2], axis=1).max())
+ret_val = total
+"""
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--steps", type=int, default=300, help="loop iterations (host calls) of the policy")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per executor")
+    parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
+
+
+def _host():
+    import numpy as np
+
+    positions = {
+        "red block": np.array([0.1, 0.5]),
+        "blue bowl": np.array([-0.2, 0.6]),
+        "green block": np.array([0.0, 0.4]),
+    }
+
+    def get_obj_pos(name):
+        return positions[name].copy()
+
+    return get_obj_pos
+
+
+def _median_time(fn, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _bench_exec(code: str, repeats: int) -> tuple[float, object]:
+    get_obj_pos = _host()
+    out = {}
+
+    def once():
+        ns = {"get_obj_pos": get_obj_pos}
+        exec(code, ns)  # noqa: S102 - the baseline being measured
+        out["v"] = ns["ret_val"]
+
+    return _median_time(once, repeats), out["v"]
+
+
+def _bench_smolagents(code: str, repeats: int) -> tuple[float | None, object]:
+    try:
+        from smolagents.local_python_executor import LocalPythonExecutor
+    except ImportError:
+        return None, None
+    out = {}
+
+    def once():
+        executor = LocalPythonExecutor(
+            additional_authorized_imports=["numpy", "numpy.*", "shapely", "shapely.*"],
+            additional_functions={"get_obj_pos": _host()},
+        )
+        executor.send_tools({})
+        executor(code)
+        out["v"] = executor.state.get("ret_val")
+
+    return _median_time(once, repeats), out.get("v")
+
+
+def _bench_sandbox(sb, code: str, repeats: int) -> tuple[float, object]:
+    get_obj_pos = _host()
+    samples, value = [], None
+    for _ in range(repeats):
+        sb.wait_ready()
+        start = time.perf_counter()
+        res = sb.run(code, {"get_obj_pos": get_obj_pos}, timeout_s=60)
+        samples.append(time.perf_counter() - start)
+        if not res.ok:
+            raise RuntimeError(f"benign policy failed in the sandbox: {res.error}")
+        value = res.values["ret_val"]
+    return statistics.median(samples), value
+
+
+def _warm_start(sb, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        sb.wait_ready()
+        start = time.perf_counter()
+        res = sb.run("ret_val = 1", timeout_s=10)
+        samples.append(time.perf_counter() - start)
+        assert res.ok, res.error
+    return samples
+
+
+def _round_trips(sb, calls: int = 3000) -> list[float]:
+    stamps: list[float] = []
+
+    def noop(i):
+        stamps.append(time.perf_counter())
+        return i
+
+    sb.wait_ready()
+    res = sb.run(f"for i in range({calls}):\n    noop(i)", {"noop": noop}, timeout_s=60)
+    assert res.ok, res.error
+    return [b - a for a, b in itertools.pairwise(stamps)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from sandbox import Sandbox
+
+    code = POLICY.replace("STEPS", str(args.steps))
+    with Sandbox(pool_size=2) as sb:
+        sb.wait_ready()
+        starts = _warm_start(sb, args.starts)
+        trips = _round_trips(sb)
+        t_exec, v_exec = _bench_exec(code, args.repeats)
+        t_smol, v_smol = _bench_smolagents(code, max(3, args.repeats // 2))
+        t_ours, v_ours = _bench_sandbox(sb, code, args.repeats)
+        isolation = sb.isolation["mode"]
+    if abs(v_exec - v_ours) > 1e-9 or (v_smol is not None and abs(v_exec - v_smol) > 1e-9):
+        raise RuntimeError(f"executors disagree: exec={v_exec} smolagents={v_smol} sandbox={v_ours}")
+    result = {
+        "isolation": isolation,
+        "warm_start_ms_p50": round(statistics.median(starts) * 1e3, 3),
+        "warm_start_ms_p90": round(sorted(starts)[int(0.9 * (len(starts) - 1))] * 1e3, 3),
+        "rpc_us_p50": round(statistics.median(trips) * 1e6, 1),
+        "rpc_us_p90": round(sorted(trips)[int(0.9 * (len(trips) - 1))] * 1e6, 1),
+        "policy_host_calls": args.steps,
+        "exec_ms": round(t_exec * 1e3, 2),
+        "smolagents_ms": round(t_smol * 1e3, 2) if t_smol is not None else None,
+        "sandbox_ms": round(t_ours * 1e3, 2),
+        "overhead_vs_exec": round(t_ours / t_exec, 3),
+        "ratio_vs_smolagents": round(t_smol / t_ours, 2) if t_smol is not None else None,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"sandbox benchmark (isolation: {isolation})")
+    print(f"  warm start        p50 {result['warm_start_ms_p50']:8.3f} ms   p90 {result['warm_start_ms_p90']:.3f} ms"
+          "   (target <= 5 ms)")  # fmt: skip
+    print(
+        f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
+    )
+    print(f"  benign policy ({args.steps} host calls), median of {args.repeats}:")
+    print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
+    smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "  (smolagents not installed)"
+    print(f"    smolagents LocalPython    {smol}")
+    print(f"    capstan sandbox           {result['sandbox_ms']:9.2f} ms")
+    print(f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (target <= 1.5)")
+    if t_smol is not None:
+        print(f"  ratio_vs_smolagents {result['ratio_vs_smolagents']:.2f}   (smolagents / ours)")
+    return 0
