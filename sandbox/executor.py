@@ -162,9 +162,9 @@ class Sandbox:
                 "timeout_s": float(timeout_s),
                 "stdout_limit": self.stdout_limit,
             }
-            return _Session(worker, host_functions, deadline, cancel, timeout_s, self.stdout_limit).serve(
-                spec, start
-            )
+            return _Session(
+                worker, host_functions, return_names, deadline, cancel, timeout_s, self.stdout_limit
+            ).serve(spec, start)
         finally:
             self._pool.release(worker)
             if previous_slice is not None:
@@ -191,8 +191,9 @@ class Sandbox:
 class _Session:
     """One run's conversation with its worker."""
 
-    def __init__(self, worker, host_functions, deadline, cancel, timeout_s, stdout_limit):
+    def __init__(self, worker, host_functions, return_names, deadline, cancel, timeout_s, stdout_limit):
         self.worker = worker
+        self.return_names = return_names
         self.chan = worker.chan
         self.host_functions = host_functions
         self.deadline = deadline
@@ -300,6 +301,7 @@ class _Session:
             line = error.get("line")
             line = line if type(line) is int else None
             result_error = SandboxError(error["kind"], _text(error.get("message")), line)
+        values = {name: values[name] for name in self.return_names if name in values}
         return SandboxResult(result_error, values, stdout, time.monotonic() - start)
 
 

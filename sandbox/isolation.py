@@ -136,6 +136,10 @@ class Isolation:
             "process": "one fresh worker process per run, killed (SIGKILL to its process group) by the parent",
             "environment": "built from scratch: " + ", ".join(sorted(scrubbed_env())),
             "file_descriptors": "stdin/stdout/stderr to /dev/null plus the channel socket only",
+            "processes": "none: seccomp refuses fork/vfork/execve and clone without CLONE_THREAD; "
+            "RLIMIT_NPROC=0 as a backstop (the kernel does not apply it to tasks owned by root)",
+            "parent_death": "worker gets SIGKILL when its parent dies (PR_SET_PDEATHSIG"
+            + (", bwrap --die-with-parent)" if self.mode == "bwrap" else ")"),
         }
         if self.mode == "bwrap":
             base.update({
@@ -225,6 +229,18 @@ def apply_rlimits(memory_mb: int, file_size_mb: int = 1) -> dict:
         except (ValueError, OSError) as exc:
             applied[name] = f"failed: {exc}"
     return applied
+
+
+def die_with_parent() -> None:
+    """SIGKILL this worker when its parent goes away (PR_SET_PDEATHSIG), and exit at once if
+    that already happened."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def set_cpu_limit(timeout_s: float) -> None:
