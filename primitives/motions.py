@@ -23,6 +23,7 @@ DESCEND_SPEED = 0.5
 GRASP_BELOW_TOP = BLOCK_SIZE / 2  # grasp a block this far below its top face
 RELEASE_GAP = 0.006  # a placed block is let go this far above its support
 BOWL_DROP_GAP = 0.012  # a block is dropped into a bowl from this far above the rim
+RETREAT_SLOW = 0.05  # metres lifted slowly after letting go
 FINGER_REACH = 0.06  # open fingers reach this far from the TCP along the closing axis
 
 
@@ -109,6 +110,9 @@ def place(backend: RobotBackend, target_xy, objs: dict[str, Observation], table_
     backend.move_ee([x, y, h], yaw)
     if backend.gripper_state()["holding"] != held:
         raise GraspError(f"dropped {held!r} on the way to {[round(x, 3), round(y, 3)]}")
-    backend.move_ee([x, y, release_height((x, y), objs, table_z, held)], yaw, speed=DESCEND_SPEED)
+    release_z = release_height((x, y), objs, table_z, held)
+    backend.move_ee([x, y, release_z], yaw, speed=DESCEND_SPEED)
     backend.set_gripper(False)
+    # back off slowly first: the open fingers clear the block by only ~1.5 cm
+    backend.move_ee([x, y, min(release_z + RETREAT_SLOW, h)], yaw, speed=DESCEND_SPEED)
     backend.move_ee([x, y, h], yaw)

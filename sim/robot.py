@@ -124,14 +124,14 @@ class PandaModel:
         return q, err
 
     def solve_goal(self, xyz, yaw: float, current_q: list[float]) -> tuple[list[float], float]:
-        """Goal pose IK: first from READY_Q (so a goal's joint angles do not depend on the path
-        taken), else from the current pose; returns the better (q, error)."""
+        """Goal pose IK: start near the current pose, gently pulled towards READY_Q (so the arm
+        neither swings through a reconfiguration mid-motion nor drifts to its joint limits over
+        many motions), then refine precisely; falls back to starting from READY_Q itself."""
         orn = down_orientation(yaw)
-        start = self._ik_once(xyz, orn, READY_Q, null_space=True)
-        best = self.solve_ik(xyz, yaw, start)
+        best = self.solve_ik(xyz, yaw, self._ik_once(xyz, orn, current_q, null_space=True))
         if best[1] > 1e-3:
-            other = self.solve_ik(xyz, yaw, current_q)
-            best = min(best, other, key=lambda r: r[1])
+            for start in (current_q, self._ik_once(xyz, orn, READY_Q, null_space=True)):
+                best = min(best, self.solve_ik(xyz, yaw, start), key=lambda r: r[1])
         return best
 
     def fk_tcp(self, q: list[float]) -> np.ndarray:
@@ -141,9 +141,10 @@ class PandaModel:
         return np.array(s[4])
 
     # -- commands ---------------------------------------------------------------------------
-    def command_arm(self, q: list[float], gain: float = 0.3) -> None:
+    def command_arm(self, q: list[float], qd: list[float] | None = None, gain: float = 0.3) -> None:
         p.setJointMotorControlArray(
             self.body, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q, forces=ARM_FORCES,
+            targetVelocities=qd if qd is not None else [0.0] * 7,
             positionGains=[gain] * 7, velocityGains=[1.0] * 7, physicsClientId=self.cid,
         )
 
