@@ -49,6 +49,7 @@ class SandboxResult:
     values: dict = field(default_factory=dict)
     stdout: str = ""
     duration_s: float = 0.0
+    cpu_s: float | None = None  # CPU time the worker spent in the program, as it reported it
 
     @property
     def ok(self) -> bool:
@@ -302,7 +303,9 @@ class _Session:
             line = line if type(line) is int else None
             result_error = SandboxError(error["kind"], _text(error.get("message")), line)
         values = {name: values[name] for name in self.return_names if name in values}
-        return SandboxResult(result_error, values, stdout, time.monotonic() - start)
+        cpu_s = body.get("cpu_s")
+        cpu_s = float(cpu_s) if type(cpu_s) is float and 0.0 <= cpu_s < 1e6 else None
+        return SandboxResult(result_error, values, stdout, time.monotonic() - start, cpu_s)
 
 
 def _text(value) -> str:

@@ -308,7 +308,7 @@ class Channel:
                 if self._poller.poll(wait * 1000.0):
                     break
         try:
-            chunk = self.sock.recv(1 << 20)
+            chunk = self.sock.recv(65536)
         except (ConnectionResetError, BrokenPipeError):
             chunk = b""
         if not chunk:

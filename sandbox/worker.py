@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 WORKER_FD = 3
 PROGRAM_FILENAME = "<policy>"
@@ -169,10 +170,12 @@ class Runner:
             namespace[name] = HostFunction(name, self.call_host)
         isolation.set_cpu_limit(spec.get("timeout_s", 60))
         error = None
+        cpu_start = time.process_time()
         try:
             exec(compiled, namespace)  # noqa: S102 - the point of the sandbox
         except BaseException as exc:  # noqa: BLE001 - everything the program raises is reported
             error = self._classify(exc)
+        cpu_s = time.process_time() - cpu_start
         values = {}
         for name in spec.get("return_names", ()):
             if name in namespace:
@@ -183,7 +186,7 @@ class Runner:
                     if error is None:
                         message = f"{name} cannot leave the sandbox: {exc}"
                         error = {"kind": "policy", "message": message, "line": None}
-        return _result(buffer, values, error)
+        return {**_result(buffer, values, error), "cpu_s": cpu_s}
 
     def _classify(self, exc: BaseException) -> dict:
         line = None

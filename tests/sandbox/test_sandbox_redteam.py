@@ -4,9 +4,11 @@ Three groups:
 - STATIC: refused by the static policy before any worker runs ("violation"/"syntax").
 - RUNTIME: pass the static check but are contained at run time (timeout, memory, capped
   output, hostile arguments to host functions, ...).
-- OS: the Python layers are switched off (`_unsafe_skip_static_check=True`) and the payload
-  escapes to the real `os` module with a subclass walk, simulating a bypass of the Python
-  layer; bubblewrap, seccomp and rlimits must still refuse it.
+- PYTHON_LAYER: the static check is switched off; module proxies, the restricted builtins
+  and the guarded import refuse on their own.
+- OS: with the static check off (`_unsafe_skip_static_check=True`) the payload escapes the
+  Python layer with a subclass walk to the real `os` module and builtins, simulating a full
+  bypass of the Python layers; bubblewrap, seccomp and rlimits must still refuse it.
 Canary files are snapshotted before and compared after the whole suite.
 """
 
@@ -184,6 +186,39 @@ RUNTIME = [
     _runtime("return_set", "ret_val = {1, 2}", ["policy"], 5.0, "cannot leave"),
 ]
 
+
+def _py(id_, code, expect):
+    return Payload(id_, code, ("policy",), 5.0, expect)
+
+
+# Static check off, Python layer on: proxies and restricted builtins refuse on their own.
+PYTHON_LAYER = [
+    _py("proxy_np_load", "import numpy as np\nnp.load", "AttributeError"),
+    _py("proxy_np_save", "import numpy as np\nnp.save", "AttributeError"),
+    _py("proxy_np_fromfile", "import numpy as np\nnp.fromfile", "AttributeError"),
+    _py("proxy_np_memmap", "import numpy as np\nnp.memmap", "AttributeError"),
+    _py("proxy_np_lib", "import numpy as np\nnp.lib", "AttributeError"),
+    _py("proxy_np_testing", "import numpy as np\nnp.testing", "AttributeError"),
+    _py("proxy_np_ctypeslib", "import numpy as np\nnp.ctypeslib", "AttributeError"),
+    _py("proxy_np_random_mtrand", "import numpy as np\nnp.random.mtrand", "AttributeError"),
+    _py("proxy_np_private_core", "import numpy as np\nnp._core", "AttributeError"),
+    _py("proxy_shapely_lib", "import shapely\nshapely.lib", "AttributeError"),
+    _py("proxy_shapely_geometry_base", "import shapely.geometry as g\ng.base", "AttributeError"),
+    _py("proxy_random_os", "import random\nrandom._os", "AttributeError"),
+    _py("proxy_typing_hints", "import typing\ntyping.get_type_hints", "AttributeError"),
+    _py("proxy_operator_attrgetter", "import operator\noperator.attrgetter", "AttributeError"),
+    _py("guard_from_os_import", "from os import system", "ImportError"),
+    _py("guard_import_unloaded", "import antigravity", "ImportError"),
+    _py("guard_relative_import", "from . import x", "ImportError"),
+    _py("builtins_open", "open('/etc/passwd')", "NameError"),
+    _py("builtins_eval", "eval('1')", "NameError"),
+    _py("builtins_getattr", "getattr(1, 'real')", "NameError"),
+    _py("builtins_vars", "vars()", "NameError"),
+    _py("builtins_type3", "type('X', (), {})", "TypeError"),
+    _py("builtins_class", "class X:\n    pass", "NameError"),
+    _py("print_file", "print('x', file=None or 1)", "TypeError"),
+]
+
 _ESCAPE = (
     "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
     ".__init__.__globals__\nB = g['__builtins__']\n"
@@ -210,6 +245,8 @@ OS = [
         "FileNotFoundError",
     ),
     _os("read_root_ssh", "ret_val = g['listdir']('/root/.ssh')", ["policy"], "FileNotFoundError"),
+    _os("list_root", "ret_val = g['listdir']('/root')", ["ok", "policy"]),
+    _os("list_home", "ret_val = g['listdir']('/home')", ["policy"], "FileNotFoundError"),
     _os("read_etc_passwd", "ret_val = B['open']('/etc/passwd').read()", ["policy"], "FileNotFoundError"),
     _os("write_canary", f"B['open']({str(CANARY / 'pwned.txt')!r}, 'w').write('x')", ["policy"], "Error"),
     _os("delete_canary", f"g['remove']({str(CANARY / 'keep.txt')!r})", ["policy"], "Error"),
@@ -282,8 +319,22 @@ def test_runtime_payload_contained(sb, payload):
     _check(res, payload)
 
 
+@pytest.mark.parametrize("payload", PYTHON_LAYER, ids=[p.id for p in PYTHON_LAYER])
+def test_python_layer_refuses_without_static_check(unsafe_sb, payload):
+    res = unsafe_sb.run(payload.code, _host_functions(), timeout_s=payload.timeout_s)
+    _check(res, payload)
+
+
+def test_loaded_module_import_yields_nothing_usable(unsafe_sb):
+    res = unsafe_sb.run("import sys\nimport os\nret_val = (sys, os)", timeout_s=5)
+    assert res.ok, res.error
+    assert res.values["ret_val"] == (None, None)
+
+
 @pytest.mark.parametrize("payload", OS, ids=[p.id for p in OS])
 def test_os_layer_contains_unchecked_payload(unsafe_sb, payload, monkeypatch):
+    if unsafe_sb.isolation["mode"] != "bwrap":
+        pytest.skip("bubblewrap is not usable here: the OS-layer guarantees tested here need it")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-redteam-fake")
     res = unsafe_sb.run(payload.code, _host_functions(), timeout_s=payload.timeout_s)
     _check(res, payload)
@@ -296,12 +347,14 @@ def test_os_layer_contains_unchecked_payload(unsafe_sb, payload, monkeypatch):
         assert value != 0
     if payload.id == "ctypes_fork" and value is not None:
         assert value == -1
+    if payload.id == "list_root" and value is not None:
+        assert set(value) <= {".pyenv"}  # only the interpreter prefix is bound, nothing else of /root
     if payload.id == "unshare_userns":
         assert value == -1
 
 
 def test_suite_is_big_enough():
-    assert len(STATIC) + len(RUNTIME) + len(OS) >= 60
+    assert len(STATIC) + len(RUNTIME) + len(PYTHON_LAYER) + len(OS) >= 60
 
 
 def test_zz_host_unharmed_and_benign_run_still_works(sb):
