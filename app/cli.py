@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port)
     settings.check_listen()
     _say(f"capstan: starting (data in {settings.data_dir.resolve()})")
-    service = Service(settings, progress=lambda m: _say("capstan: " + m))
+    service = Service(settings, progress=lambda m: _say("capstan: " + m), warm_up=not args.no_warm_up)
     app = create_app(service)
     _say(f"capstan: serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
     try:
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "beyond loopback CAPSTAN_API_TOKEN is required)")
     p.add_argument("--port", type=int, default=None, help="port (default CAPSTAN_PORT or 8000)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip computing the local model's prompt-prefix cache at start")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("run", help="run one command in process and print code, speech and final scene",

@@ -22,10 +22,11 @@ def _quiet(_msg: str) -> None:
 
 
 class Service:
-    """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead."""
+    """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead.
+    `warm_up=True` runs the fixed prompt prefix through a local model once at start."""
 
     def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
-                 progress: Callable[[str], None] = _quiet):
+                 progress: Callable[[str], None] = _quiet, warm_up: bool = False):
         self.settings = settings
         self.started_at = time.time()
         self._isolation: dict | None = None
@@ -56,12 +57,14 @@ class Service:
 
             engine = Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
         self.engine = engine
-        warm = getattr(engine, "warm_up", None)
-        if callable(warm):
-            progress("warming up the prompt prefix cache...")
+        if warm_up and getattr(self.llm, "name", "") == "local":
+            progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
             t0 = time.time()
-            warm()
-            progress(f"  warm in {time.time() - t0:.1f}s")
+            try:
+                warm_prefix(self.llm, engine)
+                progress(f"  prefix cache warm in {time.time() - t0:.1f}s")
+            except Exception as exc:  # noqa: BLE001 - a cold cache only makes the first command slower
+                progress(f"  warm-up skipped: {type(exc).__name__}: {exc}")
         self.sessions = SessionRegistry(settings.max_sessions, settings.perception)
         self.runs = RunManager(settings, self.store, engine, self.metrics)
 
@@ -83,3 +86,20 @@ class Service:
         if self._owns_llm and self.llm is not None:
             self.llm.close()
         self.store.close()
+
+
+def warm_prefix(llm, engine) -> None:
+    """Send the fixed part of the main prompt (system text + core examples) with a one-token answer,
+    so the local provider computes and stores the prefix state before the first real command."""
+    from llm.base import CompletionRequest, Message
+    from lmp.prompt import build_request, describe_api
+    from primitives import PolicyAPI
+    from sim import World
+
+    with World({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
+        api = PolicyAPI(world)
+        request = build_request(engine.prompts["tabletop_ui"], {"api": describe_api(api.describe())},
+                                "say hello", ["red block", "blue bowl"], None)
+    prefix = request.messages[: request.prefix_messages]
+    llm.complete(CompletionRequest(messages=(*prefix, Message("user", "# say hello")), max_tokens=1,
+                                   prefix_messages=len(prefix)))
