@@ -62,7 +62,18 @@ class SandboxState(enum.Enum):
 
 
 class Sandbox:
-    """Runs untrusted policy code in isolated, single-use worker processes."""
+    """Runs untrusted policy code in isolated, single-use worker processes.
+
+    `pool_size` workers are kept warm (started at construction); the pool grows on demand up
+    to `max_workers` (default max(8, 2 * pool_size)) for concurrent and nested runs.
+    `memory_mb` caps each worker's address space (over it: kind "memory"); `stdout_limit`
+    caps captured print output (characters); `max_message_bytes` caps any message from a
+    worker and a run's result, `max_call_bytes` one host-function call's arguments.
+    `extra_modules` extends the import allowlist (each gets a proxy of its public,
+    non-module attributes). `isolation` is "auto" (bubblewrap when it works, else a plain
+    process), "bwrap" (required) or "process". `slice_us` asks the scheduler for short time
+    slices for the RPC threads (0 disables). `_unsafe_skip_static_check` is for tests only.
+    """
 
     def __init__(
         self,
@@ -110,7 +121,8 @@ class Sandbox:
         report["python_layer"] = "module proxies, restricted builtins, guarded import, no host objects"
         report["wire"] = "length-prefixed tagged binary (no pickle), host-side size and depth caps"
         report["rlimits_requested"] = {"RLIMIT_AS_MB": self._memory_mb, "RLIMIT_CPU": "timeout + 2 s"}
-        self._pool.wait_ready(1, 15.0)
+        if self._pool.size:
+            self._pool.wait_ready(1, 15.0)
         worker = self._pool.first_report
         report["worker"] = worker if worker is not None else "no worker has started yet"
         if worker is not None:

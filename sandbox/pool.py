@@ -226,8 +226,9 @@ class WorkerPool:
             if can_boot:
                 try:
                     worker = self.launcher.start()
-                except OSError as exc:
-                    self._record_failure(f"cannot start a sandbox worker: {exc}")
+                except Exception as exc:  # noqa: BLE001 - the pool thread must survive any start failure
+                    self._record_failure(f"cannot start a sandbox worker: {type(exc).__name__}: {exc}")
+                    time.sleep(0.1)
                     continue
                 with self._cond:
                     self._booting.append(worker)
@@ -286,8 +287,6 @@ class WorkerPool:
                     "Run with CAPSTAN_SANDBOX_DEBUG=1 to see the worker's stderr."
                 )
                 self._cond.notify_all()
-            else:
-                time.sleep(0)
 
     def _reap(self) -> None:
         self._dead = [w for w in self._dead if w.proc.poll() is None]

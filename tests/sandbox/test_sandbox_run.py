@@ -245,3 +245,15 @@ def test_process_fallback_still_confines_with_seccomp():
         assert ok.values == {"ret_val": 4}
     finally:
         box.close()
+
+
+def test_pool_cap_turns_into_a_clear_timeout_not_a_deadlock():
+    with Sandbox(pool_size=1, max_workers=1) as box:
+
+        def nested():
+            res = box.run("ret_val = 1", timeout_s=0.5)
+            return res.error.kind + ": " + res.error.message
+
+        res = box.run("ret_val = nested()", {"nested": nested}, timeout_s=10)
+        assert res.ok, res.error
+        assert res.values["ret_val"].startswith("timeout: no sandbox worker became free")
