@@ -53,10 +53,10 @@ class Context:
         self.sandbox = make_sandbox(Sandbox, config.get("modules", SOLUTION_MODULES))
         self.generator = None
         if not config.get("canonical"):
-            import llm
+            from bench.provider import build_llm
             from lmp import FunctionGenerator
 
-            self.generator = FunctionGenerator(llm.from_config(options.worker_env(config["llm_overrides"])))
+            self.generator = FunctionGenerator(build_llm(config["llm_overrides"]))
 
 
 def make_sandbox(sandbox_cls, modules):

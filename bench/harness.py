@@ -120,6 +120,7 @@ class Harness:
         pending = [j for j in jobs if j.id not in done]
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         bar = _progress(len(jobs), len(jobs) - len(pending), self.desc, self.progress)
+        _end_torn_line(self.results_path)
         try:
             with open(self.results_path, "a", encoding="utf-8") as sink:
 
@@ -193,6 +194,15 @@ class Harness:
                     record(ray.get(ref))
                 except Exception as exc:  # noqa: BLE001 - the Ray task itself failed (node lost, ...)
                     record({"id": job.id, "status": "error", "error": f"ray: {type(exc).__name__}: {exc}"})
+
+
+def _end_torn_line(path: Path) -> None:
+    """A crash can leave half a line at the end; start the next result on a fresh line."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def _terminate(pool: cf.ProcessPoolExecutor) -> None:
