@@ -1,0 +1,86 @@
+"""`capstan bench robocode` end to end, offline: a cassette recorded from a scripted model is
+replayed through the real CLI path (options -> harness -> worker -> llm.from_config ->
+lmp.FunctionGenerator -> sandbox), here with an outside problem file via --problems."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from bench import robocode
+from bench.problems import read_problems, robocode_path
+
+PROBLEMS = [
+    p for p in read_problems(robocode_path()) if p["entry_point"] in ("midpoint", "is_left_of", "centroid")
+]
+WRONG = {
+    "midpoint": "    return [p[0], q[1]]\n",
+    "is_left_of": "    return a[0] > b[0]\n",
+    "centroid": "    return [0, 0]\n",
+}
+
+
+def record_cassette(path, answers: dict[str, str]) -> None:
+    """Record what FunctionGenerator asks for each problem, answered with `answers[entry_point]`."""
+    from llm.cassette import CassetteProvider
+    from llm.scripted import ScriptedProvider
+    from lmp import FunctionGenerator
+
+    for p in PROBLEMS:
+        body = answers[p["entry_point"]]
+        fn = "```python\n" + p["prompt"] + body + "```"
+        cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
+        FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=False)
+
+
+def run_cli(tmp_path, cassette, *extra: str) -> dict:
+    problems = tmp_path / "outside.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    parser = argparse.ArgumentParser()
+    robocode.build_parser(parser)
+    args = parser.parse_args(
+        ["--problems", str(problems), "--cassette", str(cassette), "--cassette-mode", "replay", "--json",
+         "--no-progress", "--out", str(tmp_path / "out"), *extra]
+    )  # fmt: skip
+    assert robocode.run(args) == 0
+    return json.loads((tmp_path / "out" / "robocode.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def scripted_model_name(monkeypatch):
+    monkeypatch.setenv("CAPSTAN_LLM_MODEL", "scripted")  # the model the cassette was recorded with
+
+
+def test_replayed_right_answers_pass_in_both_modes(tmp_path, capsys):
+    record_cassette(tmp_path / "c.jsonl", {p["entry_point"]: p["canonical_solution"] for p in PROBLEMS})
+    summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "2")
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["flat"] == summary["flat"] and "items" not in printed
+    for mode in ("flat", "hierarchical"):
+        assert summary[mode]["pass_at_1"] == 1.0 and summary[mode]["n"] == 3
+    assert summary["model"] == "scripted"
+    md = (tmp_path / "out" / "robocode.md").read_text()
+    assert "| flat | 3 | 3 | 100.0% |" in md
+
+
+def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
+    record_cassette(tmp_path / "c.jsonl", WRONG)
+    summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "1", "--mode", "flat")
+    assert summary["flat"] == {"pass_at_1": 0.0, "n": 3, "passed": 0, "errors": 0, "timeouts": 0}
+    assert "hierarchical" not in summary
+    assert all(r["result"].startswith("failed: policy") for r in summary["items"])
+    results = tmp_path / "out" / "robocode.results.jsonl"
+    lines = results.read_text().splitlines()
+    again = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "1", "--mode", "flat")
+    assert results.read_text().splitlines() == lines  # nothing ran twice
+    assert again["flat"] == summary["flat"]
+
+
+def test_a_missing_recording_is_an_error_result_not_a_crash(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    summary = run_cli(tmp_path, tmp_path / "empty.jsonl", "--workers", "1", "--limit", "1", "--mode", "flat")
+    row = summary["items"][0]
+    assert row["status"] == "error" and "CassetteMissError" in row["error"]
+    assert summary["flat"]["errors"] == 1
