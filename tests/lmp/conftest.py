@@ -43,7 +43,3 @@ def scripted():
         return ScriptedProvider(list(replies))
 
     return make
-
-
-def pos(world, name):
-    return world.state()["objects"][name]["position"]

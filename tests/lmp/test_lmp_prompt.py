@@ -1,4 +1,5 @@
 import ast
+import dataclasses
 
 import pytest
 
@@ -30,23 +31,23 @@ def test_request_has_scene_docstrings_and_a_fixed_prefix(api):
     r1 = build_request(spec, {"api": api_text}, "put the red block in the green bowl", SCENE, POS)
     r2 = build_request(spec, {"api": api_text}, "how many blocks are there?", SCENE[:2], None,
                        history=[{"command": "stack the blocks", "code": "pass"}])  # fmt: skip
-    assert r1.prefix_messages == r2.prefix_messages == 1 + 2 * spec.core
+    assert r1.prefix_messages == r2.prefix_messages == 1 + 2 * len(spec.core_examples)
     assert r1.messages[: r1.prefix_messages] == r2.messages[: r2.prefix_messages]
     system = r1.messages[0].content
     assert "def put_first_on_second(obj" in system and "Pick the block `obj`" in system
     last = r1.messages[-1].content
     assert "objects = ['red block', 'blue block', 'green bowl']" in last
     assert "blocks = ['red block', 'blue block']" in last and "bowls = ['green bowl']" in last
-    assert "red block (0.10, 0.50)" in last and last.endswith(
-        "# command: put the red block in the green bowl"
-    )
+    assert last.endswith("# command: put the red block in the green bowl")
     assert "# command: stack the blocks\npass" in r2.messages[-1].content
-    # retrieved examples sit between the prefix and the command
     assert len(r1.messages) == r1.prefix_messages + 2 * spec.retrieve + 1
 
 
-def test_retrieval_matches_the_command():
-    spec = load_prompt("tabletop_ui")
+def test_retrieved_examples_follow_the_fixed_prefix():
+    spec = dataclasses.replace(load_prompt("tabletop_ui"), core=8, retrieve=3, show_positions=True)
+    r = build_request(spec, {"api": "x"}, "stack the blocks", SCENE, POS)
+    assert r.prefix_messages == 17 and len(r.messages) == 17 + 2 * 3 + 1
+    assert "red block (0.10, 0.50)" in r.messages[-1].content
     queries = [e["query"] for e in spec.retrieved("move the rightmost block to the top left corner")]
     assert queries[-1] == "move the rightmost block to the bottom left corner"
     assert any("square" in e["query"] for e in spec.retrieved("make a square of blocks"))

@@ -1,0 +1,193 @@
+"""Engine end to end with a scripted LLM, the real sandbox and the real sim world."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from llm.base import ProviderUnavailableError
+from lmp import Conversation, Engine, SkillLibrary
+
+
+def pos(world, name):
+    return world.state()["objects"][name]["position"]
+
+
+FENCED = "Here you go:\n```python\n{}\n```\nThis should work."
+
+
+def run(engine, api, text, conv=None, **kw):
+    events: list[tuple[str, dict]] = []
+    out = engine.run_command(text, api, conv, on_event=lambda k, p: events.append((k, p)), **kw)
+    return out, events
+
+
+def test_pick_place_succeeds_and_emits_events(world, api, sandbox, scripted):
+    llm = scripted(FENCED.format("put_first_on_second('red block', 'green bowl')"))
+    conv = Conversation()
+    out, events = run(Engine(llm, sandbox), api, "put the red block in the green bowl", conv)
+    assert out.status == "succeeded" and out.error is None
+    assert out.code == "put_first_on_second('red block', 'green bowl')\n"
+    assert np.linalg.norm(np.subtract(pos(world, "red block")[:2], pos(world, "green bowl")[:2])) < 0.05
+    assert [k for k, _ in events] == ["llm_call", "code", "attempt"]
+    call = events[0][1]
+    assert call["lmp"] == "tabletop_ui" and call["messages_ref"].startswith("sha256:")
+    assert {"completion", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "latency_s"} <= set(
+        call
+    )
+    assert events[2][1] == {"attempt": 1, "ok": True, "error": None}
+    assert len(out.llm_calls) == 1 and conv.turns[0].command == "put the red block in the green bowl"
+
+
+def test_self_repair_restores_the_world_and_retries(world, api, sandbox, scripted):
+    start = pos(world, "red block")
+    bad = "put_first_on_second('red block', 'green bowl')\nput_first_on_second('blue block', [5.0, 5.0])"
+    good = "say('the red block is back: ' + str(round(get_obj_pos('red block')[0], 3)))"
+    llm = scripted(bad, good)
+    out, events = run(Engine(llm, sandbox, max_attempts=3), api, "do it")
+    assert out.status == "succeeded" and len(out.attempts) == 2
+    first = out.attempts[0]
+    assert not first["ok"] and first["error"]["kind"] == "primitive" and first["error"]["line"] == 2
+    assert out.attempts[1]["ok"] and out.code == good + "\n"
+    repair = llm.requests[1].messages[-1].content
+    assert (
+        "error (primitive)" in repair
+        and "at line 2: `put_first_on_second('blue block', [5.0, 5.0])`" in repair
+    )
+    assert "red block moved from" in repair and "put back" in repair
+    assert llm.requests[1].messages[-2].content == bad  # the failed answer is shown to the model
+    assert np.allclose(pos(world, "red block")[:2], start[:2], atol=1e-6)  # the retry started clean
+    assert [k for k, _ in events].count("attempt") == 2
+
+
+def test_absent_object_is_caught_before_anything_moves(world, api, sandbox, scripted):
+    before = world.state()
+    llm = scripted("put_first_on_second('purple block', 'green bowl')", "say('There is no purple block.')")
+    out, _ = run(Engine(llm, sandbox), api, "put the purple block in the green bowl")
+    assert out.status == "succeeded" and out.said == ["There is no purple block."]
+    assert (
+        out.attempts[0]["error"]["kind"] == "check"
+        and "'purple block'" in out.attempts[0]["error"]["message"]
+    )
+    assert "# note: the scene has no purple block" in llm.requests[0].messages[-1].content
+    for name, obj in before["objects"].items():
+        assert np.allclose(pos(world, name), obj["position"], atol=1e-4)
+    assert not [
+        e for e in api.test_events if e[0] == "primitive_call" and e[1]["name"] == "put_first_on_second"
+    ]
+
+
+def test_gives_up_after_max_attempts(api, sandbox, scripted):
+    llm = scripted("x = 1 / 0", "x = 1 / 0")
+    out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "divide")
+    assert out.status == "failed" and len(out.attempts) == 2
+    assert (
+        out.error["kind"] == "policy"
+        and "ZeroDivisionError" in out.error["message"]
+        and out.error["line"] == 1
+    )
+
+
+def test_hierarchical_generation_recurses_and_fills_the_skill_library(api, sandbox, scripted):
+    program = "say(describe_scene(bowls))"
+    fn1 = '```python\ndef describe_scene(names):\n    """Sentence."""\n    return \'I see \' + join_names(names)\n```'
+    fn2 = "def join_names(names):\n    return ' and '.join(names)\n\nprint(join_names(['a']))"
+    llm = scripted(program, fn1, fn2)
+    skills = SkillLibrary()
+    engine = Engine(llm, sandbox, skills=skills)
+    out, events = run(engine, api, "describe the bowls")
+    assert out.status == "succeeded" and out.said == ["I see green bowl and blue bowl"]
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "fgen", "fgen"]
+    assert "# define function: join_names" in llm.requests[2].messages[-1].content
+    code_event = next(p for k, p in events if k == "code")
+    assert set(code_event["functions"]) == {"describe_scene", "join_names"}
+    assert "print(" not in out.code and out.code.endswith(program + "\n")
+    assert skills.names() == ["describe_scene", "join_names"]
+    # reused without asking the model again, and offered in the next prompt
+    llm2 = scripted("say(describe_scene(blocks))")
+    engine2 = Engine(llm2, sandbox, skills=SkillLibrary.from_json(skills.to_json()))
+    out2, _ = run(engine2, api, "describe the blocks")
+    assert out2.status == "succeeded" and [c["lmp"] for c in out2.llm_calls] == ["tabletop_ui"]
+    assert "describe_scene(names) - Sentence." in llm2.requests[0].messages[-1].content
+
+
+def test_generation_depth_and_count_limits(api, sandbox, scripted):
+    llm = scripted("say(f())", "def f():\n    return g()\n")
+    out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fn_depth=1), api, "x")
+    assert (
+        out.status == "failed" and out.error["kind"] == "check" and "nest only 1 deep" in out.error["message"]
+    )
+    llm = scripted("say(f() + g())", "def f():\n    return 'a'\n")
+    out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fns=1), api, "x")
+    assert out.status == "failed" and "at most 1 functions" in out.error["message"]
+    assert len(llm.requests) == 2
+
+
+def test_multi_turn_context_and_undo(world, api, sandbox, scripted):
+    start = pos(world, "red block")
+    conv = Conversation()
+    llm = scripted("put_first_on_second('red block', 'blue bowl')", "undo()")
+    engine = Engine(llm, sandbox)
+    assert run(engine, api, "put the red block in the blue bowl", conv)[0].status == "succeeded"
+    assert not np.allclose(pos(world, "red block")[:2], start[:2], atol=0.02)
+    out, _ = run(engine, api, "undo that", conv)
+    assert out.status == "succeeded"
+    history = llm.requests[1].messages[-1].content
+    assert (
+        "# command: put the red block in the blue bowl\nput_first_on_second('red block', 'blue bowl')"
+        in history
+    )
+    assert np.allclose(pos(world, "red block")[:2], start[:2], atol=1e-6)
+    assert conv.turns[0].undone and conv.turns[1].is_undo
+
+
+def test_undo_with_nothing_to_undo_is_a_clear_error(api, sandbox, scripted):
+    out, _ = run(Engine(scripted("undo()"), sandbox, max_attempts=1), api, "undo")
+    assert (
+        out.status == "failed"
+        and out.error["kind"] == "primitive"
+        and "nothing to undo" in out.error["message"]
+    )
+
+
+def test_nested_parse_position_runs_its_own_program(world, api, sandbox, scripted):
+    program = "p = parse_position('10 cm left of the blue bowl')\nput_first_on_second('red block', p)"
+    nested = "ret_val = get_obj_pos('blue bowl') + np.array([-0.10, 0.0])"
+    llm = scripted(program, nested)
+    out, _ = run(Engine(llm, sandbox), api, "put the red block 10 cm left of the blue bowl")
+    assert out.status == "succeeded", out.error
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "parse_position"]
+    target = np.array(pos(world, "blue bowl")[:2]) + [-0.10, 0.0]
+    assert np.linalg.norm(np.array(pos(world, "red block")[:2]) - target) < 0.03
+
+
+def test_run_program_maps_error_lines_and_needs_no_model(api, sandbox, scripted):
+    llm = scripted()
+    engine = Engine(llm, sandbox)
+    ok = engine.run_program("say(str(len(blocks)))", api)
+    assert ok.status == "succeeded" and ok.said == ["3"] and ok.llm_calls == []
+    bad = engine.run_program("x = 1\nget_obj_pos('nothing here')\n", api)
+    assert bad.status == "failed" and bad.error["line"] == 2 and bad.error["kind"] == "primitive"
+
+
+def test_cancel_and_llm_failure(api, sandbox, scripted):
+    cancel = threading.Event()
+    cancel.set()
+    out, _ = run(Engine(scripted("say('x')"), sandbox), api, "x", cancel=cancel)
+    assert out.status == "cancelled" and out.error["kind"] == "cancelled"
+    out, _ = run(Engine(scripted(ProviderUnavailableError("no model")), sandbox), api, "x")
+    assert out.status == "failed" and out.error["kind"] == "llm" and "no model" in out.error["message"]
+
+
+def test_prose_only_answer_is_repaired(api, sandbox, scripted):
+    llm = scripted("I am not sure what you mean.", "say('ok')")
+    out, _ = run(Engine(llm, sandbox), api, "hmm")
+    assert out.status == "succeeded" and out.attempts[0]["error"]["kind"] == "no_code"
+
+
+@pytest.mark.parametrize("bad", ["import os\nsay('x')", "say(block_list[0])"])
+def test_static_violations_never_run(api, sandbox, scripted, bad):
+    out, _ = run(Engine(scripted(bad), sandbox, max_attempts=1), api, "x")
+    assert out.status == "failed" and out.error["kind"] == "check" and out.said == []
