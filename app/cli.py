@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -147,6 +148,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(doc: str | None, name: str) -> str:
+    """First sentence of a bench module's docstring, without its "`capstan bench NAME`:" lead."""
+    para = " ".join((doc or name).strip().split("\n\n")[0].split())
+    para = re.sub(r"^`capstan bench \w+`:\s*", "", para)
+    return para.split(". ")[0].rstrip(".")
+
+
 def _add_benches(sub) -> None:
     bench = sub.add_parser("bench", help="run a benchmark (see `capstan bench -h`)")
     names = bench.add_subparsers(dest="bench", metavar="NAME", required=True)
@@ -158,8 +166,7 @@ def _add_benches(sub) -> None:
             module = importlib.import_module(modname)
         except ImportError:
             continue
-        doc = (module.__doc__ or name).strip().splitlines()[0]
-        p = names.add_parser(name, help=doc, description=module.__doc__,
+        p = names.add_parser(name, help=_summary(module.__doc__, name), description=module.__doc__,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         module.build_parser(p)
         p.set_defaults(func=module.run)

@@ -1,0 +1,58 @@
+"""The `capstan` command line: help, run (in process), trace, and the serve guard."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from app.cli import main
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    cassette = tmp_path / "empty.jsonl"
+    cassette.touch()  # replaying an empty cassette: no model needed for programs
+    monkeypatch.setenv("CAPSTAN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CAPSTAN_CASSETTE", str(cassette))
+    monkeypatch.setenv("CAPSTAN_CASSETTE_MODE", "replay")
+    monkeypatch.setenv("CAPSTAN_SANDBOX_POOL", "1")
+    return tmp_path
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("serve", "run", "trace", "bench"):
+        assert re.search(rf"^\s+{cmd}\s", out, re.MULTILINE), cmd
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "CAPSTAN_API_TOKEN" in capsys.readouterr().out
+
+
+def test_run_a_program_then_read_its_trace(cli_env, capsys):
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('in the bowl')\n")
+    gif = cli_env / "run.gif"
+    rc = main(["run", "--program", str(program), "--seed", "7", "--gif", str(gif)])
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert "robot: in the bowl" in out and "status: succeeded" in out and "red block" in out
+    assert gif.read_bytes()[:6] == b"GIF89a"
+    run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
+    assert main(["trace", run_id, "--json"]) == 0
+    trace = json.loads(capsys.readouterr().out)
+    assert trace["id"] == run_id and trace["status"] == "succeeded" and trace["said"] == ["in the bowl"]
+    assert main(["trace", run_id]) == 0
+    assert "put_first_on_second" in capsys.readouterr().out
+    assert main(["trace", "0000000000000000"]) == 1
+
+
+def test_bad_scene_and_public_host_are_refused(cli_env, capsys):
+    assert main(["run", "say hi", "--scene", "{not json"]) == 2
+    assert "--scene is not valid JSON" in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "CAPSTAN_API_TOKEN" in capsys.readouterr().err
