@@ -1,19 +1,18 @@
 """The policy-facing robot API, the RobotBackend interface it runs on, perception and errors.
 
-    from primitives import PolicyAPI
-    api = PolicyAPI(backend, perception="truth" | "camera", on_event=callback)
-    fns = api.functions()     # {name: callable} for policy code
-    api.describe()            # signatures + docstrings for prompts
+from primitives import PolicyAPI
+api = PolicyAPI(backend, perception="truth" | "camera", on_event=callback)
+fns = api.functions()     # {name: callable} for policy code
+api.describe()            # signatures + docstrings for prompts
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = [
+__all__ = [  # ERROR_TYPES lives in primitives.errors
     "CameraImage",
     "CameraPerception",
-    "ERROR_TYPES",
     "GraspError",
     "InvalidArgumentError",
     "NotVisibleError",
@@ -43,6 +42,6 @@ _LAZY = {
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in __all__:
+    if name in __all__ or name == "ERROR_TYPES":
         return getattr(importlib.import_module("primitives.errors"), name)
     raise AttributeError(f"module 'primitives' has no attribute {name!r}")

@@ -25,18 +25,37 @@ from primitives.errors import (
     PrimitiveError,
 )
 from primitives.geometry import CORNER_NAMES, SIDE_NAMES, named_positions, nearest_name
-from primitives.perception import Observation, make_perception, quat_yaw
+from primitives.perception import Observation, make_perception
 
 EventSink = Callable[[str, dict], None]
 MAX_EVENT_ITEMS = 64
 MAX_EVENT_TEXT = 2000
 
 FUNCTION_NAMES = (
-    "get_obj_names", "get_obj_pos", "get_obj_xyz", "get_bbox", "get_color", "is_obj_visible",
-    "get_table_bounds", "get_corner_positions", "get_side_positions", "get_named_position",
-    "get_corner_name", "get_side_name", "denormalize_xy",
-    "pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by", "get_gripper_pos",
-    "open_gripper", "close_gripper", "get_gripper_state", "wait", "say",
+    "get_obj_names",
+    "get_obj_pos",
+    "get_obj_xyz",
+    "get_bbox",
+    "get_color",
+    "is_obj_visible",
+    "get_table_bounds",
+    "get_corner_positions",
+    "get_side_positions",
+    "get_named_position",
+    "get_corner_name",
+    "get_side_name",
+    "denormalize_xy",
+    "pick",
+    "place",
+    "put_first_on_second",
+    "move_gripper_to",
+    "move_gripper_by",
+    "get_gripper_pos",
+    "open_gripper",
+    "close_gripper",
+    "get_gripper_state",
+    "wait",
+    "say",
 )
 
 
@@ -79,7 +98,7 @@ class PolicyAPI:
         for name in FUNCTION_NAMES:
             fn = getattr(self, name)
             doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
-            parts.append(f"def {name}{inspect.signature(fn)}:\n    \"\"\"{doc}\"\"\"")
+            parts.append(f'def {name}{inspect.signature(fn)}:\n    """{doc}"""')
         return "\n\n".join(parts)
 
     def _emit(self, kind: str, payload: dict) -> None:
@@ -101,8 +120,10 @@ class PolicyAPI:
                     raise InvalidArgumentError(f"{name}{sig}: {e}") from None
                 result = fn(*args, **kwargs)
             except PrimitiveError as e:
-                self._emit("primitive_call", {**event, "error": {"type": type(e).__name__, "message": str(e)},
-                                              "t_end": time.time()})
+                self._emit(
+                    "primitive_call",
+                    {**event, "error": {"type": type(e).__name__, "message": str(e)}, "t_end": time.time()},
+                )
                 raise
             self._emit("primitive_call", {**event, "result": plain(result), "t_end": time.time()})
             return result
@@ -120,7 +141,9 @@ class PolicyAPI:
         name = check.name(name, objs)
         o = objs[name]
         if need_visible and not o.visible:
-            raise NotVisibleError(f"{name!r} is not visible to the {self.perception.name} perception right now")
+            raise NotVisibleError(
+                f"{name!r} is not visible to the {self.perception.name} perception right now"
+            )
         return o
 
     # -- perception -------------------------------------------------------------------------
@@ -192,8 +215,7 @@ class PolicyAPI:
             raise GraspError(f"already holding {held!r}; place it before picking {o.name!r}")
         if o.kind != "block":
             raise InvalidArgumentError(f"only blocks can be picked up; {o.name!r} is a {o.kind}")
-        yaw = quat_yaw(self.backend.state()["objects"][o.name]["orientation"])
-        self._yaw = motions.pick(self.backend, o, self._objs(), self._ws().table_z, yaw)
+        self._yaw = motions.pick(self.backend, o, self._objs(), self._ws().table_z, o.yaw)
 
     def place(self, target) -> None:
         """Put the held block on `target`: an object name (a block: stack on it; a bowl: drop it in)
@@ -234,7 +256,9 @@ class PolicyAPI:
         """Move the gripper by a small offset [dx, dy, dz] metres (each at most 0.1) - for reactive loops."""
         d = check.vector(dxyz, 3, "dxyz")
         if np.max(np.abs(d)) > check.MAX_STEP_M:
-            raise InvalidArgumentError(f"move_gripper_by moves at most {check.MAX_STEP_M} m per axis; got {d.tolist()}")
+            raise InvalidArgumentError(
+                f"move_gripper_by moves at most {check.MAX_STEP_M} m per axis; got {d.tolist()}"
+            )
         target = self.backend.ee_position() + d
         self.backend.move_ee(check.xyz_in_workspace(target, self._ws(), "resulting position"), self._yaw, 0.5)
 

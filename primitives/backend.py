@@ -84,5 +84,5 @@ class RobotBackend(abc.ABC):
     @abc.abstractmethod
     def resume(self) -> None: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         pass

@@ -14,7 +14,7 @@ import numpy as np
 from primitives.backend import RobotBackend
 from primitives.errors import GraspError
 from primitives.geometry import BLOCK_SIZE, BOWL_HEIGHT, BOWL_RADIUS
-from primitives.perception import Observation, quat_yaw
+from primitives.perception import Observation
 from primitives.validation import Z_MAX
 
 TRAVEL_MIN = 0.15  # lowest travel height above the table
@@ -52,8 +52,11 @@ def grasp_yaws(block: Observation, objs: dict[str, Observation], block_yaw: floa
     def clearance(yaw: float) -> float:
         axis = np.array([math.cos(yaw), math.sin(yaw)])
         fingers = [centre + axis * FINGER_REACH, centre - axis * FINGER_REACH]
-        gaps = [np.linalg.norm(f - o.position[:2]) - (BOWL_RADIUS if o.kind == "bowl" else BLOCK_SIZE * 0.71)
-                for f in fingers for o in others]
+        gaps = [
+            np.linalg.norm(f - o.position[:2]) - (BOWL_RADIUS if o.kind == "bowl" else BLOCK_SIZE * 0.71)
+            for f in fingers
+            for o in others
+        ]
         return min(gaps, default=1.0)
 
     options = [base, math.remainder(base + math.pi / 2, math.pi)]
@@ -74,14 +77,18 @@ def release_height(target_xy, objs: dict[str, Observation], table_z: float, held
     return support + BLOCK_SIZE / 2
 
 
-def pick(backend: RobotBackend, block: Observation, objs: dict[str, Observation], table_z: float,
-         block_yaw: float) -> float:
+def pick(
+    backend: RobotBackend, block: Observation, objs: dict[str, Observation], table_z: float, block_yaw: float
+) -> float:
     """Grasp `block`; returns the yaw used. Raises GraspError when nothing ends up held."""
     x, y = (float(v) for v in block.position[:2])
     h = travel_height(objs, table_z, None)
     grasp_z = max(top_of(block) - GRASP_BELOW_TOP, table_z + 0.015)
     yaws = grasp_yaws(block, objs, block_yaw)
-    yaw = next((a for a in yaws if backend.can_reach([x, y, grasp_z], a) and backend.can_reach([x, y, h], a)), yaws[0])
+    yaw = next(
+        (a for a in yaws if backend.can_reach([x, y, grasp_z], a) and backend.can_reach([x, y, h], a)),
+        yaws[0],
+    )
     if not backend.gripper_state()["open"]:
         backend.set_gripper(False)
     up = backend.ee_position()
@@ -94,13 +101,22 @@ def pick(backend: RobotBackend, block: Observation, objs: dict[str, Observation]
     now = backend.gripper_state()["holding"]
     if not held or now != block.name:
         backend.set_gripper(False)
-        what = f"closed on {now!r} instead" if now else "closed on nothing" if not held else "lost it while lifting"
-        raise GraspError(f"could not pick up {block.name!r}: the gripper {what}; check its position and retry")
+        what = (
+            f"closed on {now!r} instead"
+            if now
+            else "closed on nothing"
+            if not held
+            else "lost it while lifting"
+        )
+        raise GraspError(
+            f"could not pick up {block.name!r}: the gripper {what}; check its position and retry"
+        )
     return yaw
 
 
-def place(backend: RobotBackend, target_xy, objs: dict[str, Observation], table_z: float, held: str,
-          yaw: float) -> None:
+def place(
+    backend: RobotBackend, target_xy, objs: dict[str, Observation], table_z: float, held: str, yaw: float
+) -> None:
     """Put the held block down above `target_xy` (stacking or dropping as the support requires)."""
     x, y = (float(v) for v in target_xy)
     h = travel_height(objs, table_z, held)

@@ -32,6 +32,7 @@ class Observation:
     position: np.ndarray  # [x, y, z]: block centre or bowl base centre
     bbox: np.ndarray  # [x_min, y_min, x_max, y_max]
     visible: bool
+    yaw: float = 0.0  # rotation about z in radians (a block's faces; 0 for bowls)
 
 
 def quat_yaw(q) -> float:
@@ -71,8 +72,24 @@ class TruthPerception(Perception):
         for name, o in state["objects"].items():
             pos = np.array(o["position"], dtype=float)
             bbox = footprint_bbox(o["kind"], pos, quat_yaw(o["orientation"]))
-            out[name] = Observation(name, o["kind"], o["color"], pos, bbox, bool(pos[2] > table_z - 0.05))
+            yaw = quat_yaw(o["orientation"])
+            out[name] = Observation(
+                name, o["kind"], o["color"], pos, bbox, bool(pos[2] > table_z - 0.05), yaw
+            )
         return out
+
+
+def square_yaw(xy: np.ndarray, steps: int = 45) -> float:
+    """Yaw in [-pi/4, pi/4) of a square seen as points (N, 2): the rotation whose axis-aligned
+    bounding box is smallest."""
+    c = xy - xy.mean(axis=0)
+    best, best_area = 0.0, math.inf
+    for a in np.linspace(-math.pi / 4, math.pi / 4, steps, endpoint=False):
+        r = c @ np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        area = float(np.ptp(r[:, 0]) * np.ptp(r[:, 1]))
+        if area < best_area:
+            best, best_area = float(a), area
+    return best
 
 
 def pixels_to_world(img: CameraImage, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -164,21 +181,26 @@ class CameraPerception(Perception):
         for name, o in state["objects"].items():
             mask = masks.get(name)
             if mask is None:
-                out[name] = Observation(name, o["kind"], o["color"], np.full(3, np.nan), np.full(4, np.nan), False)
+                out[name] = Observation(
+                    name, o["kind"], o["color"], np.full(3, np.nan), np.full(4, np.nan), False
+                )
                 continue
             rows, cols = np.nonzero(mask)
             pts = pixels_to_world(img, rows, cols)
             top = pts[pts[:, 2] >= pts[:, 2].max() - TOP_BAND]
             if o["kind"] == "block" and len(top) < 0.6 * self._top_face_pixels(img, top):
                 # most of the top face is hidden (under the arm or another block): no reliable centre
-                out[name] = Observation(name, o["kind"], o["color"], np.full(3, np.nan), np.full(4, np.nan), False)
+                out[name] = Observation(
+                    name, o["kind"], o["color"], np.full(3, np.nan), np.full(4, np.nan), False
+                )
                 continue
             xy = top[:, :2].mean(axis=0)
             if o["kind"] == "bowl":  # the rim ring: centre of its extent is robust to one-sided gaps
                 xy = (top[:, :2].min(axis=0) + top[:, :2].max(axis=0)) / 2
             z = pts[:, 2].max() - (BLOCK_SIZE / 2 if o["kind"] == "block" else BOWL_HEIGHT)
             bbox = np.concatenate([pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)])
-            out[name] = Observation(name, o["kind"], o["color"], np.array([xy[0], xy[1], z]), bbox, True)
+            yaw = square_yaw(top[:, :2]) if o["kind"] == "block" else 0.0
+            out[name] = Observation(name, o["kind"], o["color"], np.array([xy[0], xy[1], z]), bbox, True, yaw)
         return out
 
 

@@ -29,12 +29,18 @@ def name(value: object, known: Iterable[str], what: str = "object") -> str:
     if isinstance(value, np.str_):
         value = str(value)
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"{what} must be a name string like 'red block', got {type(value).__name__} {_short(value)}")
+        raise InvalidArgumentError(
+            f"{what} must be a name string like 'red block', got {type(value).__name__} {_short(value)}"
+        )
     if len(value) > MAX_NAME_LEN:
-        raise InvalidArgumentError(f"{what} name is {len(value)} characters long; names are short like 'red block'")
+        raise InvalidArgumentError(
+            f"{what} name is {len(value)} characters long; names are short like 'red block'"
+        )
     known = list(known)
     if value not in known:
-        raise UnknownObjectError(value, difflib.get_close_matches(value.strip().lower(), known, n=3, cutoff=0.4))
+        raise UnknownObjectError(
+            value, difflib.get_close_matches(value.strip().lower(), known, n=3, cutoff=0.4)
+        )
     return value
 
 
@@ -52,7 +58,9 @@ def number(value: object, what: str, lo: float = -math.inf, hi: float = math.inf
 def vector(value: object, n: int, what: str) -> np.ndarray:
     """A length-n float vector from a list, tuple or array; rejects huge, nested or non-finite input."""
     if isinstance(value, (str, bytes, dict, set)) or not hasattr(value, "__len__"):
-        raise InvalidArgumentError(f"{what} must be a list of {n} numbers, got {type(value).__name__} {_short(value)}")
+        raise InvalidArgumentError(
+            f"{what} must be a list of {n} numbers, got {type(value).__name__} {_short(value)}"
+        )
     if len(value) != n:  # checked before converting, so a list of 10**7 numbers costs nothing
         raise InvalidArgumentError(f"{what} must have {n} numbers, got {len(value)}")
     if isinstance(value, np.ndarray) and value.shape != (n,):
@@ -70,7 +78,9 @@ def xy_in_workspace(value: object, ws: Workspace, what: str = "position") -> np.
     return xy
 
 
-def xyz_in_workspace(value: object, ws: Workspace, what: str = "position", margin: float = 0.05) -> np.ndarray:
+def xyz_in_workspace(
+    value: object, ws: Workspace, what: str = "position", margin: float = 0.05
+) -> np.ndarray:
     xyz = vector(value, 3, what)
     if not ws.contains(xyz[:2], margin=margin):
         raise OutOfWorkspaceError(

@@ -18,7 +18,9 @@ MESH_SEGMENTS = 48  # facets around the visual mesh
 
 
 def _ring(radius: float, z: float, n: int) -> list[tuple[float, float, float]]:
-    return [(radius * math.cos(2 * math.pi * i / n), radius * math.sin(2 * math.pi * i / n), z) for i in range(n)]
+    return [
+        (radius * math.cos(2 * math.pi * i / n), radius * math.sin(2 * math.pi * i / n), z) for i in range(n)
+    ]
 
 
 def bowl_obj_text(segments: int = MESH_SEGMENTS) -> str:
@@ -56,7 +58,13 @@ def bowl_collision_parts() -> list[dict]:
     """
     t = BOWL_WALL
     parts: list[dict] = [
-        {"type": "cylinder", "radius": BOWL_FLOOR_RADIUS, "length": t, "position": (0.0, 0.0, t / 2), "euler": (0, 0, 0)}
+        {
+            "type": "cylinder",
+            "radius": BOWL_FLOOR_RADIUS,
+            "length": t,
+            "position": (0.0, 0.0, t / 2),
+            "euler": (0, 0, 0),
+        }
     ]
     flare = math.atan2(BOWL_RADIUS - BOWL_FLOOR_RADIUS, BOWL_HEIGHT)  # tilt outwards from vertical
     wall_len = math.hypot(BOWL_RADIUS - BOWL_FLOOR_RADIUS, BOWL_HEIGHT)

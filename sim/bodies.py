@@ -90,26 +90,47 @@ class ObjectFactory:
         if key not in self._visuals:
             rgba = [*COLORS[color], 1.0]
             if kind == "block":
-                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[BLOCK_SIZE / 2] * 3, rgbaColor=rgba,
-                                          physicsClientId=self.cid)
+                vis = p.createVisualShape(
+                    p.GEOM_BOX, halfExtents=[BLOCK_SIZE / 2] * 3, rgbaColor=rgba, physicsClientId=self.cid
+                )
             else:
-                vis = p.createVisualShape(p.GEOM_MESH, fileName=str(BOWL_OBJ), rgbaColor=rgba, physicsClientId=self.cid)
+                vis = p.createVisualShape(
+                    p.GEOM_MESH, fileName=str(BOWL_OBJ), rgbaColor=rgba, physicsClientId=self.cid
+                )
             self._visuals[key] = vis
         return self._visuals[key]
 
     def create(self, kind: str, color: str, state: BodyState) -> int:
         cid = self.cid
         block = kind == "block"
-        body = p.createMultiBody(BLOCK_MASS if block else BOWL_MASS, self.block_col if block else self.bowl_col,
-                                 self._visual(kind, color), state.position, state.orientation, physicsClientId=cid)
+        body = p.createMultiBody(
+            BLOCK_MASS if block else BOWL_MASS,
+            self.block_col if block else self.bowl_col,
+            self._visual(kind, color),
+            state.position,
+            state.orientation,
+            physicsClientId=cid,
+        )
         if block:
-            p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0,
-                             restitution=0.0, physicsClientId=cid)
+            p.changeDynamics(
+                body,
+                -1,
+                lateralFriction=1.0,
+                spinningFriction=0.002,
+                rollingFriction=0.0,
+                restitution=0.0,
+                physicsClientId=cid,
+            )
         else:
             p.changeDynamics(body, -1, lateralFriction=0.8, restitution=0.0, physicsClientId=cid)
         # resting objects sleep (no collision work) until something touches them; the low
         # threshold keeps slowly pushed objects awake
-        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, sleepThreshold=0.005,
-                         physicsClientId=cid)
+        p.changeDynamics(
+            body,
+            -1,
+            activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING,
+            sleepThreshold=0.005,
+            physicsClientId=cid,
+        )
         p.resetBaseVelocity(body, state.linear, state.angular, physicsClientId=cid)
         return body

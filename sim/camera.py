@@ -56,7 +56,9 @@ def intrinsics(v: View, width: int, height: int) -> np.ndarray:
     return np.array([[f, 0.0, width / 2], [0.0, f, height / 2 - 1], [0.0, 0.0, 1.0]])
 
 
-def render(cid: int, v: View, width: int, height: int, id_to_name: dict[int, str], *, rgb_only: bool = False) -> CameraImage:
+def render(
+    cid: int, v: View, width: int, height: int, id_to_name: dict[int, str], *, rgb_only: bool = False
+) -> CameraImage:
     view = p.computeViewMatrix(v.eye, v.target, v.up, physicsClientId=cid)
     proj = p.computeProjectionMatrixFOV(v.fov_deg, width / height, NEAR, FAR, physicsClientId=cid)
     flags = p.ER_NO_SEGMENTATION_MASK if rgb_only else 0
@@ -72,4 +74,3 @@ def render(cid: int, v: View, width: int, height: int, id_to_name: dict[int, str
         depth = (FAR * NEAR / (FAR - (FAR - NEAR) * zb)).astype(np.float32)
         mask = np.asarray(seg, dtype=np.int32).reshape(height, width)
     return CameraImage(rgb, depth, mask, intrinsics(v, width, height), _extrinsics(v), dict(id_to_name))
-

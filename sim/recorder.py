@@ -36,8 +36,15 @@ def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 10.0) -> 
     h, w = frames[0].shape[:2]
     pad = ((0, h % 2), (0, w % 2), (0, 0))
     with imageio.get_writer(
-        path, format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
-        macro_block_size=1, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"],
+        path,
+        format="FFMPEG",
+        mode="I",
+        fps=fps,
+        codec="libx264",
+        pixelformat="yuv420p",
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+        output_params=["-movflags", "+faststart"],
     ) as writer:
         for f in frames:
             writer.append_data(np.pad(np.asarray(f, dtype=np.uint8), pad, mode="edge"))

@@ -40,7 +40,9 @@ class PandaModel:
         base_orn = p.getQuaternionFromEuler([0, 0, BASE_YAW])
         path = "franka_panda/panda.urdf"
         flags = p.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS * 0
-        self.body = p.loadURDF(path, BASE_POSITION, base_orn, useFixedBase=True, flags=flags, physicsClientId=cid)
+        self.body = p.loadURDF(
+            path, BASE_POSITION, base_orn, useFixedBase=True, flags=flags, physicsClientId=cid
+        )
         self.kin = p.connect(p.DIRECT)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.kin)
         self.kin_body = p.loadURDF(path, BASE_POSITION, base_orn, useFixedBase=True, physicsClientId=self.kin)
@@ -54,12 +56,18 @@ class PandaModel:
         for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
             p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
         # couple the fingers so a held object stays centred (they are independent joints in the URDF)
-        gear = p.createConstraint(self.body, 9, self.body, 10, p.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0],
-                                  physicsClientId=cid)
+        gear = p.createConstraint(
+            self.body, 9, self.body, 10, p.JOINT_GEAR, [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=cid
+        )
         p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=cid)
         for j in FINGER_JOINTS:
             p.changeDynamics(
-                self.body, j, lateralFriction=1.5, spinningFriction=0.003, frictionAnchor=True, physicsClientId=cid
+                self.body,
+                j,
+                lateralFriction=1.5,
+                spinningFriction=0.003,
+                frictionAnchor=True,
+                physicsClientId=cid,
             )
 
     def reset_home(self) -> list[float]:
@@ -85,8 +93,10 @@ class PandaModel:
 
     def joint_states(self) -> list[tuple[float, float]]:
         """(position, velocity) of the arm and finger joints."""
-        return [(float(s[0]), float(s[1])) for s in
-                p.getJointStates(self.body, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)]
+        return [
+            (float(s[0]), float(s[1]))
+            for s in p.getJointStates(self.body, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)
+        ]
 
     def set_joint_states(self, states) -> None:
         for j, (q, qd) in zip(ARM_JOINTS + FINGER_JOINTS, states):
@@ -102,14 +112,27 @@ class PandaModel:
             p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
         extra = {}
         if null_space:  # pulls towards READY_Q; less precise, so only used to find a good start
-            extra = dict(lowerLimits=self.lower, upperLimits=self.upper, jointRanges=self.ranges, restPoses=self.rest)
+            extra = {
+                "lowerLimits": self.lower,
+                "upperLimits": self.upper,
+                "jointRanges": self.ranges,
+                "restPoses": self.rest,
+            }
         sol = p.calculateInverseKinematics(
-            self.kin_body, TCP_LINK, list(map(float, xyz)), orn, maxNumIterations=max_iter, residualThreshold=1e-6,
-            physicsClientId=self.kin, **extra,
+            self.kin_body,
+            TCP_LINK,
+            list(map(float, xyz)),
+            orn,
+            maxNumIterations=max_iter,
+            residualThreshold=1e-5,
+            physicsClientId=self.kin,
+            **extra,
         )
         return [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper)]
 
-    def solve_ik(self, xyz, yaw: float, seed_q: list[float], iterations: int = 6) -> tuple[list[float], float]:
+    def solve_ik(
+        self, xyz, yaw: float, seed_q: list[float], iterations: int = 6
+    ) -> tuple[list[float], float]:
         """Joint angles putting the TCP at `xyz` pointing down at `yaw`, refined from `seed_q`;
         returns (q, remaining position error in metres)."""
         orn = down_orientation(yaw)
@@ -143,13 +166,24 @@ class PandaModel:
     # -- commands ---------------------------------------------------------------------------
     def command_arm(self, q: list[float], qd: list[float] | None = None, gain: float = 0.3) -> None:
         p.setJointMotorControlArray(
-            self.body, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q, forces=ARM_FORCES,
+            self.body,
+            ARM_JOINTS,
+            p.POSITION_CONTROL,
+            targetPositions=q,
+            forces=ARM_FORCES,
             targetVelocities=qd if qd is not None else [0.0] * 7,
-            positionGains=[gain] * 7, velocityGains=[1.0] * 7, physicsClientId=self.cid,
+            positionGains=[gain] * 7,
+            velocityGains=[1.0] * 7,
+            physicsClientId=self.cid,
         )
 
     def command_fingers(self, target: float) -> None:
         p.setJointMotorControlArray(
-            self.body, FINGER_JOINTS, p.POSITION_CONTROL, targetPositions=[target, target],
-            forces=[FINGER_FORCE, FINGER_FORCE], positionGains=[0.2, 0.2], physicsClientId=self.cid,
+            self.body,
+            FINGER_JOINTS,
+            p.POSITION_CONTROL,
+            targetPositions=[target, target],
+            forces=[FINGER_FORCE, FINGER_FORCE],
+            positionGains=[0.2, 0.2],
+            physicsClientId=self.cid,
         )

@@ -54,7 +54,9 @@ def _parse_name(name: object) -> tuple[str, str]:
     if parts[0] not in COLORS:
         close = difflib.get_close_matches(parts[0], list(COLORS), n=2)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise SceneError(f"unknown color {parts[0][:40]!r} in {name[:80]!r}{hint}; colors: {', '.join(COLORS)}")
+        raise SceneError(
+            f"unknown color {parts[0][:40]!r} in {name[:80]!r}{hint}; colors: {', '.join(COLORS)}"
+        )
     return parts[0], parts[1]
 
 
@@ -68,7 +70,9 @@ def _parse_position(name: str, pos: object, ws: Workspace) -> tuple[float, float
     if not (math.isfinite(x) and math.isfinite(y)):
         raise SceneError(f"position of {name!r} must be finite, got {pos!r}")
     if not ws.contains((x, y)):
-        raise SceneError(f"position {[x, y]} of {name!r} is outside the workspace x in {list(ws.x)}, y in {list(ws.y)}")
+        raise SceneError(
+            f"position {[x, y]} of {name!r} is outside the workspace x in {list(ws.x)}, y in {list(ws.y)}"
+        )
     return x, y
 
 
@@ -79,7 +83,9 @@ def _parse_entry(entry: object, ws: Workspace) -> ObjectSpec:
     if isinstance(entry, dict):
         extra = set(entry) - {"name", "position"}
         if "name" not in entry or extra:
-            raise SceneError(f"object entries are names or {{'name': ..., 'position': [x, y]}}; got keys {sorted(map(str, entry))}")
+            raise SceneError(
+                f"object entries are names or {{'name': ..., 'position': [x, y]}}; got keys {sorted(map(str, entry))}"
+            )
         color, kind = _parse_name(entry["name"])
         name = f"{color} {kind}"
         xy = _parse_position(name, entry["position"], ws) if entry.get("position") is not None else None
@@ -100,7 +106,9 @@ def parse_spec(spec: object, ws: Workspace = WORKSPACE) -> tuple[list[ObjectSpec
         raise SceneError(f"scene spec must be a JSON object, got {type(spec).__name__}")
     unknown = set(spec) - {"objects", "blocks", "bowls", "seed"}
     if unknown:
-        raise SceneError(f"unknown scene spec keys {sorted(map(str, unknown))}; allowed: objects, blocks, bowls, seed")
+        raise SceneError(
+            f"unknown scene spec keys {sorted(map(str, unknown))}; allowed: objects, blocks, bowls, seed"
+        )
     seed = spec.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise SceneError(f"'seed' must be a non-negative integer, got {seed!r:.40}")
@@ -117,7 +125,9 @@ def parse_spec(spec: object, ws: Workspace = WORKSPACE) -> tuple[list[ObjectSpec
     else:
         counts = {k: _parse_count(spec, k + "s") for k in KINDS}
         if sum(counts.values()) > MAX_OBJECTS:
-            raise SceneError(f"too many objects ({sum(counts.values())}); at most {MAX_OBJECTS} fit on the table")
+            raise SceneError(
+                f"too many objects ({sum(counts.values())}); at most {MAX_OBJECTS} fit on the table"
+            )
         objs = []
         for kind in KINDS:
             for color in rng.sample(list(COLORS), counts[kind]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import pybullet as p
@@ -56,8 +57,9 @@ class World(RobotBackend):
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
         p.setTimeStep(DT, physicsClientId=self.cid)
         p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
-        p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, numSolverIterations=SOLVER_ITERATIONS,
-                                    physicsClientId=self.cid)
+        p.setPhysicsEngineParameter(
+            deterministicOverlappingPairs=1, numSolverIterations=SOLVER_ITERATIONS, physicsClientId=self.cid
+        )
         self.table = bodies.make_table(self.cid, WORKSPACE)
         self.robot = PandaModel(self.cid)
         self._layout = layout
@@ -82,7 +84,7 @@ class World(RobotBackend):
             self.robot.close()
             p.disconnect(self.cid)
 
-    def __enter__(self) -> World:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -124,7 +126,9 @@ class World(RobotBackend):
         self._check_stop()
         goal = np.asarray(xyz, dtype=float).reshape(3)
         if not (np.all(np.isfinite(goal)) and math.isfinite(yaw) and math.isfinite(speed) and speed > 0):
-            raise InvalidArgumentError(f"move_ee needs finite xyz, yaw and a positive speed, got {xyz}, {yaw}, {speed}")
+            raise InvalidArgumentError(
+                f"move_ee needs finite xyz, yaw and a positive speed, got {xyz}, {yaw}, {speed}"
+            )
         q_goal, err = self.robot.solve_goal(goal, yaw, self._arm_target)
         if err > IK_TOLERANCE:
             raise UnreachableError(
@@ -143,7 +147,9 @@ class World(RobotBackend):
             s = i / n
             s = s * s * (3 - 2 * s)  # smooth start and stop
             seed = list(q0 + (qg - q0) * s)  # drifts towards the goal's joint angles
-            path.append(np.asarray(self.robot.solve_ik(start + (goal - start) * s, yaw0 + dyaw * s, seed, 1)[0]))
+            path.append(
+                np.asarray(self.robot.solve_ik(start + (goal - start) * s, yaw0 + dyaw * s, seed, 1)[0])
+            )
         path.append(qg)
         prev = q0
         for i, q in enumerate(path[:-1]):
@@ -165,7 +171,10 @@ class World(RobotBackend):
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
         goal = np.asarray(xyz, dtype=float).reshape(3)
-        return bool(np.all(np.isfinite(goal))) and self.robot.solve_goal(goal, yaw, self._arm_target)[1] <= IK_TOLERANCE
+        return (
+            bool(np.all(np.isfinite(goal)))
+            and self.robot.solve_goal(goal, yaw, self._arm_target)[1] <= IK_TOLERANCE
+        )
 
     def _settle(self, q_goal: list[float]) -> None:
         for _ in range(SETTLE_STEPS // 3):
@@ -199,7 +208,11 @@ class World(RobotBackend):
         return self._names_by_id[both[0]] if both else None
 
     def gripper_state(self) -> dict:
-        return {"open": not self._closed, "width": float(sum(self.robot.finger_q())), "holding": self.holding()}
+        return {
+            "open": not self._closed,
+            "width": float(sum(self.robot.finger_q())),
+            "holding": self.holding(),
+        }
 
     def wait(self, seconds: float) -> None:
         self._check_stop()
@@ -223,8 +236,12 @@ class World(RobotBackend):
         objs = {}
         for name, o in self.objects.items():
             pos, orn = p.getBasePositionAndOrientation(o.body, physicsClientId=self.cid)
-            objs[name] = {"kind": o.kind, "color": o.color, "position": [float(v) for v in pos],
-                          "orientation": [float(v) for v in orn]}
+            objs[name] = {
+                "kind": o.kind,
+                "color": o.color,
+                "position": [float(v) for v in pos],
+                "orientation": [float(v) for v in orn],
+            }
         ws = WORKSPACE
         return {
             "objects": objs,
@@ -285,11 +302,19 @@ class World(RobotBackend):
             raise InvalidArgumentError(f"image size {width}x{height} out of range (16..1920 x 16..1080)")
         return camera.render(self.cid, self._views[view], width, height, self._names_by_id)
 
-    def start_recording(self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240) -> None:
+    def start_recording(
+        self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240
+    ) -> None:
         if view not in self._views or not 0 < fps <= 60:
             raise InvalidArgumentError(f"recording needs a view in {sorted(self._views)} and 0 < fps <= 60")
-        self._rec = {"every": max(1, round(1.0 / (fps * DT))), "next": self._steps, "view": view,
-                     "size": (int(width), int(height)), "frames": [], "fps": fps}
+        self._rec = {
+            "every": max(1, round(1.0 / (fps * DT))),
+            "next": self._steps,
+            "view": view,
+            "size": (int(width), int(height)),
+            "frames": [],
+            "fps": fps,
+        }
         self._capture()
 
     def _capture(self) -> None:

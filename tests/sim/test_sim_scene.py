@@ -41,7 +41,9 @@ def test_counts_pick_distinct_colors_per_kind():
 
 
 def test_explicit_positions_are_kept():
-    layout, _ = build_layout({"objects": [{"name": "red block", "position": [0.1, 0.5]}, "blue bowl"], "seed": 7})
+    layout, _ = build_layout(
+        {"objects": [{"name": "red block", "position": [0.1, 0.5]}, "blue bowl"], "seed": 7}
+    )
     assert layout[0].xy == (0.1, 0.5) and layout[0].yaw == 0.0
     assert math.dist(layout[1].xy, (0.1, 0.5)) >= CLEARANCE["block"] + CLEARANCE["bowl"]
 
@@ -60,8 +62,13 @@ def test_explicit_positions_are_kept():
         ({"objects": [{"name": "red block", "colour": "x"}]}, "object entries are names or"),
         ({"objects": [42]}, "name string or a dict"),
         ({"objects": "red block"}, "must be a list"),
-        ({"objects": [f"{c} block" for c in sim.scene.COLORS] + [f"{c} bowl" for c in list(sim.scene.COLORS)[:6]]},
-         "too many objects"),
+        (
+            {
+                "objects": [f"{c} block" for c in sim.scene.COLORS]
+                + [f"{c} bowl" for c in list(sim.scene.COLORS)[:6]]
+            },
+            "too many objects",
+        ),
         ({"blocks": 0, "bowls": 11, "seed": 1}, "too many objects to place"),
         ({"blocks": 12}, "between 0 and 11"),
         ({"blocks": True}, "between 0 and 11"),
@@ -70,8 +77,15 @@ def test_explicit_positions_are_kept():
         ({"seed": "7"}, "non-negative integer"),
         ({"objcts": []}, "unknown scene spec keys"),
         ([], "must be a JSON object"),
-        ({"objects": [{"name": "red block", "position": [0.0, 0.5]}, {"name": "blue bowl", "position": [0.05, 0.5]}]},
-         "overlaps"),
+        (
+            {
+                "objects": [
+                    {"name": "red block", "position": [0.0, 0.5]},
+                    {"name": "blue bowl", "position": [0.05, 0.5]},
+                ]
+            },
+            "overlaps",
+        ),
     ],
 )
 def test_invalid_specs_raise_scene_error(spec, fragment):
