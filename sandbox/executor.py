@@ -92,6 +92,17 @@ class Sandbox:
         if pool_size < 0:
             raise ValueError("pool_size must be >= 0")
         self.extra_modules = tuple(extra_modules)
+        unsafe = sorted(
+            m
+            for m in self.extra_modules
+            if m.split(".")[0] in policy.UNSAFE_MODULES
+            or (m.split(".")[0] in ("numpy", "shapely") and m not in policy.DEFAULT_MODULES)
+        )
+        if unsafe:
+            raise ValueError(
+                f"extra_modules {unsafe} would give policy code a door to the host (files, processes, "
+                "interpreter internals); numpy/shapely are already available through their proxies"
+            )
         self.allowed_modules = policy.DEFAULT_MODULES | frozenset(self.extra_modules)
         self.stdout_limit = stdout_limit
         self.max_message_bytes = max_message_bytes

@@ -44,10 +44,21 @@ FORBIDDEN_ATTRS: frozenset[str] = frozenset({
     "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "DataSource", "open_memmap",
     "ctypes", "ctypeslib", "cffi", "f2py", "testing", "distutils", "lib", "npyio", "os", "sys",
     "subprocess", "builtins", "system", "popen", "modules", "load_module", "exec_module",
-    "attrgetter", "methodcaller", "getattr", "setattr", "delattr", "eval", "exec", "compile",
+    "attrgetter", "methodcaller", "getattr", "setattr", "delattr", "eval", "exec",
+    "Formatter", "vformat", "get_field",
     "as_strided", "show_config", "show_runtime", "info", "test",
 })  # fmt: skip
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
+
+# Modules that are a door to the host by design; never accepted as `extra_modules`.
+UNSAFE_MODULES: frozenset[str] = frozenset({
+    "os", "sys", "subprocess", "socket", "ctypes", "importlib", "builtins", "pickle", "marshal",
+    "shelve", "shutil", "pathlib", "io", "inspect", "gc", "threading", "multiprocessing", "signal",
+    "code", "codeop", "runpy", "types", "posix", "pty", "fcntl", "resource", "mmap", "tempfile",
+    "glob", "asyncio", "concurrent", "urllib", "http", "ftplib", "smtplib", "ssl", "select",
+    "selectors", "sysconfig", "site", "traceback", "linecache", "tokenize", "dis", "weakref",
+    "copyreg", "zipimport", "pkgutil", "platform", "webbrowser", "antigravity", "this",
+})  # fmt: skip
 
 _REFUSED_NODES = {
     ast.ClassDef: "class definitions are not allowed in policy code; use functions, dicts and lists",

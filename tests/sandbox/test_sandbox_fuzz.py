@@ -58,7 +58,7 @@ programs = st.one_of(
 )
 
 
-@settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(code=programs)
 def test_any_program_gets_a_result_or_structured_error(sb, code):
     start = time.monotonic()

@@ -145,7 +145,7 @@ RUNTIME = [
     _runtime("memory_bytearray", "x = bytearray(10 ** 10)", ["memory"]),
     _runtime("memory_list", "x = [0] * 10 ** 10", ["memory"]),
     _runtime("memory_numpy", "import numpy as np\nx = np.ones((10 ** 5, 10 ** 5))", ["memory"]),
-    _runtime("memory_growth", "x = []\nwhile True:\n    x.append('y' * 10 ** 6)", ["memory"], 10.0),
+    _runtime("memory_growth", "x = []\nwhile True:\n    x.append(bytearray(10 ** 7))", ["memory"], 10.0),
     _runtime("recursion_bomb", "def f(n):\n    return f(n + 1) + 1\nf(0)", ["policy"], 5.0, "RecursionError"),
     _runtime(
         "mutual_recursion",

@@ -257,3 +257,21 @@ def test_pool_cap_turns_into_a_clear_timeout_not_a_deadlock():
         res = box.run("ret_val = nested()", {"nested": nested}, timeout_s=10)
         assert res.ok, res.error
         assert res.values["ret_val"].startswith("timeout: no sandbox worker became free")
+
+
+@pytest.mark.parametrize("module", ["os", "sys.monitoring", "ctypes", "numpy.lib", "shapely.lib"])
+def test_extra_modules_that_open_the_host_are_refused(module):
+    with pytest.raises(ValueError, match="door to the host"):
+        Sandbox(pool_size=0, extra_modules=(module,))
+
+
+def test_extra_module_proxies_keep_the_string_walk_closed():
+    with Sandbox(pool_size=1, extra_modules=("re", "string")) as box:
+        ok = box.run(
+            "import re, string\nret_val = re.compile('a+').findall('caaab' + string.ascii_lowercase)"
+        )
+        assert ok.values == {"ret_val": ["aaa", "a"]}, ok.error
+        bad = box.run("import string\nx = string.Formatter().get_field('0.__class__', [1], {})")
+        assert bad.error.kind == "violation"
+        redos = box.run("import re\nre.match('(a+)+$', 'a' * 64 + 'b')", timeout_s=1.0)
+        assert redos.error.kind == "timeout"
