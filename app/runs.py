@@ -214,7 +214,7 @@ class RunManager:
             if self.settings.media:
                 recorder = Recorder(self.settings.media_dir, run.id, self.settings.max_frames)
                 self._record_frame(run, recorder)
-            status, error, exec_started = self._drive(run, recorder)
+            status, error, engine_s = self._drive(run, recorder)
             if run.cancel.is_set():
                 status = "cancelled"
                 error = {"kind": "cancelled", "message": "cancelled by request (e-stop)", "line": None}
@@ -226,12 +226,12 @@ class RunManager:
                 self._record_frame(run, recorder, final=True)
                 media = recorder.finish()
             ended = time.time()
-            timings.update(ended_at=ended, exec_s=round(ended - exec_started, 4), total_s=round(ended - started, 4))
+            timings.update(ended_at=ended, engine_s=round(engine_s, 4), total_s=round(ended - started, 4))
             self.store.update_run(run.id, state_after=state_after, media=media)
             self._finish(run, status, error, timings)
 
     def _drive(self, run: Run, recorder: Recorder | None) -> tuple[str, dict | None, float]:
-        """Run the engine; returns (status, error, time the engine started)."""
+        """Run the engine; returns (status, error, seconds the engine took)."""
         session = run.session
 
         def on_event(kind: str, data: dict) -> None:
@@ -247,14 +247,15 @@ class RunManager:
                     log.exception("recording a frame failed")
 
         session.attach(on_event)
+        engine = session.engine or self.engine
         t0 = time.time()
         try:
             if run.kind == "command":
-                outcome = self.engine.run_command(run.text, session.api, session.conversation, on_event, run.cancel)
+                outcome = engine.run_command(run.text, session.api, session.conversation, on_event, run.cancel)
             else:
-                outcome = self.engine.run_program(run.text, session.api, on_event, run.cancel)
+                outcome = engine.run_program(run.text, session.api, on_event, run.cancel)
         except Exception as exc:  # noqa: BLE001 - any engine failure fails only this run
-            return "failed", self._exception_error(exc), t0
+            return "failed", self._exception_error(exc), time.time() - t0
         finally:
             session.attach(None)
         err = error_dict(getattr(outcome, "error", None))
@@ -263,7 +264,7 @@ class RunManager:
             status = "succeeded" if err is None else "failed"
         if status == "failed" and err and err["kind"] == "cancelled":
             status = "cancelled"
-        return status, err, t0
+        return status, err, time.time() - t0
 
     @staticmethod
     def _exception_error(exc: Exception) -> dict:

@@ -55,7 +55,15 @@ class Service:
         if engine is None:
             from lmp import Engine
 
-            engine = Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
+            def engine_factory():
+                # one engine per session: functions learned from one user's commands (its skill
+                # library) never show up in another session's prompts
+                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
+
+            engine = engine_factory()
+        else:
+            def engine_factory():
+                return engine
         self.engine = engine
         if warm_up and getattr(self.llm, "name", "") == "local":
             progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
@@ -65,7 +73,7 @@ class Service:
                 progress(f"  prefix cache warm in {time.time() - t0:.1f}s")
             except Exception as exc:  # noqa: BLE001 - a cold cache only makes the first command slower
                 progress(f"  warm-up skipped: {type(exc).__name__}: {exc}")
-        self.sessions = SessionRegistry(settings.max_sessions, settings.perception)
+        self.sessions = SessionRegistry(settings.max_sessions, settings.perception, engine_factory)
         self.runs = RunManager(settings, self.store, engine, self.metrics)
 
     def isolation(self) -> dict:

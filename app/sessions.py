@@ -38,7 +38,8 @@ def png_bytes(rgb) -> bytes:
 
 
 class Session:
-    def __init__(self, robot: str, scene: dict, perception: str = "truth"):
+    def __init__(self, robot: str, scene: dict, perception: str = "truth", engine=None):
+        self.engine = engine  # lmp.Engine serving this session (None: the run manager's shared one)
         self.id = uuid.uuid4().hex[:12]
         self.robot = robot
         self.scene = dict(scene)
@@ -112,7 +113,8 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, max_sessions: int, perception: str = "truth"):
+    def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None):
+        self.engine_factory = engine_factory
         self.max_sessions = max_sessions
         self.perception = perception
         self._sessions: dict[str, Session] = {}
@@ -124,7 +126,8 @@ class SessionRegistry:
                 raise SessionLimitError(
                     f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
                     "DELETE /v1/sessions/{id} and retry")
-        session = Session(robot, scene, self.perception)  # slow part outside the lock
+        engine = self.engine_factory() if self.engine_factory else None
+        session = Session(robot, scene, self.perception, engine)  # slow part outside the lock
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 session.close()

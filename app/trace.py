@@ -38,6 +38,8 @@ def assemble(row: dict, events: list[dict]) -> dict:
     timings = dict(row.get("timings") or {})
     timings.setdefault("queued_at", row.get("created_at"))
     timings.setdefault("llm_s", round(sum(float(c.get("latency_s") or 0.0) for c in llm_calls), 4))
+    if timings.get("engine_s") is not None:  # time spent generating, checking and executing code
+        timings.setdefault("exec_s", round(max(0.0, timings["engine_s"] - timings["llm_s"]), 4))
     return {
         "id": run_id,
         "session_id": row["session_id"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import pytest
@@ -135,6 +136,10 @@ def test_command_with_repair_and_sse(make_service, client_for):
     assert [a["ok"] for a in t["attempts"]] == [False, True]
     assert "green bowl" in t["attempts"][0]["error"]["message"]
     assert len(t["llm_calls"]) == 2 and in_bowl(t["state_after"], "red block", "blue bowl")
+    assert t["timings"]["exec_s"] >= 0 and t["timings"]["llm_s"] >= 0
+    metrics = client.get("/metrics").text
+    assert "capstan_llm_calls_total 2" in metrics
+    assert re.search(r'capstan_llm_tokens_total\{kind="completion"\} [1-9]', metrics)
     # replay from a given event id (SSE Last-Event-ID)
     with client.stream("GET", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "3"}) as s:
         ids = [int(line[4:]) for line in "".join(s.iter_text()).splitlines() if line.startswith("id: ")]
@@ -227,3 +232,14 @@ def test_media_frames_gif_and_mp4(make_service, client_for):
     assert gif.headers["content-type"] == "image/gif" and gif.content[:6] == b"GIF89a"
     mp4 = client.get(media["mp4"])
     assert mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
+
+
+def test_deleting_a_session_stops_its_run(make_service, client_for):
+    client = client_for(make_service())
+    sid = new_session(client)
+    run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": LONG}).json()["run_id"]
+    wait_status(client, run_id, ("running",))
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    assert wait_status(client, run_id, ("cancelled",))["status"] == "cancelled"
+    assert client.get(f"/v1/sessions/{sid}").status_code == 404
+    assert client.get(f"/v1/runs/{run_id}").status_code == 200  # the trace outlives the session
