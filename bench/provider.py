@@ -2,11 +2,13 @@
 
 Recording appends to the cassette; when a recording is interrupted and rerun, requests already in
 the cassette are answered from it (replay first) and only the missing ones go to the model, so a
-rerun resumes instead of paying for every call again.
+rerun resumes instead of paying for every call again. A request repeated within one run (greedy
+decoding) is answered from memory and recorded once.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from bench.options import worker_env
@@ -14,17 +16,32 @@ from llm.base import CassetteMissError, Completion, CompletionRequest, LLMProvid
 
 
 class ReplayFirst(LLMProvider):
-    """Answer from `recorded` when it has the request, else from `recorder` (which appends)."""
+    """Answer from `recorded` when it has the request, else from `recorder` (which appends).
 
-    def __init__(self, recorded: LLMProvider, recorder: LLMProvider):
+    Requests recorded during this run are answered from memory too: greedy decoding gives the
+    same answer to the same request (flat and hierarchical generation share their first call)."""
+
+    def __init__(self, recorded: LLMProvider | None, recorder: LLMProvider):
         self.recorded, self.recorder = recorded, recorder
         self.name, self.model = recorder.name, recorder.model
+        self._memo: dict[str, Completion] = {}
+        self._lock = threading.Lock()
 
     def complete(self, request: CompletionRequest) -> Completion:
-        try:
-            return self.recorded.complete(request)
-        except CassetteMissError:
-            return self.recorder.complete(request)
+        key = request.key(self.model)
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+        if self.recorded is not None:
+            try:
+                return self.recorded.complete(request)
+            except CassetteMissError:
+                pass
+        completion = self.recorder.complete(request)
+        if request.temperature == 0:
+            with self._lock:
+                self._memo[key] = completion
+        return completion
 
     def close(self) -> None:
         self.recorder.close()
@@ -37,6 +54,7 @@ def build_llm(overrides: dict[str, str]) -> LLMProvider:
     env = worker_env(overrides)
     provider = llm.from_config(env)
     path = env.get("CAPSTAN_CASSETTE")
-    if env.get("CAPSTAN_CASSETTE_MODE") == "record" and path and Path(path).exists():
-        return ReplayFirst(CassetteProvider(path, "replay", model=provider.model), provider)
+    if env.get("CAPSTAN_CASSETTE_MODE") == "record" and path:
+        recorded = CassetteProvider(path, "replay", model=provider.model) if Path(path).exists() else None
+        return ReplayFirst(recorded, provider)
     return provider

@@ -1,5 +1,7 @@
-"""`capstan bench robocode`: robotics helper-function problems (bench/data/robocode.jsonl, HumanEval
-format) written by lmp.FunctionGenerator, flat and hierarchical, tests run in our sandbox.
+"""`capstan bench robocode`: pass@1 on robotics helper-function problems, flat vs hierarchical.
+
+The problems (bench/data/robocode.jsonl, HumanEval format: geometry, spatial relations,
+trajectories, layouts) are written by lmp.FunctionGenerator and tested in our sandbox.
 `--problems FILE.jsonl` runs any problem file in HumanEval's format the same way."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""`capstan bench tasks`: the tabletop task suite. Families of tasks (pick-place, stacking, sorting,
+"""`capstan bench tasks`: success rates on the tabletop task suite, per task family.
+
+Families of tasks (pick-place, stacking, sorting,
 corners and sides, relative positions, move by a distance, arrangements, superlatives, multi-turn,
 questions, unseen colors, refusals), each run on the full stack (sim, primitives, sandbox, lmp) and
 judged from the final scene and the said lines. Success per family with Wilson 95% intervals and
