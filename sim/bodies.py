@@ -13,6 +13,7 @@ from sim.scene import PlacedObject
 
 BLOCK_MASS = 0.08
 BOWL_MASS = 0.25
+SLEEP_SPEED = 0.005  # m/s (and rad/s): slower than this counts as at rest
 TABLE_COLOR = (0.80, 0.74, 0.64, 1.0)
 
 
@@ -129,8 +130,11 @@ class ObjectFactory:
             body,
             -1,
             activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING,
-            sleepThreshold=0.005,
+            sleepThreshold=SLEEP_SPEED,
             physicsClientId=cid,
         )
         p.resetBaseVelocity(body, state.linear, state.angular, physicsClientId=cid)
+        if max(map(abs, state.linear + state.angular)) < SLEEP_SPEED:
+            # at rest: start asleep, so untouched objects cost nothing until something hits them
+            p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid)
         return body
