@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(media=True if args.gif else None)
     scene = _scene(args)
-    service = Service(settings, progress=_say)
+    service = Service(settings, progress=_say, recover=False)  # a server may share this store
     try:
         from app.robots import scene_error_type
 

@@ -164,9 +164,17 @@ def drive(url: str, plan: list[dict], cap_s: float) -> list[dict]:
                 with lock:
                     results.append(rec)
 
+    from tqdm import tqdm
+
     threads = [threading.Thread(target=client, args=(i, p)) for i, p in enumerate(plan)]
     for t in threads:
         t.start()
+    total = sum(len(p["commands"]) for p in plan)
+    with tqdm(total=total, desc="runs", unit="run", file=sys.stderr, leave=False) as bar:
+        while any(t.is_alive() for t in threads) and time.time() < deadline + 5:
+            time.sleep(0.2)
+            with lock:
+                bar.update(len(results) - bar.n)
     for t in threads:
         t.join(max(0.0, deadline - time.time()) + 5)
     return results

@@ -23,16 +23,17 @@ def _quiet(_msg: str) -> None:
 
 class Service:
     """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead.
-    `warm_up=True` runs the fixed prompt prefix through a local model once at start."""
+    `warm_up=True` runs the fixed prompt prefix through a local model once at start; `recover=True`
+    (the server) marks runs left queued/running by a previous process as interrupted."""
 
     def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
-                 progress: Callable[[str], None] = _quiet, warm_up: bool = False):
+                 progress: Callable[[str], None] = _quiet, warm_up: bool = False, recover: bool = True):
         self.settings = settings
         self.started_at = time.time()
         self._isolation: dict | None = None
         progress(f"trace store: {settings.database_url or settings.db_path}")
         self.store = open_store(settings)
-        interrupted = self.store.mark_unfinished("interrupted")
+        interrupted = self.store.mark_unfinished("interrupted") if recover else []
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
         self.metrics = Metrics()

@@ -160,8 +160,7 @@ class SQLiteStore(TraceStore):
 def open_store(settings) -> TraceStore:
     """The store the settings ask for: PostgreSQL when CAPSTAN_DATABASE_URL is set, else SQLite."""
     if settings.database_url:
-        from app.config import ConfigError
+        from app.store_pg import PostgresStore
 
-        raise ConfigError("CAPSTAN_DATABASE_URL is set but the PostgreSQL trace store is not implemented yet; "
-                          "unset it to use SQLite in CAPSTAN_DATA_DIR")
+        return PostgresStore(settings.database_url)
     return SQLiteStore(settings.db_path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -48,3 +51,53 @@ def client_for():
     yield make
     for c in clients:
         c.close()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a Unix socket (Debian's postgresql, run as user postgres)."""
+    import pwd
+    import shutil
+    import subprocess
+
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("needs Debian's postgresql binaries and root (to run them as user postgres)")
+    pytest.importorskip("psycopg")
+    try:
+        pg_uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        pytest.skip("no postgres user")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="capstan-pg-"))  # pytest's tmp dirs are closed to other users
+    os.chown(base, pg_uid, -1)
+    import socket
+
+    with socket.socket() as sock:  # a free port number (the server listens only on its Unix socket)
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", f"{base}/data", "-A", "trust", "-U", "capstan"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", f"{base}/data", "-w", "-l", f"{base}/log", "-o",
+                    f"-k {base} -c listen_addresses='' -p {port}", "start"], check=True, capture_output=True)
+    yield f"postgresql://capstan@/{{db}}?host={base}&port={port}"
+    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", f"{base}/data", "-m", "immediate", "stop"],
+                   check=False, capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the throwaway cluster."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(postgres_server.format(db="postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgres_server.format(db=name)

@@ -243,3 +243,13 @@ def test_deleting_a_session_stops_its_run(make_service, client_for):
     assert wait_status(client, run_id, ("cancelled",))["status"] == "cancelled"
     assert client.get(f"/v1/sessions/{sid}").status_code == 404
     assert client.get(f"/v1/runs/{run_id}").status_code == 200  # the trace outlives the session
+
+
+def test_the_service_on_postgresql(make_service, client_for, postgres_url):
+    client = client_for(make_service(database_url=postgres_url))
+    assert client.get("/healthz").json()["store"] == "postgresql"
+    sid = new_session(client)
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    assert t["status"] == "succeeded" and in_bowl(t["state_after"], "red block", "blue bowl")
+    assert client.get(f"/v1/runs/{t['id']}").json() == t
+    assert [e["type"] for e in events_of(client, t["id"])][-1] == "end"

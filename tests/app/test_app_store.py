@@ -1,17 +1,30 @@
-"""The SQLite trace store and trace assembly (no robot, no model needed)."""
+"""The trace stores (SQLite, and PostgreSQL on a throwaway local cluster) and trace assembly."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+
+import pytest
 
 from app.store import SQLiteStore
 from app.trace import assemble, summary
 
 
-def test_runs_and_events_survive_reopen(tmp_path):
-    db = tmp_path / "t.db"
-    store = SQLiteStore(db)
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request, tmp_path):
+    """A function that opens (or reopens) one store of the given kind."""
+    if request.param == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "t.db")
+    from app.store_pg import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore(url)
+
+
+def test_runs_and_events_survive_reopen(open_store):
+    store = open_store()
     store.create_run("a1", "s1", "command", "queued", {"command": "stack", "timings": {"queued_at": 1.0}})
     store.update_run("a1", status="running", state_before={"objects": {}})
     store.append_event("a1", 0, "code", 1.0, {"attempt": 1, "code": "say('hi')", "functions": {}})
@@ -22,7 +35,7 @@ def test_runs_and_events_survive_reopen(tmp_path):
     store.update_run("a1", status="succeeded", media={"gif": True, "mp4": False})
     store.close()
 
-    store = SQLiteStore(db)
+    store = open_store()
     row = store.get_run("a1")
     assert row["status"] == "succeeded" and row["command"] == "stack" and row["state_before"] == {"objects": {}}
     assert [e["seq"] for e in store.events("a1", after_seq=1)] == [2, 3, 4]
@@ -33,15 +46,20 @@ def test_runs_and_events_survive_reopen(tmp_path):
     assert trace["media"]["frames"] == [f"/v1/runs/a1/frames/{i}.png" for i in range(3)]
     assert trace["media"]["gif"] == "/v1/runs/a1/video.gif" and trace["media"]["mp4"] is None
     assert summary(row)["status"] == "succeeded"
-    # WAL mode is on, so readers in other processes (capstan trace) don't block the service
-    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
 
-def test_mark_unfinished_and_listing(tmp_path):
-    store = SQLiteStore(tmp_path / "t.db")
+def test_sqlite_uses_wal(tmp_path):
+    SQLiteStore(tmp_path / "t.db").close()
+    # WAL mode: readers in other processes (capstan trace) don't block the service's writes
+    assert sqlite3.connect(tmp_path / "t.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_mark_unfinished_and_listing(open_store):
+    store = open_store()
     for i, status in enumerate(["succeeded", "running", "queued", "failed"]):
         store.create_run(f"r{i}", "s1" if i < 2 else "s2", "program", status, {})
+        time.sleep(0.002)  # distinct creation times for the ordering check
     assert sorted(store.mark_unfinished()) == ["r1", "r2"]
     assert store.get_run("r1")["status"] == "interrupted"
     assert store.get_run("r1")["error"]["kind"] == "interrupted"
@@ -52,8 +70,8 @@ def test_mark_unfinished_and_listing(tmp_path):
     store.close()
 
 
-def test_concurrent_writers(tmp_path):
-    store = SQLiteStore(tmp_path / "t.db")
+def test_concurrent_writers(open_store):
+    store = open_store()
     store.create_run("r", "s", "program", "running", {})
 
     def write(base):
