@@ -13,6 +13,7 @@ import importlib
 __all__ = [  # ERROR_TYPES lives in primitives.errors
     "CameraImage",
     "CameraPerception",
+    "FakeBackend",
     "GraspError",
     "InvalidArgumentError",
     "NotVisibleError",
@@ -33,6 +34,7 @@ _LAZY = {
     "RobotBackend": "primitives.backend",
     "Workspace": "primitives.backend",
     "PolicyAPI": "primitives.api",
+    "FakeBackend": "primitives.fake",
     "CameraPerception": "primitives.perception",
     "Perception": "primitives.perception",
     "TruthPerception": "primitives.perception",
