@@ -92,3 +92,13 @@ def render(result: dict, path_a: Path, path_b: Path) -> str:
     if result["only_in_a"] or result["only_in_b"]:
         lines.append(f"only in A: {len(result['only_in_a'])}, only in B: {len(result['only_in_b'])}")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="capstan bench compare")
+    build_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
