@@ -8,6 +8,8 @@ give the same final state.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Self
@@ -53,7 +55,18 @@ class World(RobotBackend):
 
     def __init__(self, spec: dict | None = None, *, gui: bool = False):
         layout, self.seed = build_layout(spec if spec is not None else {"blocks": 3, "bowls": 3, "seed": 0})
+        if gui and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+            # PyBullet would exit the whole process when it cannot reach an X server
+            raise RuntimeError("World(gui=True) needs a display: set DISPLAY (e.g. run under xvfb-run)")
         self.cid = p.connect(p.GUI if gui else p.DIRECT)
+        if self.cid < 0:
+            raise RuntimeError(
+                "could not open the PyBullet GUI (needs a display and only one GUI per process); "
+                "use World(spec) headless, or set DISPLAY"
+            )
+        if gui:
+            p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.cid)
+            p.resetDebugVisualizerCamera(0.9, 180, -40, [0.0, 0.45, 0.0], physicsClientId=self.cid)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
         p.setTimeStep(DT, physicsClientId=self.cid)
         p.setGravity(0, 0, -9.81, physicsClientId=self.cid)

@@ -203,3 +203,10 @@ def test_recording_and_writing_gif_and_mp4(fresh, tmp_path):
         assert 2 <= im.n_frames <= len(frames)  # Pillow merges identical consecutive frames
     with pytest.raises(ValueError, match="no frames"):
         write_gif([], tmp_path / "x.gif")
+
+
+def test_gui_without_a_display_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    with pytest.raises(RuntimeError, match="needs a display"):
+        World({"objects": ["red block"]}, gui=True)
