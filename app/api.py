@@ -62,7 +62,9 @@ def create_app(service: Service) -> FastAPI:
                                      f"{settings.max_scene_objects} are allowed (CAPSTAN_MAX_SCENE_OBJECTS)")
 
     @v1.post("/sessions", status_code=201, response_model=schemas.SessionOut)
-    def create_session(body: schemas.CreateSession) -> schemas.SessionOut:
+    def create_session(body: schemas.CreateSession | None = None) -> schemas.SessionOut:
+        """Create a session with its own world; without a body: the sim robot, 3 blocks and 3 bowls."""
+        body = body or schemas.CreateSession()
         check_scene(body.scene)
         try:
             session = service.sessions.create(body.robot, body.scene.spec())

@@ -68,6 +68,8 @@ def test_session_lifecycle(make_service, client_for):
     assert len(r.json()["state"]["objects"]) == 3
     assert [x["id"] for x in client.get("/v1/sessions").json()["sessions"]] == [sid]
     assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    r = client.post("/v1/sessions")  # no body: the default scene
+    assert r.status_code == 201 and len(r.json()["state"]["objects"]) == 6
     assert client.get(f"/v1/sessions/{sid}/state").status_code == 404
 
 
