@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from sandbox import policy, protocol
-from sandbox.isolation import detect, set_sched_slice
+from sandbox.isolation import detect
 from sandbox.pool import Launcher, PoolError, WorkerPool
 
 ERROR_KINDS = ("syntax", "violation", "policy", "primitive", "timeout", "memory", "cancelled", "crash")
@@ -71,8 +71,7 @@ class Sandbox:
     worker and a run's result, `max_call_bytes` one host-function call's arguments.
     `extra_modules` extends the import allowlist (each gets a proxy of its public,
     non-module attributes). `isolation` is "auto" (bubblewrap when it works, else a plain
-    process), "bwrap" (required) or "process". `slice_us` asks the scheduler for short time
-    slices for the RPC threads (0 disables). `_unsafe_skip_static_check` is for tests only.
+    process), "bwrap" (required) or "process". `_unsafe_skip_static_check` is for tests only.
     """
 
     def __init__(
@@ -86,7 +85,6 @@ class Sandbox:
         max_call_bytes: int = 1 << 20,
         extra_modules: Iterable[str] = (),
         isolation: str = "auto",
-        slice_us: float = 100.0,
         _unsafe_skip_static_check: bool = False,
     ):
         if pool_size < 0:
@@ -114,9 +112,7 @@ class Sandbox:
             "max_call_bytes": max_call_bytes,
             "max_result_bytes": max_message_bytes,
             "max_reply_bytes": 64 << 20,
-            "slice_us": slice_us,
         }
-        self._slice_us = slice_us
         launcher = Launcher(self._iso, config, max_message_bytes)
         self._pool = WorkerPool(launcher, pool_size, max_workers or max(8, 2 * pool_size))
         self._state = SandboxState.OPEN
@@ -177,7 +173,6 @@ class Sandbox:
             return _done(start, SandboxError("timeout", message))
         except PoolError as exc:
             return _done(start, SandboxError("crash", str(exc)))
-        previous_slice = set_sched_slice(int(self._slice_us * 1000)) if self._slice_us else None
         try:
             spec = {
                 "code": code,
@@ -191,8 +186,6 @@ class Sandbox:
             ).serve(spec, start)
         finally:
             self._pool.release(worker)
-            if previous_slice is not None:
-                set_sched_slice(previous_slice)
 
     def close(self) -> None:
         with self._lock:

@@ -17,7 +17,6 @@ import os
 import resource
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -249,31 +248,3 @@ def set_cpu_limit(timeout_s: float) -> None:
     spent = used.ru_utime + used.ru_stime
     soft = int(spent + timeout_s) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 2))
-
-
-# --------------------------------------------------------------------------- scheduling
-
-_SCHED_ATTR = "=IIQiIQQQII"  # struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes)
-
-
-def set_sched_slice(slice_ns: int) -> int | None:
-    """Ask the (EEVDF, Linux >= 6.12) scheduler for a short time slice for the calling thread,
-    so a thread woken by a channel message runs soon instead of after other tasks' slices.
-    Returns the previous slice (to restore), or None when the kernel does not support it."""
-    import ctypes
-
-    if not hasattr(set_sched_slice, "_libc"):
-        set_sched_slice._libc = ctypes.CDLL(None, use_errno=True)  # type: ignore[attr-defined]
-    libc = set_sched_slice._libc  # type: ignore[attr-defined]
-    buf = ctypes.create_string_buffer(56)
-    if libc.syscall(ctypes.c_long(315), ctypes.c_long(0), buf, ctypes.c_long(56), ctypes.c_long(0)) != 0:
-        return None
-    fields = list(struct.unpack(_SCHED_ATTR, buf.raw))
-    if fields[1] != 0:  # not SCHED_OTHER: leave it alone
-        return None
-    previous = fields[5]
-    fields[0], fields[2], fields[5] = 56, 0, slice_ns
-    new = ctypes.create_string_buffer(struct.pack(_SCHED_ATTR, *fields), 56)
-    if libc.syscall(ctypes.c_long(314), ctypes.c_long(0), new, ctypes.c_long(0)) != 0:
-        return None
-    return previous

@@ -38,8 +38,6 @@ def main(fd: int, config_json: str) -> None:
         max_frame=config.get("max_reply_bytes", 64 << 20),
     )
     isolation.die_with_parent()
-    if config.get("slice_us"):
-        isolation.set_sched_slice(int(config["slice_us"] * 1000))
     rlimits = isolation.apply_rlimits(config.get("memory_mb", 1024))
     seccomp_status = seccomp.install() if config.get("seccomp", True) else "disabled by configuration"
     chan.send(("ready", _self_report(rlimits, seccomp_status)))
