@@ -52,7 +52,9 @@ class Run:
     hub: EventHub = field(default_factory=EventHub)
     seq: int = 0
     error: dict | None = None
+    engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
     _seq_lock: threading.Lock = field(default_factory=threading.Lock)
+    _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def error_dict(err) -> dict | None:
@@ -116,7 +118,10 @@ class RunManager:
             if row is None:
                 raise RunNotFound(run_id)
             return row["status"]
-        run.cancel.set()
+        with run._cancel_lock:
+            if run.engine_done:  # too late to stop anything: the run is finishing
+                return run.status
+            run.cancel.set()
         with self._cond:
             if run in self._pending:
                 self._pending.remove(run)
@@ -127,10 +132,13 @@ class RunManager:
             self._finish(run, "cancelled", {"kind": "cancelled", "message": "cancelled before it started",
                                              "line": None}, {})
             return "cancelled"
-        try:
-            run.session.backend.stop()
-        except Exception:
-            log.exception("backend.stop() failed for session %s", run.session.id)
+        with run._cancel_lock:
+            if run.engine_done:  # the run already resumed the backend; stopping now would leak the e-stop
+                return "cancelling"
+            try:
+                run.session.backend.stop()
+            except Exception:
+                log.exception("backend.stop() failed for session %s", run.session.id)
         return "cancelling"
 
     def cancel_session(self, session: Session) -> None:
@@ -215,10 +223,12 @@ class RunManager:
                 recorder = Recorder(self.settings.media_dir, run.id, self.settings.max_frames)
                 self._record_frame(run, recorder)
             status, error, engine_s = self._drive(run, recorder)
-            if run.cancel.is_set():
-                status = "cancelled"
-                error = {"kind": "cancelled", "message": "cancelled by request (e-stop)", "line": None}
-                session.backend.resume()
+            with run._cancel_lock:
+                run.engine_done = True
+                if run.cancel.is_set():
+                    status = "cancelled"
+                    error = {"kind": "cancelled", "message": "cancelled by request (e-stop)", "line": None}
+                    session.backend.resume()
             state_after = jsonable(session.backend.state())
             session.last_state = state_after
             media = {}
