@@ -43,6 +43,10 @@ _SETTINGS = [
     ("CAPSTAN_ALLOW_DOWNLOAD", "local: 1 = allow downloading the GGUF from the Hugging Face hub"),
     ("CAPSTAN_CACHE_DIR", "model files and prefix-state cache (default ~/.cache/capstan)"),
     ("CAPSTAN_LLM_N_CTX", "local: context size in tokens (default 8192)"),
+    (
+        "CAPSTAN_LLM_THREADS",
+        "local: llama.cpp CPU threads; auto (default) = 2, or 1 while the CPU is oversubscribed; or a number",
+    ),
     ("CAPSTAN_CASSETTE", "path of a JSON Lines cassette wrapping any provider"),
     ("CAPSTAN_CASSETTE_MODE", "record (call the provider and append) | replay (answer from the file only)"),
 ]
@@ -110,7 +114,12 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
         from llm.local import LocalProvider, LocalSettings, default_prefix_cache_dir
         from llm.model_files import resolve_model_path
 
-        settings = LocalSettings(n_ctx=_number(env, "CAPSTAN_LLM_N_CTX", 8192, int))
+        threads = (env.get("CAPSTAN_LLM_THREADS") or "auto").strip().lower()
+        settings = LocalSettings(
+            n_ctx=_number(env, "CAPSTAN_LLM_N_CTX", 8192, int),
+            n_threads=2 if threads == "auto" else _number(env, "CAPSTAN_LLM_THREADS", 2, int),
+            adaptive_threads=threads == "auto",
+        )
         return LocalProvider(
             resolve_model_path(env),
             settings=settings,

@@ -110,3 +110,17 @@ def test_public_face_is_sorted_and_importable():
     assert llm.__all__ == sorted(llm.__all__) == sorted(llm._EXPORTS)
     for name in llm.__all__:
         assert getattr(llm, name) is not None
+
+
+def test_local_thread_setting_is_parsed(monkeypatch):
+    from llm import local
+
+    seen = {}
+    monkeypatch.setattr(local, "LocalProvider", lambda path, settings, **kw: seen.setdefault("s", settings))
+    monkeypatch.setattr("llm.model_files.resolve_model_path", lambda env: "model.gguf")
+    from_config({"CAPSTAN_LLM_THREADS": "1"})
+    assert seen.pop("s").n_threads == 1
+    auto = from_config({})
+    assert auto.n_threads == 2 and auto.adaptive_threads
+    with pytest.raises(LLMError, match="CAPSTAN_LLM_THREADS"):
+        from_config({"CAPSTAN_LLM_THREADS": "many"})
