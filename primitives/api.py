@@ -98,7 +98,8 @@ class PolicyAPI:
         for name in FUNCTION_NAMES:
             fn = getattr(self, name)
             doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
-            parts.append(f'def {name}{inspect.signature(fn)}:\n    """{doc}"""')
+            sig = str(inspect.signature(fn)).replace("'", "")  # postponed annotations are strings
+            parts.append(f'def {name}{sig}:\n    """{doc}"""')
         return "\n\n".join(parts)
 
     def _emit(self, kind: str, payload: dict) -> None:

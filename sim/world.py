@@ -316,26 +316,38 @@ class World(RobotBackend):
         return camera.render(self.cid, self._views[view], width, height, self._names_by_id)
 
     def start_recording(
-        self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240
+        self,
+        fps: float = 10.0,
+        view: str = "angled",
+        width: int = 320,
+        height: int = 240,
+        max_frames: int = 1000,
     ) -> None:
-        if view not in self._views or not 0 < fps <= 60:
-            raise InvalidArgumentError(f"recording needs a view in {sorted(self._views)} and 0 < fps <= 60")
+        """Capture an RGB frame every 1/fps simulated seconds while the world steps (at most
+        `max_frames`; later frames are dropped so a long program cannot exhaust memory)."""
+        if view not in self._views or not 0 < fps <= 60 or max_frames < 1:
+            raise InvalidArgumentError(
+                f"recording needs a view in {sorted(self._views)}, 0 < fps <= 60 and max_frames >= 1"
+            )
+        if not (16 <= width <= 1920 and 16 <= height <= 1080):
+            raise InvalidArgumentError(f"image size {width}x{height} out of range (16..1920 x 16..1080)")
         self._rec = {
             "every": max(1, round(1.0 / (fps * DT))),
             "next": self._steps,
             "view": view,
             "size": (int(width), int(height)),
             "frames": [],
-            "fps": fps,
+            "max": int(max_frames),
         }
         self._capture()
 
     def _capture(self) -> None:
         rec = self._rec
-        w, h = rec["size"]
-        img = camera.render(self.cid, self._views[rec["view"]], w, h, {}, rgb_only=True)
-        rec["frames"].append(img.rgb)
         rec["next"] = self._steps + rec["every"]
+        if len(rec["frames"]) >= rec["max"]:
+            return
+        w, h = rec["size"]
+        rec["frames"].append(camera.render(self.cid, self._views[rec["view"]], w, h, {}, rgb_only=True).rgb)
 
     def stop_recording(self) -> list[np.ndarray]:
         """Stop capturing; returns the RGB frames (H, W, 3 uint8) taken since start_recording."""

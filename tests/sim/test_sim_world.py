@@ -203,6 +203,9 @@ def test_recording_and_writing_gif_and_mp4(fresh, tmp_path):
         assert 2 <= im.n_frames <= len(frames)  # Pillow merges identical consecutive frames
     with pytest.raises(ValueError, match="no frames"):
         write_gif([], tmp_path / "x.gif")
+    fresh.start_recording(fps=60, view="top", width=32, height=24, max_frames=3)
+    fresh.wait(0.5)
+    assert len(fresh.stop_recording()) == 3
 
 
 def test_gui_without_a_display_is_a_clear_error(monkeypatch):
