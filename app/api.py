@@ -25,9 +25,10 @@ KEEPALIVE_S = 15.0
 
 def create_app(service: Service) -> FastAPI:
     settings = service.settings
-    app = FastAPI(title="Capstan", version=VERSION,
+    app = FastAPI(title="Capstan", version=VERSION, docs_url=None, redoc_url=None,
                   description="Natural-language robot commands become sandboxed policy programs; every run is traced.")
     app.state.service = service
+    _offline_docs(app)
 
     def check_token(request: Request) -> None:
         if not settings.api_token:
@@ -271,6 +272,32 @@ def create_app(service: Service) -> FastAPI:
 
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs and /redoc from the Swagger UI / ReDoc files shipped in the fastapi-offline wheel (no CDN)."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    try:
+        import fastapi_offline
+
+        static = Path(fastapi_offline.__file__).with_name("static")
+        app.mount("/docs-static", StaticFiles(directory=static), name="docs-static")
+        js, css, redoc = "/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css", "/docs-static/redoc.standalone.js"
+    except ImportError:  # fall back to FastAPI's CDN links
+        js = css = redoc = None
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        kw = {"swagger_js_url": js, "swagger_css_url": css,
+              "swagger_favicon_url": "/docs-static/favicon.png"} if js else {}
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Capstan API", **kw)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc_page():
+        kw = {"redoc_js_url": redoc, "redoc_favicon_url": "/docs-static/favicon.png",
+              "with_google_fonts": False} if redoc else {}
+        return get_redoc_html(openapi_url="/openapi.json", title="Capstan API", **kw)
 
 
 def sse(ev: dict) -> str:

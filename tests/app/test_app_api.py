@@ -217,6 +217,10 @@ def test_health_auth_and_openapi(make_service, client_for):
     assert client.get("/v1/runs?access_token=s3cret").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/v1/sessions/{session_id}/commands" in spec["paths"] and "Trace" in spec["components"]["schemas"]
+    docs = client.get("/docs").text
+    assert "/docs-static/swagger-ui-bundle.js" in docs and "https://" not in docs  # nothing from a CDN
+    assert "https://" not in client.get("/redoc").text
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
     assert client.get("/").text.startswith("<!doctype html>")
     assert client.get("/web/app.js").status_code == 200
 
