@@ -73,3 +73,23 @@ def test_compare_task_suite_per_family(tmp_path, capsys):
 def test_compare_refuses_different_suites(tmp_path, capsys):
     with pytest.raises(SystemExit, match="cannot compare"):
         run_compare(tmp_path, _codegen({"p": True}), {"suite": "tasks", "items": []}, capsys=capsys)
+
+
+def test_task_summary_per_family_rates_intervals_and_categories():
+    from bench.tasks import render_markdown, summarize
+
+    rows = [
+        {"id": "stacking/0", "family": "stacking", "success": True, "commands": ["stack"]},
+        {"id": "stacking/1", "family": "stacking", "success": False, "category": "physics_failure"},
+        {"id": "refusal/0", "family": "refusal", "success": False, "category": "code_error"},
+        {"id": "refusal/1", "status": "error", "error": "RuntimeError: boom"},
+    ]
+    s = summarize(rows, {"suite": "tasks"})
+    assert (s["n"], s["successes"], s["success_rate"]) == (4, 1, 0.25)
+    assert s["per_family"]["stacking"]["success_rate"] == 0.5
+    assert s["per_family"]["stacking"]["ci95"] == [round(v, 4) for v in wilson_interval(1, 2)]
+    assert s["per_family"]["refusal"]["failures"]["harness_error"] == 1
+    assert s["failure_categories"] == {"timeout": 0, "code_error": 1, "physics_failure": 1, "wrong_program": 0,
+                                       "harness_error": 1}  # fmt: skip
+    md = render_markdown(s)
+    assert "| stacking | 2 | 1 | 50.0% |" in md and "refusal/1 | harness_error" in md
