@@ -10,6 +10,7 @@ computed once and saved there. Sampling is greedy at temperature 0.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -185,7 +186,13 @@ class LocalProvider(LLMProvider):
             return "disk"
         llama.n_tokens = _common_prefix(llama, prefix)  # eval() drops the KV cells beyond n_tokens
         llama.eval(prefix[llama.n_tokens :])
-        self.prefix_cache.save(llama, prefix)
+        try:
+            self.prefix_cache.save(llama, prefix)
+        except OSError as exc:  # a full or read-only cache dir costs speed, not the answer
+            print(
+                f"capstan: cannot write the prefix cache in {self.prefix_cache.directory}: {exc}",
+                file=sys.stderr,
+            )
         return "computed"
 
     def _generate(
