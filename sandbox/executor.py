@@ -217,7 +217,7 @@ class _Session:
         self.cancel = cancel
         self.timeout_s = timeout_s
         self.stdout_limit = stdout_limit
-        self.signatures: dict[str, inspect.Signature | None] = {}
+        self.signatures: dict[str, _CallShape | None] = {}
 
     def serve(self, spec: dict, start: float) -> SandboxResult:
         try:
@@ -278,14 +278,11 @@ class _Session:
 
     def _invoke(self, name: str, fn: Callable, args: tuple, kwargs: dict) -> tuple:
         if name not in self.signatures:
+            self.signatures[name] = _CallShape.of(fn)
+        shape = self.signatures[name]
+        if shape is not None and not shape.accepts_fast(len(args), kwargs):
             try:
-                self.signatures[name] = inspect.signature(fn)
-            except (TypeError, ValueError):
-                self.signatures[name] = None
-        signature = self.signatures[name]
-        if signature is not None:
-            try:
-                signature.bind(*args, **kwargs)
+                shape.signature.bind(*args, **kwargs)
             except TypeError as exc:
                 return ("exc", "builtin", "TypeError", f"{name}(): {exc}")
         try:
@@ -322,6 +319,39 @@ class _Session:
         cpu_s = body.get("cpu_s")
         cpu_s = float(cpu_s) if type(cpu_s) is float and 0.0 <= cpu_s < 1e6 else None
         return SandboxResult(result_error, values, stdout, time.monotonic() - start, cpu_s)
+
+
+@dataclass(frozen=True)
+class _CallShape:
+    """A host function's signature, with a fast check for the common positional-only call."""
+
+    signature: inspect.Signature
+    min_positional: int
+    max_positional: float
+
+    @classmethod
+    def of(cls, fn: Callable) -> _CallShape | None:
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return None
+        kinds = inspect.Parameter
+        positional = [
+            p
+            for p in signature.parameters.values()
+            if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        ]
+        required_kw = any(
+            p.kind is kinds.KEYWORD_ONLY and p.default is kinds.empty for p in signature.parameters.values()
+        )
+        var_positional = any(p.kind is kinds.VAR_POSITIONAL for p in signature.parameters.values())
+        required = sum(1 for p in positional if p.default is kinds.empty)
+        if required_kw:
+            required = 1 << 30  # never take the fast path
+        return cls(signature, required, math.inf if var_positional else len(positional))
+
+    def accepts_fast(self, n_args: int, kwargs: dict) -> bool:
+        return not kwargs and self.min_positional <= n_args <= self.max_positional
 
 
 def _text(value) -> str:

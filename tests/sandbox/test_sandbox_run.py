@@ -275,3 +275,28 @@ def test_extra_module_proxies_keep_the_string_walk_closed():
         assert bad.error.kind == "violation"
         redos = box.run("import re\nre.match('(a+)+$', 'a' * 64 + 'b')", timeout_s=1.0)
         assert redos.error.kind == "timeout"
+
+
+def test_host_call_arity_is_checked_before_calling(sb):
+    seen = []
+
+    def kw_only(a, *, k):
+        seen.append((a, k))
+
+    def var(*args):
+        seen.append(args)
+
+    code = (
+        "out = []\n"
+        "for call in (lambda: kw_only(1), lambda: kw_only(1, 2), lambda: kw_only(1, k=2), lambda: var(), "
+        "lambda: var(1, 2, 3)):\n"
+        "    try:\n"
+        "        call()\n"
+        "        out.append('ok')\n"
+        "    except TypeError:\n"
+        "        out.append('TypeError')\n"
+        "ret_val = out"
+    )
+    res = sb.run(code, {"kw_only": kw_only, "var": var}, timeout_s=10)
+    assert res.values["ret_val"] == ["TypeError", "TypeError", "ok", "ok", "ok"], res.error
+    assert seen == [(1, 2), (), (1, 2, 3)]
