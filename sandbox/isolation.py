@@ -146,7 +146,8 @@ class Isolation:
                 "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"],
                 "network": "none (empty network namespace)",
                 "filesystem": "read-only: /usr, /lib*, python prefix, numpy, shapely, sandbox package; "
-                "private 64 MiB tmpfs /tmp; new /proc; no /home, no repository, no /etc",
+                "private 64 MiB tmpfs /tmp (the only writable mount, and seccomp refuses opening files "
+                "for writing anyway); new /proc; no /home, no repository, no /etc",
                 "capabilities": "all dropped; no new privileges; no nested user namespaces",
                 "uid_gid": f"{NOBODY}:{NOBODY} inside the user namespace",
             })  # fmt: skip
