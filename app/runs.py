@@ -304,10 +304,13 @@ class RunManager:
         for rgb in frames:
             saved = recorder.add(rgb) or saved
         if can_record and not final and not recorder.full:
-            backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240)
+            left = recorder.max_frames - recorder.count + 1  # +1: a segment's first frame is dropped
+            backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
+                                    max_frames=left)
             if recorder.count == 0:
                 saved = recorder.add(backend.stop_recording()[0])
-                backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240)
+                backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
+                                        max_frames=left)
         if saved is not None:
             index, png = saved
             run.session.last_frame = png
