@@ -58,62 +58,57 @@ def _host():
     return get_obj_pos
 
 
-def _timed(fn, repeats: int) -> tuple[list[float], list[float]]:
-    """(wall seconds, CPU seconds of this thread) per repeat."""
-    walls, cpus = [], []
-    for _ in range(repeats):
+class _Executors:
+    """The three ways to run the benign policy; each `*_once` returns (wall s, CPU s, ret_val)."""
+
+    def __init__(self, sb, code: str):
+        self.sb = sb
+        self.code = code
+        self.get_obj_pos = _host()
+        try:
+            from smolagents.local_python_executor import LocalPythonExecutor
+        except ImportError:  # pragma: no cover - smolagents is in the bench extra
+            LocalPythonExecutor = None
+        self.smol_cls = LocalPythonExecutor
+
+    def exec_once(self):
+        ns = {"get_obj_pos": self.get_obj_pos}
         wall, cpu = time.perf_counter(), time.thread_time()
-        fn()
-        cpus.append(time.thread_time() - cpu)
-        walls.append(time.perf_counter() - wall)
-    return walls, cpus
+        exec(self.code, ns)  # noqa: S102 - the baseline being measured
+        return time.perf_counter() - wall, time.thread_time() - cpu, ns["ret_val"]
 
-
-def _bench_exec(code: str, repeats: int):
-    get_obj_pos = _host()
-    out = {}
-
-    def once():
-        ns = {"get_obj_pos": get_obj_pos}
-        exec(code, ns)  # noqa: S102 - the baseline being measured
-        out["v"] = ns["ret_val"]
-
-    return (*_timed(once, repeats), out["v"])
-
-
-def _bench_smolagents(code: str, repeats: int):
-    try:
-        from smolagents.local_python_executor import LocalPythonExecutor
-    except ImportError:
-        return None, None, None
-    out = {}
-
-    def once():
-        executor = LocalPythonExecutor(
+    def smolagents_once(self):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        executor = self.smol_cls(
             additional_authorized_imports=["numpy", "numpy.*", "shapely", "shapely.*"],
-            additional_functions={"get_obj_pos": _host()},
+            additional_functions={"get_obj_pos": self.get_obj_pos},
         )
         executor.send_tools({})
-        executor(code)
-        out["v"] = executor.state.get("ret_val")
+        executor(self.code)
+        return time.perf_counter() - wall, time.thread_time() - cpu, executor.state.get("ret_val")
 
-    return (*_timed(once, repeats), out.get("v"))
-
-
-def _bench_sandbox(sb, code: str, repeats: int):
-    """Wall time per run, and CPU = this thread's CPU + the CPU the worker reports."""
-    get_obj_pos = _host()
-    walls, cpus, value = [], [], None
-    for _ in range(repeats):
-        sb.wait_ready()
+    def sandbox_once(self):
+        """CPU = this thread's CPU + the CPU the worker reports for the program."""
+        self.sb.wait_ready()
         wall, cpu = time.perf_counter(), time.thread_time()
-        res = sb.run(code, {"get_obj_pos": get_obj_pos}, timeout_s=60)
-        cpus.append(time.thread_time() - cpu + (res.cpu_s or 0.0))
-        walls.append(time.perf_counter() - wall)
+        res = self.sb.run(self.code, {"get_obj_pos": self.get_obj_pos}, timeout_s=60)
+        cpu = time.thread_time() - cpu + (res.cpu_s or 0.0)
+        wall = time.perf_counter() - wall
         if not res.ok:
             raise RuntimeError(f"benign policy failed in the sandbox: {res.error}")
-        value = res.values["ret_val"]
-    return walls, cpus, value
+        return wall, cpu, res.values["ret_val"]
+
+
+def _interleaved(ex: _Executors, repeats: int) -> dict[str, list[tuple]]:
+    """Round-robin the executors so that each sees the same machine load."""
+    samples: dict[str, list[tuple]] = {"exec": [], "smolagents": [], "sandbox": []}
+    ex.exec_once()  # warm caches and lazy imports before timing
+    for i in range(repeats):
+        samples["exec"].append(ex.exec_once())
+        samples["sandbox"].append(ex.sandbox_once())
+        if ex.smol_cls is not None and i % 2 == 0:
+            samples["smolagents"].append(ex.smolagents_once())
+    return samples
 
 
 def _warm_start(sb, n: int) -> list[float]:
@@ -153,12 +148,14 @@ def run(args: argparse.Namespace) -> int:
         sb.wait_ready()
         starts = _warm_start(sb, args.starts)
         trips = _round_trips(sb)
-        exec_wall, exec_cpu, v_exec = _bench_exec(code, args.repeats)
-        smol_wall, _smol_cpu, v_smol = _bench_smolagents(code, max(3, args.repeats // 2))
-        ours_wall, ours_cpu, v_ours = _bench_sandbox(sb, code, args.repeats)
+        samples = _interleaved(_Executors(sb, code), args.repeats)
         isolation = sb.isolation["mode"]
-    if abs(v_exec - v_ours) > 1e-9 or (v_smol is not None and abs(v_exec - v_smol) > 1e-9):
-        raise RuntimeError(f"executors disagree: exec={v_exec} smolagents={v_smol} sandbox={v_ours}")
+    values = {name: rows[-1][2] for name, rows in samples.items() if rows}
+    if any(abs(v - values["exec"]) > 1e-9 for v in values.values()):
+        raise RuntimeError(f"executors disagree on ret_val: {values}")
+    exec_wall, exec_cpu = [r[0] for r in samples["exec"]], [r[1] for r in samples["exec"]]
+    ours_wall, ours_cpu = [r[0] for r in samples["sandbox"]], [r[1] for r in samples["sandbox"]]
+    smol_wall = [r[0] for r in samples["smolagents"]]
     med = statistics.median
     t_exec, t_ours = med(exec_wall), med(ours_wall)
     t_smol = med(smol_wall) if smol_wall else None
@@ -190,9 +187,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
     )
-    print(f"  benign policy ({args.steps} host calls), median of {args.repeats}:")
+    print(f"  benign policy ({args.steps} host calls), median of {args.repeats} interleaved runs:")
     print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
-    smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "  (smolagents not installed)"
+    smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "(smolagents not installed)"
     print(f"    smolagents LocalPython    {smol}")
     print(f"    capstan sandbox           {result['sandbox_ms']:9.2f} ms")
     print(f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median wall time; target <= 1.5)")
