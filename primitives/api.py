@@ -225,7 +225,7 @@ class PolicyAPI:
         xy = self._target_xy(target, exclude=held)
         if held is None:
             raise GraspError("not holding anything; call pick(name) first")
-        motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
+        self._yaw = motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
         if self.perception.name == "camera":  # clear the camera's view for the next look
             self.backend.move_ee(motions.park_position(self._ws()), self._yaw)
 
