@@ -159,7 +159,7 @@ class Runner:
             return _result(buffer, {}, {"kind": "syntax", "message": _describe(exc), "line": line})
         namespace = {
             "__builtins__": self.safe_modules.build_builtins(self.proxies, buffer),
-            "__name__": "__policy__",
+            "__name__": "__main__",  # so an `if __name__ == "__main__":` guard runs
             "np": self.proxies["numpy"],
             **self.errors,
             "HostFunctionError": self.safe_modules.HostFunctionError,

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from sandbox import Sandbox
-
-HAS_BWRAP = shutil.which("bwrap") is not None or shutil.os.path.exists("/usr/bin/bwrap")
 
 
 @pytest.fixture(scope="session")

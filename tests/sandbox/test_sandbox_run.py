@@ -310,3 +310,10 @@ def test_host_call_arity_is_checked_before_calling(sb):
     res = sb.run(code, {"kw_only": kw_only, "var": var}, timeout_s=10)
     assert res.values["ret_val"] == ["TypeError", "TypeError", "ok", "ok", "ok"], res.error
     assert seen == [(1, 2), (), (1, 2, 3)]
+
+
+def test_main_guard_runs(sb):
+    res = sb.run(
+        "def main():\n    return 5\n\nif __name__ == '__main__':\n    ret_val = main()", timeout_s=10
+    )
+    assert res.values == {"ret_val": 5}, res.error
