@@ -101,3 +101,31 @@ def postgres_url(postgres_server):
     with psycopg.connect(postgres_server.format(db="postgres"), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     return postgres_server.format(db=name)
+
+
+@pytest.fixture
+def serve(free_port):
+    """serve(service) -> base URL of a real uvicorn server on loopback, in a thread, stopped after the test."""
+    import threading
+    import time
+
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(service: Service) -> str:
+        server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.time() + 20
+        while not server.started:
+            assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{free_port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)

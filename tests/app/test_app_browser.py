@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
-
-from app.api import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,20 +18,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), rea
 
 
 @pytest.fixture
-def live_url(make_service, free_port):
+def live_url(make_service, serve):
     reply = "```python\nsay('hello from the model')\n```"
-    service = make_service(replies=[reply], media=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{free_port}"
-    server.should_exit = True
-    thread.join(10)
+    return serve(make_service(replies=[reply], media=True))
 
 
 def state_rows(page) -> dict[str, list[float]]:

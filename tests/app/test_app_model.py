@@ -20,16 +20,18 @@ def local_model_or_skip() -> None:
     pytest.importorskip("llama_cpp")
 
 
-def test_real_model_puts_the_red_block_in_the_blue_bowl(make_service, client_for):
+def test_real_model_puts_the_red_block_in_the_blue_bowl(make_service, serve):
     local_model_or_skip()
+    import httpx
+
     import llm
 
-    provider = llm.from_config({"CAPSTAN_LLM": "local"})
-    client = client_for(make_service(llm=provider))
-    assert client.get("/healthz").json()["llm"]["provider"] == "local"
-    sid = client.post("/v1/sessions", json={"scene": {"objects": ["red block", "blue bowl"], "seed": 7}}).json()["id"]
-    r = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"})
-    t = r.json()
+    base = serve(make_service(llm=llm.from_config({"CAPSTAN_LLM": "local"})))
+    with httpx.Client(base_url=base, timeout=900) as http:
+        assert http.get("/healthz").json()["llm"]["provider"] == "local"
+        scene = {"objects": ["red block", "blue bowl"], "seed": 7}
+        sid = http.post("/v1/sessions", json={"scene": scene}).json()["id"]
+        t = http.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"}).json()
     assert t["status"] == "succeeded", (t["error"], t["code"])
     assert t["llm_calls"] and t["llm_calls"][0]["completion_tokens"] > 0
     block = t["state_after"]["objects"]["red block"]["position"]
