@@ -1,4 +1,26 @@
-"""HTTP routes (FastAPI). `create_app(service)` builds the app; OpenAPI at /docs and /openapi.json."""
+"""HTTP routes (FastAPI). `create_app(service)` builds the app; OpenAPI at /docs and /openapi.json.
+
+Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOKEN` when it is set;
+`?access_token=` works too, for EventSource and <img>):
+
+    POST   /v1/sessions                      {"robot": "sim", "scene": {...}} -> 201 session + state
+    GET    /v1/sessions, /v1/sessions/{id}   DELETE /v1/sessions/{id} (cancels its run)
+    GET    /v1/sessions/{id}/state           GET /v1/sessions/{id}/frame.png?view=top|angled
+    POST   /v1/sessions/{id}/reset           {"seed": n} or {"scene": {...}}
+    POST   /v1/sessions/{id}/commands        {"text": ...}  -> 202 {run_id} | ?wait=true -> 200 trace
+    POST   /v1/sessions/{id}/programs        {"code": ...}  (same)
+    GET    /v1/sessions/{id}/runs, /v1/runs  run summaries, newest first
+    GET    /v1/runs/{id}                     the trace (docs/CONTRACTS.md)
+    GET    /v1/runs/{id}/events              Server-Sent Events, see below
+    POST   /v1/runs/{id}/cancel              e-stop
+    GET    /v1/runs/{id}/video.gif | video.mp4 | frames/{n}.png
+    GET    /healthz, /metrics (Prometheus), / (demo page), /docs, /redoc
+
+SSE: each event is `id: <seq>`, `event: <type>`, `data: {"seq", "type", "t", "data"}`; past events are
+replayed first (from `Last-Event-ID` + 1 when given), then live ones. Types: `status` {status},
+`llm_call`, `code`, `attempt` (docs/CONTRACTS.md lmp events), `primitive_call`, `say`,
+`frame` {index, url}, and last `end` {status, error}.
+"""
 
 from __future__ import annotations
 
