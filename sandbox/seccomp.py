@@ -7,6 +7,10 @@ writing and every call that changes the file system, signalling other processes,
 namespaces, mounts, keyrings, bpf, io_uring, module loading... Reads of files stay allowed
 (the read-only bubblewrap view decides what exists). x86-64 only; elsewhere it reports
 "unavailable" and the other layers remain.
+
+Why the worker installs it rather than `bwrap --seccomp`: bwrap must still exec Python after
+loading its filter, so that filter could not refuse execve; installed after start-up ours can,
+and the same filter also protects the no-bwrap fallback.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Workers never outlive their sandbox or their service process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _worker_pids(parent: int | None = None, recursive: bool = False) -> set[int]:
+    """Sandbox worker processes (bwrap wrappers and interpreters) that are children of `parent`
+    (or descendants with `recursive`), or all of them."""
+    parents: dict[int, int] = {}
+    workers = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if b"sandbox.worker" in cmd:
+            workers.add(pid)
+    if parent is None:
+        return workers
+
+    def under(pid: int) -> bool:
+        seen = 0
+        while pid in parents and seen < 64:
+            pid, seen = parents[pid], seen + 1
+            if pid == parent:
+                return True
+            if not recursive:
+                return False
+        return False
+
+    return {pid for pid in workers if under(pid)}
+
+
+def _gone(pids: set[int], within_s: float) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_close_kills_every_worker():
+    before = _worker_pids(os.getpid())
+    box = Sandbox(pool_size=2)
+    assert box.wait_ready(2, 60)
+    mine = _worker_pids(os.getpid()) - before
+    assert len(mine) >= 2
+    box.close()
+    assert _gone(mine, 5.0)
+
+
+def test_workers_die_with_the_service_process():
+    script = (
+        "import os, threading, time\n"
+        "from sandbox import Sandbox\n"
+        "sb = Sandbox(pool_size=1)\n"
+        "sb.wait_ready(1, 60)\n"
+        "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=300), daemon=True).start()\n"
+        "time.sleep(0.5)\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        service_pid = int(proc.stdout.readline())
+        workers = _worker_pids(service_pid, recursive=True)
+        assert len(workers) >= 2, "the service should have a running worker and a warm one"
+        proc.kill()  # SIGKILL: no close(), no atexit
+        proc.wait(10)
+        assert _gone(workers, 5.0)
+    finally:
+        proc.kill()
+        proc.stdout.close()
