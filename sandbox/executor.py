@@ -71,7 +71,9 @@ class Sandbox:
     worker and a run's result, `max_call_bytes` one host-function call's arguments.
     `extra_modules` extends the import allowlist (each gets a proxy of its public,
     non-module attributes). `isolation` is "auto" (bubblewrap when it works, else a plain
-    process), "bwrap" (required) or "process". `_unsafe_skip_static_check` is for tests only.
+    process), "bwrap" (required) or "process". `acquire_timeout_s` bounds the wait for a free
+    worker (the run's `timeout_s` only starts once the program can run).
+    `_unsafe_skip_static_check` is for tests only.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Sandbox:
         max_call_bytes: int = 1 << 20,
         extra_modules: Iterable[str] = (),
         isolation: str = "auto",
+        acquire_timeout_s: float = 30.0,
         _unsafe_skip_static_check: bool = False,
     ):
         if pool_size < 0:
@@ -103,6 +106,7 @@ class Sandbox:
             )
         self.allowed_modules = policy.DEFAULT_MODULES | frozenset(self.extra_modules)
         self.stdout_limit = stdout_limit
+        self.acquire_timeout_s = acquire_timeout_s
         self.max_message_bytes = max_message_bytes
         self._skip_check = _unsafe_skip_static_check
         self._iso = detect(isolation, self.extra_modules)
@@ -163,16 +167,19 @@ class Sandbox:
                 kind = "syntax" if first.kind == "syntax" else "violation"
                 message = "; ".join(str(v) for v in violations)
                 return _done(start, SandboxError(kind, message, first.line))
-        deadline = start + timeout_s
         try:
-            worker = self._pool.acquire(deadline, cancel)
+            worker = self._pool.acquire(start + self.acquire_timeout_s, cancel)
         except protocol.ChannelCancelled:
             return _done(start, SandboxError("cancelled", "the run was cancelled before it started"))
         except protocol.ChannelTimeout:
-            message = f"no sandbox worker became free within {timeout_s} s (all busy); raise max_workers"
+            message = (
+                f"no sandbox worker became free within {self.acquire_timeout_s:g} s (all busy or still "
+                "starting); raise max_workers or acquire_timeout_s"
+            )
             return _done(start, SandboxError("timeout", message))
         except PoolError as exc:
             return _done(start, SandboxError("crash", str(exc)))
+        deadline = time.monotonic() + timeout_s  # the program's budget starts when it can run
         try:
             spec = {
                 "code": code,

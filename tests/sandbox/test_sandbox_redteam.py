@@ -297,7 +297,7 @@ BEFORE = _snapshot()
 
 
 def _check(res, payload: Payload) -> None:
-    assert res.duration_s < payload.timeout_s + 3.0
+    assert res.duration_s < payload.timeout_s + 10.0  # budget + waiting for a warm worker
     kind = "ok" if res.error is None else res.error.kind
     assert kind in ERROR_KINDS or kind == "ok"
     assert kind in payload.kinds, f"{payload.id}: got {res.error}"

@@ -144,6 +144,7 @@ def test_recursion_bomb_is_a_recursion_error(sb):
 
 
 def test_timeout_kills_a_c_level_call(sb):
+    sb.wait_ready()
     start = time.monotonic()
     res = sb.run("x = 7 ** (10 ** 9)", timeout_s=1.0)
     assert res.error.kind == "timeout"
@@ -151,6 +152,7 @@ def test_timeout_kills_a_c_level_call(sb):
 
 
 def test_cancel_stops_the_worker_promptly(sb):
+    sb.wait_ready()
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     start = time.monotonic()
@@ -258,10 +260,10 @@ def test_process_fallback_still_confines_with_seccomp():
 
 
 def test_pool_cap_turns_into_a_clear_timeout_not_a_deadlock():
-    with Sandbox(pool_size=1, max_workers=1) as box:
+    with Sandbox(pool_size=1, max_workers=1, acquire_timeout_s=0.5) as box:
 
         def nested():
-            res = box.run("ret_val = 1", timeout_s=0.5)
+            res = box.run("ret_val = 1", timeout_s=5)
             return res.error.kind + ": " + res.error.message
 
         res = box.run("ret_val = nested()", {"nested": nested}, timeout_s=10)
