@@ -18,7 +18,17 @@ import importlib
 
 # WORKSPACE stays importable as sim.WORKSPACE / sim.scene.WORKSPACE; it is left out of __all__
 # so that plain sorted() order and ruff's constants-first order agree.
-__all__ = ["DT", "SceneError", "Snapshot", "World", "build_layout", "write_gif", "write_mp4"]
+__all__ = [
+    "DT",
+    "SceneError",
+    "Snapshot",
+    "Workspace",
+    "World",
+    "build_layout",
+    "named_positions",
+    "write_gif",
+    "write_mp4",
+]
 
 _LAZY = {
     "DT": "sim.world",
@@ -26,6 +36,8 @@ _LAZY = {
     "Snapshot": "sim.world",
     "WORKSPACE": "sim.scene",
     "World": "sim.world",
+    "Workspace": "primitives.backend",
+    "named_positions": "primitives.geometry",
     "build_layout": "sim.scene",
     "write_gif": "sim.recorder",
     "write_mp4": "sim.recorder",
