@@ -126,3 +126,35 @@ def absent_mentions(text: str, scene_names: list[str]) -> list[str]:
         if name not in known and name not in out:
             out.append(name)
     return out
+
+
+NAMED_POSITIONS = (
+    "top left corner", "top right corner", "bottom left corner", "bottom right corner",
+    "top side", "bottom side", "left side", "right side", "middle",
+)  # fmt: skip
+_TARGET_FUNCTIONS = {"put_first_on_second": 1, "place": 0}
+
+
+def named_position_targets(code: str) -> list[Problem]:
+    """`put_first_on_second(x, 'top left corner')`: a place name where an object or [x, y] belongs."""
+    out = []
+    for node in ast.walk(ast.parse(code)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        index = _TARGET_FUNCTIONS.get(node.func.id)
+        if index is None or len(node.args) <= index:
+            continue
+        arg = node.args[index]
+        if (
+            isinstance(arg, ast.Constant)
+            and isinstance(arg.value, str)
+            and arg.value.lower() in NAMED_POSITIONS
+        ):
+            out.append(
+                Problem(
+                    node.lineno,
+                    f"{arg.value!r} is a place, not an object: pass get_named_position({arg.value!r}) "
+                    f"as the target of {node.func.id}()",
+                )
+            )
+    return out

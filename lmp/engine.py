@@ -45,7 +45,7 @@ class Engine:
         max_fn_depth: int = 3,
         max_fns: int = 8,
         skills: SkillLibrary | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = 180.0,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")

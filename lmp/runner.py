@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmp.calls import LLMCaller
-from lmp.checks import Problem, undefined_names, unknown_object_literals
+from lmp.checks import Problem, named_position_targets, undefined_names, unknown_object_literals
 from lmp.conversation import Conversation
 from lmp.hierarchy import FunctionResolver
 from lmp.nested import NestedLMPs
@@ -93,6 +93,7 @@ class RunContext:
         out.problems += [Problem(p.line + offset if p.line else None, p.message)
                          for p in undefined_names(code, self.known_names() | set(res.functions))]  # fmt: skip
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
+        out.problems += named_position_targets(program)
         prelude = self.prelude()
         for v in self.sandbox.check(prelude + program, sorted(self.known_names() | set(res.functions))):
             line = v.line - prelude.count("\n") if v.line else None

@@ -1,4 +1,10 @@
-from lmp.checks import absent_mentions, undefined_calls, undefined_names, unknown_object_literals
+from lmp.checks import (
+    absent_mentions,
+    named_position_targets,
+    undefined_calls,
+    undefined_names,
+    unknown_object_literals,
+)
 
 
 def test_undefined_calls_ignore_builtins_defined_and_known():
@@ -27,3 +33,9 @@ def test_absent_mentions():
         "purple block"
     ]
     assert absent_mentions("stack the blocks", ["red block"]) == []
+
+
+def test_named_position_passed_as_target():
+    problems = named_position_targets("put_first_on_second('red block', 'top left corner')\n")
+    assert len(problems) == 1 and "get_named_position('top left corner')" in problems[0].message
+    assert named_position_targets("put_first_on_second('red block', get_named_position('middle'))\n") == []
