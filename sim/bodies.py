@@ -14,6 +14,7 @@ from sim.scene import PlacedObject
 BLOCK_MASS = 0.08
 BOWL_MASS = 0.25
 SLEEP_SPEED = 0.005  # m/s (and rad/s): slower than this counts as at rest
+FLOOR_DEPTH = 0.75  # the floor is this far below the table top
 TABLE_COLOR = (0.80, 0.74, 0.64, 1.0)
 
 
@@ -26,12 +27,15 @@ class ObjectBody:
 
 def make_table(cid: int, ws: Workspace) -> int:
     """A static box whose top face is the plane z = ws.table_z."""
-    half = [0.6, 0.6, 0.025]
+    half = [0.45, 0.6, 0.025]
     centre = [0.0, 0.35, ws.table_z - half[2]]
     col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=cid)
     vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=TABLE_COLOR, physicsClientId=cid)
     body = p.createMultiBody(0, col, vis, centre, physicsClientId=cid)
     p.changeDynamics(body, -1, lateralFriction=0.6, physicsClientId=cid)
+    # a floor below, so anything pushed off the table comes to rest instead of falling forever
+    floor = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=cid)
+    p.createMultiBody(0, floor, -1, [0.0, 0.0, ws.table_z - FLOOR_DEPTH], physicsClientId=cid)
     return body
 
 

@@ -213,3 +213,20 @@ def test_gui_without_a_display_is_a_clear_error(monkeypatch):
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(RuntimeError, match="needs a display"):
         World({"objects": ["red block"]}, gui=True)
+
+
+def test_objects_pushed_off_the_table_land_on_the_floor():
+    with World({"objects": [{"name": "red block", "position": [0.25, 0.5]}], "seed": 0}) as w:
+        # sweep the block off the right edge of the table with the closed gripper
+        w.set_gripper(True)
+        w.move_ee([0.17, 0.5, 0.15])
+        w.move_ee([0.17, 0.5, 0.02])
+        for x in (0.3, 0.4, 0.46):
+            w.move_ee([x, 0.5, 0.02], speed=0.5)
+        w.move_ee([0.4, 0.5, 0.2])
+        w.wait(2.0)
+        z = w.state()["objects"]["red block"]["position"][2]
+        assert -0.76 < z < -0.7  # resting on the floor below the table
+        from primitives import PolicyAPI
+
+        assert PolicyAPI(w).functions()["is_obj_visible"]("red block") is False
