@@ -15,6 +15,7 @@ BLOCK_MASS = 0.08
 BOWL_MASS = 0.25
 SLEEP_SPEED = 0.005  # m/s (and rad/s): slower than this counts as at rest
 FLOOR_DEPTH = 0.75  # the floor is this far below the table top
+FLOOR_COLOR = (0.42, 0.42, 0.45, 1.0)
 TABLE_COLOR = (0.80, 0.74, 0.64, 1.0)
 
 
@@ -34,8 +35,10 @@ def make_table(cid: int, ws: Workspace) -> int:
     body = p.createMultiBody(0, col, vis, centre, physicsClientId=cid)
     p.changeDynamics(body, -1, lateralFriction=0.6, physicsClientId=cid)
     # a floor below, so anything pushed off the table comes to rest instead of falling forever
-    floor = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=cid)
-    p.createMultiBody(0, floor, -1, [0.0, 0.0, ws.table_z - FLOOR_DEPTH], physicsClientId=cid)
+    fhalf = [3.0, 3.0, 0.01]
+    floor = p.createCollisionShape(p.GEOM_BOX, halfExtents=fhalf, physicsClientId=cid)
+    fvis = p.createVisualShape(p.GEOM_BOX, halfExtents=fhalf, rgbaColor=FLOOR_COLOR, physicsClientId=cid)
+    p.createMultiBody(0, floor, fvis, [0.0, 0.0, ws.table_z - FLOOR_DEPTH - fhalf[2]], physicsClientId=cid)
     return body
 
 
