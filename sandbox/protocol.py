@@ -72,7 +72,10 @@ def _encode(v, out: list, depth: int, budget: int) -> int:
         raise EncodeError(f"data nested deeper than {MAX_DEPTH} levels")
     t = type(v)
     if t is str:
-        b = v.encode("utf-8", "surrogatepass")
+        try:
+            b = v.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: send U+FFFD instead (pairs are joined)
+            b = v.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
         out.append(b"s" + _U32.pack(len(b)))
         out.append(b)
         return 5 + len(b)
@@ -166,7 +169,9 @@ def _decode(mv: memoryview, pos: int, depth: int):
         end = pos + 4 + n
         if end > len(mv):
             raise ProtocolError("string runs past the end of the message")
-        return str(mv[pos + 4 : end], "utf-8", "surrogatepass"), end
+        # lone surrogates (legal in a Python str, not in UTF-8) become U+FFFD here, so nothing
+        # downstream (JSON, the trace database) chokes on what a program printed or passed
+        return str(mv[pos + 4 : end], "utf-8", "replace"), end
     if tag == 0x69:  # i
         return _I64.unpack_from(mv, pos)[0], pos + 8
     if tag == 0x66:  # f

@@ -130,3 +130,8 @@ def test_channel_reports_a_closed_peer():
     with pytest.raises(protocol.ChannelClosed):
         Channel(a).recv(time.monotonic() + 1)
     a.close()
+
+
+def test_lone_surrogates_arrive_as_replacement_characters():
+    assert decode(encode(["ok", "a\ud800b"])) == ["ok", "a\ufffdb"]
+    assert decode(encode({"k": "\udfff"})) == {"k": "\ufffd"}

@@ -266,6 +266,7 @@ def test_pool_cap_turns_into_a_clear_timeout_not_a_deadlock():
             res = box.run("ret_val = 1", timeout_s=5)
             return res.error.kind + ": " + res.error.message
 
+        assert box.wait_ready(1, 60)
         res = box.run("ret_val = nested()", {"nested": nested}, timeout_s=10)
         assert res.ok, res.error
         assert res.values["ret_val"].startswith("timeout: no sandbox worker became free")
@@ -319,3 +320,11 @@ def test_main_guard_runs(sb):
         "def main():\n    return 5\n\nif __name__ == '__main__':\n    ret_val = main()", timeout_s=10
     )
     assert res.values == {"ret_val": 5}, res.error
+
+
+def test_surrogates_from_the_program_cannot_poison_the_host(sb):
+    said = []
+    res = sb.run("print('x\\ud800')\nsay('\\udfff')\nret_val = '\\ud83d'", {"say": said.append}, timeout_s=10)
+    assert res.ok, res.error
+    assert said == ["\ufffd"] and res.values["ret_val"] == "\ufffd" and res.stdout == "x\ufffd\n"
+    res.stdout.encode("utf-8")  # safe to store
