@@ -180,3 +180,7 @@ def from_config(env: Mapping[str, str] = os.environ) -> LLMProvider:
             return CassetteProvider(cassette, "replay", model=model_name(env))
         return CassetteProvider(cassette, mode, inner=_build(env))  # type: ignore[arg-type]
     return _build(env)
+
+
+if __name__ == "__main__":
+    print(describe_config())
