@@ -315,6 +315,7 @@ class _Session:
             raise protocol.ProtocolError("malformed done message")
         if len(stdout) > self.stdout_limit + 200:
             stdout = stdout[: self.stdout_limit] + "\n[... output truncated]\n"
+        stdout = stdout.replace("\x00", "\ufffd")  # some databases refuse NUL in text
         result_error = None
         if error is not None:
             if type(error) is not dict or error.get("kind") not in ERROR_KINDS:
@@ -362,7 +363,7 @@ class _CallShape:
 
 
 def _text(value) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = (value if isinstance(value, str) else repr(value)).replace("\x00", "\ufffd")
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + " [...]"
 
 

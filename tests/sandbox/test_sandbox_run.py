@@ -328,3 +328,5 @@ def test_surrogates_from_the_program_cannot_poison_the_host(sb):
     assert res.ok, res.error
     assert said == ["\ufffd"] and res.values["ret_val"] == "\ufffd" and res.stdout == "x\ufffd\n"
     res.stdout.encode("utf-8")  # safe to store
+    res = sb.run(r"print('a\x00b')" + "\n" + r"raise ValueError('c\x00d')", timeout_s=10)
+    assert res.stdout == "a\ufffdb\n" and "\x00" not in res.error.message
