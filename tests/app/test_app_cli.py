@@ -56,3 +56,27 @@ def test_bad_scene_and_public_host_are_refused(cli_env, capsys):
     assert "--scene is not valid JSON" in capsys.readouterr().err
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
     assert "CAPSTAN_API_TOKEN" in capsys.readouterr().err
+
+
+def test_run_a_command_from_a_recorded_cassette(cli_env, capsys, monkeypatch):
+    """`capstan run "command"`: record the model's answer once (scripted), then the CLI replays it."""
+    from app.config import Settings
+    from app.service import Service
+    from llm.cassette import CassetteProvider
+    from llm.config import model_name
+    from llm.scripted import ScriptedProvider
+
+    cassette = cli_env / "put.jsonl"
+    answer = "```python\nput_first_on_second('red block', 'blue bowl')\nsay('done')\n```"
+    recorder = CassetteProvider(cassette, "record", inner=ScriptedProvider([answer], model=model_name({})))
+    svc = Service(Settings.from_env({}, data_dir=cli_env / "rec", media=False, sandbox_pool=1), llm=recorder)
+    try:
+        session = svc.sessions.create("sim", {"objects": ["red block", "blue bowl"], "seed": 7})
+        svc.runs.submit(session, "command", "put the red block in the blue bowl").done.wait()
+    finally:
+        svc.close()
+    monkeypatch.setenv("CAPSTAN_CASSETTE", str(cassette))
+    rc = main(["run", "put the red block in the blue bowl", "--seed", "7"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "put_first_on_second('red block', 'blue bowl')" in out and "robot: done" in out
