@@ -69,6 +69,15 @@ def test_demo_page(live_url, tmp_path):
             page.click("#cancel")
             expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
 
+            # reseed: a new layout of the same objects
+            before = state_rows(page)
+            page.click("#reseed")
+            expect(page.locator("#seed")).not_to_have_value("7")
+            old_text = ", ".join(f"{v:.3f}" for v in before["blue bowl"])
+            page.wait_for_function("old => document.querySelector('#state td:nth-child(2)').textContent !== old",
+                                   arg=old_text)
+            assert set(state_rows(page)) == {"red block", "blue bowl"}
+
             # earlier runs are listed, and a click shows one's trace
             expect(page.locator("#runs li")).to_have_count(3)
             page.locator("#runs li").last.click()
