@@ -89,9 +89,10 @@ def release_height(target_xy, objs: dict[str, Observation], table_z: float, held
         if not o.visible or o.name == held:
             continue
         d = float(np.linalg.norm(o.position[:2] - np.asarray(target_xy)))
-        if o.kind == "bowl" and d < BOWL_RADIUS:
+        # anything under the held block's footprint (half-diagonal 0.71 * size) holds it up
+        if o.kind == "bowl" and d < BOWL_RADIUS + BLOCK_SIZE * 0.71:
             support = max(support, top_of(o) + BOWL_DROP_GAP)
-        elif o.kind == "block" and d < BLOCK_SIZE * 0.75:
+        elif o.kind == "block" and d < BLOCK_SIZE * 1.42:
             support = max(support, top_of(o) + RELEASE_GAP)
     return support + BLOCK_SIZE / 2
 

@@ -306,6 +306,8 @@ class World(RobotBackend):
         self._current_yaw = snap.yaw
         self.robot.command_arm(self._arm_target)
         self.robot.command_fingers(0.0 if self._closed else FINGER_OPEN)
+        # contacts (e.g. a block held between the fingers) are known at once, before any step
+        p.performCollisionDetection(physicsClientId=self.cid)
 
     # -- cameras and recording --------------------------------------------------------------
     def render(self, view: str = "top", width: int = 320, height: int = 240) -> CameraImage:

@@ -230,3 +230,20 @@ def test_objects_pushed_off_the_table_land_on_the_floor():
         from primitives import PolicyAPI
 
         assert PolicyAPI(w).functions()["is_obj_visible"]("red block") is False
+
+
+def test_snapshot_while_holding_keeps_the_grasp(fresh):
+    from primitives import PolicyAPI
+
+    f = PolicyAPI(fresh).functions()
+    f["pick"]("green block")
+    snap = fresh.snapshot()
+    assert fresh.gripper_state()["holding"] == "green block"
+    f["place"]([0.0, 0.5])
+    fresh.restore(snap)
+    assert fresh.gripper_state()["holding"] == "green block"
+    f["place"]([-0.15, 0.45])
+    assert (
+        np.linalg.norm(np.array(fresh.state()["objects"]["green block"]["position"][:2]) - [-0.15, 0.45])
+        < 0.01
+    )
