@@ -157,13 +157,18 @@ class Isolation:
                 "fallback_reason": self.reason,
                 "network": "host network namespace; sockets refused by seccomp",
                 "filesystem": "host file system; writes refused by seccomp",
-                "uid_gid": f"{NOBODY}:{NOBODY}" if self.drop_to_nobody else f"{os.getuid()}:{os.getgid()} (not dropped)",
+                "uid_gid": f"{NOBODY}:{NOBODY}"
+                if self.drop_to_nobody or os.geteuid() == 0
+                else f"{os.getuid()}:{os.getgid()} (the service's own user)",
             })  # fmt: skip
         return base
 
 
 def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Isolation:
-    """Pick bwrap when it is installed and actually works here, else the process fallback."""
+    """Pick bwrap when it is installed and actually works here, else the process fallback.
+    With mode "auto", CAPSTAN_SANDBOX_ISOLATION=bwrap|process overrides the choice."""
+    if mode == "auto":
+        mode = os.environ.get("CAPSTAN_SANDBOX_ISOLATION", "auto") or "auto"
     layout = Layout.discover(extra_modules)
     bwrap = bwrap or shutil.which("bwrap") or ("/usr/bin/bwrap" if os.path.exists("/usr/bin/bwrap") else None)
     if mode not in ("auto", "bwrap", "process"):
@@ -241,6 +246,17 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def drop_root() -> str:
+    """A worker still running as root (no-bwrap fallback, interpreter not readable by nobody)
+    becomes nobody once its imports are done: no capabilities, no access to root's files."""
+    if os.getuid() != 0 and os.geteuid() != 0:
+        return "not root"
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+    return f"dropped root to {NOBODY}:{NOBODY} after start-up"
 
 
 def set_cpu_limit(timeout_s: float) -> None:

@@ -37,18 +37,33 @@ def main(fd: int, config_json: str) -> None:
         socket.socket(fileno=WORKER_FD),
         max_frame=config.get("max_reply_bytes", 64 << 20),
     )
+    _warm_up()
+    privileges = isolation.drop_root()  # before die_with_parent: a uid change clears PDEATHSIG
     isolation.die_with_parent()
     rlimits = isolation.apply_rlimits(config.get("memory_mb", 1024))
     seccomp_status = seccomp.install() if config.get("seccomp", True) else "disabled by configuration"
-    chan.send(("ready", _self_report(rlimits, seccomp_status)))
+    chan.send(("ready", {**_self_report(rlimits, seccomp_status), "privileges": privileges}))
     try:
         message = chan.recv()
     except protocol.ChannelClosed:
         os._exit(0)
     if isinstance(message, tuple) and message and message[0] == "run":
-        result = Runner(chan, proxies, errors, config).run(message[1])
+        try:
+            result = Runner(chan, proxies, errors, config).run(message[1])
+        except Exception as exc:  # noqa: BLE001 - a worker fault is reported, not a silent exit
+            error = {"kind": "crash", "message": f"sandbox worker fault: {_describe(exc)}", "line": None}
+            result = {"values": {}, "stdout": "", "error": error}
         _send_done(chan, result, config.get("max_result_bytes", 8 << 20))
     os._exit(0)
+
+
+def _warm_up() -> None:
+    """Load what compiling and running a program may import lazily, while files are still
+    readable (the no-bwrap fallback drops root next): non-ASCII identifiers need unicodedata."""
+    import encodings.idna  # noqa: F401
+    import unicodedata  # noqa: F401
+
+    compile("é = 1\nf'{é!r:>3}'", "<warm-up>", "exec")
 
 
 def _self_report(rlimits: dict, seccomp_status: str) -> dict:
@@ -154,7 +169,7 @@ class Runner:
         buffer = self.safe_modules.OutputBuffer(spec.get("stdout_limit", 65536))
         try:
             compiled = compile(spec["code"], PROGRAM_FILENAME, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        except Exception as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError, ...
             line = getattr(exc, "lineno", None)
             return _result(buffer, {}, {"kind": "syntax", "message": _describe(exc), "line": line})
         namespace = {

@@ -208,7 +208,11 @@ def test_isolation_report_and_worker_has_no_secrets(monkeypatch):
         escape = (
             "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
             ".__init__.__globals__\n"
-            "ret_val = [dict(g['environ']), g['__builtins__']['open']('/proc/self/environ').read()]"
+            "try:\n"
+            "    raw = g['__builtins__']['open']('/proc/self/environ').read()\n"
+            "except Exception:\n"  # the fallback worker drops root, so it is not dumpable
+            "    raw = ''\n"
+            "ret_val = [dict(g['environ']), raw]"
         )
         res = box.run(escape, timeout_s=10)
         assert res.ok, res.error
