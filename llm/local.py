@@ -50,6 +50,7 @@ class _LoadedModel:
     path: Path
     settings: LocalSettings
     threads: int = 0
+    closed: bool = False
 
 
 _REGISTRY: dict[tuple, _LoadedModel] = {}
@@ -73,6 +74,7 @@ def clear_registry() -> None:
     with _REGISTRY_LOCK:
         for loaded in _REGISTRY.values():
             with loaded.lock:
+                loaded.closed = True
                 loaded.llama.close()
         _REGISTRY.clear()
 
@@ -131,35 +133,51 @@ class LocalProvider(LLMProvider):
         }
 
     def tokenize(self, text: str) -> list[int]:
-        return self._loaded.llama.tokenize(text.encode(), add_bos=False, special=True)
+        return self._current().llama.tokenize(text.encode(), add_bos=False, special=True)
 
     def complete(self, request: CompletionRequest) -> Completion:
         prefix_text, rest_text = split_prompt(request.messages, request.prefix_messages)
-        prefix = self.tokenize(prefix_text)
-        tokens = prefix + self.tokenize(rest_text)
-        budget = self.settings.n_ctx - len(tokens)
-        if budget <= 0:
-            raise LLMError(
-                f"the prompt has {len(tokens)} tokens but the local context holds {self.settings.n_ctx}; "
-                "shorten the prompt (fewer few-shot examples or less history)"
-            )
         queued = time.perf_counter()
-        with self._loaded.lock:  # ttft and latency count from here; the wait for the lock is queue_s
+        loaded = self._locked()
+        try:  # ttft and latency count from here; the wait for the lock is queue_s
             start = time.perf_counter()
+            prefix = self.tokenize(prefix_text)
+            tokens = prefix + self.tokenize(rest_text)
+            budget = self.settings.n_ctx - len(tokens)
+            if budget <= 0:
+                raise LLMError(
+                    f"the prompt has {len(tokens)} tokens but the local context holds {self.settings.n_ctx}; "
+                    "shorten the prompt (fewer few-shot examples or less history)"
+                )
             threads = self._set_threads()
-            held_before = _common_prefix(self._loaded.llama, tokens)
+            held_before = _common_prefix(loaded.llama, tokens)
             prefix_source = self._prepare_prefix(prefix)
             # Prompt tokens this call did not evaluate: already in memory, or restored from disk.
-            cached = (
-                held_before if prefix_source == "computed" else _common_prefix(self._loaded.llama, tokens)
-            )
+            cached = held_before if prefix_source == "computed" else _common_prefix(loaded.llama, tokens)
             completion = self._generate(tokens, min(request.max_tokens, budget), request, start)
+        finally:
+            loaded.lock.release()
         completion.cached_prompt_tokens = min(cached, len(tokens) - 1)
         completion.extra["prefix_tokens"] = len(prefix)
         completion.extra["prefix_source"] = prefix_source
         completion.extra["queue_s"] = round(start - queued, 4)
         completion.extra["threads"] = threads
         return completion
+
+    def _locked(self) -> _LoadedModel:
+        """The current shared model with its lock held (never one that `clear_registry` closed meanwhile)."""
+        while True:
+            loaded = self._current()
+            loaded.lock.acquire()
+            if not loaded.closed:
+                return loaded
+            loaded.lock.release()
+
+    def _current(self) -> _LoadedModel:
+        """The shared model; after `clear_registry` the current one (loaded again if need be)."""
+        if self._loaded.closed:
+            self._loaded = shared_model(self.model_path, self.settings)
+        return self._loaded
 
     def _set_threads(self) -> int:
         import llama_cpp

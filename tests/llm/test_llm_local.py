@@ -70,7 +70,8 @@ def test_restart_loads_the_prefix_state_from_disk_and_answers_the_same(provider,
     assert after.extra["prefix_source"] == "disk"
     assert after.cached_prompt_tokens >= after.extra["prefix_tokens"]
     assert after.text == before.text  # restored state gives the same greedy answer
-    provider._loaded = fresh._loaded  # later tests keep using the live model
+    again = provider.complete(command("# say goodbye"))  # an old provider follows the registry
+    assert provider._loaded is fresh._loaded and again.extra["prefix_source"] == "memory"
 
 
 def test_stop_sequences_and_max_tokens(provider):

