@@ -11,8 +11,10 @@
    files, file size, core dumps, processes). Before any untrusted byte arrives it installs a
    seccomp filter (BPF built with the stdlib) refusing fork/exec/clone-a-process, sockets,
    opening files for writing and all file-system changes, signals to other processes,
-   ptrace, namespaces, mounts, bpf, io_uring. Without bwrap the same worker runs as a plain
-   child (uid 65534 when possible) with rlimits, scrubbed env, seccomp and the Python layers;
+   ptrace, namespaces, mounts, bpf, io_uring. Without bwrap (or with
+   CAPSTAN_SANDBOX_ISOLATION=process) the same worker runs as a plain child that, when
+   started as root, drops to uid 65534 once its imports are done, with rlimits, scrubbed env,
+   seccomp and the Python layers - but it sees the host file system (read-only for it).
    `Sandbox.isolation` reports which layers are in force, measured inside the worker.
 2. **Parent-side limits** (`executor.py`, `pool.py`). The parent enforces the wall-clock
    timeout and the cancel event by SIGKILLing the worker's process group (a C-level call
