@@ -118,6 +118,9 @@ class OpenAIProvider(LLMProvider):
         completion = Completion(
             text="".join(parts), model=model, provider=self.name, ttft_s=ttft, finish_reason=finish
         )
+        if usage is None:  # servers that ignore stream_options (llama.cpp's): one chunk is about one token
+            completion.completion_tokens = len(parts)
+            completion.extra["usage_estimated"] = True
         _apply_usage(completion, usage)
         return completion
 

@@ -91,3 +91,4 @@ def test_streaming_records_time_to_first_token(server_url):
     c = from_config(env(server_url, CAPSTAN_LLM_STREAM="1")).complete(REQUEST)
     assert "goodbye" in c.text
     assert c.ttft_s is not None and 0 < c.ttft_s <= c.latency_s
+    assert 0 < c.completion_tokens <= 12  # reported usage, or counted chunks where the server sends none
