@@ -94,12 +94,13 @@ class Isolation:
     drop_to_nobody: bool
     reason: str = ""
 
-    def command(self, fd: int, config: dict, link_dir: str) -> list[str]:
+    def command(self, fd: int, config: dict) -> list[str]:
         cfg = json.dumps(config)
         python = [self.layout.interpreter, "-I", "-B", "-S", "-c", _BOOT]
         if self.mode != "bwrap":
             sites = sorted({os.path.dirname(p) for p in self.layout.packages.values()})
-            return [*python, ":".join([link_dir, *sites]), str(fd), cfg]
+            # no mount namespace to hide anything in: the package's parent directory goes on the path
+            return [*python, ":".join([str(PACKAGE_DIR.parent), *sites]), str(fd), cfg]
         return [*self.bwrap_args(), "--", *python, f"{INNER_LIB}:{INNER_SITE}", str(fd), cfg]
 
     def bwrap_args(self) -> list[str]:

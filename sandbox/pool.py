@@ -14,13 +14,12 @@ import select
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
 
 from sandbox import protocol
-from sandbox.isolation import PACKAGE_DIR, Isolation
+from sandbox.isolation import Isolation
 
 BOOT_TIMEOUT_S = 30.0
 
@@ -77,16 +76,11 @@ class Launcher:
         self.isolation = isolation
         self.config = config
         self.max_frame = max_frame
-        self._link_dir = None
-        if isolation.mode != "bwrap":  # a directory holding only the sandbox package
-            self._link_dir = tempfile.mkdtemp(prefix="capstan-sandbox-")
-            os.chmod(self._link_dir, 0o755)
-            os.symlink(PACKAGE_DIR, os.path.join(self._link_dir, "sandbox"))
 
     def start(self) -> WorkerProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            argv = self.isolation.command(child.fileno(), self.config, self._link_dir or "")
+            argv = self.isolation.command(child.fileno(), self.config)
             debug = os.environ.get("CAPSTAN_SANDBOX_DEBUG") == "1"
             proc = subprocess.Popen(
                 argv,
@@ -103,12 +97,7 @@ class Launcher:
         return WorkerProcess(proc, protocol.Channel(parent, max_frame=self.max_frame))
 
     def close(self) -> None:
-        if self._link_dir:
-            try:
-                os.unlink(os.path.join(self._link_dir, "sandbox"))
-                os.rmdir(self._link_dir)
-            except OSError:
-                pass
+        pass
 
 
 class WorkerPool:

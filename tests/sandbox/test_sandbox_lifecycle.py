@@ -78,12 +78,13 @@ def test_workers_die_with_the_service_process():
         "from sandbox import Sandbox\n"
         "sb = Sandbox(pool_size=1)\n"
         "sb.wait_ready(1, 60)\n"
-        "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=300), daemon=True).start()\n"
+        "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=20), daemon=True).start()\n"
         "time.sleep(0.5)\n"
         "print(os.getpid(), flush=True)\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    workers: set[int] = set()
     try:
         service_pid = int(proc.stdout.readline())
         workers = _worker_pids(service_pid, recursive=True)
@@ -94,3 +95,8 @@ def test_workers_die_with_the_service_process():
     finally:
         proc.kill()
         proc.stdout.close()
+        for pid in workers & _worker_pids():  # never leave a looping worker behind, even on failure
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
