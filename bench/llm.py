@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 
 COMMANDS = (
     "put the blue block in the bowl that is closest to it",
@@ -98,6 +99,14 @@ def _figures(cold, warm, restart=None) -> dict:
     return figures
 
 
+def _timed(provider, request):
+    """complete() plus the process CPU seconds it used (a load-independent view on a busy machine)."""
+    cpu = time.process_time()
+    completion = provider.complete(request)
+    completion.extra["cpu_s"] = time.process_time() - cpu
+    return completion
+
+
 def _bench_local(requests) -> dict:
     from llm.config import model_name
     from llm.local import LocalProvider, clear_registry
@@ -107,17 +116,21 @@ def _bench_local(requests) -> dict:
     with tempfile.TemporaryDirectory(prefix="capstan-bench-prefix-") as cache:
         clear_registry()
         provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
-        cold = provider.complete(requests[0])
-        warm = provider.complete(requests[1])
+        cold = _timed(provider, requests[0])
+        warm = _timed(provider, requests[1])
         clear_registry()  # simulate a restart: a new Llama that must read the prefix state from disk
-        restart = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name()).complete(requests[0])
+        restart = _timed(LocalProvider(path, prefix_cache_dir=cache, model_name=model_name()), requests[0])
         clear_registry()
-    return {"provider": "local", "model": provider.model, **_figures(cold, warm, restart)}
+    figures = _figures(cold, warm, restart)
+    figures["cpu_cold_s"], figures["cpu_warm_s"] = cold.extra["cpu_s"], warm.extra["cpu_s"]
+    figures["threads"] = [c.extra.get("threads") for c in (cold, warm, restart)]
+    return {"provider": "local", "model": provider.model, **figures}
 
 
 def run(args: argparse.Namespace) -> int:
     from llm.config import from_config, provider_kind
 
+    load_before = os.getloadavg()[0]
     requests = [typical_request(c, args.max_tokens)[0] for c in COMMANDS]
     source = typical_request(COMMANDS[0])[1]
     if provider_kind() == "local" and not os.environ.get("CAPSTAN_CASSETTE"):
@@ -127,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         cold, warm = provider.complete(requests[0]), provider.complete(requests[1])
         figures = {"provider": provider.name, "model": provider.model, **_figures(cold, warm)}
     figures["prompt_source"] = source
+    figures["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # before, after
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
