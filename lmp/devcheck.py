@@ -133,9 +133,14 @@ def run_case(engine, case: Case, verbose: bool) -> tuple[bool, float, list]:
                 print(
                     f"  > {cmd}  [{o.status}, {len(o.attempts)} attempt(s), {len(o.llm_calls)} llm call(s)]"
                 )
-                print("    " + o.code.strip().replace("\n", "\n    "))
-                if o.error:
-                    print(f"    error: {o.error}")
+                for a, call in zip(o.attempts, [c for c in o.llm_calls if c["lmp"] == "tabletop_ui"]):
+                    print(
+                        f"    attempt {a['attempt']} answer: "
+                        + call["completion"].strip().replace("\n", "\n      ")
+                    )
+                    if a["error"]:
+                        print(f"      error: {a['error']}")
+                print("    final: " + o.code.strip().replace("\n", "\n    "))
             print(f"  said: {api.said}")
         return ok, time.monotonic() - t0, outcomes
     finally:

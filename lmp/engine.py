@@ -82,7 +82,7 @@ class Engine:
                 if error["kind"] == "cancelled" or n == self.max_attempts:
                     break
                 moved = position_diff(positions, scene_objects(api)[1])
-                reset = snap is not None and bool(moved)
+                reset = snap is not None and error["kind"] not in _NOT_RUN  # it may hold or have moved things
                 if reset:
                     restore(api, snap)
                 request = _with_repair(request, completion, error, program, moved, reset)
@@ -158,6 +158,9 @@ class Engine:
         return CommandOutcome(status, program, attempts, error, said, list(ctx.caller.log))
 
 
+_NOT_RUN = frozenset({"check", "no_code", "syntax", "violation"})  # refused before anything ran
+
+
 def _status(error: dict | None) -> str:
     if error is None:
         return "succeeded"
@@ -173,8 +176,8 @@ def _with_repair(request: CompletionRequest, completion: str, error: dict, progr
     lines = [f"That program failed.\nerror ({error['kind']}): {error['message']}{where}"]
     if moved:
         lines.append("before the error: " + "; ".join(moved))
-        if reset:
-            lines.append("The world has been put back as it was before the command.")
+    if reset:
+        lines.append("The world has been put back as it was before the command.")
     lines.append("Write the corrected program for the same command. Reply with code only.")
     messages = request.messages + (Message("assistant", completion.strip() or "# (no code)"),
                                    Message("user", "\n".join(lines)))  # fmt: skip

@@ -14,6 +14,11 @@ from lmp.prompt import PromptSpec, build_request, fill, load_prompt
 from lmp.skills import SkillLibrary
 
 GENERAL_API = "Use only Python builtins, the standard library and the imports already in the code."
+HELPERS = {
+    True: "Keep functions short: you may call a helper function that does not exist yet, and it will be written "
+    "for you from its name and how you call it.",
+    False: "Write everything the function needs yourself: every function you call must exist already.",
+}
 
 
 @dataclass
@@ -21,6 +26,12 @@ class Resolution:
     functions: dict[str, str] = field(default_factory=dict)  # name -> source, in definition order
     generated: list[str] = field(default_factory=list)  # names the model wrote (not from the library)
     problems: list[Problem] = field(default_factory=list)
+
+
+def _context(code: str, sites: list[str], max_lines: int = 25) -> list[str]:
+    """What fgen sees of the caller: the whole calling code when short, else the call lines."""
+    lines = [ln for ln in code.strip("\n").split("\n") if ln.strip()]
+    return lines if len(lines) <= max_lines else sites[:6]
 
 
 def keep_definitions(code: str) -> str:
@@ -54,7 +65,7 @@ class FunctionResolver:
 
     def resolve(self, code: str, known: set[str]) -> Resolution:
         res = Resolution()
-        queue = [(name, sites, 1) for name, sites in undefined_calls(code, known).items()]
+        queue = [(name, _context(code, sites), 1) for name, sites in undefined_calls(code, known).items()]
         while queue:
             name, sites, depth = queue.pop(0)
             if name in res.functions:
@@ -70,7 +81,7 @@ class FunctionResolver:
             res.functions[name] = defined_functions(src).get(name, src)
             known_now = known | set(res.functions) | {q[0] for q in queue}
             for sub, sub_sites in undefined_calls(src, known_now).items():
-                queue.append((sub, sub_sites, depth + 1))
+                queue.append((sub, _context(src, sub_sites), depth + 1))
         return res
 
     def _generate(self, name: str, sites: list[str], depth: int, res: Resolution) -> str | None:
@@ -84,8 +95,8 @@ class FunctionResolver:
                                               "per command; use fewer helper functions"))  # fmt: skip
             return None
         template = self.spec.extra.get("from_calls", "# define function: {name}\n{sites}")
-        query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites[:4])})
-        request = build_request(self.spec, {"api": self.api_text}, query)
+        query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites)})
+        request = build_request(self.spec, {"api": self.api_text, "helpers": HELPERS[True]}, query)
         text = self.caller(self.spec.name, request).text
         code = extract_code(text)
         if not code or name not in defined_functions(code):
@@ -118,7 +129,8 @@ class FunctionGenerator:
                  on_event=None) -> GeneratedFunction:  # fmt: skip
         caller = LLMCaller(self.llm, on_event)
         template = self.spec.extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
-        request = build_request(self.spec, {"api": api_text}, fill(template, {"spec": spec.strip("\n")}))
+        values = {"api": api_text, "helpers": HELPERS[hierarchical]}
+        request = build_request(self.spec, values, fill(template, {"spec": spec.strip("\n")}))
         text = caller(self.spec.name, request).text
         code = assemble(spec, text, entry_point)
         helpers: dict[str, str] = {}
