@@ -125,6 +125,15 @@ def test_put_block_into_bowl_ends_inside(api):
     assert api.fns["get_gripper_state"]()["holding"] is None
 
 
+def test_take_a_block_back_out_of_a_bowl(api):
+    f = api.fns
+    f["put_first_on_second"]("red block", "pink bowl")
+    bowl = f["get_obj_xyz"]("pink bowl")
+    f["put_first_on_second"]("red block", [-0.15, 0.40])
+    assert dist(f["get_obj_xyz"]("red block"), [-0.15, 0.40, 0.02]) < 0.01
+    assert dist(f["get_obj_xyz"]("pink bowl"), bowl) < 0.005  # the fingers barely touch the bowl
+
+
 def test_stack_on_block_and_place_on_position(api):
     f = api.fns
     f["put_first_on_second"]("green block", "red block")
