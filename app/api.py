@@ -124,7 +124,10 @@ def create_app(service: Service) -> FastAPI:
     @v1.get("/sessions/{session_id}/frame.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
     def get_frame(session_id: str, view: str = Query("top", pattern="^(top|angled)$")) -> Response:
-        png = session_or_404(session_id).frame_png(view)
+        try:
+            png = session_or_404(session_id).frame_png(view)
+        except SessionBusyError as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @v1.post("/sessions/{session_id}/reset", response_model=schemas.SessionOut)

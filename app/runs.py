@@ -18,7 +18,7 @@ from app.events import EventHub, jsonable
 from app.media import FPS as FRAME_FPS
 from app.media import Recorder
 from app.metrics import Metrics
-from app.sessions import Session
+from app.sessions import Session, png_bytes
 from app.store import TraceStore
 
 log = logging.getLogger("capstan.runs")
@@ -222,6 +222,8 @@ class RunManager:
             if self.settings.media:
                 recorder = Recorder(self.settings.media_dir, run.id, self.settings.max_frames)
                 self._record_frame(run, recorder)
+            else:
+                self._live_frame(session)
             status, error, engine_s = self._drive(run, recorder)
             with run._cancel_lock:
                 run.engine_done = True
@@ -253,6 +255,8 @@ class RunManager:
                     session.last_state = jsonable(session.backend.state())
                     if recorder is not None:
                         self._record_frame(run, recorder)
+                    else:
+                        self._live_frame(session)
                 except Exception:
                     log.exception("recording a frame failed")
 
@@ -285,6 +289,10 @@ class RunManager:
                     "message": f"the language model failed ({type(exc).__name__}): {exc}"}
         log.exception("engine raised", exc_info=exc)
         return {"kind": "internal", "message": f"{type(exc).__name__}: {exc}", "line": None}
+
+    def _live_frame(self, session: Session) -> None:
+        """Without media recording, still publish the current view for GET .../frame.png during the run."""
+        session.last_frame = png_bytes(session.backend.render(self.settings.video_view, 320, 240).rgb)
 
     def _record_frame(self, run: Run, recorder: Recorder, final: bool = False) -> None:
         """Move the frames captured since the last call into the run's media; emit one "frame" event.

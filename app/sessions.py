@@ -89,8 +89,12 @@ class Session:
                 self.lock.release()
         if self.last_frame is not None:
             return self.last_frame
-        with self.lock:
-            return png_bytes(self.backend.render(view, 480, 360).rgb)
+        if self.lock.acquire(timeout=2.0):
+            try:
+                return png_bytes(self.backend.render(view, 480, 360).rgb)
+            finally:
+                self.lock.release()
+        raise SessionBusyError(f"session {self.id} is running a program and has no frame yet; retry in a second")
 
     def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
         if not self.lock.acquire(timeout=1.0):

@@ -13,7 +13,7 @@ from llm.base import ProviderUnavailableError
 
 SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
 PUT = "put_first_on_second('red block', 'blue bowl')\nsay('the red block is in the blue bowl')"
-LONG = "for i in range(1000):\n    wait(1)"
+LONG = "while True:\n    wait(1)"
 
 
 def fenced(code: str) -> str:
@@ -167,6 +167,9 @@ def test_cancel_is_an_estop_and_the_session_recovers(make_service, client_for):
     while not client.get(f"/v1/runs/{run_id}").json()["primitive_calls"]:
         assert time.time() < deadline
         time.sleep(0.05)
+    r = client.post(f"/v1/sessions/{sid}/reset", json={"seed": 3})
+    assert r.status_code == 409 and "cancel it or wait" in r.json()["detail"]
+    assert client.get(f"/v1/sessions/{sid}/frame.png").content[:4] == b"\x89PNG"  # served while busy
     t0 = time.time()
     assert client.post(f"/v1/runs/{run_id}/cancel").json()["status"] in ("cancelling", "cancelled")
     t = wait_status(client, run_id, ("cancelled", "failed", "succeeded"), timeout=15)
