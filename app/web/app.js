@@ -105,7 +105,15 @@ function setStatus(status, error) {
   $("cancel").disabled = !(status === "queued" || status === "running");
 }
 
+// Without recorded frames (CAPSTAN_MEDIA=0) the live scene comes from frame.png, at most twice a second.
+let lastFrameAt = 0;
+function throttledFrame() {
+  const now = Date.now();
+  if (now - lastFrameAt > 500) { lastFrameAt = now; refreshFrame(); }
+}
+
 function clearRunView() {
+  ui.sawFrame = false;
   for (const id of ["said", "calls", "llm"]) $(id).replaceChildren();
   $("video-card").hidden = true;
   setStatus("queued", null);
@@ -130,9 +138,9 @@ function handle(type, data) {
     case "llm_call": addLlm(`${data.lmp || "llm"}: ${data.prompt_tokens || 0} + ${data.completion_tokens || 0} tokens, ${(data.latency_s || 0).toFixed(2)} s`); break;
     case "code": $("code").value = data.code || ""; addLlm(`attempt ${data.attempt}: code generated`); break;
     case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
-    case "primitive_call": addCall(data); break;
+    case "primitive_call": addCall(data); if (!ui.sawFrame) throttledFrame(); break;
     case "say": addSaid(data.text); break;
-    case "frame": $("scene-img").src = data.url + authQuery("?"); break;
+    case "frame": ui.sawFrame = true; $("scene-img").src = data.url + authQuery("?"); break;
     case "end": finished(data); break;
     default: break;
   }
