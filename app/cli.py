@@ -22,6 +22,18 @@ SETTINGS_HELP = (
 )
 
 
+def _settings_table() -> str:
+    """The service settings table from app/config.py's docstring, as plain text for --help."""
+    import app.config
+
+    lines = ["service settings (environment variables):"]
+    for row in (app.config.__doc__ or "").splitlines():
+        if row.startswith("| `CAPSTAN"):
+            var, default, meaning = (c.strip().replace("`", "") for c in row.strip("|").split("|"))
+            lines.append(f"  {var:30s} {default:17s} {meaning}")
+    return "\n".join(lines) + "\nLLM settings: python -m llm.config"
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -178,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sandboxed policy programs on a simulated tabletop robot.", epilog=SETTINGS_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("serve", help="serve the HTTP API and the web page", epilog=SETTINGS_HELP)
+    p = sub.add_parser("serve", help="serve the HTTP API and the web page", epilog=_settings_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default=None, help="listen address (default CAPSTAN_HOST or 127.0.0.1; "
                    "beyond loopback CAPSTAN_API_TOKEN is required)")
     p.add_argument("--port", type=int, default=None, help="port (default CAPSTAN_PORT or 8000)")

@@ -29,3 +29,12 @@ def test_token_required_beyond_loopback():
     with pytest.raises(ConfigError, match="CAPSTAN_API_TOKEN"):
         Settings.from_env({}).check_listen("0.0.0.0")
     Settings.from_env({"CAPSTAN_API_TOKEN": "s3cret"}).check_listen("0.0.0.0")
+
+
+def test_every_setting_is_documented():
+    import dataclasses
+
+    import app.config
+
+    for f in dataclasses.fields(Settings):
+        assert f"CAPSTAN_{f.name.upper()}" in app.config.__doc__, f.name
