@@ -290,9 +290,14 @@ class RunManager:
         log.exception("engine raised", exc_info=exc)
         return {"kind": "internal", "message": f"{type(exc).__name__}: {exc}", "line": None}
 
-    def _live_frame(self, session: Session) -> None:
-        """Without media recording, still publish the current view for GET .../frame.png during the run."""
+    def _live_frame(self, session: Session, min_interval_s: float = 0.25) -> None:
+        """Without media recording, still publish the current view for GET .../frame.png during the run
+        (at most every `min_interval_s`, so tight loops of small motions are not slowed by rendering)."""
+        now = time.monotonic()
+        if session.last_frame is not None and now - session.last_frame_at < min_interval_s:
+            return
         session.last_frame = png_bytes(session.backend.render(self.settings.video_view, 320, 240).rgb)
+        session.last_frame_at = now
 
     def _record_frame(self, run: Run, recorder: Recorder, final: bool = False) -> None:
         """Move the frames captured since the last call into the run's media; emit one "frame" event.

@@ -50,6 +50,7 @@ class Session:
         self.closed = False
         self._sink: Callable[[str, dict], None] | None = None
         self.last_frame: bytes | None = None  # PNG published by the running run
+        self.last_frame_at = 0.0  # time.monotonic() of last_frame
         self.last_state: dict | None = None
         self._build()
 
