@@ -14,8 +14,10 @@ Canary files are snapshotted before and compared after the whole suite.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,10 @@ from primitives.errors import InvalidArgumentError
 from sandbox import ERROR_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
-CANARY = Path(tempfile.gettempdir()) / f"capstan-redteam-canary-{os.getuid()}"
-CANARY.mkdir(exist_ok=True)
+# One canary per test process: concurrent test runs on one machine must not see each other's files.
+CANARY = Path(tempfile.mkdtemp(prefix=f"capstan-redteam-canary-{os.getuid()}-"))
+CANARY.chmod(0o755)  # as readable as an ordinary directory: the isolation, not the mode, must hide it
+atexit.register(shutil.rmtree, CANARY, ignore_errors=True)
 (CANARY / "keep.txt").write_text("do not touch\n")
 SECRET = CANARY / "secret.txt"
 SECRET.write_text("TOP-SECRET-CANARY\n")
