@@ -16,12 +16,22 @@ END_OF_TURN = "<|im_end|>"
 END_OF_TEXT = "<|endoftext|>"
 
 
+_SPECIAL = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+def defuse(content: str) -> str:
+    """Message text with the template's control markers broken up, so a command cannot end its turn."""
+    for marker in _SPECIAL:
+        content = content.replace(marker, marker.replace("|", "| ", 1))
+    return content
+
+
 def render_messages(messages: Sequence[Message], *, default_system: bool = True) -> str:
     """ChatML text for whole messages (each ends with `<|im_end|>\\n`), without the assistant header."""
     parts = []
     if default_system and (not messages or messages[0].role != "system"):
         parts.append(f"<|im_start|>system\n{DEFAULT_SYSTEM}{END_OF_TURN}\n")
-    parts.extend(f"<|im_start|>{m.role}\n{m.content}{END_OF_TURN}\n" for m in messages)
+    parts.extend(f"<|im_start|>{m.role}\n{defuse(m.content)}{END_OF_TURN}\n" for m in messages)
     return "".join(parts)
 
 
