@@ -1,6 +1,6 @@
 # Capstan on the CPU with the local model. Build: docker build -t capstan .
-# Run:  docker run -p 8000:8000 -e CAPSTAN_API_TOKEN=change-me capstan
-# (listening beyond loopback requires a bearer token).
+# Run:  docker run -p 8000:8000 -e CAPSTAN_API_TOKEN=change-me -v capstan-data:/data -v capstan-prefix:/cache/prefix-cache capstan
+# Listening beyond loopback requires a bearer token (CAPSTAN_API_TOKEN).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -8,13 +8,17 @@ RUN apt-get update \
       build-essential cmake git bubblewrap ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
+# The model lands in $CAPSTAN_CACHE_DIR/models at build time; prompt-prefix states are written
+# to $CAPSTAN_CACHE_DIR/prefix-cache at run time (a volume keeps restarts warm).
+ENV CAPSTAN_CACHE_DIR=/cache \
+    CAPSTAN_DATA_DIR=/data \
+    PATH=/opt/capstan/.venv/bin:$PATH
+
 WORKDIR /opt/capstan
 COPY . .
-# Installs .venv, compiles llama-cpp-python, assembles and verifies the model.
+# Creates .venv, compiles llama-cpp-python, assembles and verifies the model.
 RUN PYTHON=python3 scripts/setup.sh
 
-ENV CAPSTAN_DATA_DIR=/data \
-    PATH=/opt/capstan/.venv/bin:$PATH
-VOLUME ["/data"]
+VOLUME ["/data", "/cache/prefix-cache"]
 EXPOSE 8000
 CMD ["capstan", "serve", "--host", "0.0.0.0", "--port", "8000"]
