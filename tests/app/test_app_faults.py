@@ -60,17 +60,27 @@ def busiest_descendant(pid: int, window_s: float = 0.6) -> int:
     return best
 
 
+def steadily_busiest_descendant(pid: int, deadline: float) -> int:
+    """The same process busiest in two windows in a row: a replacement warm worker starting up
+    burns CPU once, the busy loop keeps burning it."""
+    previous = busiest_descendant(pid)
+    while (current := busiest_descendant(pid)) != previous:
+        assert time.time() < deadline, "no steadily busy sandbox worker found"
+        previous = current
+    return current
+
+
 def test_killed_worker_fails_only_its_run(make_service, client_for):
     client = client_for(make_service(run_timeout_s=60))
     a = client.post("/v1/sessions", json={"scene": SCENE}).json()["id"]
     b = client.post("/v1/sessions", json={"scene": SCENE}).json()["id"]
     victim = client.post(f"/v1/sessions/{a}/programs", json={"code": BUSY}).json()["run_id"]
     bystander = client.post(f"/v1/sessions/{b}/programs", json={"code": "wait(1)\nsay('unharmed')"}).json()
-    deadline = time.time() + 30
+    deadline = time.time() + 60  # generous: CI machines are shared
     while client.get(f"/v1/runs/{victim}").json()["status"] != "running":
         assert time.time() < deadline
         time.sleep(0.05)
-    worker = busiest_descendant(os.getpid())
+    worker = steadily_busiest_descendant(os.getpid(), deadline)
     os.kill(worker, signal.SIGKILL)
     while (t := client.get(f"/v1/runs/{victim}").json())["status"] == "running":
         assert time.time() < deadline, "the run did not notice its worker died"
