@@ -46,6 +46,7 @@ function fmt(v) {
 function refreshFrame() {
   if (!ui.session) return;
   $("scene-img").src = `/v1/sessions/${ui.session}/frame.png?view=${$("view").value}&t=${Date.now()}${authQuery("&")}`;
+  $("scene-img").hidden = false;
   $("scene-empty").hidden = true;
 }
 
