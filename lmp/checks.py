@@ -158,3 +158,24 @@ def named_position_targets(code: str) -> list[Problem]:
                 )
             )
     return out
+
+
+_SUPERLATIVE = re.compile(
+    r"\b(left|right|top|bottom|upper|lower)[- ]?most\b|\b(closest|nearest|farthest|furthest|highest|lowest)\b",
+    re.IGNORECASE,
+)
+_COMPUTES = re.compile(r"\b(min|max|sorted|argmin|argmax|argsort|sort)\(|\.sort\(")
+
+
+def unchecked_superlative(command: str, code: str) -> list[Problem]:
+    """ "the top-most block" needs a min()/max() over positions; small models like to guess a name."""
+    m = _SUPERLATIVE.search(command)
+    if m is None or _COMPUTES.search(code) or "parse_obj_name" in code or "undo(" in code:
+        return []
+    return [
+        Problem(
+            None,
+            f"the command asks for the {m.group(0)} one, but the program never computes it: pick it with "
+            "min() or max() over get_obj_pos(name) instead of guessing a name",
+        )
+    ]

@@ -67,6 +67,11 @@ def _row_bottom(b, a, s):
     return float(np.std(ys)) < 0.02 and float(np.mean(ys)) < 0.45 and min(np.diff(xs)) > 0.04
 
 
+def _topmost_down(b, a, s):
+    n = max(_blocks(b), key=lambda n: _xy(b, n)[1])
+    return abs(_xy(b, n)[1] - _xy(a, n)[1] - 0.05) < 0.02
+
+
 def _circle_around(b, a, s):
     c = _xy(a, "pink bowl")
     d = [np.linalg.norm(_xy(a, n) - c) for n in _blocks(a)]
@@ -88,8 +93,8 @@ CASES = [
          lambda b, a, s: _unmoved(b, a) and any("3" in x or "three" in x.lower() for x in s)),
     Case("absent", ["red block", "blue block", "green bowl"], ["put the orange block in the green bowl"],
          lambda b, a, s: _unmoved(b, a) and len(s) > 0),
-    Case("shift", ["green block", "pink block", "gray bowl"], ["shift the pink block 10 centimeters to the right"],
-         lambda b, a, s: abs(_xy(a, "pink block")[0] - _xy(b, "pink block")[0] - 0.10) < 0.03),
+    Case("shift", ["green block", "pink block", "gray bowl"], ["shift the pink block 10 centimeters to the left"],
+         lambda b, a, s: abs(_xy(a, "pink block")[0] - _xy(b, "pink block")[0] + 0.10) < 0.03),
     Case("row", ["red block", "yellow block", "blue block", "green bowl"],
          ["arrange all the blocks in a row along the bottom of the table"], _row_bottom),
     Case("circle", ["gray block", "orange block", "white block", "cyan block", "pink bowl"],
@@ -109,6 +114,17 @@ CASES = [
          and abs(_xy(a, "cyan block")[1] - _xy(a, "yellow bowl")[1]) < 0.05),
     Case("which-q", ["red block", "green block", "blue block", "white bowl"], ["which block is the leftmost one?"],
          lambda b, a, s: _unmoved(b, a) and any(min(_blocks(b), key=lambda n: _xy(b, n)[0]).split()[0] in x for x in s)),
+    Case("exists-q", ["red block", "green block", "white bowl"], ["is there a purple bowl on the table?"],
+         lambda b, a, s: _unmoved(b, a) and any(x.lower().startswith("no") or "no purple" in x.lower() for x in s)),
+    Case("two-named", ["red block", "blue block", "gray block", "gray bowl"],
+         ["put the red and the blue blocks in the gray bowl"],
+         lambda b, a, s: _near(a, "red block", "gray bowl", 0.06) and _near(a, "blue block", "gray bowl", 0.06)
+         and _near(a, "gray block", _xy(b, "gray block"), 0.01)),
+    Case("down", ["yellow block", "white block", "cyan bowl"], ["move the top-most block 5 cm down"],
+         _topmost_down),
+    Case("tower", ["brown block", "pink block", "orange block", "gray bowl"], ["build a tower out of all the blocks"],
+         lambda b, a, s: max(np.linalg.norm(_xy(a, m) - _xy(a, n)) for m in _blocks(a) for n in _blocks(a)) < 0.03
+         and max(_z(a, n) for n in _blocks(a)) > 0.09),
 ]  # fmt: skip
 
 

@@ -75,7 +75,10 @@ class Engine:
         try:
             for n in range(1, self.max_attempts + 1):
                 completion = ctx.caller("tabletop_ui", request).text
-                program, error, prepared = self._attempt(n, extract_code(completion), ctx, emit, attempts)
+                advisory = text if n == 1 else None  # the superlative lint only gets one say
+                program, error, prepared = self._attempt(
+                    n, extract_code(completion), ctx, emit, attempts, advisory
+                )
                 if error is None:
                     self._learn(prepared)
                     break
@@ -123,14 +126,14 @@ class Engine:
                          conversation, cancel, self.max_fn_depth, self.max_fns, self.timeout_s)  # fmt: skip
         return ctx, emit
 
-    def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn,
-                 attempts: list[dict]) -> tuple[str, dict | None, Prepared | None]:  # fmt: skip
+    def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn, attempts: list[dict],
+                 command: str | None = None) -> tuple[str, dict | None, Prepared | None]:  # fmt: skip
         """One program: prepare, check, run. Returns (program, error or None, prepared)."""
         if not code.strip():
             error = {"kind": "no_code", "message": "the answer contained no Python code", "line": None}
             emit("code", {"attempt": n, "code": "", "functions": {}})
             return self._record(n, "", error, emit, attempts), error, None
-        prepared = ctx.prepare(code)
+        prepared = ctx.prepare(code, command)
         emit("code", {"attempt": n, "code": prepared.program, "functions": prepared.functions})
         if prepared.problems:
             p = prepared.problems[0]

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmp.calls import LLMCaller
-from lmp.checks import Problem, named_position_targets, undefined_names, unknown_object_literals
+from lmp.checks import (
+    Problem,
+    named_position_targets,
+    unchecked_superlative,
+    undefined_names,
+    unknown_object_literals,
+)
 from lmp.conversation import Conversation
 from lmp.hierarchy import FunctionResolver
 from lmp.nested import NestedLMPs
@@ -79,8 +85,9 @@ class RunContext:
         self.used_undo = True
         return f"undid: {target.command}"
 
-    def prepare(self, code: str) -> Prepared:
-        """Resolve undefined functions and run every static check."""
+    def prepare(self, code: str, command: str | None = None) -> Prepared:
+        """Resolve undefined functions and run every static check. With `command`, also the advisory
+        check that a superlative in it ("the top-most block") is computed, not guessed."""
         try:
             ast.parse(code)
         except SyntaxError as exc:
@@ -94,6 +101,8 @@ class RunContext:
                          for p in undefined_names(code, self.known_names() | set(res.functions))]  # fmt: skip
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
         out.problems += named_position_targets(program)
+        if command:
+            out.problems += unchecked_superlative(command, program)
         prelude = self.prelude()
         for v in self.sandbox.check(prelude + program, sorted(self.known_names() | set(res.functions))):
             line = v.line - prelude.count("\n") if v.line else None

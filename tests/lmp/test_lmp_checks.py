@@ -1,6 +1,7 @@
 from lmp.checks import (
     absent_mentions,
     named_position_targets,
+    unchecked_superlative,
     undefined_calls,
     undefined_names,
     unknown_object_literals,
@@ -39,3 +40,11 @@ def test_named_position_passed_as_target():
     problems = named_position_targets("put_first_on_second('red block', 'top left corner')\n")
     assert len(problems) == 1 and "get_named_position('top left corner')" in problems[0].message
     assert named_position_targets("put_first_on_second('red block', get_named_position('middle'))\n") == []
+
+
+def test_superlative_must_be_computed():
+    guessed = "put_first_on_second('yellow block', [0.0, 0.4])\n"
+    assert "top-most" in unchecked_superlative("move the top-most block down", guessed)[0].message
+    computed = "b = max(blocks, key=lambda n: get_obj_pos(n)[1])\n"
+    assert unchecked_superlative("move the top-most block down", computed) == []
+    assert unchecked_superlative("move the red block down", guessed) == []

@@ -191,3 +191,13 @@ def test_prose_only_answer_is_repaired(api, sandbox, scripted):
 def test_static_violations_never_run(api, sandbox, scripted, bad):
     out, _ = run(Engine(scripted(bad), sandbox, max_attempts=1), api, "x")
     assert out.status == "failed" and out.error["kind"] == "check" and out.said == []
+
+
+def test_guessed_superlative_gets_one_repair(api, sandbox, scripted):
+    guess = "say('red block')"
+    llm = scripted(guess, "say(min(blocks, key=lambda n: get_obj_pos(n)[0]))")
+    out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
+    assert out.status == "succeeded" and "leftmost" in out.attempts[0]["error"]["message"]
+    llm = scripted(guess, guess)  # the lint is advisory: the second guess runs
+    out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
+    assert out.status == "succeeded" and out.said == ["red block"] and len(out.attempts) == 2
