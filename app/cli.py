@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.config import ConfigError, Settings
 
-BENCHES = ("sim", "sandbox", "llm", "humaneval", "robocode", "tasks")
+BENCHES = ("sim", "sandbox", "llm", "humaneval", "robocode", "tasks", "compare")
 SETTINGS_HELP = (
     "settings come from environment variables (CAPSTAN_DATA_DIR, CAPSTAN_API_TOKEN, "
     "CAPSTAN_MAX_CONCURRENT_RUNS, CAPSTAN_LLM, ...); see app/config.py and `python -m llm.config`"
