@@ -5,7 +5,8 @@ reference): `setup(config) -> context`, called once per worker process, and
 `run_one(context, payload) -> dict`, called per job. The harness
 
 - skips jobs whose id already has a result in the results file (resume after an interruption:
-  rerun the same command), and appends every new result as one JSON line as soon as it arrives;
+  rerun the same command; jobs that ended in an error run again), and appends every new result
+  as one JSON line as soon as it arrives;
 - runs jobs inline (workers=1), over local processes (workers>1, the default is 2), or over a
   Ray cluster (`ray_address`, Ray imported lazily);
 - turns an exception in `run_one` into a result with `status: "error"` instead of losing the job,
@@ -51,7 +52,8 @@ def fingerprint(config: dict) -> str:
 
 
 def load_results(path: Path, fp: str) -> dict[str, dict]:
-    """Results already in `path` for this fingerprint (a torn last line is ignored)."""
+    """Finished results in `path` for this fingerprint. A torn last line is ignored, and so are
+    `status: "error"` rows (an exception, a cassette miss): those jobs run again on resume."""
     done: dict[str, dict] = {}
     if not path.exists():
         return done
@@ -61,7 +63,10 @@ def load_results(path: Path, fp: str) -> dict[str, dict]:
         except ValueError:
             continue
         if isinstance(row, dict) and row.get("fingerprint") == fp and "id" in row:
-            done[row["id"]] = row
+            if row.get("status") == "error":
+                done.pop(row["id"], None)
+            else:
+                done[row["id"]] = row
     return done
 
 

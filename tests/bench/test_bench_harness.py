@@ -62,6 +62,14 @@ def test_resume_skips_done_jobs_and_appends_new_ones(tmp_path):
     assert [json.loads(line)["id"] for line in added] == ["j3"]  # only the new job ran
 
 
+def test_resume_reruns_jobs_that_ended_in_an_error(tmp_path):
+    path = tmp_path / "r.jsonl"
+    fp = fingerprint({"scale": 1})
+    path.write_text(json.dumps({"id": "j2", "status": "error", "error": "boom", "fingerprint": fp}) + "\n")
+    rows = make(tmp_path).run(jobs([2]))
+    assert rows[0]["status"] == "ok" and rows[0]["value"] == 4
+
+
 def test_results_under_another_config_are_not_reused(tmp_path):
     make(tmp_path, scale=1).run(jobs([2]))
     rows = make(tmp_path, scale=10).run(jobs([2]))
