@@ -136,12 +136,21 @@ _TARGET_FUNCTIONS = {"put_first_on_second": 1, "place": 0}
 
 
 def named_position_targets(code: str) -> list[Problem]:
-    """`put_first_on_second(x, 'top left corner')`: a place name where an object or [x, y] belongs."""
+    """`put_first_on_second(x, 'top left corner')`: a place name where an object or [x, y] belongs;
+    `get_named_position('bottom')`: a name that is not one of the nine named positions."""
     out = []
     for node in ast.walk(ast.parse(code)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
             continue
-        index = _TARGET_FUNCTIONS.get(node.func.id)
+        name = node.func.id
+        if name == "get_named_position":
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and str(arg.value).lower() not in NAMED_POSITIONS:
+                close = difflib.get_close_matches(str(arg.value).lower(), NAMED_POSITIONS, n=3, cutoff=0.3)
+                known = ", ".join(map(repr, close or NAMED_POSITIONS))
+                out.append(Problem(node.lineno, f"{arg.value!r} is not a named position; use one of {known}"))
+            continue
+        index = _TARGET_FUNCTIONS.get(name)
         if index is None or len(node.args) <= index:
             continue
         arg = node.args[index]
@@ -150,13 +159,8 @@ def named_position_targets(code: str) -> list[Problem]:
             and isinstance(arg.value, str)
             and arg.value.lower() in NAMED_POSITIONS
         ):
-            out.append(
-                Problem(
-                    node.lineno,
-                    f"{arg.value!r} is a place, not an object: pass get_named_position({arg.value!r}) "
-                    f"as the target of {node.func.id}()",
-                )
-            )
+            message = f"{arg.value!r} is a place, not an object: pass get_named_position({arg.value!r}) as the target"
+            out.append(Problem(node.lineno, message))
     return out
 
 

@@ -20,7 +20,7 @@ from lmp.calls import Cancelled, EventFn, LLMCaller
 from lmp.conversation import Conversation, Turn
 from lmp.extract import extract_code
 from lmp.prompt import LMP_NAMES, PromptSpec, build_request, describe_api, load_prompt
-from lmp.runner import Prepared, RunContext, line_text
+from lmp.runner import Prepared, RunContext, line_text, splice_fix
 from lmp.scene import position_diff, restore, scene_objects, snapshot
 from lmp.skills import SkillLibrary
 
@@ -75,10 +75,13 @@ class Engine:
         try:
             for n in range(1, self.max_attempts + 1):
                 completion = ctx.caller("tabletop_ui", request).text
-                advisory = text if n == 1 else None  # the superlative lint only gets one say
-                program, error, prepared = self._attempt(
-                    n, extract_code(completion), ctx, emit, attempts, advisory
+                code = (
+                    extract_code(completion)
+                    if n == 1
+                    else splice_fix(program, extract_code(completion), error)
                 )
+                advisory = text if n == 1 else None  # the superlative lint only gets one say
+                program, error, prepared = self._attempt(n, code, ctx, emit, attempts, advisory)
                 if error is None:
                     self._learn(prepared)
                     break
@@ -181,7 +184,9 @@ def _with_repair(request: CompletionRequest, completion: str, error: dict, progr
         lines.append("before the error: " + "; ".join(moved))
     if reset:
         lines.append("The world has been put back as it was before the command.")
-    lines.append("Write the corrected program for the same command. Reply with code only.")
+    lines.append(
+        "Write the whole corrected program for the same command, every line of it. Reply with code only."
+    )
     messages = request.messages + (Message("assistant", completion.strip() or "# (no code)"),
                                    Message("user", "\n".join(lines)))  # fmt: skip
     return CompletionRequest(messages=messages, max_tokens=request.max_tokens, temperature=request.temperature,

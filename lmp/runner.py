@@ -5,6 +5,7 @@ generation, the static checks, and execution with errors mapped back to program 
 from __future__ import annotations
 
 import ast
+import difflib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,3 +125,23 @@ class RunContext:
 def line_text(program: str, line: int | None) -> str:
     lines = program.split("\n")
     return lines[line - 1].strip() if line and 0 < line <= len(lines) else ""
+
+
+def splice_fix(program: str, fix: str, error: dict | None) -> str:
+    """Small models often answer a repair request with only the corrected line. When the fix is one
+    line resembling the failed line of a longer program, put it in that line's place."""
+    line = (error or {}).get("line")
+    fix_lines = [ln for ln in fix.strip("\n").split("\n") if ln.strip()]
+    old = program.rstrip("\n").split("\n")
+    if len(fix_lines) != 1 or len(old) < 2 or not line or not 0 < line <= len(old):
+        return fix
+    target = old[line - 1]
+    if difflib.SequenceMatcher(None, target.strip(), fix_lines[0].strip()).ratio() < 0.6:
+        return fix
+    indent = target[: len(target) - len(target.lstrip())]
+    candidate = "\n".join(old[: line - 1] + [indent + fix_lines[0].strip()] + old[line:]) + "\n"
+    try:
+        ast.parse(candidate)
+    except SyntaxError:
+        return fix
+    return candidate

@@ -48,3 +48,20 @@ def test_superlative_must_be_computed():
     computed = "b = max(blocks, key=lambda n: get_obj_pos(n)[1])\n"
     assert unchecked_superlative("move the top-most block down", computed) == []
     assert unchecked_superlative("move the red block down", guessed) == []
+
+
+def test_unknown_named_position():
+    problems = named_position_targets("p = get_named_position('bottom')\n")
+    assert len(problems) == 1 and "'bottom side'" in problems[0].message
+
+
+def test_one_line_repair_is_spliced_into_the_failed_program():
+    from lmp.runner import splice_fix
+
+    program = "b = get_named_position('bottom')\nfor x in xs:\n    put_first_on_second(x, b)\n"
+    err = {"kind": "primitive", "message": "unknown", "line": 1}
+    fixed = splice_fix(program, "b = get_named_position('bottom side')\n", err)
+    assert fixed == program.replace("'bottom'", "'bottom side'")
+    # a different one-liner (a refusal) replaces the program instead
+    assert splice_fix(program, "say('I cannot do that.')\n", err) == "say('I cannot do that.')\n"
+    assert splice_fix(program, "a = 1\nb = 2\n", err) == "a = 1\nb = 2\n"

@@ -201,3 +201,13 @@ def test_guessed_superlative_gets_one_repair(api, sandbox, scripted):
     llm = scripted(guess, guess)  # the lint is advisory: the second guess runs
     out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
     assert out.status == "succeeded" and out.said == ["red block"] and len(out.attempts) == 2
+
+
+def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
+    bad = "p = get_named_position('bottom')\nsay(str(round(p[1], 2)))"
+    llm = scripted(bad, "p = get_named_position('bottom side')")
+    out, _ = run(Engine(llm, sandbox), api, "where is the bottom?")
+    assert out.attempts[0]["error"]["kind"] == "check" and "'bottom side'" in out.attempts[0]["error"]["message"]
+    assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
+    assert out.said == ["0.3"]
+    assert "every line" in llm.requests[1].messages[-1].content
