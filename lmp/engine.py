@@ -91,7 +91,7 @@ class Engine:
                 reset = snap is not None and error["kind"] not in _NOT_RUN  # it may hold or have moved things
                 if reset:
                     restore(api, snap)
-                request = _with_repair(request, completion, error, program, moved, reset)
+                request = _with_repair(request, text, completion, error, program, moved, reset)
         except Cancelled:
             error = {"kind": "cancelled", "message": "the run was cancelled", "line": None}
         except LLMError as exc:
@@ -173,8 +173,8 @@ def _status(error: dict | None) -> str:
     return "cancelled" if error["kind"] == "cancelled" else "failed"
 
 
-def _with_repair(request: CompletionRequest, completion: str, error: dict, program: str, moved: list[str],
-                 reset: bool) -> CompletionRequest:  # fmt: skip
+def _with_repair(request: CompletionRequest, command: str, completion: str, error: dict, program: str,
+                 moved: list[str], reset: bool) -> CompletionRequest:  # fmt: skip
     """The same conversation plus the failed answer and what went wrong."""
     where = ""
     if error.get("line"):
@@ -185,7 +185,7 @@ def _with_repair(request: CompletionRequest, completion: str, error: dict, progr
     if reset:
         lines.append("The world has been put back as it was before the command.")
     lines.append(
-        "Write the whole corrected program for the same command, every line of it. Reply with code only."
+        f"Write the whole corrected program for the command {command!r}, every line of it. Reply with code only."
     )
     messages = request.messages + (Message("assistant", completion.strip() or "# (no code)"),
                                    Message("user", "\n".join(lines)))  # fmt: skip
