@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from llm.base import Completion, CompletionRequest, LLMProvider
-from llm.retry import RetryPolicy, call_with_retries
-from llm.sdk_errors import to_llm_error
+from llm.base import Completion, CompletionRequest
+from llm.remote import RemoteProvider
+from llm.retry import RetryPolicy
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 _CACHE = {"type": "ephemeral"}
@@ -46,7 +46,7 @@ def build_params(model: str, request: CompletionRequest) -> dict:
     return params
 
 
-class AnthropicProvider(LLMProvider):
+class AnthropicProvider(RemoteProvider):
     name = "anthropic"
 
     def __init__(
@@ -73,25 +73,8 @@ class AnthropicProvider(LLMProvider):
             api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=0, http_client=http_client
         )
 
-    def complete(self, request: CompletionRequest) -> Completion:
-        params = build_params(self.model, request)
-        start = time.perf_counter()
-        call = self._streamed if self.stream else self._whole
-        try:
-            completion, retries = call_with_retries(lambda: call(params, start), self.retry)
-        except Exception as exc:
-            raise to_llm_error(
-                exc,
-                provider=self.name,
-                url=self.base_url,
-                key_env=self.key_env,
-                model=self.model,
-                timeout_s=self.timeout_s,
-                retries=self.retry.max_retries,
-            ) from exc
-        completion.latency_s = time.perf_counter() - start
-        completion.extra["retries"] = retries
-        return completion
+    def _params(self, request: CompletionRequest) -> dict:
+        return build_params(self.model, request)
 
     def _whole(self, params: dict, start: float) -> Completion:
         response = self._client.messages.create(**params)

@@ -6,14 +6,14 @@ import time
 
 import httpx
 
-from llm.base import Completion, CompletionRequest, LLMProvider
-from llm.retry import RetryPolicy, call_with_retries
-from llm.sdk_errors import to_llm_error
+from llm.base import Completion, CompletionRequest
+from llm.remote import RemoteProvider
+from llm.retry import RetryPolicy
 
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIProvider(LLMProvider):
+class OpenAIProvider(RemoteProvider):
     """`name` is "openai" or "openai-compatible". Set `stream=True` to measure time to first token.
 
     `max_tokens_field` is "max_completion_tokens" for api.openai.com (newer models reject
@@ -64,27 +64,8 @@ class OpenAIProvider(LLMProvider):
             params["stop"] = list(request.stop)
         return params
 
-    def complete(self, request: CompletionRequest) -> Completion:
-        start = time.perf_counter()
-        call = self._streamed if self.stream else self._whole
-        try:
-            completion, retries = call_with_retries(lambda: call(request, start), self.retry)
-        except Exception as exc:
-            raise to_llm_error(
-                exc,
-                provider=self.name,
-                url=self.base_url,
-                key_env=self.key_env,
-                model=self.model,
-                timeout_s=self.timeout_s,
-                retries=self.retry.max_retries,
-            ) from exc
-        completion.latency_s = time.perf_counter() - start
-        completion.extra["retries"] = retries
-        return completion
-
-    def _whole(self, request: CompletionRequest, start: float) -> Completion:
-        response = self._client.chat.completions.create(**self._params(request))
+    def _whole(self, params: dict, start: float) -> Completion:
+        response = self._client.chat.completions.create(**params)
         choice = response.choices[0]
         completion = Completion(
             text=choice.message.content or "",
@@ -96,9 +77,9 @@ class OpenAIProvider(LLMProvider):
         _apply_usage(completion, response.usage)
         return completion
 
-    def _streamed(self, request: CompletionRequest, start: float) -> Completion:
+    def _streamed(self, params: dict, start: float) -> Completion:
         stream = self._client.chat.completions.create(
-            **self._params(request), stream=True, stream_options={"include_usage": True}
+            **params, stream=True, stream_options={"include_usage": True}
         )
         parts: list[str] = []
         ttft = None
