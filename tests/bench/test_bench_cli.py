@@ -31,8 +31,9 @@ def record_cassette(path, answers: dict[str, str]) -> None:
     for p in PROBLEMS:
         body = answers[p["entry_point"]]
         fn = "```python\n" + p["prompt"] + body + "```"
-        cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
-        FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=False)
+        for hierarchical in (False, True):  # the two modes word their request differently
+            cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
+            FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical)
 
 
 def run_cli(tmp_path, cassette, *extra: str) -> dict:
