@@ -21,6 +21,18 @@ HELPERS = {
 }
 
 
+# Functions small models call without importing them: imported instead of generated.
+STDLIB_IMPORTS = {
+    **{n: "itertools" for n in ("combinations", "permutations", "product", "accumulate", "groupby", "chain",
+                                "combinations_with_replacement", "zip_longest")},
+    **{n: "functools" for n in ("reduce", "lru_cache", "cmp_to_key")},
+    **{n: "collections" for n in ("Counter", "defaultdict", "deque", "OrderedDict", "namedtuple")},
+    **{n: "math" for n in ("sqrt", "gcd", "floor", "ceil", "factorial", "isqrt", "comb", "perm", "hypot", "lcm")},
+    **{n: "heapq" for n in ("heappush", "heappop", "heapify", "nlargest", "nsmallest")},
+    **{n: "bisect" for n in ("bisect_left", "bisect_right", "insort")},
+}  # fmt: skip
+
+
 @dataclass
 class Resolution:
     functions: dict[str, str] = field(default_factory=dict)  # name -> source, in definition order
@@ -69,6 +81,9 @@ class FunctionResolver:
         while queue:
             name, sites, depth = queue.pop(0)
             if name in res.functions:
+                continue
+            if name in STDLIB_IMPORTS:
+                res.functions[name] = f"from {STDLIB_IMPORTS[name]} import {name}"
                 continue
             src = self.skills.get(name) if self.skills is not None else None
             if src is None:

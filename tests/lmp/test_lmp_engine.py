@@ -207,7 +207,9 @@ def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
     bad = "p = get_named_position('bottom')\nsay(str(round(p[1], 2)))"
     llm = scripted(bad, "p = get_named_position('bottom side')")
     out, _ = run(Engine(llm, sandbox), api, "where is the bottom?")
-    assert out.attempts[0]["error"]["kind"] == "check" and "'bottom side'" in out.attempts[0]["error"]["message"]
+    assert (
+        out.attempts[0]["error"]["kind"] == "check" and "'bottom side'" in out.attempts[0]["error"]["message"]
+    )
     assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
     assert out.said == ["0.3"]
     assert "every line" in llm.requests[1].messages[-1].content

@@ -62,3 +62,11 @@ def test_hierarchical_mode_writes_missing_helpers_flat_mode_does_not(sandbox, sc
         and len(flat.llm_calls) == 1
         and "keep_evens" not in flat.code.split("def count_even")[0]
     )
+
+
+def test_forgotten_stdlib_import_is_added_not_generated(sandbox, scripted):
+    main = "def count_even(numbers):\n    return sum(1 for _ in combinations(numbers, 1) if _[0] % 2 == 0)\n"
+    llm = scripted(main)
+    out = FunctionGenerator(llm).generate(SPEC, "count_even")
+    assert len(out.llm_calls) == 1 and "from itertools import combinations" in out.code and out.helpers == {}
+    assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
