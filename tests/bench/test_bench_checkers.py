@@ -99,3 +99,16 @@ def test_code_errors_and_timeouts_are_categorized(sandbox):
     assert syntax["category"] == "code_error", syntax
     slow = run_scripted(sandbox, t, ["while True:\n    pass"], exec_timeout_s=1.5)
     assert not slow["success"] and slow["category"] == "timeout", slow
+
+
+def test_grasp_errors_the_program_caused_are_code_errors():
+    from bench.tabletop.runner import categorize
+
+    def turn(message):
+        return [{"status": "failed", "error": {"kind": "primitive", "message": message}}]
+
+    assert (
+        categorize(turn("GraspError: already holding 'blue block'"), [], ["GraspError"], False)
+        == "code_error"
+    )
+    assert categorize(turn("GraspError: closed on nothing"), [], ["GraspError"], False) == "physics_failure"
