@@ -36,18 +36,23 @@ class RunConfig:
 
 
 class TaskContext:
-    """What a worker process builds once: the model, a sandbox and the engine."""
+    """What a worker process builds once: the model and a sandbox."""
 
     def __init__(self, config: dict):
         import llm
         from bench.options import worker_env
-        from lmp import Engine
         from sandbox import Sandbox
 
         self.config = RunConfig(**config["run"])
         self.llm = llm.from_config(worker_env(self.config.llm_overrides))
         self.sandbox = Sandbox(pool_size=1)
-        self.engine = Engine(
+
+    def new_engine(self):
+        """A fresh engine, so each task starts like a new session: an empty skill library, with
+        nothing an earlier task generated offered to its prompts."""
+        from lmp import Engine
+
+        return Engine(
             self.llm,
             self.sandbox,
             max_attempts=self.config.max_attempts,
@@ -60,7 +65,7 @@ def setup(config: dict) -> TaskContext:
 
 
 def run_one(ctx: TaskContext, payload: dict) -> dict:
-    return run_task(ctx.engine, Task.from_json(payload["task"]), ctx.config.command_timeout_s)
+    return run_task(ctx.new_engine(), Task.from_json(payload["task"]), ctx.config.command_timeout_s)
 
 
 def run_task(engine, task: Task, command_timeout_s: float = 240.0) -> dict:
