@@ -22,7 +22,7 @@ from lmp.extract import extract_code
 from lmp.prompt import LMP_NAMES, PromptSpec, build_request, describe_api, load_prompt
 from lmp.runner import Prepared, RunContext, line_text, splice_fix
 from lmp.scene import position_diff, restore, scene_objects, snapshot
-from lmp.skills import SkillLibrary
+from lmp.skills import SkillLibrary, is_placeholder
 
 
 @dataclass
@@ -156,7 +156,7 @@ class Engine:
         if prepared is None:
             return
         for name in prepared.generated:
-            if name in prepared.functions:
+            if name in prepared.functions and not is_placeholder(prepared.functions[name]):
                 self.skills.add(name, prepared.functions[name])
 
     def _outcome(self, status, program, attempts, error, api, said0, ctx) -> CommandOutcome:

@@ -113,6 +113,16 @@ def test_hierarchical_generation_recurses_and_fills_the_skill_library(api, sandb
     assert "describe_scene(names) - Sentence." in llm2.requests[0].messages[-1].content
 
 
+def test_a_placeholder_function_is_not_kept_as_a_skill(api, sandbox, scripted):
+    # A stub runs without error and does nothing; offered to later commands it would poison them.
+    stub = "def put(target):\n    if isinstance(target, str):\n        pass\n    return None\n"
+    llm = scripted("put('green bowl')\nsay('done')", stub)
+    skills = SkillLibrary()
+    out, _ = run(Engine(llm, sandbox, skills=skills), api, "put it in the green bowl")
+    assert out.status == "succeeded" and "def put(" in out.code
+    assert skills.names() == []
+
+
 def test_generation_depth_and_count_limits(api, sandbox, scripted):
     llm = scripted("say(f())", "def f():\n    return g()\n")
     out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fn_depth=1), api, "x")
