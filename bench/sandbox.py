@@ -6,6 +6,11 @@
 - the same benign policy (numpy + shapely math and a few hundred host calls, >= 50 ms) under
   plain `exec()`, smolagents' `LocalPythonExecutor` and our sandbox
   (`overhead_vs_exec` = ours / exec, target <= 1.5; `ratio_vs_smolagents` = smolagents / ours).
+  The loop count is calibrated so that the policy runs at least 60 ms under exec() on this
+  machine (the issue asks for >= 50 ms), keeping one host call per loop iteration.
+
+Every timed run starts with no worker booting in the background (a boot takes a CPU for a few
+hundred ms), so exec() and the sandbox see the same quiet machine.
 """
 
 from __future__ import annotations
@@ -38,7 +43,12 @@ ret_val = total
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--steps", type=int, default=300, help="loop iterations (host calls) of the policy")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="loop iterations (= host calls) of the policy; default: enough for >= 60 ms under exec()",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per executor")
     parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
 
@@ -59,7 +69,7 @@ def _host():
 
 
 class _Executors:
-    """The three ways to run the benign policy; each `*_once` returns (wall s, CPU s, ret_val)."""
+    """The ways to run the benign policy; each `*_once` returns (wall s, CPU s, ret_val)."""
 
     def __init__(self, sb, code: str):
         self.sb = sb
@@ -70,6 +80,10 @@ class _Executors:
         except ImportError:  # pragma: no cover - smolagents is in the bench extra
             LocalPythonExecutor = None
         self.smol_cls = LocalPythonExecutor
+
+    def quiesce(self) -> None:
+        """Wait until no worker is booting, so no run shares the CPUs with a boot."""
+        self.sb.wait_ready()
 
     def exec_once(self):
         ns = {"get_obj_pos": self.get_obj_pos}
@@ -89,7 +103,6 @@ class _Executors:
 
     def sandbox_once(self):
         """CPU = this thread's CPU + the CPU the worker reports for the program."""
-        self.sb.wait_ready()
         wall, cpu = time.perf_counter(), time.thread_time()
         res = self.sb.run(self.code, {"get_obj_pos": self.get_obj_pos}, timeout_s=60)
         cpu = time.thread_time() - cpu + (res.cpu_s or 0.0)
@@ -104,9 +117,11 @@ def _interleaved(ex: _Executors, repeats: int) -> dict[str, list[tuple]]:
     samples: dict[str, list[tuple]] = {"exec": [], "smolagents": [], "sandbox": []}
     ex.exec_once()  # warm caches and lazy imports before timing
     for i in range(repeats):
-        samples["exec"].append(ex.exec_once())
-        samples["sandbox"].append(ex.sandbox_once())
+        for name, once in (("exec", ex.exec_once), ("sandbox", ex.sandbox_once)):
+            ex.quiesce()
+            samples[name].append(once())
         if ex.smol_cls is not None and i % 2 == 0:
+            ex.quiesce()
             samples["smolagents"].append(ex.smolagents_once())
     return samples
 
@@ -135,6 +150,20 @@ def _round_trips(sb, calls: int = 3000) -> list[float]:
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
+def _calibrate_steps(target_s: float = 0.060, probe_steps: int = 100) -> int:
+    """Loop count for which the policy runs ~target_s under plain exec() on this machine."""
+    get_obj_pos = _host()
+    code = POLICY.replace("STEPS", str(probe_steps))
+    times = []
+    for _ in range(5):
+        ns = {"get_obj_pos": get_obj_pos}
+        start = time.perf_counter()
+        exec(code, ns)  # noqa: S102 - timing the baseline
+        times.append(time.perf_counter() - start)
+    per_step = min(times) / probe_steps
+    return max(300, round(target_s / per_step / 50) * 50)
+
+
 def _p90(samples: list[float]) -> float:
     return sorted(samples)[int(0.9 * (len(samples) - 1))]
 
@@ -142,7 +171,8 @@ def _p90(samples: list[float]) -> float:
 def run(args: argparse.Namespace) -> int:
     from sandbox import Sandbox
 
-    code = POLICY.replace("STEPS", str(args.steps))
+    steps = args.steps or _calibrate_steps()
+    code = POLICY.replace("STEPS", str(steps))
     load_before = os.getloadavg()[0]
     with Sandbox(pool_size=2) as sb:
         sb.wait_ready()
@@ -167,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         "warm_start_ms_p90": round(_p90(starts) * 1e3, 3),
         "rpc_us_p50": round(med(trips) * 1e6, 1),
         "rpc_us_p90": round(_p90(trips) * 1e6, 1),
-        "policy_host_calls": args.steps,
+        "policy_host_calls": steps,
         "exec_ms": round(t_exec * 1e3, 2),
         "smolagents_ms": round(t_smol * 1e3, 2) if t_smol is not None else None,
         "sandbox_ms": round(t_ours * 1e3, 2),
@@ -187,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
     )
-    print(f"  benign policy ({args.steps} host calls), median of {args.repeats} interleaved runs:")
+    print(f"  benign policy ({steps} host calls), median of {args.repeats} interleaved runs:")
     print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
     smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "(smolagents not installed)"
     print(f"    smolagents LocalPython    {smol}")

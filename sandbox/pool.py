@@ -1,7 +1,8 @@
 """Warm pool of pre-started workers (numpy/shapely imported, limits in force, waiting for code).
 
 Each worker serves ONE run and is then killed; a background thread keeps `size` idle workers
-ready (plus one per caller currently waiting), never more than `max_workers` alive, boots at
+ready (plus one per caller currently waiting; a running program's replacement boots when it
+finishes, as long as a warm worker is left), never more than `max_workers` alive, boots at
 most `parallel_boots` at a time, and reaps the dead. Thread-safe; nested runs simply take
 another worker.
 """
@@ -209,7 +210,7 @@ class WorkerPool:
                 if self._closed:
                     return
                 self._reap()
-                want = min(self.size + self._waiting, self.max_workers - self._busy)
+                want = min(self._target_idle(), self.max_workers - self._busy)
                 deficit = want - len(self._idle) - len(self._booting)
                 can_boot = deficit > 0 and len(self._booting) < self.parallel_boots and not self._broken
             if can_boot:
@@ -232,6 +233,14 @@ class WorkerPool:
                 poller.unregister(fd)
                 self._finish_boot(worker)
             self._expire_boots(registered, poller)
+
+    def _target_idle(self) -> int:
+        """Idle workers to keep: `size` plus one per waiting caller, except that a running
+        program's replacement waits until it finishes, as long as one warm worker is left for
+        the next caller. A boot (Python start, numpy and shapely imports) takes a CPU for a few
+        hundred ms; overlapping it with a run slows that run's host calls severalfold."""
+        deferred = min(self._busy, self.size - 1) if self.size else 0
+        return self.size + self._waiting - deferred
 
     def _finish_boot(self, worker: WorkerProcess) -> None:
         try:

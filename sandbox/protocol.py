@@ -26,6 +26,7 @@ _DTYPES = (
 )  # fmt: skip
 _DTYPE_CODE = {np.dtype(name): i for i, name in enumerate(_DTYPES)}
 _CODE_DTYPE = [np.dtype(name).newbyteorder("<") for name in _DTYPES]
+_NATIVE_DTYPE = [np.dtype(name) for name in _DTYPES]
 
 _HDR = struct.Struct(">I")
 _U32 = struct.Struct("<I")
@@ -131,15 +132,18 @@ def _encode(v, out: list, depth: int, budget: int) -> int:
 
 
 def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
-    code = _DTYPE_CODE.get(a.dtype.newbyteorder("=")) if a.dtype.kind in "biufc" else None
+    code = _DTYPE_CODE.get(a.dtype) if a.dtype.kind in "biufc" else None
+    if code is None and a.dtype.kind in "biufc":
+        code = _DTYPE_CODE.get(a.dtype.newbyteorder("="))
     if code is None:
         raise EncodeError(f"numpy arrays of dtype {a.dtype} cannot be sent (allowed: {', '.join(_DTYPES)})")
     if a.ndim > 32:
         raise EncodeError("numpy array has more than 32 dimensions")
     if a.nbytes > budget:
         raise EncodeError(f"numpy array of {a.nbytes} bytes is over the {budget}-byte limit")
-    raw = np.ascontiguousarray(a, dtype=_CODE_DTYPE[code]).tobytes()
-    out.append(b"a" + bytes((code, a.ndim)) + b"".join(_U32.pack(n) for n in a.shape) + _U32.pack(len(raw)))
+    wire = _CODE_DTYPE[code]
+    raw = (a if a.dtype == wire else a.astype(wire)).tobytes()  # tobytes() is always C order
+    out.append(b"a" + bytes((code, a.ndim)) + struct.pack(f"<{a.ndim + 1}I", *a.shape, len(raw)))
     out.append(raw)
     return 7 + 4 * a.ndim + len(raw)
 
@@ -229,17 +233,16 @@ def _decode_array(mv: memoryview, pos: int):
     pos += 2
     if code >= len(_CODE_DTYPE) or ndim > 32:
         raise ProtocolError("bad array header")
-    shape = tuple(_U32.unpack_from(mv, pos + 4 * i)[0] for i in range(ndim))
-    pos += 4 * ndim
-    (nbytes,) = _U32.unpack_from(mv, pos)
-    pos += 4
+    *shape, nbytes = struct.unpack_from(f"<{ndim + 1}I", mv, pos)
+    shape = tuple(shape)
+    pos += 4 * ndim + 4
     dtype = _CODE_DTYPE[code]
     count = 1
     for n in shape:
         count *= n
     if count * dtype.itemsize != nbytes or pos + nbytes > len(mv):
         raise ProtocolError("array shape does not match its data")
-    arr = np.frombuffer(mv[pos : pos + nbytes], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    arr = np.frombuffer(mv[pos : pos + nbytes], dtype=dtype).reshape(shape).astype(_NATIVE_DTYPE[code])
     return arr, pos + nbytes
 
 
@@ -281,7 +284,15 @@ class Channel:
             frame = self._take_frame()
             if frame is not None:
                 return decode(frame)
-            self._fill(deadline, cancel)
+            chunk = self._read(deadline, cancel)
+            if not self._buf and len(chunk) >= 4:
+                # the common case, one whole frame in one read: decode it in place
+                (n,) = _HDR.unpack_from(chunk, 0)
+                if n > self.max_frame:
+                    raise ProtocolError(f"peer sent a {n}-byte message; the limit is {self.max_frame} bytes")
+                if len(chunk) == 4 + n:
+                    return decode(memoryview(chunk)[4:])
+            self._buf += chunk
 
     def _take_frame(self) -> bytes | None:
         buf = self._buf
@@ -296,7 +307,7 @@ class Channel:
         del buf[: 4 + n]
         return frame
 
-    def _fill(self, deadline: float | None, cancel) -> None:
+    def _read(self, deadline: float | None, cancel) -> bytes:
         if deadline is not None or cancel is not None:
             if self._poller is None:
                 self._poller = select.poll()
@@ -318,7 +329,7 @@ class Channel:
             chunk = b""
         if not chunk:
             raise ChannelClosed("the sandbox worker closed its channel (it exited or was killed)")
-        self._buf += chunk
+        return chunk
 
     def close(self) -> None:
         try:

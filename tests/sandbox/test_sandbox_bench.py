@@ -21,3 +21,9 @@ def test_bench_sandbox_json_keys(capsys):
     for key in ("warm_start_ms_p50", "rpc_us_p50", "overhead_vs_exec", "ratio_vs_smolagents"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["policy_host_calls"] == 20
+
+
+def test_default_policy_runs_long_enough_under_exec():
+    """The issue's overhead target is for a policy of >= 50 ms: calibration aims at 60 ms."""
+    steps = bench_sandbox._calibrate_steps()
+    assert steps >= 300 and steps % 50 == 0

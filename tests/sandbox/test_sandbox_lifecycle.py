@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,3 +101,48 @@ def test_workers_die_with_the_service_process():
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+
+
+def test_a_running_program_does_not_share_the_cpus_with_its_replacement_booting():
+    """Two warm workers: taking one leaves one warm and boots nothing until the run ends."""
+    started = threading.Event()
+    finish = threading.Event()
+
+    def hold():
+        started.set()
+        finish.wait(20)
+        return 1
+
+    with Sandbox(pool_size=2) as box:
+        assert box.wait_ready(2, 60)
+        runner = threading.Thread(target=box.run, args=("ret_val = hold()", {"hold": hold}))
+        runner.start()
+        try:
+            assert started.wait(20)
+            assert box._pool.stats() == {"idle": 1, "booting": 0, "busy": 1}
+        finally:
+            finish.set()
+            runner.join(20)
+        assert box.wait_ready(2, 60)  # refilled once the run ended
+
+
+def test_the_last_warm_worker_is_replaced_at_once():
+    """One warm worker: taking it starts a replacement right away, so the next caller is served."""
+    started = threading.Event()
+    finish = threading.Event()
+
+    def hold():
+        started.set()
+        finish.wait(20)
+        return 1
+
+    with Sandbox(pool_size=1) as box:
+        assert box.wait_ready(1, 60)
+        runner = threading.Thread(target=box.run, args=("ret_val = hold()", {"hold": hold}))
+        runner.start()
+        try:
+            assert started.wait(20)
+            assert box.wait_ready(1, 60)  # a new warm worker while the first still runs
+        finally:
+            finish.set()
+            runner.join(20)
