@@ -4,6 +4,7 @@ Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOK
 `?access_token=` works too, for EventSource and <img>):
 
     POST   /v1/sessions                      {"robot": "sim", "scene": {...}} -> 201 session + state
+                                             ({"robot": NAME} for a remote robot from CAPSTAN_ROBOTS)
     GET    /v1/sessions, /v1/sessions/{id}   DELETE /v1/sessions/{id} (cancels its run)
     GET    /v1/sessions/{id}/state           GET /v1/sessions/{id}/frame.png?view=top|angled
     POST   /v1/sessions/{id}/reset           {"seed": n} or {"scene": {...}}
@@ -30,16 +31,17 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import schemas
 from app.media import run_dir
-from app.robots import UnknownRobotError, scene_error_type
+from app.robots import SIM, UnknownRobotError, scene_error_type
 from app.runs import QueueFullError, Run, RunNotFound
 from app.service import VERSION, Service
 from app.sessions import Session, SessionBusyError, SessionLimitError, SessionNotFound
 from app.trace import assemble, summary
+from primitives.errors import RobotUnavailableError
 
 WEB_DIR = Path(__file__).with_name("web")
 KEEPALIVE_S = 15.0
@@ -51,6 +53,10 @@ def create_app(service: Service) -> FastAPI:
                   description="Natural-language robot commands become sandboxed policy programs; every run is traced.")
     app.state.service = service
     _offline_docs(app)
+
+    @app.exception_handler(RobotUnavailableError)
+    async def robot_unavailable(_request: Request, exc: RobotUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     def check_token(request: Request) -> None:
         if not settings.api_token:
@@ -89,8 +95,17 @@ def create_app(service: Service) -> FastAPI:
         """Create a session with its own world; without a body: the sim robot, 3 blocks and 3 bowls."""
         body = body or schemas.CreateSession()
         check_scene(body.scene)
+        scene = body.scene.spec()
+        robots = service.robots
+        if body.robot not in robots:
+            raise HTTPException(422, str(UnknownRobotError(body.robot, robots)))
+        if body.robot != SIM:
+            if "scene" in body.model_fields_set:
+                raise HTTPException(422, f"robot {body.robot[:40]!r} is a real robot: its scene is what is on its "
+                                         "table, so omit 'scene'")
+            scene = {}
         try:
-            session = service.sessions.create(body.robot, body.scene.spec())
+            session = service.sessions.create(body.robot, scene)
         except UnknownRobotError as exc:
             raise HTTPException(422, str(exc)) from None
         except SessionLimitError as exc:
@@ -134,6 +149,9 @@ def create_app(service: Service) -> FastAPI:
     def reset_session(session_id: str, body: schemas.ResetSession | None = None) -> schemas.SessionOut:
         session = session_or_404(session_id)
         body = body or schemas.ResetSession()
+        if session.robot != SIM and (body.scene is not None or body.seed is not None):
+            raise HTTPException(422, f"robot {session.robot!r} is a real robot: reset only reconnects and clears "
+                                     "the conversation; send no scene or seed")
         if body.scene is not None:
             check_scene(body.scene)
         try:
@@ -283,7 +301,8 @@ def create_app(service: Service) -> FastAPI:
         running, queued = service.runs.counts()
         return schemas.Health(status="ok", version=VERSION, llm=service.llm_info(), sandbox=service.isolation(),
                               sessions=len(service.sessions), runs_active=running, runs_queued=queued,
-                              store="postgresql" if settings.database_url else "sqlite")
+                              store="postgresql" if settings.database_url else "sqlite",
+                              robots=list(service.robots))
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"], dependencies=[Depends(check_token)])
     def metrics() -> PlainTextResponse:

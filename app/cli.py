@@ -57,6 +57,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robot_agent(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.config import is_loopback
+    from app.robot_agent import sim_agent_app
+
+    if not is_loopback(args.host) and not args.token:
+        raise ConfigError(f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)")
+    app = sim_agent_app(_scene(args), token=args.token)
+    _say(f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
+         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        app.state.world.close()
+    return 0
+
+
 def _scene(args: argparse.Namespace) -> dict:
     try:
         scene = json.loads(args.scene) if args.scene else {"objects": ["red block", "blue bowl"]}
@@ -213,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--json", action="store_true", help="print the full trace as JSON")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("robot-agent", help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
+                       description="Serve a headless PyBullet world over the robot agent protocol "
+                       "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
+                       "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
+                       "app.robot_agent.make_agent_app(their RobotBackend).")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
+    p.add_argument("--port", type=int, default=8100, help="port (default 8100)")
+    p.add_argument("--token", default=None, help="bearer token clients must send (CAPSTAN_ROBOT_TOKEN on the service)")
+    p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
+    p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_robot_agent)
 
     _add_benches(sub)
     return parser

@@ -20,6 +20,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
 | `CAPSTAN_VIDEO_VIEW` | angled | camera used for frames and video (`top` or `angled`) |
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
+| `CAPSTAN_ROBOTS` | (unset) | remote robots, `name=http://host:port[,name=url...]` (robot agents; see `capstan robot-agent`) |
+| `CAPSTAN_ROBOT_TOKEN` | (unset) | bearer token sent to every robot agent |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -56,6 +58,17 @@ class Settings:
     media: bool = True
     video_view: str = "angled"
     max_frames: int = 240
+    robots: str = ""
+    robot_token: str | None = None
+
+    @property
+    def remote_robots(self) -> dict[str, str]:
+        """{robot name: agent URL} from CAPSTAN_ROBOTS."""
+        out: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.robots.split(","))):
+            name, _, url = item.partition("=")
+            out[name.strip()] = url.strip().rstrip("/")
+        return out
 
     @property
     def db_path(self) -> Path:
@@ -85,6 +98,13 @@ class Settings:
             raise ConfigError(f"CAPSTAN_PERCEPTION={self.perception!r}: use 'truth' or 'camera'")
         if self.video_view not in ("top", "angled"):
             raise ConfigError(f"CAPSTAN_VIDEO_VIEW={self.video_view!r}: use 'top' or 'angled'")
+        for name, url in self.remote_robots.items():
+            if not (name.replace("-", "").replace("_", "").isalnum() and len(name) <= 40) or name == "sim":
+                raise ConfigError(
+                    f"CAPSTAN_ROBOTS: {name!r} is not a usable robot name (letters, digits, - and _; not 'sim')"
+                )
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}")
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")

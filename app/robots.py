@@ -1,17 +1,24 @@
-"""Robot backends by name: the one place that knows how to build a world for a session."""
+"""Robot backends by name: the one place that knows how to build a world for a session.
+
+"sim" is the built-in PyBullet world, built from the session's scene. Every other name is a
+remote robot configured by the operator (CAPSTAN_ROBOTS=name=url): a robot agent reached over
+HTTP (primitives.remote). A remote robot's scene is whatever is on its table, so it takes none.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from primitives.backend import RobotBackend
 
-ROBOTS = ("sim",)
+SIM = "sim"
 
 
 class UnknownRobotError(ValueError):
-    def __init__(self, robot: str):
+    def __init__(self, robot: str, known: tuple[str, ...] = (SIM,)):
         super().__init__(
-            f"unknown robot {robot[:40]!r}: available robots are {', '.join(ROBOTS)} "
-            "(a real-robot adapter is not implemented yet)"
+            f"unknown robot {robot[:40]!r}: available robots are {', '.join(known)} "
+            "(remote robots are configured with CAPSTAN_ROBOTS=name=http://agent:port)"
         )
 
 
@@ -21,10 +28,23 @@ def scene_error_type() -> type[Exception]:
     return sim.SceneError
 
 
-def make_backend(robot: str, scene: dict) -> RobotBackend:
-    """A fresh backend with `scene` built; raises UnknownRobotError or sim.SceneError."""
-    if robot not in ROBOTS:
-        raise UnknownRobotError(robot)
-    import sim
+def robot_names(remotes: Mapping[str, str]) -> tuple[str, ...]:
+    return (SIM, *remotes)
 
-    return sim.World(scene)
+
+def make_backend(
+    robot: str, scene: dict, remotes: Mapping[str, str] | None = None, token: str | None = None
+) -> RobotBackend:
+    """A fresh backend: the sim with `scene` built, or a connection to a remote robot's agent.
+
+    Raises UnknownRobotError, sim.SceneError, or RobotUnavailableError (agent unreachable)."""
+    remotes = remotes or {}
+    if robot == SIM:
+        import sim
+
+        return sim.World(scene)
+    if robot in remotes:
+        from primitives.remote import RemoteRobot
+
+        return RemoteRobot(remotes[robot], name=robot, token=token)
+    raise UnknownRobotError(robot, robot_names(remotes))

@@ -35,7 +35,12 @@ class SceneSpec(BaseModel):
 
 class CreateSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    robot: str = Field(default="sim", description="Robot backend; only 'sim' exists today.")
+    robot: str = Field(
+        default="sim",
+        max_length=40,
+        description="'sim' (the built-in PyBullet world) or a remote robot named in CAPSTAN_ROBOTS "
+        "(GET /healthz lists them); a remote robot takes no scene.",
+    )
     scene: SceneSpec = Field(
         default_factory=lambda: SceneSpec(blocks=3, bowls=3, seed=0),
         examples=[{"objects": ["red block", "blue bowl"], "seed": 7}],
@@ -138,3 +143,4 @@ class Health(BaseModel):
     runs_active: int
     runs_queued: int
     store: str
+    robots: list[str] = Field(default_factory=list, description="Robot names a session can use")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from app.config import Settings
 from app.metrics import Metrics
+from app.robots import make_backend, robot_names
 from app.runs import RunManager
 from app.sessions import SessionRegistry
 from app.store import open_store
@@ -74,7 +75,13 @@ class Service:
                 progress(f"  prefix cache warm in {time.time() - t0:.1f}s")
             except Exception as exc:  # noqa: BLE001 - a cold cache only makes the first command slower
                 progress(f"  warm-up skipped: {type(exc).__name__}: {exc}")
-        self.sessions = SessionRegistry(settings.max_sessions, settings.perception, engine_factory)
+        remotes, token = settings.remote_robots, settings.robot_token
+
+        def backend_factory(robot: str, scene: dict):
+            return make_backend(robot, scene, remotes, token)
+
+        self.robots = robot_names(remotes)
+        self.sessions = SessionRegistry(settings.max_sessions, settings.perception, engine_factory, backend_factory)
         self.runs = RunManager(settings, self.store, engine, self.metrics)
 
     def isolation(self) -> dict:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from app.robots import make_backend
 
+BackendFactory = Callable[[str, dict], object]  # (robot, scene) -> RobotBackend
+
 
 class SessionNotFound(KeyError):
     def __str__(self) -> str:
@@ -38,7 +40,9 @@ def png_bytes(rgb) -> bytes:
 
 
 class Session:
-    def __init__(self, robot: str, scene: dict, perception: str = "truth", engine=None):
+    def __init__(self, robot: str, scene: dict, perception: str = "truth", engine=None,
+                 backend_factory: BackendFactory = make_backend):  # fmt: skip
+        self.backend_factory = backend_factory
         self.engine = engine  # lmp.Engine serving this session (None: the run manager's shared one)
         self.id = uuid.uuid4().hex[:12]
         self.robot = robot
@@ -58,7 +62,7 @@ class Session:
         from lmp import Conversation
         from primitives import PolicyAPI
 
-        self.backend = backend if backend is not None else make_backend(self.robot, self.scene)
+        self.backend = backend if backend is not None else self.backend_factory(self.robot, self.scene)
         self.api = PolicyAPI(self.backend, perception=self.perception, on_event=self._on_event)
         self.conversation = Conversation()
         self.last_state = self.backend.state()
@@ -104,7 +108,7 @@ class Session:
             new_scene = dict(scene if scene is not None else self.scene)
             if seed is not None:
                 new_scene["seed"] = seed
-            backend = make_backend(self.robot, new_scene)  # a bad scene raises here and keeps the old world
+            backend = self.backend_factory(self.robot, new_scene)  # a bad scene raises here, keeping the old world
             self.backend.close()
             self.scene = new_scene
             self._build(backend)
@@ -118,7 +122,9 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None):
+    def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None,
+                 backend_factory: BackendFactory = make_backend):  # fmt: skip
+        self.backend_factory = backend_factory
         self.engine_factory = engine_factory
         self.max_sessions = max_sessions
         self.perception = perception
@@ -132,7 +138,7 @@ class SessionRegistry:
                     f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
                     "DELETE /v1/sessions/{id} and retry")
         engine = self.engine_factory() if self.engine_factory else None
-        session = Session(robot, scene, self.perception, engine)  # slow part outside the lock
+        session = Session(robot, scene, self.perception, engine, self.backend_factory)  # slow: outside the lock
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 session.close()

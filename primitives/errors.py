@@ -7,7 +7,8 @@
     ├── UnreachableError           inside the workspace but the arm cannot get there
     ├── GraspError                 the gripper closed on nothing / dropped the object
     ├── NotVisibleError            the camera cannot see that object right now
-    └── RobotStoppedError          the run was cancelled (e-stop); no further motion
+    ├── RobotStoppedError          the run was cancelled (e-stop); no further motion
+    └── RobotUnavailableError      a remote robot cannot be reached or answered garbage
 
 All of them "go back to the model as feedback": they describe a mistake in the program,
 not a fault of the service.
@@ -57,6 +58,11 @@ class RobotStoppedError(PrimitiveError):
     pass
 
 
+class RobotUnavailableError(PrimitiveError):
+    """The robot agent cannot be reached, timed out or sent something unusable
+    (primitives.remote). Unlike the others this is not the program's mistake."""
+
+
 ERROR_TYPES: dict[str, type[PrimitiveError]] = {
     cls.__name__: cls
     for cls in (
@@ -68,5 +74,6 @@ ERROR_TYPES: dict[str, type[PrimitiveError]] = {
         GraspError,
         NotVisibleError,
         RobotStoppedError,
+        RobotUnavailableError,
     )
 }

@@ -266,7 +266,7 @@ def make_primitive_errors() -> dict[str, type]:
 
     errors = {"PrimitiveError": PrimitiveError, "UnknownObjectError": UnknownObjectError}
     errors["InvalidArgumentError"] = type("InvalidArgumentError", (PrimitiveError, ValueError), {})
-    for name in ("OutOfWorkspaceError", "UnreachableError", "GraspError", "RobotStoppedError"):
+    for name in ("OutOfWorkspaceError", "UnreachableError", "GraspError", "RobotStoppedError", "RobotUnavailableError"):
         errors[name] = type(name, (PrimitiveError,), {})
     for cls in errors.values():
         cls.__module__ = "primitives.errors"

@@ -26,7 +26,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("serve", "run", "trace", "bench"):
+    for cmd in ("serve", "run", "trace", "robot-agent", "bench"):
         assert re.search(rf"^\s+{cmd}\s", out, re.MULTILINE), cmd
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
@@ -80,3 +80,33 @@ def test_run_a_command_from_a_recorded_cassette(cli_env, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "put_first_on_second('red block', 'blue bowl')" in out and "robot: done" in out
+
+
+def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    assert main(["robot-agent", "--host", "0.0.0.0", "--port", "1"]) == 2  # public without a token
+    assert "--token" in capsys.readouterr().err
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "robot-agent", "--port", str(free_port), "--seed", "3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot").json()
+                break
+            except httpx.HTTPError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.2)
+        assert info["protocol"] == 1 and info["robot"].startswith("sim")
+        state = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot/state").json()
+        assert set(state["objects"]) == {"red block", "blue bowl"} and state["seed"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(20)
