@@ -38,3 +38,12 @@ def test_every_setting_is_documented():
 
     for f in dataclasses.fields(Settings):
         assert f"CAPSTAN_{f.name.upper()}" in app.config.__doc__, f.name
+
+
+def test_remote_robots_are_parsed_and_checked():
+    s = Settings.from_env({"CAPSTAN_ROBOTS": "lab=http://10.0.0.5:8100/, arm_2=https://arm2.local"})
+    assert s.remote_robots == {"lab": "http://10.0.0.5:8100", "arm_2": "https://arm2.local"}
+    assert Settings.from_env({}).remote_robots == {}
+    for bad in ("sim=http://x", "lab=ftp://x", "la b=http://x", "lab"):
+        with pytest.raises(ConfigError, match="CAPSTAN_ROBOTS"):
+            Settings.from_env({"CAPSTAN_ROBOTS": bad})
