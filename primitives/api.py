@@ -212,6 +212,8 @@ class PolicyAPI:
         """Pick up a block by name (approach from above, grasp, lift). Raises GraspError on failure."""
         o = self._obj(name)
         held = self.backend.gripper_state()["holding"]
+        if held == o.name:
+            return  # already in hand: "pick up X" is done (a follow-up command often repeats it)
         if held is not None:
             raise GraspError(f"already holding {held!r}; place it before picking {o.name!r}")
         if o.kind != "block":

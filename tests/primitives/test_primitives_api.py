@@ -252,6 +252,10 @@ def test_pick_while_holding_and_giant_say(api):
     f["pick"]("red block")
     with pytest.raises(GraspError, match="already holding 'red block'"):
         f["pick"]("green block")
+    f["pick"]("red block")  # already in hand: nothing to do
+    assert api.backend.gripper_state()["holding"] == "red block"
+    f["put_first_on_second"]("red block", "blue bowl")  # a follow-up command that picks it "again"
+    assert api.backend.gripper_state()["holding"] is None
     f["say"]("x" * 1_000_000)
     assert len(api.said[-1]) == 2000
     f["say"](42)
