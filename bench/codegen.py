@@ -133,10 +133,10 @@ def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
         "llm_overrides": overrides,
         "modules": list(SOLUTION_MODULES),
     }
-    jobs = [
+    jobs = [  # problem by problem, both modes together: a stopped run still compares like with like
         Job(f"{mode}:{p['task_id']}", {"problem": p, "mode": mode, "timeout_s": args.timeout})
-        for mode in modes
         for p in problems
+        for mode in modes
     ]
     out = options.out_dir(args, suite)
     harness = Harness(
