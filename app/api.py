@@ -156,6 +156,7 @@ def create_app(service: Service) -> FastAPI:
             check_scene(body.scene)
         try:
             session.reset(body.scene.spec() if body.scene else None, body.seed)
+            service.sessions.save(session)
         except SessionBusyError as exc:
             raise HTTPException(409, str(exc)) from None
         except scene_error_type() as exc:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.events import EventHub, jsonable
@@ -71,11 +72,13 @@ def error_dict(err) -> dict | None:
 
 
 class RunManager:
-    def __init__(self, settings, store: TraceStore, engine, metrics: Metrics):
+    def __init__(self, settings, store: TraceStore, engine, metrics: Metrics,
+                 after_run: Callable[[Session], None] | None = None):  # fmt: skip
         self.settings = settings
         self.store = store
         self.engine = engine
         self.metrics = metrics
+        self.after_run = after_run  # e.g. save the session (its objects moved, its conversation grew)
         self._cond = threading.Condition()
         self._pending: list[Run] = []
         self._active: dict[str, Run] = {}  # queued or running
@@ -240,6 +243,11 @@ class RunManager:
             ended = time.time()
             timings.update(ended_at=ended, engine_s=round(engine_s, 4), total_s=round(ended - started, 4))
             self.store.update_run(run.id, state_after=state_after, media=media)
+            if self.after_run is not None:
+                try:
+                    self.after_run(session)
+                except Exception:  # the run itself is done and traced either way
+                    log.exception("saving session %s after run %s failed", session.id, run.id)
             self._finish(run, status, error, timings)
 
     def _drive(self, run: Run, recorder: Recorder | None) -> tuple[str, dict | None, float]:

@@ -25,7 +25,9 @@ def _quiet(_msg: str) -> None:
 class Service:
     """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead.
     `warm_up=True` runs the fixed prompt prefix through a local model once at start; `recover=True`
-    (the server) marks runs left queued/running by a previous process as interrupted."""
+    (the server) marks runs left queued/running by a previous process as interrupted, brings back
+    the sessions it left and keeps its own for the next start (app.sessions); `capstan run` uses
+    recover=False, so its one-off session is not kept."""
 
     def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
                  progress: Callable[[str], None] = _quiet, warm_up: bool = False, recover: bool = True):
@@ -81,8 +83,18 @@ class Service:
             return make_backend(robot, scene, remotes, token)
 
         self.robots = robot_names(remotes)
-        self.sessions = SessionRegistry(settings.max_sessions, settings.perception, engine_factory, backend_factory)
-        self.runs = RunManager(settings, self.store, engine, self.metrics)
+        self.sessions = SessionRegistry(
+            settings.max_sessions,
+            settings.perception,
+            engine_factory,
+            backend_factory,
+            store=self.store if recover else None,
+        )
+        if recover:
+            revived = self.sessions.revive(log=progress)
+            if revived:
+                progress(f"restored {len(revived)} session(s) from before the restart")
+        self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self.sessions.save)
 
     def isolation(self) -> dict:
         """The sandbox's isolation layers in force (measured once by its first worker, then cached)."""

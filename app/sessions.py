@@ -1,5 +1,10 @@
 """Session registry: each session owns a world (robot backend), its policy API and its conversation.
 
+Sessions outlive the process: the registry saves each one's document (robot, scene, where the
+objects are, the conversation) to the store when it is created, after every run and on reset,
+and `revive()` rebuilds them at start-up. What does not survive a restart: a block held in the
+gripper (it drops), undo snapshots of earlier turns, and the session's learned skills.
+
 A session's backend is touched by one thread at a time: the run executing on it holds
 `session.lock`; HTTP reads of state or frames take the same lock when idle and otherwise use the
 state and frame the running run last published.
@@ -77,6 +82,33 @@ class Session:
         """Route policy-API events to the running run (None detaches)."""
         self._sink = sink
 
+    def to_doc(self) -> dict:
+        """What revive() needs, as plain JSON."""
+        turns = [
+            {"command": t.command, "code": t.code, "status": t.status, "said": list(t.said),
+             "undone": t.undone, "is_undo": t.is_undo}
+            for t in self.conversation.turns
+        ]  # fmt: skip
+        objects = (self.last_state or {}).get("objects", {})
+        poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
+        return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
+                "poses": poses, "turns": turns}  # fmt: skip
+
+    def restore(self, doc: dict) -> None:
+        """Take over a saved session's identity, object poses and conversation (start-up only)."""
+        from lmp.conversation import Turn
+
+        self.id = str(doc["id"])
+        self.created_at = float(doc.get("created_at", self.created_at))
+        place = getattr(self.backend, "place_objects", None)
+        if doc.get("poses") and callable(place):
+            place(doc["poses"])
+            self.last_state = self.backend.state()
+        for t in doc.get("turns", []):
+            self.conversation.add(Turn(command=t["command"], code=t["code"], status=t["status"],
+                                       said=list(t.get("said", [])), undone=bool(t.get("undone")),
+                                       is_undo=bool(t.get("is_undo"))))  # fmt: skip
+
     def state(self) -> dict:
         if self.lock.acquire(blocking=False):
             try:
@@ -123,7 +155,8 @@ class Session:
 
 class SessionRegistry:
     def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None,
-                 backend_factory: BackendFactory = make_backend):  # fmt: skip
+                 backend_factory: BackendFactory = make_backend, store=None):  # fmt: skip
+        self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
         self.backend_factory = backend_factory
         self.engine_factory = engine_factory
         self.max_sessions = max_sessions
@@ -144,7 +177,32 @@ class SessionRegistry:
                 session.close()
                 raise SessionLimitError(f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS)")
             self._sessions[session.id] = session
+        self.save(session)
         return session
+
+    def save(self, session: Session) -> None:
+        if self.store is not None and not session.closed:
+            self.store.save_session(session.id, session.to_doc())
+
+    def revive(self, log=None) -> list[str]:
+        """Rebuild the saved sessions (at start-up); returns the ids brought back. A session whose
+        robot is gone or whose scene no longer builds is skipped and stays saved for next time."""
+        if self.store is None:
+            return []
+        revived = []
+        for doc in self.store.live_sessions()[: self.max_sessions]:
+            try:
+                engine = self.engine_factory() if self.engine_factory else None
+                session = Session(doc["robot"], doc.get("scene") or {}, self.perception, engine, self.backend_factory)
+                session.restore(doc)
+            except Exception as exc:  # noqa: BLE001 - one bad session must not stop the service starting
+                if log is not None:
+                    log(f"session {doc.get('id')!r} not restored: {type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                self._sessions[session.id] = session
+            revived.append(session.id)
+        return revived
 
     def get(self, session_id: str) -> Session:
         try:
@@ -155,9 +213,13 @@ class SessionRegistry:
     def remove(self, session_id: str) -> Session:
         with self._lock:
             try:
-                return self._sessions.pop(session_id)
+                session = self._sessions.pop(session_id)
             except KeyError:
                 raise SessionNotFound(session_id) from None
+        session.closed = True  # before the delete, so a run ending now cannot save it back
+        if self.store is not None:
+            self.store.delete_session(session_id)
+        return session
 
     def all(self) -> list[Session]:
         return list(self._sessions.values())

@@ -2,7 +2,9 @@
 
 A run is one row (id, session, kind, status, a JSON document with everything else) plus its
 events, appended as they happen so that a crash loses nothing already written. The full trace
-(docs/CONTRACTS.md "Trace") is assembled from the two by `app.trace.assemble`.
+(docs/CONTRACTS.md "Trace") is assembled from the two by `app.trace.assemble`. Live sessions
+are kept too (one JSON document each, rewritten after every run), so a restarted service
+brings them back.
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ class TraceStore(abc.ABC):
     def mark_unfinished(self, status: str = "interrupted") -> list[str]:
         """Mark every queued/running run as `status` (used at start-up); returns their ids."""
 
+    @abc.abstractmethod
+    def save_session(self, session_id: str, doc: dict) -> None:
+        """Insert or replace a live session's document (app.sessions.Session.to_doc)."""
+
+    @abc.abstractmethod
+    def delete_session(self, session_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def live_sessions(self) -> list[dict]:
+        """Every saved session document, oldest first."""
+
     def close(self) -> None:
         pass
 
@@ -68,6 +81,11 @@ CREATE TABLE IF NOT EXISTS events (
     t REAL NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    doc TEXT NOT NULL
 );
 """
 
@@ -151,6 +169,19 @@ class SQLiteStore(TraceStore):
                 "kind": "interrupted", "message": "the service stopped while this run was in progress",
                 "line": None})
         return ids
+
+    def save_session(self, session_id, doc):
+        self._exec(
+            "INSERT INTO sessions(id, created_at, doc) VALUES (?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET doc=excluded.doc",
+            (session_id, float(doc.get("created_at", time.time())), json.dumps(doc)),
+        )
+
+    def delete_session(self, session_id):
+        self._exec("DELETE FROM sessions WHERE id=?", (session_id,))
+
+    def live_sessions(self):
+        return [json.loads(d) for (d,) in self._exec("SELECT doc FROM sessions ORDER BY created_at")]
 
     def close(self):
         with self._lock:

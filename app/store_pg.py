@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS events (
     data JSONB NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    doc JSONB NOT NULL
+);
 """
 _COLS = "SELECT id, session_id, kind, status, created_at, doc FROM runs"
 
@@ -103,6 +108,19 @@ class PostgresStore(TraceStore):
         rows = self._exec("UPDATE runs SET status=%s, doc = doc || %s WHERE status = ANY(%s) RETURNING id",
                           (status, self._Jsonb(error), list(UNFINISHED)))
         return [r[0] for r in rows]
+
+    def save_session(self, session_id, doc):
+        self._exec(
+            "INSERT INTO sessions(id, created_at, doc) VALUES (%s,%s,%s) "
+            "ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+            (session_id, float(doc.get("created_at", time.time())), self._Jsonb(doc)),
+        )
+
+    def delete_session(self, session_id):
+        self._exec("DELETE FROM sessions WHERE id=%s", (session_id,))
+
+    def live_sessions(self):
+        return [d for (d,) in self._exec("SELECT doc FROM sessions ORDER BY created_at")]
 
     def close(self):
         with self._lock:

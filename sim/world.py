@@ -276,6 +276,23 @@ class World(RobotBackend):
             self.objects[o.name] = bodies.ObjectBody(body, o.kind, o.color)
         self._names_by_id = {o.body: name for name, o in self.objects.items()}
 
+    def place_objects(self, poses: dict) -> None:
+        """Put objects where a saved scene state had them ({name: {"position", "orientation"}},
+        e.g. a session revived after a restart), at rest, and let them settle. The arm stays
+        where it is with the gripper as it is, so a block that was held drops onto what is below."""
+        states = bodies.read_states(self.cid, self.objects)
+        for name, pose in poses.items():
+            if name not in states:
+                raise ValueError(f"this world has no object {name!r}; it was built from another scene")
+            position = tuple(float(v) for v in pose["position"])
+            orientation = tuple(float(v) for v in pose["orientation"])
+            if len(position) != 3 or len(orientation) != 4 or not all(map(math.isfinite, position + orientation)):
+                raise ValueError(f"bad saved pose for {name!r}: {pose!r}")
+            states[name] = bodies.BodyState(position, orientation)
+        self._make_objects(states)
+        p.performCollisionDetection(physicsClientId=self.cid)
+        self._run(120)
+
     def snapshot(self) -> Snapshot:
         """Capture the world. The live world is re-laid from the capture too (objects recreated,
         joints reset), so continuing now and continuing after restore(snap) are bit-identical."""

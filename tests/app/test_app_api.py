@@ -262,3 +262,25 @@ def test_the_service_on_postgresql(make_service, client_for, postgres_url):
     assert t["status"] == "succeeded" and in_bowl(t["state_after"], "red block", "blue bowl")
     assert client.get(f"/v1/runs/{t['id']}").json() == t
     assert [e["type"] for e in events_of(client, t["id"])][-1] == "end"
+
+
+def test_sessions_come_back_after_a_restart_with_their_objects_and_conversation(make_service, client_for):
+    svc = make_service(replies=[fenced(PUT)])
+    client = client_for(svc)
+    sid = new_session(client)
+    t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"})
+    assert t.json()["status"] == "succeeded", t.text
+    gone = new_session(client)
+    assert client.delete(f"/v1/sessions/{gone}").status_code == 204
+    before = svc.sessions.get(sid)
+    history = before.conversation.history()
+    svc.close()
+
+    again = make_service()  # same data directory: what a restarted server sees
+    client = client_for(again)
+    assert [s["id"] for s in client.get("/v1/sessions").json()["sessions"]] == [sid]
+    state = client.get(f"/v1/sessions/{sid}/state").json()
+    assert in_bowl(state, "red block", "blue bowl")
+    revived = again.sessions.get(sid)
+    assert revived.conversation.history() == history and history[0]["command"].startswith("put the red")
+    assert revived.created_at == before.created_at

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -117,15 +119,16 @@ def _start(data_dir: Path, port: int, log) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_restart_keeps_finished_runs_and_marks_interrupted(tmp_path, free_port):
+def test_restart_keeps_runs_and_sessions_and_marks_interrupted(tmp_path, free_port):
     base = f"http://127.0.0.1:{free_port}"
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = _start(tmp_path, free_port, log)
     try:
         sid = httpx.post(f"{base}/v1/sessions", json={"scene": SCENE}).json()["id"]
-        done = httpx.post(f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": "say('kept')"},
-                          timeout=60).json()
+        put = "put_first_on_second('red block', 'blue bowl')\nsay('kept')"
+        done = httpx.post(f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": put}, timeout=60).json()
         assert done["status"] == "succeeded"
+        moved = done["state_after"]["objects"]["red block"]["position"]
         long_id = httpx.post(f"{base}/v1/sessions/{sid}/programs", json={"code": LONG}).json()["run_id"]
         deadline = time.time() + 30
         while len(httpx.get(f"{base}/v1/runs/{long_id}").json()["primitive_calls"]) < 2:
@@ -143,8 +146,17 @@ def test_restart_keeps_finished_runs_and_marks_interrupted(tmp_path, free_port):
         with httpx.stream("GET", f"{base}/v1/runs/{long_id}/events") as s:
             tail = "".join(s.iter_text()).strip().splitlines()
         assert tail[-2] == "event: end" and '"interrupted"' in tail[-1]
-        assert httpx.get(f"{base}/v1/sessions/{sid}/state").status_code == 404  # sessions live in memory
         assert {r["id"] for r in httpx.get(f"{base}/v1/runs").json()["runs"]} == {done["id"], long_id}
+        # the session is back, with its id, its objects where the finished run left them, its runs
+        state = httpx.get(f"{base}/v1/sessions/{sid}/state").json()
+        assert math.dist(state["objects"]["red block"]["position"], moved) < 0.01
+        assert {r["id"] for r in httpx.get(f"{base}/v1/sessions/{sid}/runs").json()["runs"]} == {done["id"], long_id}
+        again = httpx.post(f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": "say('back')"},
+                           timeout=60).json()
+        assert again["status"] == "succeeded" and again["said"] == ["back"]
+        assert httpx.delete(f"{base}/v1/sessions/{sid}").status_code == 204
+        with sqlite3.connect(tmp_path / "capstan.db") as db:  # a deleted session is not brought back
+            assert db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

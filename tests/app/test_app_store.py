@@ -88,3 +88,19 @@ def test_concurrent_writers(open_store):
     row = store.get_run("r")
     assert (row["k0"], row["k100"], row["k200"]) == (49, 49, 49)
     store.close()
+
+
+def test_sessions_are_saved_replaced_listed_and_deleted(open_store):
+    store = open_store()
+    store.save_session("s1", {"id": "s1", "created_at": 2.0, "robot": "sim", "turns": []})
+    store.save_session("s0", {"id": "s0", "created_at": 1.0, "robot": "sim", "turns": []})
+    store.save_session("s1", {"id": "s1", "created_at": 2.0, "robot": "sim", "turns": [{"command": "x"}]})
+    store.close()
+    store = open_store()
+    docs = store.live_sessions()
+    assert [d["id"] for d in docs] == ["s0", "s1"]  # oldest first
+    assert docs[1]["turns"] == [{"command": "x"}]  # the later save replaced the earlier
+    store.delete_session("s0")
+    store.delete_session("missing")  # deleting twice or never saved is fine
+    assert [d["id"] for d in store.live_sessions()] == ["s1"]
+    store.close()
