@@ -66,13 +66,20 @@ class RemoteRobot(RobotBackend):
         self.model = str(info.get("robot", "unknown"))
 
     # -- transport --------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: dict | None = None, *, timeout: float | None = None,
-              client: httpx.Client | None = None, params: dict | None = None) -> dict:  # fmt: skip
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        timeout: float | None = None,
+        client: httpx.Client | None = None,
+        params: dict | None = None,
+    ) -> dict:
         client = client or self._http
+        limit = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            response = client.request(
-                method, path, json=body, params=params, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
-            )  # fmt: skip
+            response = client.request(method, path, json=body, params=params, timeout=limit)
         except httpx.TimeoutException:
             raise RobotUnavailableError(
                 f"robot {self.name!r} at {self.url} did not answer {method} {path} in time"
