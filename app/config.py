@@ -11,6 +11,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_MAX_CONCURRENT_RUNS` | 2 | runs executing at once (across sessions) |
 | `CAPSTAN_MAX_QUEUED_RUNS` | 32 | runs waiting; beyond that new runs get 429 |
 | `CAPSTAN_MAX_SESSIONS` | 16 | live sessions; beyond that new sessions get 429 |
+| `CAPSTAN_SESSION_IDLE_S` | 86400 | a session unused this long is closed when another is created, and not restored at start (0: never) |
 | `CAPSTAN_MAX_COMMAND_CHARS` | 2000 | longest command text |
 | `CAPSTAN_MAX_CODE_BYTES` | 50000 | largest program |
 | `CAPSTAN_MAX_SCENE_OBJECTS` | 12 | most objects in one scene |
@@ -49,6 +50,7 @@ class Settings:
     max_concurrent_runs: int = 2
     max_queued_runs: int = 32
     max_sessions: int = 16
+    session_idle_s: float = 86400.0
     max_command_chars: int = 2000
     max_code_bytes: int = 50_000
     max_scene_objects: int = 12
@@ -105,6 +107,8 @@ class Settings:
                 )
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}")
+        if self.session_idle_s < 0:
+            raise ConfigError("CAPSTAN_SESSION_IDLE_S must be 0 (never expire) or a number of seconds")
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")

@@ -89,6 +89,7 @@ class Service:
             engine_factory,
             backend_factory,
             store=self.store if recover else None,
+            idle_s=settings.session_idle_s,
         )
         if recover:
             revived = self.sessions.revive(log=progress)

@@ -4,6 +4,8 @@ Sessions outlive the process: the registry saves each one's document (robot, sce
 objects are, the conversation) to the store when it is created, after every run and on reset,
 and `revive()` rebuilds them at start-up. What does not survive a restart: a block held in the
 gripper (it drops), undo snapshots of earlier turns, and the session's learned skills.
+Because sessions outlive restarts, idle ones expire: a session nobody used for `idle_s` seconds
+(CAPSTAN_SESSION_IDLE_S) is closed the next time a session is created, and not revived.
 
 A session's backend is touched by one thread at a time: the run executing on it holds
 `session.lock`; HTTP reads of state or frames take the same lock when idle and otherwise use the
@@ -54,6 +56,7 @@ class Session:
         self.scene = dict(scene)
         self.perception = perception
         self.created_at = time.time()
+        self.last_used = self.created_at  # wall clock of the last request or run that touched it
         self.lock = threading.Lock()  # held while a run (or a reset / render) uses the backend
         self.busy = False  # a run is executing
         self.closed = False
@@ -92,7 +95,7 @@ class Session:
         objects = (self.last_state or {}).get("objects", {})
         poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
         return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
-                "poses": poses, "turns": turns}  # fmt: skip
+                "last_used": self.last_used, "poses": poses, "turns": turns}  # fmt: skip
 
     def restore(self, doc: dict) -> None:
         """Take over a saved session's identity, object poses and conversation (start-up only)."""
@@ -100,6 +103,7 @@ class Session:
 
         self.id = str(doc["id"])
         self.created_at = float(doc.get("created_at", self.created_at))
+        self.last_used = float(doc.get("last_used", self.created_at))
         place = getattr(self.backend, "place_objects", None)
         if doc.get("poses") and callable(place):
             place(doc["poses"])
@@ -155,7 +159,8 @@ class Session:
 
 class SessionRegistry:
     def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None,
-                 backend_factory: BackendFactory = make_backend, store=None):  # fmt: skip
+                 backend_factory: BackendFactory = make_backend, store=None, idle_s: float = 0.0):  # fmt: skip
+        self.idle_s = idle_s  # 0: sessions never expire
         self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
         self.backend_factory = backend_factory
         self.engine_factory = engine_factory
@@ -165,6 +170,7 @@ class SessionRegistry:
         self._lock = threading.Lock()
 
     def create(self, robot: str, scene: dict) -> Session:
+        self.expire_idle()
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 raise SessionLimitError(
@@ -180,7 +186,24 @@ class SessionRegistry:
         self.save(session)
         return session
 
+    def expire_idle(self, now: float | None = None) -> list[str]:
+        """Close and forget sessions idle for longer than idle_s (never one with a run going)."""
+        if not self.idle_s:
+            return []
+        now = time.time() if now is None else now
+        stale = [s for s in self.all() if now - s.last_used > self.idle_s and not s.busy and not s.lock.locked()]
+        gone = []
+        for session in stale:
+            try:
+                self.remove(session.id)
+            except SessionNotFound:
+                continue
+            session.close()
+            gone.append(session.id)
+        return gone
+
     def save(self, session: Session) -> None:
+        session.last_used = time.time()
         if self.store is not None and not session.closed:
             self.store.save_session(session.id, session.to_doc())
 
@@ -190,7 +213,12 @@ class SessionRegistry:
         if self.store is None:
             return []
         revived = []
-        for doc in self.store.live_sessions()[: self.max_sessions]:
+        docs = self.store.live_sessions()
+        if self.idle_s:
+            for doc in [d for d in docs if time.time() - float(d.get("last_used", 0.0)) > self.idle_s]:
+                self.store.delete_session(str(doc.get("id")))
+                docs.remove(doc)
+        for doc in docs[: self.max_sessions]:
             try:
                 engine = self.engine_factory() if self.engine_factory else None
                 session = Session(doc["robot"], doc.get("scene") or {}, self.perception, engine, self.backend_factory)
@@ -206,9 +234,11 @@ class SessionRegistry:
 
     def get(self, session_id: str) -> Session:
         try:
-            return self._sessions[session_id]
+            session = self._sessions[session_id]
         except KeyError:
             raise SessionNotFound(session_id) from None
+        session.last_used = time.time()
+        return session
 
     def remove(self, session_id: str) -> Session:
         with self._lock:

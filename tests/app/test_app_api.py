@@ -284,3 +284,21 @@ def test_sessions_come_back_after_a_restart_with_their_objects_and_conversation(
     revived = again.sessions.get(sid)
     assert revived.conversation.history() == history and history[0]["command"].startswith("put the red")
     assert revived.created_at == before.created_at
+
+
+def test_idle_sessions_expire_and_are_not_restored(make_service, client_for):
+    svc = make_service(session_idle_s=600)
+    client = client_for(svc)
+    old, kept = new_session(client), new_session(client)
+    svc.sessions.get(old).last_used -= 3600  # unused for an hour
+    fresh = new_session(client)  # creating a session sweeps idle ones
+    assert client.get(f"/v1/sessions/{old}").status_code == 404
+    assert {s["id"] for s in client.get("/v1/sessions").json()["sessions"]} == {kept, fresh}
+    stale = next(s for s in svc.sessions.all() if s.id == kept)  # all() does not count as a use
+    stale.last_used -= 3600
+    svc.store.save_session(kept, stale.to_doc())
+    svc.close()
+
+    again = make_service(session_idle_s=600)
+    assert [s.id for s in again.sessions.all()] == [fresh]  # the stale one is not brought back
+    assert {d["id"] for d in again.store.live_sessions()} == {fresh}
