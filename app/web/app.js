@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const ui = {
   session: null,      // session id
+  robot: "sim",       // its robot
   run: null,          // run id being watched
   source: null,       // EventSource of that run
   token: localStorage.getItem("capstan-token") || "",
@@ -72,8 +73,10 @@ function sceneSpec() {
 
 function sessionReady(s) {
   ui.session = s.id;
-  $("session-id").textContent = `session ${s.id}`;
-  for (const id of ["reset", "reseed", "run-command", "run-code"]) $(id).disabled = false;
+  ui.robot = s.robot;
+  $("session-id").textContent = `session ${s.id} · ${s.robot}`;
+  for (const id of ["reset", "run-command", "run-code"]) $(id).disabled = false;
+  $("reseed").disabled = s.robot !== "sim";  // only the sim can build a scene from a seed
   $("scene-error").hidden = true;
   showState(s.state);
   refreshFrame();
@@ -86,12 +89,15 @@ function sceneError(err) {
 }
 
 async function newSession() {
-  try { sessionReady(await api("POST", "/v1/sessions", { robot: "sim", scene: sceneSpec() })); }
+  const robot = $("robot").value;  // a remote robot's scene is whatever is on its table
+  const body = robot === "sim" ? { robot, scene: sceneSpec() } : { robot };
+  try { sessionReady(await api("POST", "/v1/sessions", body)); }
   catch (err) { sceneError(err); }
 }
 
 async function resetScene(reseed) {
-  const body = reseed ? { seed: Math.floor(Math.random() * 100000) } : { scene: sceneSpec() };
+  const sim = ui.robot === "sim";
+  const body = !sim ? {} : reseed ? { seed: Math.floor(Math.random() * 100000) } : { scene: sceneSpec() };
   if (reseed) $("seed").value = body.seed;
   try { sessionReady(await api("POST", `/v1/sessions/${ui.session}/reset`, body)); }
   catch (err) { sceneError(err); }
@@ -238,6 +244,8 @@ async function health() {
     const sb = h.sandbox || {};
     const seccomp = typeof sb.seccomp === "string" && sb.seccomp.startsWith("active") ? " + seccomp" : "";
     $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} ${h.llm.model || ""} · sandbox: ${sb.mode || "?"}${seccomp}`;
+    const select = $("robot");
+    for (const name of (h.robots || []).filter((r) => r !== "sim")) select.append(new Option(name, name));
   } catch (err) { $("health").textContent = "service unreachable"; }
 }
 

@@ -129,3 +129,52 @@ def serve(free_port):
     for server, thread in servers:
         server.should_exit = True
         thread.join(10)
+
+
+class Agent:
+    """A robot agent (app.robot_agent) on a free loopback port, in a thread, until stop()."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert time.time() < deadline and self.thread.is_alive(), "robot agent did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def robot_agent():
+    """robot_agent(scene=..., token=None, app=None) -> a running Agent; a PyBullet world unless `app`
+    (any make_agent_app) is given. Stopped after the test."""
+    from app.robot_agent import sim_agent_app
+
+    started: list[Agent] = []
+
+    def start(scene=None, token=None, app=None) -> Agent:
+        agent = Agent(app if app is not None else sim_agent_app(scene or {"objects": ["red block", "blue bowl"], "seed": 7}, token=token))
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+        world = getattr(agent.app.state, "world", None)
+        if world is not None:
+            world.close()

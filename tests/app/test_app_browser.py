@@ -17,6 +17,16 @@ LONG = "while True:\n    wait(1)"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium")]
 
 
+@pytest.fixture(autouse=True)
+def patient_expect():
+    """A loaded 2-core CI machine can take longer than Playwright's 5 s default to re-render."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 @pytest.fixture
 def live_url(make_service, serve):
     reply = "```python\nsay('hello from the model')\n```"
@@ -83,5 +93,32 @@ def test_demo_page(live_url, tmp_path):
             page.locator("#runs li").last.click()
             expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
             expect(page.locator("#code")).to_have_value(re.compile(re.escape(PUT) + r"\s*$"))
+        finally:
+            ctx.close()
+
+
+def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    agent = robot_agent()
+    url = serve(make_service(robots=f"lab={agent.url}"))
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                    headless=True, args=ARGS)
+        try:
+            page = ctx.new_page()
+            page.goto(url)
+            expect(page.locator("#robot option")).to_have_count(2)  # sim, and lab from CAPSTAN_ROBOTS
+            page.select_option("#robot", "lab")
+            page.click("#new-session")
+            expect(page.locator("#session-id")).to_contain_text("lab")
+            expect(page.locator("#reseed")).to_be_disabled()
+            page.fill("#code", PUT)
+            page.click("#run-code")
+            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+            rows = state_rows(page)
+            assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
+            held = agent.app.state.world.state()["objects"]  # the agent's own world moved
+            assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05
         finally:
             ctx.close()

@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-import uvicorn
 
-from app.robot_agent import make_agent_app, sim_agent_app
+from app.robot_agent import make_agent_app
 from primitives import PolicyAPI
 from primitives.errors import OutOfWorkspaceError, RobotStoppedError, RobotUnavailableError, UnreachableError
 from primitives.remote import RemoteRobot
@@ -25,42 +24,8 @@ def in_bowl(state: dict, block: str, bowl: str) -> bool:
     return math.dist(b[:2], w[:2]) < 0.05 and b[2] < 0.08
 
 
-class Agent:
-    """A robot agent on a loopback port, in a thread, until stop()."""
-
-    def __init__(self, app, port: int):
-        self.app = app
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            assert time.time() < deadline and self.thread.is_alive(), "robot agent did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-@pytest.fixture
-def agent(free_port):
-    started: list[Agent] = []
-
-    def start(scene=SCENE, token=None) -> Agent:
-        a = Agent(sim_agent_app(scene, token=token), free_port)
-        started.append(a)
-        return a
-
-    yield start
-    for a in started:
-        a.stop()
-        a.app.state.world.close()
-
-
-def test_policy_api_over_a_remote_robot_moves_the_agents_world(agent):
-    a = agent()
+def test_policy_api_over_a_remote_robot_moves_the_agents_world(robot_agent):
+    a = robot_agent()
     robot = RemoteRobot(a.url, name="lab")
     try:
         assert robot.workspace() == a.app.state.world.workspace()
@@ -79,7 +44,7 @@ def test_policy_api_over_a_remote_robot_moves_the_agents_world(agent):
         robot.close()
 
 
-def test_agent_errors_come_back_as_the_same_primitive_errors(free_port):
+def test_agent_errors_come_back_as_the_same_primitive_errors(robot_agent):
     import sim
 
     world = sim.World(SCENE)
@@ -88,7 +53,7 @@ def test_agent_errors_come_back_as_the_same_primitive_errors(free_port):
         raise UnreachableError("the arm cannot get there from here")
 
     world.move_ee = refuse
-    a = Agent(make_agent_app(world, robot="stuck"), free_port)
+    a = robot_agent(app=make_agent_app(world, robot="stuck"))
     robot = RemoteRobot(a.url)
     try:
         with pytest.raises(UnreachableError, match="cannot get there"):
@@ -100,10 +65,10 @@ def test_agent_errors_come_back_as_the_same_primitive_errors(free_port):
         world.close()
 
 
-def test_agent_refuses_bad_requests_and_wrong_tokens(agent):
+def test_agent_refuses_bad_requests_and_wrong_tokens(robot_agent):
     import httpx
 
-    a = agent(token="s3cret")
+    a = robot_agent(token="s3cret")
     assert httpx.get(a.url + "/v1/robot").status_code == 401
     with pytest.raises(RobotUnavailableError):
         RemoteRobot(a.url, token="wrong")
@@ -124,8 +89,8 @@ def test_unreachable_agent_is_a_clear_error():
         RemoteRobot("http://127.0.0.1:9", name="gone")  # the discard port: nothing listens
 
 
-def test_estop_reaches_a_motion_in_flight(agent):
-    a = agent()
+def test_estop_reaches_a_motion_in_flight(robot_agent):
+    a = robot_agent()
     robot = RemoteRobot(a.url)
     errors = []
 
@@ -152,8 +117,8 @@ def test_estop_reaches_a_motion_in_flight(agent):
         robot.close()
 
 
-def test_service_runs_programs_on_a_remote_robot(agent, make_service, client_for):
-    a = agent()
+def test_service_runs_programs_on_a_remote_robot(robot_agent, make_service, client_for):
+    a = robot_agent()
     client = client_for(make_service(robots=f"lab={a.url}"))
     health = client.get("/healthz").json()
     assert health["robots"] == ["sim", "lab"]
@@ -171,8 +136,8 @@ def test_service_runs_programs_on_a_remote_robot(agent, make_service, client_for
     assert client.post(f"/v1/sessions/{sid}/reset").status_code == 200
 
 
-def test_agent_dying_fails_the_run_and_the_service_keeps_serving(agent, make_service, client_for):
-    a = agent()
+def test_agent_dying_fails_the_run_and_the_service_keeps_serving(robot_agent, make_service, client_for):
+    a = robot_agent()
     client = client_for(make_service(robots=f"lab={a.url}"))
     sid = client.post("/v1/sessions", json={"robot": "lab"}).json()["id"]
     a.stop()
