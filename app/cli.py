@@ -94,12 +94,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     scene = _scene(args)
     service = Service(settings, progress=_say, recover=False)  # a server may share this store
     try:
-        from app.robots import scene_error_type
+        from app.robots import SIM, UnknownRobotError, scene_error_type
+        from primitives.errors import RobotUnavailableError
 
+        if args.robot != SIM and (args.scene or args.seed is not None):
+            raise ConfigError(f"robot {args.robot!r} is a real robot: its scene is what is on its table; "
+                              "drop --scene and --seed")  # fmt: skip
         try:
-            session = service.sessions.create("sim", scene)
+            session = service.sessions.create(args.robot, scene if args.robot == SIM else {})
         except scene_error_type() as exc:
             raise ConfigError(f"bad --scene: {exc}") from None
+        except UnknownRobotError as exc:
+            raise ConfigError(str(exc)) from None
+        except RobotUnavailableError as exc:
+            _say(f"capstan: {exc}")
+            return 1
         kind, text = ("program", Path(args.program).read_text()) if args.program else ("command", args.command)
         if not text:
             raise ConfigError("give a command, e.g. capstan run \"put the red block in the blue bowl\"")
@@ -224,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", metavar="FILE", help="run this policy program instead of a command")
     p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
     p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument("--robot", default="sim", help="'sim' (default) or a remote robot named in CAPSTAN_ROBOTS")
     p.add_argument("--gif", metavar="PATH", help="write the run's video as a GIF here")
     p.set_defaults(func=cmd_run)
 

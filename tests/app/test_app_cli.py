@@ -110,3 +110,20 @@ def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_run_on_a_remote_robot(cli_env, capsys, monkeypatch, robot_agent):
+    agent = robot_agent()
+    monkeypatch.setenv("CAPSTAN_ROBOTS", f"lab={agent.url},gone=http://127.0.0.1:9")
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('done on the lab robot')\n")
+    assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
+    assert "robot: done on the lab robot" in capsys.readouterr().out
+    objects = agent.app.state.world.state()["objects"]
+    assert abs(objects["red block"]["position"][0] - objects["blue bowl"]["position"][0]) < 0.05
+    assert main(["run", "--robot", "lab", "--seed", "3", "--program", str(program)]) == 2
+    assert "real robot" in capsys.readouterr().err
+    assert main(["run", "--robot", "gone", "--program", str(program)]) == 1
+    assert "cannot be reached" in capsys.readouterr().err
+    assert main(["run", "--robot", "nowhere", "--program", str(program)]) == 2
+    assert "unknown robot" in capsys.readouterr().err
