@@ -214,7 +214,7 @@ def _add_benches(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="capstan", description="Code-as-policies robot service: natural-language commands become "
-        "sandboxed policy programs on a simulated tabletop robot.", epilog=SETTINGS_HELP)
+        "sandboxed policy programs on a simulated tabletop robot or a remote robot agent.", epilog=SETTINGS_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("serve", help="serve the HTTP API and the web page", epilog=_settings_table(),
