@@ -106,8 +106,6 @@ def create_app(service: Service) -> FastAPI:
             scene = {}
         try:
             session = service.sessions.create(body.robot, scene)
-        except UnknownRobotError as exc:
-            raise HTTPException(422, str(exc)) from None
         except SessionLimitError as exc:
             service.metrics.rejected_request("sessions_full")
             raise HTTPException(429, str(exc)) from None

@@ -176,8 +176,7 @@ class SessionRegistry:
                 raise SessionLimitError(
                     f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
                     "DELETE /v1/sessions/{id} and retry")
-        engine = self.engine_factory() if self.engine_factory else None
-        session = Session(robot, scene, self.perception, engine, self.backend_factory)  # slow: outside the lock
+        session = self._new_session(robot, scene)  # slow part outside the lock
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 session.close()
@@ -186,12 +185,17 @@ class SessionRegistry:
         self.save(session)
         return session
 
+    def _new_session(self, robot: str, scene: dict) -> Session:
+        engine = self.engine_factory() if self.engine_factory else None
+        return Session(robot, scene, self.perception, engine, self.backend_factory)
+
+    def _stale(self, last_used: float, now: float) -> bool:
+        return bool(self.idle_s) and now - last_used > self.idle_s
+
     def expire_idle(self, now: float | None = None) -> list[str]:
         """Close and forget sessions idle for longer than idle_s (never one with a run going)."""
-        if not self.idle_s:
-            return []
         now = time.time() if now is None else now
-        stale = [s for s in self.all() if now - s.last_used > self.idle_s and not s.busy and not s.lock.locked()]
+        stale = [s for s in self.all() if self._stale(s.last_used, now) and not s.busy and not s.lock.locked()]
         gone = []
         for session in stale:
             try:
@@ -213,15 +217,16 @@ class SessionRegistry:
         if self.store is None:
             return []
         revived = []
-        docs = self.store.live_sessions()
-        if self.idle_s:
-            for doc in [d for d in docs if time.time() - float(d.get("last_used", 0.0)) > self.idle_s]:
+        now = time.time()
+        docs = []
+        for doc in self.store.live_sessions():
+            if self._stale(float(doc.get("last_used", 0.0)), now):
                 self.store.delete_session(str(doc.get("id")))
-                docs.remove(doc)
+            else:
+                docs.append(doc)
         for doc in docs[: self.max_sessions]:
             try:
-                engine = self.engine_factory() if self.engine_factory else None
-                session = Session(doc["robot"], doc.get("scene") or {}, self.perception, engine, self.backend_factory)
+                session = self._new_session(doc["robot"], doc.get("scene") or {})
                 session.restore(doc)
             except Exception as exc:  # noqa: BLE001 - one bad session must not stop the service starting
                 if log is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from pathlib import Path
@@ -33,6 +34,22 @@ def live_url(make_service, serve):
     return serve(make_service(replies=[reply], media=True))
 
 
+@contextlib.contextmanager
+def chromium_page(tmp_path: Path, url: str):
+    """A page of a fresh headless Chromium profile, opened at `url`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                    headless=True, args=ARGS)
+        try:
+            page = ctx.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            ctx.close()
+
+
 def state_rows(page) -> dict[str, list[float]]:
     rows = page.locator("#state tr").all()
     return {r.get_attribute("data-name"): [float(v) for v in r.locator("td").nth(1).inner_text().split(",")]
@@ -40,85 +57,71 @@ def state_rows(page) -> dict[str, list[float]]:
 
 
 def test_demo_page(live_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=ARGS)
-        try:
-            page = ctx.new_page()
-            page.goto(live_url)
-            expect(page.locator("#health")).to_contain_text("sandbox")
-            page.fill("#objects", "red block, blue bowl")
-            page.click("#new-session")
-            expect(page.locator("#session-id")).to_contain_text("session ")
-            expect(page.locator("#state tr")).to_have_count(2)
+    with chromium_page(tmp_path, live_url) as page:
+        expect(page.locator("#health")).to_contain_text("sandbox")
+        page.fill("#objects", "red block, blue bowl")
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_contain_text("session ")
+        expect(page.locator("#state tr")).to_have_count(2)
 
-            # run a program from the editor: primitive calls, speech and the final scene appear
-            page.fill("#code", PUT)
-            page.click("#run-code")
-            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
-            expect(page.locator("#calls li").first).to_contain_text("put_first_on_second(\"red block\", \"blue bowl\")")
-            expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
-            rows = state_rows(page)
-            assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
-            expect(page.locator("#video-card")).to_be_visible()
-            assert page.locator("#video").get_attribute("src").endswith("/video.mp4")
+        # run a program from the editor: primitive calls, speech and the final scene appear
+        page.fill("#code", PUT)
+        page.click("#run-code")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        expect(page.locator("#calls li").first).to_contain_text("put_first_on_second(\"red block\", \"blue bowl\")")
+        expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
+        rows = state_rows(page)
+        assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
+        expect(page.locator("#video-card")).to_be_visible()
+        assert page.locator("#video").get_attribute("src").endswith("/video.mp4")
 
-            # a command (scripted model): the generated code lands in the editor
-            page.fill("#command", "say hello")
-            page.press("#command", "Enter")
-            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
-            expect(page.locator("#code")).to_have_value(re.compile(r"^say\('hello from the model'\)\s*$"))
-            expect(page.locator("#said li")).to_have_text(["hello from the model"])
+        # a command (scripted model): the generated code lands in the editor
+        page.fill("#command", "say hello")
+        page.press("#command", "Enter")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        expect(page.locator("#code")).to_have_value(re.compile(r"^say\('hello from the model'\)\s*$"))
+        expect(page.locator("#said li")).to_have_text(["hello from the model"])
 
-            # cancel a long program
-            page.fill("#code", LONG)
-            page.click("#run-code")
-            expect(page.locator("#calls li").first).to_contain_text("wait(1)", timeout=30_000)
-            page.click("#cancel")
-            expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
+        # cancel a long program
+        page.fill("#code", LONG)
+        page.click("#run-code")
+        expect(page.locator("#calls li").first).to_contain_text("wait(1)", timeout=30_000)
+        page.click("#cancel")
+        expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
 
-            # reseed: a new layout of the same objects
-            before = state_rows(page)
-            page.click("#reseed")
-            expect(page.locator("#seed")).not_to_have_value("7")
-            old_text = ", ".join(f"{v:.3f}" for v in before["blue bowl"])
-            page.wait_for_function("old => document.querySelector('#state td:nth-child(2)').textContent !== old",
-                                   arg=old_text)
-            assert set(state_rows(page)) == {"red block", "blue bowl"}
+        # reseed: a new layout of the same objects
+        before = state_rows(page)
+        page.click("#reseed")
+        expect(page.locator("#seed")).not_to_have_value("7")
+        old_text = ", ".join(f"{v:.3f}" for v in before["blue bowl"])
+        page.wait_for_function("old => document.querySelector('#state td:nth-child(2)').textContent !== old",
+                               arg=old_text)
+        assert set(state_rows(page)) == {"red block", "blue bowl"}
 
-            # earlier runs are listed, and a click shows one's trace
-            expect(page.locator("#runs li")).to_have_count(3)
-            page.locator("#runs li").last.click()
-            expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
-            expect(page.locator("#code")).to_have_value(re.compile(re.escape(PUT) + r"\s*$"))
-        finally:
-            ctx.close()
+        # earlier runs are listed, and a click shows one's trace
+        expect(page.locator("#runs li")).to_have_count(3)
+        page.locator("#runs li").last.click()
+        expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
+        expect(page.locator("#code")).to_have_value(re.compile(re.escape(PUT) + r"\s*$"))
 
 
 def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     agent = robot_agent()
     url = serve(make_service(robots=f"lab={agent.url}"))
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=ARGS)
-        try:
-            page = ctx.new_page()
-            page.goto(url)
-            expect(page.locator("#robot option")).to_have_count(2)  # sim, and lab from CAPSTAN_ROBOTS
-            page.select_option("#robot", "lab")
-            page.click("#new-session")
-            expect(page.locator("#session-id")).to_contain_text("lab")
-            expect(page.locator("#reseed")).to_be_disabled()
-            page.fill("#code", PUT)
-            page.click("#run-code")
-            expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
-            rows = state_rows(page)
-            assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
-            held = agent.app.state.world.state()["objects"]  # the agent's own world moved
-            assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05
-        finally:
-            ctx.close()
+    with chromium_page(tmp_path, url) as page:
+        expect(page.locator("#robot option")).to_have_count(2)  # sim, and lab from CAPSTAN_ROBOTS
+        page.select_option("#robot", "lab")
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_contain_text("lab")
+        expect(page.locator("#reseed")).to_be_disabled()
+        page.fill("#code", PUT)
+        page.click("#run-code")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        rows = state_rows(page)
+        assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
+        held = agent.app.state.world.state()["objects"]  # the agent's own world moved
+        assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -103,8 +104,9 @@ def test_workers_die_with_the_service_process():
                 pass
 
 
-def test_a_running_program_does_not_share_the_cpus_with_its_replacement_booting():
-    """Two warm workers: taking one leaves one warm and boots nothing until the run ends."""
+@contextlib.contextmanager
+def program_running(box: Sandbox):
+    """A program that stays inside a host call for the duration of the block."""
     started = threading.Event()
     finish = threading.Event()
 
@@ -113,36 +115,28 @@ def test_a_running_program_does_not_share_the_cpus_with_its_replacement_booting(
         finish.wait(20)
         return 1
 
+    runner = threading.Thread(target=box.run, args=("ret_val = hold()", {"hold": hold}))
+    runner.start()
+    try:
+        assert started.wait(20)
+        yield
+    finally:
+        finish.set()
+        runner.join(20)
+
+
+def test_a_running_program_does_not_share_the_cpus_with_its_replacement_booting():
+    """Two warm workers: taking one leaves one warm and boots nothing until the run ends."""
     with Sandbox(pool_size=2) as box:
         assert box.wait_ready(2, 60)
-        runner = threading.Thread(target=box.run, args=("ret_val = hold()", {"hold": hold}))
-        runner.start()
-        try:
-            assert started.wait(20)
+        with program_running(box):
             assert box._pool.stats() == {"idle": 1, "booting": 0, "busy": 1}
-        finally:
-            finish.set()
-            runner.join(20)
         assert box.wait_ready(2, 60)  # refilled once the run ended
 
 
 def test_the_last_warm_worker_is_replaced_at_once():
     """One warm worker: taking it starts a replacement right away, so the next caller is served."""
-    started = threading.Event()
-    finish = threading.Event()
-
-    def hold():
-        started.set()
-        finish.wait(20)
-        return 1
-
     with Sandbox(pool_size=1) as box:
         assert box.wait_ready(1, 60)
-        runner = threading.Thread(target=box.run, args=("ret_val = hold()", {"hold": hold}))
-        runner.start()
-        try:
-            assert started.wait(20)
+        with program_running(box):
             assert box.wait_ready(1, 60)  # a new warm worker while the first still runs
-        finally:
-            finish.set()
-            runner.join(20)
