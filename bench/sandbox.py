@@ -6,11 +6,22 @@
 - the same benign policy (numpy + shapely math and a few hundred host calls, >= 50 ms) under
   plain `exec()`, smolagents' `LocalPythonExecutor` and our sandbox
   (`overhead_vs_exec` = ours / exec, target <= 1.5; `ratio_vs_smolagents` = smolagents / ours).
-  The loop count is calibrated so that the policy runs at least 60 ms under exec() on this
-  machine (the issue asks for >= 50 ms), keeping one host call per loop iteration.
+  The loop count is calibrated so that the policy runs ~100 ms under exec() on this machine
+  (the issue asks for >= 50 ms; the margin is for this machine's speed drifting by up to 3x
+  between calibration and timing), keeping one host call per loop iteration;
+- the floor that the operating system sets for a program in another process: the same policy
+  under plain exec(), but with each host call a blocking round trip over a bare socketpair to a
+  minimal echo process (no sandbox, no codec, no validation, default scheduling):
+  `overhead_floor_vs_exec`.
+  `overhead_vs_floor` = ours / floor is what our sandbox adds on top of that hop;
+- the same policy with a host call only every k-th iteration (`--every`, default 4 and 16):
+  `overhead_by_call_rate` shows how the overhead falls with the host-call rate, i.e. how fast
+  a reactive loop can call the robot before the sandbox costs more than 1.5x.
 
-Every timed run starts with no worker booting in the background (a boot takes a CPU for a few
-hundred ms), so exec() and the sandbox see the same quiet machine.
+Ratios are medians over rounds of (time ÷ exec time in the same round), because this kind of
+machine drifts in speed by up to 2x from minute to minute. Every timed run starts with no
+worker booting in the background (a boot takes a CPU for a few hundred ms), so exec(), the
+floor and the sandbox see the same quiet machine.
 """
 
 from __future__ import annotations
@@ -19,7 +30,10 @@ import argparse
 import itertools
 import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 
 POLICY = """
@@ -31,7 +45,8 @@ names = ["red block", "blue bowl", "green block"]
 square = Polygon([(0, 0), (0.2, 0), (0.2, 0.2), (0, 0.2)])
 total = 0.0
 for i in range(STEPS):
-    p = get_obj_pos(names[i % 3])
+    if i % EVERY == 0:
+        p = get_obj_pos(names[i // EVERY % 3])
     zone = Point(float(p[0]), float(p[1])).buffer(0.15, 16)
     turned = affinity.rotate(square, i, origin="centroid")
     total += zone.intersection(turned).area
@@ -47,9 +62,14 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=int,
         default=None,
-        help="loop iterations (= host calls) of the policy; default: enough for >= 60 ms under exec()",
+        help="loop iterations (= host calls) of the policy; default: enough for ~100 ms under exec()",
     )
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per executor")
+    parser.add_argument(
+        "--every",
+        default="4,16",
+        help="comma-separated k: also time the policy with a host call every k-th iteration ('' for none)",
+    )
     parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
 
 
@@ -68,10 +88,48 @@ def _host():
     return get_obj_pos
 
 
+# The echo process of the floor measurement: answers a name with 16 bytes (two float64),
+# one SOCK_SEQPACKET datagram per message, so neither side parses anything.
+_ECHO = """
+import socket, struct, sys
+positions = {b"red block": (0.1, 0.5), b"blue bowl": (-0.2, 0.6), b"green block": (0.0, 0.4)}
+replies = {name: struct.pack("<2d", *xy) for name, xy in positions.items()}
+sock = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    name = sock.recv(256)
+    if not name:
+        break
+    sock.send(replies[name])
+"""
+
+
+class _BareProcess:
+    """A minimal second process that serves get_obj_pos over a socketpair: the floor."""
+
+    def __init__(self):
+        import numpy as np
+
+        self._np = np
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _ECHO, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
+        )
+        theirs.close()
+        self.sock = ours
+
+    def get_obj_pos(self, name):
+        self.sock.send(name.encode())
+        return self._np.frombuffer(self.sock.recv(64), dtype=self._np.float64).copy()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.wait(5)
+
+
 class _Executors:
     """The ways to run the benign policy; each `*_once` returns (wall s, CPU s, ret_val)."""
 
-    def __init__(self, sb, code: str):
+    def __init__(self, sb, code: str, bare: bool = True):
         self.sb = sb
         self.code = code
         self.get_obj_pos = _host()
@@ -80,6 +138,11 @@ class _Executors:
         except ImportError:  # pragma: no cover - smolagents is in the bench extra
             LocalPythonExecutor = None
         self.smol_cls = LocalPythonExecutor
+        self.bare = _BareProcess() if bare else None
+
+    def close(self) -> None:
+        if self.bare is not None:
+            self.bare.close()
 
     def quiesce(self) -> None:
         """Wait until no worker is booting, so no run shares the CPUs with a boot."""
@@ -87,6 +150,13 @@ class _Executors:
 
     def exec_once(self):
         ns = {"get_obj_pos": self.get_obj_pos}
+        wall, cpu = time.perf_counter(), time.thread_time()
+        exec(self.code, ns)  # noqa: S102 - the baseline being measured
+        return time.perf_counter() - wall, time.thread_time() - cpu, ns["ret_val"]
+
+    def floor_once(self):
+        """exec(), with every host call a round trip to another process (see _BareProcess)."""
+        ns = {"get_obj_pos": self.bare.get_obj_pos}
         wall, cpu = time.perf_counter(), time.thread_time()
         exec(self.code, ns)  # noqa: S102 - the baseline being measured
         return time.perf_counter() - wall, time.thread_time() - cpu, ns["ret_val"]
@@ -114,10 +184,11 @@ class _Executors:
 
 def _interleaved(ex: _Executors, repeats: int) -> dict[str, list[tuple]]:
     """Round-robin the executors so that each sees the same machine load."""
-    samples: dict[str, list[tuple]] = {"exec": [], "smolagents": [], "sandbox": []}
+    samples: dict[str, list[tuple]] = {"exec": [], "floor": [], "smolagents": [], "sandbox": []}
     ex.exec_once()  # warm caches and lazy imports before timing
+    ex.floor_once()
     for i in range(repeats):
-        for name, once in (("exec", ex.exec_once), ("sandbox", ex.sandbox_once)):
+        for name, once in (("exec", ex.exec_once), ("floor", ex.floor_once), ("sandbox", ex.sandbox_once)):
             ex.quiesce()
             samples[name].append(once())
         if ex.smol_cls is not None and i % 2 == 0:
@@ -150,10 +221,38 @@ def _round_trips(sb, calls: int = 3000) -> list[float]:
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
-def _calibrate_steps(target_s: float = 0.060, probe_steps: int = 100) -> int:
+def _policy(steps: int, every: int = 1) -> str:
+    return POLICY.replace("STEPS", str(steps)).replace("EVERY", str(every))
+
+
+def _call_rate_sweep(sb, steps: int, everies: list[int], repeats: int) -> list[dict]:
+    """The policy's overhead when only every k-th iteration calls the host."""
+    rows = []
+    for every in everies:
+        ex = _Executors(sb, _policy(steps, every), bare=False)
+        ex.exec_once()
+        exec_wall, ours_wall = [], []
+        for _ in range(repeats):
+            ex.quiesce()
+            exec_wall.append(ex.exec_once()[0])
+            ex.quiesce()
+            ours_wall.append(ex.sandbox_once()[0])
+        calls = len(range(0, steps, every))
+        rows.append(
+            {
+                "host_call_every": every,
+                "host_calls": calls,
+                "host_calls_per_s": round(calls / statistics.median(exec_wall)),
+                "overhead_vs_exec": round(_round_ratio(ours_wall, exec_wall), 3),
+            }
+        )
+    return rows
+
+
+def _calibrate_steps(target_s: float = 0.100, probe_steps: int = 100) -> int:
     """Loop count for which the policy runs ~target_s under plain exec() on this machine."""
     get_obj_pos = _host()
-    code = POLICY.replace("STEPS", str(probe_steps))
+    code = _policy(probe_steps)
     times = []
     for _ in range(5):
         ns = {"get_obj_pos": get_obj_pos}
@@ -164,6 +263,11 @@ def _calibrate_steps(target_s: float = 0.060, probe_steps: int = 100) -> int:
     return max(300, round(target_s / per_step / 50) * 50)
 
 
+def _round_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """Median over rounds of numerator / denominator measured in the same round."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
 def _p90(samples: list[float]) -> float:
     return sorted(samples)[int(0.9 * (len(samples) - 1))]
 
@@ -172,23 +276,34 @@ def run(args: argparse.Namespace) -> int:
     from sandbox import Sandbox
 
     steps = args.steps or _calibrate_steps()
-    code = POLICY.replace("STEPS", str(steps))
+    code = _policy(steps)
+    everies = [int(k) for k in args.every.split(",") if k.strip()]
+    if any(k < 1 for k in everies):
+        raise SystemExit("--every takes positive integers")
     load_before = os.getloadavg()[0]
     with Sandbox(pool_size=2) as sb:
         sb.wait_ready()
         starts = _warm_start(sb, args.starts)
         trips = _round_trips(sb)
-        samples = _interleaved(_Executors(sb, code), args.repeats)
+        executors = _Executors(sb, code)
+        try:
+            samples = _interleaved(executors, args.repeats)
+        finally:
+            executors.close()
+        sweep = _call_rate_sweep(sb, steps, everies, args.repeats)
         isolation = sb.isolation["mode"]
     values = {name: rows[-1][2] for name, rows in samples.items() if rows}
     if any(abs(v - values["exec"]) > 1e-9 for v in values.values()):
         raise RuntimeError(f"executors disagree on ret_val: {values}")
     exec_wall, exec_cpu = [r[0] for r in samples["exec"]], [r[1] for r in samples["exec"]]
     ours_wall, ours_cpu = [r[0] for r in samples["sandbox"]], [r[1] for r in samples["sandbox"]]
+    floor_wall = [r[0] for r in samples["floor"]]
     smol_wall = [r[0] for r in samples["smolagents"]]
     med = statistics.median
-    t_exec, t_ours = med(exec_wall), med(ours_wall)
+    t_exec, t_ours, t_floor = med(exec_wall), med(ours_wall), med(floor_wall)
     t_smol = med(smol_wall) if smol_wall else None
+    # smolagents runs every other round: compare it with our run of the same round
+    smol_rounds = range(0, len(ours_wall), 2)
     result = {
         "isolation": isolation,
         "load_avg_1m": round((load_before + os.getloadavg()[0]) / 2, 2),
@@ -201,10 +316,17 @@ def run(args: argparse.Namespace) -> int:
         "exec_ms": round(t_exec * 1e3, 2),
         "smolagents_ms": round(t_smol * 1e3, 2) if t_smol is not None else None,
         "sandbox_ms": round(t_ours * 1e3, 2),
-        "overhead_vs_exec": round(t_ours / t_exec, 3),
+        "floor_ms": round(t_floor * 1e3, 2),
+        "overhead_vs_exec": round(_round_ratio(ours_wall, exec_wall), 3),
         "overhead_vs_exec_best": round(min(ours_wall) / min(exec_wall), 3),
-        "overhead_vs_exec_cpu": round(med(ours_cpu) / med(exec_cpu), 3),
-        "ratio_vs_smolagents": round(t_smol / t_ours, 2) if t_smol is not None else None,
+        "overhead_vs_exec_cpu": round(_round_ratio(ours_cpu, exec_cpu), 3),
+        "overhead_floor_vs_exec": round(_round_ratio(floor_wall, exec_wall), 3),
+        "overhead_vs_floor": round(_round_ratio(ours_wall, floor_wall), 3),
+        "ratio_vs_smolagents": (
+            round(_round_ratio(smol_wall, [ours_wall[i] for i in smol_rounds]), 2) if smol_wall else None
+        ),
+        "host_calls_per_s": round(steps / t_exec),
+        "overhead_by_call_rate": sweep,
     }
     if args.json:
         print(json.dumps(result))
@@ -217,15 +339,30 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
     )
-    print(f"  benign policy ({steps} host calls), median of {args.repeats} interleaved runs:")
+    print(f"  benign policy ({steps} host calls), median of {args.repeats} interleaved rounds:")
     print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
+    print(
+        f"    exec() + bare process hop {result['floor_ms']:9.2f} ms   (each call a blocking round trip to a minimal process)"
+    )
     smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "(smolagents not installed)"
     print(f"    smolagents LocalPython    {smol}")
     print(f"    capstan sandbox           {result['sandbox_ms']:9.2f} ms")
-    print(f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median wall time; target <= 1.5)")
+    print(
+        f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median of per-round wall ratios; target <= 1.5)"
+    )
     print(
         f"    best-of-{args.repeats} wall {result['overhead_vs_exec_best']:.3f}, CPU time {result['overhead_vs_exec_cpu']:.3f}"
     )
+    print(
+        f"  floor: a bare process hop alone {result['overhead_floor_vs_exec']:.3f} x exec; "
+        f"ours {result['overhead_vs_floor']:.3f} x that floor"
+    )
     if t_smol is not None:
         print(f"  ratio_vs_smolagents {result['ratio_vs_smolagents']:.2f}   (smolagents / ours)")
+    print(f"  overhead by host-call rate (one call per iteration: {result['host_calls_per_s']} calls/s):")
+    for row in sweep:
+        print(
+            f"    every {row['host_call_every']:>3d}th iteration ({row['host_calls_per_s']:>5d} calls/s): "
+            f"overhead_vs_exec {row['overhead_vs_exec']:.3f}"
+        )
     return 0
