@@ -36,7 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import schemas
 from app.media import run_dir
-from app.robots import SIM, UnknownRobotError, scene_error_type
+from app.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
 from app.runs import QueueFullError, Run, RunNotFound
 from app.service import VERSION, Service
 from app.sessions import Session, SessionBusyError, SessionLimitError, SessionNotFound
@@ -99,10 +99,9 @@ def create_app(service: Service) -> FastAPI:
         robots = service.robots
         if body.robot not in robots:
             raise HTTPException(422, str(UnknownRobotError(body.robot, robots)))
-        if body.robot != SIM:
+        if not takes_scene(body.robot):
             if "scene" in body.model_fields_set:
-                raise HTTPException(422, f"robot {body.robot[:40]!r} is a real robot: its scene is what is on its "
-                                         "table, so omit 'scene'")
+                raise HTTPException(422, scene_refused(body.robot, "omit 'scene'"))
             scene = {}
         try:
             session = service.sessions.create(body.robot, scene)
@@ -147,9 +146,9 @@ def create_app(service: Service) -> FastAPI:
     def reset_session(session_id: str, body: schemas.ResetSession | None = None) -> schemas.SessionOut:
         session = session_or_404(session_id)
         body = body or schemas.ResetSession()
-        if session.robot != SIM and (body.scene is not None or body.seed is not None):
-            raise HTTPException(422, f"robot {session.robot!r} is a real robot: reset only reconnects and clears "
-                                     "the conversation; send no scene or seed")
+        if not takes_scene(session.robot) and (body.scene is not None or body.seed is not None):
+            raise HTTPException(422, scene_refused(session.robot, "reset only reconnects and clears the "
+                                                                  "conversation, so send no scene or seed"))
         if body.scene is not None:
             check_scene(body.scene)
         try:

@@ -94,14 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     scene = _scene(args)
     service = Service(settings, progress=_say, recover=False)  # a server may share this store
     try:
-        from app.robots import SIM, UnknownRobotError, scene_error_type
+        from app.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
         from primitives.errors import RobotUnavailableError
 
-        if args.robot != SIM and (args.scene or args.seed is not None):
-            raise ConfigError(f"robot {args.robot!r} is a real robot: its scene is what is on its table; "
-                              "drop --scene and --seed")  # fmt: skip
+        if not takes_scene(args.robot) and (args.scene or args.seed is not None):
+            raise ConfigError(scene_refused(args.robot, "drop --scene and --seed"))
         try:
-            session = service.sessions.create(args.robot, scene if args.robot == SIM else {})
+            session = service.sessions.create(args.robot, scene if takes_scene(args.robot) else {})
         except scene_error_type() as exc:
             raise ConfigError(f"bad --scene: {exc}") from None
         except UnknownRobotError as exc:

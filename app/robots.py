@@ -28,6 +28,16 @@ def scene_error_type() -> type[Exception]:
     return sim.SceneError
 
 
+def takes_scene(robot: str) -> bool:
+    """Only the sim is built from a scene; a remote robot's scene is what is on its table."""
+    return robot == SIM
+
+
+def scene_refused(robot: str, fix: str) -> str:
+    """Why a scene (or seed) sent for a remote robot is refused; `fix` says what to drop."""
+    return f"robot {robot[:40]!r} is a real robot: its scene is what is on its table; {fix}"
+
+
 def robot_names(remotes: Mapping[str, str]) -> tuple[str, ...]:
     return (SIM, *remotes)
 
