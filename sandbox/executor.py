@@ -228,7 +228,7 @@ class _Session:
 
     def serve(self, spec: dict, start: float) -> SandboxResult:
         try:
-            self.chan.send(("run", spec))
+            self.chan.send(("run", spec), deadline=self.deadline, cancel=self.cancel)
             while True:
                 message = self.chan.recv(self.deadline, self.cancel)
                 if type(message) is not tuple or not message or type(message[0]) is not str:
@@ -275,10 +275,12 @@ class _Session:
         else:
             reply = self._invoke(name, fn, args, kwargs)
         try:
-            self.chan.send(reply)
+            self.chan.send(reply, deadline=self.deadline, cancel=self.cancel)
         except protocol.EncodeError as exc:
             self.chan.send(
-                ("exc", "host", "HostFunctionError", f"{name}() returned a value that cannot be sent: {exc}")
+                ("exc", "host", "HostFunctionError", f"{name}() returned a value that cannot be sent: {exc}"),
+                deadline=self.deadline,
+                cancel=self.cancel,
             )
         if self.cancel is not None and self.cancel.is_set():
             raise protocol.ChannelCancelled()

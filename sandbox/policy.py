@@ -116,6 +116,9 @@ class _Checker:
     def __init__(self, allowed_modules: frozenset[str]):
         self.allowed_modules = allowed_modules
         self.violations: list[Violation] = []
+        # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
+        # a Call before its func, so every other `.format` (stored, or on a variable) is refused
+        self.checked_formats: set[int] = set()
 
     def refuse(self, node: ast.AST, message: str) -> None:
         self.violations.append(Violation(getattr(node, "lineno", None), message))
@@ -137,6 +140,10 @@ class _Checker:
         if isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:
                 self.check_attr(node, attr)
+            if node.patterns:
+                # positional sub-patterns read the attributes the class names in __match_args__,
+                # a getattr by string for any class the program can make or find
+                self.refuse(node, "positional class patterns are not allowed; use keywords: case Point(x=x)")
 
     def check_name(self, node: ast.AST, name: str) -> None:
         if name in _SAFE_DUNDER_NAMES:
@@ -149,7 +156,9 @@ class _Checker:
             self.refuse(node, f"{name!r} is not available in policy code")
 
     def check_attr(self, node: ast.AST, attr: str) -> None:
-        if attr.startswith("__"):
+        if attr == "format" and id(node) not in self.checked_formats:
+            self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
+        elif attr.startswith("__"):
             self.refuse(node, f"dunder attribute {attr!r} is not allowed in policy code")
         elif attr.startswith(FORBIDDEN_ATTR_PREFIXES):
             self.refuse(node, f"attribute {attr!r} is not allowed (private, frame or code attribute)")
@@ -184,6 +193,7 @@ class _Checker:
                 self.refuse(node, ".format() is only allowed on string literals; use an f-string")
             elif not _plain_format_string(receiver.value):
                 self.refuse(node, "format strings may not access attributes or items ('{0.x}', '{0[k]}')")
+            self.checked_formats.add(id(func))  # judged here, once
 
     def check_unbound(self, tree: ast.Module, allowed: set[str]) -> None:
         bound = set(dir(builtins)) | allowed | _SAFE_DUNDER_NAMES

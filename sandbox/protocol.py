@@ -139,6 +139,8 @@ def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
         raise EncodeError(f"numpy arrays of dtype {a.dtype} cannot be sent (allowed: {', '.join(_DTYPES)})")
     if a.ndim > 32:
         raise EncodeError("numpy array has more than 32 dimensions")
+    if any(n > 0xFFFFFFFF for n in a.shape):
+        raise EncodeError(f"numpy array of shape {a.shape} has a dimension too long to send")
     if a.nbytes > budget:
         raise EncodeError(f"numpy array of {a.nbytes} bytes is over the {budget}-byte limit")
     wire = _CODE_DTYPE[code]
@@ -252,8 +254,9 @@ def _decode_array(mv: memoryview, pos: int):
 class Channel:
     """Framed messages over a connected stream socket.
 
-    The host uses `recv(deadline, cancel)`, which polls in short slices so a cancel is
-    noticed within `poll_slice_s`; the worker uses plain blocking reads.
+    The host uses `recv(deadline, cancel)` and `send(value, deadline=, cancel=)`, which poll in
+    short slices so a cancel is noticed within `poll_slice_s`; a worker that stops reading can
+    therefore not hold the host past the deadline. The worker uses plain blocking calls.
     """
 
     def __init__(
@@ -266,14 +269,25 @@ class Channel:
         self.max_frame = max_frame
         self.poll_slice_s = poll_slice_s
         self._buf = bytearray()
-        self._poller = None
+        self._pollers: dict[int, select.poll] = {}
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, value, max_bytes: int | None = None) -> None:
+    def send(self, value, max_bytes: int | None = None, deadline: float | None = None, cancel=None) -> None:
         payload = encode(value, max_bytes or self.max_frame)
-        self.sock.sendall(_HDR.pack(len(payload)) + payload)
+        frame = _HDR.pack(len(payload)) + payload
+        if deadline is None and cancel is None:
+            self.sock.sendall(frame)
+            return
+        view = memoryview(frame)
+        while view:
+            try:
+                view = view[self.sock.send(view, socket.MSG_DONTWAIT) :]
+            except BlockingIOError:
+                self._wait(select.POLLOUT, deadline, cancel)
+            except (ConnectionResetError, BrokenPipeError):
+                raise ChannelClosed("the sandbox worker closed its channel (it exited or was killed)") from None
 
     def send_raw(self, payload: bytes) -> None:
         self.sock.sendall(_HDR.pack(len(payload)) + payload)
@@ -307,22 +321,27 @@ class Channel:
         del buf[: 4 + n]
         return frame
 
+    def _wait(self, event: int, deadline: float | None, cancel) -> None:
+        """Block until the socket is ready for `event` (or errored/hung up)."""
+        poller = self._pollers.get(event)
+        if poller is None:
+            poller = self._pollers[event] = select.poll()
+            poller.register(self.sock.fileno(), event | select.POLLERR | select.POLLHUP)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise ChannelCancelled()
+            wait = self.poll_slice_s
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ChannelTimeout()
+                wait = min(wait, left)
+            if poller.poll(wait * 1000.0):
+                return
+
     def _read(self, deadline: float | None, cancel) -> bytes:
         if deadline is not None or cancel is not None:
-            if self._poller is None:
-                self._poller = select.poll()
-                self._poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise ChannelCancelled()
-                wait = self.poll_slice_s
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise ChannelTimeout()
-                    wait = min(wait, left)
-                if self._poller.poll(wait * 1000.0):
-                    break
+            self._wait(select.POLLIN, deadline, cancel)
         try:
             chunk = self.sock.recv(65536)
         except (ConnectionResetError, BrokenPipeError):

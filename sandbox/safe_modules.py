@@ -194,10 +194,14 @@ _SAFE_BUILTINS = (
 
 
 def _safe_type(obj, *rest):
-    """type(obj) only; the 3-argument form would create classes."""
+    """type(obj) only, and never a metaclass: the 3-argument form of `type(int)` (or of numpy's
+    or typing's metaclasses) would create classes whose dunder methods come from dict keys."""
     if rest:
         raise TypeError("type() may only be called with one argument in policy code")
-    return type(obj)
+    result = type(obj)
+    if issubclass(result, type):
+        raise TypeError("type() of a class is not available in policy code; compare classes directly")
+    return result
 
 
 class OutputBuffer:
@@ -236,7 +240,8 @@ def make_print(buffer: OutputBuffer):
         end = "\n" if end is None else end
         if not isinstance(sep, str) or not isinstance(end, str):
             raise TypeError("sep and end must be strings")
-        buffer.write(sep.join(map(str, args)) + end)
+        # exact str methods: a str subclass must not report a length or join it does not have
+        buffer.write(str.__str__(str.join(str.__str__(sep), map(str, args)) + str.__str__(end)))
 
     return print
 

@@ -3,8 +3,11 @@
 A classic-BPF program generated with the standard library (no libseccomp), loaded with
 seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) so it covers every thread. It refuses with EPERM:
 new processes (fork/vfork/execve, clone without CLONE_THREAD), sockets, opening files for
-writing and every call that changes the file system, signalling other processes, ptrace,
-namespaces, mounts, keyrings, bpf, io_uring, module loading... Reads of files stay allowed
+writing and every call that changes the file system (modes, extended attributes included),
+System V and POSIX IPC (shared memory there is not counted by RLIMIT_AS and, without an IPC
+namespace, outlives the worker), signalling or re-limiting other processes (prlimit64 and the
+scheduler calls only for pid 0, i.e. itself), ptrace, namespaces, mounts, keyrings, bpf,
+io_uring, module loading, the kernel log and the clocks... Reads of files stay allowed
 (the read-only bubblewrap view decides what exists). x86-64 only; elsewhere it reports
 "unavailable" and the other layers remain.
 
@@ -49,6 +52,23 @@ _DENIED_X86_64 = {
     "userfaultfd": 323, "pidfd_send_signal": 424, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
     "fsmount": 432, "fspick": 433, "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442,
+    # System V and POSIX IPC
+    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
+    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244,
+    "mq_getsetattr": 245,
+    # file-system changes that are not an open() for writing
+    "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
+    "fremovexattr": 199, "quotactl_fd": 443, "fchmodat2": 452, "setxattrat": 463, "removexattrat": 466,
+    # other processes' priorities, the kernel log, the clocks, old binary loading
+    "setpriority": 141, "ioprio_set": 251, "syslog": 103, "adjtimex": 159, "settimeofday": 164,
+    "clock_settime": 227, "clock_adjtime": 305, "uselib": 134,
+}  # fmt: skip
+# Allowed only when their first argument (a pid) is 0, i.e. the worker itself: with a real pid a
+# program could, e.g., shrink the memory limit of the next warm worker of the same uid.
+_SELF_ONLY_X86_64 = {
+    "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203, "migrate_pages": 256,
+    "get_robust_list": 274, "move_pages": 279, "prlimit64": 302, "sched_setattr": 314,
 }  # fmt: skip
 _NR_OPEN, _NR_OPENAT, _NR_CLONE, _NR_CLONE3, _NR_OPENAT2 = 2, 257, 56, 435, 437
 
@@ -75,6 +95,8 @@ def build_filter() -> bytes:
     emit(_JEQ, _NR_CLONE, "clone", 0)
     emit(_JEQ, _NR_OPEN, "open", 0)
     emit(_JEQ, _NR_OPENAT, "openat", 0)
+    for nr in sorted(_SELF_ONLY_X86_64.values()):
+        emit(_JEQ, nr, "self_only", 0)
     emit(_RET, _RET_ALLOW)
     labels = {"clone": len(prog)}
     emit(_LD_ABS, _OFF_ARG0)  # clone flags (low 32 bits)
@@ -85,6 +107,9 @@ def build_filter() -> bytes:
     labels["openat"] = len(prog)
     emit(_LD_ABS, _OFF_ARG0 + 16)  # openat(dirfd, path, flags)
     emit(_JSET, _WRITE_FLAGS, "deny", "allow")
+    labels["self_only"] = len(prog)
+    emit(_LD_ABS, _OFF_ARG0)  # pid_t: the kernel reads the low 32 bits
+    emit(_JEQ, 0, "allow", "deny")
     for label, ret in (("allow", _RET_ALLOW), ("deny", _RET_ERRNO | _EPERM),
                        ("nosys", _RET_ERRNO | _ENOSYS), ("kill", _RET_KILL_PROCESS)):  # fmt: skip
         labels[label] = len(prog)
@@ -121,4 +146,4 @@ def install() -> str:
     rc = libc.syscall(ctypes.c_long(317), ctypes.c_long(1), ctypes.c_long(1), ctypes.byref(fprog))
     if rc != 0:
         return f"failed (seccomp errno {ctypes.get_errno()})"
-    return f"active ({len(program) // 8} BPF instructions, {len(_DENIED_X86_64) + 4} syscalls refused or checked)"
+    return f"active ({len(program) // 8} BPF instructions, {len(_DENIED_X86_64) + len(_SELF_ONLY_X86_64) + 4} syscalls refused or checked)"

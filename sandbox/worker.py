@@ -222,7 +222,8 @@ class Runner:
 def _describe(exc: BaseException) -> str:
     try:
         text = str(exc) if not isinstance(exc, SyntaxError) else exc.msg
-    except Exception:  # noqa: BLE001 - hostile __str__
+        text = str.__str__(text) if isinstance(text, str) else "<unprintable>"
+    except BaseException:  # noqa: BLE001 - a hostile __str__ may raise anything, SystemExit included
         text = "<unprintable>"
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if len(text) > _MAX_MESSAGE_CHARS:

@@ -123,6 +123,18 @@ STATIC = [
     _static("syntax_nul_byte", "x = 1\0"),
     _static("too_deep_nesting", "x = " + "(" * 300 + "1" + ")" * 300),
     _static("huge_program", "x = 1\n" * 120_000),
+    # found by the third session's red team (each got past the check before):
+    _static(
+        "metaclass_match_getattr",
+        "T = type(int)\nMeta = T('Meta', (T,), {'__instancecheck__': lambda c, i: True})\n"
+        "def ga(obj, name):\n    M = Meta('M', (), {'__match_args__': (name,)})\n"
+        "    match obj:\n        case M(v):\n            return v\n"
+        "x = ga(ga((), '__class__'), '__base__')",
+    ),
+    _static("match_positional_subpattern", "match 1:\n    case int(x):\n        y = x"),
+    _static("format_method_stored", "f = '{0.__class__.__mro__}'.format\nx = f(1)"),
+    _static("format_unbound_str_method", "f = str.format\nx = f('{0.__class__}', 1)"),
+    _static("format_method_mapped", "x = list(map('{0.real}'.format, [1]))"),
 ]
 
 
@@ -188,6 +200,27 @@ RUNTIME = [
     _runtime("return_module", "import numpy as np\nret_val = np", ["policy"], 5.0, "cannot leave"),
     _runtime("return_huge", "ret_val = 'x' * (20 * 2 ** 20)", ["policy"], 10.0, "limit"),
     _runtime("return_set", "ret_val = {1, 2}", ["policy"], 5.0, "cannot leave"),
+    _runtime("type_of_a_class", "T = type(int)", ["policy"], 5.0, "type() of a class"),
+    _runtime(
+        "type_of_numpy_class", "import numpy as np\nT = type(np.dtype)", ["policy"], 5.0, "type() of a class"
+    ),
+    _runtime(
+        "type_of_typing_any", "import typing\nT = type(typing.Any)", ["policy"], 5.0, "type() of a class"
+    ),
+    _runtime(
+        "return_dimension_over_u32",
+        "import numpy as np\nret_val = np.zeros((2 ** 32, 0))",
+        ["policy"],
+        5.0,
+        "too long to send",
+    ),
+    _runtime(
+        "host_arg_dimension_over_u32",
+        "import numpy as np\nget_obj_pos(np.zeros((2 ** 32, 0)))",
+        ["primitive"],
+        5.0,
+        "too long to send",
+    ),
 ]
 
 
@@ -221,6 +254,11 @@ PYTHON_LAYER = [
     _py("builtins_type3", "type('X', (), {})", "TypeError"),
     _py("builtins_class", "class X:\n    pass", "NameError"),
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
+    _py(
+        "metaclass_escape_unchecked",
+        "T = type(int)\nMeta = T('Meta', (T,), {'__instancecheck__': lambda c, i: True})",
+        "type() of a class",
+    ),
 ]
 
 _ESCAPE = (
@@ -277,7 +315,32 @@ OS = [
         "unshare_userns", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).unshare(0x10000000)", ["ok"]
     ),
     _os("memory_bomb_escaped", "x = B['bytearray'](10 ** 10)", ["memory"]),
+    # System V IPC: its shared memory is not counted by RLIMIT_AS (and outlives the worker
+    # without an IPC namespace); prlimit64 on another pid could shrink the next warm worker
+    _os(
+        "sysv_shmget",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).shmget(0, 1 << 20, 0o1600)",
+        ["ok"],
+    ),
+    _os("sysv_semget", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).semget(0, 1, 0o1600)", ["ok"]),
+    _os(
+        "prlimit_other_pid",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(302, 1, 9, None, c.create_string_buffer(16))",
+        ["ok"],
+    ),
+    _os(
+        "fchmodat2_tmp",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(452, -100, b'/tmp', 0o777, 0)",
+        ["ok"],
+    ),
+    _os(
+        "setxattr_tmp",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).setxattr(b'/tmp', b'user.x', b'1', 1, 0)",
+        ["ok"],
+    ),
+    _os("prlimit_self_still_works", "r = B['__import__']('resource')\nret_val = r.getrlimit(9)[0]", ["ok"]),
 ]
+REFUSED_SYSCALL_RESULTS = {"sysv_shmget", "sysv_semget", "prlimit_other_pid", "fchmodat2_tmp", "setxattr_tmp"}
 
 
 # Without bubblewrap the worker sees the host file system (as uid 65534, writes refused by
@@ -404,8 +467,23 @@ def test_os_layer_contains_unchecked_payload(unsafe_sb, payload, monkeypatch):
         assert value == -1
     if payload.id == "list_root" and value is not None:
         assert set(value) <= {".pyenv"}  # only the interpreter prefix is bound, nothing else of /root
-    if payload.id == "unshare_userns":
-        assert value == -1
+    if payload.id == "unshare_userns" or payload.id in REFUSED_SYSCALL_RESULTS:
+        assert value == -1, f"{payload.id}: the syscall succeeded ({value})"
+    if payload.id == "prlimit_self_still_works":
+        assert value > 0
+
+
+def test_worker_that_never_reads_cannot_hold_the_host(unsafe_sb):
+    """A program that floods host calls and never reads the replies fills the channel: the
+    host's reply must give up at the run's deadline, and the run end as a timeout."""
+    flood = (
+        "r = get_obj_pos._call.__self__\n"
+        "frame = r.protocol.encode(('call', 'get_obj_pos', ('red block',), {}))\n"
+        "while True:\n    r.chan.send_raw(frame)"
+    )
+    res = unsafe_sb.run(flood, _host_functions(), timeout_s=2.0)
+    assert res.error is not None and res.error.kind == "timeout", res.error
+    assert res.duration_s < 2.0 + 5.0
 
 
 def test_suite_is_big_enough():
