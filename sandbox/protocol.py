@@ -287,7 +287,9 @@ class Channel:
             except BlockingIOError:
                 self._wait(select.POLLOUT, deadline, cancel)
             except (ConnectionResetError, BrokenPipeError):
-                raise ChannelClosed("the sandbox worker closed its channel (it exited or was killed)") from None
+                raise ChannelClosed(
+                    "the sandbox worker closed its channel (it exited or was killed)"
+                ) from None
 
     def send_raw(self, payload: bytes) -> None:
         self.sock.sendall(_HDR.pack(len(payload)) + payload)

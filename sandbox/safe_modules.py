@@ -15,6 +15,7 @@ import sys
 import types
 import warnings
 
+from sandbox import guards
 from sandbox.policy import FORBIDDEN_ATTRS
 
 # Per-module allowlists for the standard library (None = every public non-module attribute).
@@ -26,7 +27,6 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     "heapq": None,
     "bisect": None,
     "statistics": None,
-    "copy": frozenset({"copy", "deepcopy"}),
     "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
     "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
     "typing": frozenset(
@@ -117,8 +117,11 @@ def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     proxies: dict[str, types.ModuleType] = {}
     for name, allowed in _STDLIB_NAMES.items():
         proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name)
+    proxies["copy"] = guards.copy_module()  # plain data only, never the pickle protocol
     for name in ("numpy", "shapely"):
         proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
+    for real, stand_in in guards.ARRAY_CLASSES.items():  # no array over a caller's buffer
+        setattr(proxies["numpy"], real.__name__, stand_in)
     for name in extra_modules:
         if name not in proxies:
             proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
@@ -201,7 +204,7 @@ def _safe_type(obj, *rest):
     result = type(obj)
     if issubclass(result, type):
         raise TypeError("type() of a class is not available in policy code; compare classes directly")
-    return result
+    return guards.ARRAY_CLASSES.get(result, result)
 
 
 class OutputBuffer:
@@ -271,7 +274,13 @@ def make_primitive_errors() -> dict[str, type]:
 
     errors = {"PrimitiveError": PrimitiveError, "UnknownObjectError": UnknownObjectError}
     errors["InvalidArgumentError"] = type("InvalidArgumentError", (PrimitiveError, ValueError), {})
-    for name in ("OutOfWorkspaceError", "UnreachableError", "GraspError", "RobotStoppedError", "RobotUnavailableError"):
+    for name in (
+        "OutOfWorkspaceError",
+        "UnreachableError",
+        "GraspError",
+        "RobotStoppedError",
+        "RobotUnavailableError",
+    ):
         errors[name] = type(name, (PrimitiveError,), {})
     for cls in errors.values():
         cls.__module__ = "primitives.errors"

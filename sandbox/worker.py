@@ -29,9 +29,10 @@ def main(fd: int, config_json: str) -> None:
 
     import socket
 
-    from sandbox import isolation, protocol, safe_modules, seccomp
+    from sandbox import guards, isolation, protocol, safe_modules, seccomp
 
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
+    guards.ATOMIC_TYPES.append(HostFunction)  # a stub is a name: copies of data keep it as is
     errors = safe_modules.make_primitive_errors()
     chan = protocol.Channel(
         socket.socket(fileno=WORKER_FD),
@@ -122,6 +123,16 @@ class HostFunction:
 
     def __repr__(self) -> str:
         return f"<host function {self._name}>"
+
+    def __reduce_ex__(self, protocol):
+        # the pickle protocol would hand out the slots, i.e. the runner and its channel
+        raise TypeError("a host function cannot be pickled or copied")
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 class Runner:

@@ -201,6 +201,48 @@ RUNTIME = [
     _runtime("return_huge", "ret_val = 'x' * (20 * 2 ** 20)", ["policy"], 10.0, "limit"),
     _runtime("return_set", "ret_val = {1, 2}", ["policy"], 5.0, "cannot leave"),
     _runtime("type_of_a_class", "T = type(int)", ["policy"], 5.0, "type() of a class"),
+    # copy's pickle protocol with a hostile memo handed out the worker's channel and modules
+    _runtime(
+        "deepcopy_with_hostile_memo",
+        "import copy\nimport collections\nm = collections.OrderedDict()\ncopy.deepcopy(get_obj_pos, m)",
+        ["policy"],
+        5.0,
+        "positional argument",
+    ),
+    _runtime(
+        "deepcopy_of_a_module",
+        "import copy\nimport numpy as np\ncopy.deepcopy(np)",
+        ["policy"],
+        5.0,
+        "plain data",
+    ),
+    _runtime(
+        "copy_of_host_function_is_itself",
+        "import copy\nret_val = copy.deepcopy(get_obj_pos) is get_obj_pos",
+        ["ok"],
+    ),
+    # an object-dtype array over the program's bytes turns any address into an object
+    _runtime(
+        "ndarray_object_buffer",
+        "import numpy as np\nx = [7]\ny = np.ndarray((1,), dtype='O', buffer=bytearray(id(x).to_bytes(8, 'little')))",
+        ["policy"],
+        5.0,
+        "buffer=",
+    ),
+    _runtime(
+        "type_of_array_object_buffer",
+        "import numpy as np\nA = type(np.zeros(1))\ny = A((1,), 'O', bytearray(8))",
+        ["policy"],
+        5.0,
+        "buffer=",
+    ),
+    _runtime(
+        "recarray_object_buffer",
+        "import numpy as np\ny = np.recarray((1,), dtype=[('f', 'O')], buf=bytearray(8))",
+        ["policy"],
+        5.0,
+        "buf=",
+    ),
     _runtime(
         "type_of_numpy_class", "import numpy as np\nT = type(np.dtype)", ["policy"], 5.0, "type() of a class"
     ),
@@ -254,6 +296,7 @@ PYTHON_LAYER = [
     _py("builtins_type3", "type('X', (), {})", "TypeError"),
     _py("builtins_class", "class X:\n    pass", "NameError"),
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
+    _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
     _py(
         "metaclass_escape_unchecked",
         "T = type(int)\nMeta = T('Meta', (T,), {'__instancecheck__': lambda c, i: True})",

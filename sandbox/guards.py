@@ -1,0 +1,141 @@
+"""Stand-ins for library callables that would give policy code raw memory or private state.
+
+- `copy`: the real module copies through the pickle protocol (`__reduce_ex__`), which reads
+  private and slot state, and `deepcopy(x, memo)` lets the caller's memo collect every
+  original it visits: with a host-function stub that reached the worker's channel and its
+  real modules. Policy code gets `copy` and `deepcopy` of plain data (containers, numpy arrays,
+  numbers, strings, shapely geometries) and a TypeError for anything else.
+- `numpy.ndarray` / `numpy.recarray`: built over a caller-supplied buffer with an object dtype,
+  their bytes are read as object pointers (any address becomes an object: a full escape).
+  Policy code gets classes that compare, `isinstance`-check and look up attributes like the
+  real ones, and refuse the `buffer`/`buf` argument. `type(array)` returns the same stand-in
+  (safe_modules.guarded_type), so `type(a)(shape, "O", buf)` is refused too.
+"""
+
+from __future__ import annotations
+
+import collections
+import types
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry  # immutable in shapely 2
+
+# --------------------------------------------------------------------------- copy
+
+_IMMUTABLE = (
+    type(None), bool, int, float, complex, str, bytes, range, slice, type(Ellipsis), type(NotImplemented),
+    np.generic, types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
+)  # fmt: skip
+# Host-function stubs and other values the worker hands out that are names, not data.
+ATOMIC_TYPES: list[type] = []
+
+
+def _atomic(x) -> bool:
+    return isinstance(x, (*_IMMUTABLE, BaseGeometry, *ATOMIC_TYPES))
+
+
+def _refuse(what: str, x) -> TypeError:
+    return TypeError(f"{what}() of a {type(x).__name__} is not available in policy code (plain data only)")
+
+
+def copy(x):
+    """Shallow copy of plain data."""
+    if _atomic(x) or type(x) in (tuple, frozenset):
+        return x
+    if isinstance(x, (list, dict, set, bytearray, collections.deque, np.ndarray)):
+        return x.copy()
+    raise _refuse("copy", x)
+
+
+def deepcopy(x):
+    """Deep copy of plain data (shared and cyclic references are kept as such)."""
+    return _deep(x, {})
+
+
+def _deep(x, memo: dict):
+    if _atomic(x):
+        return x
+    key = id(x)
+    if key in memo:
+        return memo[key]
+    if isinstance(x, tuple):
+        items = [_deep(item, memo) for item in x]
+        if key in memo:  # a cycle through a mutable member already made the copy
+            return memo[key]
+        y = type(x)._make(items) if hasattr(type(x), "_fields") else type(x)(items)
+    elif type(x) is list:
+        y = memo[key] = []
+        y.extend(_deep(item, memo) for item in x)
+    elif isinstance(x, dict) and type(x) in (dict, collections.OrderedDict, collections.Counter):
+        y = memo[key] = type(x)()
+        for k, v in x.items():
+            y[_deep(k, memo)] = _deep(v, memo)
+    elif type(x) is collections.defaultdict:
+        y = memo[key] = collections.defaultdict(x.default_factory)
+        for k, v in x.items():
+            y[_deep(k, memo)] = _deep(v, memo)
+    elif type(x) in (set, frozenset):
+        y = type(x)(_deep(item, memo) for item in x)
+    elif type(x) is collections.deque:
+        y = memo[key] = collections.deque(maxlen=x.maxlen)
+        y.extend(_deep(item, memo) for item in x)
+    elif type(x) is bytearray:
+        y = bytearray(x)
+    elif isinstance(x, np.ndarray):
+        y = memo[key] = x.copy()
+        if x.dtype.hasobject:
+            for index in np.ndindex(x.shape):
+                y[index] = _deep(x[index], memo)
+    else:
+        raise _refuse("deepcopy", x)
+    memo[key] = y
+    return y
+
+
+def copy_module() -> types.ModuleType:
+    module = types.ModuleType("copy", "Copies of plain data (sandboxed; see sandbox/guards.py)")
+    module.copy = copy
+    module.deepcopy = deepcopy
+    module.Error = TypeError
+    return module
+
+
+# --------------------------------------------------------------------------- numpy array classes
+
+
+class _ArrayClass(type):
+    """Metaclass of the stand-ins: behaves like the real class except for construction."""
+
+    def __call__(cls, *args, **kwargs):
+        buffer_index, buffer_name = cls._buffer_arg
+        if len(args) > buffer_index or kwargs.get(buffer_name) is not None:
+            raise TypeError(
+                f"numpy.{cls.__name__}({buffer_name}=...) is not available in policy code; "
+                "use np.array, np.zeros or np.empty"
+            )
+        return cls._real(*args, **kwargs)
+
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, cls._real)
+
+    def __subclasscheck__(cls, subclass) -> bool:
+        real = subclass._real if isinstance(subclass, _ArrayClass) else subclass
+        return isinstance(real, type) and issubclass(real, cls._real)
+
+    def __getattr__(cls, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(cls._real, name)
+
+    def __repr__(cls) -> str:
+        return repr(cls._real)
+
+
+def _array_class(real: type, buffer_index: int, buffer_name: str) -> type:
+    return _ArrayClass(real.__name__, (), {"_real": real, "_buffer_arg": (buffer_index, buffer_name)})
+
+
+ARRAY_CLASSES: dict[type, type] = {
+    np.ndarray: _array_class(np.ndarray, 2, "buffer"),  # ndarray(shape, dtype, buffer, ...)
+    np.recarray: _array_class(np.recarray, 2, "buf"),  # recarray(shape, dtype, buf, ...)
+}
