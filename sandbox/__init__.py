@@ -10,7 +10,8 @@
    its channel socket, and it sets rlimits on itself (address space -> "memory", CPU, open
    files, file size, core dumps, processes). Before any untrusted byte arrives it installs a
    seccomp filter (BPF built with the stdlib) refusing fork/exec/clone-a-process, sockets,
-   opening files for writing and all file-system changes, signals to other processes,
+   opening files for writing and all file-system changes (xattrs and modes included), System V
+   and POSIX IPC, signals to other processes and limits/scheduling of any pid but its own,
    ptrace, namespaces, mounts, bpf, io_uring. Without bwrap (or with
    CAPSTAN_SANDBOX_ISOLATION=process) the same worker runs as a plain child that, when
    started as root, drops to uid 65534 once its imports are done, with rlimits, scrubbed env,
@@ -26,15 +27,18 @@
    the trusted side: the program holds a stub that sends a call message; the host checks the
    name and the signature, calls, and sends back plain data or a (class name, message) error
    that the worker re-raises as a same-named PrimitiveError subclass.
-4. **Python layer** (`safe_modules.py`). The program gets a restricted builtins dict (no
-   open/eval/exec/getattr/vars/__import__...), a guarded import that hands out module proxies
-   (fresh module objects holding only the safe public attributes of numpy, shapely and a few
-   stdlib modules; submodules only if allowlisted; no file, pickle or ctypes entry points),
-   and a capped print.
+4. **Python layer** (`safe_modules.py`, `guards.py`). The program gets a restricted builtins
+   dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument and never a
+   metaclass), a guarded import that hands out module proxies (fresh module objects holding
+   only the safe public attributes of numpy, shapely and a few stdlib modules; submodules only
+   if allowlisted; no file, pickle or ctypes entry points), `copy` of plain data only (never
+   the pickle protocol), numpy array classes that take no caller-supplied buffer (object
+   pointers forged from bytes), and a capped print.
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
-   frame/code/file attributes, string-keyed attribute access (getattr, format fields),
-   3-argument type(), classes and async code.
+   frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
+   `.format` not called at once on a checked literal, positional class patterns, which read
+   `__match_args__`), 3-argument type(), classes and async code.
 
 Layers 4-5 are what an in-process interpreter would have; here they are only the first
 hurdles: tests run unchecked escape payloads and show layers 1-2 still hold.
