@@ -5,11 +5,13 @@
   original it visits: with a host-function stub that reached the worker's channel and its
   real modules. Policy code gets `copy` and `deepcopy` of plain data (containers, numpy arrays,
   numbers, strings, shapely geometries) and a TypeError for anything else.
-- `numpy.ndarray` / `numpy.recarray`: built over a caller-supplied buffer with an object dtype,
-  their bytes are read as object pointers (any address becomes an object: a full escape).
-  Policy code gets classes that compare, `isinstance`-check and look up attributes like the
-  real ones, and refuse the `buffer`/`buf` argument. `type(array)` returns the same stand-in
-  (safe_modules.guarded_type), so `type(a)(shape, "O", buf)` is refused too.
+- `numpy.ndarray` / `numpy.recarray`: built over a caller-supplied buffer, or with strides that
+  overlap an object field with an integer one, their bytes are read as object pointers (any
+  address becomes an object: a full escape). Policy code gets classes that compare,
+  `isinstance`-check and look up attributes like the real ones and take only shape and dtype.
+  `type(array)` returns the same stand-in, so `type(a)(shape, "O", buf)` is refused too. (The
+  static check refuses the other two routes to an object array's raw memory: `.data` and
+  assigning `.strides`.)
 """
 
 from __future__ import annotations
@@ -104,38 +106,48 @@ def copy_module() -> types.ModuleType:
 
 
 class _ArrayClass(type):
-    """Metaclass of the stand-ins: behaves like the real class except for construction."""
+    """Metaclass of the stand-ins: behaves like the real class except for construction.
+    The real class and its layout arguments live in `_REAL`, not on the stand-in, so that no
+    attribute of the stand-in leads back to the real constructor."""
 
     def __call__(cls, *args, **kwargs):
-        buffer_index, buffer_name = cls._buffer_arg
-        if len(args) > buffer_index or kwargs.get(buffer_name) is not None:
+        real, layout = _REAL[cls]
+        given = [name for name in layout if kwargs.get(name) is not None]
+        if len(args) > 2 or given:
             raise TypeError(
-                f"numpy.{cls.__name__}({buffer_name}=...) is not available in policy code; "
+                f"numpy.{cls.__name__}() takes only shape and dtype in policy code "
+                f"({', '.join(layout)} would place the array over memory the program chooses); "
                 "use np.array, np.zeros or np.empty"
             )
-        return cls._real(*args, **kwargs)
+        return real(*args, **kwargs)
 
     def __instancecheck__(cls, instance) -> bool:
-        return isinstance(instance, cls._real)
+        return isinstance(instance, _REAL[cls][0])
 
     def __subclasscheck__(cls, subclass) -> bool:
-        real = subclass._real if isinstance(subclass, _ArrayClass) else subclass
-        return isinstance(real, type) and issubclass(real, cls._real)
+        real = _REAL[subclass][0] if subclass in _REAL else subclass
+        return isinstance(real, type) and issubclass(real, _REAL[cls][0])
 
     def __getattr__(cls, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(cls._real, name)
+        return getattr(_REAL[cls][0], name)
 
     def __repr__(cls) -> str:
-        return repr(cls._real)
+        return repr(_REAL[cls][0])
 
 
-def _array_class(real: type, buffer_index: int, buffer_name: str) -> type:
-    return _ArrayClass(real.__name__, (), {"_real": real, "_buffer_arg": (buffer_index, buffer_name)})
+_REAL: dict[type, tuple[type, tuple[str, ...]]] = {}
+
+
+def _array_class(real: type, layout: tuple[str, ...]) -> type:
+    stand_in = _ArrayClass(real.__name__, (), {})
+    _REAL[stand_in] = (real, layout)
+    return stand_in
 
 
 ARRAY_CLASSES: dict[type, type] = {
-    np.ndarray: _array_class(np.ndarray, 2, "buffer"),  # ndarray(shape, dtype, buffer, ...)
-    np.recarray: _array_class(np.recarray, 2, "buf"),  # recarray(shape, dtype, buf, ...)
+    # ndarray(shape, dtype, buffer, offset, strides, order); recarray(shape, dtype, buf, offset, strides, ...)
+    np.ndarray: _array_class(np.ndarray, ("buffer", "offset", "strides")),
+    np.recarray: _array_class(np.recarray, ("buf", "offset", "strides")),
 }

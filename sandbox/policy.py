@@ -47,6 +47,7 @@ FORBIDDEN_ATTRS: frozenset[str] = frozenset({
     "attrgetter", "methodcaller", "getattr", "setattr", "delattr", "eval", "exec",
     "Formatter", "vformat", "get_field",
     "as_strided", "show_config", "show_runtime", "info", "test",
+    "data",  # an array's raw memoryview: cast to bytes, an object array's pointers become writable
 })  # fmt: skip
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
 
@@ -156,7 +157,10 @@ class _Checker:
             self.refuse(node, f"{name!r} is not available in policy code")
 
     def check_attr(self, node: ast.AST, attr: str) -> None:
-        if attr == "format" and id(node) not in self.checked_formats:
+        if attr == "strides" and isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
+            # new strides can overlap a structured array's object fields with writable ints
+            self.refuse(node, "an array's strides may not be changed in policy code")
+        elif attr == "format" and id(node) not in self.checked_formats:
             self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
         elif attr.startswith("__"):
             self.refuse(node, f"dunder attribute {attr!r} is not allowed in policy code")

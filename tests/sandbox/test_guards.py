@@ -65,5 +65,11 @@ def test_array_stand_ins_behave_like_the_classes_but_take_no_buffer():
         ndarray((1,), "O", buffer)
     with pytest.raises(TypeError, match="buffer"):
         ndarray((1,), dtype="O", buffer=buffer)
-    with pytest.raises(TypeError, match="buf="):
+    with pytest.raises(TypeError, match="buf"):
         recarray((1,), dtype=[("f", "O")], buf=buffer)
+    with pytest.raises(TypeError, match="strides"):  # element 1's object field over element 0's int
+        ndarray((2,), [("o", "O"), ("i", "u8")], strides=(8,))
+    with pytest.raises(TypeError, match="offset"):
+        ndarray((1,), "u8", offset=8)
+    with pytest.raises(AttributeError):
+        ndarray._real  # noqa: B018 - nothing on the stand-in leads back to the real constructor

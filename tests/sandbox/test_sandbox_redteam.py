@@ -131,6 +131,12 @@ STATIC = [
         "    match obj:\n        case M(v):\n            return v\n"
         "x = ga(ga((), '__class__'), '__base__')",
     ),
+    # third pass: an object array's raw memory, through its memoryview or overlapping strides
+    _static("object_array_data_cast", "import numpy as np\na = np.zeros(1, dtype='O')\nm = a.data.cast('B')"),
+    _static(
+        "strides_overlap_object_field",
+        "import numpy as np\na = np.zeros(2, dtype=[('o', 'O'), ('i', 'u8')])\nw = a['i']\nw.strides = (8,)",
+    ),
     _static("match_positional_subpattern", "match 1:\n    case int(x):\n        y = x"),
     _static("format_method_stored", "f = '{0.__class__.__mro__}'.format\nx = f(1)"),
     _static("format_unbound_str_method", "f = str.format\nx = f('{0.__class__}', 1)"),
@@ -227,21 +233,28 @@ RUNTIME = [
         "import numpy as np\nx = [7]\ny = np.ndarray((1,), dtype='O', buffer=bytearray(id(x).to_bytes(8, 'little')))",
         ["policy"],
         5.0,
-        "buffer=",
+        "only shape and dtype",
     ),
     _runtime(
         "type_of_array_object_buffer",
         "import numpy as np\nA = type(np.zeros(1))\ny = A((1,), 'O', bytearray(8))",
         ["policy"],
         5.0,
-        "buffer=",
+        "only shape and dtype",
     ),
     _runtime(
         "recarray_object_buffer",
         "import numpy as np\ny = np.recarray((1,), dtype=[('f', 'O')], buf=bytearray(8))",
         ["policy"],
         5.0,
-        "buf=",
+        "only shape and dtype",
+    ),
+    _runtime(
+        "ndarray_overlapping_strides",
+        "import numpy as np\na = np.ndarray((2,), [('o', 'O'), ('i', 'u8')], strides=(8,))",
+        ["policy"],
+        5.0,
+        "only shape and dtype",
     ),
     _runtime(
         "type_of_numpy_class", "import numpy as np\nT = type(np.dtype)", ["policy"], 5.0, "type() of a class"
@@ -297,6 +310,7 @@ PYTHON_LAYER = [
     _py("builtins_class", "class X:\n    pass", "NameError"),
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
     _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
+    _py("array_stand_in_hides_real_class", "import numpy as np\nR = np.ndarray._real", "AttributeError"),
     _py(
         "metaclass_escape_unchecked",
         "T = type(int)\nMeta = T('Meta', (T,), {'__instancecheck__': lambda c, i: True})",
