@@ -38,7 +38,8 @@
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
    `.format` not called at once on a checked literal, positional class patterns, which read
-   `__match_args__`), 3-argument type(), classes and async code.
+   `__match_args__`), numpy's routes to raw memory (`.data`, assigning `.strides`, `.resize`,
+   which frees memory its views still use), 3-argument type(), classes and async code.
 
 Layers 4-5 are what an in-process interpreter would have; here they are only the first
 hurdles: tests run unchecked escape payloads and show layers 1-2 still hold.

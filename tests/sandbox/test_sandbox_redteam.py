@@ -137,6 +137,20 @@ STATIC = [
         "strides_overlap_object_field",
         "import numpy as np\na = np.zeros(2, dtype=[('o', 'O'), ('i', 'u8')])\nw = a['i']\nw.strides = (8,)",
     ),
+    # fourth pass: ndarray.resize reallocates under its views (read/write freed memory)
+    _static(
+        "resize_use_after_free",
+        "import numpy as np\nb = np.zeros(4096, 'u8')\nv = b[:]\nb.resize(10 ** 6, refcheck=False)\n"
+        "o = np.empty(4096, 'O')\nx = [1]\nv[5] = id(x)",
+    ),
+    _static("resize_through_base", "import numpy as np\nv = np.zeros(4096, 'u8')[:]\nv.base.resize(10 ** 6)"),
+    _static(
+        "resize_unbound", "import numpy as np\nb = np.zeros(8)\nnp.ndarray.resize(b, 10 ** 6, refcheck=False)"
+    ),
+    _static(
+        "resize_by_match",
+        "import numpy as np\nmatch np.zeros(8):\n    case np.ndarray(resize=r):\n        r(10)",
+    ),
     _static("match_positional_subpattern", "match 1:\n    case int(x):\n        y = x"),
     _static("format_method_stored", "f = '{0.__class__.__mro__}'.format\nx = f(1)"),
     _static("format_unbound_str_method", "f = str.format\nx = f('{0.__class__}', 1)"),
@@ -310,6 +324,7 @@ PYTHON_LAYER = [
     _py("builtins_class", "class X:\n    pass", "NameError"),
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
     _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
+    _py("proxy_np_resize", "import numpy as np\nnp.resize", "AttributeError"),
     _py("array_stand_in_hides_real_class", "import numpy as np\nR = np.ndarray._real", "AttributeError"),
     _py(
         "metaclass_escape_unchecked",
