@@ -25,7 +25,7 @@ HELPERS = {
 STDLIB_IMPORTS = {
     **{n: "itertools" for n in ("combinations", "permutations", "product", "accumulate", "groupby", "chain",
                                 "combinations_with_replacement", "zip_longest")},
-    **{n: "functools" for n in ("reduce", "lru_cache", "cmp_to_key")},
+    **{n: "functools" for n in ("reduce", "lru_cache")},
     **{n: "collections" for n in ("Counter", "defaultdict", "deque", "OrderedDict", "namedtuple")},
     **{n: "math" for n in ("sqrt", "gcd", "floor", "ceil", "factorial", "isqrt", "comb", "perm", "hypot", "lcm")},
     **{n: "heapq" for n in ("heappush", "heappop", "heapify", "nlargest", "nsmallest")},

@@ -27,7 +27,9 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     "heapq": None,
     "bisect": None,
     "statistics": None,
-    "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
+    # no cmp_to_key: it runs program code inside `<`, and numpy's in-place sort of an object
+    # array whose comparison rewrites that array frees objects it still holds (use after free)
+    "functools": frozenset({"reduce", "partial", "lru_cache", "cache"}),
     "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
     "typing": frozenset(
         [

@@ -263,6 +263,16 @@ RUNTIME = [
         5.0,
         "only shape and dtype",
     ),
+    # fifth pass: program code inside an object array's in-place sort, rewriting that array
+    _runtime(
+        "sort_with_mutating_comparison",
+        "import functools\nimport numpy as np\na = np.empty(16, dtype='O')\n"
+        "def cmp(x, y):\n    a[:] = None\n    return 1\nK = functools.cmp_to_key(cmp)\n"
+        "for i in range(16):\n    a[i] = [K(i)]\na.sort()",
+        ["policy"],
+        5.0,
+        "cmp_to_key",
+    ),
     _runtime(
         "ndarray_overlapping_strides",
         "import numpy as np\na = np.ndarray((2,), [('o', 'O'), ('i', 'u8')], strides=(8,))",
@@ -325,6 +335,7 @@ PYTHON_LAYER = [
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
     _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
     _py("proxy_np_resize", "import numpy as np\nnp.resize", "AttributeError"),
+    _py("guard_from_functools_cmp_to_key", "from functools import cmp_to_key", "ImportError"),
     _py("array_stand_in_hides_real_class", "import numpy as np\nR = np.ndarray._real", "AttributeError"),
     _py(
         "metaclass_escape_unchecked",
