@@ -30,7 +30,9 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     # no cmp_to_key: it runs program code inside `<`, and numpy's in-place sort of an object
     # array whose comparison rewrites that array frees objects it still holds (use after free)
     "functools": frozenset({"reduce", "partial", "lru_cache", "cache"}),
-    "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
+    # no ChainMap: its Python-level == looks keys up in its maps, so a defaultdict among them
+    # runs program code inside a comparison (the same use after free as cmp_to_key, below)
+    "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple"}),
     "typing": frozenset(
         [
             "Any",

@@ -274,6 +274,15 @@ RUNTIME = [
         "cmp_to_key",
     ),
     _runtime(
+        "sort_with_chainmap_defaultdict_comparison",
+        "from collections import ChainMap, defaultdict\nimport numpy as np\na = np.empty(16, dtype='O')\n"
+        "def f():\n    a[:] = None\n    return 1\n"
+        "for i in range(16):\n    a[i] = [ChainMap(defaultdict(f), {'k': 1}), 16 - i]\na.sort()",
+        ["policy"],
+        5.0,
+        "ChainMap",
+    ),
+    _runtime(
         "ndarray_overlapping_strides",
         "import numpy as np\na = np.ndarray((2,), [('o', 'O'), ('i', 'u8')], strides=(8,))",
         ["policy"],
