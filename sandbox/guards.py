@@ -5,6 +5,11 @@
   original it visits: with a host-function stub that reached the worker's channel and its
   real modules. Policy code gets `copy` and `deepcopy` of plain data (containers, numpy arrays,
   numbers, strings, shapely geometries) and a TypeError for anything else.
+- `typing`: its aliases forward every non-dunder attribute to the collections.abc origin
+  (`typing.Mapping.items(d)` built a real ItemsView whose Python-level `<` looks keys up, so a
+  defaultdict's factory, i.e. program code, ran inside numpy's in-place object sort: a use
+  after free), and attribute writes went to the shared ABCs. Policy code gets inert type hints
+  that can be subscripted and or-ed for annotations, and nothing else.
 - `numpy.ndarray` / `numpy.recarray`: built over a caller-supplied buffer, or with strides that
   overlap an object field with an integer one, their bytes are read as object pointers (any
   address becomes an object: a full escape). Policy code gets classes that compare,
@@ -151,3 +156,37 @@ ARRAY_CLASSES: dict[type, type] = {
     np.ndarray: _array_class(np.ndarray, ("buffer", "offset", "strides")),
     np.recarray: _array_class(np.recarray, ("buf", "offset", "strides")),
 }
+
+
+# --------------------------------------------------------------------------- typing
+
+
+class TypeHint:
+    """An annotation-only stand-in: `List[int]`, `Optional[str]`, `Dict[str, List[int]] | None`
+    all evaluate (to a hint); attributes, calls and isinstance() are not available."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getitem__(self, params) -> TypeHint:
+        return self
+
+    def __or__(self, other) -> TypeHint:
+        return self
+
+    __ror__ = __or__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"typing.{self._name} is only a type hint in policy code")
+
+    def __repr__(self) -> str:
+        return f"typing.{self._name}"
+
+
+def typing_module(names) -> types.ModuleType:
+    module = types.ModuleType("typing", "Type hints for annotations (sandboxed; see sandbox/guards.py)")
+    for name in names:
+        setattr(module, name, TypeHint(name))
+    return module

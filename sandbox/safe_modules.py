@@ -33,24 +33,6 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     # no ChainMap: its Python-level == looks keys up in its maps, so a defaultdict among them
     # runs program code inside a comparison (the same use after free as cmp_to_key, below)
     "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple"}),
-    "typing": frozenset(
-        [
-            "Any",
-            "Callable",
-            "Dict",
-            "FrozenSet",
-            "Generator",
-            "Iterable",
-            "Iterator",
-            "List",
-            "Mapping",
-            "Optional",
-            "Sequence",
-            "Set",
-            "Tuple",
-            "Union",
-        ]
-    ),
     "operator": frozenset(
         [
             "abs",
@@ -85,6 +67,15 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
         ]
     ),
 }
+
+# Annotation names policy code may import from `typing` (inert hints, see guards.TypeHint).
+_TYPING_NAMES = (
+    "Any", "Callable", "Dict", "FrozenSet", "Generator", "Iterable", "Iterator", "List", "Mapping",
+    "Optional", "Sequence", "Set", "Tuple", "Union",
+)  # fmt: skip
+# Type-hint objects that modules import for their own annotations are not their API (and
+# typing's aliases forward attribute access to the shared collections.abc classes).
+_HINT_MODULES = ("typing", "collections.abc", "_collections_abc")
 
 # Left out of numpy/shapely whatever the attribute name (file I/O, pickle, raw memory, config).
 _THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
@@ -122,6 +113,7 @@ def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     for name, allowed in _STDLIB_NAMES.items():
         proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name)
     proxies["copy"] = guards.copy_module()  # plain data only, never the pickle protocol
+    proxies["typing"] = guards.typing_module(_TYPING_NAMES)  # hints, no doors to collections.abc
     for name in ("numpy", "shapely"):
         proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
     for real, stand_in in guards.ARRAY_CLASSES.items():  # no array over a caller's buffer
@@ -147,6 +139,8 @@ def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
             try:
                 value = getattr(module, attr)
             except Exception:  # noqa: BLE001, S112 - lazy attributes that fail to load are simply absent
+                continue
+            if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
                 continue
             if isinstance(value, types.ModuleType):
                 if attr not in submodules:

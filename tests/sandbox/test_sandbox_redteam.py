@@ -282,6 +282,25 @@ RUNTIME = [
         5.0,
         "ChainMap",
     ),
+    # seventh pass: typing aliases forward attributes to collections.abc (ItemsView's Python <)
+    _runtime(
+        "sort_with_typing_itemsview_comparison",
+        "import numpy as np\nimport typing\nfrom collections import defaultdict\na = np.empty(16, dtype='O')\n"
+        "def f():\n    a[:] = None\n    return 1\n"
+        "for i in range(16):\n    d = defaultdict(f)\n    d[(i, 0)] = 0\n    a[i] = typing.Mapping.items(d)\na.sort()",
+        ["policy"],
+        5.0,
+        "no attribute 'items'",
+    ),
+    _runtime(
+        "typing_alias_writes_abc", "import typing\ntyping.Iterable.zzz = 5", ["policy"], 5.0, "AttributeError"
+    ),
+    _runtime(
+        "typing_hints_still_annotate",
+        "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
+        "    return x\nret_val = f([1])",
+        ["ok"],
+    ),
     _runtime(
         "ndarray_overlapping_strides",
         "import numpy as np\na = np.ndarray((2,), [('o', 'O'), ('i', 'u8')], strides=(8,))",
@@ -293,7 +312,7 @@ RUNTIME = [
         "type_of_numpy_class", "import numpy as np\nT = type(np.dtype)", ["policy"], 5.0, "type() of a class"
     ),
     _runtime(
-        "type_of_typing_any", "import typing\nT = type(typing.Any)", ["policy"], 5.0, "type() of a class"
+        "type_of_random_class", "import random\nT = type(random.Random)", ["policy"], 5.0, "type() of a class"
     ),
     _runtime(
         "return_dimension_over_u32",
@@ -344,6 +363,7 @@ PYTHON_LAYER = [
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
     _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
     _py("proxy_np_resize", "import numpy as np\nnp.resize", "AttributeError"),
+    _py("proxy_shapely_type_hint_abc", "import shapely.strtree as s\ns.Iterable", "AttributeError"),
     _py("guard_from_functools_cmp_to_key", "from functools import cmp_to_key", "ImportError"),
     _py("array_stand_in_hides_real_class", "import numpy as np\nR = np.ndarray._real", "AttributeError"),
     _py(
