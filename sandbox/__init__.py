@@ -28,8 +28,8 @@
    name and the signature, calls, and sends back plain data or a (class name, message) error
    that the worker re-raises as a same-named PrimitiveError subclass.
 4. **Python layer** (`safe_modules.py`, `guards.py`). The program gets a restricted builtins
-   dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument and never a
-   metaclass), a guarded import that hands out module proxies (fresh module objects holding
+   dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument, never a
+   metaclass nor a property/function/descriptor constructor), a guarded import that hands out module proxies (fresh module objects holding
    only the safe public attributes of numpy, shapely and a few stdlib modules; submodules only
    if allowlisted; no file, pickle or ctypes entry points), `copy` of plain data only (never
    the pickle protocol), numpy array classes that take no caller-supplied buffer (object
@@ -38,8 +38,10 @@
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
    `.format` not called at once on a checked literal, positional class patterns, which read
-   `__match_args__`), numpy's routes to raw memory (`.data`, assigning `.strides`, `.resize`,
-   which frees memory its views still use), 3-argument type(), classes and async code.
+   `__match_args__`), numpy's routes to raw memory (`.data`, `.resize`, which frees memory
+   its views still use), any attribute assignment or deletion (policy code has no objects of
+   its own; a store could only rewrite a shared library class or module), 3-argument type(),
+   classes and async code.
 
 Layers 4-5 are what an in-process interpreter would have; here they are only the first
 hurdles: tests run unchecked escape payloads and show layers 1-2 still hold.

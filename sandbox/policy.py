@@ -158,9 +158,14 @@ class _Checker:
             self.refuse(node, f"{name!r} is not available in policy code")
 
     def check_attr(self, node: ast.AST, attr: str) -> None:
-        if attr == "strides" and isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
-            # new strides can overlap a structured array's object fields with writable ints
-            self.refuse(node, "an array's strides may not be changed in policy code")
+        if isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
+            # policy code has no objects of its own (no classes); an attribute store could only
+            # rewrite a library class or module shared by the worker, e.g. a property on
+            # Fraction that runs program code inside numpy's in-place sort (use after free),
+            # or an array's strides over its object fields
+            self.refuse(
+                node, f"assigning or deleting attribute {attr!r} is not allowed in policy code; use a dict"
+            )
         elif attr == "format" and id(node) not in self.checked_formats:
             self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
         elif attr.startswith("__"):

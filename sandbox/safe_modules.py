@@ -202,7 +202,21 @@ def _safe_type(obj, *rest):
     result = type(obj)
     if issubclass(result, type):
         raise TypeError("type() of a class is not available in policy code; compare classes directly")
+    if result in _FACTORY_TYPES:
+        raise TypeError(f"type() of a {result.__name__} is not available in policy code")
     return guards.ARRAY_CLASSES.get(result, result)
+
+
+# type() of these would hand out a constructor of descriptors, functions or interpreter
+# objects (a property built this way ran program code inside library comparisons)
+_FACTORY_TYPES = frozenset({
+    property, classmethod, staticmethod, types.FunctionType, types.MethodType, types.CodeType,
+    types.GetSetDescriptorType, types.MemberDescriptorType, types.MethodDescriptorType,
+    types.WrapperDescriptorType, types.ClassMethodDescriptorType, types.MethodWrapperType,
+    types.BuiltinFunctionType, types.CellType, types.FrameType, types.TracebackType,
+    types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType,
+    types.MappingProxyType, types.SimpleNamespace,
+})  # fmt: skip
 
 
 class OutputBuffer:

@@ -151,6 +151,14 @@ STATIC = [
         "resize_by_match",
         "import numpy as np\nmatch np.zeros(8):\n    case np.ndarray(resize=r):\n        r(10)",
     ),
+    # eighth pass: a property set on a library class ran program code inside its comparisons
+    _static(
+        "property_on_library_class",
+        "import statistics\nF = statistics.Fraction\ndef f(self):\n    return 1\nF.denominator = type(F.numerator)(f)",
+    ),
+    _static("typing_alias_writes_abc", "import typing\ntyping.Iterable.zzz = 5"),
+    _static("module_attribute_store", "import math\nmath.pi = 3"),
+    _static("attribute_delete", "import math\ndel math.pi"),
     _static("match_positional_subpattern", "match 1:\n    case int(x):\n        y = x"),
     _static("format_method_stored", "f = '{0.__class__.__mro__}'.format\nx = f(1)"),
     _static("format_unbound_str_method", "f = str.format\nx = f('{0.__class__}', 1)"),
@@ -293,9 +301,6 @@ RUNTIME = [
         "no attribute 'items'",
     ),
     _runtime(
-        "typing_alias_writes_abc", "import typing\ntyping.Iterable.zzz = 5", ["policy"], 5.0, "AttributeError"
-    ),
-    _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
         "    return x\nret_val = f([1])",
@@ -363,6 +368,8 @@ PYTHON_LAYER = [
     _py("print_file", "print('x', file=None or 1)", "TypeError"),
     _py("host_function_reduce", "get_obj_pos.__reduce_ex__(4)", "cannot be pickled"),
     _py("proxy_np_resize", "import numpy as np\nnp.resize", "AttributeError"),
+    _py("type_of_property", "import statistics\nP = type(statistics.Fraction.numerator)", "not available"),
+    _py("type_of_function", "def f():\n    pass\nT = type(f)", "not available"),
     _py("proxy_shapely_type_hint_abc", "import shapely.strtree as s\ns.Iterable", "AttributeError"),
     _py("guard_from_functools_cmp_to_key", "from functools import cmp_to_key", "ImportError"),
     _py("array_stand_in_hides_real_class", "import numpy as np\nR = np.ndarray._real", "AttributeError"),
