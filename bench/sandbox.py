@@ -149,14 +149,14 @@ class _Executors:
         self.sb.wait_ready()
 
     def exec_once(self):
-        ns = {"get_obj_pos": self.get_obj_pos}
-        wall, cpu = time.perf_counter(), time.thread_time()
-        exec(self.code, ns)  # noqa: S102 - the baseline being measured
-        return time.perf_counter() - wall, time.thread_time() - cpu, ns["ret_val"]
+        return self._exec(self.get_obj_pos)
 
     def floor_once(self):
         """exec(), with every host call a round trip to another process (see _BareProcess)."""
-        ns = {"get_obj_pos": self.bare.get_obj_pos}
+        return self._exec(self.bare.get_obj_pos)
+
+    def _exec(self, get_obj_pos):
+        ns = {"get_obj_pos": get_obj_pos}
         wall, cpu = time.perf_counter(), time.thread_time()
         exec(self.code, ns)  # noqa: S102 - the baseline being measured
         return time.perf_counter() - wall, time.thread_time() - cpu, ns["ret_val"]
