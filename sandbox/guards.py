@@ -73,12 +73,9 @@ def _deep(x, memo: dict):
     elif type(x) is list:
         y = memo[key] = []
         y.extend(_deep(item, memo) for item in x)
-    elif isinstance(x, dict) and type(x) in (dict, collections.OrderedDict, collections.Counter):
-        y = memo[key] = type(x)()
-        for k, v in x.items():
-            y[_deep(k, memo)] = _deep(v, memo)
-    elif type(x) is collections.defaultdict:
-        y = memo[key] = collections.defaultdict(x.default_factory)
+    elif type(x) in (dict, collections.OrderedDict, collections.Counter, collections.defaultdict):
+        y = memo[key] = x.copy()  # the same kind of mapping (and default factory), refilled below
+        y.clear()
         for k, v in x.items():
             y[_deep(k, memo)] = _deep(v, memo)
     elif type(x) in (set, frozenset):
