@@ -48,6 +48,10 @@ class ChannelClosed(ProtocolError):
     """The other side closed the channel (for the host: the worker died)."""
 
 
+def _worker_gone() -> ChannelClosed:
+    return ChannelClosed("the sandbox worker closed its channel (it exited or was killed)")
+
+
 class ChannelTimeout(Exception):
     """No complete message before the deadline."""
 
@@ -287,9 +291,7 @@ class Channel:
             except BlockingIOError:
                 self._wait(select.POLLOUT, deadline, cancel)
             except (ConnectionResetError, BrokenPipeError):
-                raise ChannelClosed(
-                    "the sandbox worker closed its channel (it exited or was killed)"
-                ) from None
+                raise _worker_gone() from None
 
     def send_raw(self, payload: bytes) -> None:
         self.sock.sendall(_HDR.pack(len(payload)) + payload)
@@ -349,7 +351,7 @@ class Channel:
         except (ConnectionResetError, BrokenPipeError):
             chunk = b""
         if not chunk:
-            raise ChannelClosed("the sandbox worker closed its channel (it exited or was killed)")
+            raise _worker_gone()
         return chunk
 
     def close(self) -> None:
