@@ -31,7 +31,7 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
     # array whose comparison rewrites that array frees objects it still holds (use after free)
     "functools": frozenset({"reduce", "partial", "lru_cache", "cache"}),
     # no ChainMap: its Python-level == looks keys up in its maps, so a defaultdict among them
-    # runs program code inside a comparison (the same use after free as cmp_to_key, below)
+    # runs program code inside a comparison (the same use after free as cmp_to_key, above)
     "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple"}),
     "operator": frozenset(
         [
