@@ -14,7 +14,7 @@ import numpy as np
 from lmp.calls import LLMCaller
 from lmp.extract import extract_code
 from lmp.prompt import PromptSpec, build_request
-from lmp.scene import scene_objects
+from lmp.scene import pure_reads, scene_objects
 from primitives.errors import InvalidArgumentError, PrimitiveError
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
@@ -87,6 +87,7 @@ class NestedLMPs:
             timeout_s=self.timeout_s,
             return_names=("ret_val",),
             cancel=self.cancel,
+            pure=[n for n in pure_reads(self.api) if n in hosts],
         )
         if not result.ok:
             err = result.error

@@ -22,7 +22,7 @@ from lmp.conversation import Conversation
 from lmp.hierarchy import FunctionResolver
 from lmp.nested import NestedLMPs
 from lmp.prompt import PromptSpec
-from lmp.scene import restore, scene_objects
+from lmp.scene import pure_reads, restore, scene_objects
 from lmp.skills import SkillLibrary
 from primitives.errors import ERROR_TYPES, PrimitiveError
 
@@ -65,6 +65,7 @@ class RunContext:
         self.used_undo = False
         self.nested = NestedLMPs(caller, sandbox, prompts, api, api_text, self.prelude, cancel)
         self.hosts = {**api.functions(), **self.nested.functions(), "undo": self.undo}
+        self.pure = pure_reads(api)
         self.resolver = FunctionResolver(caller, prompts["fgen"], api_text, skills, max_fn_depth, max_fns)
         self.modules = set(prompts["tabletop_ui"].modules) | {"np"}
 
@@ -113,7 +114,7 @@ class RunContext:
     def execute(self, program: str) -> tuple[bool, dict | None]:
         prelude = self.prelude()
         res = self.sandbox.run(prelude + program, host_functions=self.hosts, timeout_s=self.timeout_s,
-                               cancel=self.cancel)  # fmt: skip
+                               cancel=self.cancel, pure=self.pure)  # fmt: skip
         if res.ok:
             return True, None
         err = res.error

@@ -34,6 +34,12 @@ def scene_objects(api: Any) -> tuple[list[str], dict[str, list[float]]]:
     return names, {n: [float(v) for v in fns["get_obj_pos"](n)[:2]] for n in names}
 
 
+def pure_reads(api: Any) -> tuple[str, ...]:
+    """The API's functions the sandbox may answer again without asking (none for APIs that do not say)."""
+    pure = getattr(api, "pure_functions", None)
+    return tuple(pure()) if pure is not None else ()
+
+
 def can_snapshot(api: Any) -> bool:
     backend = backend_of(api)
     return (

@@ -57,6 +57,25 @@ FUNCTION_NAMES = (
     "wait",
     "say",
 )
+# The functions that only look: between two commands they answer the same on a backend that
+# changes only when commanded (see PolicyAPI.pure_functions).
+READ_NAMES = (
+    "get_obj_names",
+    "get_obj_pos",
+    "get_obj_xyz",
+    "get_bbox",
+    "get_color",
+    "is_obj_visible",
+    "get_table_bounds",
+    "get_corner_positions",
+    "get_side_positions",
+    "get_named_position",
+    "get_corner_name",
+    "get_side_name",
+    "denormalize_xy",
+    "get_gripper_pos",
+    "get_gripper_state",
+)
 
 
 def plain(value: object, depth: int = 0) -> object:
@@ -92,6 +111,11 @@ class PolicyAPI:
     # -- plumbing ---------------------------------------------------------------------------
     def functions(self) -> dict[str, Callable]:
         return {name: self._wrap(name) for name in FUNCTION_NAMES}
+
+    def pure_functions(self) -> tuple[str, ...]:
+        """Names the sandbox may answer again without asking (`Sandbox.run(pure=...)`): the reads,
+        when the backend changes only when commanded; none on a real robot, whose scene moves."""
+        return READ_NAMES if self.backend.changes_only_when_commanded else ()
 
     def describe(self) -> str:
         parts = []

@@ -41,6 +41,11 @@ class CameraImage:
 class RobotBackend(abc.ABC):
     """What a robot must offer so that every primitive works on it."""
 
+    # True when the scene and the arm change only through this backend's own verbs (a simulator
+    # that steps only inside them): then two reads with no command between them give the same
+    # answer, and the sandbox may answer a repeated read without asking. A real robot is False.
+    changes_only_when_commanded: bool = False
+
     @abc.abstractmethod
     def workspace(self) -> Workspace: ...
 

@@ -25,6 +25,8 @@ GRASP_REACH = 0.015  # the TCP must be this close (xy) to a block's centre to gr
 class FakeBackend(RobotBackend):
     """`objects` maps names like "red block" to [x, y] (resting on the table) or [x, y, z]."""
 
+    changes_only_when_commanded = True
+
     def __init__(
         self, objects: dict[str, list[float]], workspace: Workspace = DEFAULT_WORKSPACE, seed: int = 0
     ):

@@ -26,7 +26,10 @@
    str-keyed dict, numpy arrays of allowlisted dtypes). Never pickle. Host functions stay on
    the trusted side: the program holds a stub that sends a call message; the host checks the
    name and the signature, calls, and sends back plain data or a (class name, message) error
-   that the worker re-raises as a same-named PrimitiveError subclass.
+   that the worker re-raises as a same-named PrimitiveError subclass. Host functions the
+   caller declares pure (reads of a world that only the other host functions change) are
+   answered again from the worker's memory until the next other call; the worker reports
+   each such call and the host makes it too, so checks and trace miss none.
 4. **Python layer** (`safe_modules.py`, `guards.py`). The program gets a restricted builtins
    dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument, never a
    metaclass nor a property/function/descriptor constructor), a guarded import that hands out module proxies (fresh module objects holding

@@ -151,13 +151,25 @@ class Sandbox:
         timeout_s: float = 60.0,
         return_names: Iterable[str] = ("ret_val",),
         cancel: threading.Event | None = None,
+        pure: Iterable[str] = (),
     ) -> SandboxResult:
+        """Run `code` with `host_functions` callable from it.
+
+        `pure` names host functions whose answer depends only on their arguments until the
+        program calls any other host function (reads of a world that only those calls change).
+        The worker answers a repeated pure call itself and reports it afterwards, and the host
+        then makes the call too, so every call is still checked and seen here; the program
+        just does not wait for the round trip.
+        """
         start = time.monotonic()
         if self._state is SandboxState.CLOSED:
             raise RuntimeError("this Sandbox is closed; create a new one")
         host_functions = dict(host_functions or {})
         return_names = tuple(return_names)
+        pure = frozenset(pure)
         _validate_names(host_functions, return_names)
+        if not pure <= host_functions.keys():
+            raise ValueError(f"pure names {sorted(pure - host_functions.keys())} are not host functions")
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
         if not self._skip_check:
@@ -185,11 +197,12 @@ class Sandbox:
                 "code": code,
                 "host_functions": list(host_functions),
                 "return_names": list(return_names),
+                "pure": sorted(pure),
                 "timeout_s": float(timeout_s),
                 "stdout_limit": self.stdout_limit,
             }
             return _Session(
-                worker, host_functions, return_names, deadline, cancel, timeout_s, self.stdout_limit
+                worker, host_functions, pure, return_names, deadline, cancel, timeout_s, self.stdout_limit
             ).serve(spec, start)
         finally:
             self._pool.release(worker)
@@ -215,11 +228,12 @@ class Sandbox:
 class _Session:
     """One run's conversation with its worker."""
 
-    def __init__(self, worker, host_functions, return_names, deadline, cancel, timeout_s, stdout_limit):
+    def __init__(self, worker, host_functions, pure, return_names, deadline, cancel, timeout_s, stdout_limit):
         self.worker = worker
         self.return_names = return_names
         self.chan = worker.chan
         self.host_functions = host_functions
+        self.pure = pure
         self.deadline = deadline
         self.cancel = cancel
         self.timeout_s = timeout_s
@@ -235,6 +249,8 @@ class _Session:
                     raise protocol.ProtocolError("worker sent a message that is not a tagged tuple")
                 if message[0] == "call":
                     self._serve_call(message)
+                elif message[0] == "reads":
+                    self._replay_reads(message)
                 elif message[0] == "done":
                     return self._finish(message, start)
                 else:
@@ -264,11 +280,7 @@ class _Session:
         return SandboxError("crash", f"the sandbox worker died unexpectedly ({how})")
 
     def _serve_call(self, message: tuple) -> None:
-        if len(message) != 4 or type(message[1]) is not str or type(message[2]) is not tuple:
-            raise protocol.ProtocolError("malformed host function call")
-        _tag, name, args, kwargs = message
-        if type(kwargs) is not dict:
-            raise protocol.ProtocolError("malformed host function call")
+        _tag, name, args, kwargs = _call_parts(message)
         fn = self.host_functions.get(name)
         if fn is None:
             reply = ("exc", "builtin", "NameError", f"no host function named {name[:100]!r}")
@@ -284,6 +296,22 @@ class _Session:
             )
         if self.cancel is not None and self.cancel.is_set():
             raise protocol.ChannelCancelled()
+
+    def _replay_reads(self, message: tuple) -> None:
+        """Pure calls the worker answered from its memo: make them here too (checks, trace).
+        The worker already has the answers, so nothing goes back."""
+        reads = message[1] if len(message) == 2 else None
+        if type(reads) is not list or len(reads) > protocol.MAX_READS_PER_REPORT:
+            raise protocol.ProtocolError("malformed reads report")
+        for payload in reads:
+            if type(payload) is not bytes:
+                raise protocol.ProtocolError("malformed reads report")
+            _tag, name, args, kwargs = _call_parts(protocol.decode(payload))
+            if name not in self.pure:
+                raise protocol.ProtocolError(
+                    f"worker reported a memoised answer of {name[:100]!r}, not a pure read"
+                )
+            self._invoke(name, self.host_functions[name], args, kwargs)
 
     def _invoke(self, name: str, fn: Callable, args: tuple, kwargs: dict) -> tuple:
         if name not in self.signatures:
@@ -362,6 +390,20 @@ class _CallShape:
 
     def accepts_fast(self, n_args: int, kwargs: dict) -> bool:
         return not kwargs and self.min_positional <= n_args <= self.max_positional
+
+
+def _call_parts(message) -> tuple:
+    """("call", name, args, kwargs) with the right types, or ProtocolError."""
+    if (
+        type(message) is not tuple
+        or len(message) != 4
+        or message[0] != "call"
+        or type(message[1]) is not str
+        or type(message[2]) is not tuple
+        or type(message[3]) is not dict
+    ):
+        raise protocol.ProtocolError("malformed host function call")
+    return message
 
 
 def _text(value) -> str:

@@ -17,6 +17,8 @@ import time
 import numpy as np
 
 MAX_DEPTH = 48
+MAX_READS_PER_REPORT = 256  # memoised answers a worker reports in one "reads" message
+MAX_READS_REPORT_BYTES = 1 << 20
 DEFAULT_MAX_FRAME = 8 << 20
 
 # dtype allowlist: one byte on the wire names the dtype (always little-endian, C order).
@@ -61,6 +63,11 @@ class ChannelCancelled(Exception):
 
 
 # --------------------------------------------------------------------------- encoding
+
+
+def frame(payload: bytes) -> bytes:
+    """An encoded payload with its length prefix, as `Channel` sends it."""
+    return _HDR.pack(len(payload)) + payload
 
 
 def encode(value, max_bytes: int = DEFAULT_MAX_FRAME) -> bytes:
@@ -280,11 +287,11 @@ class Channel:
 
     def send(self, value, max_bytes: int | None = None, deadline: float | None = None, cancel=None) -> None:
         payload = encode(value, max_bytes or self.max_frame)
-        frame = _HDR.pack(len(payload)) + payload
+        framed = frame(payload)
         if deadline is None and cancel is None:
-            self.sock.sendall(frame)
+            self.sock.sendall(framed)
             return
-        view = memoryview(frame)
+        view = memoryview(framed)
         while view:
             try:
                 view = view[self.sock.send(view, socket.MSG_DONTWAIT) :]
@@ -293,23 +300,32 @@ class Channel:
             except (ConnectionResetError, BrokenPipeError):
                 raise _worker_gone() from None
 
-    def send_raw(self, payload: bytes) -> None:
-        self.sock.sendall(_HDR.pack(len(payload)) + payload)
+    def send_raw(self, payload: bytes, before: bytes = b"") -> None:
+        """Send an encoded payload as one frame; `before` (already framed) goes in the same write."""
+        self.sock.sendall(before + frame(payload))
+
+    def send_framed(self, data: bytes) -> None:
+        """Send frames made with `frame()` as they are."""
+        self.sock.sendall(data)
 
     def recv(self, deadline: float | None = None, cancel=None):
         """Next message. Raises ChannelTimeout, ChannelCancelled, ChannelClosed, ProtocolError."""
+        return decode(self.recv_frame(deadline, cancel))
+
+    def recv_frame(self, deadline: float | None = None, cancel=None) -> bytes | memoryview:
+        """The next message still encoded (for a caller that keeps the bytes)."""
         while True:
             frame = self._take_frame()
             if frame is not None:
-                return decode(frame)
+                return frame
             chunk = self._read(deadline, cancel)
             if not self._buf and len(chunk) >= 4:
-                # the common case, one whole frame in one read: decode it in place
+                # the common case, one whole frame in one read: no copy into the buffer
                 (n,) = _HDR.unpack_from(chunk, 0)
                 if n > self.max_frame:
                     raise ProtocolError(f"peer sent a {n}-byte message; the limit is {self.max_frame} bytes")
                 if len(chunk) == 4 + n:
-                    return decode(memoryview(chunk)[4:])
+                    return memoryview(chunk)[4:]
             self._buf += chunk
 
     def _take_frame(self) -> bytes | None:

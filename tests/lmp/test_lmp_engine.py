@@ -223,3 +223,18 @@ def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
     assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
     assert out.said == ["0.3"]
     assert "every line" in llm.requests[1].messages[-1].content
+
+
+def test_every_read_is_in_the_trace_though_repeats_skip_the_round_trip(api, sandbox, scripted):
+    """On the sim the engine runs reads as pure (the worker answers repeats itself); the trace
+    still shows each call in program order, and a move in between makes the next read fresh."""
+    program = (
+        "for _ in range(3):\n    p = get_obj_pos('red block')\n"
+        "put_first_on_second('red block', 'green bowl')\n"
+        "q = get_obj_pos('red block')\nsay(str(round(float(q[0] - p[0]), 2) != 0))"
+    )
+    out, _ = run(Engine(scripted(program), sandbox), api, "move the red block to the green bowl")
+    assert out.status == "succeeded", out.error
+    names = [e[1]["name"] for e in api.test_events if e[0] == "primitive_call"]
+    assert names == ["get_obj_pos"] * 3 + ["put_first_on_second", "get_obj_pos", "say"]
+    assert out.said == ["True"]

@@ -92,6 +92,38 @@ def test_functions_match_the_contract_and_are_documented(api):
     assert "NotVisibleError" in ERROR_TYPES
 
 
+READ_ARGS = {
+    "get_obj_pos": ("red block",),
+    "get_obj_xyz": ("blue bowl",),
+    "get_bbox": ("green block",),
+    "get_color": ("pink bowl",),
+    "is_obj_visible": ("yellow block",),
+    "get_named_position": ("top left corner",),
+    "get_corner_name": ([0.1, 0.5],),
+    "get_side_name": ([0.1, 0.5],),
+    "denormalize_xy": ([0.5, 0.5],),
+}
+
+
+def test_pure_functions_only_look_and_answer_the_same_twice(api, world):
+    """What the sandbox may answer again without asking (Sandbox.run(pure=...)): on the sim,
+    every read; each leaves the world and the sim clock alone and repeats its answer."""
+    pure = api.pure_functions()
+    assert set(pure) <= set(FUNCTION_NAMES) and "get_obj_pos" in pure
+    assert not {"pick", "place", "put_first_on_second", "wait", "say", "move_gripper_by"} & set(pure)
+    before = world.state()
+    for name in pure:
+        args = READ_ARGS.get(name, ())
+        first, second = api.fns[name](*args), api.fns[name](*args)
+        assert json.dumps(first, default=np.ndarray.tolist) == json.dumps(second, default=np.ndarray.tolist)
+    assert world.state() == before and not api.said
+
+
+def test_no_pure_functions_on_a_robot_that_moves_by_itself(world, monkeypatch):
+    monkeypatch.setattr(World, "changes_only_when_commanded", False)
+    assert PolicyAPI(world).pure_functions() == ()
+
+
 def test_perception_functions(api):
     f = api.fns
     assert f["get_obj_names"]() == ["red block", "green block", "yellow block", "blue bowl", "pink bowl"]

@@ -605,6 +605,31 @@ def test_worker_that_never_reads_cannot_hold_the_host(unsafe_sb):
     assert res.duration_s < 2.0 + 5.0
 
 
+FORGED_READS = {
+    # an effect reported as if it were a memoised read: the host must not make the call
+    "effect_as_read": "[r.protocol.encode(('call', 'place', ('red block',), {}))]",
+    "not_bytes": "['place']",
+    "not_a_call": "[r.protocol.encode(('done', {}))]",
+    "too_many": "[r.protocol.encode(('call', 'get_obj_pos', ('r',), {}))] * 100000",
+}
+
+
+@pytest.mark.parametrize("entries", FORGED_READS.values(), ids=FORGED_READS)
+def test_forged_read_reports_are_refused(unsafe_sb, entries):
+    """An escaped worker's "reads" report may only name the run's pure functions, well formed."""
+    placed = []
+    hosts = {**_host_functions(), "place": placed.append}
+    forge = (
+        "r = get_obj_pos._call.__self__\n"
+        f"r.chan.send_framed(r.protocol.frame(r.protocol.encode(('reads', {entries}))))\n"
+        "get_obj_pos('red block')\n"
+    )
+    res = unsafe_sb.run(forge, hosts, timeout_s=10, pure=["get_obj_pos"])
+    assert res.error is not None and res.error.kind == "crash", res.error
+    assert "misbehaved" in res.error.message
+    assert placed == []
+
+
 def test_suite_is_big_enough():
     assert len(STATIC) + len(RUNTIME) + len(PYTHON_LAYER) + len(OS) >= 60
 

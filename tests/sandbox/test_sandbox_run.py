@@ -335,3 +335,81 @@ def test_surrogates_from_the_program_cannot_poison_the_host(sb):
     res.stdout.encode("utf-8")  # safe to store
     res = sb.run(r"print('a\x00b')" + "\n" + r"raise ValueError('c\x00d')", timeout_s=10)
     assert res.stdout == "a\ufffdb\n" and "\x00" not in res.error.message
+
+
+def _pure_world():
+    """A host with one read (`read`) that only `move` and `say` change, recording every call."""
+    calls, state = [], {"x": 1.0}
+
+    def read(name):
+        calls.append(("read", name))
+        if name == "hidden":
+            raise OutOfWorkspaceError(f"{name} is out of reach")
+        return np.array([state["x"], 2.0])
+
+    def move():
+        calls.append(("move",))
+        state["x"] += 1
+
+    def say(text):
+        calls.append(("say", text))
+
+    return calls, {"read": read, "move": move, "say": say}
+
+
+PURE_PROGRAM = """
+a = read('r')
+a[0] = 99.0            # the program's copy; the next answer is fresh
+b = read('r')
+c = read('q')
+errors = []
+for _ in range(2):
+    try:
+        read('hidden')
+    except OutOfWorkspaceError as e:
+        errors.append(str(e))
+say('between')
+d = read('r')
+move()
+e = read('r')
+f = read('r')
+ret_val = [float(b[0]), float(d[0]), float(e[0]), float(f[0]), errors]
+"""
+
+
+def test_pure_reads_answer_like_round_trips_and_the_host_sees_every_call(sb):
+    """With `pure`, the worker answers a repeated read itself until another host function is
+    called; the host still receives every call, in program order, and the program cannot tell."""
+    calls_rt, hosts_rt = _pure_world()
+    plain = sb.run(PURE_PROGRAM, hosts_rt, timeout_s=10)
+    calls_memo, hosts_memo = _pure_world()
+    memo = sb.run(PURE_PROGRAM, hosts_memo, timeout_s=10, pure=["read"])
+    assert plain.ok and memo.ok, (plain.error, memo.error)
+    assert memo.values == plain.values == {"ret_val": [1.0, 1.0, 2.0, 2.0, ["hidden is out of reach"] * 2]}
+    assert calls_memo == calls_rt
+    assert calls_memo[-4:] == [("read", "r"), ("move",), ("read", "r"), ("read", "r")]
+
+
+def test_pure_reads_skip_the_round_trip(sb, monkeypatch):
+    """Only the first of 600 identical reads is a round trip; the rest arrive as reports, at most
+    MAX_READS_PER_REPORT to a message. After `move()` the next read is a round trip again."""
+    from sandbox import executor, protocol
+
+    served, reports = [], []
+    serve, replay = executor._Session._serve_call, executor._Session._replay_reads
+    monkeypatch.setattr(executor._Session, "_serve_call", lambda s, m: (served.append(m[1]), serve(s, m))[1])
+    monkeypatch.setattr(
+        executor._Session, "_replay_reads", lambda s, m: (reports.append(len(m[1])), replay(s, m))[1]
+    )
+    calls, hosts = _pure_world()
+    code = "for i in range(600):\n    read('r')\nmove()\nread('r')\nread('r')\nret_val = 1"
+    res = sb.run(code, hosts, timeout_s=20, pure=["read"])
+    assert res.ok, res.error
+    assert len(calls) == 603 and calls[600] == ("move",)
+    assert served == ["read", "move", "read"]
+    assert sum(reports) == 600 and max(reports) <= protocol.MAX_READS_PER_REPORT
+
+
+def test_pure_names_must_be_host_functions(sb):
+    with pytest.raises(ValueError, match="not host functions"):
+        sb.run("ret_val = 1", {"read": lambda n: n}, pure=["read", "get_obj_pos"])
