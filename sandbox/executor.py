@@ -303,10 +303,8 @@ class _Session:
         reads = message[1] if len(message) == 2 else None
         if type(reads) is not list or len(reads) > protocol.MAX_READS_PER_REPORT:
             raise protocol.ProtocolError("malformed reads report")
-        for payload in reads:
-            if type(payload) is not bytes:
-                raise protocol.ProtocolError("malformed reads report")
-            _tag, name, args, kwargs = _call_parts(protocol.decode(payload))
+        for call in reads:
+            _tag, name, args, kwargs = _call_parts(call)
             if name not in self.pure:
                 raise protocol.ProtocolError(
                     f"worker reported a memoised answer of {name[:100]!r}, not a pure read"

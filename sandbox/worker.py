@@ -17,8 +17,6 @@ import time
 WORKER_FD = 3
 PROGRAM_FILENAME = "<policy>"
 _MAX_MESSAGE_CHARS = 2000
-_MEMO_ENTRIES = 4096  # distinct pure-read calls remembered between two other host calls
-_MEMO_REPLY_BYTES = 64 << 10  # bigger answers are fetched every time
 
 
 def main(fd: int, config_json: str) -> None:
@@ -57,7 +55,7 @@ def main(fd: int, config_json: str) -> None:
         except Exception as exc:  # noqa: BLE001 - a worker fault is reported, not a silent exit
             error = {"kind": "crash", "message": f"sandbox worker fault: {_describe(exc)}", "line": None}
             result = {"values": {}, "stdout": "", "error": error}
-        _send_done(chan, result, config.get("max_result_bytes", 8 << 20), runner.take_reads())
+        _send_done(chan, result, config.get("max_result_bytes", 8 << 20), runner.memo.take_report())
     os._exit(0)
 
 
@@ -136,6 +134,7 @@ class HostFunction:
 class Runner:
     def __init__(self, chan, proxies: dict, errors: dict, config: dict):
         from sandbox import protocol, safe_modules
+        from sandbox.memo import ReadMemo
 
         self.chan = chan
         self.proxies = proxies
@@ -144,58 +143,45 @@ class Runner:
         self.protocol = protocol
         self.safe_modules = safe_modules
         self.max_call_bytes = config.get("max_call_bytes", 1 << 20)
-        # Pure reads (spec "pure"): the host's answer to a call, by the call's encoded bytes, kept
-        # until the program calls any other host function. A repeated call is answered from here
-        # (decoded afresh, so the program may change what it gets) and reported to the host in a
-        # "reads" message ahead of the next message, which calls the function again so that its
-        # checks and the trace see every call; the program does not wait for that round trip.
-        self.pure: frozenset[str] = frozenset()
-        self.memo: dict[bytes, bytes] = {}
-        self.reads: list[bytes] = []
-        self.reads_bytes = 0
+        self.memo = ReadMemo()  # answers of the run's pure host functions (run() says which)
 
     def call_host(self, name: str, args: tuple, kwargs: dict):
+        memo = self.memo
+        pure = name in memo.pure
+        key = memo.simple_key(name, args, kwargs) if pure else None
+        payload = None
+        if key is None:
+            payload = self._encode_call(name, args, kwargs)
+            key = payload if pure else None
+        if not pure:
+            memo.forget()
+        else:
+            known = memo.recall(key, name, args, kwargs)
+            if known is not None:
+                if memo.report_due():
+                    self.chan.send_framed(memo.take_report())
+                return self._answer(known)
+            if payload is None:
+                payload = self._encode_call(name, args, kwargs)
+        self.chan.send_raw(payload, before=memo.take_report())
+        reply_bytes = self.chan.recv_frame()
+        reply = self.protocol.decode(reply_bytes)
+        if pure:
+            reply = memo.remember(key, reply_bytes, reply)
+        return self._answer(reply)
+
+    def _encode_call(self, name: str, args: tuple, kwargs: dict) -> bytes:
         protocol = self.protocol
         try:
-            payload = protocol.encode(("call", name, args, kwargs), self.max_call_bytes)
+            return protocol.encode(("call", name, args, kwargs), self.max_call_bytes)
         except (protocol.EncodeError, RecursionError) as exc:
             raise self.errors["InvalidArgumentError"](f"{name}(): arguments cannot be sent: {exc}") from None
-        if name not in self.pure:
-            self.memo.clear()  # the call may change what the reads would answer
-        else:
-            known = self.memo.get(payload)
-            if known is not None:
-                self._report_read(payload)
-                return self._answer(protocol.decode(known))
-        self.chan.send_raw(payload, before=self.take_reads())
-        reply = self.chan.recv_frame()
-        if name in self.pure and len(self.memo) < _MEMO_ENTRIES and len(reply) <= _MEMO_REPLY_BYTES:
-            reply = self.memo[payload] = bytes(reply)
-        return self._answer(protocol.decode(reply))
 
     def _answer(self, reply: tuple):
         if reply[0] == "ret":
             return reply[1]
         _tag, kind, cls_name, message = reply
         raise self._host_exception(kind, cls_name, message)
-
-    def _report_read(self, payload: bytes) -> None:
-        self.reads.append(payload)
-        self.reads_bytes += len(payload)
-        limits = self.protocol
-        if (
-            len(self.reads) >= limits.MAX_READS_PER_REPORT
-            or self.reads_bytes >= limits.MAX_READS_REPORT_BYTES
-        ):
-            self.chan.send_framed(self.take_reads())
-
-    def take_reads(self) -> bytes:
-        """The framed "reads" report of the answers served from the memo since the last one, or b""."""
-        if not self.reads:
-            return b""
-        report = self.protocol.frame(self.protocol.encode(("reads", self.reads)))
-        self.reads, self.reads_bytes = [], 0
-        return report
 
     def _host_exception(self, kind: str, cls_name: str, message: str) -> BaseException:
         if kind == "primitive":
@@ -229,7 +215,7 @@ class Runner:
         }
         for name in spec.get("host_functions", ()):
             namespace[name] = HostFunction(name, self.call_host)
-        self.pure = frozenset(spec.get("pure", ()))
+        self.memo.pure = frozenset(spec.get("pure", ()))
         isolation.set_cpu_limit(spec.get("timeout_s", 60))
         error = None
         cpu_start = time.process_time()

@@ -25,6 +25,8 @@ def test_bench_sandbox_json_keys(capsys):
         "ratio_vs_smolagents",
         "overhead_floor_vs_exec",
         "overhead_vs_floor",
+        "overhead_vs_exec_round_trips",
+        "ratio_vs_smolagents_round_trips",
     ):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["policy_host_calls"] == 20

@@ -607,10 +607,11 @@ def test_worker_that_never_reads_cannot_hold_the_host(unsafe_sb):
 
 FORGED_READS = {
     # an effect reported as if it were a memoised read: the host must not make the call
-    "effect_as_read": "[r.protocol.encode(('call', 'place', ('red block',), {}))]",
-    "not_bytes": "['place']",
-    "not_a_call": "[r.protocol.encode(('done', {}))]",
-    "too_many": "[r.protocol.encode(('call', 'get_obj_pos', ('r',), {}))] * 100000",
+    "effect_as_read": "[('call', 'place', ('red block',), {})]",
+    "not_a_tuple": "['place']",
+    "not_a_call": "[('done', {})]",
+    "kwargs_not_a_dict": "[('call', 'get_obj_pos', ('r',), [])]",
+    "too_many": "[('call', 'get_obj_pos', ('r',), {})] * 5000",
 }
 
 
