@@ -38,6 +38,7 @@ def main(fd: int, config_json: str) -> None:
         socket.socket(fileno=WORKER_FD),
         max_frame=config.get("max_reply_bytes", 64 << 20),
     )
+    runner = Runner(chan, proxies, errors, config)  # now: a run must not pay for its imports
     _warm_up()
     privileges = isolation.drop_root()  # before die_with_parent: a uid change clears PDEATHSIG
     isolation.die_with_parent()
@@ -49,7 +50,6 @@ def main(fd: int, config_json: str) -> None:
     except protocol.ChannelClosed:
         os._exit(0)
     if isinstance(message, tuple) and message and message[0] == "run":
-        runner = Runner(chan, proxies, errors, config)
         try:
             result = runner.run(message[1])
         except Exception as exc:  # noqa: BLE001 - a worker fault is reported, not a silent exit
