@@ -155,6 +155,18 @@ ARRAY_CLASSES: dict[type, type] = {
 }
 
 
+class errstate(np.errstate):
+    """np.errstate without `call=`: numpy calls that function on a floating-point error, and a
+    numpy scalar's error inside a comparison (a Fraction over np.int64 that overflows) ran it
+    in the middle of an object array's in-place sort, which then wrote back objects the
+    function had freed (a worker segfault). np.seterrcall is left out of the proxy for this."""
+
+    def __init__(self, *, call=None, **modes):
+        if call is not None:
+            raise TypeError("np.errstate(call=...) is not available in policy code; use 'raise' or 'ignore'")
+        super().__init__(**modes)
+
+
 # --------------------------------------------------------------------------- typing
 
 

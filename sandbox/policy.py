@@ -139,6 +139,12 @@ class _Checker:
             self.check_call(node)
         for name in _bound_identifiers(node):
             self.check_name(node, name)
+        if isinstance(node, (ast.Try, ast.TryStar, ast.With)):
+            for inner in _same_scope(node):
+                if isinstance(inner, (ast.Yield, ast.YieldFrom)):
+                    # closing a generator suspended here runs its handlers or __exit__ whenever
+                    # its last reference goes, e.g. inside a numpy loop that holds borrowed objects
+                    self.refuse(inner, "yield inside try or with is not allowed in policy code")
         if isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:
                 self.check_attr(node, attr)
@@ -219,6 +225,14 @@ class _Checker:
                 self.refuse(
                     node, f"name {node.id!r} is not defined (not a builtin, host function or assignment)"
                 )
+
+
+def _same_scope(node: ast.AST):
+    """The nodes under `node` that run in its function (not inside nested defs or lambdas)."""
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            yield child
+            yield from _same_scope(child)
 
 
 def _bound_identifiers(node: ast.AST) -> list[str]:

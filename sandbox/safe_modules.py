@@ -97,6 +97,10 @@ _THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
         "add_newdoc_ufunc",
         "setbufsize",
         "getbufsize",
+        # a floating-point error callback runs program code inside numpy's object loops
+        # (see guards.errstate, which takes the place of np.errstate)
+        "seterrcall",
+        "geterrcall",
     ]
 )
 
@@ -118,6 +122,7 @@ def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
         proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
     for real, stand_in in guards.ARRAY_CLASSES.items():  # no array over a caller's buffer
         setattr(proxies["numpy"], real.__name__, stand_in)
+    proxies["numpy"].errstate = guards.errstate  # no error callback
     for name in extra_modules:
         if name not in proxies:
             proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)

@@ -53,6 +53,14 @@ def _static(id_, code, *extra):
 
 STATIC = [
     _static("subclass_walk", "x = ().__class__.__base__.__subclasses__()"),
+    # a generator closed while suspended in try/with runs program code wherever its last
+    # reference goes, e.g. in numpy's object loops between reading and using an item
+    _static(
+        "generator_finalizer",
+        "import numpy as np\na = np.empty(4, dtype='O')\ndef g():\n    try:\n        yield 1\n"
+        "    finally:\n        a[:] = None\nfor i in range(4):\n    x = g()\n    next(x)\n    a[i] = x",
+    ),
+    _static("generator_with_exit", "def g(cm):\n    with cm:\n        yield 1"),
     _static("mro_walk", "x = [].__class__.__mro__[1].__subclasses__()"),
     _static("type_mro", "x = type(()).mro()[-1]"),
     _static("object_name", "x = object"),
@@ -300,6 +308,40 @@ RUNTIME = [
         5.0,
         "no attribute 'items'",
     ),
+    # ninth pass: numpy's floating-point error callback runs program code inside a comparison
+    # (a Fraction over np.int64 overflows while an object array sorts in place): segfault
+    _runtime(
+        "sort_with_errcall_in_comparison",
+        "import numpy as np\nimport statistics\nF = statistics.Fraction\nn = [0, 0]\nbox = [None]\n"
+        "def cb(kind, flag):\n    n[0] += 1\n    if n[0] == n[1]:\n"
+        "        for i in range(12):\n            box[0][i] = F(i, 1)\n"
+        "np.seterr(all='call')\nnp.seterrcall(cb)\n"
+        "for k in range(1, 120):\n    n[0], n[1] = 0, k\n    a = box[0] = np.empty(12, dtype='O')\n"
+        "    for i in range(12):\n        a[i] = F(np.int64(2 ** 62 - 7 * i), 3 + i)\n    a.sort()",
+        ["policy"],
+        5.0,
+        "no attribute 'seterrcall'",
+    ),
+    _runtime(
+        "errstate_call",
+        "import numpy as np\ndef cb(kind, flag):\n    pass\nwith np.errstate(call=cb, all='call'):\n    pass",
+        ["policy"],
+        5.0,
+        "errstate(call=...) is not available",
+    ),
+    _runtime(
+        "type_of_errstate_call",
+        "import numpy as np\ndef cb(kind, flag):\n    pass\nE = type(np.errstate())\nwith E(call=cb):\n    pass",
+        ["policy"],
+        5.0,
+        "errstate(call=...) is not available",
+    ),
+    _runtime(
+        "errstate_modes_still_work",
+        "import numpy as np\nwith np.errstate(divide='ignore', invalid='ignore'):\n"
+        "    ret_val = str(np.float64(1.0) / np.float64(0.0))",
+        ["ok"],
+    ),
     _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
@@ -343,6 +385,7 @@ def _py(id_, code, expect):
 # Static check off, Python layer on: proxies and restricted builtins refuse on their own.
 PYTHON_LAYER = [
     _py("proxy_np_load", "import numpy as np\nnp.load", "AttributeError"),
+    _py("proxy_np_seterrcall", "import numpy as np\nnp.seterrcall", "AttributeError"),
     _py("proxy_np_save", "import numpy as np\nnp.save", "AttributeError"),
     _py("proxy_np_fromfile", "import numpy as np\nnp.fromfile", "AttributeError"),
     _py("proxy_np_memmap", "import numpy as np\nnp.memmap", "AttributeError"),
