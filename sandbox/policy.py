@@ -106,6 +106,10 @@ def check(
     try:
         for node in ast.walk(tree):
             checker.visit_node(node)
+        for node in _yields_in_try(tree):
+            # closing a generator suspended here runs its handlers or __exit__ whenever its
+            # last reference goes, e.g. inside a numpy loop that holds borrowed objects
+            checker.refuse(node, "yield inside try or with is not allowed in policy code")
     except RecursionError:
         return [Violation(None, "program is nested too deeply to check")]
     if allowed_names is not None:
@@ -139,12 +143,6 @@ class _Checker:
             self.check_call(node)
         for name in _bound_identifiers(node):
             self.check_name(node, name)
-        if isinstance(node, (ast.Try, ast.TryStar, ast.With)):
-            for inner in _same_scope(node):
-                if isinstance(inner, (ast.Yield, ast.YieldFrom)):
-                    # closing a generator suspended here runs its handlers or __exit__ whenever
-                    # its last reference goes, e.g. inside a numpy loop that holds borrowed objects
-                    self.refuse(inner, "yield inside try or with is not allowed in policy code")
         if isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:
                 self.check_attr(node, attr)
@@ -227,12 +225,17 @@ class _Checker:
                 )
 
 
-def _same_scope(node: ast.AST):
-    """The nodes under `node` that run in its function (not inside nested defs or lambdas)."""
+def _yields_in_try(node: ast.AST, in_try: bool = False, found: list | None = None) -> list[ast.AST]:
+    """yield / yield from nodes inside a try or with block of their own function (one pass)."""
+    found = [] if found is None else found
     for child in ast.iter_child_nodes(node):
-        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            yield child
-            yield from _same_scope(child)
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            _yields_in_try(child, False, found)
+            continue
+        if in_try and isinstance(child, (ast.Yield, ast.YieldFrom)):
+            found.append(child)
+        _yields_in_try(child, in_try or isinstance(child, (ast.Try, ast.TryStar, ast.With)), found)
+    return found
 
 
 def _bound_identifiers(node: ast.AST) -> list[str]:
