@@ -16,6 +16,8 @@ BENIGN = [
     "name = 'red block'\nret_val = f'{name}: {1.5:.2f}' + '{} and {:>4}'.format(1, 2) + '%s' % name",
     "if __name__ == '__main__':\n    pass",
     "def gen():\n    yield 1\nret_val = list(gen())",
+    "def gen():\n    for i in range(3):\n        yield i\ntry:\n    ret_val = list(gen())\nexcept ValueError:\n    pass",
+    "try:\n    def gen():\n        yield 1\nfinally:\n    pass",
     "match [1, 2]:\n    case [a, b]:\n        ret_val = a + b",
     "x = type(3)\nret_val = isinstance(3, int)",
 ]
@@ -45,6 +47,8 @@ def test_benign_code_passes(code):
         ("from math import *", 1, "import *"),
         ("def f(__x):\n    pass", 1, "dunder name"),
         ("match x:\n    case int(__class__=c):\n        pass", 2, "dunder attribute"),
+        ("def g():\n    try:\n        yield 1\n    finally:\n        pass", 3, "yield inside try"),
+        ("def g(cm):\n    with cm:\n        def h():\n            pass\n        yield h", 5, "yield inside try"),
     ],
 )
 def test_violations_name_the_line_and_the_cause(code, line, fragment):
