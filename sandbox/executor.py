@@ -115,6 +115,7 @@ class Sandbox:
             "extra_modules": list(self.extra_modules),
             "max_call_bytes": max_call_bytes,
             "max_result_bytes": max_message_bytes,
+            "max_report_bytes": min(protocol.MAX_READS_REPORT_BYTES, max_message_bytes // 2),
             "max_reply_bytes": 64 << 20,
         }
         launcher = Launcher(self._iso, config, max_message_bytes)
@@ -244,6 +245,7 @@ class _Session:
         try:
             self.chan.send(("run", spec), deadline=self.deadline, cancel=self.cancel)
             while True:
+                self._check_time()  # also between frames that arrived together
                 message = self.chan.recv(self.deadline, self.cancel)
                 if type(message) is not tuple or not message or type(message[0]) is not str:
                     raise protocol.ProtocolError("worker sent a message that is not a tagged tuple")
@@ -270,6 +272,12 @@ class _Session:
         except (protocol.ProtocolError, OSError) as exc:
             self.worker.kill()
             return _done(start, SandboxError("crash", f"sandbox worker misbehaved and was killed: {exc}"))
+
+    def _check_time(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise protocol.ChannelCancelled()
+        if time.monotonic() >= self.deadline:
+            raise protocol.ChannelTimeout()
 
     def _death_error(self) -> SandboxError:
         how = self.worker.exit_description()
@@ -304,6 +312,7 @@ class _Session:
         if type(reads) is not list or len(reads) > protocol.MAX_READS_PER_REPORT:
             raise protocol.ProtocolError("malformed reads report")
         for call in reads:
+            self._check_time()
             _tag, name, args, kwargs = _call_parts(call)
             if name not in self.pure:
                 raise protocol.ProtocolError(

@@ -23,11 +23,16 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 class ReadMemo:
-    def __init__(self, pure=()):
+    """`max_report_bytes` bounds one encoded "reads" message (the host refuses bigger frames):
+    a call whose report entry could take more than half of it is never answered from here,
+    and a report is due once it holds half, so it never grows past the bound."""
+
+    def __init__(self, pure=(), max_report_bytes: int = protocol.MAX_READS_REPORT_BYTES):
         self.pure = frozenset(pure)
-        self._answers: dict[object, tuple[tuple, bytes]] = {}
+        self.max_report_bytes = max_report_bytes
+        self._answers: dict[object, tuple[tuple, bytes, int]] = {}  # key -> reply, its bytes, entry size
         self._report: list[tuple] = []  # calls answered here since the last report
-        self._report_bytes = 0
+        self._report_bytes = 0  # an upper bound of their encoded size
 
     @staticmethod
     def simple_key(name: str, args: tuple, kwargs: dict) -> tuple | None:
@@ -40,20 +45,27 @@ class ReadMemo:
         known = self._answers.get(key)
         if known is None:
             return None
+        reply, reply_bytes, entry_bytes = known
         if type(key) is bytes:  # arguments the program may still change: report a private copy
             self._report.append(protocol.decode(key))
-            self._report_bytes += len(key)
         else:
             self._report.append(("call", name, args, kwargs))
-            self._report_bytes += sum(map(len, key))
-        return _fresh(*known)
+        self._report_bytes += entry_bytes
+        return _fresh(reply, reply_bytes)
 
     def remember(self, key, reply_bytes: bytes, reply: tuple) -> tuple:
-        """Keep the host's reply to a call; returns what to hand out (not the kept objects)."""
-        if len(self._answers) >= MAX_ENTRIES or len(reply_bytes) > MAX_REPLY_BYTES:
+        """Keep the host's answer to a call (a value or a primitive error, not a refusal of the
+        call itself); returns what to hand out (never the kept objects)."""
+        entry_bytes = _entry_bytes(key)
+        if (
+            len(self._answers) >= MAX_ENTRIES
+            or len(reply_bytes) > MAX_REPLY_BYTES
+            or entry_bytes > self.max_report_bytes // 2
+            or not (reply[0] == "ret" or reply[1] == "primitive")
+        ):
             return reply
-        known = self._answers[key] = (reply, bytes(reply_bytes))
-        return _fresh(*known)
+        known = self._answers[key] = (reply, bytes(reply_bytes), entry_bytes)
+        return _fresh(known[0], known[1])
 
     def forget(self) -> None:
         """Another host function is being called: it may change what the reads would answer."""
@@ -62,19 +74,27 @@ class ReadMemo:
     def report_due(self) -> bool:
         return (
             len(self._report) >= protocol.MAX_READS_PER_REPORT
-            or self._report_bytes >= protocol.MAX_READS_REPORT_BYTES
+            or self._report_bytes >= self.max_report_bytes // 2
         )
 
     def take_report(self) -> bytes:
         """The framed "reads" message of the calls answered here since the last one, or b""."""
         if not self._report:
             return b""
-        framed = protocol.frame(protocol.encode(("reads", self._report)))
-        self._report, self._report_bytes = [], 0
-        return framed
+        report, self._report, self._report_bytes = self._report, [], 0
+        return protocol.frame(protocol.encode(("reads", report), self.max_report_bytes))
+
+
+def _entry_bytes(key) -> int:
+    """An upper bound of a call's encoded size in a report (UTF-8 takes at most 4 bytes a
+    character; tags, lengths and the tuple around it are well under the constants)."""
+    if type(key) is bytes:
+        return len(key) + 16
+    return 64 + sum(4 * len(part) + 16 for part in key)
 
 
 def _fresh(reply: tuple, reply_bytes: bytes) -> tuple:
+    """A reply the program may change without changing the kept one."""
     if reply[0] != "ret" or type(reply[1]) in _SCALARS:
         return reply  # an error's strings, or an immutable value
     if type(reply[1]) is np.ndarray:

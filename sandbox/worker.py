@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 
 WORKER_FD = 3
 PROGRAM_FILENAME = "<policy>"
 _MAX_MESSAGE_CHARS = 2000
+REPORT_EVERY_S = 0.02  # how stale the host's view of answered reads may get
 
 
 def main(fd: int, config_json: str) -> None:
@@ -55,7 +57,12 @@ def main(fd: int, config_json: str) -> None:
         except Exception as exc:  # noqa: BLE001 - a worker fault is reported, not a silent exit
             error = {"kind": "crash", "message": f"sandbox worker fault: {_describe(exc)}", "line": None}
             result = {"values": {}, "stdout": "", "error": error}
-        _send_done(chan, result, config.get("max_result_bytes", 8 << 20), runner.memo.take_report())
+        with runner.send_lock:  # held until exit: the reporter sends nothing after "done"
+            try:
+                reads = runner.memo.take_report()
+            except Exception:  # noqa: BLE001 - losing the last reads must not lose the result
+                reads = b""
+            _send_done(chan, result, config.get("max_result_bytes", 8 << 20), reads)
     os._exit(0)
 
 
@@ -143,7 +150,28 @@ class Runner:
         self.protocol = protocol
         self.safe_modules = safe_modules
         self.max_call_bytes = config.get("max_call_bytes", 1 << 20)
-        self.memo = ReadMemo()  # answers of the run's pure host functions (run() says which)
+        # answers of the run's pure host functions (run() says which), and the thread that
+        # sends the report of those answered here at least every REPORT_EVERY_S
+        self.memo = ReadMemo(max_report_bytes=config.get("max_report_bytes", protocol.MAX_READS_REPORT_BYTES))
+        self.send_lock = threading.Lock()  # one sender at a time: the program's thread or the reporter
+        self.running = threading.Event()
+        # started now: the worker's rlimits allow no new threads (seccomp covers it: TSYNC)
+        threading.Thread(target=self._report_answered_reads, name="reads-reporter", daemon=True).start()
+
+    def _report_answered_reads(self) -> None:
+        """Reads answered from the memo reach the host within REPORT_EVERY_S even while the
+        program computes, so a run stopped by its timeout or cancel loses at most that much
+        of its trace."""
+        self.running.wait()
+        while True:
+            time.sleep(REPORT_EVERY_S)
+            with self.send_lock:
+                report = self.memo.take_report()
+                try:
+                    if report:
+                        self.chan.send_framed(report)
+                except OSError:
+                    return  # the host is gone
 
     def call_host(self, name: str, args: tuple, kwargs: dict):
         memo = self.memo
@@ -156,14 +184,16 @@ class Runner:
         if not pure:
             memo.forget()
         else:
-            known = memo.recall(key, name, args, kwargs)
-            if known is not None:
-                if memo.report_due():
+            with self.send_lock:
+                known = memo.recall(key, name, args, kwargs)
+                if known is not None and memo.report_due():
                     self.chan.send_framed(memo.take_report())
+            if known is not None:
                 return self._answer(known)
             if payload is None:
                 payload = self._encode_call(name, args, kwargs)
-        self.chan.send_raw(payload, before=memo.take_report())
+        with self.send_lock:
+            self.chan.send_raw(payload, before=memo.take_report())
         reply_bytes = self.chan.recv_frame()
         reply = self.protocol.decode(reply_bytes)
         if pure:
@@ -216,6 +246,7 @@ class Runner:
         for name in spec.get("host_functions", ()):
             namespace[name] = HostFunction(name, self.call_host)
         self.memo.pure = frozenset(spec.get("pure", ()))
+        self.running.set()
         isolation.set_cpu_limit(spec.get("timeout_s", 60))
         error = None
         cpu_start = time.process_time()

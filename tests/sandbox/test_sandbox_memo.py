@@ -61,3 +61,28 @@ def test_forget_and_limits():
     assert not memo.report_due()
     memo.recall(key, "f", ("a",), {})
     assert memo.report_due()
+
+
+def test_refusals_and_oversized_calls_are_not_remembered():
+    memo = ReadMemo(["f"], max_report_bytes=4096)
+    refusal = ("exc", "builtin", "TypeError", "f(): too many positional arguments")
+    memo.remember(("f", "a"), protocol.encode(refusal), refusal)
+    assert memo.recall(("f", "a"), "f", ("a",), {}) is None
+    hidden = ("exc", "primitive", "NotVisibleError", "hidden")
+    memo.remember(("f", "b"), protocol.encode(hidden), hidden)
+    assert memo.recall(("f", "b"), "f", ("b",), {}) == hidden
+    long = "x" * 1000  # its report entry could take more than half of the 4 KB bound
+    memo.remember(("f", long), protocol.encode(("ret", 1)), ("ret", 1))
+    assert memo.recall(("f", long), "f", (long,), {}) is None
+
+
+def test_a_report_never_outgrows_its_bound():
+    memo = ReadMemo(["f"], max_report_bytes=4096)
+    arg = "\U0001f916" * 100  # 4 bytes a character in UTF-8
+    memo.remember(("f", arg), protocol.encode(("ret", 1)), ("ret", 1))
+    sizes = []
+    for _ in range(100):
+        memo.recall(("f", arg), "f", (arg,), {})
+        if memo.report_due():
+            sizes.append(len(memo.take_report()))
+    assert sizes and max(sizes) <= 4096

@@ -48,7 +48,11 @@ def test_benign_code_passes(code):
         ("def f(__x):\n    pass", 1, "dunder name"),
         ("match x:\n    case int(__class__=c):\n        pass", 2, "dunder attribute"),
         ("def g():\n    try:\n        yield 1\n    finally:\n        pass", 3, "yield inside try"),
-        ("def g(cm):\n    with cm:\n        def h():\n            pass\n        yield h", 5, "yield inside try"),
+        (
+            "def g(cm):\n    with cm:\n        def h():\n            pass\n        yield h",
+            5,
+            "yield inside try",
+        ),
     ],
 )
 def test_violations_name_the_line_and_the_cause(code, line, fragment):

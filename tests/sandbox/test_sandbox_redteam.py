@@ -687,3 +687,21 @@ def test_zz_host_unharmed_and_benign_run_still_works(sb):
     assert _snapshot() == BEFORE
     assert sorted(p.name for p in CANARY.iterdir()) == ["keep.txt", "secret.txt"]
     assert not Path("/pwned").exists() and not Path("/usr/pwned").exists()
+
+
+def test_flood_of_read_reports_cannot_hold_the_host(unsafe_sb):
+    """Nothing goes back for a "reads" message, so only the host's own clock can stop an
+    escaped worker that floods them: it is checked between reports and between entries."""
+    import time as _time
+
+    def slow_read():
+        _time.sleep(0.002)
+
+    flood = (
+        "r = read._call.__self__\n"
+        "one = r.protocol.frame(r.protocol.encode(('reads', [('call', 'read', (), {})] * 256)))\n"
+        "while True:\n    r.chan.send_framed(one * 8)"
+    )
+    res = unsafe_sb.run(flood, {"read": slow_read}, timeout_s=1.0, pure=["read"])
+    assert res.error is not None and res.error.kind == "timeout", res.error
+    assert res.duration_s < 1.0 + 0.5

@@ -413,3 +413,33 @@ def test_pure_reads_skip_the_round_trip(sb, monkeypatch):
 def test_pure_names_must_be_host_functions(sb):
     with pytest.raises(ValueError, match="not host functions"):
         sb.run("ret_val = 1", {"read": lambda n: n}, pure=["read", "get_obj_pos"])
+
+
+def test_reads_answered_before_a_timeout_still_reach_the_host(sb):
+    """The worker reports answered reads within REPORT_EVERY_S while the program computes, so
+    a run that then times out (or is cancelled) keeps them in the host's view."""
+    calls, hosts = _pure_world()
+    code = "move()\nfor i in range(200):\n    read('r')\nwhile True:\n    pass"
+    res = sb.run(code, hosts, timeout_s=1.5, pure=["read"])
+    assert res.error is not None and res.error.kind == "timeout"
+    assert calls == [("move",)] + [("read", "r")] * 200
+
+
+def test_pure_and_round_trip_runs_agree_on_refused_and_huge_calls():
+    """Calls the host refuses by their signature, arguments near the frame limit: the same
+    values and the same host calls with and without `pure` (found by a red-team pass: a report
+    of 256 refused 200 KB calls once outgrew the frame limit and lost the effect call after)."""
+    code = (
+        "args = [''] * 5000\nseen = set()\nfor i in range(270):\n    try:\n        read(*args)\n"
+        "    except TypeError as e:\n        seen.add(str(e)[:40])\nfor i in range(8):\n    read('x' * 200000)\n"
+        "move()\nret_val = sorted(seen)"
+    )
+    with Sandbox(pool_size=1, max_message_bytes=1 << 20, max_call_bytes=256 << 10) as box:
+        runs = []
+        for pure in ([], ["read"]):
+            calls, hosts = _pure_world()
+            res = box.run(code, hosts, timeout_s=30, pure=pure)
+            assert res.ok, res.error
+            runs.append((res.values, calls))
+    assert runs[0] == runs[1]
+    assert runs[1][1][-1] == ("move",) and len(runs[1][1]) == 9
