@@ -29,7 +29,8 @@
    that the worker re-raises as a same-named PrimitiveError subclass. Host functions the
    caller declares pure (reads of a world that only the other host functions change) are
    answered again from the worker's memory until the next other call; the worker reports
-   each such call and the host makes it too, so checks and trace miss none.
+   each such call (ahead of its next message, and from a reporter thread at least every
+   20 ms) and the host makes it too, so checks and trace miss none.
 4. **Python layer** (`safe_modules.py`, `guards.py`). The program gets a restricted builtins
    dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument, never a
    metaclass nor a property/function/descriptor constructor), a guarded import that hands out module proxies (fresh module objects holding
