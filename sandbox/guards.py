@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import types
 
 import numpy as np
@@ -165,6 +166,29 @@ class errstate(np.errstate):
         if call is not None:
             raise TypeError("np.errstate(call=...) is not available in policy code; use 'raise' or 'ignore'")
         super().__init__(**modes)
+
+
+def _no_print_callbacks(real, takes=None, refused=("formatter", "override_repr")):
+    """`real` (a numpy print-option function) without its callable options: numpy calls them
+    for every str()/repr() of an array, and str() of an array happens inside numpy's C loops
+    (a StringDType's missing-value object is turned into a string whenever such a dtype is
+    made, e.g. mid-comparison in an object array's in-place sort: use after free)."""
+    signature = inspect.signature(takes or real)
+
+    def guarded(*args, **kwargs):
+        given = signature.bind(*args, **kwargs).arguments
+        for name in refused:
+            if given.get(name) is not None:
+                raise TypeError(f"np.{real.__name__}({name}=...) is not available in policy code")
+        return real(*args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = real.__name__
+    guarded.__doc__ = real.__doc__
+    return guarded
+
+
+PRINT_OPTIONS = {name: _no_print_callbacks(getattr(np, name)) for name in ("set_printoptions", "array2string")}
+PRINT_OPTIONS["printoptions"] = _no_print_callbacks(np.printoptions, takes=np.set_printoptions)
 
 
 # --------------------------------------------------------------------------- typing

@@ -49,6 +49,7 @@ FORBIDDEN_ATTRS: frozenset[str] = frozenset({
     "as_strided", "show_config", "show_runtime", "info", "test",
     "data",  # an array's raw memoryview: cast to bytes, an object array's pointers become writable
     "resize",  # ndarray.resize frees the memory its views still point at (use after free)
+    "register",  # ABC virtual subclasses: library code then trusts a namedtuple as a Fraction
 })  # fmt: skip
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
 

@@ -15,6 +15,8 @@ import sys
 import types
 import warnings
 
+import numpy as np
+
 from sandbox import guards
 from sandbox.policy import FORBIDDEN_ATTRS
 
@@ -123,6 +125,8 @@ def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     for real, stand_in in guards.ARRAY_CLASSES.items():  # no array over a caller's buffer
         setattr(proxies["numpy"], real.__name__, stand_in)
     proxies["numpy"].errstate = guards.errstate  # no error callback
+    for name, stand_in in guards.PRINT_OPTIONS.items():  # no formatter callbacks
+        setattr(proxies["numpy"], name, stand_in)
     for name in extra_modules:
         if name not in proxies:
             proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
@@ -209,6 +213,10 @@ def _safe_type(obj, *rest):
         raise TypeError("type() of a class is not available in policy code; compare classes directly")
     if result in _FACTORY_TYPES:
         raise TypeError(f"type() of a {result.__name__} is not available in policy code")
+    if issubclass(result, np.dtype):
+        # dtype classes take options numpy acts on in its C loops (StringDType's na_object is
+        # compared and turned into a string whenever such a dtype is made)
+        raise TypeError("type() of a numpy dtype is not available in policy code; compare dtypes with ==")
     return guards.ARRAY_CLASSES.get(result, result)
 
 

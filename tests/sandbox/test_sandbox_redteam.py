@@ -47,6 +47,36 @@ class Payload:
     expect: str = ""  # substring that must appear in the error message or stdout
 
 
+# tenth pass (a full escape of the Python layer, static check on): a namedtuple registered as
+# a virtual Fraction makes Fraction's `<` multiply a StringDType array whose na_object is an
+# array; making the product's dtype turns na_object into a string, i.e. calls the program's
+# print formatter, in the middle of an object array's in-place sort (use after free)
+STRINGDTYPE_SORT = """import numpy as np
+import statistics
+from collections import namedtuple
+F = statistics.Fraction
+NT = namedtuple('NT', 'numerator denominator')
+F.register(NT)
+S = type(np.dtype('T'))
+a = np.empty(16, dtype='O')
+state = [0]
+def fmt(x):
+    if state[0]:
+        state[0] = 0
+        a[:] = None
+    return 'x'
+np.set_printoptions(formatter={'all': fmt})
+Y = np.array([1.0])
+for i in range(16):
+    a[i] = F(NT(np.array([str(i)], dtype=S(na_object=Y)), 1))
+state[0] = 1
+try:
+    a.sort()
+except TypeError as e:
+    pass
+"""
+
+
 def _static(id_, code, *extra):
     return Payload(id_, code, ("violation", "syntax", *extra))
 
@@ -61,6 +91,10 @@ STATIC = [
         "    finally:\n        a[:] = None\nfor i in range(4):\n    x = g()\n    next(x)\n    a[i] = x",
     ),
     _static("generator_with_exit", "def g(cm):\n    with cm:\n        yield 1"),
+    _static(
+        "abc_register",
+        "import statistics\nfrom collections import namedtuple\nstatistics.Fraction.register(namedtuple('N', 'a'))",
+    ),
     _static("mro_walk", "x = [].__class__.__mro__[1].__subclasses__()"),
     _static("type_mro", "x = type(()).mro()[-1]"),
     _static("object_name", "x = object"),
@@ -343,6 +377,49 @@ RUNTIME = [
         ["ok"],
     ),
     _runtime(
+        "print_formatter_callback",
+        "import numpy as np\ndef f(x):\n    return 'x'\nnp.set_printoptions(formatter={'all': f})",
+        ["policy"],
+        5.0,
+        "formatter=...) is not available",
+    ),
+    _runtime(
+        "print_formatter_positional",
+        "import numpy as np\nnp.set_printoptions(None, None, None, None, None, None, None, {'all': str})",
+        ["policy"],
+        5.0,
+        "formatter=...) is not available",
+    ),
+    _runtime(
+        "print_override_repr_in_context",
+        "import numpy as np\nwith np.printoptions(override_repr=repr):\n    pass",
+        ["policy"],
+        5.0,
+        "override_repr=...) is not available",
+    ),
+    _runtime(
+        "array2string_formatter",
+        "import numpy as np\nx = np.array2string(np.zeros(2), formatter={'all': str})",
+        ["policy"],
+        5.0,
+        "formatter=...) is not available",
+    ),
+    _runtime(
+        "print_options_still_work",
+        "import numpy as np\nnp.set_printoptions(precision=2)\nwith np.printoptions(suppress=True):\n"
+        "    ret_val = str(np.array([1 / 3])) + np.array2string(np.array([2 / 3]), precision=1)",
+        ["ok"],
+        5.0,
+    ),
+    _runtime(
+        "stringdtype_class_na_object",
+        "import numpy as np\nS = type(np.dtype('T'))\nd = S(na_object=np.zeros(1))",
+        ["policy"],
+        5.0,
+        "type() of a numpy dtype",
+    ),
+    _runtime("stringdtype_sort_escape", STRINGDTYPE_SORT, ["violation"], 5.0, "'register'"),
+    _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
         "    return x\nret_val = f([1])",
@@ -386,6 +463,7 @@ def _py(id_, code, expect):
 PYTHON_LAYER = [
     _py("proxy_np_load", "import numpy as np\nnp.load", "AttributeError"),
     _py("proxy_np_seterrcall", "import numpy as np\nnp.seterrcall", "AttributeError"),
+    _py("stringdtype_sort_escape_unchecked", STRINGDTYPE_SORT, "type() of a numpy dtype"),
     _py("proxy_np_save", "import numpy as np\nnp.save", "AttributeError"),
     _py("proxy_np_fromfile", "import numpy as np\nnp.fromfile", "AttributeError"),
     _py("proxy_np_memmap", "import numpy as np\nnp.memmap", "AttributeError"),
