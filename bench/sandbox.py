@@ -68,7 +68,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="loop iterations (= host calls) of the policy; default: enough for ~100 ms under exec()",
     )
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per executor")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per executor (interleaved rounds)")
     parser.add_argument(
         "--every",
         default="4,16",
