@@ -39,13 +39,16 @@
    the pickle protocol), numpy array classes that take no caller-supplied buffer (object
    pointers forged from bytes), no callbacks numpy would run inside its object loops (the
    floating-point error callback `np.seterrcall`/`np.errstate(call=)`, print `formatter=` and
-   `override_repr=`), no `type()` of a dtype (StringDType's `na_object`), and a capped print.
+   `override_repr=`), no `type()` of a dtype (StringDType's `na_object`), a capped print,
+   and in-place sorts of object arrays on a private copy (`inplace.py`: the worker rewrites
+   `x.sort(...)`/`x.partition(...)`, the amplifier every route into program code mid-comparison
+   used to free objects the sort still held).
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
    `.format` not called at once on a checked literal, positional class patterns, which read
-   `__match_args__`), numpy's routes to raw memory (`.data`, `.resize`, which frees memory
-   its views still use), `.register` (ABC virtual subclasses make library code trust fakes), any attribute assignment or deletion (policy code has no objects of
+   `__match_args__`), `.sort`/`.partition` not called at once, numpy's routes to raw memory
+   (`.data`, `.resize`, which frees memory its views still use), `.register` (ABC virtual subclasses make library code trust fakes), any attribute assignment or deletion (policy code has no objects of
    its own; a store could only rewrite a shared library class or module), `yield` inside
    try/with (closing such a generator runs program code wherever its last reference goes),
    3-argument type(), classes and async code.

@@ -187,7 +187,9 @@ def _no_print_callbacks(real, takes=None, refused=("formatter", "override_repr")
     return guarded
 
 
-PRINT_OPTIONS = {name: _no_print_callbacks(getattr(np, name)) for name in ("set_printoptions", "array2string")}
+PRINT_OPTIONS = {
+    name: _no_print_callbacks(getattr(np, name)) for name in ("set_printoptions", "array2string")
+}
 PRINT_OPTIONS["printoptions"] = _no_print_callbacks(np.printoptions, takes=np.set_printoptions)
 
 

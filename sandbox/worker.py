@@ -140,7 +140,7 @@ class HostFunction:
 
 class Runner:
     def __init__(self, chan, proxies: dict, errors: dict, config: dict):
-        from sandbox import protocol, safe_modules
+        from sandbox import inplace, protocol, safe_modules
         from sandbox.memo import ReadMemo
 
         self.chan = chan
@@ -149,6 +149,7 @@ class Runner:
         self.config = config
         self.protocol = protocol
         self.safe_modules = safe_modules
+        self.inplace = inplace
         self.max_call_bytes = config.get("max_call_bytes", 1 << 20)
         # answers of the run's pure host functions (run() says which), and the thread that
         # sends the report of those answered here at least every REPORT_EVERY_S
@@ -232,13 +233,14 @@ class Runner:
 
         buffer = self.safe_modules.OutputBuffer(spec.get("stdout_limit", 65536))
         try:
-            compiled = compile(spec["code"], PROGRAM_FILENAME, "exec", dont_inherit=True)
+            compiled = self.inplace.compile_program(spec["code"], PROGRAM_FILENAME)
         except Exception as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError, ...
             line = getattr(exc, "lineno", None)
             return _result(buffer, {}, {"kind": "syntax", "message": _describe(exc), "line": line})
         namespace = {
             "__builtins__": self.safe_modules.build_builtins(self.proxies, buffer),
             "__name__": "__main__",  # so an `if __name__ == "__main__":` guard runs
+            self.inplace.NAME: self.inplace.inplace,  # sorts of object arrays on a private copy
             "np": self.proxies["numpy"],
             **self.errors,
             "HostFunctionError": self.safe_modules.HostFunctionError,

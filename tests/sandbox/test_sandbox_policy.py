@@ -48,6 +48,8 @@ def test_benign_code_passes(code):
         ("def f(__x):\n    pass", 1, "dunder name"),
         ("match x:\n    case int(__class__=c):\n        pass", 2, "dunder attribute"),
         ("def g():\n    try:\n        yield 1\n    finally:\n        pass", 3, "yield inside try"),
+        ("x = [2, 1]\nf = x.sort", 2, "'.sort' may only be called right away"),
+        ("import numpy as np\nm = map(np.ndarray.partition, [])", 2, "'.partition' may only be called"),
         (
             "def g(cm):\n    with cm:\n        def h():\n            pass\n        yield h",
             5,

@@ -443,3 +443,41 @@ def test_pure_and_round_trip_runs_agree_on_refused_and_huge_calls():
             runs.append((res.values, calls))
     assert runs[0] == runs[1]
     assert runs[1][1][-1] == ("move",) and len(runs[1][1]) == 9
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("x = [3, 1, 2]\nx.sort(key=lambda v: -v)\nret_val = x", [3, 2, 1]),
+        ("a = np.array([5, 1, 4, 2])\na.partition(1)\nret_val = int(a[1])", 2),
+        ("a = np.array([3, 'x', 1], dtype='O')[[0, 2]]\nret_val = [a.sort(), a.tolist()]", [None, [1, 3]]),
+        (
+            "b = np.array([5, 4, 3, 2, 1], dtype='O')\nv = b[::2]\nv.sort()\nret_val = b.tolist()",
+            [1, 4, 3, 2, 5],
+        ),
+        (
+            (
+                "a = np.array([[3, 1], [2, 0]], dtype='O')\nnp.ndarray.sort(a, axis=1)\n"
+                "type(a).sort(a, axis=0)\nret_val = a.tolist()"
+            ),
+            [[0, 2], [1, 3]],
+        ),
+        (
+            (
+                "a = np.array([(2, 'b'), (1, 'a')], dtype=[('k', 'i8'), ('o', 'O')])\na.sort(order='k')\n"
+                "ret_val = [r[1] for r in a.tolist()]"
+            ),
+            ["a", "b"],
+        ),
+    ],
+)
+def test_in_place_sorts_behave_as_usual(sb, code, expected):
+    """Object arrays sort through a private copy (sandbox/inplace.py); nothing else changes."""
+    res = sb.run(code, timeout_s=10)
+    assert res.ok, res.error
+    assert res.values["ret_val"] == expected
+
+
+def test_in_place_sort_errors_keep_their_line(sb):
+    res = sb.run("x = 1\ny = 2\nz = (3).sort()", timeout_s=10)
+    assert res.error.kind == "policy" and res.error.line == 3 and "no attribute 'sort'" in res.error.message
