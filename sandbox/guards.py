@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import types
 
@@ -168,6 +169,34 @@ class errstate(np.errstate):
         super().__init__(**modes)
 
 
+class defaultdict(collections.defaultdict):
+    """collections.defaultdict whose default factory is a class (list, int, set, dict, ...)
+    or functools.partial of one with plain arguments. A program-defined factory would run
+    whenever C code looks a key up through the mapping protocol: numpy turning a dict into a
+    dtype did so in the middle of np.maximum's object loop, which then kept a freed object."""
+
+    def __init__(self, default_factory=None, /, *args, **kwargs):
+        if not _plain_factory(default_factory):
+            raise TypeError(
+                "defaultdict's factory must be a type such as list, int, set or dict (or "
+                "functools.partial of one) in policy code; use d.get(key, default) or d.setdefault"
+            )
+        super().__init__(default_factory, *args, **kwargs)
+
+
+def _plain_factory(factory) -> bool:
+    if factory is None or isinstance(factory, type):
+        return True
+    return (
+        type(factory) is functools.partial
+        and isinstance(factory.func, type)
+        and all(
+            isinstance(a, type) or type(a) in (int, float, str, bool, type(None))
+            for a in (*factory.args, *factory.keywords.values())
+        )
+    )
+
+
 def _no_print_callbacks(real, takes=None, refused=("formatter", "override_repr")):
     """`real` (a numpy print-option function) without its callable options: numpy calls them
     for every str()/repr() of an array, and str() of an array happens inside numpy's C loops
@@ -187,10 +216,27 @@ def _no_print_callbacks(real, takes=None, refused=("formatter", "override_repr")
     return guarded
 
 
-PRINT_OPTIONS = {
-    name: _no_print_callbacks(getattr(np, name)) for name in ("set_printoptions", "array2string")
-}
-PRINT_OPTIONS["printoptions"] = _no_print_callbacks(np.printoptions, takes=np.set_printoptions)
+def substitutes() -> dict[int, object]:
+    """{id(real object): its stand-in, or None to leave it out}, applied to every attribute of
+    every module proxy: modules re-export each other's names (statistics.defaultdict,
+    shapely.ops.warn), so what one proxy replaces must not come back through another."""
+    import warnings
+
+    subs = {
+        collections.defaultdict: defaultdict,
+        np.errstate: errstate,  # no error callback
+        np.seterrcall: None,
+        np.geterrcall: None,
+        np.set_printoptions: _no_print_callbacks(np.set_printoptions),
+        np.array2string: _no_print_callbacks(np.array2string),
+        np.printoptions: _no_print_callbacks(np.printoptions, takes=np.set_printoptions),
+        functools.cmp_to_key: None,  # runs program code inside `<`
+        collections.ChainMap: None,  # its == looks keys up in its maps (defaultdict factories)
+        warnings.warn: None,  # writes into the caller's globals, reads source files
+        warnings.warn_explicit: None,
+        **ARRAY_CLASSES,  # no array over a caller-supplied buffer
+    }
+    return {id(real): stand_in for real, stand_in in subs.items()}
 
 
 # --------------------------------------------------------------------------- typing

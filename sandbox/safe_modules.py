@@ -99,10 +99,6 @@ _THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
         "add_newdoc_ufunc",
         "setbufsize",
         "getbufsize",
-        # a floating-point error callback runs program code inside numpy's object loops
-        # (see guards.errstate, which takes the place of np.errstate)
-        "seterrcall",
-        "geterrcall",
     ]
 )
 
@@ -116,24 +112,20 @@ _ALLOWED_SUBMODULES = {
 def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     """{dotted name: proxy} for every importable name, built from the real modules."""
     proxies: dict[str, types.ModuleType] = {}
+    subs = guards.substitutes()
     for name, allowed in _STDLIB_NAMES.items():
-        proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name)
+        proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name, subs)
     proxies["copy"] = guards.copy_module()  # plain data only, never the pickle protocol
     proxies["typing"] = guards.typing_module(_TYPING_NAMES)  # hints, no doors to collections.abc
     for name in ("numpy", "shapely"):
-        proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
-    for real, stand_in in guards.ARRAY_CLASSES.items():  # no array over a caller's buffer
-        setattr(proxies["numpy"], real.__name__, stand_in)
-    proxies["numpy"].errstate = guards.errstate  # no error callback
-    for name, stand_in in guards.PRINT_OPTIONS.items():  # no formatter callbacks
-        setattr(proxies["numpy"], name, stand_in)
+        proxies[name] = _proxy(importlib.import_module(name), None, proxies, name, subs)
     for name in extra_modules:
         if name not in proxies:
-            proxies[name] = _proxy(importlib.import_module(name), None, proxies, name)
+            proxies[name] = _proxy(importlib.import_module(name), None, proxies, name, subs)
     return proxies
 
 
-def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
+def _proxy(module, allowed, proxies: dict, dotted: str, subs: dict[int, object]) -> types.ModuleType:
     proxy = types.ModuleType(dotted, f"Sandboxed view of {dotted}")
     submodules = _ALLOWED_SUBMODULES.get(dotted, ())
     with warnings.catch_warnings():
@@ -151,17 +143,21 @@ def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
                 continue
             if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
                 continue
+            if id(value) in subs:  # replaced or left out wherever it turns up
+                value = subs[id(value)]
+                if value is None:
+                    continue
             if isinstance(value, types.ModuleType):
                 if attr not in submodules:
                     continue
                 sub = f"{dotted}.{attr}"
-                value = proxies.get(sub) or _proxy(value, None, proxies, sub)
+                value = proxies.get(sub) or _proxy(value, None, proxies, sub, subs)
                 proxies[sub] = value
             setattr(proxy, attr, value)
     for attr in submodules:  # submodules not imported by the package itself
         if not hasattr(proxy, attr):
             sub = f"{dotted}.{attr}"
-            proxies[sub] = _proxy(importlib.import_module(sub), None, proxies, sub)
+            proxies[sub] = _proxy(importlib.import_module(sub), None, proxies, sub, subs)
             setattr(proxy, attr, proxies[sub])
     return proxy
 
@@ -191,7 +187,7 @@ def make_import(proxies: dict[str, types.ModuleType]):
 
 _SAFE_BUILTINS = (
     "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "complex",
-    "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id",
+    "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct",
     "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
     "tuple", "zip", "True", "False", "None", "NotImplemented", "Ellipsis",
