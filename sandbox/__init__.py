@@ -9,10 +9,11 @@
    `--new-session`. Its environment is built from scratch (no API keys), it inherits only
    its channel socket, and it sets rlimits on itself (address space -> "memory", CPU, open
    files, file size, core dumps, processes). Before any untrusted byte arrives it installs a
-   seccomp filter (BPF built with the stdlib) refusing fork/exec/clone-a-process, sockets,
-   opening files for writing and all file-system changes (xattrs and modes included), System V
-   and POSIX IPC, signals to other processes and limits/scheduling of any pid but its own,
-   ptrace, namespaces, mounts, bpf, io_uring. Without bwrap (or with
+   seccomp filter (BPF built with the stdlib) that allows only the ~40 system calls a worker
+   makes after start-up (measured with strace) and refuses every other one, present or future,
+   with EPERM: so fork/exec/clone-a-process, sockets, opening files for writing, file-system
+   changes, IPC, signals, ptrace, namespaces, mounts, bpf, io_uring, prctl...; open only
+   read-only, clone only for a thread, ioctl only TCGETS, prlimit64 only on itself. Without bwrap (or with
    CAPSTAN_SANDBOX_ISOLATION=process) the same worker runs as a plain child that, when
    started as root, drops to uid 65534 once its imports are done, with rlimits, scrubbed env,
    seccomp and the Python layers - but it sees the host file system (read-only for it).

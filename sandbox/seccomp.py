@@ -1,15 +1,21 @@
 """Seccomp filter the worker installs on itself once its imports are done (OS layer).
 
 A classic-BPF program generated with the standard library (no libseccomp), loaded with
-seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) so it covers every thread. It refuses with EPERM:
-new processes (fork/vfork/execve, clone without CLONE_THREAD), sockets, opening files for
-writing and every call that changes the file system (modes, extended attributes included),
-System V and POSIX IPC (shared memory there is not counted by RLIMIT_AS and, without an IPC
-namespace, outlives the worker), signalling or re-limiting other processes (prlimit64 and the
-scheduler calls only for pid 0, i.e. itself), ptrace, namespaces, mounts, keyrings, bpf,
-io_uring, module loading, the kernel log and the clocks... Reads of files stay allowed
-(the read-only bubblewrap view decides what exists). x86-64 only; elsewhere it reports
-"unavailable" and the other layers remain.
+seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) so it covers every thread. It is an ALLOWLIST: only the
+calls a worker makes after start-up pass (memory, reading files it opened, its channel socket,
+futexes and sleeps, clocks, its own limits, random bytes, exit), as measured with strace over
+the test suites, the sandbox benchmark and numpy/shapely/stdlib programs, plus what the kernel
+and libc need on paths those runs did not take (restart_syscall, rt_sigreturn, a new thread's
+start and exit, the vDSO's clock fallbacks). Every other call, present or future, returns EPERM
+(Python sees an OSError; the worker does not die): new processes, sockets, file-system changes,
+System V and POSIX IPC, signals, ptrace, namespaces, mounts, keyrings, bpf, io_uring, prctl,
+memory policies, scheduling... Five allowed calls have their arguments checked: open/openat
+only without write flags, clone only with CLONE_THREAD (a thread, never a process), ioctl only
+TCGETS (what isatty() asks; no tty or driver ioctl on anything it can open), prlimit64 only for
+pid 0, i.e. itself (with a real pid a program could shrink the limits of the next warm worker
+of the same uid). clone3 and openat2 (flags behind a pointer) return ENOSYS so that libc falls
+back to the checked calls. Reads of files stay allowed (the read-only bubblewrap view decides
+what exists). x86-64 only; elsewhere it reports "unavailable" and the other layers remain.
 
 Why the worker installs it rather than `bwrap --seccomp`: bwrap must still exec Python after
 loading its filter, so that filter could not refuse execve; installed after start-up ours can,
@@ -29,48 +35,42 @@ _EPERM, _ENOSYS = 1, 38
 _CLONE_THREAD = 0x00010000
 # O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE
 _WRITE_FLAGS = 0x1 | 0x2 | 0x40 | 0x200 | 0x400 | 0x400000
+_TCGETS = 0x5401
 
 _LD_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _OFF_NR, _OFF_ARCH, _OFF_ARG0 = 0, 4, 16
 
-_DENIED_X86_64 = {
-    "socket": 41, "connect": 42, "accept": 43, "bind": 49, "listen": 50, "socketpair": 53,
-    "fork": 57, "vfork": 58, "execve": 59, "kill": 62, "truncate": 76, "ftruncate": 77,
-    "rename": 82, "mkdir": 83, "rmdir": 84, "creat": 85, "link": 86, "unlink": 87, "symlink": 88,
-    "chmod": 90, "fchmod": 91, "chown": 92, "fchown": 93, "lchown": 94, "ptrace": 101,
-    "rt_sigqueueinfo": 129, "utime": 132, "mknod": 133, "personality": 135, "vhangup": 153,
-    "modify_ldt": 154, "pivot_root": 155, "chroot": 161, "acct": 163, "mount": 165, "umount2": 166,
-    "swapon": 167, "swapoff": 168, "reboot": 169, "sethostname": 170, "setdomainname": 171,
-    "iopl": 172, "ioperm": 173, "init_module": 175, "delete_module": 176, "quotactl": 179,
-    "tkill": 200, "tgkill": 234, "utimes": 235, "kexec_load": 246, "add_key": 248,
-    "request_key": 249, "keyctl": 250, "mkdirat": 258, "mknodat": 259, "fchownat": 260,
-    "futimesat": 261, "unlinkat": 263, "renameat": 264, "linkat": 265, "symlinkat": 266,
-    "fchmodat": 268, "unshare": 272, "utimensat": 280, "accept4": 288, "rt_tgsigqueueinfo": 297,
-    "perf_event_open": 298, "name_to_handle_at": 303, "open_by_handle_at": 304, "setns": 308,
-    "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "finit_module": 313,
-    "renameat2": 316, "seccomp": 317, "kexec_file_load": 320, "bpf": 321, "execveat": 322,
-    "userfaultfd": 323, "pidfd_send_signal": 424, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
-    "fsmount": 432, "fspick": 433, "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442,
-    # System V and POSIX IPC
-    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
-    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
-    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244,
-    "mq_getsetattr": 245,
-    # file-system changes that are not an open() for writing
-    "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
-    "fremovexattr": 199, "quotactl_fd": 443, "fchmodat2": 452, "setxattrat": 463, "removexattrat": 466,
-    # other processes' priorities, the kernel log, the clocks, old binary loading
-    "setpriority": 141, "ioprio_set": 251, "syslog": 103, "adjtimex": 159, "settimeofday": 164,
-    "clock_settime": 227, "clock_adjtime": 305, "uselib": 134,
+# Allowed whatever their arguments. Seen after install (strace of workers over tests/sandbox,
+# tests/lmp, tests/primitives, `bench sandbox` and numpy/shapely/stdlib programs, bwrap and
+# process isolation), except those marked "not seen".
+_ALLOWED_X86_64 = {
+    # memory: malloc, numpy (madvise MADV_HUGEPAGE), lazily loaded extension modules
+    "brk": 12, "mmap": 9, "munmap": 11, "mremap": 25, "mprotect": 10, "madvise": 28,
+    # files it opened read-only (open/openat are checked below), /proc/self in the ready report
+    "read": 0, "pread64": 17,  # pread64 not seen: ld.so reads ELF notes with it (lazy dlopen)
+    "write": 1,  # warnings to stderr (/dev/null); nothing it can open is writable
+    "close": 3, "lseek": 8, "newfstatat": 262, "getdents64": 217,
+    # not seen: what other glibc versions stat files with, and a polite yield
+    "stat": 4, "fstat": 5, "lstat": 6, "statx": 332, "sched_yield": 24,
+    # the channel socket (fd 3) and the reporter thread
+    "sendto": 44, "recvfrom": 45, "futex": 202, "clock_nanosleep": 230,
+    # clocks: CPU time of the run (CLOCK_PROCESS_CPUTIME_ID is not in the vDSO); the other
+    # three are the vDSO's fallbacks on clock sources it cannot read (not seen here)
+    "clock_gettime": 228, "clock_getres": 229, "gettimeofday": 96, "time": 201,
+    "getrusage": 98, "getpid": 39, "getuid": 102, "getgid": 104,
+    "getrandom": 318,  # random / numpy.random seeding
+    "exit_group": 231,
+    "exit": 60,  # not seen: a thread's exit (glibc loops on it forever if refused)
+    "rt_sigreturn": 15,  # the end of any signal handler, e.g. glibc's setxid broadcast
+    # not seen in benign runs: what a thread started with the clone allowed below needs, or it
+    # kills the worker (glibc aborts a new thread whose rseq registration fails)
+    "rseq": 334, "set_robust_list": 273, "rt_sigprocmask": 14, "gettid": 186,
+    "restart_syscall": 219,  # not seen: resumes a sleep or futex wait interrupted by a stop
 }  # fmt: skip
-# Allowed only when their first argument (a pid) is 0, i.e. the worker itself: with a real pid a
-# program could, e.g., shrink the memory limit of the next warm worker of the same uid.
-_SELF_ONLY_X86_64 = {
-    "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203, "migrate_pages": 256,
-    "get_robust_list": 274, "move_pages": 279, "prlimit64": 302, "sched_setattr": 314,
-}  # fmt: skip
-_NR_OPEN, _NR_OPENAT, _NR_CLONE, _NR_CLONE3, _NR_OPENAT2 = 2, 257, 56, 435, 437
+# Allowed only when their first argument (a pid) is 0, i.e. the worker itself.
+_SELF_ONLY_X86_64 = {"prlimit64": 302}
+_NR_OPEN, _NR_OPENAT, _NR_CLONE, _NR_IOCTL, _NR_CLONE3, _NR_OPENAT2 = 2, 257, 56, 16, 435, 437
+_CHECKED = 4  # open, openat, clone, ioctl (plus _SELF_ONLY_X86_64)
 
 
 def supported() -> bool:
@@ -84,20 +84,23 @@ def build_filter() -> bytes:
     def emit(code, k, jt=0, jf=0):
         prog.append((code, jt, jf, k))
 
+    # Only constant loads of nr/arch, jumps and returns up to each unconditional "allow", so the
+    # kernel (>= 5.11) caches those calls as always allowed and skips the program for them.
     emit(_LD_ABS, _OFF_ARCH)
     emit(_JEQ, _AUDIT_ARCH_X86_64, 0, "kill")
     emit(_LD_ABS, _OFF_NR)
     emit(_JGE, 0x40000000, "deny", 0)  # x32 ABI
-    for nr in sorted(_DENIED_X86_64.values()):
-        emit(_JEQ, nr, "deny", 0)
+    for nr in sorted(_ALLOWED_X86_64.values()):
+        emit(_JEQ, nr, "allow", 0)
     emit(_JEQ, _NR_CLONE3, "nosys", 0)  # glibc falls back to clone(), checked below
     emit(_JEQ, _NR_OPENAT2, "nosys", 0)  # flags live behind a pointer: refuse, libc uses openat
     emit(_JEQ, _NR_CLONE, "clone", 0)
     emit(_JEQ, _NR_OPEN, "open", 0)
     emit(_JEQ, _NR_OPENAT, "openat", 0)
+    emit(_JEQ, _NR_IOCTL, "ioctl", 0)
     for nr in sorted(_SELF_ONLY_X86_64.values()):
         emit(_JEQ, nr, "self_only", 0)
-    emit(_RET, _RET_ALLOW)
+    emit(_RET, _RET_ERRNO | _EPERM)  # everything else
     labels = {"clone": len(prog)}
     emit(_LD_ABS, _OFF_ARG0)  # clone flags (low 32 bits)
     emit(_JSET, _CLONE_THREAD, "allow", "deny")
@@ -107,6 +110,9 @@ def build_filter() -> bytes:
     labels["openat"] = len(prog)
     emit(_LD_ABS, _OFF_ARG0 + 16)  # openat(dirfd, path, flags)
     emit(_JSET, _WRITE_FLAGS, "deny", "allow")
+    labels["ioctl"] = len(prog)
+    emit(_LD_ABS, _OFF_ARG0 + 8)  # ioctl(fd, cmd, arg): cmd is an unsigned int
+    emit(_JEQ, _TCGETS, "allow", "deny")
     labels["self_only"] = len(prog)
     emit(_LD_ABS, _OFF_ARG0)  # pid_t: the kernel reads the low 32 bits
     emit(_JEQ, 0, "allow", "deny")
@@ -146,4 +152,5 @@ def install() -> str:
     rc = libc.syscall(ctypes.c_long(317), ctypes.c_long(1), ctypes.c_long(1), ctypes.byref(fprog))
     if rc != 0:
         return f"failed (seccomp errno {ctypes.get_errno()})"
-    return f"active ({len(program) // 8} BPF instructions, {len(_DENIED_X86_64) + len(_SELF_ONLY_X86_64) + 4} syscalls refused or checked)"
+    allowed = len(_ALLOWED_X86_64) + len(_SELF_ONLY_X86_64) + _CHECKED
+    return f"active ({len(program) // 8} BPF instructions, {allowed} syscalls allowed, all others refused)"

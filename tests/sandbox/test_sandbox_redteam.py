@@ -419,6 +419,34 @@ RUNTIME = [
         "type() of a numpy dtype",
     ),
     _runtime("stringdtype_sort_escape", STRINGDTYPE_SORT, ["violation"], 5.0, "'register'"),
+    # eleventh pass (a full escape, static check on): numpy reads a dict it turns into a dtype
+    # through the mapping protocol, so a defaultdict's factory ran inside np.maximum's object
+    # loop, which then kept the freed dict; a bytearray spray over it gave read/write anywhere
+    _runtime(
+        "maximum_with_defaultdict_dtype",
+        "import numpy as np\nfrom collections import defaultdict\nN = 8\na = np.empty(N, dtype='O')\n"
+        "b = np.empty(N, dtype='O')\ndef f():\n    b[:] = None\n    raise KeyError('x')\n"
+        "for i in range(N):\n    a[i] = np.dtype('f8')\n    b[i] = defaultdict(f, names=['x'], formats=['f8'])\n"
+        "r = np.maximum(a, b)",
+        ["policy"],
+        5.0,
+        "defaultdict's factory",
+    ),
+    _runtime(
+        "defaultdict_through_statistics",
+        "import statistics\ndef f():\n    return 0\nd = statistics.defaultdict(f)",
+        ["policy"],
+        5.0,
+        "defaultdict's factory",
+    ),
+    _runtime(
+        "defaultdict_of_classes_still_works",
+        "from collections import defaultdict\nfrom functools import partial\nd = defaultdict(list)\n"
+        "d['a'].append(1)\ne = defaultdict(partial(defaultdict, int))\ne['x']['y'] += 2\n"
+        "ret_val = [dict(d), e['x']['y'], type(d) is type(defaultdict(int))]",
+        ["ok"],
+    ),
+    _runtime("id_builtin_gone", "x = id(1)", ["policy"], 5.0, "name 'id' is not defined"),
     _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
@@ -579,8 +607,37 @@ OS = [
         ["ok"],
     ),
     _os("prlimit_self_still_works", "r = B['__import__']('resource')\nret_val = r.getrlimit(9)[0]", ["ok"]),
+    # the filter is an allowlist: calls a worker never makes are refused, including future ones
+    _os(
+        "pipe2_refused",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(293, c.create_string_buffer(8), 0)",
+        ["ok"],
+    ),
+    _os(
+        "prctl_refused",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).prctl(15, b'x', 0, 0, 0)",
+        ["ok"],
+    ),
+    _os(
+        "memfd_create_refused",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(319, b'x', 0)",
+        ["ok"],
+    ),
+    _os(
+        "ioctl_other_than_tcgets_refused",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).ioctl(3, 0x5421, c.create_string_buffer(4))",
+        ["ok"],
+    ),
+    _os(
+        "future_syscall_refused",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(470, 0, 0)",
+        ["ok"],
+    ),
 ]
-REFUSED_SYSCALL_RESULTS = {"sysv_shmget", "sysv_semget", "prlimit_other_pid", "fchmodat2_tmp", "setxattr_tmp"}
+REFUSED_SYSCALL_RESULTS = {
+    "sysv_shmget", "sysv_semget", "prlimit_other_pid", "fchmodat2_tmp", "setxattr_tmp", "pipe2_refused",
+    "prctl_refused", "memfd_create_refused", "ioctl_other_than_tcgets_refused", "future_syscall_refused",
+}  # fmt: skip
 
 
 # Without bubblewrap the worker sees the host file system (as uid 65534, writes refused by
