@@ -41,14 +41,15 @@
    pointers forged from bytes), no callbacks numpy would run inside its object loops (the
    floating-point error callback `np.seterrcall`/`np.errstate(call=)`, print `formatter=` and
    `override_repr=`), no `type()` of a dtype (StringDType's `na_object`), a capped print,
-   and in-place sorts of object arrays on a private copy (`inplace.py`: the worker rewrites
-   `x.sort(...)`/`x.partition(...)`, the amplifier every route into program code mid-comparison
-   used to free objects the sort still held).
+   and numpy's comparing loops over object arrays guarded (`inplace.py`): in-place sorts run on
+   a private copy, and max/min/clip/argmax/sign/logical/lcm... pin every item of the object
+   arrays they are given, so program code that runs mid-loop cannot free what the loop holds
+   (the amplifier of every route into program code mid-comparison found so far).
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
    `.format` not called at once on a checked literal, positional class patterns, which read
-   `__match_args__`), `.sort`/`.partition` not called at once, numpy's routes to raw memory
+   `__match_args__`), `.sort`/`.max`/... (the guarded methods) not called at once, numpy's routes to raw memory
    (`.data`, `.resize`, which frees memory its views still use), `.register` (ABC virtual subclasses make library code trust fakes), any attribute assignment or deletion (policy code has no objects of
    its own; a store could only rewrite a shared library class or module), `yield` inside
    try/with (closing such a generator runs program code wherever its last reference goes),

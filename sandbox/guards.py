@@ -236,6 +236,9 @@ def substitutes() -> dict[int, object]:
         warnings.warn_explicit: None,
         **ARRAY_CLASSES,  # no array over a caller-supplied buffer
     }
+    from sandbox import inplace
+
+    subs.update(inplace.substitutes())  # numpy routines whose object loops need pinning
     return {id(real): stand_in for real, stand_in in subs.items()}
 
 

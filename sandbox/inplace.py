@@ -1,36 +1,58 @@
-"""Object arrays are sorted in place only through a private copy (part of layer 4).
+"""numpy's comparing loops meet object arrays only through copies the program cannot reach
+(part of layer 4).
 
-numpy's in-place `ndarray.sort()` / `partition()` of an object array keeps borrowed pointers
-to the items while it compares them. If program code runs inside a comparison (every route
-found so far: cmp_to_key, ChainMap, typing views, numpy's error and print callbacks) and
-rewrites the array, the sort writes freed objects back: a use after free, and from there an
-escape of the Python layer. Closing each route leaves the amplifier in place, so the worker
-rewrites every call `x.sort(...)` / `x.partition(...)` of the program into
-`__inplace__(x, "sort")(...)`: for an array holding objects that sorts a copy the program
-cannot reach, then assigns it back (with reference counting); anything else gets its own
-method. The static check refuses `.sort` / `.partition` that are not called at once, so no
-other way to the method remains (`np.ndarray.sort(a)` comes through here as well).
+Some of numpy's loops over object arrays keep a borrowed pointer to an item while they call
+Python code on it or on another item, then use the pointer again: the in-place
+`ndarray.sort()` / `partition()` write their temporaries back, `max`/`min`/`clip` (and the
+maximum/minimum/fmax/fmin ufuncs) incref the winner of a comparison, `argmax` keeps the best
+so far, `sign`, the logical ufuncs and `lcm` test or compare an item and use it again. If
+program code runs inside such a call (every route found so far: cmp_to_key, ChainMap, typing
+views, numpy's error and print callbacks, a defaultdict read as a dtype) and rewrites the
+array, the loop uses a freed object: a use after free, and from there an escape of the Python
+layer. Closing each route leaves these amplifiers in place, so:
+
+- every item of every object array passed to one of them is *pinned* for the call: a copy of
+  the array holds a reference to each, so nothing the loop holds can be freed mid-call;
+- in-place sorts run on a private copy that is then assigned back (with reference counting).
+
+The numpy functions and ufuncs are wrapped in the module proxies (`substitutes()`); the
+methods are reached through calls the worker rewrites: `x.max(...)` becomes
+`__inplace__(x, "max")(...)`, which pins or sorts on a copy when `x` is an array holding
+objects and is `x.max` otherwise. The static check refuses these method names unless called
+at once, so no other way to the methods remains (`np.ndarray.sort(a)` comes through here too).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 
 import numpy as np
 
 from sandbox import guards
-from sandbox.policy import IN_PLACE_SORTS as METHODS
+from sandbox.policy import GUARDED_METHODS, IN_PLACE_SORTS
 
 NAME = "__inplace__"
+# numpy routines with such loops (ufuncs, then functions); their methods: policy.GUARDED_METHODS
+_UFUNCS = (
+    "maximum", "minimum", "fmax", "fmin", "sign", "logical_and", "logical_or", "logical_xor",
+    "logical_not", "gcd", "lcm",
+)  # fmt: skip
+_FUNCTIONS = (
+    "clip", "max", "min", "amax", "amin", "nanmax", "nanmin", "argmax", "argmin", "nanargmax",
+    "nanargmin", "ptp", "all", "any", "searchsorted", "argsort", "argpartition", "sort", "partition",
+    "lexsort", "unique", "median", "percentile", "quantile", "nanmedian", "nanpercentile",
+    "nanquantile",
+)  # fmt: skip
 
 
 def compile_program(source: str, filename: str):
-    """The program's code object, with its in-place sorts routed through `inplace`."""
+    """The program's code object, with its calls of GUARDED_METHODS routed through `inplace`."""
     return compile(rewrite(ast.parse(source, filename)), filename, "exec", dont_inherit=True)
 
 
 def rewrite(tree: ast.Module) -> ast.Module:
-    """Route the program's in-place sort calls through `inplace` (locations kept)."""
+    """Route the program's calls of guarded methods through `inplace` (locations kept)."""
     return ast.fix_missing_locations(_Rewrite().visit(tree))
 
 
@@ -38,27 +60,29 @@ class _Rewrite(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.Call:
         self.generic_visit(node)
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in METHODS:
+        if isinstance(func, ast.Attribute) and func.attr in GUARDED_METHODS:
             guard = ast.Call(ast.Name(NAME, ast.Load()), [func.value, ast.Constant(func.attr)], [])
             node.func = ast.copy_location(guard, func)
         return node
 
 
 def inplace(obj, name: str):
-    """`obj.<name>`, except that an array holding objects is sorted on a private copy."""
+    """`obj.<name>`, except that on an array holding objects it pins or sorts on a copy."""
     method = getattr(obj, name)  # the program's own AttributeError when there is none
     if isinstance(obj, np.ndarray):
         if not obj.dtype.hasobject:
             return method
+        if name not in IN_PLACE_SORTS:
+            return pinned(method, obj)
 
         def on_a_copy(*args, **kwargs):
             scratch = obj.copy()  # holds its own references; program code cannot reach it
-            result = getattr(scratch, name)(*args, **kwargs)
+            result = pinned(getattr(scratch, name))(*args, **kwargs)
             obj[...] = scratch
             return result
 
         return on_a_copy
-    if _is_array_class(obj):  # np.ndarray.sort(a), type(a).partition(a, k)
+    if _is_array_class(obj):  # np.ndarray.sort(a), type(a).max(a)
 
         def unbound(array, *args, **kwargs):
             if not isinstance(array, np.ndarray):
@@ -67,6 +91,58 @@ def inplace(obj, name: str):
 
         return unbound
     return method
+
+
+def pinned(fn, *receiver):
+    """`fn`, holding a reference to every item of the object arrays among `receiver` and its
+    arguments (also in tuples, as `out=(a,)`) for the length of each call."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        keep = [a.copy() for a in _object_arrays((*receiver, *args, *kwargs.values()))]
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            del keep
+
+    return call
+
+
+class PinnedUfunc:
+    """A ufunc whose calls and methods pin the object arrays they are given."""
+
+    __slots__ = ("_ufunc",)
+
+    def __init__(self, ufunc: np.ufunc):
+        self._ufunc = ufunc
+
+    def __call__(self, *args, **kwargs):
+        return pinned(self._ufunc)(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        value = getattr(self._ufunc, name)
+        if name in ("reduce", "accumulate", "reduceat", "outer", "at"):
+            return pinned(value)
+        return value
+
+    def __repr__(self) -> str:
+        return repr(self._ufunc)
+
+
+def substitutes() -> dict:
+    """{numpy routine: its pinning stand-in}, for the module proxies."""
+    subs = {getattr(np, name): PinnedUfunc(getattr(np, name)) for name in _UFUNCS}
+    subs.update({getattr(np, name): pinned(getattr(np, name)) for name in _FUNCTIONS})
+    return subs
+
+
+def _object_arrays(values):
+    for value in values:
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                yield value
+        elif type(value) in (tuple, list):
+            yield from (v for v in value if isinstance(v, np.ndarray) and v.dtype.hasobject)
 
 
 def _is_array_class(obj) -> bool:

@@ -51,7 +51,11 @@ FORBIDDEN_ATTRS: frozenset[str] = frozenset({
     "resize",  # ndarray.resize frees the memory its views still point at (use after free)
     "register",  # ABC virtual subclasses: library code then trusts a namedtuple as a Fraction
 })  # fmt: skip
-IN_PLACE_SORTS = frozenset({"sort", "partition"})  # called only at once: see sandbox/inplace.py
+# ndarray methods whose object loops the worker guards (sandbox/inplace.py): called only at once
+IN_PLACE_SORTS = frozenset({"sort", "partition"})
+GUARDED_METHODS = IN_PLACE_SORTS | frozenset(
+    {"max", "min", "argmax", "argmin", "ptp", "clip", "searchsorted", "all", "any", "argsort", "argpartition"}
+)
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
 
 # Modules that are a door to the host by design; never accepted as `extra_modules`.
@@ -127,7 +131,7 @@ class _Checker:
         # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
         # a Call before its func, so every other `.format` (stored, or on a variable) is refused
         self.checked_formats: set[int] = set()
-        self.called_sorts: set[int] = set()  # the same for `.sort` / `.partition` callees
+        self.called_sorts: set[int] = set()  # the same for GUARDED_METHODS callees
 
     def refuse(self, node: ast.AST, message: str) -> None:
         self.violations.append(Violation(getattr(node, "lineno", None), message))
@@ -175,10 +179,10 @@ class _Checker:
             )
         elif attr == "format" and id(node) not in self.checked_formats:
             self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
-        elif attr in IN_PLACE_SORTS and id(node) not in self.called_sorts:
-            # the worker routes `x.sort(...)` of object arrays through a private copy
+        elif attr in GUARDED_METHODS and id(node) not in self.called_sorts:
+            # the worker guards `x.sort(...)`, `x.max(...)`... of object arrays
             # (sandbox/inplace.py); a method taken as a value would bypass that
-            self.refuse(node, f"'.{attr}' may only be called right away (x.{attr}(...)); use sorted(x)")
+            self.refuse(node, f"'.{attr}' may only be called right away (x.{attr}(...))")
         elif attr.startswith("__"):
             self.refuse(node, f"dunder attribute {attr!r} is not allowed in policy code")
         elif attr.startswith(FORBIDDEN_ATTR_PREFIXES):
@@ -206,7 +210,7 @@ class _Checker:
 
     def check_call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in IN_PLACE_SORTS:
+        if isinstance(func, ast.Attribute) and func.attr in GUARDED_METHODS:
             self.called_sorts.add(id(func))
         if isinstance(func, ast.Name) and func.id == "type" and (len(node.args) != 1 or node.keywords):
             self.refuse(node, "type() may only be called with one argument")
