@@ -216,6 +216,57 @@ def _no_print_callbacks(real, takes=None, refused=("formatter", "override_repr")
     return guarded
 
 
+class _PrintOptions:
+    """What np.printoptions(...) returns in policy code: a context manager and nothing else
+    (numpy's is contextlib's, whose `.func` is the unchecked generator function)."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager):
+        self._manager = manager
+
+    def __enter__(self):
+        return self._manager.__enter__()
+
+    def __exit__(self, *exc):
+        return self._manager.__exit__(*exc)
+
+
+def _printoptions(*args, **kwargs) -> _PrintOptions:
+    return _PrintOptions(_checked_printoptions(*args, **kwargs))
+
+
+_checked_printoptions = _no_print_callbacks(np.printoptions, takes=np.set_printoptions)
+
+
+def seal_ufunc_errors() -> None:
+    """numpy's ufunc errors keep the real ufunc and DType classes (`.ufunc`, `.dtypes`, in
+    `.args`), i.e. what the proxies replace or refuse (the unpinned np.maximum, StringDType).
+    In the worker they keep only their message. Called once, before any program runs."""
+    from numpy._core import _exceptions
+
+    classes = [
+        c
+        for c in vars(_exceptions).values()
+        if isinstance(c, type) and issubclass(c, _exceptions.UFuncTypeError)
+    ]
+    texts = {cls: cls.__str__ for cls in classes}  # each class's own message, before patching
+    for cls in classes:
+        cls.__init__ = _message_only(cls, cls.__init__, texts)
+        cls.__str__ = BaseException.__str__
+
+
+def _message_only(cls, init, texts):
+    def __init__(self, *args):
+        init(self, *args)
+        if type(self) is cls:  # the outermost __init__: the instance is complete
+            text = texts[cls](self)
+            self.__dict__.clear()
+            BaseException.__init__(self, text)
+
+    return __init__
+
+
 def substitutes() -> dict[int, object]:
     """{id(real object): its stand-in, or None to leave it out}, applied to every attribute of
     every module proxy: modules re-export each other's names (statistics.defaultdict,
@@ -229,7 +280,7 @@ def substitutes() -> dict[int, object]:
         np.geterrcall: None,
         np.set_printoptions: _no_print_callbacks(np.set_printoptions),
         np.array2string: _no_print_callbacks(np.array2string),
-        np.printoptions: _no_print_callbacks(np.printoptions, takes=np.set_printoptions),
+        np.printoptions: _printoptions,
         functools.cmp_to_key: None,  # runs program code inside `<`
         collections.ChainMap: None,  # its == looks keys up in its maps (defaultdict factories)
         warnings.warn: None,  # writes into the caller's globals, reads source files

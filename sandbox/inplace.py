@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 
 import numpy as np
 
@@ -41,9 +42,10 @@ _UFUNCS = (
 _FUNCTIONS = (
     "clip", "max", "min", "amax", "amin", "nanmax", "nanmin", "argmax", "argmin", "nanargmax",
     "nanargmin", "ptp", "all", "any", "searchsorted", "argsort", "argpartition", "sort", "partition",
-    "lexsort", "unique", "median", "percentile", "quantile", "nanmedian", "nanpercentile",
-    "nanquantile",
+    "lexsort", "unique", "histogram", "histogram_bin_edges", "histogram2d", "histogramdd",
+    "digitize",
 )  # fmt: skip
+_OVERWRITE_INPUT = ("median", "percentile", "quantile", "nanmedian", "nanpercentile", "nanquantile")
 
 
 def compile_program(source: str, filename: str):
@@ -133,7 +135,23 @@ def substitutes() -> dict:
     """{numpy routine: its pinning stand-in}, for the module proxies."""
     subs = {getattr(np, name): PinnedUfunc(getattr(np, name)) for name in _UFUNCS}
     subs.update({getattr(np, name): pinned(getattr(np, name)) for name in _FUNCTIONS})
+    for name in _OVERWRITE_INPUT:  # pinning does not cover a partition in place: never allow it
+        subs[getattr(np, name)] = pinned(_input_kept(getattr(np, name)))
     return subs
+
+
+def _input_kept(fn):
+    """`fn` with overwrite_input=False always (numpy may then partition the caller's array in
+    place, writing back items it compared while program code ran)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["overwrite_input"] = False
+        return fn(*bound.args, **bound.kwargs)
+
+    return call
 
 
 def _object_arrays(values):

@@ -35,6 +35,7 @@ def main(fd: int, config_json: str) -> None:
 
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
     guards.ATOMIC_TYPES.append(HostFunction)  # a stub is a name: copies of data keep it as is
+    guards.seal_ufunc_errors()  # numpy's ufunc errors keep only their message
     errors = safe_modules.make_primitive_errors()
     chan = protocol.Channel(
         socket.socket(fileno=WORKER_FD),

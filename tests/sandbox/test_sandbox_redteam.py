@@ -77,6 +77,29 @@ except TypeError as e:
 """
 
 
+MEDIAN_OVERWRITE = """import numpy as np
+import collections
+state = {"n": 0}
+arr = np.empty(9, dtype="O")
+def fmt(x):
+    state["n"] += 1
+    if state["n"] == 1:
+        for i in range(9):
+            arr[i] = 0
+    return "F"
+g = np.printoptions().func(formatter={"all": fmt})
+next(g)
+arr[0] = np.dtype("f8")
+arr[1] = collections.deque([np.array([1.0])])
+for i in range(2, 9):
+    arr[i] = bytearray(b"A" * (40 + i))
+try:
+    np.median(arr, overwrite_input=True)
+except Exception as e:
+    pass
+"""
+
+
 def _static(id_, code, *extra):
     return Payload(id_, code, ("violation", "syntax", *extra))
 
@@ -447,6 +470,34 @@ RUNTIME = [
         ["ok"],
     ),
     _runtime("id_builtin_gone", "x = id(1)", ["policy"], 5.0, "name 'id' is not defined"),
+    # twelfth pass (a worker segfault, static check on): np.printoptions' context manager
+    # exposed numpy's unchecked generator (.func) to set a formatter; a dtype compared with an
+    # object it cannot read reprs it (the formatter ran mid-partition); median(overwrite_input=
+    # True) partitioned the caller's object array in place, where pinning does not help
+    _runtime("printoptions_func_median_overwrite", MEDIAN_OVERWRITE, ["policy"], 5.0, "no attribute 'func'"),
+    _runtime(
+        "median_never_overwrites_input",
+        "import numpy as np\nb = np.array([5, 3, 9, 1, 7, 2, 8], dtype='O')\n"
+        "m = np.percentile(b, 50, None, None, True)\nret_val = [float(m), b.tolist()]",
+        ["ok"],
+        5.0,
+    ),
+    # numpy's ufunc errors kept the real ufunc (unpinned np.maximum) and DType classes
+    _runtime(
+        "ufunc_error_keeps_no_ufunc",
+        "import numpy as np\ntry:\n    np.maximum(np.array(['a']), np.array([1.0]))\nexcept TypeError as e:\n"
+        "    err = e\nm = err.ufunc",
+        ["policy"],
+        5.0,
+        "no attribute 'ufunc'",
+    ),
+    _runtime(
+        "ufunc_error_args_are_text",
+        "import numpy as np\ntry:\n    np.array(['x'], dtype='T') < np.array([1.0])\nexcept TypeError as e:\n"
+        "    ret_val = [isinstance(a, str) for a in e.args]",
+        ["ok"],
+        5.0,
+    ),
     _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
