@@ -42,9 +42,12 @@
    floating-point error callback `np.seterrcall`/`np.errstate(call=)`, print `formatter=` and
    `override_repr=`), no `type()` of a dtype (StringDType's `na_object`), a capped print,
    and numpy's comparing loops over object arrays guarded (`inplace.py`): in-place sorts run on
-   a private copy, and max/min/clip/argmax/sign/logical/lcm... pin every item of the object
-   arrays they are given, so program code that runs mid-loop cannot free what the loop holds
-   (the amplifier of every route into program code mid-comparison found so far).
+   a private copy, median & co. never overwrite their input, and the numpy functions (all but
+   the array builders), the max/min/sign/logical/lcm ufuncs and the max/argmax/clip... methods
+   pin every item of the object arrays they are given, so program code that runs mid-loop
+   cannot free what the loop holds (the amplifier of every route into program code
+   mid-comparison found so far). np.printoptions hands out a bare context manager; numpy's
+   ufunc errors keep only their message (they held the real ufunc and DType classes).
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a

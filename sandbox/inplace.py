@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import types
 
 import numpy as np
 
@@ -45,6 +46,15 @@ _FUNCTIONS = (
     "lexsort", "unique", "histogram", "histogram_bin_edges", "histogram2d", "histogramdd",
     "digitize",
 )  # fmt: skip
+# numpy functions that only build, copy or reshape arrays (no comparing loop over the caller's
+# objects): left unwrapped, as they are the ones policies call most
+NO_LOOPS = frozenset({
+    "array", "asarray", "asanyarray", "ascontiguousarray", "zeros", "ones", "empty", "full",
+    "zeros_like", "ones_like", "empty_like", "full_like", "arange", "linspace", "logspace",
+    "geomspace", "eye", "identity", "stack", "hstack", "vstack", "dstack", "column_stack",
+    "concatenate", "copy", "reshape", "ravel", "transpose", "atleast_1d", "atleast_2d",
+    "atleast_3d", "broadcast_to", "expand_dims", "squeeze", "meshgrid",
+})  # fmt: skip
 _OVERWRITE_INPUT = ("median", "percentile", "quantile", "nanmedian", "nanpercentile", "nanquantile")
 
 
@@ -97,11 +107,17 @@ def inplace(obj, name: str):
 
 def pinned(fn, *receiver):
     """`fn`, holding a reference to every item of the object arrays among `receiver` and its
-    arguments (also in tuples, as `out=(a,)`) for the length of each call."""
+    arguments (also in short tuples, as `out=(a,)`) for the length of each call."""
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        keep = [a.copy() for a in _object_arrays((*receiver, *args, *kwargs.values()))]
+        if not receiver:  # the common call holds no object array and no tuple: no copies
+            for value in (*args, *kwargs.values()):
+                if type(value) is tuple or (isinstance(value, np.ndarray) and value.dtype.hasobject):
+                    break
+            else:
+                return fn(*args, **kwargs)
+        keep = _pins(receiver, args, kwargs)
         try:
             return fn(*args, **kwargs)
         finally:
@@ -154,13 +170,27 @@ def _input_kept(fn):
     return call
 
 
-def _object_arrays(values):
-    for value in values:
-        if isinstance(value, np.ndarray):
-            if value.dtype.hasobject:
-                yield value
-        elif type(value) in (tuple, list):
-            yield from (v for v in value if isinstance(v, np.ndarray) and v.dtype.hasobject)
+def is_plain_function(value) -> bool:
+    """A numpy function (Python, builtin or array-function dispatcher), not a class or ufunc."""
+    if isinstance(value, (type, np.ufunc)) or not callable(value):
+        return False
+    return (
+        isinstance(value, (types.FunctionType, types.BuiltinFunctionType))
+        or type(value).__name__ == "_ArrayFunctionDispatcher"
+    )
+
+
+def _pins(receiver: tuple, args: tuple, kwargs: dict) -> list:
+    """Copies of the object arrays among the values (the common call has none: kept cheap)."""
+    keep = []
+    for values in (receiver, args, kwargs.values()):
+        for value in values:
+            kind = type(value)
+            if kind is tuple and len(value) <= 8:
+                keep += _pins((), value, {})
+            elif (kind is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.hasobject:
+                keep.append(value.copy())
+    return keep
 
 
 def _is_array_class(obj) -> bool:

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from sandbox import guards
+from sandbox import guards, inplace
 from sandbox.policy import FORBIDDEN_ATTRS
 
 # Per-module allowlists for the standard library (None = every public non-module attribute).
@@ -147,6 +147,10 @@ def _proxy(module, allowed, proxies: dict, dotted: str, subs: dict[int, object])
                 value = subs[id(value)]
                 if value is None:
                     continue
+            elif dotted == "numpy" and attr not in inplace.NO_LOOPS and inplace.is_plain_function(value):
+                # numpy functions call each other's comparing loops on the caller's arrays
+                # (histogram calls a.min()): each one pins the object arrays it is given
+                value = inplace.pinned(value)
             if isinstance(value, types.ModuleType):
                 if attr not in submodules:
                     continue
