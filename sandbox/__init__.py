@@ -47,7 +47,9 @@
    pin every item of the object arrays they are given, so program code that runs mid-loop
    cannot free what the loop holds (the amplifier of every route into program code
    mid-comparison found so far). np.printoptions hands out a bare context manager; numpy's
-   ufunc errors keep only their message (they held the real ufunc and DType classes).
+   ufunc errors keep only their message (they held the real ufunc and DType classes); no
+   `type()` of shapely's coordinate/geometry sequences (built over any object, their len/iter
+   called its attributes).
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
    frame/code/file attributes, string-keyed attribute access (getattr, format fields, a

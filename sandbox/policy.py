@@ -53,9 +53,11 @@ FORBIDDEN_ATTRS: frozenset[str] = frozenset({
 })  # fmt: skip
 # ndarray methods whose object loops the worker guards (sandbox/inplace.py): called only at once
 IN_PLACE_SORTS = frozenset({"sort", "partition"})
-GUARDED_METHODS = IN_PLACE_SORTS | frozenset(
-    {"max", "min", "argmax", "argmin", "ptp", "clip", "searchsorted", "all", "any", "argsort", "argpartition"}
-)
+GUARDED_METHODS = IN_PLACE_SORTS | frozenset({
+    "max", "min", "argmax", "argmin", "ptp", "clip", "searchsorted", "all", "any", "argsort", "argpartition",
+    # casts and truth tests of items (object -> bool/int/float setitem reuses the item on error)
+    "astype", "tolist", "item", "nonzero", "fill", "put", "choose", "take", "round", "cumsum", "cumprod",
+})  # fmt: skip
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
 
 # Modules that are a door to the host by design; never accepted as `extra_modules`.

@@ -16,6 +16,8 @@ import types
 import warnings
 
 import numpy as np
+from shapely.coords import CoordinateSequence
+from shapely.geometry.base import GeometrySequence
 
 from sandbox import guards, inplace
 from sandbox.policy import FORBIDDEN_ATTRS
@@ -229,6 +231,9 @@ _FACTORY_TYPES = frozenset({
     types.BuiltinFunctionType, types.CellType, types.FrameType, types.TracebackType,
     types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType,
     types.MappingProxyType, types.SimpleNamespace,
+    # shapely's sequence views take any object and call its attributes from their len/bool/
+    # iter/getitem/__array__: program code inside numpy's casts (use after free)
+    CoordinateSequence, GeometrySequence,
 })  # fmt: skip
 
 

@@ -498,6 +498,33 @@ RUNTIME = [
         ["ok"],
         5.0,
     ),
+    # thirteenth pass (a worker segfault, static check on): shapely's CoordinateSequence built
+    # over a namedtuple ran program code from its len(), so bool() of an item in numpy's
+    # object -> bool cast (astype) freed the item the cast then reused on its error path
+    _runtime(
+        "coordinate_sequence_over_namedtuple",
+        "from collections import namedtuple\nimport numpy as np\nfrom shapely.geometry import Point\n"
+        "CS = type(Point(0, 0).coords)\nT = namedtuple('T', ['tolist'])\nC2 = namedtuple('C2', ['a', 'shape'])\n"
+        "C1 = namedtuple('C1', ['shape'])\nsrc = np.empty(1, dtype='O')\ndef evil():\n    src[0] = None\n"
+        "    return [1]\ncs2 = CS(C2(T(evil), (1,)))\nsrc[0] = CS(C1(cs2))\nsrc.astype(bool)",
+        ["policy"],
+        5.0,
+        "type() of a CoordinateSequence",
+    ),
+    _runtime(
+        "geometry_sequence_class",
+        "from shapely.geometry import MultiPoint\nGS = type(MultiPoint([(0, 0), (1, 1)]).geoms)",
+        ["policy"],
+        5.0,
+        "type() of a GeometrySequence",
+    ),
+    _runtime(
+        "shapely_sequences_still_work",
+        "from shapely.geometry import MultiPoint, Polygon\nm = MultiPoint([(0, 0), (1, 1)])\n"
+        "ret_val = [len(m.geoms), list(Polygon([(0, 0), (1, 0), (1, 1)]).exterior.coords)[1], bool(m.geoms)]",
+        ["ok"],
+        5.0,
+    ),
     _runtime(
         "typing_hints_still_annotate",
         "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
