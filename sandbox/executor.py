@@ -302,8 +302,6 @@ class _Session:
                 deadline=self.deadline,
                 cancel=self.cancel,
             )
-        if self.cancel is not None and self.cancel.is_set():
-            raise protocol.ChannelCancelled()
 
     def _replay_reads(self, message: tuple) -> None:
         """Pure calls the worker answered from its memo: make them here too (checks, trace).
