@@ -129,13 +129,14 @@ def pinned(fn, *receiver):
 class PinnedUfunc:
     """A ufunc whose calls and methods pin the object arrays they are given."""
 
-    __slots__ = ("_ufunc",)
+    __slots__ = ("_call", "_ufunc")
 
     def __init__(self, ufunc: np.ufunc):
         self._ufunc = ufunc
+        self._call = pinned(ufunc)  # made once, not at every call
 
     def __call__(self, *args, **kwargs):
-        return pinned(self._ufunc)(*args, **kwargs)
+        return self._call(*args, **kwargs)
 
     def __getattr__(self, name: str):
         value = getattr(self._ufunc, name)
@@ -188,7 +189,7 @@ def _pins(receiver: tuple, args: tuple, kwargs: dict) -> list:
             kind = type(value)
             if kind is tuple and len(value) <= 8:
                 keep += _pins((), value, {})
-            elif (kind is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.hasobject:
+            elif isinstance(value, np.ndarray) and value.dtype.hasobject:
                 keep.append(value.copy())
     return keep
 
