@@ -133,7 +133,7 @@ class _Checker:
         # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
         # a Call before its func, so every other `.format` (stored, or on a variable) is refused
         self.checked_formats: set[int] = set()
-        self.called_sorts: set[int] = set()  # the same for GUARDED_METHODS callees
+        self.called_guarded: set[int] = set()  # the same for GUARDED_METHODS callees
 
     def refuse(self, node: ast.AST, message: str) -> None:
         self.violations.append(Violation(getattr(node, "lineno", None), message))
@@ -181,7 +181,7 @@ class _Checker:
             )
         elif attr == "format" and id(node) not in self.checked_formats:
             self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
-        elif attr in GUARDED_METHODS and id(node) not in self.called_sorts:
+        elif attr in GUARDED_METHODS and id(node) not in self.called_guarded:
             # the worker guards `x.sort(...)`, `x.max(...)`... of object arrays
             # (sandbox/inplace.py); a method taken as a value would bypass that
             self.refuse(node, f"'.{attr}' may only be called right away (x.{attr}(...))")
@@ -213,7 +213,7 @@ class _Checker:
     def check_call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in GUARDED_METHODS:
-            self.called_sorts.add(id(func))
+            self.called_guarded.add(id(func))
         if isinstance(func, ast.Name) and func.id == "type" and (len(node.args) != 1 or node.keywords):
             self.refuse(node, "type() may only be called with one argument")
         if isinstance(func, ast.Attribute) and func.attr == "format":

@@ -241,7 +241,7 @@ class Runner:
         namespace = {
             "__builtins__": self.safe_modules.build_builtins(self.proxies, buffer),
             "__name__": "__main__",  # so an `if __name__ == "__main__":` guard runs
-            self.inplace.NAME: self.inplace.inplace,  # sorts of object arrays on a private copy
+            self.inplace.NAME: self.inplace.inplace,  # the guarded methods (sandbox/inplace.py)
             "np": self.proxies["numpy"],
             **self.errors,
             "HostFunctionError": self.safe_modules.HostFunctionError,
