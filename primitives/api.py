@@ -31,7 +31,9 @@ EventSink = Callable[[str, dict], None]
 MAX_EVENT_ITEMS = 64
 MAX_EVENT_TEXT = 2000
 
-FUNCTION_NAMES = (
+# The scene reads; between two commands they answer the same on a backend that changes only
+# when commanded (see PolicyAPI.pure_functions), as do the two gripper reads in READ_NAMES.
+_SCENE_READS = (
     "get_obj_names",
     "get_obj_pos",
     "get_obj_xyz",
@@ -45,6 +47,9 @@ FUNCTION_NAMES = (
     "get_corner_name",
     "get_side_name",
     "denormalize_xy",
+)
+FUNCTION_NAMES = (
+    *_SCENE_READS,
     "pick",
     "place",
     "put_first_on_second",
@@ -57,25 +62,7 @@ FUNCTION_NAMES = (
     "wait",
     "say",
 )
-# The functions that only look: between two commands they answer the same on a backend that
-# changes only when commanded (see PolicyAPI.pure_functions).
-READ_NAMES = (
-    "get_obj_names",
-    "get_obj_pos",
-    "get_obj_xyz",
-    "get_bbox",
-    "get_color",
-    "is_obj_visible",
-    "get_table_bounds",
-    "get_corner_positions",
-    "get_side_positions",
-    "get_named_position",
-    "get_corner_name",
-    "get_side_name",
-    "denormalize_xy",
-    "get_gripper_pos",
-    "get_gripper_state",
-)
+READ_NAMES = (*_SCENE_READS, "get_gripper_pos", "get_gripper_state")
 
 
 def plain(value: object, depth: int = 0) -> object:
