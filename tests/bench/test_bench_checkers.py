@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.tabletop import FAMILIES, Task
-from bench.tabletop.runner import run_task
+from capstan.bench.tabletop import FAMILIES, Task
+from capstan.bench.tabletop.runner import run_task
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from sandbox import Sandbox
+    from capstan.sandbox import Sandbox
 
     sb = Sandbox(pool_size=1)
     yield sb
@@ -22,8 +22,8 @@ def sandbox():
 
 
 def run_scripted(sandbox, task: Task, programs: list[str], exec_timeout_s: float = 60) -> dict:
-    from llm.scripted import ScriptedProvider
-    from lmp import Engine
+    from capstan.llm.scripted import ScriptedProvider
+    from capstan.lmp import Engine
 
     engine = Engine(ScriptedProvider(list(programs)), sandbox, max_attempts=1, timeout_s=exec_timeout_s)
     return run_task(engine, task, command_timeout_s=120)
@@ -102,7 +102,7 @@ def test_code_errors_and_timeouts_are_categorized(sandbox):
 
 
 def test_grasp_errors_the_program_caused_are_code_errors():
-    from bench.tabletop.runner import categorize
+    from capstan.bench.tabletop.runner import categorize
 
     def turn(message):
         return [{"status": "failed", "error": {"kind": "primitive", "message": message}}]

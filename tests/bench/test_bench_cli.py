@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from bench import robocode
-from bench.problems import read_problems, robocode_path
+from capstan.bench import robocode
+from capstan.bench.problems import read_problems, robocode_path
 
 PROBLEMS = [
     p for p in read_problems(robocode_path()) if p["entry_point"] in ("midpoint", "is_left_of", "centroid")
@@ -24,9 +24,9 @@ WRONG = {
 
 def record_cassette(path, answers: dict[str, str]) -> None:
     """Record what FunctionGenerator asks for each problem, answered with `answers[entry_point]`."""
-    from llm.cassette import CassetteProvider
-    from llm.scripted import ScriptedProvider
-    from lmp import FunctionGenerator
+    from capstan.llm.cassette import CassetteProvider
+    from capstan.llm.scripted import ScriptedProvider
+    from capstan.lmp import FunctionGenerator
 
     for p in PROBLEMS:
         body = answers[p["entry_point"]]

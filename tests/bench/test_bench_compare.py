@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bench import compare
-from bench.stats import wilson_interval
+from capstan.bench import compare
+from capstan.bench.stats import wilson_interval
 
 
 def test_wilson_interval_known_values():
@@ -76,7 +76,7 @@ def test_compare_refuses_different_suites(tmp_path, capsys):
 
 
 def test_task_summary_per_family_rates_intervals_and_categories():
-    from bench.tasks import render_markdown, summarize
+    from capstan.bench.tasks import render_markdown, summarize
 
     rows = [
         {"id": "stacking/0", "family": "stacking", "success": True, "commands": ["stack"]},

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench.harness import Harness, HarnessError, Job, fingerprint, load_results
+from capstan.bench.harness import Harness, HarnessError, Job, fingerprint, load_results
 
 
 # Module-level so the spawned worker processes can import them by reference.

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from bench.codegen import SOLUTION_MODULES
-from bench.problems import ProblemFileError, program, read_problems, robocode_path
+from capstan.bench.codegen import SOLUTION_MODULES
+from capstan.bench.problems import ProblemFileError, program, read_problems, robocode_path
 
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from sandbox import Sandbox
+    from capstan.sandbox import Sandbox
 
     sb = Sandbox(pool_size=1, extra_modules=SOLUTION_MODULES)
     yield sb
@@ -31,9 +31,9 @@ def test_robocode_has_enough_unique_problems():
 
 
 def test_robocode_jsonl_matches_its_source():
-    from bench.data.robocode_source import render_jsonl
+    from benchmarks.robocode_source import render_jsonl
 
-    assert robocode_path().read_text() == render_jsonl(), "run: python -m bench.data.robocode_source"
+    assert robocode_path().read_text() == render_jsonl(), "run: python -m benchmarks.robocode_source"
 
 
 def test_canonical_solutions_pass_in_the_sandbox(sandbox):
@@ -78,7 +78,7 @@ def test_near_miss_solutions_fail(sandbox):
 
 
 def test_humaneval_problems_load_from_the_installed_package():
-    from bench.problems import humaneval_path
+    from capstan.bench.problems import humaneval_path
 
     problems = read_problems(humaneval_path())
     assert len(problems) == 164 and problems[0]["task_id"] == "HumanEval/0"

@@ -3,10 +3,10 @@ answered from memory, and only new requests reach the model (and get appended)."
 
 from __future__ import annotations
 
-from bench.provider import ReplayFirst, build_llm
-from llm.base import CompletionRequest, Message
-from llm.cassette import CassetteProvider
-from llm.scripted import ScriptedProvider
+from capstan.bench.provider import ReplayFirst, build_llm
+from capstan.llm.base import CompletionRequest, Message
+from capstan.llm.cassette import CassetteProvider
+from capstan.llm.scripted import ScriptedProvider
 
 
 def req(text: str, temperature: float = 0.0) -> CompletionRequest:

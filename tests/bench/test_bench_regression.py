@@ -1,4 +1,4 @@
-"""CI regression: the recorded subset (bench/regression.py) replays offline from the checked-in
+"""CI regression: the recorded subset (benchmarks/regression.py) replays offline from the checked-in
 cassettes (recorded with the real local model) and must not regress against the checked-in
 expected outcomes. On failure the message says which item regressed or how to re-record."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench import regression
+from benchmarks import regression
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,6 @@ def test_compare_to_expected_reports_regressions_and_misses():
     got = {"a": False, "b": True, "c": "miss"}
     problems = regression.compare_to_expected("tasks", got, exp)
     assert problems[0] == "tasks a: passed when recorded, fails now (regression)"
-    assert "re-record with: python -m bench.regression record" in problems[1]
+    assert "re-record with: python -m benchmarks.regression record" in problems[1]
     assert problems[2] == "tasks d: did not run"
     assert len(problems) == 3  # b improved: not a problem

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from llm.retry import RetryPolicy
+from capstan.llm.retry import RetryPolicy
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import httpx2 as httpx  # this anthropic SDK release is built on httpx2 (same AP
 import pytest
 from llm_http import RecordedServer as _RecordedServer
 
-from llm.anthropic_provider import AnthropicProvider, build_params
-from llm.base import AuthenticationError, CompletionRequest, LLMTimeoutError, Message, RateLimitError
+from capstan.llm.anthropic_provider import AnthropicProvider, build_params
+from capstan.llm.base import AuthenticationError, CompletionRequest, LLMTimeoutError, Message, RateLimitError
 
 FEW_SHOT = (
     Message("system", "You write robot policy code."),

@@ -7,10 +7,10 @@ import json
 import subprocess
 import sys
 
-from bench import llm as bench_llm
-from llm.cassette import CassetteProvider
-from llm.config import model_name
-from llm.scripted import ScriptedProvider
+from capstan.bench import llm as bench_llm
+from capstan.llm.cassette import CassetteProvider
+from capstan.llm.config import model_name
+from capstan.llm.scripted import ScriptedProvider
 
 
 def test_typical_request_is_a_long_few_shot_prompt_with_a_fixed_prefix():
@@ -28,7 +28,7 @@ def test_builtin_prompt_has_the_same_shape():
 
 
 def test_bench_reports_the_documented_json_keys(tmp_path, monkeypatch, capsys):
-    cassette = tmp_path / "bench.jsonl"
+    cassette = tmp_path / "capstan.bench.jsonl"
     env = {"CAPSTAN_LLM": "openai", "CAPSTAN_LLM_MODEL": "gpt-4o-mini"}
     recorder = CassetteProvider(
         cassette, "record", inner=ScriptedProvider(["say('a')", "say('b')"], model_name(env))
@@ -47,6 +47,6 @@ def test_bench_reports_the_documented_json_keys(tmp_path, monkeypatch, capsys):
 
 def test_llm_config_module_prints_the_settings():
     out = subprocess.run(
-        [sys.executable, "-m", "llm.config"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "capstan.llm.config"], capture_output=True, text=True, check=True
     ).stdout
     assert "CAPSTAN_LLM" in out and "CAPSTAN_CASSETTE_MODE" in out

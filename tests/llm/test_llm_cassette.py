@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from llm import from_config
-from llm.base import CassetteMissError, CompletionRequest, LLMError, Message
-from llm.cassette import CassetteProvider
-from llm.scripted import ScriptedProvider
+from capstan.llm import from_config
+from capstan.llm.base import CassetteMissError, CompletionRequest, LLMError, Message
+from capstan.llm.cassette import CassetteProvider
+from capstan.llm.scripted import ScriptedProvider
 
 
 def request(command: str, **kw) -> CompletionRequest:

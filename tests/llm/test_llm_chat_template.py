@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm.base import Message
-from llm.chat_template import DEFAULT_SYSTEM, render_messages, split_prompt
+from capstan.llm.base import Message
+from capstan.llm.chat_template import DEFAULT_SYSTEM, render_messages, split_prompt
 
 MSGS = (
     Message("system", "S"),

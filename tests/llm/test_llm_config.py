@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-import llm
-from llm import describe_config, from_config
-from llm.anthropic_provider import AnthropicProvider
-from llm.base import AuthenticationError, LLMError, ProviderUnavailableError
-from llm.cassette import CassetteProvider
-from llm.model_files import ModelFilesError
-from llm.openai_provider import OpenAIProvider
+from capstan import llm
+from capstan.llm import describe_config, from_config
+from capstan.llm.anthropic_provider import AnthropicProvider
+from capstan.llm.base import AuthenticationError, LLMError, ProviderUnavailableError
+from capstan.llm.cassette import CassetteProvider
+from capstan.llm.model_files import ModelFilesError
+from capstan.llm.openai_provider import OpenAIProvider
 
 
 def test_openai_needs_its_key():
@@ -113,11 +113,11 @@ def test_public_face_is_sorted_and_importable():
 
 
 def test_local_thread_setting_is_parsed(monkeypatch):
-    from llm import local
+    from capstan.llm import local
 
     seen = {}
     monkeypatch.setattr(local, "LocalProvider", lambda path, settings, **kw: seen.setdefault("s", settings))
-    monkeypatch.setattr("llm.model_files.resolve_model_path", lambda env: "model.gguf")
+    monkeypatch.setattr("capstan.llm.model_files.resolve_model_path", lambda env: "model.gguf")
     from_config({"CAPSTAN_LLM_THREADS": "1"})
     assert seen.pop("s").n_threads == 1
     auto = from_config({})

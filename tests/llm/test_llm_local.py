@@ -8,8 +8,8 @@ import threading
 import pytest
 from llm_model import model_path_or_skip
 
-from llm.base import CompletionRequest, LLMError, Message
-from llm.local import LocalProvider, clear_registry
+from capstan.llm.base import CompletionRequest, LLMError, Message
+from capstan.llm.local import LocalProvider, clear_registry
 
 pytestmark = pytest.mark.model
 

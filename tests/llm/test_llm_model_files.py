@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from llm import model_files
-from llm.model_files import DEFAULT_SPEC, ModelFilesError, ModelSpec, assemble, resolve_model_path, verify
+from capstan.llm import model_files
+from capstan.llm.model_files import (
+    DEFAULT_SPEC,
+    ModelFilesError,
+    ModelSpec,
+    assemble,
+    resolve_model_path,
+    verify,
+)
 
 
 def make_chunks(tmp_path: Path, parts: int = 4, size: int = 1000, version: str = "0.2.0"):
@@ -148,7 +155,7 @@ def test_cli_assemble_is_idempotent_and_prints_the_path():
 
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, "-m", "llm.model_files", "assemble", "--quiet"],
+            [sys.executable, "-m", "capstan.llm.model_files", "assemble", "--quiet"],
             check=False,
             capture_output=True,
             text=True,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from llm_http import RecordedServer
 
-from llm.base import (
+from capstan.llm.base import (
     AuthenticationError,
     CompletionRequest,
     LLMTimeoutError,
@@ -14,7 +14,7 @@ from llm.base import (
     ProviderUnavailableError,
     RateLimitError,
 )
-from llm.openai_provider import OpenAIProvider
+from capstan.llm.openai_provider import OpenAIProvider
 
 REQUEST = CompletionRequest(
     messages=(

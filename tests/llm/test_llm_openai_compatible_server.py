@@ -12,8 +12,8 @@ import httpx
 import pytest
 from llm_model import model_path_or_skip
 
-from llm import from_config
-from llm.base import CompletionRequest, Message
+from capstan.llm import from_config
+from capstan.llm.base import CompletionRequest, Message
 
 pytestmark = pytest.mark.model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from llm.prefix_cache import PrefixStateCache
+from capstan.llm.prefix_cache import PrefixStateCache
 
 
 def test_path_depends_on_every_token(tmp_path):
@@ -31,7 +31,7 @@ def test_evicts_least_recently_used_beyond_the_budget(tmp_path):
 
 
 def test_threads_drop_to_one_only_when_others_fill_the_cpu():
-    from llm.local import threads_for_load
+    from capstan.llm.local import threads_for_load
 
     assert threads_for_load(2, load_1min=0.3, cpus=2) == 2
     assert threads_for_load(2, load_1min=2.9, cpus=2) == 2  # our own two threads alone

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from llm.scripted import ScriptedProvider
+from capstan.llm.scripted import ScriptedProvider
 
 
 @pytest.fixture
 def world():
-    from sim import World
+    from capstan.sim import World
 
     w = World({"objects": ["red block", "blue block", "yellow block", "green bowl", "blue bowl"], "seed": 3})
     yield w
@@ -19,7 +19,7 @@ def world():
 
 @pytest.fixture
 def api(world):
-    from primitives.api import PolicyAPI
+    from capstan.primitives.api import PolicyAPI
 
     events: list[tuple[str, dict]] = []
     a = PolicyAPI(world, on_event=lambda kind, payload: events.append((kind, payload)))
@@ -29,10 +29,9 @@ def api(world):
 
 @pytest.fixture(scope="session")
 def sandbox():
-    sb_mod = pytest.importorskip("sandbox", reason="the sandbox package has not landed yet")
-    if not hasattr(sb_mod, "Sandbox"):
-        pytest.skip("sandbox.Sandbox has not landed yet")
-    sb = sb_mod.Sandbox(pool_size=1)
+    from capstan.sandbox import Sandbox
+
+    sb = Sandbox(pool_size=1)
     yield sb
     sb.close()
 

@@ -1,4 +1,4 @@
-from lmp.checks import (
+from capstan.lmp.checks import (
     absent_mentions,
     named_position_targets,
     unchecked_superlative,
@@ -56,7 +56,7 @@ def test_unknown_named_position():
 
 
 def test_one_line_repair_is_spliced_into_the_failed_program():
-    from lmp.runner import splice_fix
+    from capstan.lmp.runner import splice_fix
 
     program = "b = get_named_position('bottom')\nfor x in xs:\n    put_first_on_second(x, b)\n"
     err = {"kind": "primitive", "message": "unknown", "line": 1}

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from llm.base import ProviderUnavailableError
-from lmp import Conversation, Engine, SkillLibrary
+from capstan.llm.base import ProviderUnavailableError
+from capstan.lmp import Conversation, Engine, SkillLibrary
 
 
 def pos(world, name):

@@ -1,4 +1,4 @@
-from lmp.extract import extract_code
+from capstan.lmp.extract import extract_code
 
 
 def test_fenced_block_with_prose_around():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmp import FunctionGenerator
+from capstan.lmp import FunctionGenerator
 
 SPEC = '''from typing import List
 
@@ -75,7 +75,7 @@ def test_forgotten_stdlib_import_is_added_not_generated(sandbox, scripted):
 def test_stdlib_names_fgen_imports_are_importable_in_the_sandbox(sandbox):
     """The resolver writes `from <module> import <name>` for these instead of asking the model;
     each must get past the sandbox's static check and its import proxies."""
-    from lmp.hierarchy import STDLIB_IMPORTS
+    from capstan.lmp.hierarchy import STDLIB_IMPORTS
 
     program = "".join(f"from {module} import {name}\n" for name, module in STDLIB_IMPORTS.items())
     program += f"ret_val = [callable(f) for f in ({', '.join(STDLIB_IMPORTS)})]"

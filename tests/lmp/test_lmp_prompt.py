@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from lmp.prompt import LMP_NAMES, PromptError, build_request, describe_api, load_prompt, parse_prompt
+from capstan.lmp.prompt import LMP_NAMES, PromptError, build_request, describe_api, load_prompt, parse_prompt
 
 SCENE = ["red block", "blue block", "green bowl"]
 POS = {"red block": [0.1, 0.5], "blue block": [-0.1, 0.4], "green bowl": [0.0, 0.6]}

@@ -1,6 +1,6 @@
 import pytest
 
-from lmp.skills import SkillError, SkillLibrary
+from capstan.lmp.skills import SkillError, SkillLibrary
 
 CODE = 'def stack(objs):\n    """Stack objs bottom-up."""\n    for a, b in zip(objs[1:], objs):\n        put_first_on_second(a, b)\n'
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-import primitives
-from primitives import PolicyAPI
-from primitives.api import FUNCTION_NAMES
-from primitives.errors import (
+from capstan import primitives
+from capstan.primitives import PolicyAPI
+from capstan.primitives.api import FUNCTION_NAMES
+from capstan.primitives.errors import (
     ERROR_TYPES,
     GraspError,
     InvalidArgumentError,
@@ -19,7 +19,7 @@ from primitives.errors import (
     PrimitiveError,
     UnknownObjectError,
 )
-from sim import World
+from capstan.sim import World
 
 SPEC = {
     "objects": [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from primitives import PolicyAPI
-from primitives.errors import GraspError, RobotStoppedError
-from primitives.fake import FakeBackend
+from capstan.primitives import PolicyAPI
+from capstan.primitives.errors import GraspError, RobotStoppedError
+from capstan.primitives.fake import FakeBackend
 
 
 @pytest.fixture

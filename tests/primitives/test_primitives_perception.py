@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from primitives import PolicyAPI
-from primitives.errors import NotVisibleError
-from primitives.geometry import COLORS
-from primitives.perception import CameraPerception, TruthPerception, classify_color, make_perception
-from sim import World
+from capstan.primitives import PolicyAPI
+from capstan.primitives.errors import NotVisibleError
+from capstan.primitives.geometry import COLORS
+from capstan.primitives.perception import CameraPerception, TruthPerception, classify_color, make_perception
+from capstan.sim import World
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

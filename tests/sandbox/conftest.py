@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Sandbox
+from capstan.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")

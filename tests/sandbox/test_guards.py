@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point
 
-from sandbox import guards
+from capstan.sandbox import guards
 
 
 def test_deepcopy_copies_containers_and_keeps_cycles_and_sharing():

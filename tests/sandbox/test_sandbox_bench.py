@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import bench.sandbox as bench_sandbox
+import capstan.bench.sandbox as bench_sandbox
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox import ERROR_KINDS, SandboxError
+from capstan.sandbox import ERROR_KINDS, SandboxError
 
 FRAGMENTS = [
     "import numpy as np",
@@ -47,7 +47,7 @@ FRAGMENTS = [
 
 
 def _get_obj_pos(name):
-    from primitives.errors import InvalidArgumentError
+    from capstan.primitives.errors import InvalidArgumentError
 
     if not isinstance(name, str):
         raise InvalidArgumentError(f"expected a name, got {type(name).__name__}")

@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 import pytest
 
-from sandbox import inplace
+from capstan.sandbox import inplace
 
 
 class Key:

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import Sandbox
+from capstan.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def _worker_pids(parent: int | None = None, recursive: bool = False) -> set[int]
             continue
         pid = int(entry.name)
         parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        if b"sandbox.worker" in cmd:
+        if b"capstan.sandbox.worker" in cmd:
             workers.add(pid)
     if parent is None:
         return workers
@@ -77,7 +77,7 @@ def test_close_kills_every_worker():
 def test_workers_die_with_the_service_process():
     script = (
         "import os, threading, time\n"
-        "from sandbox import Sandbox\n"
+        "from capstan.sandbox import Sandbox\n"
         "sb = Sandbox(pool_size=1)\n"
         "sb.wait_ready(1, 60)\n"
         "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=20), daemon=True).start()\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sandbox import protocol
-from sandbox.memo import MAX_REPLY_BYTES, ReadMemo
+from capstan.sandbox import protocol
+from capstan.sandbox.memo import MAX_REPLY_BYTES, ReadMemo
 
 
 def _remember(memo, name, args, kwargs, value):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import policy
-from sandbox.policy import Violation, check
+from capstan.sandbox import policy
+from capstan.sandbox.policy import Violation, check
 
 BENIGN = [
     "import numpy as np\nfrom shapely.geometry import Point, Polygon\nret_val = np.mean([1, 2])",

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox import protocol
-from sandbox.protocol import Channel, EncodeError, ProtocolError, decode, encode
+from capstan.sandbox import protocol
+from capstan.sandbox.protocol import Channel, EncodeError, ProtocolError, decode, encode
 
 plain = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from primitives.errors import InvalidArgumentError
-from sandbox import ERROR_KINDS
+from capstan.primitives.errors import InvalidArgumentError
+from capstan.sandbox import ERROR_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 # One canary per test process: concurrent test runs on one machine must not see each other's files.

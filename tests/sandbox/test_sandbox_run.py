@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-import sandbox
-from primitives.errors import OutOfWorkspaceError, UnknownObjectError
-from sandbox import ERROR_KINDS, Sandbox
+from capstan import sandbox
+from capstan.primitives.errors import OutOfWorkspaceError, UnknownObjectError
+from capstan.sandbox import ERROR_KINDS, Sandbox
 
 
 def test_public_face_is_sorted_and_complete():
@@ -393,7 +393,7 @@ def test_pure_reads_answer_like_round_trips_and_the_host_sees_every_call(sb):
 def test_pure_reads_skip_the_round_trip(sb, monkeypatch):
     """Only the first of 600 identical reads is a round trip; the rest arrive as reports, at most
     MAX_READS_PER_REPORT to a message. After `move()` the next read is a round trip again."""
-    from sandbox import executor, protocol
+    from capstan.sandbox import executor, protocol
 
     served, reports = [], []
     serve, replay = executor._Session._serve_call, executor._Session._replay_reads

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import bench.sim as bench_sim
+import capstan.bench.sim as bench_sim
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-import sim
-from sim.assets import BOWL_OBJ, bowl_obj_text
-from sim.scene import CLEARANCE, MAX_OBJECTS, WORKSPACE, SceneError, build_layout
+from capstan import sim
+from capstan.sim.assets import BOWL_OBJ, bowl_obj_text
+from capstan.sim.scene import CLEARANCE, MAX_OBJECTS, WORKSPACE, SceneError, build_layout
 
 
 def test_same_spec_same_layout_bit_for_bit():

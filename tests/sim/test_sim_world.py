@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from primitives.backend import CameraImage, RobotBackend
-from primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
-from primitives.geometry import named_positions
-from primitives.perception import quat_yaw
-from sim import World
-from sim.recorder import write_gif, write_mp4
-from sim.scene import WORKSPACE
+from capstan.primitives.backend import CameraImage, RobotBackend
+from capstan.primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
+from capstan.primitives.geometry import named_positions
+from capstan.primitives.perception import quat_yaw
+from capstan.sim import World
+from capstan.sim.recorder import write_gif, write_mp4
+from capstan.sim.scene import WORKSPACE
 
 SPEC = {"objects": ["red block", "blue bowl", "green block"], "seed": 4}
 
@@ -227,13 +227,13 @@ def test_objects_pushed_off_the_table_land_on_the_floor():
         w.wait(2.0)
         z = w.state()["objects"]["red block"]["position"][2]
         assert -0.76 < z < -0.7  # resting on the floor below the table
-        from primitives import PolicyAPI
+        from capstan.primitives import PolicyAPI
 
         assert PolicyAPI(w).functions()["is_obj_visible"]("red block") is False
 
 
 def test_snapshot_while_holding_keeps_the_grasp(fresh):
-    from primitives import PolicyAPI
+    from capstan.primitives import PolicyAPI
 
     f = PolicyAPI(fresh).functions()
     f["pick"]("green block")

@@ -1,0 +1,217 @@
+"""The code-generation suite behind `capstan bench humaneval` and `capstan bench robocode`.
+
+Each problem is written by `lmp.FunctionGenerator` in `flat` mode (one completion) and in
+`hierarchical` mode (undefined helpers are generated recursively), then the problem's `test` and
+`check(entry_point)` run on the result in our sandbox under a per-problem time limit. Greedy
+decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own
+canonical solutions instead (no model): a check of the problem file and of the sandbox policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from capstan.bench import options
+from capstan.bench.harness import Harness, Job
+from capstan.bench.problems import program, read_problems
+from capstan.bench.report import markdown_table, pct, write_report
+
+MODES = ("flat", "hierarchical")
+
+# Modules benchmark solutions may import beyond the sandbox's default allowlist (math, typing,
+# collections, itertools, random, copy, numpy, shapely, ... are allowed already). HumanEval's
+# solutions and tests need hashlib, re and string.
+SOLUTION_MODULES = ("decimal", "fractions", "hashlib", "re", "string")
+
+
+def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
+    options.add_common_options(parser, default_out=f"var/bench/{suite}")
+    parser.add_argument(
+        "--mode", choices=(*MODES, "both"), default="both", help="flat, hierarchical or both (default)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="time limit per test run (s)"
+    )
+    parser.add_argument(
+        "--canonical",
+        action="store_true",
+        help="run the canonical solutions instead of generating (no model)",
+    )
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+
+class Context:
+    def __init__(self, config: dict):
+        from capstan.sandbox import Sandbox
+
+        self.sandbox = make_sandbox(Sandbox, config.get("modules", SOLUTION_MODULES))
+        self.generator = None
+        if not config.get("canonical"):
+            from capstan.bench.provider import build_llm
+            from capstan.lmp import FunctionGenerator
+
+            self.generator = FunctionGenerator(build_llm(config["llm_overrides"]))
+
+
+def make_sandbox(sandbox_cls, modules):
+    """A one-worker sandbox that lets solutions import `modules` (the sandbox's extra_modules)."""
+    return sandbox_cls(pool_size=1, extra_modules=tuple(modules))
+
+
+def setup(config: dict) -> Context:
+    return Context(config)
+
+
+def run_one(ctx: Context, payload: dict) -> dict:
+    problem, mode = payload["problem"], payload["mode"]
+    row: dict = {"task_id": problem["task_id"], "mode": mode}
+    t0 = time.perf_counter()
+    if ctx.generator is None:
+        code = problem["prompt"] + problem.get("canonical_solution", "")
+    else:
+        gen = ctx.generator.generate(
+            problem["prompt"], problem["entry_point"], hierarchical=mode == "hierarchical"
+        )
+        code = gen.code
+        row["llm_calls"] = len(gen.llm_calls)
+        row["helpers"] = sorted(gen.helpers)
+        row["completion_tokens"] = sum(int(c.get("completion_tokens") or 0) for c in gen.llm_calls)
+        row["model"] = next((c.get("model") for c in gen.llm_calls if c.get("model")), None)
+    row["gen_s"] = round(time.perf_counter() - t0, 3)
+    res = ctx.sandbox.run(
+        program(problem, code), host_functions={}, timeout_s=payload["timeout_s"], return_names=()
+    )
+    row["exec_s"] = round(res.duration_s, 3)
+    row["passed"] = bool(res.ok)
+    if res.ok:
+        row["result"] = "passed"
+    else:
+        err = res.error
+        row["error_kind"] = getattr(err, "kind", "crash")
+        row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {_error_text(err)}"
+    row["code"] = code
+    return row
+
+
+def _error_text(err) -> str:
+    if err is None:
+        return "unknown error"
+    line = getattr(err, "line", None)
+    where = f" (line {line})" if line else ""
+    message = getattr(err, "message", "") or ""
+    return f"{getattr(err, 'kind', 'error')}{where}: {message}"[:300]
+
+
+# --- driver side -------------------------------------------------------------------------------
+
+
+def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
+    problems = read_problems(problems_path)
+    if args.limit is not None:
+        problems = problems[: args.limit]
+    modes = MODES if args.mode == "both" else (args.mode,)
+    if args.canonical:
+        missing = [p["task_id"] for p in problems if "canonical_solution" not in p]
+        if missing:
+            raise SystemExit(
+                f"--canonical: {len(missing)} problems have no canonical_solution, e.g. {missing[0]}"
+            )
+        modes = ("canonical",)
+    overrides = {} if args.canonical else options.llm_overrides(args)
+    config = {
+        "suite": suite,
+        "problems": str(problems_path),
+        "timeout_s": args.timeout,
+        "canonical": bool(args.canonical),
+        "llm": {} if args.canonical else options.llm_fingerprint(overrides),
+        "llm_overrides": overrides,
+        "modules": list(SOLUTION_MODULES),
+    }
+    jobs = [  # problem by problem, both modes together: a stopped run still compares like with like
+        Job(f"{mode}:{p['task_id']}", {"problem": p, "mode": mode, "timeout_s": args.timeout})
+        for p in problems
+        for mode in modes
+    ]
+    out = options.out_dir(args, suite)
+    harness = Harness(
+        setup=setup,
+        run_one=run_one,
+        config=config,
+        results_path=out / f"{suite}.results.jsonl",
+        workers=options.effective_workers(args, overrides),
+        ray_address=args.ray,
+        progress=not args.no_progress,
+        desc=suite,
+    )
+    t0 = time.time()
+    rows = harness.run(jobs)
+    summary = summarize(suite, rows, modes, config, problems_path)
+    summary["wall_s"] = round(time.time() - t0, 1)
+    json_path, md_path = write_report(out, suite, summary, render_markdown(summary))
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2))
+    else:
+        print(render_totals(summary), end="")
+        print(f"results: {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def summarize(suite: str, rows: list[dict], modes, config: dict, problems_path: Path) -> dict:
+    summary: dict = {
+        "suite": suite,
+        "problems_file": str(problems_path),
+        "config": {k: v for k, v in config.items() if k not in ("modules", "llm_overrides")},
+        "model": next((r.get("model") for r in rows if r.get("model")), None),
+    }
+    for mode in modes:
+        mine = [r for r in rows if r.get("mode") == mode or r["id"].startswith(f"{mode}:")]
+        passed = sum(1 for r in mine if r.get("passed"))
+        summary[mode] = {
+            "pass_at_1": round(passed / len(mine), 4) if mine else 0.0,
+            "n": len(mine),
+            "passed": passed,
+            "errors": sum(1 for r in mine if r.get("status") == "error"),
+            "timeouts": sum(1 for r in mine if r.get("error_kind") == "timeout"),
+        }
+    summary["items"] = rows
+    return summary
+
+
+def render_totals(summary: dict) -> str:
+    modes = [m for m in (*MODES, "canonical") if m in summary]
+    rows = [
+        [
+            m,
+            summary[m]["n"],
+            summary[m]["passed"],
+            pct(summary[m]["pass_at_1"]),
+            summary[m]["errors"],
+            summary[m]["timeouts"],
+        ]
+        for m in modes
+    ]
+    return f"{summary['suite']} (model: {summary.get('model') or 'n/a'})\n" + markdown_table(
+        ["mode", "n", "passed", "pass@1", "harness errors", "timeouts"], rows
+    )
+
+
+def render_markdown(summary: dict) -> str:
+    modes = [m for m in (*MODES, "canonical") if m in summary]
+    by_task: dict[str, dict[str, str]] = {}
+    for r in summary["items"]:
+        mode, _, task_id = r["id"].partition(":")
+        outcome = "pass" if r.get("passed") else (r.get("result") or r.get("error") or "fail")
+        by_task.setdefault(task_id, {})[mode] = outcome[:80]
+    rows = [[tid, *(by_task[tid].get(m, "") for m in modes)] for tid in by_task]
+    return (
+        f"# {summary['suite']}\n\n"
+        + render_totals(summary)
+        + "\n## Per problem\n\n"
+        + markdown_table(["task_id", *modes], rows)
+    )

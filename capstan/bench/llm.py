@@ -1,0 +1,160 @@
+"""`capstan bench llm`: latency of the configured LLM on a typical command.
+
+Builds the real tabletop_ui request (system text + core few-shot examples as the fixed prefix,
+retrieved examples, scene and command) from prompts/ when lmp is importable, else a representative
+few-shot prompt of similar size. For the local model it measures, with a fresh temporary prefix
+cache: time to first token cold (prefix computed), warm (prefix in memory, a different command),
+after a simulated restart (prefix state read from disk), total latency and generation tokens/s.
+For cloud providers "cold" and "warm" are the first and second call (provider-side prompt cache;
+time to first token needs CAPSTAN_LLM_STREAM=1 for openai / openai-compatible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+COMMANDS = (
+    "put the blue block in the bowl that is closest to it",
+    "stack the red block on the blue block",
+)
+SCENE = {
+    "blue block": [0.10, 0.40],
+    "red block": [-0.10, 0.50],
+    "green bowl": [0.00, 0.60],
+    "yellow bowl": [0.20, 0.35],
+}
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument(
+        "--max-tokens", type=int, default=None, help="cap the answer length (default: prompt's)"
+    )
+
+
+def typical_request(command: str, max_tokens: int | None = None):
+    """The tabletop_ui request for `command` on a four-object scene (fallback: a built-in prompt)."""
+    from dataclasses import replace
+
+    try:
+        from capstan.lmp.prompt import build_request, describe_api, load_prompt
+        from capstan.primitives.api import PolicyAPI
+
+        api_text = describe_api(PolicyAPI.describe(PolicyAPI.__new__(PolicyAPI)))
+        request = build_request(load_prompt("tabletop_ui"), {"api": api_text}, command, list(SCENE), SCENE)
+        source = "prompts/tabletop_ui.yaml"
+    except Exception:  # noqa: BLE001 - any failure of the other packages: fall back to our own prompt
+        request = _builtin_request(command)
+        source = "bench/llm.py built-in prompt"
+    if max_tokens is not None:
+        request = replace(request, max_tokens=max_tokens)
+    return request, source
+
+
+def _builtin_request(command: str):
+    from capstan.llm.base import CompletionRequest, Message
+
+    system = (
+        "You write short Python programs that control a robot arm over a table with blocks and bowls.\n"
+        "Functions: get_obj_names(), get_obj_pos(name) -> np.array([x, y]), pick(name), place(target),\n"
+        "put_first_on_second(obj, target), say(text), get_corner_positions(), get_side_positions().\n"
+        "Reply with Python code only."
+    )
+    messages = [Message("system", system)]
+    colors = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "gray"]
+    for i in range(24):
+        a, b = colors[i % 10], colors[(i * 3 + 1) % 10]
+        scene = f"objects = ['{a} block', '{b} block', '{b} bowl', '{a} bowl']\n"
+        messages.append(Message("user", f"{scene}# command: put the {a} block in the {b} bowl and say done"))
+        messages.append(
+            Message("assistant", f"put_first_on_second('{a} block', '{b} bowl')\nsay('done: {a} in {b}')")
+        )
+    prefix = len(messages)
+    scene = f"objects = {list(SCENE)}\n"
+    messages.append(Message("user", f"{scene}# command: {command}"))
+    return CompletionRequest(tuple(messages), max_tokens=200, stop=("# command:",), prefix_messages=prefix)
+
+
+def _figures(cold, warm, restart=None) -> dict:
+    generating = max(warm.latency_s - (warm.ttft_s or 0.0), 1e-9)
+    figures = {
+        "ttft_cold_s": cold.ttft_s,
+        "ttft_warm_s": warm.ttft_s,
+        "latency_s": warm.latency_s,
+        "latency_cold_s": cold.latency_s,
+        "tokens_per_s": (warm.completion_tokens - 1) / generating if warm.completion_tokens > 1 else None,
+        "prompt_tokens": warm.prompt_tokens,
+        "prefix_tokens": warm.extra.get("prefix_tokens"),
+        "cached_prompt_tokens_warm": warm.cached_prompt_tokens,
+        "completion_tokens_warm": warm.completion_tokens,
+        "answer_warm": warm.text,
+    }
+    if restart is not None:
+        figures["ttft_restart_s"] = restart.ttft_s
+        figures["prefix_source_restart"] = restart.extra.get("prefix_source")
+    return figures
+
+
+def _timed(provider, request):
+    """complete() plus the process CPU seconds it used (a load-independent view on a busy machine)."""
+    cpu = time.process_time()
+    completion = provider.complete(request)
+    completion.extra["cpu_s"] = time.process_time() - cpu
+    return completion
+
+
+def _bench_local(requests) -> dict:
+    from capstan.llm.config import model_name
+    from capstan.llm.local import LocalProvider, clear_registry
+    from capstan.llm.model_files import resolve_model_path
+
+    path = resolve_model_path()
+    with tempfile.TemporaryDirectory(prefix="capstan-bench-prefix-") as cache:
+        clear_registry()
+        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
+        cold = _timed(provider, requests[0])
+        warm = _timed(provider, requests[1])
+        clear_registry()  # simulate a restart: a new Llama that must read the prefix state from disk
+        restart = _timed(LocalProvider(path, prefix_cache_dir=cache, model_name=model_name()), requests[0])
+        clear_registry()
+    figures = _figures(cold, warm, restart)
+    figures["cpu_cold_s"], figures["cpu_warm_s"] = cold.extra["cpu_s"], warm.extra["cpu_s"]
+    figures["threads"] = [c.extra.get("threads") for c in (cold, warm, restart)]
+    return {"provider": "local", "model": provider.model, **figures}
+
+
+def run(args: argparse.Namespace) -> int:
+    from capstan.llm.config import from_config, provider_kind
+
+    load_before = os.getloadavg()[0]
+    requests = [typical_request(c, args.max_tokens)[0] for c in COMMANDS]
+    source = typical_request(COMMANDS[0])[1]
+    if provider_kind() == "local" and not os.environ.get("CAPSTAN_CASSETTE"):
+        figures = _bench_local(requests)
+    else:
+        provider = from_config()
+        cold, warm = provider.complete(requests[0]), provider.complete(requests[1])
+        figures = {"provider": provider.name, "model": provider.model, **_figures(cold, warm)}
+    figures["prompt_source"] = source
+    figures["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # before, after
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"LLM bench: {figures['provider']} / {figures['model']}  ({figures['prompt_source']})")
+    print(f"  prompt tokens            {figures['prompt_tokens']} (fixed prefix {figures['prefix_tokens']})")
+    for key, label in (
+        ("ttft_cold_s", "time to first token, cold"),
+        ("ttft_warm_s", "time to first token, warm"),
+        ("ttft_restart_s", "time to first token, restart"),
+        ("latency_cold_s", "total latency, cold"),
+        ("latency_s", "total latency, warm"),
+        ("tokens_per_s", "generation tokens/s"),
+    ):
+        value = figures.get(key)
+        if key in figures:
+            print(f"  {label:<29} {'n/a' if value is None else f'{value:.3f}'}")
+    return 0

@@ -1,0 +1,93 @@
+"""Command-line options every suite shares, and the LLM settings they turn into.
+
+`--cassette PATH --cassette-mode record|replay` become `CAPSTAN_CASSETTE` / `CAPSTAN_CASSETTE_MODE`
+for `llm.from_config(env)` inside each worker process; everything else about the provider comes
+from the usual `CAPSTAN_LLM*` environment variables (docs/CONTRACTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from capstan.bench.harness import default_workers
+
+# The environment variables that decide which model answers (part of a result's fingerprint).
+LLM_ENV_KEYS = (
+    "CAPSTAN_LLM",
+    "CAPSTAN_LLM_MODEL",
+    "CAPSTAN_LLM_BASE_URL",
+    "CAPSTAN_MODEL_PATH",
+    "CAPSTAN_CASSETTE",
+    "CAPSTAN_CASSETTE_MODE",
+)
+
+
+def add_common_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="run only the first N problems/tasks"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"where results go (default {default_out}); rerunning with the same DIR resumes",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        metavar="N",
+        help="parallel worker processes (default 2, env CAPSTAN_BENCH_WORKERS); 1 runs in this process",
+    )
+    parser.add_argument(
+        "--cassette", type=Path, default=None, metavar="PATH", help="record/replay LLM calls here"
+    )
+    parser.add_argument("--cassette-mode", choices=("record", "replay"), default=None)
+    parser.add_argument(
+        "--ray", default=None, metavar="ADDRESS", help="fan out over a Ray cluster (e.g. auto)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def llm_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The cassette options as environment settings for `llm.from_config` in the workers."""
+    if args.cassette is None:
+        if args.cassette_mode:
+            raise SystemExit("--cassette-mode needs --cassette PATH")
+        return {}
+    return {
+        "CAPSTAN_CASSETTE": str(Path(args.cassette).resolve()),
+        "CAPSTAN_CASSETTE_MODE": args.cassette_mode or "replay",
+    }
+
+
+def worker_env(overrides: dict[str, str]) -> dict[str, str]:
+    """What a worker passes to `llm.from_config`: its environment plus the suite's overrides."""
+    return {**os.environ, **overrides}
+
+
+def effective_workers(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+    """Recording appends to one cassette file: keep that to a single writer."""
+    if overrides.get("CAPSTAN_CASSETTE_MODE") == "record" and args.workers > 1 and not args.ray:
+        print(
+            "recording a cassette: running with --workers 1 (one writer per cassette file)", file=sys.stderr
+        )
+        return 1
+    return max(1, args.workers)
+
+
+def llm_fingerprint(overrides: dict[str, str]) -> dict[str, str]:
+    """The settings that decide which model answers: results under other settings are not reused."""
+    env = worker_env(overrides)
+    return {k: env[k] for k in LLM_ENV_KEYS if k in env}
+
+
+def out_dir(args: argparse.Namespace, suite: str) -> Path:
+    if args.out is not None:
+        return Path(args.out)
+    return Path(os.environ.get("CAPSTAN_DATA_DIR", "var")) / "bench" / suite

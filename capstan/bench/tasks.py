@@ -1,0 +1,173 @@
+"""`capstan bench tasks`: success rates on the tabletop task suite, per task family.
+
+Families of tasks (pick-place, stacking, sorting,
+corners and sides, relative positions, move by a distance, arrangements, superlatives, multi-turn,
+questions, unseen colors, refusals), each run on the full stack (sim, primitives, sandbox, lmp) and
+judged from the final scene and the said lines. Success per family with Wilson 95% intervals and
+failure categories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+SUITE = "tasks"
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    from capstan.bench import options
+
+    parser.description = __doc__
+    options.add_common_options(parser, default_out=f"var/bench/{SUITE}")
+    parser.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per family (default 10)")
+    parser.add_argument(
+        "--families", default=None, metavar="A,B", help="comma-separated families (default: all; see --list)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the families and exit")
+    parser.add_argument("--attempts", type=int, default=3, help="max programs per command (self-repair)")
+    parser.add_argument(
+        "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"
+    )
+    parser.add_argument(
+        "--exec-timeout", type=float, default=60.0, metavar="S", help="limit per program run (s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from capstan.bench import options
+    from capstan.bench.harness import Harness, Job
+    from capstan.bench.report import write_report
+    from capstan.bench.tabletop import FAMILIES, generate_tasks
+    from capstan.bench.tabletop import runner as task_runner
+
+    if args.list:
+        for name, fam in FAMILIES.items():
+            print(f"{name:15s} e.g. {fam.generate(0).commands}")
+        return 0
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    try:
+        tasks = generate_tasks(args.seeds, families)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if args.limit is not None:
+        tasks = tasks[: args.limit]
+    overrides = options.llm_overrides(args)
+    run_cfg = {
+        "llm_overrides": overrides,
+        "max_attempts": args.attempts,
+        "command_timeout_s": args.command_timeout,
+        "exec_timeout_s": args.exec_timeout,
+    }
+    config = {"suite": SUITE, "run": run_cfg, "llm": options.llm_fingerprint(overrides)}
+    out = options.out_dir(args, SUITE)
+    harness = Harness(
+        setup=task_runner.setup,
+        run_one=task_runner.run_one,
+        config=config,
+        results_path=out / f"{SUITE}.results.jsonl",
+        workers=options.effective_workers(args, overrides),
+        ray_address=args.ray,
+        progress=not args.no_progress,
+        desc=SUITE,
+    )
+    t0 = time.time()
+    rows = harness.run([Job(t.id, {"task": t.to_json()}) for t in tasks])
+    summary = summarize(rows, {k: v for k, v in config.items() if k != "run"} | {"run": _public(run_cfg)})
+    summary["wall_s"] = round(time.time() - t0, 1)
+    json_path, md_path = write_report(out, SUITE, summary, render_markdown(summary))
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2))
+    else:
+        print(render_table(summary), end="")
+        print(f"results: {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def _public(run_cfg: dict) -> dict:
+    return {k: v for k, v in run_cfg.items() if k != "llm_overrides"}
+
+
+def summarize(rows: list[dict], config: dict) -> dict:
+    from capstan.bench.stats import rate, wilson_interval
+    from capstan.bench.tabletop.colors import color_counts, unseen_colors
+    from capstan.bench.tabletop.runner import CATEGORIES
+
+    for r in rows:  # a harness error (exception in the runner) is a failed task of its family
+        if r.get("status") == "error":
+            r.setdefault("success", False)
+            r.setdefault("category", "harness_error")
+            r.setdefault("family", r["id"].split("/")[0])
+    per_family: dict[str, dict] = {}
+    for r in rows:
+        fam = per_family.setdefault(
+            r["family"], {"n": 0, "successes": 0, "failures": dict.fromkeys(CATEGORIES, 0)}
+        )
+        fam["n"] += 1
+        fam["successes"] += bool(r.get("success"))
+        if not r.get("success"):
+            fam["failures"][r.get("category") or "wrong_program"] += 1
+    for fam in per_family.values():
+        fam["success_rate"] = round(rate(fam["successes"], fam["n"]), 4)
+        fam["ci95"] = [round(v, 4) for v in wilson_interval(fam["successes"], fam["n"])]
+    n, ok = len(rows), sum(bool(r.get("success")) for r in rows)
+    totals = dict.fromkeys(CATEGORIES, 0)
+    for fam in per_family.values():
+        for k, v in fam["failures"].items():
+            totals[k] += v
+    model = next((t.get("model") for r in rows for t in r.get("turns", []) if t.get("model")), None)
+    return {
+        "suite": SUITE,
+        "config": config,
+        "model": model,
+        "success_rate": round(rate(ok, n), 4),
+        "n": n,
+        "successes": ok,
+        "ci95": [round(v, 4) for v in wilson_interval(ok, n)],
+        "failure_categories": totals,
+        "per_family": per_family,
+        "unseen_colors": {"colors": list(unseen_colors()), "prompt_example_mentions": color_counts()},
+        "items": rows,
+    }
+
+
+def render_table(summary: dict) -> str:
+    from capstan.bench.report import markdown_table, pct
+
+    def ci(c):
+        return f"{pct(c[0])} - {pct(c[1])}"
+
+    rows = [
+        [name, f["n"], f["successes"], pct(f["success_rate"]), ci(f["ci95"]), _fails(f["failures"])]
+        for name, f in summary["per_family"].items()
+    ]
+    rows.append(
+        ["**all**", summary["n"], summary["successes"], pct(summary["success_rate"]), ci(summary["ci95"]),
+         _fails(summary["failure_categories"])]
+    )  # fmt: skip
+    head = f"tabletop tasks (model: {summary.get('model') or 'n/a'})\n"
+    return head + markdown_table(["family", "n", "ok", "success", "95% CI (Wilson)", "failures"], rows)
+
+
+def _fails(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"
+
+
+def render_markdown(summary: dict) -> str:
+    from capstan.bench.report import markdown_table
+
+    rows = [
+        [r["id"], "ok" if r.get("success") else (r.get("category") or "fail"), " / ".join(r.get("commands", [])),
+         r.get("reason") or r.get("error") or ""]
+        for r in summary["items"]
+    ]  # fmt: skip
+    colors = summary["unseen_colors"]
+    return (
+        "# tabletop tasks\n\n"
+        + render_table(summary)
+        + f"\nunseen_colors uses {', '.join(colors['colors'])} "
+        f"(prompt example mentions: {colors['prompt_example_mentions']})\n"
+        + "\n## Per task\n\n"
+        + markdown_table(["task", "outcome", "commands", "checker"], rows)
+    )

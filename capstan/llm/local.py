@@ -1,0 +1,261 @@
+"""The local model in process, through llama-cpp-python.
+
+The model is loaded once per process (a registry keyed by file and settings) and shared by every
+`LocalProvider`; one lock per model serializes generation. Prompts are rendered with the ChatML
+template (`llm.chat_template`); the state after the fixed prefix is reused from memory when the
+previous call shared it, else restored from the on-disk prefix cache (`llm.prefix_cache`), else
+computed once and saved there. Sampling is greedy at temperature 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider, ProviderUnavailableError
+from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_prompt
+from capstan.llm.model_files import cache_dir
+from capstan.llm.prefix_cache import PrefixStateCache, namespace_for
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    n_ctx: int = 8192
+    n_batch: int = 512
+    n_threads: int = 2
+    seed: int = 1234
+    # Drop to one thread per call while other work already fills the CPU (see threads_for_load).
+    adaptive_threads: bool = True
+
+
+def threads_for_load(max_threads: int, load_1min: float, cpus: int) -> int:
+    """Threads to use now. llama.cpp's threads meet at a barrier after every layer; when other processes
+    oversubscribe the CPU, one thread is descheduled and the other spins. Measured on this 2-core box at
+    load 12: 1 thread generated 1.9 tok/s, 2 threads 0.16 tok/s. Our own run adds ~`max_threads` to the
+    load, so only load beyond cpus + 1 counts as others' work."""
+    if max_threads <= 1:
+        return max(1, max_threads)
+    return 1 if load_1min > cpus + 1 else max_threads
+
+
+@dataclass
+class _LoadedModel:
+    llama: object
+    lock: threading.Lock
+    path: Path
+    settings: LocalSettings
+    threads: int = 0
+    closed: bool = False
+
+
+_REGISTRY: dict[tuple, _LoadedModel] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def shared_model(path: Path, settings: LocalSettings) -> _LoadedModel:
+    """The process-wide loaded model for (path, settings), loading it on first use."""
+    key = (str(Path(path).resolve()), settings)
+    with _REGISTRY_LOCK:
+        loaded = _REGISTRY.get(key)
+        if loaded is None:
+            loaded = _REGISTRY[key] = _LoadedModel(
+                _load(path, settings), threading.Lock(), Path(path), settings, settings.n_threads
+            )
+        return loaded
+
+
+def clear_registry() -> None:
+    """Forget (and free) every loaded model; the next provider loads afresh, as after a restart."""
+    with _REGISTRY_LOCK:
+        for loaded in _REGISTRY.values():
+            with loaded.lock:
+                loaded.closed = True
+                loaded.llama.close()
+        _REGISTRY.clear()
+
+
+def _load(path: Path, settings: LocalSettings):
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ProviderUnavailableError(
+            f"llama-cpp-python is not installed ({exc}); `pip install llama-cpp-python` or set CAPSTAN_LLM "
+            "to a cloud provider"
+        ) from None
+    try:
+        return Llama(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=settings.n_batch,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            seed=settings.seed,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ProviderUnavailableError(
+            f"cannot load the GGUF model {path}: {exc}; check the file (python -m capstan.llm.model_files assemble)"
+        ) from None
+
+
+def default_prefix_cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return cache_dir(env) / "prefix-cache"
+
+
+class LocalProvider(LLMProvider):
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        settings: LocalSettings | None = None,
+        prefix_cache_dir: str | Path | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.settings = settings or LocalSettings()
+        self.model = model_name or self.model_path.stem
+        self._loaded = shared_model(self.model_path, self.settings)
+        directory = Path(prefix_cache_dir) if prefix_cache_dir else default_prefix_cache_dir()
+        self.prefix_cache = PrefixStateCache(directory, namespace_for(self.model_path, self.settings.n_ctx))
+        llama = self._loaded.llama
+        self._eog = {llama.token_eos()} | {
+            t
+            for s in (END_OF_TURN, END_OF_TEXT)
+            for t in llama.tokenize(s.encode(), add_bos=False, special=True)
+        }
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._current().llama.tokenize(text.encode(), add_bos=False, special=True)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        prefix_text, rest_text = split_prompt(request.messages, request.prefix_messages)
+        queued = time.perf_counter()
+        loaded = self._locked()
+        try:  # ttft and latency count from here; the wait for the lock is queue_s
+            start = time.perf_counter()
+            prefix = self.tokenize(prefix_text)
+            tokens = prefix + self.tokenize(rest_text)
+            budget = self.settings.n_ctx - len(tokens)
+            if budget <= 0:
+                raise LLMError(
+                    f"the prompt has {len(tokens)} tokens but the local context holds {self.settings.n_ctx}; "
+                    "shorten the prompt (fewer few-shot examples or less history)"
+                )
+            threads = self._set_threads()
+            held_before = _common_prefix(loaded.llama, tokens)
+            prefix_source = self._prepare_prefix(prefix)
+            # Prompt tokens this call did not evaluate: already in memory, or restored from disk.
+            cached = held_before if prefix_source == "computed" else _common_prefix(loaded.llama, tokens)
+            completion = self._generate(tokens, min(request.max_tokens, budget), request, start)
+        finally:
+            loaded.lock.release()
+        completion.cached_prompt_tokens = min(cached, len(tokens) - 1)
+        completion.extra["prefix_tokens"] = len(prefix)
+        completion.extra["prefix_source"] = prefix_source
+        completion.extra["queue_s"] = round(start - queued, 4)
+        completion.extra["threads"] = threads
+        return completion
+
+    def _locked(self) -> _LoadedModel:
+        """The current shared model with its lock held (never one that `clear_registry` closed meanwhile)."""
+        while True:
+            loaded = self._current()
+            loaded.lock.acquire()
+            if not loaded.closed:
+                return loaded
+            loaded.lock.release()
+
+    def _current(self) -> _LoadedModel:
+        """The shared model; after `clear_registry` the current one (loaded again if need be)."""
+        if self._loaded.closed:
+            self._loaded = shared_model(self.model_path, self.settings)
+        return self._loaded
+
+    def _set_threads(self) -> int:
+        import llama_cpp
+
+        want = self.settings.n_threads
+        if self.settings.adaptive_threads:
+            want = threads_for_load(want, os.getloadavg()[0], os.cpu_count() or 1)
+        loaded = self._loaded
+        if loaded.threads != want:
+            llama_cpp.llama_set_n_threads(loaded.llama.ctx, want, want)
+            loaded.threads = want
+        return want
+
+    def _prepare_prefix(self, prefix: list[int]) -> str:
+        """Make the model state start with `prefix`: "memory", "disk", "computed" or "none"."""
+        llama = self._loaded.llama
+        if not prefix:
+            return "none"
+        if _common_prefix(llama, prefix) >= len(prefix):
+            return "memory"
+        if not self.prefix_cache.worth_caching(prefix):
+            return "none"
+        if self.prefix_cache.load(llama, prefix):
+            return "disk"
+        llama.n_tokens = _common_prefix(llama, prefix)  # eval() drops the KV cells beyond n_tokens
+        llama.eval(prefix[llama.n_tokens :])
+        try:
+            self.prefix_cache.save(llama, prefix)
+        except OSError as exc:  # a full or read-only cache dir costs speed, not the answer
+            print(
+                f"capstan: cannot write the prefix cache in {self.prefix_cache.directory}: {exc}",
+                file=sys.stderr,
+            )
+        return "computed"
+
+    def _generate(
+        self, tokens: list[int], max_tokens: int, request: CompletionRequest, start: float
+    ) -> Completion:
+        llama = self._loaded.llama
+        out: list[int] = []
+        text = ""
+        ttft = None
+        finish = "length"
+        stops = [s for s in request.stop if s]
+        for token in llama.generate(
+            tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, reset=True
+        ):
+            if ttft is None:
+                ttft = time.perf_counter() - start
+            if token in self._eog:
+                finish = "stop"
+                break
+            out.append(token)
+            text = llama.detokenize(out).decode("utf-8", errors="ignore")
+            hit = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+            if hit >= 0:
+                text = text[:hit]
+                finish = "stop"
+                break
+            if len(out) >= max_tokens:
+                break
+        return Completion(
+            text=text,
+            model=self.model,
+            provider=self.name,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(out),
+            latency_s=time.perf_counter() - start,
+            ttft_s=ttft,
+            finish_reason=finish,
+        )
+
+
+def _common_prefix(llama, tokens: list[int]) -> int:
+    """How many leading `tokens` the model state already holds."""
+    n = min(llama.n_tokens, len(tokens))
+    held = llama.input_ids[:n]
+    for i in range(n):
+        if held[i] != tokens[i]:
+            return i
+    return n

@@ -1,0 +1,53 @@
+"""Language model programs: prompt rendering, code extraction, hierarchical function generation,
+skills, self-repair and multi-turn context.
+
+    from capstan.lmp import Engine, Conversation
+    engine = Engine(llm, sandbox, max_attempts=3)
+    outcome = engine.run_command("stack the blocks", api, Conversation(), on_event, cancel)
+
+Public face (imported lazily so `import lmp` stays cheap).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CommandOutcome": "capstan.lmp.engine",
+    "Conversation": "capstan.lmp.conversation",
+    "Engine": "capstan.lmp.engine",
+    "FunctionGenerator": "capstan.lmp.hierarchy",
+    "GeneratedFunction": "capstan.lmp.hierarchy",
+    "PromptError": "capstan.lmp.prompt",
+    "PromptSpec": "capstan.lmp.prompt",
+    "SkillLibrary": "capstan.lmp.skills",
+    "Turn": "capstan.lmp.conversation",
+    "extract_code": "capstan.lmp.extract",
+    "load_prompt": "capstan.lmp.prompt",
+}
+
+__all__ = [
+    "CommandOutcome",
+    "Conversation",
+    "Engine",
+    "FunctionGenerator",
+    "GeneratedFunction",
+    "PromptError",
+    "PromptSpec",
+    "SkillLibrary",
+    "Turn",
+    "extract_code",
+    "load_prompt",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lmp' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,63 @@
+"""One LLM call with its trace event: every LMP goes through `LLMCaller`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+from capstan.llm.base import Completion, CompletionRequest, LLMProvider
+
+EventFn = Callable[[str, dict], None]
+
+
+class Cancelled(Exception):
+    """The run was cancelled between steps."""
+
+
+def messages_ref(request: CompletionRequest) -> str:
+    blob = json.dumps([asdict(m) for m in request.messages], sort_keys=True)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class LLMCaller:
+    """Calls the provider, emits `llm_call` and keeps the payloads in `log`."""
+
+    def __init__(
+        self, llm: LLMProvider, on_event: EventFn | None = None, cancel: threading.Event | None = None
+    ):
+        self.llm = llm
+        self.on_event = on_event
+        self.cancel = cancel
+        self.log: list[dict] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, lmp: str, request: CompletionRequest) -> Completion:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled before calling the model")
+        t0 = time.monotonic()
+        completion = self.llm.complete(request)
+        tail = request.messages[request.prefix_messages :]
+        payload = {
+            "lmp": lmp,
+            "messages_ref": messages_ref(request),
+            "prefix_ref": messages_ref(
+                CompletionRequest(messages=request.messages[: request.prefix_messages])
+            ),
+            "messages": [asdict(m) for m in tail],  # the per-command part; the prefix is fixed per prompt
+            "completion": completion.text,
+            "model": completion.model,
+            "provider": completion.provider,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cached_prompt_tokens": completion.cached_prompt_tokens,
+            "latency_s": completion.latency_s or (time.monotonic() - t0),
+        }
+        with self._lock:
+            self.log.append(payload)
+        if self.on_event is not None:
+            self.on_event("llm_call", payload)
+        return completion

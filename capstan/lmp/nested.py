@@ -1,0 +1,119 @@
+"""LMPs that policy code calls at run time: parse_obj_name, parse_position, parse_question,
+transform_shape_pts. Each is a host function: on the trusted side it asks the model for a small
+program, runs that program in the sandbox (its own worker) with the perception functions only,
+and returns the program's `ret_val` as plain data."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from capstan.lmp.calls import LLMCaller
+from capstan.lmp.extract import extract_code
+from capstan.lmp.prompt import PromptSpec, build_request
+from capstan.lmp.scene import pure_reads, scene_objects
+from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
+
+NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
+PERCEPTION = (
+    "get_obj_names", "get_obj_pos", "get_obj_xyz", "get_bbox", "get_color", "is_obj_visible", "get_table_bounds",
+    "get_corner_positions", "get_side_positions", "get_named_position", "get_corner_name", "get_side_name",
+    "denormalize_xy",
+)  # fmt: skip
+
+
+class NestedLMPs:
+    def __init__(
+        self,
+        caller: LLMCaller,
+        sandbox: Any,
+        prompts: dict[str, PromptSpec],
+        api: Any,
+        api_text: str,
+        prelude: Callable[[], str],
+        cancel: threading.Event | None = None,
+        timeout_s: float = 30.0,
+    ):
+        self.caller = caller
+        self.sandbox = sandbox
+        self.prompts = prompts
+        self.api = api
+        self.api_text = api_text
+        self.prelude = prelude
+        self.cancel = cancel
+        self.timeout_s = timeout_s
+
+    def functions(self) -> dict[str, Callable]:
+        return {
+            "parse_obj_name": self.parse_obj_name,
+            "parse_position": self.parse_position,
+            "parse_question": self.parse_question,
+            "transform_shape_pts": self.transform_shape_pts,
+        }
+
+    def parse_obj_name(self, description: str):
+        """Object name(s) matching a description, e.g. 'the blocks left of the bowl' -> list of names."""
+        return self._run("parse_obj_name", _text(description))
+
+    def parse_position(self, description: str) -> np.ndarray:
+        """[x, y] of a described position, e.g. 'a point 10cm left of the red block'."""
+        value = self._run("parse_position", _text(description))
+        return _points(value, "parse_position", shape=(2,))
+
+    def parse_question(self, question: str) -> str:
+        """Answer a question about the scene, e.g. 'how many blocks are left of the bowl?'."""
+        return str(self._run("parse_question", _text(question)))
+
+    def transform_shape_pts(self, description: str, shape_pts) -> np.ndarray:
+        """Transform an (N, 2) array of points as described, e.g. 'move it 10cm to the right'."""
+        pts = _points(shape_pts, "transform_shape_pts")
+        head = f"shape_pts = np.array({pts.tolist()!r})\n"
+        return _points(self._run("transform_shape_pts", _text(description), head), "transform_shape_pts")
+
+    def _run(self, lmp: str, query: str, head: str = "") -> Any:
+        spec = self.prompts[lmp]
+        objects, positions = scene_objects(self.api)
+        request = build_request(spec, {"api": self.api_text}, query, objects, positions)
+        code = extract_code(self.caller(lmp, request).text)
+        if not code:
+            raise PrimitiveError(f"{lmp}({query!r}) got no code from the model; rephrase the request")
+        hosts = {n: f for n, f in self.api.functions().items() if n in PERCEPTION}
+        result = self.sandbox.run(
+            self.prelude() + head + code,
+            host_functions=hosts,
+            timeout_s=self.timeout_s,
+            return_names=("ret_val",),
+            cancel=self.cancel,
+            pure=[n for n in pure_reads(self.api) if n in hosts],
+        )
+        if not result.ok:
+            err = result.error
+            raise PrimitiveError(
+                f"{lmp}({query!r}) failed: {getattr(err, 'kind', '?')}: {getattr(err, 'message', err)}"
+            )
+        if "ret_val" not in result.values:
+            raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
+        return result.values["ret_val"]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"expected a non-empty description string, got {value!r}")
+    return value.strip()
+
+
+def _points(value: Any, who: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{who}: expected numbers, got {value!r}") from exc
+    if shape is not None and arr.shape != shape:
+        if arr.size >= 2 and arr.ndim == 1:
+            return arr[:2]
+        raise InvalidArgumentError(f"{who}: expected shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(f"{who}: result has NaN or inf: {arr.tolist()}")
+    return arr

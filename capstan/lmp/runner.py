@@ -1,0 +1,148 @@
+"""Turning a generated program into something the sandbox runs, for one run of the engine:
+host functions (policy API + nested LMPs + undo), the scene prelude, hierarchical function
+generation, the static checks, and execution with errors mapped back to program lines."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from capstan.lmp.calls import LLMCaller
+from capstan.lmp.checks import (
+    Problem,
+    named_position_targets,
+    unchecked_superlative,
+    undefined_names,
+    unknown_object_literals,
+)
+from capstan.lmp.conversation import Conversation
+from capstan.lmp.hierarchy import FunctionResolver
+from capstan.lmp.nested import NestedLMPs
+from capstan.lmp.prompt import PromptSpec
+from capstan.lmp.scene import pure_reads, restore, scene_objects
+from capstan.lmp.skills import SkillLibrary
+from capstan.primitives.errors import ERROR_TYPES, PrimitiveError
+
+PRELUDE_NAMES = ("objects", "blocks", "bowls")
+
+
+@dataclass
+class Prepared:
+    program: str  # generated functions + the model's code: what the trace shows
+    functions: dict[str, str] = field(default_factory=dict)
+    generated: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def prelude_for(objects: list[str]) -> str:
+    """The scene lists the prompt showed, predefined for the program (kept out of its line numbers)."""
+    blocks = [o for o in objects if o.endswith("block")]
+    bowls = [o for o in objects if o.endswith("bowl")]
+    return f"import numpy as np\nobjects = {objects!r}\nblocks = {blocks!r}\nbowls = {bowls!r}\n"
+
+
+class RunContext:
+    def __init__(
+        self,
+        api: Any,
+        sandbox: Any,
+        caller: LLMCaller,
+        prompts: dict[str, PromptSpec],
+        api_text: str,
+        skills: SkillLibrary | None,
+        conversation: Conversation | None,
+        cancel: threading.Event | None,
+        max_fn_depth: int,
+        max_fns: int,
+        timeout_s: float,
+    ):
+        self.api, self.sandbox, self.caller, self.cancel = api, sandbox, caller, cancel
+        self.conversation = conversation
+        self.timeout_s = timeout_s
+        self.used_undo = False
+        self.nested = NestedLMPs(caller, sandbox, prompts, api, api_text, self.prelude, cancel)
+        self.hosts = {**api.functions(), **self.nested.functions(), "undo": self.undo}
+        self.pure = pure_reads(api)
+        self.resolver = FunctionResolver(caller, prompts["fgen"], api_text, skills, max_fn_depth, max_fns)
+        self.modules = set(prompts["tabletop_ui"].modules) | {"np"}
+
+    def prelude(self) -> str:
+        return prelude_for(scene_objects(self.api)[0])
+
+    def known_names(self) -> set[str]:
+        return set(self.hosts) | set(PRELUDE_NAMES) | self.modules | set(ERROR_TYPES)
+
+    def undo(self) -> str:
+        """Put the world back as it was before the previous command."""
+        if self.conversation is None:
+            raise PrimitiveError("undo needs a conversation: there is no earlier command in this run")
+        target = self.conversation.undo_target()
+        if target is None:
+            raise PrimitiveError("nothing to undo: no earlier command in this session changed the world")
+        restore(self.api, target.snapshot)
+        target.undone = True
+        self.used_undo = True
+        return f"undid: {target.command}"
+
+    def prepare(self, code: str, command: str | None = None) -> Prepared:
+        """Resolve undefined functions and run every static check. With `command`, also the advisory
+        check that a superlative in it ("the top-most block") is computed, not guessed."""
+        try:
+            ast.parse(code)
+        except SyntaxError as exc:
+            return Prepared(code, problems=[Problem(exc.lineno, f"syntax error: {exc.msg}")])
+        res = self.resolver.resolve(code, self.known_names())
+        head = "\n\n".join(res.functions.values())
+        program = (head.rstrip("\n") + "\n\n" if head else "") + code
+        out = Prepared(program, dict(res.functions), list(res.generated), list(res.problems))
+        offset = len(program.split("\n")) - len(code.split("\n"))
+        out.problems += [Problem(p.line + offset if p.line else None, p.message)
+                         for p in undefined_names(code, self.known_names() | set(res.functions))]  # fmt: skip
+        out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
+        out.problems += named_position_targets(program)
+        if command:
+            out.problems += unchecked_superlative(command, program)
+        prelude = self.prelude()
+        for v in self.sandbox.check(prelude + program, sorted(self.known_names() | set(res.functions))):
+            line = v.line - prelude.count("\n") if v.line else None
+            out.problems.append(Problem(line if line and line > 0 else None, v.message))
+        return out
+
+    def execute(self, program: str) -> tuple[bool, dict | None]:
+        prelude = self.prelude()
+        res = self.sandbox.run(prelude + program, host_functions=self.hosts, timeout_s=self.timeout_s,
+                               cancel=self.cancel, pure=self.pure)  # fmt: skip
+        if res.ok:
+            return True, None
+        err = res.error
+        line = getattr(err, "line", None)
+        line = line - prelude.count("\n") if line else None
+        return False, {"kind": err.kind, "message": err.message, "line": line if line and line > 0 else None}
+
+
+def line_text(program: str, line: int | None) -> str:
+    lines = program.split("\n")
+    return lines[line - 1].strip() if line and 0 < line <= len(lines) else ""
+
+
+def splice_fix(program: str, fix: str, error: dict | None) -> str:
+    """Small models often answer a repair request with only the corrected line. When the fix is one
+    line resembling the failed line of a longer program, put it in that line's place."""
+    line = (error or {}).get("line")
+    fix_lines = [ln for ln in fix.strip("\n").split("\n") if ln.strip()]
+    old = program.rstrip("\n").split("\n")
+    if len(fix_lines) != 1 or len(old) < 2 or not line or not 0 < line <= len(old):
+        return fix
+    target = old[line - 1]
+    if difflib.SequenceMatcher(None, target.strip(), fix_lines[0].strip()).ratio() < 0.6:
+        return fix
+    indent = target[: len(target) - len(target.lstrip())]
+    candidate = "\n".join(old[: line - 1] + [indent + fix_lines[0].strip()] + old[line:]) + "\n"
+    try:
+        ast.parse(candidate)
+    except SyntaxError:
+        return fix
+    return candidate

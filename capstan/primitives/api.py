@@ -1,0 +1,303 @@
+"""PolicyAPI: the functions generated policy code calls (docs/CONTRACTS.md "Policy API").
+
+Every function validates its arguments, runs on a RobotBackend, returns plain data, and reports
+itself through `on_event("primitive_call", {...})`. Errors are PrimitiveError subclasses.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from capstan.primitives import motions
+from capstan.primitives import validation as check
+from capstan.primitives.backend import RobotBackend
+from capstan.primitives.errors import (
+    GraspError,
+    InvalidArgumentError,
+    NotVisibleError,
+    OutOfWorkspaceError,
+    PrimitiveError,
+)
+from capstan.primitives.geometry import CORNER_NAMES, SIDE_NAMES, named_positions, nearest_name
+from capstan.primitives.perception import Observation, make_perception
+
+EventSink = Callable[[str, dict], None]
+MAX_EVENT_ITEMS = 64
+MAX_EVENT_TEXT = 2000
+
+# The scene reads; between two commands they answer the same on a backend that changes only
+# when commanded (see PolicyAPI.pure_functions), as do the two gripper reads in READ_NAMES.
+_SCENE_READS = (
+    "get_obj_names",
+    "get_obj_pos",
+    "get_obj_xyz",
+    "get_bbox",
+    "get_color",
+    "is_obj_visible",
+    "get_table_bounds",
+    "get_corner_positions",
+    "get_side_positions",
+    "get_named_position",
+    "get_corner_name",
+    "get_side_name",
+    "denormalize_xy",
+)
+FUNCTION_NAMES = (
+    *_SCENE_READS,
+    "pick",
+    "place",
+    "put_first_on_second",
+    "move_gripper_to",
+    "move_gripper_by",
+    "get_gripper_pos",
+    "open_gripper",
+    "close_gripper",
+    "get_gripper_state",
+    "wait",
+    "say",
+)
+READ_NAMES = (*_SCENE_READS, "get_gripper_pos", "get_gripper_state")
+
+
+def plain(value: object, depth: int = 0) -> object:
+    """A JSON-friendly, size-capped copy of an argument or result for events."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist() if value.size <= MAX_EVENT_ITEMS else f"<array shape={value.shape}>"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value if len(value) <= MAX_EVENT_TEXT else value[:MAX_EVENT_TEXT] + "…"
+    if depth < 4 and isinstance(value, (list, tuple)):
+        items = [plain(v, depth + 1) for v in value[:MAX_EVENT_ITEMS]]
+        return items + ([f"<{len(value) - MAX_EVENT_ITEMS} more>"] if len(value) > MAX_EVENT_ITEMS else [])
+    if depth < 4 and isinstance(value, dict):
+        return {str(k)[:100]: plain(v, depth + 1) for k, v in list(value.items())[:MAX_EVENT_ITEMS]}
+    return f"<{type(value).__name__}>"
+
+
+class PolicyAPI:
+    """The policy-facing functions over one backend. See `describe()` for the list."""
+
+    def __init__(self, backend: RobotBackend, perception: str = "truth", on_event: EventSink | None = None):
+        self.backend = backend
+        self.perception = make_perception(perception, backend)
+        self.on_event = on_event
+        self.said: list[str] = []
+        self._yaw = 0.0
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def functions(self) -> dict[str, Callable]:
+        return {name: self._wrap(name) for name in FUNCTION_NAMES}
+
+    def pure_functions(self) -> tuple[str, ...]:
+        """Names the sandbox may answer again without asking (`Sandbox.run(pure=...)`): the reads,
+        when the backend changes only when commanded; none on a real robot, whose scene moves."""
+        return READ_NAMES if self.backend.changes_only_when_commanded else ()
+
+    def describe(self) -> str:
+        parts = []
+        for name in FUNCTION_NAMES:
+            fn = getattr(self, name)
+            doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
+            sig = str(inspect.signature(fn)).replace("'", "")  # postponed annotations are strings
+            parts.append(f'def {name}{sig}:\n    """{doc}"""')
+        return "\n\n".join(parts)
+
+    def _emit(self, kind: str, payload: dict) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, payload)
+
+    def _wrap(self, name: str) -> Callable:
+        fn = getattr(self, name)
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            t_start = time.time()
+            event = {"name": name, "args": plain(list(args)), "kwargs": plain(kwargs), "t_start": t_start}
+            try:
+                try:
+                    sig.bind(*args, **kwargs)
+                except TypeError as e:
+                    raise InvalidArgumentError(f"{name}{sig}: {e}") from None
+                result = fn(*args, **kwargs)
+            except PrimitiveError as e:
+                self._emit(
+                    "primitive_call",
+                    {**event, "error": {"type": type(e).__name__, "message": str(e)}, "t_end": time.time()},
+                )
+                raise
+            self._emit("primitive_call", {**event, "result": plain(result), "t_end": time.time()})
+            return result
+
+        return call
+
+    def _ws(self):
+        return self.backend.workspace()
+
+    def _objs(self) -> dict[str, Observation]:
+        return self.perception.observe()
+
+    def _obj(self, name: object, need_visible: bool = True) -> Observation:
+        objs = self._objs()
+        name = check.name(name, objs)
+        o = objs[name]
+        if need_visible and not o.visible:
+            raise NotVisibleError(
+                f"{name!r} is not visible to the {self.perception.name} perception right now"
+            )
+        return o
+
+    # -- perception -------------------------------------------------------------------------
+    def get_obj_names(self) -> list[str]:
+        """Names of all objects in the scene, e.g. ['red block', 'blue bowl']."""
+        return list(self.backend.state()["objects"])
+
+    def get_obj_pos(self, name: str) -> np.ndarray:
+        """Position [x, y] in metres (table frame: +x right, +y away from the robot) of an object's centre."""
+        return self._obj(name).position[:2].copy()
+
+    def get_obj_xyz(self, name: str) -> np.ndarray:
+        """Position [x, y, z] in metres: a block's centre, or a bowl's base centre; z is up from the table."""
+        return self._obj(name).position.copy()
+
+    def get_bbox(self, name: str) -> np.ndarray:
+        """Axis-aligned footprint [x_min, y_min, x_max, y_max] of an object in metres."""
+        return self._obj(name).bbox.copy()
+
+    def get_color(self, name: str) -> str:
+        """Color word of an object, e.g. 'red'."""
+        return self._obj(name, need_visible=False).color
+
+    def is_obj_visible(self, name: str) -> bool:
+        """True when the perception (ground truth or camera) currently sees the object."""
+        return bool(self._obj(name, need_visible=False).visible)
+
+    def get_table_bounds(self) -> np.ndarray:
+        """Workspace bounds [x_min, y_min, x_max, y_max] in metres."""
+        ws = self._ws()
+        return np.array([ws.x[0], ws.y[0], ws.x[1], ws.y[1]], dtype=float)
+
+    def get_corner_positions(self) -> np.ndarray:
+        """The four corners as a (4, 2) array: top left, top right, bottom left, bottom right."""
+        pos = named_positions(self._ws())
+        return np.array([pos[n] for n in CORNER_NAMES])
+
+    def get_side_positions(self) -> np.ndarray:
+        """The four side midpoints as a (4, 2) array: top, bottom, left, right."""
+        pos = named_positions(self._ws())
+        return np.array([pos[n] for n in SIDE_NAMES])
+
+    def get_named_position(self, name: str) -> np.ndarray:
+        """[x, y] of a named position: 'top left corner', ..., 'top side', ..., or 'middle'."""
+        pos = named_positions(self._ws())
+        name = check.name(name, pos, what="position")
+        return np.array(pos[name])
+
+    def get_corner_name(self, xy) -> str:
+        """Name of the workspace corner nearest to [x, y], e.g. 'top left corner'."""
+        return nearest_name(check.vector(xy, 2, "xy"), CORNER_NAMES, self._ws())
+
+    def get_side_name(self, xy) -> str:
+        """Name of the workspace side nearest to [x, y], e.g. 'left side'."""
+        return nearest_name(check.vector(xy, 2, "xy"), SIDE_NAMES, self._ws())
+
+    def denormalize_xy(self, xy) -> np.ndarray:
+        """Map [u, v] in 0..1 (0,0 = bottom left, 1,1 = top right) to [x, y] in metres."""
+        uv = check.vector(xy, 2, "xy")
+        ws = self._ws()
+        return np.array([ws.x[0] + uv[0] * (ws.x[1] - ws.x[0]), ws.y[0] + uv[1] * (ws.y[1] - ws.y[0])])
+
+    # -- control ----------------------------------------------------------------------------
+    def pick(self, name: str) -> None:
+        """Pick up a block by name (approach from above, grasp, lift). Raises GraspError on failure."""
+        o = self._obj(name)
+        held = self.backend.gripper_state()["holding"]
+        if held == o.name:
+            return  # already in hand: "pick up X" is done (a follow-up command often repeats it)
+        if held is not None:
+            raise GraspError(f"already holding {held!r}; place it before picking {o.name!r}")
+        if o.kind != "block":
+            raise InvalidArgumentError(f"only blocks can be picked up; {o.name!r} is a {o.kind}")
+        self._yaw = motions.pick(self.backend, o, self._objs(), self._ws().table_z, o.yaw)
+
+    def place(self, target) -> None:
+        """Put the held block on `target`: an object name (a block: stack on it; a bowl: drop it in)
+        or a table position [x, y] in metres."""
+        held = self.backend.gripper_state()["holding"]
+        xy = self._target_xy(target, exclude=held)
+        if held is None:
+            raise GraspError("not holding anything; call pick(name) first")
+        self._yaw = motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
+        if self.perception.name == "camera":  # clear the camera's view for the next look
+            self.backend.move_ee(motions.park_position(self._ws()), self._yaw)
+
+    def put_first_on_second(self, obj: str, target) -> None:
+        """Pick the block `obj` and place it on `target` (an object name or a position [x, y] in metres)."""
+        o = self._obj(obj)
+        self._target_xy(target, exclude=o.name)
+        self.pick(o.name)
+        self.place(target)
+
+    def _target_xy(self, target, exclude: str | None) -> np.ndarray:
+        if isinstance(target, (str, np.str_)):
+            o = self._obj(target)
+            if o.name == exclude:
+                raise InvalidArgumentError(f"cannot put {o.name!r} on itself")
+            if not self._ws().contains(o.position[:2], margin=0.02):
+                raise OutOfWorkspaceError(f"{o.name!r} lies outside the workspace; move it back first")
+            return o.position[:2].copy()
+        return check.xy_in_workspace(target, self._ws(), "target")
+
+    def move_gripper_to(self, xyz, speed: float = 1.0) -> None:
+        """Move the gripper tip in a straight line to [x, y, z] metres (z above the table), pointing down.
+        speed is a fraction of full speed in (0, 2]."""
+        p = check.xyz_in_workspace(xyz, self._ws())
+        s = check.number(speed, "speed", 0.01, 2.0)
+        self.backend.move_ee(p, self._yaw, s)
+
+    def move_gripper_by(self, dxyz) -> None:
+        """Move the gripper by a small offset [dx, dy, dz] metres (each at most 0.1) - for reactive loops."""
+        d = check.vector(dxyz, 3, "dxyz")
+        if np.max(np.abs(d)) > check.MAX_STEP_M:
+            raise InvalidArgumentError(
+                f"move_gripper_by moves at most {check.MAX_STEP_M} m per axis; got {d.tolist()}"
+            )
+        target = self.backend.ee_position() + d
+        self.backend.move_ee(check.xyz_in_workspace(target, self._ws(), "resulting position"), self._yaw, 0.5)
+
+    def get_gripper_pos(self) -> np.ndarray:
+        """Gripper tip position [x, y, z] in metres."""
+        return np.asarray(self.backend.ee_position(), dtype=float).copy()
+
+    def open_gripper(self) -> None:
+        """Open the fingers (releases whatever is held)."""
+        self.backend.set_gripper(False)
+
+    def close_gripper(self) -> bool:
+        """Close the fingers; returns True when an object is now held."""
+        return bool(self.backend.set_gripper(True))
+
+    def get_gripper_state(self) -> dict:
+        """{'open': bool, 'width': metres between the fingers, 'holding': object name or None}."""
+        return dict(self.backend.gripper_state())
+
+    def wait(self, seconds: float) -> None:
+        """Let `seconds` (0..30) of robot time pass with the arm holding still."""
+        self.backend.wait(check.number(seconds, "seconds", 0.0, check.MAX_WAIT_S))
+
+    def say(self, text: str) -> None:
+        """Say a sentence to the user (recorded in the trace); long text is cut to 2000 characters."""
+        line = check.text(text)
+        self.said.append(line)
+        self._emit("say", {"text": line})

@@ -1,0 +1,207 @@
+"""RemoteRobot: a RobotBackend that drives a robot through its robot agent over HTTP.
+
+A real robot (or another simulator) runs a small agent next to its hardware that speaks the
+robot agent protocol (docs/CONTRACTS.md "Robot agent protocol"; `capstan robot-agent` serves
+it for any RobotBackend, a PyBullet world by default). Capstan then treats that robot exactly
+like the built-in sim: the primitives call these verbs, which become JSON requests.
+
+Failures keep the service's promises: an agent that cannot be reached or answers garbage raises
+RobotUnavailableError (a PrimitiveError, so a running program fails with a clear message and the
+service keeps serving); an error the agent reports by name (UnreachableError, GraspError, ...)
+is raised here as the same class. Motion verbs block until the robot is done, so they get a
+long read timeout; everything else a short one. The e-stop goes out on its own connection, so
+it is not stuck behind a motion in flight.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import httpx
+import numpy as np
+
+from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
+from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, RobotUnavailableError
+
+PROTOCOL_VERSION = 1
+QUICK_TIMEOUT_S = 10.0
+MOTION_TIMEOUT_S = 120.0
+_ARRAY_DTYPES = {"uint8", "float32", "int32"}
+
+
+class RemoteRobot(RobotBackend):
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "remote",
+        token: str | None = None,
+        motion_timeout_s: float = MOTION_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.url = url.rstrip("/")
+        self.name = name
+        self.motion_timeout_s = motion_timeout_s
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        timeout = httpx.Timeout(QUICK_TIMEOUT_S, connect=5.0)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        # the e-stop must not queue behind a motion request on a shared connection
+        self._estop = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        info = self._call("GET", "/v1/robot")
+        if info.get("protocol") != PROTOCOL_VERSION:
+            raise RobotUnavailableError(
+                f"robot {name!r} at {self.url} speaks robot agent protocol {info.get('protocol')!r}; "
+                f"this Capstan speaks version {PROTOCOL_VERSION}"
+            )
+        ws = info.get("workspace") or {}
+        try:
+            self._workspace = Workspace(
+                x=(float(ws["x"][0]), float(ws["x"][1])),
+                y=(float(ws["y"][0]), float(ws["y"][1])),
+                table_z=float(ws["table_z"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise RobotUnavailableError(f"robot {name!r} at {self.url} sent no usable workspace") from None
+        self.model = str(info.get("robot", "unknown"))
+
+    # -- transport --------------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        timeout: float | None = None,
+        client: httpx.Client | None = None,
+        params: dict | None = None,
+    ) -> dict:
+        client = client or self._http
+        limit = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        try:
+            response = client.request(method, path, json=body, params=params, timeout=limit)
+        except httpx.TimeoutException:
+            raise RobotUnavailableError(
+                f"robot {self.name!r} at {self.url} did not answer {method} {path} in time"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise RobotUnavailableError(
+                f"robot {self.name!r} at {self.url} cannot be reached ({type(exc).__name__}: {exc})"
+            ) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400 or not isinstance(data, dict):
+            raise _agent_error(self.name, response.status_code, data)
+        return data
+
+    # -- RobotBackend -----------------------------------------------------------------------
+    def workspace(self) -> Workspace:
+        return self._workspace
+
+    def state(self) -> dict:
+        state = self._call("GET", "/v1/robot/state")
+        if not isinstance(state.get("objects"), dict):
+            raise RobotUnavailableError(f"robot {self.name!r} sent a state without an 'objects' map")
+        return state
+
+    def render(self, view: str = "top", width: int = 320, height: int = 240) -> CameraImage:
+        data = self._call("GET", "/v1/robot/render", params={"view": view, "width": width, "height": height})
+        try:
+            seg = data.get("segmentation")
+            return CameraImage(
+                rgb=_array(data["rgb"], "uint8", 3),
+                depth=_array(data["depth"], "float32", 2),
+                segmentation=_array(seg, "int32", 2) if seg is not None else None,
+                intrinsics=np.asarray(data["intrinsics"], dtype=float).reshape(3, 3),
+                extrinsics=np.asarray(data["extrinsics"], dtype=float).reshape(4, 4),
+                id_to_name={int(k): str(v) for k, v in (data.get("id_to_name") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RobotUnavailableError(f"robot {self.name!r} sent an unusable camera image: {exc}") from None
+
+    def ee_position(self) -> np.ndarray:
+        return _xyz(self._call("GET", "/v1/robot/ee").get("xyz"), self.name)
+
+    def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
+        body = {"xyz": [float(v) for v in xyz], "yaw": float(yaw), "speed": float(speed)}
+        self._call("POST", "/v1/robot/move_ee", body, timeout=self.motion_timeout_s)
+
+    def can_reach(self, xyz, yaw: float = 0.0) -> bool:
+        body = {"xyz": [float(v) for v in xyz], "yaw": float(yaw)}
+        return bool(self._call("POST", "/v1/robot/can_reach", body).get("reachable", True))
+
+    def set_gripper(self, closed: bool) -> bool:
+        data = self._call(
+            "POST", "/v1/robot/gripper", {"closed": bool(closed)}, timeout=self.motion_timeout_s
+        )
+        return bool(data.get("holding"))
+
+    def gripper_state(self) -> dict:
+        data = self._call("GET", "/v1/robot/gripper")
+        holding = data.get("holding")
+        return {
+            "open": bool(data.get("open")),
+            "width": float(data.get("width", 0.0)),
+            "holding": holding if isinstance(holding, str) else None,
+        }
+
+    def wait(self, seconds: float) -> None:
+        self._call(
+            "POST", "/v1/robot/wait", {"seconds": float(seconds)}, timeout=self.motion_timeout_s + seconds
+        )
+
+    def stop(self) -> None:
+        self._call("POST", "/v1/robot/stop", {}, client=self._estop)
+
+    def resume(self) -> None:
+        self._call("POST", "/v1/robot/resume", {}, client=self._estop)
+
+    def close(self) -> None:
+        self._http.close()
+        self._estop.close()
+
+
+def _agent_error(name: str, status: int, data) -> PrimitiveError:
+    """The agent's own error, by class name when it is a primitive error we know."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        cls = ERROR_TYPES.get(str(error.get("type")))
+        message = str(error.get("message", ""))[:2000]
+        if cls is not None and cls.__name__ != "UnknownObjectError":
+            return cls(message)
+        if cls is not None:
+            return ERROR_TYPES["PrimitiveError"](message)
+        return RobotUnavailableError(f"robot {name!r} failed: {error.get('type')}: {message}")
+    return RobotUnavailableError(f"robot {name!r} answered HTTP {status} without a usable body")
+
+
+def _array(spec, dtype: str, ndim: int) -> np.ndarray:
+    if not isinstance(spec, dict) or spec.get("dtype") != dtype or dtype not in _ARRAY_DTYPES:
+        raise ValueError(f"expected a {dtype} array")
+    shape = tuple(int(n) for n in spec["shape"])
+    if len(shape) != ndim or any(n <= 0 or n > 4096 for n in shape):
+        raise ValueError(f"bad array shape {shape}")
+    raw = base64.b64decode(spec["data"], validate=True)
+    count = math.prod(shape)
+    arr = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    if arr.size != count:
+        raise ValueError(f"array data holds {arr.size} values, shape {shape} needs {count}")
+    return arr.reshape(shape).astype(dtype)
+
+
+def array_spec(arr: np.ndarray, dtype: str) -> dict:
+    """The wire form of a camera array (little-endian raw bytes, base64)."""
+    a = np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": dtype, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _xyz(value, name: str) -> np.ndarray:
+    try:
+        xyz = np.asarray(value, dtype=float).reshape(3)
+    except (TypeError, ValueError):
+        raise RobotUnavailableError(f"robot {name!r} sent a gripper position that is not [x, y, z]") from None
+    if not np.all(np.isfinite(xyz)):
+        raise RobotUnavailableError(f"robot {name!r} sent a non-finite gripper position")
+    return xyz

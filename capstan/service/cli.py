@@ -1,0 +1,269 @@
+"""`capstan`: serve the HTTP API, run one command in process, show a stored trace, run benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from capstan.service.config import ConfigError, Settings
+
+BENCHES = ("sim", "sandbox", "llm", "humaneval", "robocode", "tasks", "compare")
+SETTINGS_HELP = (
+    "settings come from environment variables (CAPSTAN_DATA_DIR, CAPSTAN_API_TOKEN, "
+    "CAPSTAN_MAX_CONCURRENT_RUNS, CAPSTAN_LLM, ...); see capstan/service/config.py and `python -m capstan.llm.config`"
+)
+
+
+def _settings_table() -> str:
+    """The service settings table from capstan/service/config.py's docstring, as plain text for --help."""
+    import capstan.service.config
+
+    lines = ["service settings (environment variables):"]
+    for row in (capstan.service.config.__doc__ or "").splitlines():
+        if row.startswith("| `CAPSTAN"):
+            var, default, meaning = (c.strip().replace("`", "") for c in row.strip("|").split("|"))
+            lines.append(f"  {var:30s} {default:17s} {meaning}")
+    return "\n".join(lines) + "\nLLM settings: python -m capstan.llm.config"
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from capstan.service.api import create_app
+    from capstan.service.service import Service
+
+    settings = Settings.from_env(host=args.host, port=args.port)
+    settings.check_listen()
+    _say(f"capstan: starting (data in {settings.data_dir.resolve()})")
+    service = Service(settings, progress=lambda m: _say("capstan: " + m), warm_up=not args.no_warm_up)
+    app = create_app(service)
+    _say(f"capstan: serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_robot_agent(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from capstan.service.config import is_loopback
+    from capstan.service.robot_agent import sim_agent_app
+
+    if not is_loopback(args.host) and not args.token:
+        raise ConfigError(f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)")
+    app = sim_agent_app(_scene(args), token=args.token)
+    _say(f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
+         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        app.state.world.close()
+    return 0
+
+
+def _scene(args: argparse.Namespace) -> dict:
+    try:
+        scene = json.loads(args.scene) if args.scene else {"objects": ["red block", "blue bowl"]}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--scene is not valid JSON ({exc}); e.g. --scene '{{\"blocks\": 3, \"bowls\": 2}}'") from None
+    if not isinstance(scene, dict):
+        raise ConfigError("--scene must be a JSON object such as '{\"objects\": [\"red block\", \"blue bowl\"]}'")
+    if args.seed is not None:
+        scene["seed"] = args.seed
+    return scene
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from capstan.service.service import Service
+
+    settings = Settings.from_env(media=True if args.gif else None)
+    scene = _scene(args)
+    service = Service(settings, progress=_say, recover=False)  # a server may share this store
+    try:
+        from capstan.primitives.errors import RobotUnavailableError
+        from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
+
+        if not takes_scene(args.robot) and (args.scene or args.seed is not None):
+            raise ConfigError(scene_refused(args.robot, "drop --scene and --seed"))
+        try:
+            session = service.sessions.create(args.robot, scene if takes_scene(args.robot) else {})
+        except scene_error_type() as exc:
+            raise ConfigError(f"bad --scene: {exc}") from None
+        except UnknownRobotError as exc:
+            raise ConfigError(str(exc)) from None
+        except RobotUnavailableError as exc:
+            _say(f"capstan: {exc}")
+            return 1
+        kind, text = ("program", Path(args.program).read_text()) if args.program else ("command", args.command)
+        if not text:
+            raise ConfigError("give a command, e.g. capstan run \"put the red block in the blue bowl\"")
+        run = service.runs.submit(session, kind, text)
+        _say(f"run {run.id} ...")
+        run.done.wait()
+        trace = _trace(service.store, run.id)
+        print_trace(trace, brief=True)
+        if args.gif:
+            gif = settings.media_dir / run.id / "video.gif"
+            if gif.is_file():
+                shutil.copyfile(gif, args.gif)
+                _say(f"wrote {args.gif}")
+            else:
+                _say("no GIF was recorded")
+        return 0 if trace["status"] == "succeeded" else 1
+    finally:
+        service.close()
+
+
+def _trace(store, run_id: str) -> dict | None:
+    from capstan.service.trace import assemble
+
+    row = store.get_run(run_id)
+    return None if row is None else assemble(row, store.events(run_id))
+
+
+def print_trace(t: dict, brief: bool = False) -> None:
+    out = sys.stdout
+    if not brief:
+        print(f"run {t['id']}  session {t['session_id']}  {t['kind']}  status: {t['status']}", file=out)
+        if t.get("command"):
+            print(f"command: {t['command']}", file=out)
+        for a in t["attempts"]:
+            print(f"attempt {a.get('attempt')}: {'ok' if a.get('ok') else a.get('error')}", file=out)
+        print(f"llm calls: {len(t['llm_calls'])}", file=out)
+    print("--- code ---", file=out)
+    print(t.get("code") or "(none)", file=out)
+    if not brief:
+        print("--- primitive calls ---", file=out)
+        for c in t["primitive_calls"]:
+            res = c.get("error") or c.get("result")
+            print(f"{c.get('name')}({json.dumps(c.get('args'))[1:-1]}) -> {json.dumps(res)[:120]}", file=out)
+    print("--- said ---", file=out)
+    for line in t["said"]:
+        print(f"robot: {line}", file=out)
+    if t.get("error"):
+        e = t["error"]
+        print(f"--- error ({e.get('kind')}) ---\n{e.get('message')}" + (f" (line {e['line']})" if e.get("line") else ""),
+              file=out)
+    state = t.get("state_after") or {}
+    if state.get("objects"):
+        print("--- final scene ---", file=out)
+        for name, o in sorted(state["objects"].items()):
+            x, y, z = o["position"]
+            print(f"{name:14s} x={x:+.3f} y={y:+.3f} z={z:+.3f}", file=out)
+    print(f"status: {t['status']}", file=out)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from capstan.service.store import open_store
+
+    store = open_store(Settings.from_env())
+    try:
+        trace = _trace(store, args.run_id)
+    finally:
+        store.close()
+    if trace is None:
+        _say(f"no run {args.run_id!r} in {Settings.from_env().db_path} (list runs with GET /v1/runs)")
+        return 1
+    if args.json:
+        json.dump(trace, sys.stdout, indent=2)
+        print()
+    else:
+        print_trace(trace)
+    return 0
+
+
+def _summary(doc: str | None, name: str) -> str:
+    """First sentence of a bench module's docstring, without its "`capstan bench NAME`:" lead."""
+    para = " ".join((doc or name).strip().split("\n\n")[0].split())
+    para = re.sub(r"^`capstan bench \w+`:\s*", "", para)
+    return para.split(". ")[0].rstrip(".")
+
+
+def _add_benches(sub) -> None:
+    bench = sub.add_parser("bench", help="run a benchmark (see `capstan bench -h`)")
+    names = bench.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name in BENCHES:
+        module = importlib.import_module(f"capstan.bench.{name}")  # bench modules import heavy parts lazily
+        p = names.add_parser(name, help=_summary(module.__doc__, name), description=module.__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.build_parser(p)
+        p.set_defaults(func=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="capstan", description="Code-as-policies robot service: natural-language commands become "
+        "sandboxed policy programs on a simulated tabletop robot or a remote robot agent.", epilog=SETTINGS_HELP)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("serve", help="serve the HTTP API and the web page", epilog=_settings_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=None, help="listen address (default CAPSTAN_HOST or 127.0.0.1; "
+                   "beyond loopback CAPSTAN_API_TOKEN is required)")
+    p.add_argument("--port", type=int, default=None, help="port (default CAPSTAN_PORT or 8000)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip computing the local model's prompt-prefix cache at start")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("run", help="run one command in process and print code, speech and final scene",
+                       epilog=SETTINGS_HELP)
+    p.add_argument("command", nargs="?", default="", help="natural-language command")
+    p.add_argument("--program", metavar="FILE", help="run this policy program instead of a command")
+    p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
+    p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument("--robot", default="sim", help="'sim' (default) or a remote robot named in CAPSTAN_ROBOTS")
+    p.add_argument("--gif", metavar="PATH", help="write the run's video as a GIF here")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("trace", help="show a stored run trace", epilog=SETTINGS_HELP)
+    p.add_argument("run_id")
+    p.add_argument("--json", action="store_true", help="print the full trace as JSON")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("robot-agent", help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
+                       description="Serve a headless PyBullet world over the robot agent protocol "
+                       "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
+                       "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
+                       "capstan.service.robot_agent.make_agent_app(their RobotBackend).")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
+    p.add_argument("--port", type=int, default=8100, help="port (default 8100)")
+    p.add_argument("--token", default=None, help="bearer token clients must send (CAPSTAN_ROBOT_TOKEN on the service)")
+    p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
+    p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_robot_agent)
+
+    _add_benches(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        _say(f"capstan: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say(f"capstan: interrupted after {time.time() - t0:.1f}s")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

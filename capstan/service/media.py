@@ -1,0 +1,81 @@
+"""Per-run media on disk: frames as PNG, then a GIF and an MP4 at the end of the run.
+
+Layout: $CAPSTAN_DATA_DIR/media/<run_id>/frames/<n>.png, video.gif, video.mp4.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("capstan.media")
+_RUN_ID = re.compile(r"^[0-9a-f]{6,64}$")
+FPS = 8
+
+
+def run_dir(media_dir: Path, run_id: str) -> Path:
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"bad run id {run_id!r}")
+    return media_dir / run_id
+
+
+class Recorder:
+    """Collects frames of one run. Not thread-safe: used only by the run's own thread."""
+
+    def __init__(self, media_dir: Path, run_id: str, max_frames: int):
+        self.dir = run_dir(media_dir, run_id)
+        self.max_frames = max_frames
+        self.count = 0
+        self._frames: list[np.ndarray] = []
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.max_frames
+
+    def add(self, rgb: np.ndarray) -> tuple[int, bytes] | None:
+        """Save one frame; returns (index, png bytes), or None once `max_frames` is reached."""
+        if self.full:
+            return None
+        from capstan.service.sessions import png_bytes
+
+        frames_dir = self.dir / "frames"
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        png = png_bytes(rgb)
+        (frames_dir / f"{self.count}.png").write_bytes(png)
+        self._frames.append(np.asarray(rgb, dtype=np.uint8))
+        self.count += 1
+        return self.count - 1, png
+
+    def finish(self) -> dict:
+        """Write video.gif and video.mp4; returns {"gif": bool, "mp4": bool}."""
+        out = {"gif": False, "mp4": False}
+        if not self._frames:
+            return out
+        try:
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in self._frames]
+            images[0].save(self.dir / "video.gif", save_all=True, append_images=images[1:],
+                           duration=int(1000 / FPS), loop=0)
+            out["gif"] = True
+        except Exception:  # media is best effort: a failed encoder must not fail the run
+            log.exception("GIF encoding failed for %s", self.dir)
+        try:
+            import imageio_ffmpeg
+
+            h, w = self._frames[0].shape[:2]
+            writer = imageio_ffmpeg.write_frames(
+                str(self.dir / "video.mp4"), (w, h), fps=FPS, codec="libx264", pix_fmt_out="yuv420p",
+                macro_block_size=2, ffmpeg_log_level="error", output_params=["-threads", "1"])
+            writer.send(None)
+            for f in self._frames:
+                writer.send(np.ascontiguousarray(f[:, :, :3]))
+            writer.close()
+            out["mp4"] = True
+        except Exception:
+            log.exception("MP4 encoding failed for %s", self.dir)
+        self._frames.clear()
+        return out

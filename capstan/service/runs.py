@@ -1,0 +1,350 @@
+"""Run manager: queue, worker threads, cancel (e-stop), event recording and fan-out.
+
+Runs of one session execute one after another; runs of different sessions execute in parallel on
+`max_concurrent_runs` worker threads. The untrusted code itself runs in sandbox worker processes;
+these threads only drive the engine and the session's backend. Every event is appended to the
+store as it happens, then published to live subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from capstan.service.events import EventHub, jsonable
+from capstan.service.media import FPS as FRAME_FPS
+from capstan.service.media import Recorder
+from capstan.service.metrics import Metrics
+from capstan.service.sessions import Session, png_bytes
+from capstan.service.store import TraceStore
+
+log = logging.getLogger("capstan.runs")
+
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+CONTROL_PRIMITIVES = frozenset({
+    "pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by",
+    "open_gripper", "close_gripper", "wait",
+})
+
+
+class QueueFullError(RuntimeError):
+    pass
+
+
+class RunNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no run {self.args[0]!r}"
+
+
+@dataclass
+class Run:
+    id: str
+    session: Session
+    kind: str  # "command" | "program"
+    text: str
+    status: str = "queued"
+    created_at: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    hub: EventHub = field(default_factory=EventHub)
+    seq: int = 0
+    error: dict | None = None
+    engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
+    _seq_lock: threading.Lock = field(default_factory=threading.Lock)
+    _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def error_dict(err) -> dict | None:
+    """SandboxError / exception / dict -> {"kind", "message", "line"}."""
+    if err is None:
+        return None
+    if isinstance(err, dict):
+        return {"kind": str(err.get("kind", "error")), "message": str(err.get("message", "")),
+                "line": err.get("line")}
+    kind = getattr(err, "kind", None) or type(err).__name__
+    message = getattr(err, "message", None) or str(err)
+    line = getattr(err, "line", None)
+    return {"kind": str(kind), "message": str(message), "line": line if isinstance(line, int) else None}
+
+
+class RunManager:
+    def __init__(self, settings, store: TraceStore, engine, metrics: Metrics,
+                 after_run: Callable[[Session], None] | None = None):  # fmt: skip
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self.after_run = after_run  # e.g. save the session (its objects moved, its conversation grew)
+        self._cond = threading.Condition()
+        self._pending: list[Run] = []
+        self._active: dict[str, Run] = {}  # queued or running
+        self._running = 0
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"capstan-run-{i}", daemon=True)
+            for i in range(settings.max_concurrent_runs)
+        ]
+        for t in self._threads:
+            t.start()
+
+    # ---- submission and control -------------------------------------------------------------
+    def submit(self, session: Session, kind: str, text: str) -> Run:
+        run = Run(id=uuid.uuid4().hex[:16], session=session, kind=kind, text=text)
+        with self._cond:
+            if len(self._pending) >= self.settings.max_queued_runs:
+                self.metrics.rejected_request("queue_full")
+                raise QueueFullError(
+                    f"run queue is full ({self.settings.max_queued_runs} waiting, CAPSTAN_MAX_QUEUED_RUNS); "
+                    "retry later")
+            doc = {"command": text if kind == "command" else None,
+                   "code": text if kind == "program" else None,
+                   "scene": session.scene, "timings": {"queued_at": run.created_at}}
+            self.store.create_run(run.id, session.id, kind, "queued", doc)
+            self._active[run.id] = run
+            self._pending.append(run)
+            self._cond.notify_all()
+        self._emit(run, "status", {"status": "queued"})
+        return run
+
+    def get_active(self, run_id: str) -> Run | None:
+        return self._active.get(run_id)
+
+    def cancel(self, run_id: str) -> str:
+        """E-stop: halt the robot now, kill the program; returns the run's status after the request."""
+        run = self._active.get(run_id)
+        if run is None:
+            row = self.store.get_run(run_id)
+            if row is None:
+                raise RunNotFound(run_id)
+            return row["status"]
+        with run._cancel_lock:
+            if run.engine_done:  # too late to stop anything: the run is finishing
+                return run.status
+            run.cancel.set()
+        with self._cond:
+            if run in self._pending:
+                self._pending.remove(run)
+                queued = True
+            else:
+                queued = False
+        if queued:
+            self._finish(run, "cancelled", {"kind": "cancelled", "message": "cancelled before it started",
+                                             "line": None}, {})
+            return "cancelled"
+        with run._cancel_lock:
+            if run.engine_done:  # the run already resumed the backend; stopping now would leak the e-stop
+                return "cancelling"
+            try:
+                run.session.backend.stop()
+            except Exception:
+                log.exception("backend.stop() failed for session %s", run.session.id)
+        return "cancelling"
+
+    def cancel_session(self, session: Session) -> None:
+        for run in list(self._active.values()):
+            if run.session is session:
+                self.cancel(run.id)
+
+    def counts(self) -> tuple[int, int]:
+        with self._cond:
+            return self._running, len(self._pending)
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for run in list(self._active.values()):
+            self.cancel(run.id)
+        for t in self._threads:
+            t.join(timeout)
+
+    # ---- events -----------------------------------------------------------------------------
+    def _emit(self, run: Run, type_: str, data: dict) -> None:
+        data = jsonable(data)
+        with run._seq_lock:
+            seq = run.seq
+            run.seq += 1
+            event = {"seq": seq, "type": type_, "t": time.time(), "data": data}
+            try:
+                self.store.append_event(run.id, seq, type_, event["t"], data)
+            except Exception:
+                log.exception("could not store event %s of run %s", type_, run.id)
+        run.hub.publish(event)
+
+    # ---- workers ----------------------------------------------------------------------------
+    def _next(self) -> Run | None:
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                for run in self._pending:
+                    if not run.session.busy:
+                        self._pending.remove(run)
+                        run.session.busy = True
+                        self._running += 1
+                        return run
+                self._cond.wait()
+
+    def _worker(self) -> None:
+        while (run := self._next()) is not None:
+            try:
+                self._execute(run)
+            except Exception as exc:  # never lose a worker thread
+                log.exception("run %s crashed the run manager", run.id)
+                if run.cancel.is_set():
+                    try:
+                        run.session.backend.resume()
+                    except Exception:
+                        log.exception("backend.resume() failed")
+                self._finish(run, "failed", {"kind": "internal", "message": f"internal error: {exc}",
+                                             "line": None}, {})
+            finally:
+                with self._cond:
+                    run.session.busy = False
+                    self._running -= 1
+                    self._cond.notify_all()
+
+    def _execute(self, run: Run) -> None:
+        session = run.session
+        started = time.time()
+        timings = {"queued_at": run.created_at, "started_at": started}
+        with session.lock:
+            run.status = "running"
+            self.store.update_run(run.id, status="running", timings=timings)
+            self._emit(run, "status", {"status": "running"})
+            if session.closed:
+                return self._finish(run, "cancelled", {"kind": "cancelled", "message": "session deleted",
+                                                       "line": None}, timings)
+            state_before = session.backend.state()
+            self.store.update_run(run.id, state_before=jsonable(state_before))
+            recorder = None
+            if self.settings.media:
+                recorder = Recorder(self.settings.media_dir, run.id, self.settings.max_frames)
+                self._record_frame(run, recorder)
+            else:
+                self._live_frame(session)
+            status, error, engine_s = self._drive(run, recorder)
+            with run._cancel_lock:
+                run.engine_done = True
+                if run.cancel.is_set():
+                    status = "cancelled"
+                    error = {"kind": "cancelled", "message": "cancelled by request (e-stop)", "line": None}
+                    session.backend.resume()
+            state_after = jsonable(session.backend.state())
+            session.last_state = state_after
+            media = {}
+            if recorder is not None:
+                self._record_frame(run, recorder, final=True)
+                media = recorder.finish()
+            ended = time.time()
+            timings.update(ended_at=ended, engine_s=round(engine_s, 4), total_s=round(ended - started, 4))
+            self.store.update_run(run.id, state_after=state_after, media=media)
+            if self.after_run is not None:
+                try:
+                    self.after_run(session)
+                except Exception:  # the run itself is done and traced either way
+                    log.exception("saving session %s after run %s failed", session.id, run.id)
+            self._finish(run, status, error, timings)
+
+    def _drive(self, run: Run, recorder: Recorder | None) -> tuple[str, dict | None, float]:
+        """Run the engine; returns (status, error, seconds the engine took)."""
+        session = run.session
+
+        def on_event(kind: str, data: dict) -> None:
+            if kind == "llm_call":
+                self.metrics.llm_call(data.get("prompt_tokens", 0), data.get("completion_tokens", 0))
+            self._emit(run, kind, data)
+            if kind == "primitive_call" and data.get("name") in CONTROL_PRIMITIVES:
+                try:
+                    session.last_state = jsonable(session.backend.state())
+                    if recorder is not None:
+                        self._record_frame(run, recorder)
+                    else:
+                        self._live_frame(session)
+                except Exception:
+                    log.exception("recording a frame failed")
+
+        session.attach(on_event)
+        engine = session.engine or self.engine
+        t0 = time.time()
+        try:
+            if run.kind == "command":
+                outcome = engine.run_command(run.text, session.api, session.conversation, on_event, run.cancel)
+            else:
+                outcome = engine.run_program(run.text, session.api, on_event, run.cancel)
+        except Exception as exc:  # noqa: BLE001 - any engine failure fails only this run
+            return "failed", self._exception_error(exc), time.time() - t0
+        finally:
+            session.attach(None)
+        err = error_dict(getattr(outcome, "error", None))
+        status = getattr(outcome, "status", None)
+        if status not in ("succeeded", "failed", "cancelled"):
+            status = "succeeded" if err is None else "failed"
+        if status == "failed" and err and err["kind"] == "cancelled":
+            status = "cancelled"
+        return status, err, time.time() - t0
+
+    @staticmethod
+    def _exception_error(exc: Exception) -> dict:
+        from capstan.llm.base import LLMError
+
+        if isinstance(exc, LLMError):
+            return {"kind": "llm", "line": None,
+                    "message": f"the language model failed ({type(exc).__name__}): {exc}"}
+        log.exception("engine raised", exc_info=exc)
+        return {"kind": "internal", "message": f"{type(exc).__name__}: {exc}", "line": None}
+
+    def _live_frame(self, session: Session, min_interval_s: float = 0.25) -> None:
+        """Without media recording, still publish the current view for GET .../frame.png during the run
+        (at most every `min_interval_s`, so tight loops of small motions are not slowed by rendering)."""
+        now = time.monotonic()
+        if session.last_frame is not None and now - session.last_frame_at < min_interval_s:
+            return
+        session.last_frame = png_bytes(session.backend.render(self.settings.video_view, 320, 240).rgb)
+        session.last_frame_at = now
+
+    def _record_frame(self, run: Run, recorder: Recorder, final: bool = False) -> None:
+        """Move the frames captured since the last call into the run's media; emit one "frame" event.
+
+        Backends with `start_recording`/`stop_recording` (sim.World) capture frames during motion;
+        recording restarts after each control primitive until `max_frames` is reached. Other
+        backends get one rendered frame per call."""
+        backend = run.session.backend
+        can_record = hasattr(backend, "start_recording") and hasattr(backend, "stop_recording")
+        if can_record:
+            frames = backend.stop_recording() if recorder.count or final else []
+            if recorder.count and frames:
+                frames = frames[1:]  # the first frame of a segment repeats the end of the previous one
+        else:
+            frames = [backend.render(self.settings.video_view, 320, 240).rgb]
+        saved = None
+        for rgb in frames:
+            saved = recorder.add(rgb) or saved
+        if can_record and not final and not recorder.full:
+            left = recorder.max_frames - recorder.count + 1  # +1: a segment's first frame is dropped
+            backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
+                                    max_frames=left)
+            if recorder.count == 0:
+                saved = recorder.add(backend.stop_recording()[0])
+                backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
+                                        max_frames=left)
+        if saved is not None:
+            index, png = saved
+            run.session.last_frame = png
+            self._emit(run, "frame", {"index": index, "url": f"/v1/runs/{run.id}/frames/{index}.png"})
+
+    def _finish(self, run: Run, status: str, error: dict | None, timings: dict) -> None:
+        if not timings:
+            timings = {"queued_at": run.created_at, "ended_at": time.time()}
+        run.status, run.error = status, error
+        self.store.update_run(run.id, status=status, error=error, timings=timings)
+        self.metrics.run_finished(status, (timings.get("ended_at") or time.time()) - (
+            timings.get("started_at") or run.created_at))
+        self._emit(run, "end", {"status": status, "error": error})
+        with self._cond:
+            self._active.pop(run.id, None)
+        run.done.set()

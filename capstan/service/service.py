@@ -1,0 +1,134 @@
+"""The assembled service: store, LLM, sandbox, engine, sessions and run manager, with one lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from capstan.service.config import Settings
+from capstan.service.metrics import Metrics
+from capstan.service.robots import make_backend, robot_names
+from capstan.service.runs import RunManager
+from capstan.service.sessions import SessionRegistry
+from capstan.service.store import open_store
+
+log = logging.getLogger("capstan.service")
+VERSION = "0.1.0"
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+class Service:
+    """Build with `Service(settings)`; pass `llm`, `sandbox` or `engine` to use given parts instead.
+    `warm_up=True` runs the fixed prompt prefix through a local model once at start; `recover=True`
+    (the server) marks runs left queued/running by a previous process as interrupted, brings back
+    the sessions it left and keeps its own for the next start (app.sessions); `capstan run` uses
+    recover=False, so its one-off session is not kept."""
+
+    def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
+                 progress: Callable[[str], None] = _quiet, warm_up: bool = False, recover: bool = True):
+        self.settings = settings
+        self.started_at = time.time()
+        self._isolation: dict | None = None
+        progress(f"trace store: {settings.database_url or settings.db_path}")
+        self.store = open_store(settings)
+        interrupted = self.store.mark_unfinished("interrupted") if recover else []
+        if interrupted:
+            progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
+        self.metrics = Metrics()
+        self._owns_llm = llm is None and engine is None  # close only what this service created
+        self._owns_sandbox = sandbox is None and engine is None
+        if llm is None and engine is None:
+            from capstan import llm as llm_pkg
+
+            progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
+            t0 = time.time()
+            llm = llm_pkg.from_config(os.environ)
+            progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
+        self.llm = llm
+        if sandbox is None and engine is None:
+            from capstan.sandbox import Sandbox
+
+            progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
+            sandbox = Sandbox(pool_size=settings.sandbox_pool)
+        self.sandbox = sandbox
+        if engine is None:
+            from capstan.lmp import Engine
+
+            def engine_factory():
+                # one engine per session: functions learned from one user's commands (its skill
+                # library) never show up in another session's prompts
+                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
+
+            engine = engine_factory()
+        else:
+            def engine_factory():
+                return engine
+        self.engine = engine
+        if warm_up and getattr(self.llm, "name", "") == "local":
+            progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
+            t0 = time.time()
+            try:
+                warm_prefix(self.llm, engine)
+                progress(f"  prefix cache warm in {time.time() - t0:.1f}s")
+            except Exception as exc:  # noqa: BLE001 - a cold cache only makes the first command slower
+                progress(f"  warm-up skipped: {type(exc).__name__}: {exc}")
+        remotes, token = settings.remote_robots, settings.robot_token
+
+        def backend_factory(robot: str, scene: dict):
+            return make_backend(robot, scene, remotes, token)
+
+        self.robots = robot_names(remotes)
+        self.sessions = SessionRegistry(
+            settings.max_sessions,
+            settings.perception,
+            engine_factory,
+            backend_factory,
+            store=self.store if recover else None,
+            idle_s=settings.session_idle_s,
+        )
+        if recover:
+            revived = self.sessions.revive(log=progress)
+            if revived:
+                progress(f"restored {len(revived)} session(s) from before the restart")
+        self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self.sessions.save)
+
+    def isolation(self) -> dict:
+        """The sandbox's isolation layers in force (measured once by its first worker, then cached)."""
+        if self._isolation is None:
+            iso = getattr(self.sandbox, "isolation", None)
+            self._isolation = dict(iso) if isinstance(iso, dict) else {}
+        return self._isolation
+
+    def llm_info(self) -> dict:
+        return {"provider": getattr(self.llm, "name", None), "model": getattr(self.llm, "model", None)}
+
+    def close(self) -> None:
+        self.runs.close()
+        self.sessions.close()
+        if self._owns_sandbox and self.sandbox is not None:
+            self.sandbox.close()
+        if self._owns_llm and self.llm is not None:
+            self.llm.close()
+        self.store.close()
+
+
+def warm_prefix(llm, engine) -> None:
+    """Send the fixed part of the main prompt (system text + core examples) with a one-token answer,
+    so the local provider computes and stores the prefix state before the first real command."""
+    from capstan.llm.base import CompletionRequest, Message
+    from capstan.lmp.prompt import build_request, describe_api
+    from capstan.primitives import PolicyAPI
+    from capstan.sim import World
+
+    with World({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
+        api = PolicyAPI(world)
+        request = build_request(engine.prompts["tabletop_ui"], {"api": describe_api(api.describe())},
+                                "say hello", ["red block", "blue bowl"], None)
+    prefix = request.messages[: request.prefix_messages]
+    llm.complete(CompletionRequest(messages=(*prefix, Message("user", "# say hello")), max_tokens=1,
+                                   prefix_messages=len(prefix)))

@@ -1,0 +1,268 @@
+"""Session registry: each session owns a world (robot backend), its policy API and its conversation.
+
+Sessions outlive the process: the registry saves each one's document (robot, scene, where the
+objects are, the conversation) to the store when it is created, after every run and on reset,
+and `revive()` rebuilds them at start-up. What does not survive a restart: a block held in the
+gripper (it drops), undo snapshots of earlier turns, and the session's learned skills.
+Because sessions outlive restarts, idle ones expire: a session nobody used for `idle_s` seconds
+(CAPSTAN_SESSION_IDLE_S) is closed the next time a session is created, and not revived.
+
+A session's backend is touched by one thread at a time: the run executing on it holds
+`session.lock`; HTTP reads of state or frames take the same lock when idle and otherwise use the
+state and frame the running run last published.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from capstan.service.robots import make_backend
+
+BackendFactory = Callable[[str, dict], object]  # (robot, scene) -> RobotBackend
+
+
+class SessionNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no session {self.args[0]!r} (it may have been deleted; create one with POST /v1/sessions)"
+
+
+class SessionLimitError(RuntimeError):
+    pass
+
+
+class SessionBusyError(RuntimeError):
+    pass
+
+
+def png_bytes(rgb) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Session:
+    def __init__(self, robot: str, scene: dict, perception: str = "truth", engine=None,
+                 backend_factory: BackendFactory = make_backend):  # fmt: skip
+        self.backend_factory = backend_factory
+        self.engine = engine  # lmp.Engine serving this session (None: the run manager's shared one)
+        self.id = uuid.uuid4().hex[:12]
+        self.robot = robot
+        self.scene = dict(scene)
+        self.perception = perception
+        self.created_at = time.time()
+        self.last_used = self.created_at  # wall clock of the last request or run that touched it
+        self.lock = threading.Lock()  # held while a run (or a reset / render) uses the backend
+        self.busy = False  # a run is executing
+        self.closed = False
+        self._sink: Callable[[str, dict], None] | None = None
+        self.last_frame: bytes | None = None  # PNG published by the running run
+        self.last_frame_at = 0.0  # time.monotonic() of last_frame
+        self.last_state: dict | None = None
+        self._build()
+
+    def _build(self, backend=None) -> None:
+        from capstan.lmp import Conversation
+        from capstan.primitives import PolicyAPI
+
+        self.backend = backend if backend is not None else self.backend_factory(self.robot, self.scene)
+        self.api = PolicyAPI(self.backend, perception=self.perception, on_event=self._on_event)
+        self.conversation = Conversation()
+        self.last_state = self.backend.state()
+        self.last_frame = None
+
+    def _on_event(self, kind: str, data: dict) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink(kind, data)
+
+    def attach(self, sink: Callable[[str, dict], None] | None) -> None:
+        """Route policy-API events to the running run (None detaches)."""
+        self._sink = sink
+
+    def to_doc(self) -> dict:
+        """What revive() needs, as plain JSON."""
+        turns = [
+            {"command": t.command, "code": t.code, "status": t.status, "said": list(t.said),
+             "undone": t.undone, "is_undo": t.is_undo}
+            for t in self.conversation.turns
+        ]  # fmt: skip
+        objects = (self.last_state or {}).get("objects", {})
+        poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
+        return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
+                "last_used": self.last_used, "poses": poses, "turns": turns}  # fmt: skip
+
+    def restore(self, doc: dict) -> None:
+        """Take over a saved session's identity, object poses and conversation (start-up only)."""
+        from capstan.lmp.conversation import Turn
+
+        self.id = str(doc["id"])
+        self.created_at = float(doc.get("created_at", self.created_at))
+        self.last_used = float(doc.get("last_used", self.created_at))
+        place = getattr(self.backend, "place_objects", None)
+        if doc.get("poses") and callable(place):
+            place(doc["poses"])
+            self.last_state = self.backend.state()
+        for t in doc.get("turns", []):
+            self.conversation.add(Turn(command=t["command"], code=t["code"], status=t["status"],
+                                       said=list(t.get("said", [])), undone=bool(t.get("undone")),
+                                       is_undo=bool(t.get("is_undo"))))  # fmt: skip
+
+    def state(self) -> dict:
+        if self.lock.acquire(blocking=False):
+            try:
+                self.last_state = self.backend.state()
+            finally:
+                self.lock.release()
+        return self.last_state
+
+    def frame_png(self, view: str = "top") -> bytes:
+        """A fresh render when idle; while a run executes, the frame it last recorded."""
+        if self.lock.acquire(timeout=0.05):
+            try:
+                return png_bytes(self.backend.render(view, 480, 360).rgb)
+            finally:
+                self.lock.release()
+        if self.last_frame is not None:
+            return self.last_frame
+        if self.lock.acquire(timeout=2.0):
+            try:
+                return png_bytes(self.backend.render(view, 480, 360).rgb)
+            finally:
+                self.lock.release()
+        raise SessionBusyError(f"session {self.id} is running a program and has no frame yet; retry in a second")
+
+    def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
+        if not self.lock.acquire(timeout=1.0):
+            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait, then reset")
+        try:
+            new_scene = dict(scene if scene is not None else self.scene)
+            if seed is not None:
+                new_scene["seed"] = seed
+            backend = self.backend_factory(self.robot, new_scene)  # a bad scene raises here, keeping the old world
+            self.backend.close()
+            self.scene = new_scene
+            self._build(backend)
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        self.closed = True
+        with self.lock:
+            self.backend.close()
+
+
+class SessionRegistry:
+    def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None,
+                 backend_factory: BackendFactory = make_backend, store=None, idle_s: float = 0.0):  # fmt: skip
+        self.idle_s = idle_s  # 0: sessions never expire
+        self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
+        self.backend_factory = backend_factory
+        self.engine_factory = engine_factory
+        self.max_sessions = max_sessions
+        self.perception = perception
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, robot: str, scene: dict) -> Session:
+        self.expire_idle()
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise SessionLimitError(
+                    f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
+                    "DELETE /v1/sessions/{id} and retry")
+        session = self._new_session(robot, scene)  # slow part outside the lock
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                session.close()
+                raise SessionLimitError(f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS)")
+            self._sessions[session.id] = session
+        self.save(session)
+        return session
+
+    def _new_session(self, robot: str, scene: dict) -> Session:
+        engine = self.engine_factory() if self.engine_factory else None
+        return Session(robot, scene, self.perception, engine, self.backend_factory)
+
+    def _stale(self, last_used: float, now: float) -> bool:
+        return bool(self.idle_s) and now - last_used > self.idle_s
+
+    def expire_idle(self, now: float | None = None) -> list[str]:
+        """Close and forget sessions idle for longer than idle_s (never one with a run going)."""
+        now = time.time() if now is None else now
+        stale = [s for s in self.all() if self._stale(s.last_used, now) and not s.busy and not s.lock.locked()]
+        gone = []
+        for session in stale:
+            try:
+                self.remove(session.id)
+            except SessionNotFound:
+                continue
+            session.close()
+            gone.append(session.id)
+        return gone
+
+    def save(self, session: Session) -> None:
+        session.last_used = time.time()
+        if self.store is not None and not session.closed:
+            self.store.save_session(session.id, session.to_doc())
+
+    def revive(self, log=None) -> list[str]:
+        """Rebuild the saved sessions (at start-up); returns the ids brought back. A session whose
+        robot is gone or whose scene no longer builds is skipped and stays saved for next time."""
+        if self.store is None:
+            return []
+        revived = []
+        now = time.time()
+        docs = []
+        for doc in self.store.live_sessions():
+            if self._stale(float(doc.get("last_used", 0.0)), now):
+                self.store.delete_session(str(doc.get("id")))
+            else:
+                docs.append(doc)
+        for doc in docs[: self.max_sessions]:
+            try:
+                session = self._new_session(doc["robot"], doc.get("scene") or {})
+                session.restore(doc)
+            except Exception as exc:  # noqa: BLE001 - one bad session must not stop the service starting
+                if log is not None:
+                    log(f"session {doc.get('id')!r} not restored: {type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                self._sessions[session.id] = session
+            revived.append(session.id)
+        return revived
+
+    def get(self, session_id: str) -> Session:
+        try:
+            session = self._sessions[session_id]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+        session.last_used = time.time()
+        return session
+
+    def remove(self, session_id: str) -> Session:
+        with self._lock:
+            try:
+                session = self._sessions.pop(session_id)
+            except KeyError:
+                raise SessionNotFound(session_id) from None
+        session.closed = True  # before the delete, so a run ending now cannot save it back
+        if self.store is not None:
+            self.store.delete_session(session_id)
+        return session
+
+    def all(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def close(self) -> None:
+        for s in self.all():
+            self._sessions.pop(s.id, None)
+            s.close()

@@ -1,0 +1,140 @@
+"""The `capstan` command line: help, run (in process), trace, and the serve guard."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from capstan.service.cli import main
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    cassette = tmp_path / "empty.jsonl"
+    cassette.touch()  # replaying an empty cassette: no model needed for programs
+    monkeypatch.setenv("CAPSTAN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CAPSTAN_CASSETTE", str(cassette))
+    monkeypatch.setenv("CAPSTAN_CASSETTE_MODE", "replay")
+    monkeypatch.setenv("CAPSTAN_SANDBOX_POOL", "1")
+    return tmp_path
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("serve", "run", "trace", "robot-agent", "bench"):
+        assert re.search(rf"^\s+{cmd}\s", out, re.MULTILINE), cmd
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "CAPSTAN_API_TOKEN" in capsys.readouterr().out
+
+
+def test_bench_help_lists_every_bench(capsys):
+    from capstan.service.cli import BENCHES
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    missing = [name for name in BENCHES if not re.search(rf"^\s+{name}\b", out, re.MULTILINE)]
+    assert not missing, out
+
+
+def test_run_a_program_then_read_its_trace(cli_env, capsys):
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('in the bowl')\n")
+    gif = cli_env / "run.gif"
+    rc = main(["run", "--program", str(program), "--seed", "7", "--gif", str(gif)])
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert "robot: in the bowl" in out and "status: succeeded" in out and "red block" in out
+    assert gif.read_bytes()[:6] == b"GIF89a"
+    run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
+    assert main(["trace", run_id, "--json"]) == 0
+    trace = json.loads(capsys.readouterr().out)
+    assert trace["id"] == run_id and trace["status"] == "succeeded" and trace["said"] == ["in the bowl"]
+    assert main(["trace", run_id]) == 0
+    assert "put_first_on_second" in capsys.readouterr().out
+    assert main(["trace", "0000000000000000"]) == 1
+
+
+def test_bad_scene_and_public_host_are_refused(cli_env, capsys):
+    assert main(["run", "say hi", "--scene", "{not json"]) == 2
+    assert "--scene is not valid JSON" in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "CAPSTAN_API_TOKEN" in capsys.readouterr().err
+
+
+def test_run_a_command_from_a_recorded_cassette(cli_env, capsys, monkeypatch):
+    """`capstan run "command"`: record the model's answer once (scripted), then the CLI replays it."""
+    from capstan.llm.cassette import CassetteProvider
+    from capstan.llm.config import model_name
+    from capstan.llm.scripted import ScriptedProvider
+    from capstan.service.config import Settings
+    from capstan.service.service import Service
+
+    cassette = cli_env / "put.jsonl"
+    answer = "```python\nput_first_on_second('red block', 'blue bowl')\nsay('done')\n```"
+    recorder = CassetteProvider(cassette, "record", inner=ScriptedProvider([answer], model=model_name({})))
+    svc = Service(Settings.from_env({}, data_dir=cli_env / "rec", media=False, sandbox_pool=1), llm=recorder)
+    try:
+        session = svc.sessions.create("sim", {"objects": ["red block", "blue bowl"], "seed": 7})
+        svc.runs.submit(session, "command", "put the red block in the blue bowl").done.wait()
+    finally:
+        svc.close()
+    monkeypatch.setenv("CAPSTAN_CASSETTE", str(cassette))
+    rc = main(["run", "put the red block in the blue bowl", "--seed", "7"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "put_first_on_second('red block', 'blue bowl')" in out and "robot: done" in out
+
+
+def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    assert main(["robot-agent", "--host", "0.0.0.0", "--port", "1"]) == 2  # public without a token
+    assert "--token" in capsys.readouterr().err
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "capstan.service.cli", "robot-agent", "--port", str(free_port), "--seed", "3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot").json()
+                break
+            except httpx.HTTPError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.2)
+        assert info["protocol"] == 1 and info["robot"].startswith("sim")
+        state = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot/state").json()
+        assert set(state["objects"]) == {"red block", "blue bowl"} and state["seed"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_run_on_a_remote_robot(cli_env, capsys, monkeypatch, robot_agent):
+    agent = robot_agent()
+    monkeypatch.setenv("CAPSTAN_ROBOTS", f"lab={agent.url},gone=http://127.0.0.1:9")
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('done on the lab robot')\n")
+    assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
+    assert "robot: done on the lab robot" in capsys.readouterr().out
+    objects = agent.app.state.world.state()["objects"]
+    assert abs(objects["red block"]["position"][0] - objects["blue bowl"]["position"][0]) < 0.05
+    assert main(["run", "--robot", "lab", "--seed", "3", "--program", str(program)]) == 2
+    assert "real robot" in capsys.readouterr().err
+    assert main(["run", "--robot", "gone", "--program", str(program)]) == 1
+    assert "cannot be reached" in capsys.readouterr().err
+    assert main(["run", "--robot", "nowhere", "--program", str(program)]) == 2
+    assert "unknown robot" in capsys.readouterr().err

@@ -1,0 +1,158 @@
+"""Remote robots: the service drives a robot agent over HTTP (a real uvicorn agent serving a
+PyBullet world on loopback), and a dead or missing agent gives clear errors, never a crash."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from capstan.primitives import PolicyAPI
+from capstan.primitives.errors import (
+    OutOfWorkspaceError,
+    RobotStoppedError,
+    RobotUnavailableError,
+    UnreachableError,
+)
+from capstan.primitives.remote import RemoteRobot
+from capstan.service.robot_agent import make_agent_app
+
+SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
+PUT = "put_first_on_second('red block', 'blue bowl')\nsay('done')"
+
+
+def in_bowl(state: dict, block: str, bowl: str) -> bool:
+    b, w = state["objects"][block]["position"], state["objects"][bowl]["position"]
+    return math.dist(b[:2], w[:2]) < 0.05 and b[2] < 0.08
+
+
+def test_policy_api_over_a_remote_robot_moves_the_agents_world(robot_agent):
+    a = robot_agent()
+    robot = RemoteRobot(a.url, name="lab")
+    try:
+        assert robot.workspace() == a.app.state.world.workspace()
+        api = PolicyAPI(robot)
+        assert sorted(api.get_obj_names()) == ["blue bowl", "red block"]
+        api.put_first_on_second("red block", "blue bowl")
+        assert in_bowl(a.app.state.world.state(), "red block", "blue bowl")  # the agent's world moved
+        assert np.allclose(robot.ee_position(), a.app.state.world.ee_position())
+        img = robot.render("top", 64, 48)
+        assert img.rgb.shape == (48, 64, 3) and img.rgb.dtype == np.uint8
+        assert img.depth.shape == (48, 64) and img.segmentation is not None
+        assert set(img.id_to_name.values()) >= {"red block", "blue bowl"}
+        with pytest.raises(OutOfWorkspaceError):
+            api.move_gripper_to([2.0, 0.5, 0.1])  # refused by the primitive before any request
+    finally:
+        robot.close()
+
+
+def test_agent_errors_come_back_as_the_same_primitive_errors(robot_agent):
+    from capstan import sim
+
+    world = sim.World(SCENE)
+
+    def refuse(*_a, **_k):
+        raise UnreachableError("the arm cannot get there from here")
+
+    world.move_ee = refuse
+    a = robot_agent(app=make_agent_app(world, robot="stuck"))
+    robot = RemoteRobot(a.url)
+    try:
+        with pytest.raises(UnreachableError, match="cannot get there"):
+            robot.move_ee([0.0, 0.5, 0.2])
+        assert robot.gripper_state()["open"] is True
+    finally:
+        robot.close()
+        a.stop()
+        world.close()
+
+
+def test_agent_refuses_bad_requests_and_wrong_tokens(robot_agent):
+    import httpx
+
+    a = robot_agent(token="s3cret")
+    assert httpx.get(a.url + "/v1/robot").status_code == 401
+    with pytest.raises(RobotUnavailableError):
+        RemoteRobot(a.url, token="wrong")
+    robot = RemoteRobot(a.url, token="s3cret")
+    try:
+        auth = {"Authorization": "Bearer s3cret"}
+        r = httpx.post(a.url + "/v1/robot/move_ee", json={"xyz": [1e9, 0, 0]}, headers=auth)
+        assert r.status_code == 422
+        r = httpx.post(a.url + "/v1/robot/move_ee", json={"xyz": "up"}, headers=auth)
+        assert r.status_code == 422
+        assert robot.can_reach([0.0, 0.5, 0.2]) is True
+    finally:
+        robot.close()
+
+
+def test_unreachable_agent_is_a_clear_error():
+    with pytest.raises(RobotUnavailableError, match="cannot be reached"):
+        RemoteRobot("http://127.0.0.1:9", name="gone")  # the discard port: nothing listens
+
+
+def test_estop_reaches_a_motion_in_flight(robot_agent):
+    a = robot_agent()
+    robot = RemoteRobot(a.url)
+    errors = []
+
+    def move():
+        try:
+            robot.wait(30.0)  # a long motion-like call holding the agent's verb lock
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=move)
+    t.start()
+    time.sleep(0.5)
+    started = time.time()
+    robot.stop()
+    t.join(20)
+    try:
+        assert not t.is_alive() and time.time() - started < 10  # the 30 s wait was cut short
+        assert not errors or isinstance(errors[0], RobotStoppedError)
+        with pytest.raises(RobotStoppedError):
+            robot.move_ee([0.0, 0.5, 0.25])  # no motion until resume()
+        robot.resume()
+        robot.move_ee([0.0, 0.5, 0.25])  # moves again after resume
+    finally:
+        robot.close()
+
+
+def test_service_runs_programs_on_a_remote_robot(robot_agent, make_service, client_for):
+    a = robot_agent()
+    client = client_for(make_service(robots=f"lab={a.url}"))
+    health = client.get("/healthz").json()
+    assert health["robots"] == ["sim", "lab"]
+    r = client.post("/v1/sessions", json={"robot": "lab", "scene": SCENE})
+    assert r.status_code == 422 and "omit 'scene'" in r.json()["detail"]
+    r = client.post("/v1/sessions", json={"robot": "lab"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert set(r.json()["state"]["objects"]) == {"red block", "blue bowl"}
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    assert t["status"] == "succeeded", t["error"]
+    assert in_bowl(t["state_after"], "red block", "blue bowl")
+    assert in_bowl(a.app.state.world.state(), "red block", "blue bowl")
+    assert client.post(f"/v1/sessions/{sid}/reset", json={"seed": 3}).status_code == 422
+    assert client.post(f"/v1/sessions/{sid}/reset").status_code == 200
+
+
+def test_agent_dying_fails_the_run_and_the_service_keeps_serving(robot_agent, make_service, client_for):
+    a = robot_agent()
+    client = client_for(make_service(robots=f"lab={a.url}"))
+    sid = client.post("/v1/sessions", json={"robot": "lab"}).json()["id"]
+    a.stop()
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    assert t["status"] == "failed"
+    assert "cannot be reached" in t["error"]["message"]
+    r = client.get(f"/v1/sessions/{sid}/state")
+    assert r.status_code == 503 and "cannot be reached" in r.json()["detail"]
+    r = client.post("/v1/sessions", json={"robot": "lab"})
+    assert r.status_code == 503
+    r = client.post("/v1/sessions", json={"robot": "nowhere"})
+    assert r.status_code == 422 and "sim, lab" in r.json()["detail"]
+    assert client.post("/v1/sessions", json={"robot": "sim", "scene": SCENE}).status_code == 201
