@@ -36,8 +36,22 @@ if [ ! -x .venv/bin/python ]; then
   step "Creating the virtual environment .venv"
   "$PYTHON" -m venv .venv
 fi
-step "Installing Capstan into .venv (llama-cpp-python compiles once, ~6 minutes on 2 cores; pip caches the wheel)"
 .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
+
+# llama-cpp-python compiles from source. A -march=native build picks up AMX on Sapphire Rapids
+# and later, and that build segfaults in its first decode on these machines; so build a portable
+# AVX2 wheel once into our own cache (pip's cache would hand back whichever build came first).
+LLAMA_VERSION=0.3.36
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+llama_wheels="${XDG_CACHE_HOME:-$HOME/.cache}/capstan/wheels/llama-$LLAMA_VERSION-$(printf %s "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+if ! ls "$llama_wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  step "Compiling llama-cpp-python $LLAMA_VERSION (portable AVX2 build, ~6-10 minutes on 2 cores, once per machine)"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir -w "$llama_wheels" \
+    "llama-cpp-python==$LLAMA_VERSION"
+fi
+.venv/bin/python -m pip install -q --no-deps --force-reinstall "$llama_wheels"/llama_cpp_python-*.whl
+
+step "Installing Capstan into .venv"
 extras="bench"
 [ "$want_test" = 1 ] && extras="bench,test,postgres"
 .venv/bin/python -m pip install --progress-bar off -e ".[$extras]"
