@@ -27,6 +27,8 @@ EXPECTED = ROOT / "results" / "regression_expected.json"
 SUBSETS: dict[str, list[str]] = {
     "robocode": ["--limit", "5"],
     "tasks": [
+        "--split",
+        "seen",
         "--families",
         "pick_place,stacking,sorting,corners_sides,superlative,multi_turn,question,refusal",
         "--seeds",

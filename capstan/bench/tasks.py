@@ -21,7 +21,17 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
     parser.description = __doc__
     options.add_common_options(parser, default_out=f"var/bench/{SUITE}")
-    parser.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per family (default 10)")
+    parser.add_argument(
+        "--split",
+        choices=("seen", "unseen"),
+        default="unseen",
+        help="unseen (default): commands written from each task's meaning, never from the prompts; "
+        "seen: the original templates, kept as the regression set",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, metavar="N",
+        help="seeds per family (default: 10 for seen; for unseen, one per phrasing: 6)",
+    )  # fmt: skip
     parser.add_argument(
         "--families", default=None, metavar="A,B", help="comma-separated families (default: all; see --list)"
     )
@@ -39,16 +49,17 @@ def run(args: argparse.Namespace) -> int:
     from capstan.bench import options
     from capstan.bench.harness import Harness, Job
     from capstan.bench.report import write_report
-    from capstan.bench.tabletop import FAMILIES, generate_tasks
+    from capstan.bench.tabletop import SPLITS, generate_tasks
     from capstan.bench.tabletop import runner as task_runner
 
     if args.list:
-        for name, fam in FAMILIES.items():
+        for name, fam in SPLITS[args.split].items():
             print(f"{name:15s} e.g. {fam.generate(0).commands}")
         return 0
     families = [f.strip() for f in args.families.split(",")] if args.families else None
+    seeds = args.seeds if args.seeds is not None else default_seeds(args.split)
     try:
-        tasks = generate_tasks(args.seeds, families)
+        tasks = generate_tasks(seeds, families, args.split)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if args.limit is not None:
@@ -60,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "command_timeout_s": args.command_timeout,
         "exec_timeout_s": args.exec_timeout,
     }
-    config = {"suite": SUITE, "run": run_cfg, "llm": options.llm_fingerprint(overrides)}
+    config = {"suite": SUITE, "split": args.split, "run": run_cfg, "llm": options.llm_fingerprint(overrides)}
     out = options.out_dir(args, SUITE)
     harness = Harness(
         setup=task_runner.setup,
@@ -83,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
         print(render_table(summary), end="")
         print(f"results: {json_path} and {md_path}", file=sys.stderr)
     return 0
+
+
+def default_seeds(split: str) -> int:
+    """Seen: 10 seeds per family. Unseen: one task per phrasing of the family with the most."""
+    from capstan.bench.tabletop import SPLITS
+
+    return 10 if split == "seen" else max(len(f.phrasings) for f in SPLITS[split].values())
 
 
 def _public(run_cfg: dict) -> dict:
@@ -119,6 +137,7 @@ def summarize(rows: list[dict], config: dict) -> dict:
     model = next((t.get("model") for r in rows for t in r.get("turns", []) if t.get("model")), None)
     return {
         "suite": SUITE,
+        "split": config.get("split", "seen"),
         "config": config,
         "model": model,
         "success_rate": round(rate(ok, n), 4),

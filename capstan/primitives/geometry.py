@@ -29,6 +29,16 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "gray": (0.5, 0.5, 0.5),
     "white": (0.97, 0.97, 0.97),
 }
+# Colours no few-shot example mentions, for generalisation tests (bench `unseen_colors`). Scenes
+# drawn at random ({"blocks": 3, "seed": 7}) keep to the classic palette above, so seeds stay stable.
+EXTRA_COLORS: dict[str, tuple[float, float, float]] = {
+    "black": (0.08, 0.08, 0.08),
+    "teal": (0.0, 0.5, 0.45),
+    "magenta": (0.85, 0.1, 0.75),
+    "lime": (0.6, 0.95, 0.15),
+}
+CLASSIC_COLORS = tuple(COLORS)
+COLORS.update(EXTRA_COLORS)
 KINDS = ("block", "bowl")
 
 CORNER_NAMES = ("top left corner", "top right corner", "bottom left corner", "bottom right corner")

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 
 from capstan.primitives.backend import Workspace
-from capstan.primitives.geometry import COLORS, KINDS
+from capstan.primitives.geometry import CLASSIC_COLORS, COLORS, KINDS
 
 WORKSPACE = Workspace(x=(-0.25, 0.25), y=(0.30, 0.70), table_z=0.0)
 MAX_OBJECTS = 16
@@ -95,8 +95,8 @@ def _parse_entry(entry: object, ws: Workspace) -> ObjectSpec:
 
 def _parse_count(spec: dict, key: str) -> int:
     n = spec.get(key, 0)
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(COLORS):
-        raise SceneError(f"{key!r} must be an integer between 0 and {len(COLORS)}, got {n!r:.40}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(CLASSIC_COLORS):
+        raise SceneError(f"{key!r} must be an integer between 0 and {len(CLASSIC_COLORS)}, got {n!r:.40}")
     return n
 
 
@@ -130,7 +130,7 @@ def parse_spec(spec: object, ws: Workspace = WORKSPACE) -> tuple[list[ObjectSpec
             )
         objs = []
         for kind in KINDS:
-            for color in rng.sample(list(COLORS), counts[kind]):
+            for color in rng.sample(CLASSIC_COLORS, counts[kind]):
                 objs.append(ObjectSpec(f"{color} {kind}", kind, color))
     seen: set[str] = set()
     for o in objs:

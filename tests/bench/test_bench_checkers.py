@@ -5,28 +5,11 @@ PolicyAPI and sandbox, with a scripted LLM that answers each command with our pr
 from __future__ import annotations
 
 import pytest
+from scripted_tasks import fill, run_scripted
 
 from capstan.bench.tabletop import FAMILIES, Task
-from capstan.bench.tabletop.runner import run_task
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from capstan.sandbox import Sandbox
-
-    sb = Sandbox(pool_size=1)
-    yield sb
-    sb.close()
-
-
-def run_scripted(sandbox, task: Task, programs: list[str], exec_timeout_s: float = 60) -> dict:
-    from capstan.llm.scripted import ScriptedProvider
-    from capstan.lmp import Engine
-
-    engine = Engine(ScriptedProvider(list(programs)), sandbox, max_attempts=1, timeout_s=exec_timeout_s)
-    return run_task(engine, task, command_timeout_s=120)
 
 
 def task(family: str, seed: int) -> Task:
@@ -72,17 +55,13 @@ CASES = [
 ]  # fmt: skip
 
 
-def _fill(programs: list[str], t: Task) -> list[str]:
-    return [prog.format(p=t.params) for prog in programs]
-
-
 @pytest.mark.parametrize(("family", "seed", "good", "bad"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_checker_accepts_correct_and_rejects_wrong(sandbox, family, seed, good, bad):
     t = task(family, seed)
-    ok = run_scripted(sandbox, t, _fill(good, t))
+    ok = run_scripted(sandbox, t, fill(good, t))
     assert ok["success"], (t.commands, ok["reason"], [turn["error"] for turn in ok["turns"]])
     assert ok["category"] is None
-    wrong = run_scripted(sandbox, t, _fill(bad, t))
+    wrong = run_scripted(sandbox, t, fill(bad, t))
     assert not wrong["success"], (t.commands, wrong["reason"])
     assert wrong["category"] in ("wrong_program", "physics_failure"), wrong
 

@@ -77,7 +77,7 @@ def test_bad_input_is_refused_with_reasons(make_service, client_for):
     client = client_for(make_service(max_scene_objects=4, max_command_chars=50, max_code_bytes=100))
     r = client.post("/v1/sessions", json={"robot": "ur5", "scene": SCENE})
     assert r.status_code == 422 and "unknown robot" in r.json()["detail"]
-    r = client.post("/v1/sessions", json={"scene": {"objects": ["magenta block"]}})
+    r = client.post("/v1/sessions", json={"scene": {"objects": ["mauve block"]}})
     assert r.status_code == 422 and "unknown color" in r.json()["detail"]
     r = client.post("/v1/sessions", json={"scene": {"blocks": 3, "bowls": 3}})
     assert r.status_code == 422 and "CAPSTAN_MAX_SCENE_OBJECTS" in r.json()["detail"]

@@ -51,7 +51,7 @@ def test_explicit_positions_are_kept():
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ({"objects": ["magenta block"]}, "unknown color 'magenta'"),
+        ({"objects": ["mauve block"]}, "unknown color 'mauve'"),
         ({"objects": ["gren block"]}, "did you mean green"),
         ({"objects": ["red cube"]}, "expected '<color> block'"),
         ({"objects": ["red block", "red block"]}, "duplicate object 'red block'"),

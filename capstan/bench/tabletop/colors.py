@@ -1,6 +1,6 @@
 """Which object colors the few-shot prompts' examples never (or most rarely) mention.
 
-The `unseen_colors` family uses them to test generalization beyond the examples. Counted over
+The seen split's `unseen_colors` family uses them to test generalization beyond the examples. Counted over
 every example (scene, query and code) of every prompts/*.yaml; ties are broken by name so the
 choice is deterministic. If the prompts mention every color, the least-mentioned are used and
 `color_counts()` (shown in the report) says so.
@@ -14,9 +14,9 @@ from importlib import resources
 
 import yaml
 
-from capstan.primitives.geometry import COLORS
+from capstan.primitives.geometry import CLASSIC_COLORS
 
-ALL_COLORS = tuple(COLORS)
+ALL_COLORS = CLASSIC_COLORS  # the seen families keep the palette their recordings used
 
 
 @functools.cache

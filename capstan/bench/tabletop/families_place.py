@@ -95,11 +95,12 @@ NAMED_TARGETS = (
 class CornersSides(Family):
     name = "corners_sides"
     phrasings = tuple(text for _, text in NAMED_TARGETS)
+    targets = tuple(target for target, _ in NAMED_TARGETS)
     tol = 0.06
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        target, _ = NAMED_TARGETS[seed % len(NAMED_TARGETS)]
+        target = self.targets[seed % len(self.targets)]
         blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 3, 1)
         goal = named_positions(WORKSPACE)[target]
         pos = sample_positions(
@@ -188,7 +189,7 @@ class RelativePosition(Family):
         block, ref, ref2 = blocks[0], bowls[0], (bowls[1] if seed % 2 else blocks[1])
 
         def ok(pos):
-            if self.relation_holds(rel, pos[block], pos[ref], pos[ref2])[0]:
+            if self.relation_holds(rel, pos[block], pos[ref], pos[ref2], self.near_for(ref))[0]:
                 return False  # already true at the start: the task would be trivial
             if rel == "between":
                 a, b = pos[ref], pos[ref2]
@@ -206,7 +207,11 @@ class RelativePosition(Family):
         return self.task(seed, {"objects": scene_objects(pos)}, text,
                          {"block": block, "relation": rel, "ref": ref, "ref2": ref2})  # fmt: skip
 
-    def relation_holds(self, rel: str, p, r, r2) -> tuple[bool, str]:
+    def near_for(self, ref: str) -> float:
+        """The least centre distance along the relation's axis."""
+        return self.near
+
+    def relation_holds(self, rel: str, p, r, r2, near: float) -> tuple[bool, str]:
         if rel == "between":
             mid = ((r[0] + r2[0]) / 2, (r[1] + r2[1]) / 2)
             d = g.dist(p, mid)
@@ -216,16 +221,16 @@ class RelativePosition(Family):
             )
         along, across = {"left": (r[0] - p[0], p[1] - r[1]), "right": (p[0] - r[0], p[1] - r[1]),
                          "above": (p[1] - r[1], p[0] - r[0]), "below": (r[1] - p[1], p[0] - r[0])}[rel]  # fmt: skip
-        ok = self.near < along < self.far and abs(across) < self.side_tol
+        ok = near < along < self.far and abs(across) < self.side_tol
         return (
             ok,
-            f"offset along {along:.3f} (want {self.near}..{self.far}), across {across:.3f} (want < {self.side_tol})",
+            f"offset along {along:.3f} (want {near:.3f}..{self.far}), across {across:.3f} (want < {self.side_tol})",
         )
 
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         end, block, ref, rel = states[-1], params["block"], params["ref"], params["relation"]
         p, r, r2 = g.xy(end, block), g.xy(end, ref), g.xy(end, params["ref2"])
-        ok, detail = self.relation_holds(rel, p, r, r2)
+        ok, detail = self.relation_holds(rel, p, r, r2, self.near_for(ref))
         return Verdict.all_of([
             (ok, f"{block} at {g.fmt(p)} is not {rel} the {ref} at {g.fmt(r)}: {detail}"),
             (g.on_table(end, block), f"{block} is not resting on the table"),

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from capstan.bench.tabletop import FAMILIES, Task
+from capstan.bench.tabletop import Task, family_of
 from capstan.bench.tabletop import geometry as g
 
 PHYSICS_ERRORS = {"GraspError", "UnreachableError"}
@@ -94,11 +94,12 @@ def run_task(engine, task: Task, command_timeout_s: float = 240.0) -> dict:
         said = list(api.said)
     finally:
         world.close()
-    verdict = FAMILIES[task.family].check(task.params, states, said)
+    verdict = family_of(task).check(task.params, states, said)
     category = None if verdict.ok else categorize(turns, states, primitive_errors, timed_out)
     return {
         "task_id": task.id,
         "family": task.family,
+        "split": task.split,
         "commands": list(task.commands),
         "success": verdict.ok,
         "reason": verdict.reason,

@@ -20,6 +20,7 @@ class Task:
     scene: dict
     commands: tuple[str, ...]
     params: dict = field(default_factory=dict)
+    split: str = "seen"
 
     def to_json(self) -> dict:
         return {
@@ -29,11 +30,15 @@ class Task:
             "scene": self.scene,
             "commands": list(self.commands),
             "params": self.params,
+            "split": self.split,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> Task:
-        return cls(d["id"], d["family"], d["seed"], d["scene"], tuple(d["commands"]), d.get("params", {}))
+        return cls(
+            d["id"], d["family"], d["seed"], d["scene"], tuple(d["commands"]), d.get("params", {}),
+            d.get("split", "seen"),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Family(abc.ABC):
     """One kind of task. `generate` must be deterministic in `seed`."""
 
     name: str = ""
+    split: str = "seen"  # seen: the regression templates; unseen: see unseen.py
     phrasings: tuple[str, ...] = ()
 
     @abc.abstractmethod
@@ -69,4 +75,5 @@ class Family(abc.ABC):
 
     def task(self, seed: int, scene: dict, commands, params: dict) -> Task:
         cmds = (commands,) if isinstance(commands, str) else tuple(commands)
-        return Task(f"{self.name}/{seed}", self.name, seed, {**scene, "seed": seed}, cmds, params)
+        task_id = f"{self.name}/{seed}" if self.split == "seen" else f"{self.split}/{self.name}/{seed}"
+        return Task(task_id, self.name, seed, {**scene, "seed": seed}, cmds, params, self.split)
