@@ -18,7 +18,7 @@ from capstan.primitives.geometry import COLORS, EXTRA_COLORS
 from capstan.sim.scene import parse_spec
 
 # sha256 of the default unseen split's commands and checker parameters (see split_digest).
-PINNED = "ea909441e4028c29d8e39cd2c4923951b72cb6fed495189f452c7fc6f6a43f6f"
+PINNED = "4501495b3aa3cba34e2ad8ef39653433ec663c3e8be0ef040e62661d43b30752"
 
 OBJECT_WORDS = {"block", "blocks", "bowl", "bowls", "cube", "cubes"}
 NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

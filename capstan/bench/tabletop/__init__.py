@@ -59,4 +59,13 @@ def family_of(task: Task) -> Family:
     return SPLITS[task.split][task.family]
 
 
-__all__ = ["FAMILIES", "SPLITS", "UNSEEN_FAMILIES", "Family", "Task", "Verdict", "family_of", "generate_tasks"]
+__all__ = [
+    "FAMILIES",
+    "SPLITS",
+    "UNSEEN_FAMILIES",
+    "Family",
+    "Task",
+    "Verdict",
+    "family_of",
+    "generate_tasks",
+]

@@ -120,6 +120,8 @@ class Arrangement(Family):
         pts = [g.xy(end, b) for b in blocks]
         gaps = [math.dist(p, q) for i, p in enumerate(pts) for q in pts[i + 1 :]]
         common = [
+            # three blocks dropped at random already form some triangle: the robot must make it
+            (bool(g.moved(states[0], end)), "no block moved: the arrangement was not made"),
             (all(g.on_table(end, b) for b in blocks), "not every block rests on the table"),
             (min(gaps) > self.min_gap, f"two blocks are only {min(gaps):.3f} m apart"),
         ]

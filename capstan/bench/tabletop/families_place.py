@@ -20,11 +20,6 @@ def _blocks_and_bowls(rng, colors, n_blocks: int, n_bowls: int) -> tuple[list[st
     )
 
 
-def _only_moved(states: list[dict], allowed: set[str]) -> tuple[bool, str]:
-    extra = sorted(set(g.moved(states[0], states[-1])) - allowed)
-    return (not extra, f"also moved {', '.join(extra)}")
-
-
 class PickPlace(Family):
     name = "pick_place"
     phrasings = (
@@ -46,7 +41,7 @@ class PickPlace(Family):
         end, block, bowl = states[-1], params["block"], params["bowl"]
         return Verdict.all_of([
             (g.in_bowl(end, block, bowl), f"{block} at {g.fmt(g.xy(end, block))} is not in the {bowl} at {g.fmt(g.xy(end, bowl))}"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -63,7 +58,7 @@ class UnseenColors(PickPlace):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(unseen_colors()), 2, 2)
+        blocks, bowls = _blocks_and_bowls(rng, list(unseen_colors()), 3, 3)  # the third ones: distractors
         stack = "bowl}" not in self.phrasings[seed % len(self.phrasings)]
         params = {"block": blocks[0], "other": blocks[1]} if stack else {"block": blocks[0], "bowl": bowls[0]}
         text = self.phrase(seed, block=blocks[0], bowl=bowls[0], other=blocks[1])
@@ -75,7 +70,7 @@ class UnseenColors(PickPlace):
         end, block, other = states[-1], params["block"], params["other"]
         return Verdict.all_of([
             (g.on_top(end, block, other), f"{block} is not on top of the {other}"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -121,7 +116,7 @@ class CornersSides(Family):
         return Verdict.all_of([
             (d < self.tol, f"{block} is {d:.3f} m from the {params['target']} (tolerance {self.tol})"),
             (g.on_table(end, block), f"{block} is not resting on the table"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -164,7 +159,7 @@ class MoveBy(Family):
         return Verdict.all_of([
             (d < self.tol, f"{block} ended {d:.3f} m from {g.fmt(goal)} (tolerance {self.tol})"),
             (g.on_table(end, block), f"{block} is not resting on the table"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -234,7 +229,7 @@ class RelativePosition(Family):
         return Verdict.all_of([
             (ok, f"{block} at {g.fmt(p)} is not {rel} the {ref} at {g.fmt(r)}: {detail}"),
             (g.on_table(end, block), f"{block} is not resting on the table"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -255,8 +250,9 @@ class Superlative(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         which = self.which[seed % len(self.which)]
-        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 3, 2)
-        bowl, ref = bowls
+        # a third bowl as a distractor: with few objects a random put lands the right one by chance
+        blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), 3, 3)
+        bowl, ref = bowls[:2]
 
         def ok(pos):
             vals = sorted(self._score(which, {b: pos[b] for b in blocks}, pos[ref]).values())
@@ -285,5 +281,5 @@ class Superlative(Family):
         target = min(scores, key=scores.get)
         return Verdict.all_of([
             (g.in_bowl(end, target, params["bowl"]), f"the {params['which']} block ({target}) is not in the {params['bowl']}"),
-            _only_moved(states, {target}),
+            g.only_moved(states, {target}),
         ])  # fmt: skip

@@ -46,19 +46,20 @@ class MultiTurn(Family):
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
         kind = self.kinds[seed % len(self.kinds)]
-        colors = rng.sample(list(ALL_COLORS), 4)
+        colors = rng.sample(list(ALL_COLORS), 6)
         block, other, bowl, bowl2 = (
             f"{colors[0]} block",
             f"{colors[1]} block",
             f"{colors[2]} bowl",
             f"{colors[3]} bowl",
         )
+        distractors = [f"{colors[4]} block", f"{colors[5]} bowl"]
         corner = rng.choice(
             ("top left corner", "top right corner", "bottom left corner", "bottom right corner")
         )
         text = self.phrase(seed, block=block, bowl=bowl, other=other, corner=corner)
         params = {"kind": kind, "block": block, "bowl": bowl, "other": other, "corner": corner}
-        objs = [block, other, bowl, bowl2]
+        objs = [block, other, bowl, bowl2, *distractors]
         if kind == "move_it":  # keep the corner free
             goal = {"top left corner": (-0.25, 0.7), "top right corner": (0.25, 0.7),
                     "bottom left corner": (-0.25, 0.3), "bottom right corner": (0.25, 0.3)}[corner]  # fmt: skip
@@ -74,9 +75,10 @@ class MultiTurn(Family):
         start, mid, end = states[0], states[1], states[2]
         block, bowl, kind = params["block"], params["bowl"], params["kind"]
         if kind == "hold_then_place":
-            return Verdict(
-                g.in_bowl(end, block, bowl), f"{block} is not in the {bowl} after the second command"
-            )
+            return Verdict.all_of([
+                (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl} after the second command"),
+                g.only_moved(states, {block}),
+            ])  # fmt: skip
         if kind == "undo":
             back = g.dist(g.xy(end, block), g.xy(start, block))
             return Verdict.all_of([
@@ -89,12 +91,14 @@ class MultiTurn(Family):
             return Verdict.all_of([
                 (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl}"),
                 (g.in_bowl(end, other, bowl), f"{other} is not in the {bowl} after 'do the same'"),
+                g.only_moved(states, {block, other}),
             ])  # fmt: skip
         goal = end["named_positions"][params["corner"]]
         d = g.dist(g.xy(end, block), goal)
         return Verdict.all_of([
             (g.in_bowl(mid, block, bowl), f"the first command did not put the {block} in the {bowl}"),
             (d < 0.06, f"'it' ({block}) is {d:.3f} m from the {params['corner']} (tolerance 0.06)"),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 

@@ -73,5 +73,11 @@ def moved(before: dict, after: dict, tol: float = MOVED_TOL) -> list[str]:
     return out
 
 
+def only_moved(states: list[dict], allowed: set[str]) -> tuple[bool, str]:
+    """(ok, why not): nothing but `allowed` moved between the first and the last state."""
+    extra = sorted(set(moved(states[0], states[-1])) - allowed)
+    return (not extra, f"also moved {', '.join(extra)}")
+
+
 def fmt(p) -> str:
     return "[" + ", ".join(f"{v:.3f}" for v in p) + "]"

@@ -29,7 +29,6 @@ from capstan.bench.tabletop.families_place import (
     RelativePosition,
     Superlative,
     _blocks_and_bowls,
-    _only_moved,
 )
 from capstan.bench.tabletop.families_talk import REFUSAL, MultiTurn, Question, Refusal, _said_text
 from capstan.bench.tabletop.layout import inside, sample_positions, scene_objects
@@ -61,8 +60,8 @@ class UnseenPickPlace(_Unseen, PickPlace):
 
     def generate(self, seed: int) -> Task:
         rng, v = self.rng(seed), self.variant(seed)
-        colors = rng.sample(COLORS, 5)  # no bowl shares a block's colour: "the {color} one" is a block
-        blocks, bowls = [f"{c} block" for c in colors[:3]], [f"{c} bowl" for c in colors[3:]]
+        colors = rng.sample(COLORS, 7)  # no bowl shares a block's colour: "the {color} one" is a block
+        blocks, bowls = [f"{c} block" for c in colors[:4]], [f"{c} bowl" for c in colors[4:]]
         pos = sample_positions(
             rng, blocks + bowls, accept=lambda p: v != 3 or _clear_min(p, blocks, lambda q: q[1])
         )
@@ -88,9 +87,9 @@ class UnseenStacking(_Unseen, Stacking):
 
     def generate(self, seed: int) -> Task:
         rng, v = self.rng(seed), self.variant(seed)
-        colors = rng.sample(COLORS, 4)
+        colors = rng.sample(COLORS, 6)
         a, b, c = (f"{x} block" for x in colors[:3])
-        bowl = f"{colors[3]} bowl"
+        bowls = [f"{x} bowl" for x in colors[3:]]  # distractors
         params: dict = {"blocks": [a, b, c]}
         if v < 2:
             params = {"upper": a, "lower": b}
@@ -100,7 +99,7 @@ class UnseenStacking(_Unseen, Stacking):
             params["bottom"] = b
         elif v == 5:
             params["order"] = [b, a, c]
-        return self.task(seed, {"objects": [a, b, c, bowl]}, self.phrase(seed, a=a, b=b, c=c), params)
+        return self.task(seed, {"objects": [a, b, c, *bowls]}, self.phrase(seed, a=a, b=b, c=c), params)
 
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         verdict = super().check(params, states, said)
@@ -323,7 +322,7 @@ class UnseenColors(UnseenPickPlace):
 
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(EXTRA_COLORS), 2, 2)
+        blocks, bowls = _blocks_and_bowls(rng, list(EXTRA_COLORS), 4, 3)  # all but two: distractors
         stack = "{other}" in self.phrasings[self.variant(seed)]
         params = {"block": blocks[0], "other": blocks[1]} if stack else {"block": blocks[0], "bowl": bowls[0]}
         text = self.phrase(seed, block=blocks[0], bowl=bowls[0], other=blocks[1])
@@ -335,7 +334,7 @@ class UnseenColors(UnseenPickPlace):
         end, block, other = states[-1], params["block"], params["other"]
         return Verdict.all_of([
             (g.on_top(end, block, other), f"{block} is not on top of the {other}"),
-            _only_moved(states, {block}),
+            g.only_moved(states, {block}),
         ])  # fmt: skip
 
 
@@ -424,7 +423,7 @@ class Infeasible(_Unseen):
         elif kind == "partial":
             block, bowl = params["block"], params["bowl"]
             inside_ok = g.in_bowl(end, block, bowl)
-            only = _only_moved(states, {block})
+            only = g.only_moved(states, {block})
             done = (
                 inside_ok and only[0],
                 f"the {block} is {'' if inside_ok else 'not '}in the {bowl}; {only[1]}",
