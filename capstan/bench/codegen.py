@@ -56,7 +56,9 @@ class Context:
             from capstan.bench.provider import build_llm
             from capstan.lmp import FunctionGenerator
 
-            self.generator = FunctionGenerator(build_llm(config["llm_overrides"]))
+            self.generator = FunctionGenerator(
+                build_llm(config["llm_overrides"]), star_names=self.sandbox.star_names
+            )
 
 
 def make_sandbox(sandbox_cls, modules):

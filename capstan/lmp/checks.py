@@ -51,6 +51,33 @@ def bound_names(tree: ast.AST) -> set[str]:
     return out
 
 
+def _inert(stmt: ast.stmt) -> bool:
+    """A statement that does nothing: pass, a bare literal (docstring, `...`), `return None`,
+    `raise NotImplementedError`, or a branch or loop made only of such statements."""
+    if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+        return True
+    if isinstance(stmt, ast.Return):
+        return stmt.value is None or (isinstance(stmt.value, ast.Constant) and stmt.value.value is None)
+    if isinstance(stmt, ast.Raise):
+        exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+        return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+    if isinstance(stmt, (ast.If, ast.For, ast.While)):
+        return all(_inert(s) for s in (*stmt.body, *stmt.orelse))
+    return False
+
+
+def is_stub(code: str, name: str) -> bool:
+    """True when function `name` in `code` does nothing (its body is only inert statements, see
+    `_inert`; an `except: pass` inside real code is real code). Small models write such stubs
+    ("# logic to place the block here"); a program calling one runs and does nothing."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return True
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    return fn is not None and all(_inert(s) for s in fn.body)
+
+
 def defined_functions(code: str) -> dict[str, str]:
     """Top-level functions defined in `code`: {name: source}."""
     tree = ast.parse(code)

@@ -15,14 +15,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from capstan.llm.base import CompletionRequest, LLMError, LLMProvider, Message
+from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
 from capstan.lmp.calls import Cancelled, EventFn, LLMCaller
+from capstan.lmp.checks import is_stub
 from capstan.lmp.conversation import Conversation, Turn
 from capstan.lmp.extract import extract_code
-from capstan.lmp.prompt import LMP_NAMES, PromptSpec, build_request, describe_api, load_prompt
+from capstan.lmp.prompt import LMP_NAMES, PromptSpec, build_request, describe_api, load_prompt, with_feedback
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
-from capstan.lmp.skills import SkillLibrary, is_placeholder
+from capstan.lmp.skills import SkillLibrary
 
 
 @dataclass
@@ -156,7 +157,7 @@ class Engine:
         if prepared is None:
             return
         for name in prepared.generated:
-            if name in prepared.functions and not is_placeholder(prepared.functions[name]):
+            if name in prepared.functions and not is_stub(prepared.functions[name], name):
                 self.skills.add(name, prepared.functions[name])
 
     def _outcome(self, status, program, attempts, error, api, said0, ctx) -> CommandOutcome:
@@ -187,7 +188,4 @@ def _with_repair(request: CompletionRequest, command: str, completion: str, erro
     lines.append(
         f"Write the whole corrected program for the command {command!r}, every line of it. Reply with code only."
     )
-    messages = request.messages + (Message("assistant", completion.strip() or "# (no code)"),
-                                   Message("user", "\n".join(lines)))  # fmt: skip
-    return CompletionRequest(messages=messages, max_tokens=request.max_tokens, temperature=request.temperature,
-                             stop=request.stop, prefix_messages=request.prefix_messages)  # fmt: skip
+    return with_feedback(request, completion, "\n".join(lines))

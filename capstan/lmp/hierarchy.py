@@ -5,14 +5,20 @@ library. Also `FunctionGenerator`, which writes a function from a HumanEval-styl
 from __future__ import annotations
 
 import ast
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capstan.lmp.calls import LLMCaller
-from capstan.lmp.checks import Problem, defined_functions, undefined_calls
+from capstan.lmp.checks import Problem, defined_functions, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
-from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt
+from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
 from capstan.lmp.skills import SkillLibrary
 
+STUB_FEEDBACK = (
+    "`{name}` does nothing: its body is only pass, `...`, a docstring or `raise NotImplementedError`. "
+    "Write the whole function, with the code that does what its name and call sites say."
+)
 GENERAL_API = "Use only Python builtins, the standard library and the imports already in the code."
 HELPERS = {
     True: "Keep functions short: you may call a helper function that does not exist yet, and it will be written "
@@ -31,6 +37,15 @@ STDLIB_IMPORTS = {
     **{n: "heapq" for n in ("heappush", "heappop", "heapify", "nlargest", "nsmallest")},
     **{n: "bisect" for n in ("bisect_left", "bisect_right", "insort")},
 }  # fmt: skip
+
+
+def stdlib_import(name: str) -> str:
+    return f"from {STDLIB_IMPORTS[name]} import {name}"
+
+
+def stdlib_imports(code: str, known: set[str]) -> dict[str, str]:
+    """Imports for the standard-library functions `code` calls without importing them."""
+    return {n: stdlib_import(n) for n in undefined_calls(code, known) if n in STDLIB_IMPORTS}
 
 
 @dataclass
@@ -83,7 +98,7 @@ class FunctionResolver:
             if name in res.functions:
                 continue
             if name in STDLIB_IMPORTS:
-                res.functions[name] = f"from {STDLIB_IMPORTS[name]} import {name}"
+                res.functions[name] = stdlib_import(name)
                 continue
             src = self.skills.get(name) if self.skills is not None else None
             if src is None:
@@ -112,14 +127,20 @@ class FunctionResolver:
         template = self.spec.extra.get("from_calls", "# define function: {name}\n{sites}")
         query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites)})
         request = build_request(self.spec, {"api": self.api_text, "helpers": HELPERS[True]}, query)
-        text = self.caller(self.spec.name, request).text
-        code = extract_code(text)
-        if not code or name not in defined_functions(code):
-            res.problems.append(
-                Problem(None, f"{line}, and the function generator did not write `def {name}(...)`")
-            )
-            return None
-        return keep_definitions(code)
+        for _ in range(2):  # a stub is refused once, with the reason, then the answer stands
+            text = self.caller(self.spec.name, request).text
+            code = extract_code(text)
+            if not code or name not in defined_functions(code):
+                res.problems.append(
+                    Problem(None, f"{line}, and the function generator did not write `def {name}(...)`")
+                )
+                return None
+            if not is_stub(code, name):
+                return keep_definitions(code)
+            request = with_feedback(request, text, STUB_FEEDBACK.format(name=name))
+        res.problems.append(Problem(None, f"{line}, and the function generator wrote `{name}` twice as a stub "
+                                          "that does nothing; write what it should do inline"))  # fmt: skip
+        return None
 
 
 @dataclass
@@ -133,12 +154,19 @@ class FunctionGenerator:
     """Writes a function from a spec (signature + docstring, HumanEval style)."""
 
     def __init__(
-        self, llm, prompts: dict[str, PromptSpec] | None = None, max_depth: int = 3, max_fns: int = 8
+        self,
+        llm,
+        prompts: dict[str, PromptSpec] | None = None,
+        max_depth: int = 3,
+        max_fns: int = 8,
+        star_names: Callable[[str], set[str]] | None = None,
     ):
         self.llm = llm
         self.spec = (prompts or {}).get("fgen") or load_prompt("fgen")
         self.max_depth = max_depth
         self.max_fns = max_fns
+        # what `from M import *` in the code binds (the sandbox knows); those are not to generate
+        self.star_names = star_names or (lambda code: set())
 
     def generate(self, spec: str, entry_point: str, hierarchical: bool = True, api_text: str = GENERAL_API,
                  on_event=None) -> GeneratedFunction:  # fmt: skip
@@ -146,15 +174,24 @@ class FunctionGenerator:
         template = self.spec.extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
         values = {"api": api_text, "helpers": HELPERS[hierarchical]}
         request = build_request(self.spec, values, fill(template, {"spec": spec.strip("\n")}))
+        request = dataclasses.replace(
+            request, stop=tuple(self.spec.extra.get("from_spec_stop", request.stop))
+        )
         text = caller(self.spec.name, request).text
         code = assemble(spec, text, entry_point)
         helpers: dict[str, str] = {}
-        if hierarchical and parses(code):
+        if not parses(code):
+            return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log)
+        known = self.star_names(code)
+        if hierarchical:
             resolver = FunctionResolver(caller, self.spec, api_text, None, self.max_depth, self.max_fns)
-            res = resolver.resolve(code, set())
+            res = resolver.resolve(code, known)
             helpers = {n: res.functions[n] for n in res.generated if n in res.functions}
-            if res.functions:
-                code = _insert_after_imports(code, "\n\n".join(res.functions.values()))
+            functions = res.functions
+        else:  # the same preamble as hierarchical mode, so the only difference is the hierarchy
+            functions = stdlib_imports(code, known)
+        if functions:
+            code = _insert_after_imports(code, "\n\n".join(functions.values()))
         return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log)
 
 

@@ -221,6 +221,17 @@ def build_request(
     )
 
 
+def with_feedback(request: CompletionRequest, answer: str, feedback: str) -> CompletionRequest:
+    """The same conversation plus the model's answer and what was wrong with it."""
+    messages = (
+        *request.messages,
+        Message("assistant", answer.strip() or "# (no code)"),
+        Message("user", feedback),
+    )
+    return CompletionRequest(messages=messages, max_tokens=request.max_tokens, temperature=request.temperature,
+                             stop=request.stop, prefix_messages=request.prefix_messages)  # fmt: skip
+
+
 def describe_api(describe: object) -> str:
     """PolicyAPI.describe() as prompt text, whatever shape it returns (str, dict or list)."""
     if isinstance(describe, str):

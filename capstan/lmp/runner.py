@@ -94,19 +94,20 @@ class RunContext:
             ast.parse(code)
         except SyntaxError as exc:
             return Prepared(code, problems=[Problem(exc.lineno, f"syntax error: {exc.msg}")])
-        res = self.resolver.resolve(code, self.known_names())
+        known = self.known_names() | self.sandbox.star_names(code)
+        res = self.resolver.resolve(code, known)
         head = "\n\n".join(res.functions.values())
         program = (head.rstrip("\n") + "\n\n" if head else "") + code
         out = Prepared(program, dict(res.functions), list(res.generated), list(res.problems))
         offset = len(program.split("\n")) - len(code.split("\n"))
         out.problems += [Problem(p.line + offset if p.line else None, p.message)
-                         for p in undefined_names(code, self.known_names() | set(res.functions))]  # fmt: skip
+                         for p in undefined_names(code, known | set(res.functions))]  # fmt: skip
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
         out.problems += named_position_targets(program)
         if command:
             out.problems += unchecked_superlative(command, program)
         prelude = self.prelude()
-        for v in self.sandbox.check(prelude + program, sorted(self.known_names() | set(res.functions))):
+        for v in self.sandbox.check(prelude + program, sorted(known | set(res.functions))):
             line = v.line - prelude.count("\n") if v.line else None
             out.problems.append(Problem(line if line and line > 0 else None, v.message))
         return out

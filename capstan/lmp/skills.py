@@ -23,21 +23,6 @@ class Skill:
     uses: int = 0
 
 
-def is_placeholder(code: str) -> bool:
-    """True for a generated function with a `pass` or `...` statement in it: small models write
-    such stubs ("# logic to place the block here"), a program calling one runs without error and
-    does nothing, and it must not be offered to later commands as a skill that worked."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return True
-    return any(
-        isinstance(node, ast.Pass)
-        or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis)
-        for node in ast.walk(tree)
-    )
-
-
 class SkillError(ValueError):
     """Skill code that is not a single function definition of the given name."""
 

@@ -8,6 +8,7 @@ every outcome into a SandboxResult. Nothing from the worker is ever unpickled or
 
 from __future__ import annotations
 
+import ast
 import enum
 import inspect
 import math
@@ -143,7 +144,18 @@ class Sandbox:
 
     def check(self, code: str, allowed_names: Iterable[str] | None = None) -> list[policy.Violation]:
         """Static check only (no worker): violations with line numbers, empty when fine."""
-        return policy.check(code, self.allowed_modules, allowed_names)
+        return policy.check(code, self.allowed_modules, allowed_names, _star_names)
+
+    def star_names(self, code: str) -> set[str]:
+        """The names the program's `from M import *` of allowed modules bind (empty if it has none
+        or does not parse)."""
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError):
+            return set()
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                   and any(a.name == "*" for a in n.names) and n.module in self.allowed_modules}  # fmt: skip
+        return {name for m in modules for name in _star_names(m)}
 
     def run(
         self,
@@ -427,3 +439,9 @@ def _validate_names(host_functions: dict, return_names: tuple) -> None:
     for name, fn in host_functions.items():
         if not callable(fn):
             raise TypeError(f"host function {name!r} is not callable")
+
+
+def _star_names(module: str) -> frozenset[str]:
+    from capstan.sandbox.safe_modules import public_names  # imports numpy and shapely: only when asked
+
+    return public_names(module)

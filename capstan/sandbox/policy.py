@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import builtins
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 MAX_CODE_CHARS = 200_000
@@ -96,10 +96,13 @@ def check(
     code: str,
     allowed_modules: Iterable[str] = DEFAULT_MODULES,
     allowed_names: Iterable[str] | None = None,
+    star_names: Callable[[str], Iterable[str]] | None = None,
 ) -> list[Violation]:
     """Violations of the policy, empty when the program may run. A syntax error is returned
     as a single Violation with kind "syntax". When `allowed_names` is given, names that are
-    neither builtins, bound by the program, nor in `allowed_names` are reported too."""
+    neither builtins, bound by the program, nor in `allowed_names` are reported too.
+    `star_names(module)` lists what `from module import *` binds; without it star imports are
+    refused, since the check could not know the names the program then uses."""
     if not isinstance(code, str):
         return [Violation(None, f"program must be a str, got {type(code).__name__}", "syntax")]
     if len(code) > MAX_CODE_CHARS:
@@ -110,7 +113,7 @@ def check(
         return [Violation(exc.lineno, f"SyntaxError: {exc.msg}", "syntax")]
     except (ValueError, RecursionError, MemoryError) as exc:
         return [Violation(None, f"program cannot be parsed: {type(exc).__name__}: {exc}", "syntax")]
-    checker = _Checker(frozenset(allowed_modules))
+    checker = _Checker(frozenset(allowed_modules), star_names is not None)
     try:
         for node in ast.walk(tree):
             checker.visit_node(node)
@@ -121,14 +124,17 @@ def check(
     except RecursionError:
         return [Violation(None, "program is nested too deeply to check")]
     if allowed_names is not None:
-        checker.check_unbound(tree, set(allowed_names))
+        starred = {n for m in checker.star_modules for n in star_names(m)} if star_names else set()
+        checker.check_unbound(tree, set(allowed_names) | starred)
     found = sorted(set(checker.violations), key=lambda v: (v.line or 0, v.message))
     return found[:MAX_VIOLATIONS]
 
 
 class _Checker:
-    def __init__(self, allowed_modules: frozenset[str]):
+    def __init__(self, allowed_modules: frozenset[str], star_imports: bool = False):
         self.allowed_modules = allowed_modules
+        self.star_imports = star_imports
+        self.star_modules: set[str] = set()
         self.violations: list[Violation] = []
         # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
         # a Call before its func, so every other `.format` (stored, or on a variable) is refused
@@ -206,7 +212,12 @@ class _Checker:
             self.refuse(node, f"import from {node.module!r} is not allowed; allowed modules: {allowed}")
         for alias in node.names:
             if alias.name == "*":
-                self.refuse(node, f"'from {node.module} import *' is not allowed; import the names you use")
+                if self.star_imports and node.module in self.allowed_modules:
+                    self.star_modules.add(node.module)
+                elif node.module in self.allowed_modules:
+                    self.refuse(
+                        node, f"'from {node.module} import *' is not allowed; import the names you use"
+                    )
             else:
                 self.check_attr(node, alias.name)
 

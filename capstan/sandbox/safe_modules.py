@@ -10,6 +10,7 @@ before any untrusted code runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import types
@@ -127,17 +128,41 @@ def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     return proxies
 
 
+def _public(attr: str, allowed) -> bool:
+    return not attr.startswith("_") and attr not in _THIRD_PARTY_DENY and (allowed is None or attr in allowed)
+
+
+@functools.cache
+def public_names(dotted: str) -> frozenset[str]:
+    """The names `from <dotted> import *` binds in the worker: what its proxy keeps (read on the
+    host for the static check; an upper bound, since stand-ins may drop a few by identity)."""
+    if dotted == "typing":
+        return frozenset(_TYPING_NAMES)
+    if dotted == "copy":
+        return frozenset(n for n in vars(guards.copy_module()) if not n.startswith("_"))
+    module = importlib.import_module(dotted)
+    allowed = _STDLIB_NAMES.get(dotted)
+    submodules = _ALLOWED_SUBMODULES.get(dotted, ())
+    names = set(submodules)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for attr in dir(module):
+            value = getattr(module, attr, None) if _public(attr, allowed) else None
+            if value is None or isinstance(value, types.ModuleType):
+                continue
+            if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
+                continue
+            names.add(attr)
+    return frozenset(names)
+
+
 def _proxy(module, allowed, proxies: dict, dotted: str, subs: dict[int, object]) -> types.ModuleType:
     proxy = types.ModuleType(dotted, f"Sandboxed view of {dotted}")
     submodules = _ALLOWED_SUBMODULES.get(dotted, ())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for attr in dir(module):
-            if (
-                attr.startswith("_")
-                or attr in _THIRD_PARTY_DENY
-                or (allowed is not None and attr not in allowed)
-            ):
+            if not _public(attr, allowed):
                 continue
             try:
                 value = getattr(module, attr)

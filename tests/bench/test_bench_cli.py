@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,21 @@ def test_a_missing_recording_is_an_error_result_not_a_crash(tmp_path):
     row = summary["items"][0]
     assert row["status"] == "error" and "CassetteMissError" in row["error"]
     assert summary["flat"]["errors"] == 1
+
+
+ORIGINAL_FORMAT = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "bench" / "robocode_original_format.jsonl"
+)
+
+
+def test_the_original_formats_reference_solutions_pass_with_their_star_imports(tmp_path, capsys):
+    """Problems in the original Code-as-Policies format start with `from shapely.geometry import *`
+    and `from shapely.affinity import *`; their references use Polygon, rotate, translate, ..."""
+    assert "import *" in read_problems(ORIGINAL_FORMAT)[0]["prompt"]
+    parser = argparse.ArgumentParser()
+    robocode.build_parser(parser)
+    args = parser.parse_args(["--problems", str(ORIGINAL_FORMAT), "--canonical", "--json", "--workers", "1",
+                              "--no-progress", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert robocode.run(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["canonical"]["n"] == 5 and summary["canonical"]["pass_at_1"] == 1.0, summary

@@ -113,14 +113,37 @@ def test_hierarchical_generation_recurses_and_fills_the_skill_library(api, sandb
     assert "describe_scene(names) - Sentence." in llm2.requests[0].messages[-1].content
 
 
-def test_a_placeholder_function_is_not_kept_as_a_skill(api, sandbox, scripted):
-    # A stub runs without error and does nothing; offered to later commands it would poison them.
+def test_a_stub_helper_is_refused_and_regenerated(api, sandbox, scripted):
+    # A stub runs without error and does nothing: fgen is told so and asked once more.
     stub = "def put(target):\n    if isinstance(target, str):\n        pass\n    return None\n"
-    llm = scripted("put('green bowl')\nsay('done')", stub)
+    real = "def put(target):\n    put_first_on_second('red block', target)\n"
+    llm = scripted("put('green bowl')\nsay('done')", stub, real)
     skills = SkillLibrary()
     out, _ = run(Engine(llm, sandbox, skills=skills), api, "put it in the green bowl")
-    assert out.status == "succeeded" and "def put(" in out.code
-    assert skills.names() == []
+    assert out.status == "succeeded" and "put_first_on_second('red block', target)" in out.code
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "fgen", "fgen"]
+    assert "`put` does nothing" in llm.requests[2].messages[-1].content
+    assert skills.names() == ["put"]
+
+
+def test_a_program_that_still_depends_on_a_stub_never_succeeds(api, sandbox, scripted):
+    stub = 'def put(target):\n    """Put the block on target."""\n    raise NotImplementedError\n'
+    llm = scripted("put('green bowl')\nsay('done')", stub, stub.replace("raise NotImplementedError", "..."))
+    skills = SkillLibrary()
+    out, _ = run(Engine(llm, sandbox, max_attempts=1, skills=skills), api, "put it in the green bowl")
+    assert out.status == "failed" and out.error["kind"] == "check"
+    assert "wrote `put` twice as a stub" in out.error["message"]
+    assert skills.names() == [] and api.said == []
+
+
+def test_real_code_with_an_except_pass_is_not_a_stub():
+    from capstan.lmp.checks import is_stub
+
+    assert not is_stub(
+        "def f(xs):\n    try:\n        return xs[0]\n    except IndexError:\n        pass\n", "f"
+    )
+    assert is_stub('def f(x):\n    """doc"""\n    if x:\n        pass\n    else:\n        ...\n', "f")
+    assert is_stub("def f():\n    return None\n", "f") and not is_stub("def f():\n    return 0\n", "f")
 
 
 def test_generation_depth_and_count_limits(api, sandbox, scripted):

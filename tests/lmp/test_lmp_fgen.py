@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from capstan.lmp import FunctionGenerator
 
 SPEC = '''from typing import List
@@ -82,3 +85,44 @@ def test_stdlib_names_fgen_imports_are_importable_in_the_sandbox(sandbox):
     res = sandbox.run(program, timeout_s=10)
     assert res.ok, res.error
     assert res.values["ret_val"] == [True] * len(STDLIB_IMPORTS)
+
+
+def test_flat_mode_gets_the_same_stdlib_preamble_as_hierarchical(sandbox, scripted):
+    main = "def count_even(numbers):\n    return sum(1 for _ in combinations(numbers, 1) if _[0] % 2 == 0)\n"
+    for hierarchical in (False, True):
+        out = FunctionGenerator(scripted(main)).generate(SPEC, "count_even", hierarchical=hierarchical)
+        assert "from itertools import combinations" in out.code, hierarchical
+        assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
+
+
+ORIGINAL_FORMAT = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "bench" / "robocode_original_format.jsonl"
+)
+
+
+def original_problem(index: int = 0) -> dict:
+    return json.loads(ORIGINAL_FORMAT.read_text().splitlines()[index])
+
+
+def test_an_answer_restating_the_original_format_keeps_the_targets_body(sandbox, scripted):
+    """The original Code-as-Policies prompts carry their own few-shot functions, each after a
+    `# define function:` line. An answer that restates them (and the preamble) before the target
+    must keep the model's definition of the target, not the spec's docstring-only stub."""
+    problem = original_problem(2)  # polygon_area
+    restated = problem["prompt"].split(f"# define function: {problem['entry_point']}")[0]
+    answer = (
+        f"```python\n{restated}def polygon_area(pts):\n    return Polygon([tuple(p) for p in pts]).area\n```"
+    )
+    llm = scripted(answer)
+    out = FunctionGenerator(llm, star_names=sandbox.star_names).generate(problem["prompt"], "polygon_area")
+    assert out.helpers == {} and len(out.llm_calls) == 1, "Polygon comes from the star import, not fgen"
+    assert evaluate(sandbox, out.code, "polygon_area([[0, 0], [1, 0], [0, 1]])") == 0.5
+
+
+def test_star_imported_names_are_not_generated_as_helpers(sandbox, scripted):
+    problem = original_problem(1)  # move_pts: translate and MultiPoint from the star imports
+    body = problem["canonical_solution"]
+    llm = scripted(f"def move_pts(pts, dx, dy):\n{body}")
+    out = FunctionGenerator(llm, star_names=sandbox.star_names).generate(problem["prompt"], "move_pts")
+    assert out.helpers == {} and len(out.llm_calls) == 1
+    assert evaluate(sandbox, out.code, "move_pts([[0.0, 0.0]], 1.0, 2.0).tolist()") == [[1.0, 2.0]]

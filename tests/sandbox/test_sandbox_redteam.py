@@ -182,7 +182,7 @@ STATIC = [
     _static("attrgetter", "import operator\nx = operator.attrgetter('real')(1)"),
     _static("random_private", "import random\nx = random._os"),
     _static("attribute_error_obj", "try:\n    (1).nope\nexcept AttributeError as e:\n    x = e.obj"),
-    _static("star_import", "from math import *"),
+    _static("star_import_of_a_refused_module", "from os import *"),  # allowed modules may be star-imported
     _static("relative_import", "from . import x"),
     _static("dunder_function_name", "def __init__():\n    pass"),
     _static("syntax_nul_byte", "x = 1\0"),
