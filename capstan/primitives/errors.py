@@ -3,7 +3,9 @@
     PrimitiveError                 base: a primitive refused or failed, the world is intact
     ├── InvalidArgumentError       wrong type, NaN/inf, wrong shape
     ├── UnknownObjectError         no object by that name (message lists the closest names)
-    ├── OutOfWorkspaceError        target outside the table workspace
+    ├── OutOfWorkspaceError        target outside the table workspace (names the nearest point inside)
+    ├── PlacementError             a place target on a bowl's rim or partly on another object
+                                   (names the nearest free spot)
     ├── UnreachableError           inside the workspace but the arm cannot get there
     ├── GraspError                 the gripper closed on nothing / dropped the object
     ├── NotVisibleError            the camera cannot see that object right now
@@ -42,6 +44,10 @@ class OutOfWorkspaceError(PrimitiveError):
     pass
 
 
+class PlacementError(PrimitiveError):
+    pass
+
+
 class UnreachableError(PrimitiveError):
     pass
 
@@ -70,6 +76,7 @@ ERROR_TYPES: dict[str, type[PrimitiveError]] = {
         InvalidArgumentError,
         UnknownObjectError,
         OutOfWorkspaceError,
+        PlacementError,
         UnreachableError,
         GraspError,
         NotVisibleError,
@@ -77,3 +84,14 @@ ERROR_TYPES: dict[str, type[PrimitiveError]] = {
         RobotUnavailableError,
     )
 }
+
+
+def mirror_spec() -> dict[str, list[str | None]]:
+    """{name: [parent error name or None, builtin base name or None]} in definition order: what the
+    sandbox worker needs to rebuild same-named classes that policy code can catch."""
+    spec: dict[str, list[str | None]] = {}
+    for name, cls in ERROR_TYPES.items():
+        parent = next((b.__name__ for b in cls.__bases__ if issubclass(b, PrimitiveError)), None)
+        builtin = next((b.__name__ for b in cls.__bases__ if b in (ValueError, KeyError)), None)
+        spec[name] = [parent, builtin]
+    return spec

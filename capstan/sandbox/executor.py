@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
+from capstan.primitives import errors
+from capstan.primitives.errors import PrimitiveError as _HostPrimitiveError
 from capstan.sandbox import policy, protocol
 from capstan.sandbox.isolation import detect
 from capstan.sandbox.pool import Launcher, PoolError, WorkerPool
@@ -25,10 +27,6 @@ from capstan.sandbox.pool import Launcher, PoolError, WorkerPool
 ERROR_KINDS = ("syntax", "violation", "policy", "primitive", "timeout", "memory", "cancelled", "crash")
 _MAX_TEXT = 4000
 
-try:  # the trusted error classes; the sandbox also works without the primitives package
-    from capstan.primitives.errors import PrimitiveError as _HostPrimitiveError
-except ImportError:  # pragma: no cover
-    _HostPrimitiveError = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +110,7 @@ class Sandbox:
         self._skip_check = _unsafe_skip_static_check
         self._iso = detect(isolation, self.extra_modules)
         config = {
+            "primitive_errors": errors.mirror_spec(),
             "memory_mb": memory_mb,
             "extra_modules": list(self.extra_modules),
             "max_call_bytes": max_call_bytes,
@@ -342,7 +341,7 @@ class _Session:
         try:
             return ("ret", fn(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - host exceptions never cross as objects
-            if _HostPrimitiveError is not None and isinstance(exc, _HostPrimitiveError):
+            if isinstance(exc, _HostPrimitiveError):
                 return ("exc", "primitive", type(exc).__name__, _text(str(exc)))
             return (
                 "exc",

@@ -317,28 +317,17 @@ def build_builtins(proxies: dict, buffer: OutputBuffer) -> dict:
 # --------------------------------------------------------------------------- primitive errors
 
 
-def make_primitive_errors() -> dict[str, type]:
-    """Same-named mirror of primitives.errors, so policy code can `except PrimitiveError:`."""
-
-    class PrimitiveError(Exception):
-        """A primitive refused its input or could not complete."""
-
-    class UnknownObjectError(PrimitiveError, KeyError):
-        def __str__(self) -> str:
-            return str(self.args[0]) if self.args else ""
-
-    errors = {"PrimitiveError": PrimitiveError, "UnknownObjectError": UnknownObjectError}
-    errors["InvalidArgumentError"] = type("InvalidArgumentError", (PrimitiveError, ValueError), {})
-    for name in (
-        "OutOfWorkspaceError",
-        "UnreachableError",
-        "GraspError",
-        "RobotStoppedError",
-        "RobotUnavailableError",
-    ):
-        errors[name] = type(name, (PrimitiveError,), {})
-    for cls in errors.values():
-        cls.__module__ = "capstan.primitives.errors"
+def make_primitive_errors(spec: dict[str, list]) -> dict[str, type]:
+    """Same-named mirror of primitives.errors (`spec`: primitives.errors.mirror_spec(), sent by the
+    host), so policy code can `except UnknownObjectError:` and the host's errors re-raise as them."""
+    builtins_ = {"ValueError": ValueError, "KeyError": KeyError}
+    errors: dict[str, type] = {}
+    for name, (parent, builtin) in spec.items():
+        bases = tuple(b for b in (errors.get(parent or ""), builtins_.get(builtin or "")) if b is not None)
+        body = {"__module__": "capstan.primitives.errors"}
+        if builtin == "KeyError":  # KeyError would repr() the message
+            body["__str__"] = lambda self: str(self.args[0]) if self.args else ""
+        errors[name] = type(name, bases or (Exception,), body)
     return errors
 
 

@@ -36,7 +36,7 @@ def main(fd: int, config_json: str) -> None:
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
     guards.ATOMIC_TYPES.append(HostFunction)  # a stub is a name: copies of data keep it as is
     guards.seal_ufunc_errors()  # numpy's ufunc errors keep only their message
-    errors = safe_modules.make_primitive_errors()
+    errors = safe_modules.make_primitive_errors(config["primitive_errors"])
     chan = protocol.Channel(
         socket.socket(fileno=WORKER_FD),
         max_frame=config.get("max_reply_bytes", 64 << 20),

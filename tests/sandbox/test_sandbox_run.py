@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from capstan import sandbox
-from capstan.primitives.errors import OutOfWorkspaceError, UnknownObjectError
+from capstan.primitives.errors import ERROR_TYPES, OutOfWorkspaceError, UnknownObjectError
 from capstan.sandbox import ERROR_KINDS, Sandbox
 
 
@@ -481,3 +481,17 @@ def test_in_place_sorts_behave_as_usual(sb, code, expected):
 def test_in_place_sort_errors_keep_their_line(sb):
     res = sb.run("x = 1\ny = 2\nz = (3).sort()", timeout_s=10)
     assert res.error.kind == "policy" and res.error.line == 3 and "no attribute 'sort'" in res.error.message
+
+
+@pytest.mark.parametrize("name", sorted(ERROR_TYPES))
+def test_every_primitive_error_can_be_caught_by_name(sb, name):
+    """The worker mirrors primitives.errors itself (names, parents, builtin bases), so none drifts."""
+
+    error = ERROR_TYPES[name]("nope") if name != "UnknownObjectError" else ERROR_TYPES[name]("nope", [])
+
+    def fail():
+        raise error
+
+    code = f"try:\n    fail()\nexcept {name} as e:\n    ret_val = {name!r} + ': ' + str(e)\n"
+    res = sb.run(code, host_functions={"fail": fail}, timeout_s=10, return_names=("ret_val",))
+    assert res.ok and res.values["ret_val"] == f"{name}: {error}", res.error
