@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from capstan.primitives import motions
+from capstan.primitives import motions, placement
 from capstan.primitives import validation as check
 from capstan.primitives.backend import RobotBackend
 from capstan.primitives.errors import (
@@ -238,6 +238,7 @@ class PolicyAPI:
         xy = self._target_xy(target, exclude=held)
         if held is None:
             raise GraspError("not holding anything; call pick(name) first")
+        self._check_landing(target, xy, held)
         self._yaw = motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
         if self.perception.name == "camera":  # clear the camera's view for the next look
             self.backend.move_ee(motions.park_position(self._ws()), self._yaw)
@@ -245,7 +246,7 @@ class PolicyAPI:
     def put_first_on_second(self, obj: str, target) -> None:
         """Pick the block `obj` and place it on `target` (an object name or a position [x, y] in metres)."""
         o = self._obj(obj)
-        self._target_xy(target, exclude=o.name)
+        self._check_landing(target, self._target_xy(target, exclude=o.name), o.name)
         self.pick(o.name)
         self.place(target)
 
@@ -258,6 +259,11 @@ class PolicyAPI:
                 raise OutOfWorkspaceError(f"{o.name!r} lies outside the workspace; move it back first")
             return o.position[:2].copy()
         return check.xy_in_workspace(target, self._ws(), "target")
+
+    def _check_landing(self, target, xy: np.ndarray, moving: str) -> None:
+        """A position target must not leave the block on a rim or half on another block."""
+        if not isinstance(target, (str, np.str_)):
+            placement.check_target(xy, self._objs(), moving, self._ws())
 
     def move_gripper_to(self, xyz, speed: float = 1.0) -> None:
         """Move the gripper tip in a straight line to [x, y, z] metres (z above the table), pointing down.

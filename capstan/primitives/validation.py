@@ -71,9 +71,10 @@ def vector(value: object, n: int, what: str) -> np.ndarray:
 def xy_in_workspace(value: object, ws: Workspace, what: str = "position") -> np.ndarray:
     xy = vector(value, 2, what)
     if not ws.contains(xy, margin=1e-9):
+        inside = np.clip(xy, [ws.x[0], ws.y[0]], [ws.x[1], ws.y[1]])
         raise OutOfWorkspaceError(
             f"{what} {np.round(xy, 3).tolist()} is outside the workspace x in {list(ws.x)}, y in {list(ws.y)}; "
-            "use get_table_bounds() or a named position"
+            f"the nearest point inside is {np.round(inside, 3).tolist()}"
         )
     return xy
 

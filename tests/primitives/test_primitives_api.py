@@ -16,6 +16,7 @@ from capstan.primitives.errors import (
     GraspError,
     InvalidArgumentError,
     OutOfWorkspaceError,
+    PlacementError,
     PrimitiveError,
     UnknownObjectError,
 )
@@ -305,3 +306,35 @@ def test_camera_perception_api_parks_out_of_view(world):
             assert dist(cam["get_obj_xyz"](name), truth["get_obj_xyz"](name)) < 0.01
     finally:
         world.restore(snap)
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ([0.17, 0.58], "rim of the 'blue bowl'"),  # 5 cm from the bowl's centre: onto its rim
+        ([0.125, 0.40], "half on the 'green block'"),  # 2.5 cm from the block: half on it
+    ],
+)
+def test_a_target_that_would_not_land_cleanly_is_refused_with_a_free_spot(api, target, fragment):
+    before = api.backend.state()
+    with pytest.raises(PlacementError) as err:
+        api.fns["put_first_on_second"]("red block", target)
+    message = str(err.value)
+    assert fragment in message and "the nearest free spot is" in message
+    assert api.backend.state() == before, "refused before anything moved"
+    spot = json.loads(message.split("the nearest free spot is ")[1])
+    assert np.hypot(spot[0] - target[0], spot[1] - target[1]) < 0.1
+    api.fns["put_first_on_second"]("red block", spot)  # the named spot is usable as it stands
+    landed = api.fns["get_obj_pos"]("red block")
+    assert np.allclose(landed, spot, atol=0.02)
+
+
+def test_in_a_bowl_squarely_on_a_block_and_on_bare_table_are_fine(api):
+    api.fns["put_first_on_second"]("red block", [0.12, 0.585])  # in the blue bowl
+    api.fns["put_first_on_second"]("yellow block", [0.15, 0.405])  # on the green block
+    assert api.fns["get_obj_pos"]("yellow block")[0] == pytest.approx(0.15, abs=0.02)
+
+
+def test_out_of_workspace_names_the_nearest_point_inside(api):
+    with pytest.raises(OutOfWorkspaceError, match=r"nearest point inside is \[0.25, 0.5\]"):
+        api.fns["put_first_on_second"]("red block", [0.4, 0.5])
