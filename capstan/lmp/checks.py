@@ -78,6 +78,22 @@ def is_stub(code: str, name: str) -> bool:
     return fn is not None and all(_inert(s) for s in fn.body)
 
 
+def definition_problems(code: str, provided: set[str] | frozenset[str]) -> list[Problem]:
+    """Functions the program defines that it must not: one the robot already provides (an answer
+    that copies the API listing), or one that does nothing."""
+    out = []
+    for node in ast.parse(code).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        if node.name in provided:
+            out.append(Problem(node.lineno, f"`{node.name}` is provided already: call it, do not define it "
+                                            "(the API listing describes the functions; it is not code to copy)"))  # fmt: skip
+        elif is_stub(code, node.name):
+            out.append(Problem(node.lineno, f"function `{node.name}` does nothing (its body is only pass, `...`, "
+                                            "a docstring or raise NotImplementedError); write what it should do"))  # fmt: skip
+    return out
+
+
 def defined_functions(code: str) -> dict[str, str]:
     """Top-level functions defined in `code`: {name: source}."""
     tree = ast.parse(code)

@@ -13,6 +13,7 @@ from typing import Any
 from capstan.lmp.calls import LLMCaller
 from capstan.lmp.checks import (
     Problem,
+    definition_problems,
     named_position_targets,
     unchecked_superlative,
     undefined_names,
@@ -102,6 +103,8 @@ class RunContext:
         offset = len(program.split("\n")) - len(code.split("\n"))
         out.problems += [Problem(p.line + offset if p.line else None, p.message)
                          for p in undefined_names(code, known | set(res.functions))]  # fmt: skip
+        out.problems += [Problem(p.line + offset if p.line else None, p.message)
+                         for p in definition_problems(code, frozenset(self.hosts))]  # fmt: skip
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
         out.problems += named_position_targets(program)
         if command:

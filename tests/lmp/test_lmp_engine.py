@@ -261,3 +261,18 @@ def test_every_read_is_in_the_trace_though_repeats_skip_the_round_trip(api, sand
     names = [e[1]["name"] for e in api.test_events if e[0] == "primitive_call"]
     assert names == ["get_obj_pos"] * 3 + ["put_first_on_second", "get_obj_pos", "say"]
     assert out.said == ["True"]
+
+
+def test_an_answer_that_copies_the_api_listing_is_a_clear_error(api, sandbox, scripted):
+    listing = "from typing import *\n\ndef put_first_on_second(obj, target):\n    ...\n\nput_first_on_second('red block', 'green bowl')\n"
+    fixed = "put_first_on_second('red block', 'green bowl')"
+    llm = scripted(listing, fixed)
+    out, _ = run(Engine(llm, sandbox), api, "put the red block in the green bowl")
+    assert out.status == "succeeded" and out.attempts[0]["error"]["kind"] == "check"
+    assert "`put_first_on_second` is provided already" in out.attempts[0]["error"]["message"]
+    assert "is provided already" in llm.requests[1].messages[-1].content
+
+
+def test_a_function_the_program_defines_that_does_nothing_is_refused(api, sandbox, scripted):
+    out, _ = run(Engine(scripted("def tidy():\n    pass\n\ntidy()"), sandbox, max_attempts=1), api, "tidy up")
+    assert out.status == "failed" and "function `tidy` does nothing" in out.error["message"]
