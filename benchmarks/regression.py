@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("var/bench/regression"))
     args = parser.parse_args(argv)
     if args.action == "record":
+        shutil.rmtree(args.out / "record", ignore_errors=True)  # stale results would skip the live calls
         for suite in SUBSETS:
             run_subset(suite, "record", args.out / "record")
     got = replay_all(args.out / "replay")

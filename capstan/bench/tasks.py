@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 
@@ -126,6 +127,15 @@ def summarize(rows: list[dict], config: dict) -> dict:
         fam["successes"] += bool(r.get("success"))
         if not r.get("success"):
             fam["failures"][r.get("category") or "wrong_program"] += 1
+    for name, fam in per_family.items():
+        turns = [t for r in rows if r["family"] == name for t in r.get("turns", [])]
+        fam["llm_calls_mean"] = (
+            round(statistics.fmean(t.get("llm_calls", 0) for t in turns), 2) if turns else None
+        )
+        fam["helpers"] = sum(t.get("helper_calls", 0) for t in turns)
+        fam["nested_calls"] = sum(t.get("nested_calls", 0) for t in turns)
+        fam["command_p50_s"] = round(statistics.median(t["wall_s"] for t in turns), 2) if turns and all(
+            "wall_s" in t for t in turns) else None  # fmt: skip
     for fam in per_family.values():
         fam["success_rate"] = round(rate(fam["successes"], fam["n"]), 4)
         fam["ci95"] = [round(v, 4) for v in wilson_interval(fam["successes"], fam["n"])]
@@ -146,8 +156,30 @@ def summarize(rows: list[dict], config: dict) -> dict:
         "ci95": [round(v, 4) for v in wilson_interval(ok, n)],
         "failure_categories": totals,
         "per_family": per_family,
+        "repair_success_rate": repair_rates(rows),
         "unseen_colors": {"colors": list(unseen_colors()), "prompt_example_mentions": color_counts()},
         "items": rows,
+    }
+
+
+def repair_rates(rows: list[dict]) -> dict:
+    """Of the commands whose first program failed and that had another attempt, how many ended
+    succeeded: overall and by the first error's kind."""
+    by_kind: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for turn in r.get("turns", []):
+            kind = turn.get("first_error_kind")
+            if kind is None or turn.get("attempts", 0) < 2:
+                continue
+            k = by_kind.setdefault(kind, {"n": 0, "repaired": 0})
+            k["n"] += 1
+            k["repaired"] += turn.get("status") == "succeeded"
+    n = sum(k["n"] for k in by_kind.values())
+    repaired = sum(k["repaired"] for k in by_kind.values())
+    return {
+        "overall": round(repaired / n, 4) if n else None,
+        "n": n,
+        "by_kind": dict(sorted(by_kind.items())),
     }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from capstan.bench.tabletop import Task, family_of
 from capstan.bench.tabletop import geometry as g
+from capstan.lmp.nested import NESTED
 
 PHYSICS_ERRORS = {"GraspError", "UnreachableError"}
 CODE_ERROR_KINDS = {"syntax", "violation", "policy", "check", "no_code", "crash", "memory", "primitive"}
@@ -87,9 +88,10 @@ def run_task(engine, task: Task, command_timeout_s: float = 240.0) -> dict:
         conversation = Conversation()
         turns, timed_out = [], False
         for text in task.commands:
+            t0 = time.monotonic()
             outcome, hit_limit = _run_command(engine, text, api, conversation, command_timeout_s)
             timed_out |= hit_limit
-            turns.append(_turn_row(text, outcome, hit_limit))
+            turns.append({**_turn_row(text, outcome, hit_limit), "wall_s": round(time.monotonic() - t0, 3)})
             states.append(world.state())
         said = list(api.said)
     finally:
@@ -132,7 +134,13 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
         "error": outcome.error,
         "code": outcome.code,
         "attempts": len(outcome.attempts),
+        # the kind of error the first program hit, if any: what a repair had to fix
+        "first_error_kind": next(
+            ((a.get("error") or {}).get("kind") for a in outcome.attempts[:1] if not a["ok"]), None
+        ),
         "llm_calls": len(outcome.llm_calls),
+        "helper_calls": sum(c.get("lmp") == "fgen" for c in outcome.llm_calls),  # one per helper written
+        "nested_calls": sum(c.get("lmp") in NESTED for c in outcome.llm_calls),
         "completion_tokens": sum(int(c.get("completion_tokens") or 0) for c in outcome.llm_calls),
         "model": next((c.get("model") for c in outcome.llm_calls if c.get("model")), None),
         "hit_time_limit": hit_limit,
