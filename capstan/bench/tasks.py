@@ -110,7 +110,8 @@ def _public(run_cfg: dict) -> dict:
 
 def summarize(rows: list[dict], config: dict) -> dict:
     from capstan.bench.stats import rate, wilson_interval
-    from capstan.bench.tabletop.colors import color_counts, unseen_colors
+    from capstan.bench.tabletop import SPLITS
+    from capstan.bench.tabletop.colors import color_counts
     from capstan.bench.tabletop.runner import CATEGORIES
 
     for r in rows:  # a harness error (exception in the runner) is a failed task of its family
@@ -139,6 +140,7 @@ def summarize(rows: list[dict], config: dict) -> dict:
     for fam in per_family.values():
         fam["success_rate"] = round(rate(fam["successes"], fam["n"]), 4)
         fam["ci95"] = [round(v, 4) for v in wilson_interval(fam["successes"], fam["n"])]
+    colors = SPLITS[config.get("split", "seen")]["unseen_colors"].palette()  # type: ignore[attr-defined]
     n, ok = len(rows), sum(bool(r.get("success")) for r in rows)
     totals = dict.fromkeys(CATEGORIES, 0)
     for fam in per_family.values():
@@ -157,7 +159,7 @@ def summarize(rows: list[dict], config: dict) -> dict:
         "failure_categories": totals,
         "per_family": per_family,
         "repair_success_rate": repair_rates(rows),
-        "unseen_colors": {"colors": list(unseen_colors()), "prompt_example_mentions": color_counts()},
+        "unseen_colors": {"colors": colors, "prompt_example_mentions": color_counts(tuple(colors))},
         "items": rows,
     }
 

@@ -5,7 +5,7 @@ a correct hand-written program and reject a wrong one, on the real stack."""
 from __future__ import annotations
 
 import pytest
-from scripted_tasks import fill, run_scripted
+from scripted_tasks import assert_judged_right
 
 from capstan.bench.tabletop import UNSEEN_FAMILIES
 
@@ -56,8 +56,4 @@ CASES = [
 
 @pytest.mark.parametrize(("family", "seed", "good", "bad"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_unseen_checker_accepts_correct_and_rejects_wrong(sandbox, family, seed, good, bad):
-    t = UNSEEN_FAMILIES[family].generate(seed)
-    ok = run_scripted(sandbox, t, fill(good, t))
-    assert ok["success"], (t.commands, ok["reason"], [turn["error"] for turn in ok["turns"]])
-    wrong = run_scripted(sandbox, t, fill(bad, t))
-    assert not wrong["success"], (t.commands, wrong["reason"])
+    assert_judged_right(sandbox, UNSEEN_FAMILIES[family].generate(seed), good, bad)

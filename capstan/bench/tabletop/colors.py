@@ -20,16 +20,16 @@ ALL_COLORS = CLASSIC_COLORS  # the seen families keep the palette their recordin
 
 
 @functools.cache
-def color_counts() -> dict[str, int]:
-    """How many prompt examples mention each color."""
-    counts = dict.fromkeys(ALL_COLORS, 0)
+def color_counts(colors: tuple[str, ...] = ALL_COLORS) -> dict[str, int]:
+    """How many prompt examples mention each of `colors`."""
+    counts = dict.fromkeys(colors, 0)
     for entry in resources.files("capstan.prompts").iterdir():
         if not entry.name.endswith((".yaml", ".yml")):
             continue
         data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
         for example in data.get("examples") or []:
             words = set(re.findall(r"[a-z]+", str(example).lower()))
-            for color in ALL_COLORS:
+            for color in colors:
                 counts[color] += color in words
     return counts
 

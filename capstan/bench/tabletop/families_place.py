@@ -56,9 +56,14 @@ class UnseenColors(PickPlace):
         "put the {block} on the {other}",
     )
 
+    counts = (3, 3)  # blocks, bowls: beyond the two a command names, distractors
+
+    def palette(self) -> list[str]:
+        return list(unseen_colors())
+
     def generate(self, seed: int) -> Task:
         rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(unseen_colors()), 3, 3)  # the third ones: distractors
+        blocks, bowls = _blocks_and_bowls(rng, self.palette(), *self.counts)
         stack = "bowl}" not in self.phrasings[seed % len(self.phrasings)]
         params = {"block": blocks[0], "other": blocks[1]} if stack else {"block": blocks[0], "bowl": bowls[0]}
         text = self.phrase(seed, block=blocks[0], bowl=bowls[0], other=blocks[1])

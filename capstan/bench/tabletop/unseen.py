@@ -30,6 +30,9 @@ from capstan.bench.tabletop.families_place import (
     Superlative,
     _blocks_and_bowls,
 )
+from capstan.bench.tabletop.families_place import (
+    UnseenColors as SeenUnseenColors,
+)
 from capstan.bench.tabletop.families_talk import REFUSAL, MultiTurn, Question, Refusal, _said_text
 from capstan.bench.tabletop.layout import inside, sample_positions, scene_objects
 from capstan.bench.tabletop.task import Family, Task, Verdict
@@ -307,10 +310,9 @@ class UnseenQuestion(_Unseen, Question):
     kinds = ("count_blocks", "closest", "exists", "count_bowls", "leftmost_color", "exists")
 
 
-class UnseenColors(UnseenPickPlace):
+class UnseenColors(_Unseen, SeenUnseenColors):
     """Pick-and-place and stacking in colours no prompt example mentions."""
 
-    name = "unseen_colors"
     phrasings = (
         "could you put the {block} into the {bowl}?",
         "set the {block} on the {other}",
@@ -319,23 +321,10 @@ class UnseenColors(UnseenPickPlace):
         "kindly move the {block} into the {bowl}",
         "I need the {block} sitting on the {other}",
     )
+    counts = (4, 3)
 
-    def generate(self, seed: int) -> Task:
-        rng = self.rng(seed)
-        blocks, bowls = _blocks_and_bowls(rng, list(EXTRA_COLORS), 4, 3)  # all but two: distractors
-        stack = "{other}" in self.phrasings[self.variant(seed)]
-        params = {"block": blocks[0], "other": blocks[1]} if stack else {"block": blocks[0], "bowl": bowls[0]}
-        text = self.phrase(seed, block=blocks[0], bowl=bowls[0], other=blocks[1])
-        return self.task(seed, {"objects": blocks + bowls}, text, params)
-
-    def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
-        if "bowl" in params:
-            return super().check(params, states, said)
-        end, block, other = states[-1], params["block"], params["other"]
-        return Verdict.all_of([
-            (g.on_top(end, block, other), f"{block} is not on top of the {other}"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+    def palette(self) -> list[str]:
+        return list(EXTRA_COLORS)
 
 
 class UnseenRefusal(_Unseen, Refusal):
