@@ -20,7 +20,14 @@ from capstan.lmp.calls import Cancelled, EventFn, LLMCaller
 from capstan.lmp.checks import is_stub
 from capstan.lmp.conversation import Conversation, Turn
 from capstan.lmp.extract import extract_code
-from capstan.lmp.prompt import LMP_NAMES, PromptSpec, build_request, describe_api, load_prompt, with_feedback
+from capstan.lmp.prompt import (
+    LMP_NAMES,
+    PromptSpec,
+    build_request,
+    load_prompt,
+    policy_api_text,
+    with_feedback,
+)
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillLibrary
@@ -69,7 +76,7 @@ class Engine:
         snap = snapshot(api)
         objects, positions = scene_objects(api)
         spec = self.prompts["tabletop_ui"]
-        request = build_request(spec, {"api": describe_api(api.describe())}, text, objects, positions,
+        request = build_request(spec, {"api": policy_api_text(api)}, text, objects, positions,
                                 conversation.history(), self.skills.signatures())  # fmt: skip
         attempts: list[dict] = []
         program, error = "", None
@@ -126,7 +133,7 @@ class Engine:
                 on_event(kind, payload)
 
         caller = LLMCaller(self.llm, emit, cancel)
-        ctx = RunContext(api, self.sandbox, caller, self.prompts, describe_api(api.describe()), self.skills,
+        ctx = RunContext(api, self.sandbox, caller, self.prompts, self.skills,
                          conversation, cancel, self.max_fn_depth, self.max_fns, self.timeout_s)  # fmt: skip
         return ctx, emit
 

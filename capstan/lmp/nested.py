@@ -15,6 +15,7 @@ from capstan.lmp.calls import LLMCaller
 from capstan.lmp.extract import extract_code
 from capstan.lmp.prompt import PromptSpec, build_request
 from capstan.lmp.scene import pure_reads, scene_objects
+from capstan.primitives.api import describe_functions, plain
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
@@ -96,7 +97,17 @@ class NestedLMPs:
             )
         if "ret_val" not in result.values:
             raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
-        return result.values["ret_val"]
+        answer = result.values["ret_val"]
+        if self.caller.on_event is not None:  # its own trace item, beside the llm_call that wrote it
+            self.caller.on_event(
+                "nested_lmp", {"lmp": lmp, "query": query, "code": code, "answer": plain(answer)}
+            )
+        return answer
+
+
+def describe_nested() -> str:
+    """The nested LMPs as policy code sees them: signatures and what they return."""
+    return describe_functions({name: getattr(NestedLMPs, name) for name in NESTED})
 
 
 def _text(value: Any) -> str:

@@ -22,7 +22,7 @@ from capstan.lmp.checks import (
 from capstan.lmp.conversation import Conversation
 from capstan.lmp.hierarchy import FunctionResolver
 from capstan.lmp.nested import NestedLMPs
-from capstan.lmp.prompt import PromptSpec
+from capstan.lmp.prompt import PromptSpec, describe_api, policy_api_text
 from capstan.lmp.scene import pure_reads, restore, scene_objects
 from capstan.lmp.skills import SkillLibrary
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError
@@ -52,7 +52,6 @@ class RunContext:
         sandbox: Any,
         caller: LLMCaller,
         prompts: dict[str, PromptSpec],
-        api_text: str,
         skills: SkillLibrary | None,
         conversation: Conversation | None,
         cancel: threading.Event | None,
@@ -64,10 +63,15 @@ class RunContext:
         self.conversation = conversation
         self.timeout_s = timeout_s
         self.used_undo = False
-        self.nested = NestedLMPs(caller, sandbox, prompts, api, api_text, self.prelude, cancel)
+        # nested LMPs see the primitives only; fgen's helpers may call the nested LMPs too
+        self.nested = NestedLMPs(
+            caller, sandbox, prompts, api, describe_api(api.describe()), self.prelude, cancel
+        )
         self.hosts = {**api.functions(), **self.nested.functions(), "undo": self.undo}
         self.pure = pure_reads(api)
-        self.resolver = FunctionResolver(caller, prompts["fgen"], api_text, skills, max_fn_depth, max_fns)
+        self.resolver = FunctionResolver(
+            caller, prompts["fgen"], policy_api_text(api), skills, max_fn_depth, max_fns
+        )
         self.modules = set(prompts["tabletop_ui"].modules) | {"np"}
 
     def prelude(self) -> str:

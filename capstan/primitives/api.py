@@ -65,6 +65,17 @@ FUNCTION_NAMES = (
 READ_NAMES = (*_SCENE_READS, "get_gripper_pos", "get_gripper_state")
 
 
+def describe_functions(functions: dict[str, Callable]) -> str:
+    """Prompt text for functions (plain or methods taken from their class): signature, then doc."""
+    parts = []
+    for name, fn in functions.items():
+        sig = inspect.signature(fn)
+        sig = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "self"])
+        doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
+        parts.append(f"{name}{str(sig).replace(chr(39), '')}\n    {doc}")  # postponed annotations are strings
+    return "\n".join(parts)
+
+
 def plain(value: object, depth: int = 0) -> object:
     """A JSON-friendly, size-capped copy of an argument or result for events."""
     if isinstance(value, np.ndarray):
@@ -105,13 +116,9 @@ class PolicyAPI:
         return READ_NAMES if self.backend.changes_only_when_commanded else ()
 
     def describe(self) -> str:
-        parts = []
-        for name in FUNCTION_NAMES:
-            fn = getattr(self, name)
-            doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
-            sig = str(inspect.signature(fn)).replace("'", "")  # postponed annotations are strings
-            parts.append(f'def {name}{sig}:\n    """{doc}"""')
-        return "\n\n".join(parts)
+        """One entry per function: its signature, then its docstring indented. Not `def` stubs,
+        which a small model copies back as its program."""
+        return describe_functions({name: getattr(self, name) for name in FUNCTION_NAMES})
 
     def _emit(self, kind: str, payload: dict) -> None:
         if self.on_event is not None:

@@ -110,6 +110,7 @@ class Trace(BaseModel):
     attempts: list[dict[str, Any]] = []
     llm_calls: list[dict[str, Any]] = []
     primitive_calls: list[dict[str, Any]] = []
+    nested_lmp_calls: list[dict[str, Any]] = []  # {lmp, query, code, answer} per parse_obj_name(...) & co.
     said: list[str] = []
     error: ErrorInfo | None = None
     state_before: dict[str, Any] | None = None

@@ -121,13 +121,13 @@ def warm_prefix(llm, engine) -> None:
     """Send the fixed part of the main prompt (system text + core examples) with a one-token answer,
     so the local provider computes and stores the prefix state before the first real command."""
     from capstan.llm.base import CompletionRequest, Message
-    from capstan.lmp.prompt import build_request, describe_api
+    from capstan.lmp.prompt import build_request, policy_api_text
     from capstan.primitives import PolicyAPI
     from capstan.sim import World
 
     with World({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
         api = PolicyAPI(world)
-        request = build_request(engine.prompts["tabletop_ui"], {"api": describe_api(api.describe())},
+        request = build_request(engine.prompts["tabletop_ui"], {"api": policy_api_text(api)},
                                 "say hello", ["red block", "blue bowl"], None)
     prefix = request.messages[: request.prefix_messages]
     llm.complete(CompletionRequest(messages=(*prefix, Message("user", "# say hello")), max_tokens=1,

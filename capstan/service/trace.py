@@ -14,7 +14,7 @@ def media_links(run_id: str, frames: int, gif: bool, mp4: bool) -> dict:
 def assemble(row: dict, events: list[dict]) -> dict:
     run_id = row["id"]
     attempts: dict[int, dict] = {}
-    llm_calls, primitive_calls, said = [], [], []
+    llm_calls, primitive_calls, nested_calls, said = [], [], [], []
     code = row.get("code")
     frames = 0
     for ev in events:
@@ -23,13 +23,17 @@ def assemble(row: dict, events: list[dict]) -> dict:
             llm_calls.append(data)
         elif kind == "code":
             n = int(data.get("attempt", len(attempts) + 1))
-            attempts.setdefault(n, {"attempt": n}).update(code=data.get("code"), functions=data.get("functions"))
+            attempts.setdefault(n, {"attempt": n}).update(
+                code=data.get("code"), functions=data.get("functions")
+            )
             code = data.get("code", code)
         elif kind == "attempt":
             n = int(data.get("attempt", len(attempts) + 1))
             attempts.setdefault(n, {"attempt": n}).update(ok=data.get("ok"), error=data.get("error"))
         elif kind == "primitive_call":
             primitive_calls.append(data)
+        elif kind == "nested_lmp":
+            nested_calls.append(data)
         elif kind == "say":
             said.append(data.get("text", ""))
         elif kind == "frame":
@@ -50,6 +54,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
         "attempts": [attempts[k] for k in sorted(attempts)],
         "llm_calls": llm_calls,
         "primitive_calls": primitive_calls,
+        "nested_lmp_calls": nested_calls,
         "said": said,
         "error": row.get("error"),
         "state_before": row.get("state_before"),

@@ -276,3 +276,14 @@ def test_an_answer_that_copies_the_api_listing_is_a_clear_error(api, sandbox, sc
 def test_a_function_the_program_defines_that_does_nothing_is_refused(api, sandbox, scripted):
     out, _ = run(Engine(scripted("def tidy():\n    pass\n\ntidy()"), sandbox, max_attempts=1), api, "tidy up")
     assert out.status == "failed" and "function `tidy` does nothing" in out.error["message"]
+
+
+def test_a_nested_lmp_call_is_its_own_trace_item(api, sandbox, scripted):
+    program = "for b in parse_obj_name('the blocks left of the middle'):\n    say(b)"
+    nested = "ret_val = [b for b in blocks if get_obj_pos(b)[0] < 0]"
+    out, events = run(Engine(scripted(program, nested), sandbox), api, "name the blocks on the left")
+    assert out.status == "succeeded", out.error
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "parse_obj_name"]
+    (item,) = [p for k, p in events if k == "nested_lmp"]
+    assert item["lmp"] == "parse_obj_name" and item["query"] == "the blocks left of the middle"
+    assert item["code"].strip() == nested and item["answer"] == out.said

@@ -115,6 +115,7 @@ def test_an_answer_restating_the_original_format_keeps_the_targets_body(sandbox,
     )
     llm = scripted(answer)
     out = FunctionGenerator(llm, star_names=sandbox.star_names).generate(problem["prompt"], "polygon_area")
+    assert "# define function:" not in "".join(llm.requests[0].stop)
     assert out.helpers == {} and len(out.llm_calls) == 1, "Polygon comes from the star import, not fgen"
     assert evaluate(sandbox, out.code, "polygon_area([[0, 0], [1, 0], [0, 1]])") == 0.5
 

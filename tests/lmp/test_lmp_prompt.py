@@ -3,7 +3,14 @@ import dataclasses
 
 import pytest
 
-from capstan.lmp.prompt import LMP_NAMES, PromptError, build_request, describe_api, load_prompt, parse_prompt
+from capstan.lmp.prompt import (
+    LMP_NAMES,
+    PromptError,
+    build_request,
+    load_prompt,
+    parse_prompt,
+    policy_api_text,
+)
 
 SCENE = ["red block", "blue block", "green bowl"]
 POS = {"red block": [0.1, 0.5], "blue block": [-0.1, 0.4], "green bowl": [0.0, 0.6]}
@@ -27,14 +34,18 @@ def test_tabletop_examples_cover_the_required_behaviours():
 
 def test_request_has_scene_docstrings_and_a_fixed_prefix(api):
     spec = load_prompt("tabletop_ui")
-    api_text = describe_api(api.describe())
+    api_text = policy_api_text(api)
     r1 = build_request(spec, {"api": api_text}, "put the red block in the green bowl", SCENE, POS)
     r2 = build_request(spec, {"api": api_text}, "how many blocks are there?", SCENE[:2], None,
                        history=[{"command": "stack the blocks", "code": "pass"}])  # fmt: skip
     assert r1.prefix_messages == r2.prefix_messages == 1 + 2 * len(spec.core_examples)
     assert r1.messages[: r1.prefix_messages] == r2.messages[: r2.prefix_messages]
     system = r1.messages[0].content
-    assert "def put_first_on_second(obj" in system and "Pick the block `obj`" in system
+    assert "\nput_first_on_second(obj: str, target) -> None\n    Pick the block `obj`" in system
+    assert "def " not in system.split("Functions you can call:")[1], "a listing of def stubs gets copied back"
+    for nested in ("parse_obj_name(description: str)", "parse_position(description: str)",
+                   "transform_shape_pts(description: str, shape_pts)"):  # fmt: skip
+        assert nested in system, nested
     last = r1.messages[-1].content
     assert "objects = ['red block', 'blue block', 'green bowl']" in last
     assert "blocks = ['red block', 'blue block']" in last and "bowls = ['green bowl']" in last

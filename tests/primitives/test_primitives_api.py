@@ -86,7 +86,7 @@ def test_functions_match_the_contract_and_are_documented(api):
     assert set(api.fns) == CONTRACT_FUNCTIONS == set(FUNCTION_NAMES)
     text = api.describe()
     for name in CONTRACT_FUNCTIONS:
-        assert f"def {name}(" in text
+        assert f"\n{name}(" in "\n" + text
         assert inspect.getdoc(getattr(api, name))
     assert "metres" in text and "[x, y]" in text
     assert primitives.__all__ == sorted(primitives.__all__)

@@ -302,3 +302,19 @@ def test_idle_sessions_expire_and_are_not_restored(make_service, client_for):
     again = make_service(session_idle_s=600)
     assert [s.id for s in again.sessions.all()] == [fresh]  # the stale one is not brought back
     assert {d["id"] for d in again.store.live_sessions()} == {fresh}
+
+
+def test_helpers_and_nested_lmp_calls_are_their_own_trace_items(make_service, client_for):
+    program = fenced("for b in parse_obj_name('the blocks'):\n    move_it(b)")
+    helper = fenced("def move_it(name):\n    put_first_on_second(name, 'blue bowl')")
+    nested = fenced("ret_val = ['red block']")
+    client = client_for(make_service(replies=[program, helper, nested]))
+    sid = new_session(client)
+    r = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the blocks in the blue bowl"})
+    t = r.json()
+    assert t["status"] == "succeeded", t["error"]
+    assert list(t["attempts"][0]["functions"]) == ["move_it"]
+    assert t["nested_lmp_calls"] == [
+        {"lmp": "parse_obj_name", "query": "the blocks", "code": "ret_val = ['red block']\n", "answer": ["red block"]}
+    ]
+    assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui", "fgen", "parse_obj_name"]

@@ -143,7 +143,12 @@ function handle(type, data) {
   switch (type) {
     case "status": setStatus(data.status, null); break;
     case "llm_call": addLlm(`${data.lmp || "llm"}: ${data.prompt_tokens || 0} + ${data.completion_tokens || 0} tokens, ${(data.latency_s || 0).toFixed(2)} s`); break;
-    case "code": $("code").value = data.code || ""; addLlm(`attempt ${data.attempt}: code generated`); break;
+    case "code":
+      $("code").value = data.code || "";
+      addLlm(`attempt ${data.attempt}: code generated`);
+      for (const name of Object.keys(data.functions || {})) addLlm(`helper function: ${name}`, "helper");
+      break;
+    case "nested_lmp": addLlm(`${data.lmp}(${JSON.stringify(data.query)}) -> ${JSON.stringify(data.answer)}`, "nested"); break;
     case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
     case "primitive_call": addCall(data); if (!ui.sawFrame) throttledFrame(); break;
     case "say": addSaid(data.text); break;
@@ -159,7 +164,7 @@ function watch(runId) {
   $("run-id").textContent = runId;
   const src = new EventSource(`/v1/runs/${runId}/events${authQuery("?")}`);
   ui.source = src;
-  for (const type of ["status", "llm_call", "code", "attempt", "primitive_call", "say", "frame", "end"]) {
+  for (const type of ["status", "llm_call", "code", "nested_lmp", "attempt", "primitive_call", "say", "frame", "end"]) {
     src.addEventListener(type, (ev) => {
       const e = JSON.parse(ev.data);
       handle(e.type, e.data);
