@@ -11,8 +11,9 @@ repair message then lists what moved).
 
 from __future__ import annotations
 
+import ast
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
@@ -80,6 +81,7 @@ class Engine:
                                 conversation.history(), self.skills.signatures())  # fmt: skip
         attempts: list[dict] = []
         program, error = "", None
+        tried: set[str] = set()
         try:
             for n in range(1, self.max_attempts + 1):
                 completion = ctx.caller("tabletop_ui", request).text
@@ -88,6 +90,13 @@ class Engine:
                     if n == 1
                     else splice_fix(program, extract_code(completion), error)
                 )
+                if n > 1 and _shape(code) in tried:  # the failed program again: ask for another, sampled
+                    again = with_feedback(request, completion, REPEATED)
+                    completion = ctx.caller(
+                        "tabletop_ui", replace(again, temperature=REPAIR_TEMPERATURE)
+                    ).text
+                    code = splice_fix(program, extract_code(completion), error)
+                tried.add(_shape(code))
                 advisory = text if n == 1 else None  # the superlative lint only gets one say
                 program, error, prepared = self._attempt(n, code, ctx, emit, attempts, advisory)
                 if error is None:
@@ -173,6 +182,19 @@ class Engine:
 
 
 _NOT_RUN = frozenset({"check", "no_code", "syntax", "violation"})  # refused before anything ran
+REPEATED = (
+    "That is the same program that just failed, and it would fail the same way. Write a different "
+    "program: change what the error points at (use a position or name the error suggests, if any)."
+)
+REPAIR_TEMPERATURE = 0.7  # greedy decoding gave the same program again; the local model's seed is fixed
+
+
+def _shape(code: str) -> str:
+    """A program's structure, blind to comments and layout."""
+    try:
+        return ast.dump(ast.parse(code))
+    except SyntaxError:
+        return " ".join(code.split())
 
 
 def _status(error: dict | None) -> str:
@@ -193,6 +215,7 @@ def _with_repair(request: CompletionRequest, command: str, completion: str, erro
     if reset:
         lines.append("The world has been put back as it was before the command.")
     lines.append(
-        f"Write the whole corrected program for the command {command!r}, every line of it. Reply with code only."
+        f"Write the whole corrected program for the command {command!r}, every line of it, changed where the "
+        "error points (a position or name the error suggests is safe to use). Reply with code only."
     )
     return with_feedback(request, completion, "\n".join(lines))

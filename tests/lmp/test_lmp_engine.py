@@ -80,9 +80,9 @@ def test_absent_object_is_caught_before_anything_moves(world, api, sandbox, scri
 
 
 def test_gives_up_after_max_attempts(api, sandbox, scripted):
-    llm = scripted("x = 1 / 0", "x = 1 / 0")
+    llm = scripted("x = 1 / 0", "x = 1 / 0", "y = 1 / 0")  # the repeat is asked for again, once
     out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "divide")
-    assert out.status == "failed" and len(out.attempts) == 2
+    assert out.status == "failed" and len(out.attempts) == 2 and len(llm.requests) == 3
     assert (
         out.error["kind"] == "policy"
         and "ZeroDivisionError" in out.error["message"]
@@ -231,7 +231,7 @@ def test_guessed_superlative_gets_one_repair(api, sandbox, scripted):
     llm = scripted(guess, "say(min(blocks, key=lambda n: get_obj_pos(n)[0]))")
     out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
     assert out.status == "succeeded" and "leftmost" in out.attempts[0]["error"]["message"]
-    llm = scripted(guess, guess)  # the lint is advisory: the second guess runs
+    llm = scripted(guess, guess, guess)  # the lint is advisory: the second guess runs (asked for twice)
     out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
     assert out.status == "succeeded" and out.said == ["red block"] and len(out.attempts) == 2
 
@@ -287,3 +287,15 @@ def test_a_nested_lmp_call_is_its_own_trace_item(api, sandbox, scripted):
     (item,) = [p for k, p in events if k == "nested_lmp"]
     assert item["lmp"] == "parse_obj_name" and item["query"] == "the blocks left of the middle"
     assert item["code"].strip() == nested and item["answer"] == out.said
+
+
+def test_a_repair_that_repeats_the_failed_program_is_asked_again_sampled(api, sandbox, scripted):
+    bad = "put_first_on_second('red block', [0.9, 0.5])"
+    good = "put_first_on_second('red block', [0.2, 0.5])"
+    llm = scripted(bad, "# same again\n" + bad, good)
+    out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "move the red block right")
+    assert out.status == "succeeded", out.error
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui"] * 3
+    assert "same program that just failed" in llm.requests[2].messages[-1].content
+    assert llm.requests[2].temperature > 0 and llm.requests[1].temperature == 0
+    assert "nearest point inside is [0.25, 0.5]" in llm.requests[1].messages[-1].content
