@@ -18,12 +18,14 @@ def fill(programs: list[str], task: Task) -> list[str]:
     return [prog.format(p=task.params) for prog in programs]
 
 
-def assert_judged_right(sandbox, task: Task, good: list[str], bad: list[str]) -> None:
-    """The task's checker accepts the outcome of `good` and rejects that of `bad` (a wrong program
-    that runs: the world is not what was asked)."""
+def assert_judged_right(
+    sandbox, task: Task, good: list[str], bad: list[str], categories=("wrong_program", "physics_failure")
+) -> None:
+    """The task's checker accepts the outcome of `good` and rejects that of `bad`, whose failure
+    falls in one of `categories`."""
     ok = run_scripted(sandbox, task, fill(good, task))
     assert ok["success"], (task.commands, ok["reason"], [turn["error"] for turn in ok["turns"]])
     assert ok["category"] is None
     wrong = run_scripted(sandbox, task, fill(bad, task))
     assert not wrong["success"], (task.commands, wrong["reason"])
-    assert wrong["category"] in ("wrong_program", "physics_failure"), wrong
+    assert wrong["category"] in categories, wrong
