@@ -137,7 +137,6 @@ def summarize(rows: list[dict], config: dict) -> dict:
         fam["nested_calls"] = sum(t.get("nested_calls", 0) for t in turns)
         fam["command_p50_s"] = round(statistics.median(t["wall_s"] for t in turns), 2) if turns and all(
             "wall_s" in t for t in turns) else None  # fmt: skip
-    for fam in per_family.values():
         fam["success_rate"] = round(rate(fam["successes"], fam["n"]), 4)
         fam["ci95"] = [round(v, 4) for v in wilson_interval(fam["successes"], fam["n"])]
     colors = SPLITS[config.get("split", "seen")]["unseen_colors"].palette()  # type: ignore[attr-defined]

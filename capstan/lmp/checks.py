@@ -75,7 +75,11 @@ def is_stub(code: str, name: str) -> bool:
     except SyntaxError:
         return True
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-    return fn is not None and all(_inert(s) for s in fn.body)
+    return fn is not None and _does_nothing(fn)
+
+
+def _does_nothing(fn: ast.FunctionDef) -> bool:
+    return all(_inert(s) for s in fn.body)
 
 
 def definition_problems(code: str, provided: set[str] | frozenset[str]) -> list[Problem]:
@@ -88,7 +92,7 @@ def definition_problems(code: str, provided: set[str] | frozenset[str]) -> list[
         if node.name in provided:
             out.append(Problem(node.lineno, f"`{node.name}` is provided already: call it, do not define it "
                                             "(the API listing describes the functions; it is not code to copy)"))  # fmt: skip
-        elif is_stub(code, node.name):
+        elif _does_nothing(node):
             out.append(Problem(node.lineno, f"function `{node.name}` does nothing (its body is only pass, `...`, "
                                             "a docstring or raise NotImplementedError); write what it should do"))  # fmt: skip
     return out

@@ -21,12 +21,12 @@ from capstan.lmp.calls import Cancelled, EventFn, LLMCaller
 from capstan.lmp.checks import is_stub
 from capstan.lmp.conversation import Conversation, Turn
 from capstan.lmp.extract import extract_code
+from capstan.lmp.nested import policy_api_text
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptSpec,
     build_request,
     load_prompt,
-    policy_api_text,
     with_feedback,
 )
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix

@@ -13,7 +13,7 @@ import numpy as np
 
 from capstan.lmp.calls import LLMCaller
 from capstan.lmp.extract import extract_code
-from capstan.lmp.prompt import PromptSpec, build_request
+from capstan.lmp.prompt import PromptSpec, build_request, describe_api
 from capstan.lmp.scene import pure_reads, scene_objects
 from capstan.primitives.api import describe_functions, plain
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
@@ -108,6 +108,11 @@ class NestedLMPs:
 def describe_nested() -> str:
     """The nested LMPs as policy code sees them: signatures and what they return."""
     return describe_functions({name: getattr(NestedLMPs, name) for name in NESTED})
+
+
+def policy_api_text(api: Any) -> str:
+    """What the main prompt and fgen list: the primitives, then the nested LMPs policy code may call."""
+    return describe_api(api.describe()) + "\n" + describe_nested()
 
 
 def _text(value: Any) -> str:

@@ -232,13 +232,6 @@ def with_feedback(request: CompletionRequest, answer: str, feedback: str) -> Com
                              stop=request.stop, prefix_messages=request.prefix_messages)  # fmt: skip
 
 
-def policy_api_text(api: object) -> str:
-    """What the main prompt and fgen list: the primitives, then the nested LMPs policy code may call."""
-    from capstan.lmp.nested import describe_nested  # nested imports this module
-
-    return describe_api(api.describe()) + "\n" + describe_nested()  # type: ignore[attr-defined]
-
-
 def describe_api(describe: object) -> str:
     """PolicyAPI.describe() as prompt text, whatever shape it returns (str, dict or list)."""
     if isinstance(describe, str):

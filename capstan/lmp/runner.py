@@ -21,8 +21,8 @@ from capstan.lmp.checks import (
 )
 from capstan.lmp.conversation import Conversation
 from capstan.lmp.hierarchy import FunctionResolver
-from capstan.lmp.nested import NestedLMPs
-from capstan.lmp.prompt import PromptSpec, describe_api, policy_api_text
+from capstan.lmp.nested import NestedLMPs, policy_api_text
+from capstan.lmp.prompt import PromptSpec, describe_api
 from capstan.lmp.scene import pure_reads, restore, scene_objects
 from capstan.lmp.skills import SkillLibrary
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError

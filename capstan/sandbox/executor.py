@@ -152,9 +152,7 @@ class Sandbox:
             tree = ast.parse(code)
         except (SyntaxError, ValueError):
             return set()
-        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-                   and any(a.name == "*" for a in n.names) and n.module in self.allowed_modules}  # fmt: skip
-        return {name for m in modules for name in _star_names(m)}
+        return {name for m in policy.star_modules(tree, self.allowed_modules) for name in _star_names(m)}
 
     def run(
         self,

@@ -124,7 +124,11 @@ def check(
     except RecursionError:
         return [Violation(None, "program is nested too deeply to check")]
     if allowed_names is not None:
-        starred = {n for m in checker.star_modules for n in star_names(m)} if star_names else set()
+        starred = (
+            {n for m in star_modules(tree, checker.allowed_modules) for n in star_names(m)}
+            if star_names
+            else set()
+        )
         checker.check_unbound(tree, set(allowed_names) | starred)
     found = sorted(set(checker.violations), key=lambda v: (v.line or 0, v.message))
     return found[:MAX_VIOLATIONS]
@@ -134,7 +138,6 @@ class _Checker:
     def __init__(self, allowed_modules: frozenset[str], star_imports: bool = False):
         self.allowed_modules = allowed_modules
         self.star_imports = star_imports
-        self.star_modules: set[str] = set()
         self.violations: list[Violation] = []
         # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
         # a Call before its func, so every other `.format` (stored, or on a variable) is refused
@@ -212,9 +215,7 @@ class _Checker:
             self.refuse(node, f"import from {node.module!r} is not allowed; allowed modules: {allowed}")
         for alias in node.names:
             if alias.name == "*":
-                if self.star_imports and node.module in self.allowed_modules:
-                    self.star_modules.add(node.module)
-                elif node.module in self.allowed_modules:
+                if not self.star_imports and node.module in self.allowed_modules:
                     self.refuse(
                         node, f"'from {node.module} import *' is not allowed; import the names you use"
                     )
@@ -249,6 +250,16 @@ class _Checker:
                 self.refuse(
                     node, f"name {node.id!r} is not defined (not a builtin, host function or assignment)"
                 )
+
+
+def star_modules(tree: ast.AST, allowed_modules: Iterable[str]) -> set[str]:
+    """The allowed modules the program star-imports (`from M import *`)."""
+    allowed = set(allowed_modules)
+    return {
+        n.module
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module in allowed and any(a.name == "*" for a in n.names)
+    }
 
 
 def _yields_in_try(node: ast.AST, in_try: bool = False, found: list | None = None) -> list[ast.AST]:

@@ -121,7 +121,8 @@ def warm_prefix(llm, engine) -> None:
     """Send the fixed part of the main prompt (system text + core examples) with a one-token answer,
     so the local provider computes and stores the prefix state before the first real command."""
     from capstan.llm.base import CompletionRequest, Message
-    from capstan.lmp.prompt import build_request, policy_api_text
+    from capstan.lmp.nested import policy_api_text
+    from capstan.lmp.prompt import build_request
     from capstan.primitives import PolicyAPI
     from capstan.sim import World
 

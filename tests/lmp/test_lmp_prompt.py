@@ -3,13 +3,13 @@ import dataclasses
 
 import pytest
 
+from capstan.lmp.nested import policy_api_text
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptError,
     build_request,
     load_prompt,
     parse_prompt,
-    policy_api_text,
 )
 
 SCENE = ["red block", "blue block", "green bowl"]

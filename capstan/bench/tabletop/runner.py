@@ -135,9 +135,7 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
         "code": outcome.code,
         "attempts": len(outcome.attempts),
         # the kind of error the first program hit, if any: what a repair had to fix
-        "first_error_kind": next(
-            ((a.get("error") or {}).get("kind") for a in outcome.attempts[:1] if not a["ok"]), None
-        ),
+        "first_error_kind": _first_error_kind(outcome.attempts),
         "llm_calls": len(outcome.llm_calls),
         "helper_calls": sum(c.get("lmp") == "fgen" for c in outcome.llm_calls),  # one per helper written
         "nested_calls": sum(c.get("lmp") in NESTED for c in outcome.llm_calls),
@@ -145,6 +143,12 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
         "model": next((c.get("model") for c in outcome.llm_calls if c.get("model")), None),
         "hit_time_limit": hit_limit,
     }
+
+
+def _first_error_kind(attempts: list[dict]) -> str | None:
+    if not attempts or attempts[0]["ok"]:
+        return None
+    return (attempts[0].get("error") or {}).get("kind")
 
 
 def categorize(turns: list[dict], states: list[dict], primitive_errors: list[str], timed_out: bool) -> str:
