@@ -39,6 +39,14 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the families and exit")
     parser.add_argument("--attempts", type=int, default=3, help="max programs per command (self-repair)")
     parser.add_argument(
+        "--candidates", type=int, default=3, metavar="N",
+        help="programs per command when the first fails its dry run or the command is compositional "
+        "(1: never sample more)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-dry-run", action="store_true", help="run programs directly, with no rehearsal on a world snapshot"
+    )
+    parser.add_argument(
         "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"
     )
     parser.add_argument(
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         "max_attempts": args.attempts,
         "command_timeout_s": args.command_timeout,
         "exec_timeout_s": args.exec_timeout,
+        "dry_run": not args.no_dry_run,
+        "candidates": args.candidates,
     }
     config = {"suite": SUITE, "split": args.split, "run": run_cfg, "llm": options.llm_fingerprint(overrides)}
     out = options.out_dir(args, SUITE)
@@ -133,6 +143,8 @@ def summarize(rows: list[dict], config: dict) -> dict:
         fam["llm_calls_mean"] = (
             round(statistics.fmean(t.get("llm_calls", 0) for t in turns), 2) if turns else None
         )
+        fam["candidates_mean"] = _mean([t.get("candidates", 0) for t in turns])
+        fam["repairs_mean"] = _mean([max(0, t.get("attempts", 1) - 1) for t in turns])
         fam["helpers"] = sum(t.get("helper_calls", 0) for t in turns)
         fam["nested_calls"] = sum(t.get("nested_calls", 0) for t in turns)
         fam["command_p50_s"] = round(statistics.median(t["wall_s"] for t in turns), 2) if turns and all(
@@ -156,11 +168,18 @@ def summarize(rows: list[dict], config: dict) -> dict:
         "successes": ok,
         "ci95": [round(v, 4) for v in wilson_interval(ok, n)],
         "failure_categories": totals,
+        "candidates_mean": _mean([t.get("candidates", 0) for r in rows for t in r.get("turns", [])]),
+        "repairs_mean": _mean([max(0, t.get("attempts", 1) - 1) for r in rows for t in r.get("turns", [])]),
         "per_family": per_family,
         "repair_success_rate": repair_rates(rows),
         "unseen_colors": {"colors": colors, "prompt_example_mentions": color_counts(tuple(colors))},
         "items": rows,
     }
+
+
+def _mean(values: list[float]) -> float | None:
+    """Per command."""
+    return round(statistics.fmean(values), 2) if values else None
 
 
 def repair_rates(rows: list[dict]) -> dict:
@@ -191,15 +210,17 @@ def render_table(summary: dict) -> str:
         return f"{pct(c[0])} - {pct(c[1])}"
 
     rows = [
-        [name, f["n"], f["successes"], pct(f["success_rate"]), ci(f["ci95"]), _fails(f["failures"])]
+        [name, f["n"], f["successes"], pct(f["success_rate"]), ci(f["ci95"]), f.get("candidates_mean"),
+         f.get("repairs_mean"), f.get("llm_calls_mean"), f.get("command_p50_s"), _fails(f["failures"])]
         for name, f in summary["per_family"].items()
-    ]
+    ]  # fmt: skip
     rows.append(
         ["**all**", summary["n"], summary["successes"], pct(summary["success_rate"]), ci(summary["ci95"]),
-         _fails(summary["failure_categories"])]
+         summary.get("candidates_mean"), summary.get("repairs_mean"), "", "", _fails(summary["failure_categories"])]
     )  # fmt: skip
     head = f"tabletop tasks (model: {summary.get('model') or 'n/a'})\n"
-    return head + markdown_table(["family", "n", "ok", "success", "95% CI (Wilson)", "failures"], rows)
+    cols = ["family", "n", "ok", "success", "95% CI (Wilson)", "candidates", "repairs", "LLM calls", "p50 s", "failures"]
+    return head + markdown_table(cols, rows)
 
 
 def _fails(counts: dict) -> str:
@@ -211,7 +232,8 @@ def render_markdown(summary: dict) -> str:
 
     rows = [
         [r["id"], "ok" if r.get("success") else (r.get("category") or "fail"), " / ".join(r.get("commands", [])),
-         r.get("reason") or r.get("error") or ""]
+         sum(t.get("candidates", 0) for t in r.get("turns", [])),
+         sum(max(0, t.get("attempts", 1) - 1) for t in r.get("turns", [])), r.get("reason") or r.get("error") or ""]
         for r in summary["items"]
     ]  # fmt: skip
     colors = summary["unseen_colors"]
@@ -221,5 +243,5 @@ def render_markdown(summary: dict) -> str:
         + f"\nunseen_colors uses {', '.join(colors['colors'])} "
         f"(prompt example mentions: {colors['prompt_example_mentions']})\n"
         + "\n## Per task\n\n"
-        + markdown_table(["task", "outcome", "commands", "checker"], rows)
+        + markdown_table(["task", "outcome", "commands", "candidates", "repairs", "checker"], rows)
     )

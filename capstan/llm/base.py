@@ -34,10 +34,16 @@ class CompletionRequest:
     stop: tuple[str, ...] = ()
     # How many leading messages are the fixed, cacheable prefix (0 = no hint).
     prefix_messages: int = 0
+    # Sampling seed: two sampled requests that differ only here are different requests (and
+    # cassette entries). None: the provider's own seed.
+    seed: int | None = None
 
     def key(self, model: str) -> str:
         """Stable hash of model + prompt + settings, used by cassettes."""
-        blob = json.dumps({"model": model, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if fields["seed"] is None:  # unseeded requests keep the keys they had before seeds existed
+            del fields["seed"]
+        blob = json.dumps({"model": model, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

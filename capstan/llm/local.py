@@ -222,6 +222,8 @@ class LocalProvider(LLMProvider):
         ttft = None
         finish = "length"
         stops = [s for s in request.stop if s]
+        # generate() builds its sampler from this seed, so a seeded sampled request is reproducible
+        llama.set_seed(self.settings.seed if request.seed is None else request.seed)
         for token in llama.generate(
             tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, reset=True
         ):

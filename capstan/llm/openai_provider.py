@@ -62,6 +62,8 @@ class OpenAIProvider(RemoteProvider):
         }
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.seed is not None:
+            params["seed"] = request.seed
         return params
 
     def _whole(self, params: dict, start: float) -> Completion:

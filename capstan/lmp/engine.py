@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
 from capstan.lmp.calls import Cancelled, EventFn, LLMCaller
-from capstan.lmp.checks import is_stub
+from capstan.lmp.checks import Problem, is_stub
 from capstan.lmp.conversation import Conversation, Turn
 from capstan.lmp.extract import extract_code
 from capstan.lmp.nested import policy_api_text
+from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, judge
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptSpec,
@@ -42,6 +44,7 @@ class CommandOutcome:
     error: dict | None = None  # {kind, message, line}
     said: list[str] = field(default_factory=list)
     llm_calls: list[dict] = field(default_factory=list)
+    candidates: int = 0  # programs rehearsed in dry runs (0 without a rehearsal)
 
 
 class Engine:
@@ -55,9 +58,11 @@ class Engine:
         max_fns: int = 8,
         skills: SkillLibrary | None = None,
         timeout_s: float = 180.0,
+        rehearsal: Rehearsal | None = None,
+        candidates: int = 3,
     ):
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if max_attempts < 1 or candidates < 1:
+            raise ValueError("max_attempts and candidates must be at least 1")
         self.llm = llm
         self.sandbox = sandbox
         self.prompts = {n: (prompts or {}).get(n) or load_prompt(n) for n in LMP_NAMES}
@@ -66,6 +71,8 @@ class Engine:
         self.max_fns = max_fns
         self.skills = skills if skills is not None else SkillLibrary()
         self.timeout_s = timeout_s
+        self.rehearsal = rehearsal  # None: programs run for real with no dry run first
+        self.candidates = candidates  # programs per command when more than the greedy one is wanted
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -79,6 +86,7 @@ class Engine:
         spec = self.prompts["tabletop_ui"]
         request = build_request(spec, {"api": policy_api_text(api)}, text, objects, positions,
                                 conversation.history(), self.skills.signatures())  # fmt: skip
+        rehearse = self.rehearsal is not None and self.rehearsal.can_rehearse(api)
         attempts: list[dict] = []
         program, error = "", None
         tried: set[str] = set()
@@ -93,21 +101,28 @@ class Engine:
                 if n > 1 and _shape(code) in tried:  # the failed program again: ask for another, sampled
                     again = with_feedback(request, completion, REPEATED)
                     completion = ctx.caller(
-                        "tabletop_ui", replace(again, temperature=REPAIR_TEMPERATURE)
+                        "tabletop_ui", replace(again, temperature=SAMPLE_TEMPERATURE)
                     ).text
                     code = splice_fix(program, extract_code(completion), error)
                 tried.add(_shape(code))
                 advisory = text if n == 1 else None  # the superlative lint only gets one say
-                program, error, prepared = self._attempt(n, code, ctx, emit, attempts, advisory)
+                # more candidates only for the command as first asked: a repair answers one error
+                alternatives = request if rehearse and n == 1 else None
+                program, error, prepared, moved = self._attempt(
+                    n, code, ctx, emit, attempts, advisory, rehearse, alternatives
+                )
                 if error is None:
                     self._learn(prepared)
                     break
                 if error["kind"] == "cancelled" or n == self.max_attempts:
                     break
-                moved = position_diff(positions, scene_objects(api)[1])
-                reset = snap is not None and error["kind"] not in _NOT_RUN  # it may hold or have moved things
-                if reset:
-                    restore(api, snap)
+                if moved is None:  # it ran for real: what moved, and put the world back
+                    moved = position_diff(positions, scene_objects(api)[1])
+                    reset = snap is not None and error["kind"] not in _NOT_RUN
+                    if reset:
+                        restore(api, snap)
+                else:  # refused in its dry run: the world never changed
+                    reset = False
                 request = _with_repair(request, text, completion, error, program, moved, reset)
         except Cancelled:
             error = {"kind": "cancelled", "message": "the run was cancelled", "line": None}
@@ -125,7 +140,7 @@ class Engine:
         said0 = len(getattr(api, "said", []))
         attempts: list[dict] = []
         try:
-            program, error, prepared = self._attempt(1, code, ctx, emit, attempts)
+            program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts)
             if error is None:
                 self._learn(prepared)
         except Cancelled:
@@ -147,26 +162,89 @@ class Engine:
         return ctx, emit
 
     def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn, attempts: list[dict],
-                 command: str | None = None) -> tuple[str, dict | None, Prepared | None]:  # fmt: skip
-        """One program: prepare, check, run. Returns (program, error or None, prepared)."""
+                 command: str | None = None, rehearse: bool = False,
+                 alternatives: CompletionRequest | None = None,
+                 ) -> tuple[str, dict | None, Prepared | None, list[str] | None]:  # fmt: skip
+        """One program: prepare, check, (rehearse,) run. Returns (program, error or None, prepared,
+        what moved in a dry run that refused it, or None when it was not refused in a dry run).
+        With `alternatives`, more candidates may be sampled from that request."""
         if not code.strip():
             error = {"kind": "no_code", "message": "the answer contained no Python code", "line": None}
             emit("code", {"attempt": n, "code": "", "functions": {}})
-            return self._record(n, "", error, emit, attempts), error, None
+            return self._record(n, "", error, emit, attempts), error, None, None
         prepared = ctx.prepare(code, command)
         emit("code", {"attempt": n, "code": prepared.program, "functions": prepared.functions})
-        if prepared.problems:
-            p = prepared.problems[0]
-            more = f" (and {len(prepared.problems) - 1} more problems)" if len(prepared.problems) > 1 else ""
-            error = {"kind": "check", "message": p.message + more, "line": p.line}
+        if not rehearse:
+            error = _check_error(prepared.problems) or ctx.execute(prepared.program)[1]
+            return self._record(n, prepared.program, error, emit, attempts), error, prepared, None
+        first = self._dry_run(ctx, emit, n, DryRun(0, "greedy" if n == 1 else "repair", prepared.program),
+                              prepared)  # fmt: skip
+        pool = [(first, prepared)]
+        refused_in_dry_run = first.rejected not in (None, "check")  # a static check's refusal goes to repair
+        if alternatives is not None and (refused_in_dry_run or is_compositional(code, first, prepared.generated)):
+            pool += self._alternatives(n, alternatives, ctx, emit, pool, command)
+        winner, votes = choose([d for d, _ in pool])
+        if len(pool) > 1:
+            emit("selection", {"attempt": n, "chosen": None if winner is None else winner.index,
+                               "agreeing": votes, "candidates": len(pool)})  # fmt: skip
+        summaries = [d.summary() for d, _ in pool]
+        if winner is None:
+            error = first.error
+            self._record(n, prepared.program, error, emit, attempts, summaries, None)
+            return prepared.program, error, prepared, first.moved
+        chosen = dict((d.index, p) for d, p in pool)[winner.index]
+        if chosen is not prepared:
+            emit("code", {"attempt": n, "code": chosen.program, "functions": chosen.functions,
+                          "candidate": winner.index})  # fmt: skip
+        error = ctx.execute(chosen.program)[1]  # the real run
+        self._record(n, chosen.program, error, emit, attempts, summaries, winner.index)
+        return chosen.program, error, chosen, None
+
+    def _alternatives(self, n: int, request: CompletionRequest, ctx: RunContext, emit: EventFn,
+                      pool: list[tuple[DryRun, Prepared]], command: str | None,
+                      ) -> list[tuple[DryRun, Prepared]]:  # fmt: skip
+        """Sampled candidates (seeded, so cassettes replay them), each prepared, checked and
+        rehearsed; one that repeats an earlier candidate shares its dry run."""
+        seen = {_shape(p.program): d for d, p in pool}
+        out: list[tuple[DryRun, Prepared]] = []
+        for index in range(1, self.candidates):
+            sampled = replace(request, temperature=SAMPLE_TEMPERATURE, seed=index)
+            code = extract_code(ctx.caller("tabletop_ui", sampled).text)
+            prepared = ctx.prepare(code, command) if code.strip() else Prepared("", problems=[_NO_CODE])
+            dry = DryRun(index, "sampled", prepared.program, seed=index)
+            earlier = seen.get(_shape(prepared.program))
+            if earlier is not None:
+                dry = replace(earlier, index=index, source="sampled", seed=index)
+                emit("candidate", {"attempt": n, **dry.summary(), "same_as": earlier.index})
+            else:
+                dry = self._dry_run(ctx, emit, n, dry, prepared)
+                seen[_shape(prepared.program)] = dry
+            out.append((dry, prepared))
+        return out
+
+    def _dry_run(self, ctx: RunContext, emit: EventFn, n: int, dry: DryRun, prepared: Prepared) -> DryRun:
+        """Rehearse one prepared candidate (unless a static check refused it) and judge it."""
+        t0 = time.monotonic()
+        problem = _check_error(prepared.problems)
+        if problem is not None:
+            dry.rejected, dry.error = "check", problem
         else:
-            _, error = ctx.execute(prepared.program)
-        return self._record(n, prepared.program, error, emit, attempts), error, prepared
+            assert self.rehearsal is not None
+            rehearsed = self.rehearsal.rehearse(ctx.api, lambda: ctx.execute(prepared.program, dry=True)[1])
+            judge(dry, rehearsed)
+        dry.seconds = time.monotonic() - t0
+        emit("candidate", {"attempt": n, **dry.summary()})
+        return dry
 
     @staticmethod
-    def _record(n: int, program: str, error: dict | None, emit: EventFn, attempts: list[dict]) -> str:
-        attempts.append({"attempt": n, "code": program, "ok": error is None, "error": error})
-        emit("attempt", {"attempt": n, "ok": error is None, "error": error})
+    def _record(n: int, program: str, error: dict | None, emit: EventFn, attempts: list[dict],
+                candidates: list[dict] | None = None, chosen: int | None = None) -> str:  # fmt: skip
+        row = {"attempt": n, "code": program, "ok": error is None, "error": error}
+        if candidates is not None:
+            row.update(candidates=candidates, chosen=chosen)
+        attempts.append(row)
+        emit("attempt", {"attempt": n, "ok": error is None, "error": error,
+                         **({"candidates": len(candidates), "chosen": chosen} if candidates else {})})  # fmt: skip
         return program
 
     def _learn(self, prepared: Prepared | None) -> None:
@@ -178,7 +256,8 @@ class Engine:
 
     def _outcome(self, status, program, attempts, error, api, said0, ctx) -> CommandOutcome:
         said = list(getattr(api, "said", [])[said0:])
-        return CommandOutcome(status, program, attempts, error, said, list(ctx.caller.log))
+        rehearsed = sum(len(a.get("candidates", ())) for a in attempts)
+        return CommandOutcome(status, program, attempts, error, said, list(ctx.caller.log), rehearsed)
 
 
 _NOT_RUN = frozenset({"check", "no_code", "syntax", "violation"})  # refused before anything ran
@@ -186,7 +265,16 @@ REPEATED = (
     "That is the same program that just failed, and it would fail the same way. Write a different "
     "program: change what the error points at (use a position or name the error suggests, if any)."
 )
-REPAIR_TEMPERATURE = 0.7  # greedy decoding gave the same program again; the local model's seed is fixed
+SAMPLE_TEMPERATURE = 0.7  # for a program other than the greedy one: a repeated repair, another candidate
+_NO_CODE = Problem(None, "the answer contained no Python code")
+
+
+def _check_error(problems: list[Problem]) -> dict | None:
+    if not problems:
+        return None
+    p = problems[0]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return {"kind": "check", "message": p.message + more, "line": p.line}
 
 
 def _shape(code: str) -> str:

@@ -89,6 +89,9 @@ class FunctionResolver:
         self.skills = skills
         self.max_depth = max_depth
         self.max_fns = max_fns
+        # functions written in this run, by request: another candidate with the same call sites
+        # (or a repair that keeps them) gets the same function without another LLM call
+        self._written: dict[str, str] = {}
 
     def resolve(self, code: str, known: set[str]) -> Resolution:
         res = Resolution()
@@ -127,6 +130,9 @@ class FunctionResolver:
         template = self.spec.extra.get("from_calls", "# define function: {name}\n{sites}")
         query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites)})
         request = build_request(self.spec, {"api": self.api_text, "helpers": HELPERS[True]}, query)
+        key = request.key(self.spec.name)
+        if key in self._written:
+            return self._written[key]
         for _ in range(2):  # a stub is refused once, with the reason, then the answer stands
             text = self.caller(self.spec.name, request).text
             code = extract_code(text)
@@ -136,7 +142,8 @@ class FunctionResolver:
                 )
                 return None
             if not is_stub(code, name):
-                return keep_definitions(code)
+                self._written[key] = keep_definitions(code)
+                return self._written[key]
             request = with_feedback(request, text, STUB_FEEDBACK.format(name=name))
         res.problems.append(Problem(None, f"{line}, and the function generator wrote `{name}` twice as a stub "
                                           "that does nothing; write what it should do inline"))  # fmt: skip

@@ -46,6 +46,9 @@ class NestedLMPs:
         self.prelude = prelude
         self.cancel = cancel
         self.timeout_s = timeout_s
+        # the model's program per request: a dry run and the real run that follows ask the same
+        # questions of the same scene, and pay for each answer once
+        self._programs: dict[str, str] = {}
 
     def functions(self) -> dict[str, Callable]:
         return {
@@ -78,7 +81,11 @@ class NestedLMPs:
         spec = self.prompts[lmp]
         objects, positions = scene_objects(self.api)
         request = build_request(spec, {"api": self.api_text}, query, objects, positions)
-        code = extract_code(self.caller(lmp, request).text)
+        key = request.key(lmp)
+        asked = key not in self._programs
+        if asked:
+            self._programs[key] = extract_code(self.caller(lmp, request).text)
+        code = self._programs[key]
         if not code:
             raise PrimitiveError(f"{lmp}({query!r}) got no code from the model; rephrase the request")
         hosts = {n: f for n, f in self.api.functions().items() if n in PERCEPTION}
@@ -98,7 +105,7 @@ class NestedLMPs:
         if "ret_val" not in result.values:
             raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
         answer = result.values["ret_val"]
-        if self.caller.on_event is not None:  # its own trace item, beside the llm_call that wrote it
+        if asked and self.caller.on_event is not None:  # its own trace item, beside the llm_call that wrote it
             self.caller.on_event(
                 "nested_lmp", {"lmp": lmp, "query": query, "code": code, "answer": plain(answer)}
             )

@@ -63,6 +63,7 @@ class RunContext:
         self.conversation = conversation
         self.timeout_s = timeout_s
         self.used_undo = False
+        self.rehearsing = False  # inside a dry run: the world is put back after, the conversation is not
         # nested LMPs see the primitives only; fgen's helpers may call the nested LMPs too
         self.nested = NestedLMPs(
             caller, sandbox, prompts, api, describe_api(api.describe()), self.prelude, cancel
@@ -88,8 +89,9 @@ class RunContext:
         if target is None:
             raise PrimitiveError("nothing to undo: no earlier command in this session changed the world")
         restore(self.api, target.snapshot)
-        target.undone = True
-        self.used_undo = True
+        if not self.rehearsing:
+            target.undone = True
+            self.used_undo = True
         return f"undid: {target.command}"
 
     def prepare(self, code: str, command: str | None = None) -> Prepared:
@@ -119,10 +121,15 @@ class RunContext:
             out.problems.append(Problem(line if line and line > 0 else None, v.message))
         return out
 
-    def execute(self, program: str) -> tuple[bool, dict | None]:
+    def execute(self, program: str, dry: bool = False) -> tuple[bool, dict | None]:
+        """Run the program; `dry` when a rehearsal puts the world back afterwards."""
         prelude = self.prelude()
-        res = self.sandbox.run(prelude + program, host_functions=self.hosts, timeout_s=self.timeout_s,
-                               cancel=self.cancel, pure=self.pure)  # fmt: skip
+        self.rehearsing = dry
+        try:
+            res = self.sandbox.run(prelude + program, host_functions=self.hosts, timeout_s=self.timeout_s,
+                                   cancel=self.cancel, pure=self.pure)  # fmt: skip
+        finally:
+            self.rehearsing = False
         if res.ok:
             return True, None
         err = res.error

@@ -6,11 +6,12 @@ itself through `on_event("primitive_call", {...})`. Errors are PrimitiveError su
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -119,6 +120,21 @@ class PolicyAPI:
         """One entry per function: its signature, then its docstring indented. Not `def` stubs,
         which a small model copies back as its program."""
         return describe_functions({name: getattr(self, name) for name in FUNCTION_NAMES})
+
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[tuple[list[dict], list[str]]]:
+        """Inside, primitive calls and said lines go to the yielded lists instead of the event sink
+        and `said`, and the grasp yaw is kept: for a dry run whose world is put back afterwards."""
+        calls: list[dict] = []
+        said0, sink, yaw = len(self.said), self.on_event, self._yaw
+        self.on_event = lambda kind, payload: calls.append(payload) if kind == "primitive_call" else None
+        lines: list[str] = []
+        try:
+            yield calls, lines
+        finally:
+            lines.extend(self.said[said0:])
+            del self.said[said0:]
+            self.on_event, self._yaw = sink, yaw
 
     def _emit(self, kind: str, payload: dict) -> None:
         if self.on_event is not None:

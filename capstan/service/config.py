@@ -18,6 +18,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_RUN_TIMEOUT_S` | 120 | sandbox time limit per program execution |
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
+| `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly) |
+| `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run or the command is compositional; 1: never sample |
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
 | `CAPSTAN_VIDEO_VIEW` | angled | camera used for frames and video (`top` or `angled`) |
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
@@ -57,6 +59,8 @@ class Settings:
     run_timeout_s: float = 120.0
     perception: str = "truth"
     sandbox_pool: int = 2
+    dry_run: bool = True
+    candidates: int = 3
     media: bool = True
     video_view: str = "angled"
     max_frames: int = 240
@@ -109,7 +113,7 @@ class Settings:
                 raise ConfigError(f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}")
         if self.session_idle_s < 0:
             raise ConfigError("CAPSTAN_SESSION_IDLE_S must be 0 (never expire) or a number of seconds")
-        for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool"):
+        for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
 

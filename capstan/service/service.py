@@ -58,11 +58,15 @@ class Service:
         self.sandbox = sandbox
         if engine is None:
             from capstan.lmp import Engine
+            from capstan.primitives.rehearsal import SnapshotRehearsal
+
+            rehearsal = SnapshotRehearsal() if settings.dry_run else None
 
             def engine_factory():
                 # one engine per session: functions learned from one user's commands (its skill
                 # library) never show up in another session's prompts
-                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s)
+                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s,
+                              rehearsal=rehearsal, candidates=settings.candidates)  # fmt: skip
 
             engine = engine_factory()
         else:

@@ -30,6 +30,13 @@ def assemble(row: dict, events: list[dict]) -> dict:
         elif kind == "attempt":
             n = int(data.get("attempt", len(attempts) + 1))
             attempts.setdefault(n, {"attempt": n}).update(ok=data.get("ok"), error=data.get("error"))
+        elif kind == "candidate":  # a program rehearsed in a dry run, and how it went
+            n = int(data.get("attempt", len(attempts) + 1))
+            candidate = {k: v for k, v in data.items() if k != "attempt"}
+            attempts.setdefault(n, {"attempt": n}).setdefault("candidates", []).append(candidate)
+        elif kind == "selection":
+            n = int(data.get("attempt", len(attempts) + 1))
+            attempts.setdefault(n, {"attempt": n})["selection"] = {k: v for k, v in data.items() if k != "attempt"}
         elif kind == "primitive_call":
             primitive_calls.append(data)
         elif kind == "nested_lmp":

@@ -7,10 +7,12 @@ give the same final state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Self
 
@@ -369,6 +371,15 @@ class World(RobotBackend):
             return
         w, h = rec["size"]
         rec["frames"].append(camera.render(self.cid, self._views[rec["view"]], w, h, {}, rgb_only=True).rgb)
+
+    @contextlib.contextmanager
+    def headless(self) -> Iterator[None]:
+        """Step without capturing frames inside (a dry run's motions are not part of the video)."""
+        rec, self._rec = self._rec, None
+        try:
+            yield
+        finally:
+            self._rec = rec
 
     def stop_recording(self) -> list[np.ndarray]:
         """Stop capturing; returns the RGB frames (H, W, 3 uint8) taken since start_recording."""

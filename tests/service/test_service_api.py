@@ -308,13 +308,17 @@ def test_helpers_and_nested_lmp_calls_are_their_own_trace_items(make_service, cl
     program = fenced("for b in parse_obj_name('the blocks'):\n    move_it(b)")
     helper = fenced("def move_it(name):\n    put_first_on_second(name, 'blue bowl')")
     nested = fenced("ret_val = ['red block']")
-    client = client_for(make_service(replies=[program, helper, nested]))
+    # a loop is compositional: two sampled candidates follow; the same program shares the first's dry run
+    client = client_for(make_service(replies=[program, helper, nested, program, program]))
     sid = new_session(client)
     r = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the blocks in the blue bowl"})
     t = r.json()
     assert t["status"] == "succeeded", t["error"]
+    assert [c.get("same_as") for c in t["attempts"][0]["candidates"]] == [None, 0, 0]
+    assert t["attempts"][0]["selection"] == {"chosen": 0, "agreeing": 2, "candidates": 3}
     assert list(t["attempts"][0]["functions"]) == ["move_it"]
     assert t["nested_lmp_calls"] == [
         {"lmp": "parse_obj_name", "query": "the blocks", "code": "ret_val = ['red block']\n", "answer": ["red block"]}
     ]
-    assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui", "fgen", "parse_obj_name"]
+    # the nested LMP's program is asked for once: the dry run and the real run share it
+    assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui", "fgen", "parse_obj_name", "tabletop_ui", "tabletop_ui"]

@@ -34,6 +34,8 @@ class RunConfig:
     max_attempts: int = 3
     command_timeout_s: float = 240.0  # per command: generation + execution
     exec_timeout_s: float = 60.0  # per program run in the sandbox
+    dry_run: bool = True  # rehearse programs on a world snapshot first, as the service does
+    candidates: int = 3  # programs per command when the first fails its dry run or the command is compositional
 
 
 class TaskContext:
@@ -52,12 +54,15 @@ class TaskContext:
         """A fresh engine, so each task starts like a new session: an empty skill library, with
         nothing an earlier task generated offered to its prompts."""
         from capstan.lmp import Engine
+        from capstan.primitives.rehearsal import SnapshotRehearsal
 
         return Engine(
             self.llm,
             self.sandbox,
             max_attempts=self.config.max_attempts,
             timeout_s=self.config.exec_timeout_s,
+            rehearsal=SnapshotRehearsal() if self.config.dry_run else None,
+            candidates=self.config.candidates,
         )
 
 
@@ -134,6 +139,7 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
         "error": outcome.error,
         "code": outcome.code,
         "attempts": len(outcome.attempts),
+        "candidates": outcome.candidates,  # programs rehearsed in dry runs
         # the kind of error the first program hit, if any: what a repair had to fix
         "first_error_kind": _first_error_kind(outcome.attempts),
         "llm_calls": len(outcome.llm_calls),

@@ -149,6 +149,8 @@ function handle(type, data) {
       for (const name of Object.keys(data.functions || {})) addLlm(`helper function: ${name}`, "helper");
       break;
     case "nested_lmp": addLlm(`${data.lmp}(${JSON.stringify(data.query)}) -> ${JSON.stringify(data.answer)}`, "nested"); break;
+    case "candidate": addLlm(`candidate ${data.index} (${data.source}${data.seed != null ? `, seed ${data.seed}` : ""}): dry run ${data.rejected ? `refused (${data.rejected}): ${(data.error && data.error.message) || ""}` : `ok, ${data.motions} motions`}, ${(data.seconds || 0).toFixed(2)} s`, data.rejected ? "err" : "candidate"); break;
+    case "selection": addLlm(`chose candidate ${data.chosen ?? "none"} of ${data.candidates} (${data.agreeing} agree)`, "candidate"); break;
     case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
     case "primitive_call": addCall(data); if (!ui.sawFrame) throttledFrame(); break;
     case "say": addSaid(data.text); break;
@@ -164,7 +166,7 @@ function watch(runId) {
   $("run-id").textContent = runId;
   const src = new EventSource(`/v1/runs/${runId}/events${authQuery("?")}`);
   ui.source = src;
-  for (const type of ["status", "llm_call", "code", "nested_lmp", "attempt", "primitive_call", "say", "frame", "end"]) {
+  for (const type of ["status", "llm_call", "code", "nested_lmp", "candidate", "selection", "attempt", "primitive_call", "say", "frame", "end"]) {
     src.addEventListener(type, (ev) => {
       const e = JSON.parse(ev.data);
       handle(e.type, e.data);

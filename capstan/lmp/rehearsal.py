@@ -1,0 +1,149 @@
+"""Dry runs: a candidate program rehearsed where nothing real moves, judged, and the survivors
+compared.
+
+The engine does not know where a rehearsal happens. It is handed a `Rehearsal`: on the simulator,
+the live world between a snapshot and its restore with no frames rendered; for a real robot, a
+simulator twin of its scene. Judging reads only scene states (docs/CONTRACTS.md "Scene state"), so
+it is the same for every backend.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from capstan.primitives.rehearsal import Rehearsed
+
+MOVED_M = 0.01  # an object or the gripper that moved less than this did not move
+AGREE_M = 0.02  # two final scenes agree when every object is within this of its place in the other
+FELL_M = 0.02  # an object this far below the table top has fallen off it
+OUTSIDE_M = 0.03  # an object this far outside the workspace box has left it
+CONTROL_PRIMITIVES = frozenset({"pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by",
+                                "open_gripper", "close_gripper"})  # fmt: skip
+
+
+class Rehearsal(Protocol):
+    def can_rehearse(self, api: Any) -> bool: ...
+
+    def rehearse(self, api: Any, run: Callable[[], dict | None]) -> Rehearsed:
+        """Call `run()` (which runs a program against `api`) so that nothing real moves; the
+        world is as it was afterwards."""
+        ...
+
+
+@dataclass
+class DryRun:
+    """One candidate program and how its rehearsal went."""
+
+    index: int
+    source: str  # "greedy" (the model's first answer), "sampled" or "repair"
+    code: str
+    seed: int | None = None
+    rejected: str | None = None  # None: it survived; else why not (an error kind)
+    error: dict | None = None
+    moved: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    motions: int = 0
+    final: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"index": self.index, "source": self.source, "seed": self.seed, "code": self.code,
+                "rejected": self.rejected, "error": self.error, "moved": self.moved, "said": self.said,
+                "motions": self.motions, "seconds": round(self.seconds, 4)}  # fmt: skip
+
+
+def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
+    """Fill in what the rehearsal showed, and reject the candidate when it raised, dropped an object
+    off the table, pushed one out of the workspace, or did nothing at all (moved nothing and said
+    nothing)."""
+    before, after = _objects(rehearsed.before), _objects(rehearsed.after)
+    dry.final = after
+    dry.said = list(rehearsed.said)
+    dry.motions = sum(c.get("name") in CONTROL_PRIMITIVES for c in rehearsed.calls)
+    dry.moved = [f"{n} moved from {_xyz(before[n])} to {_xyz(p)}" for n, p in after.items()
+                 if n in before and _dist(before[n], p) > MOVED_M]  # fmt: skip
+    if rehearsed.error is not None:
+        dry.rejected, dry.error = rehearsed.error.get("kind", "error"), rehearsed.error
+        return dry
+    ws = rehearsed.after.get("workspace") or {}
+    table_z = float(ws.get("table_z", 0.0))
+    for name, p in after.items():
+        if name in before and _dist(before[name], p) <= MOVED_M:
+            continue  # judge what the program moved, not where the scene began
+        if p[2] < table_z - FELL_M:
+            return _reject(dry, "off_table", f"in the dry run the {name} fell off the table (to {_xyz(p)}); "
+                           "keep every target on the table")  # fmt: skip
+        if ws and not _inside(p, ws):
+            return _reject(dry, "left_workspace", f"in the dry run the {name} ended at {_xyz(p)}, outside the "
+                           f"workspace x in {ws['x']}, y in {ws['y']}")  # fmt: skip
+    gripper_moved = _dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
+    grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (rehearsed.after.get("gripper") or {}).get("open")
+    if not dry.moved and not dry.said and not gripper_moved and not grip_changed:
+        return _reject(dry, "no_effect", "the program ran but changed nothing and said nothing. If the "
+                       "command cannot be done, say() why; otherwise write the program that does it.")  # fmt: skip
+    return dry
+
+
+def choose(candidates: list[DryRun]) -> tuple[DryRun | None, int]:
+    """The survivor whose final scene the most other survivors agree with (every object within
+    AGREE_M), earliest first on ties; with how many agree with it."""
+    survivors = [c for c in candidates if c.rejected is None]
+    best, best_votes = None, -1
+    for c in survivors:
+        votes = sum(_agree(c.final, o.final) for o in survivors if o is not c)
+        if votes > best_votes:
+            best, best_votes = c, votes
+    return best, max(best_votes, 0)
+
+
+def is_compositional(code: str, dry: DryRun, helpers: list[str]) -> bool:
+    """A command worth more than one candidate: its program loops, builds a list, calls a nested
+    LMP or a generated helper, or makes three or more motions."""
+    if helpers or dry.motions >= 3:
+        return True
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    loops = (ast.For, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
+    nested = {"parse_obj_name", "parse_position", "parse_question", "transform_shape_pts"}
+    for node in ast.walk(tree):
+        if isinstance(node, loops):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in nested:
+            return True
+    return False
+
+
+def _reject(dry: DryRun, kind: str, message: str) -> DryRun:
+    dry.rejected, dry.error = kind, {"kind": kind, "message": message, "line": None}
+    return dry
+
+
+def _objects(state: dict) -> dict[str, list[float]]:
+    return {n: [float(v) for v in o["position"]][:3] for n, o in (state.get("objects") or {}).items()}
+
+
+def _gripper(state: dict) -> list[float]:
+    return [float(v) for v in ((state.get("gripper") or {}).get("position") or [0.0, 0.0, 0.0])][:3]
+
+
+def _inside(p: list[float], ws: dict) -> bool:
+    (x0, x1), (y0, y1) = ws["x"], ws["y"]
+    return x0 - OUTSIDE_M <= p[0] <= x1 + OUTSIDE_M and y0 - OUTSIDE_M <= p[1] <= y1 + OUTSIDE_M
+
+
+def _agree(a: dict[str, list[float]], b: dict[str, list[float]]) -> bool:
+    return a.keys() == b.keys() and all(_dist(a[n], b[n]) <= AGREE_M for n in a)
+
+
+def _dist(a: list[float], b: list[float]) -> float:
+    return math.dist(a, b)
+
+
+def _xyz(p: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in p) + ")"
