@@ -23,7 +23,6 @@ from capstan.lmp.checks import Problem, is_stub
 from capstan.lmp.conversation import Conversation, Turn
 from capstan.lmp.extract import extract_code
 from capstan.lmp.nested import policy_api_text
-from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, judge
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptSpec,
@@ -31,6 +30,7 @@ from capstan.lmp.prompt import (
     load_prompt,
     with_feedback,
 )
+from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, judge
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillLibrary
@@ -192,7 +192,7 @@ class Engine:
             error = first.error
             self._record(n, prepared.program, error, emit, attempts, summaries, None)
             return prepared.program, error, prepared, first.moved
-        chosen = dict((d.index, p) for d, p in pool)[winner.index]
+        chosen = {d.index: p for d, p in pool}[winner.index]
         if chosen is not prepared:
             emit("code", {"attempt": n, "code": chosen.program, "functions": chosen.functions,
                           "candidate": winner.index})  # fmt: skip

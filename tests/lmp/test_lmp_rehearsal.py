@@ -53,7 +53,6 @@ def test_the_dry_run_leaves_the_world_and_said_lines_as_they_were(world, api, sa
     def program():
         api.functions()["put_first_on_second"]("red block", "green bowl")
         api.functions()["say"]("done")
-        return None
 
     rehearsed = SnapshotRehearsal().rehearse(api, program)
     after = world.state()["objects"]
