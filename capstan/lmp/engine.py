@@ -33,7 +33,7 @@ from capstan.lmp.prompt import (
 from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, judge
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
-from capstan.lmp.skills import SkillLibrary
+from capstan.lmp.skills import SkillError, SkillLibrary
 
 
 @dataclass
@@ -148,6 +148,33 @@ class Engine:
         except LLMError as exc:
             program, error = code, {"kind": "llm", "message": f"{type(exc).__name__}: {exc}", "line": None}
         return self._outcome(_status(error), program, attempts, error, api, said0, ctx)
+
+    def import_skills(self, items: list[dict], api: Any, max_bytes: int) -> list[str]:
+        """Add skills from an export ({"name", "code"} each) after the checks generated code
+        passes: one function of that name, not a stub, within `max_bytes`, and the sandbox's static
+        check against the names a program may use. All or nothing; SkillError says what failed."""
+        ctx, _ = self._context(api, None, None, None)
+        names = [item.get("name") for item in items if isinstance(item, dict)]
+        if len(names) != len(items) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise SkillError("every skill needs a 'name' that is a Python identifier and its 'code'")
+        if len(set(names) | set(self.skills.names())) > self.skills.max_skills:
+            raise SkillError(f"a session keeps at most {self.skills.max_skills} skills")
+        known = ctx.known_names() | set(self.skills.names()) | set(names)
+        staged = SkillLibrary(max_skills=len(items) or 1)
+        for item in items:
+            name, code = item["name"], item.get("code")
+            if not isinstance(code, str) or len(code.encode()) > max_bytes:
+                raise SkillError(f"skill {name!r}: 'code' must be text of at most {max_bytes} bytes")
+            staged.add(name, code)  # one function of that name, or SkillError
+            if is_stub(code, name):
+                raise SkillError(f"skill {name!r} does nothing (its body is only pass, ..., or a docstring)")
+            problems = self.sandbox.check(code, sorted(known | self.sandbox.star_names(code)))
+            if problems:
+                p = problems[0]
+                raise SkillError(f"skill {name!r}, line {p.line}: {p.message}")
+        for item in items:
+            self.skills.add(item["name"], item["code"])
+        return names
 
     # ---- steps ------------------------------------------------------------------------------
 

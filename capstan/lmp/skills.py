@@ -66,6 +66,14 @@ class SkillLibrary:
                 del self._skills[victim.name]
         return skill
 
+    def all(self) -> list[Skill]:
+        with self._lock:
+            return [Skill(**asdict(s)) for s in self._skills.values()]
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            return self._skills.pop(name, None) is not None
+
     def get(self, name: str) -> str | None:
         with self._lock:
             skill = self._skills.get(name)

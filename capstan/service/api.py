@@ -11,6 +11,8 @@ Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOK
     POST   /v1/sessions/{id}/commands        {"text": ...}  -> 202 {run_id} | ?wait=true -> 200 trace
     POST   /v1/sessions/{id}/programs        {"code": ...}  (same)
     GET    /v1/sessions/{id}/runs, /v1/runs  run summaries, newest first
+    GET    /v1/sessions/{id}/skills          the session's skills; .../skills/export; POST .../skills
+                                             imports an export; DELETE .../skills/{name}
     GET    /v1/runs/{id}                     the trace (docs/CONTRACTS.md)
     GET    /v1/runs/{id}/events              Server-Sent Events, see below
     POST   /v1/runs/{id}/cancel              e-stop
@@ -19,7 +21,7 @@ Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOK
 
 SSE: each event is `id: <seq>`, `event: <type>`, `data: {"seq", "type", "t", "data"}`; past events are
 replayed first (from `Last-Event-ID` + 1 when given), then live ones. Types: `status` {status},
-`llm_call`, `code`, `attempt` (docs/CONTRACTS.md lmp events), `primitive_call`, `say`,
+`llm_call`, `code`, `nested_lmp`, `candidate`, `selection`, `attempt` (docs/CONTRACTS.md lmp events), `primitive_call`, `say`,
 `frame` {index, url}, and last `end` {status, error}.
 """
 
@@ -41,6 +43,7 @@ from capstan.service.robots import UnknownRobotError, scene_error_type, scene_re
 from capstan.service.runs import QueueFullError, Run, RunNotFound
 from capstan.service.service import VERSION, Service
 from capstan.service.sessions import Session, SessionBusyError, SessionLimitError, SessionNotFound
+from capstan.service.skill_routes import skill_routes
 from capstan.service.trace import assemble, summary
 
 WEB_DIR = Path(__file__).with_name("web")
@@ -282,6 +285,7 @@ def create_app(service: Service) -> FastAPI:
     def run_frame(run_id: str, index: int) -> FileResponse:
         return media_file(run_id, f"frames/{index}.png", "image/png")
 
+    v1.include_router(skill_routes(service, session_or_404))
     app.include_router(v1)
 
     async def wait_end(run: Run) -> None:

@@ -145,3 +145,41 @@ class Health(BaseModel):
     runs_queued: int
     store: str
     robots: list[str] = Field(default_factory=list, description="Robot names a session can use")
+
+
+class Skill(BaseModel):
+    """A function the session keeps: written by fgen for one of its commands and then run without
+    error, or imported. Later prompts list it by signature; a call to it needs no new generation."""
+
+    name: str
+    signature: str
+    doc: str = ""
+    uses: int = 0
+    code: str
+
+
+class SkillList(BaseModel):
+    skills: list[Skill]
+
+
+class SkillIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # an export's signature/doc are recomputed, not trusted
+    name: str = Field(max_length=100, examples=["stack_in_order"])
+    code: str = Field(max_length=200_000)
+    uses: int = Field(default=0, ge=0)
+
+
+class SkillExport(BaseModel):
+    """What GET .../skills/export returns and POST .../skills accepts."""
+
+    version: Literal[1] = 1
+    skills: list[SkillIn] = Field(max_length=256)
+
+
+class SkillImport(BaseModel):
+    imported: list[str]
+    skills: list[Skill]
+
+
+class Problem(BaseModel):
+    detail: str

@@ -2,8 +2,9 @@
 
 Sessions outlive the process: the registry saves each one's document (robot, scene, where the
 objects are, the conversation) to the store when it is created, after every run and on reset,
-and `revive()` rebuilds them at start-up. What does not survive a restart: a block held in the
-gripper (it drops), undo snapshots of earlier turns, and the session's learned skills.
+and `revive()` rebuilds them at start-up, with their skills (helpers written for the session that
+then ran without error, or imported). What does not survive a restart: a block held in the
+gripper (it drops) and undo snapshots of earlier turns.
 Because sessions outlive restarts, idle ones expire: a session nobody used for `idle_s` seconds
 (CAPSTAN_SESSION_IDLE_S) is closed the next time a session is created, and not revived.
 
@@ -15,6 +16,7 @@ state and frame the running run last published.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import uuid
@@ -94,8 +96,9 @@ class Session:
         ]  # fmt: skip
         objects = (self.last_state or {}).get("objects", {})
         poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
+        skills = json.loads(self.engine.skills.to_json())["skills"] if self.engine is not None else []
         return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
-                "last_used": self.last_used, "poses": poses, "turns": turns}  # fmt: skip
+                "last_used": self.last_used, "poses": poses, "turns": turns, "skills": skills}  # fmt: skip
 
     def restore(self, doc: dict) -> None:
         """Take over a saved session's identity, object poses and conversation (start-up only)."""
@@ -108,6 +111,14 @@ class Session:
         if doc.get("poses") and callable(place):
             place(doc["poses"])
             self.last_state = self.backend.state()
+        if self.engine is not None:
+            from capstan.lmp.skills import SkillError
+
+            for item in doc.get("skills", []):
+                try:
+                    self.engine.skills.add(item["name"], item["code"]).uses = int(item.get("uses", 0))
+                except (SkillError, KeyError, TypeError, ValueError):
+                    continue  # one unreadable skill does not cost the session
         for t in doc.get("turns", []):
             self.conversation.add(Turn(command=t["command"], code=t["code"], status=t["status"],
                                        said=list(t.get("said", [])), undone=bool(t.get("undone")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 from pathlib import Path
@@ -83,6 +84,14 @@ def test_demo_page(live_url, tmp_path):
         expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
         expect(page.locator("#code")).to_have_value(re.compile(r"^say\('hello from the model'\)\s*$"))
         expect(page.locator("#said li")).to_have_text(["hello from the model"])
+        expect(page.locator("#llm li.candidate").first).to_contain_text("candidate 0 (greedy): dry run ok")
+
+        # skills: an export file imported into the session is listed with its signature
+        export = tmp_path / "skills.json"
+        export.write_text(json.dumps({"version": 1, "skills": [
+            {"name": "drop", "code": "def drop(name):\n    put_first_on_second(name, 'blue bowl')\n"}]}))
+        page.set_input_files("#import-skills", str(export))
+        expect(page.locator("#skills summary")).to_have_text(["drop(name) (used 0×)"])
 
         # cancel a long program
         page.fill("#code", LONG)

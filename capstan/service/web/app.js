@@ -81,6 +81,7 @@ function sessionReady(s) {
   showState(s.state);
   refreshFrame();
   loadRuns();
+  loadSkills();
 }
 
 function sceneError(err) {
@@ -185,6 +186,7 @@ async function finished(data) {
   } catch (err) { $("error").textContent = err.message; }
   refreshFrame();
   loadRuns();
+  loadSkills();
 }
 
 function showTraceMedia(trace) {
@@ -213,6 +215,45 @@ async function cancelRun() {
   try { await api("POST", `/v1/runs/${ui.run}/cancel`); } catch (err) { $("error").textContent = err.message; }
 }
 
+async function loadSkills() {
+  const list = $("skills");
+  list.replaceChildren();
+  $("export-skills").disabled = !ui.session;
+  if (!ui.session) return;
+  let data;
+  try { data = await api("GET", `/v1/sessions/${ui.session}/skills`); } catch (err) { return; }
+  if (!data.skills.length) list.append(el("li", "empty", "none yet: helpers written for this session's commands appear here"));
+  for (const s of data.skills) {
+    const item = el("li");
+    const box = el("details");
+    box.append(el("summary", "", `${s.signature}${s.doc ? " - " + s.doc : ""} (used ${s.uses}×)`), el("pre", "", s.code));
+    item.append(box);
+    list.append(item);
+  }
+}
+
+async function exportSkills() {
+  const data = await api("GET", `/v1/sessions/${ui.session}/skills/export`);
+  const link = el("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+  link.download = `skills-${ui.session}.json`;
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+async function importSkills(file) {
+  $("skills-error").hidden = true;
+  try {
+    const body = JSON.parse(await file.text());
+    await api("POST", `/v1/sessions/${ui.session}/skills`, body);
+  } catch (err) {
+    $("skills-error").textContent = err.message;
+    $("skills-error").hidden = false;
+  }
+  $("import-skills").value = "";
+  loadSkills();
+}
+
 async function loadRuns() {
   const path = ui.session ? `/v1/sessions/${ui.session}/runs` : "/v1/runs";
   let data;
@@ -238,7 +279,12 @@ async function showRun(runId) {
   $("command").value = t.command || "";
   $("code").value = t.code || "";
   t.llm_calls.forEach((c) => handle("llm_call", c));
-  t.attempts.forEach((a) => handle("attempt", a));
+  t.nested_lmp_calls.forEach((c) => handle("nested_lmp", c));
+  for (const a of t.attempts) {
+    (a.candidates || []).forEach((c) => handle("candidate", c));
+    if (a.selection) handle("selection", a.selection);
+    handle("attempt", a);
+  }
   t.primitive_calls.forEach(addCall);
   t.said.forEach(addSaid);
   showState(t.state_after);
@@ -264,5 +310,7 @@ $("command-form").addEventListener("submit", (ev) => { ev.preventDefault(); star
 $("run-code").addEventListener("click", () => startRun("program"));
 $("cancel").addEventListener("click", cancelRun);
 $("refresh-runs").addEventListener("click", loadRuns);
+$("export-skills").addEventListener("click", () => exportSkills().catch((err) => { $("skills-error").textContent = err.message; $("skills-error").hidden = false; }));
+$("import-skills").addEventListener("change", (ev) => { if (ev.target.files[0] && ui.session) importSkills(ev.target.files[0]); });
 health();
 loadRuns();

@@ -1,0 +1,77 @@
+"""A session's skills over HTTP: learned from a run, offered to later prompts, kept across a
+restart, listed, exported, imported (with the checks generated code passes) and deleted."""
+
+from __future__ import annotations
+
+from tests.service.test_service_api import fenced, in_bowl, new_session
+
+HELPER = "def drop_in_bowl(name):\n    \"\"\"Put a block in the blue bowl.\"\"\"\n    put_first_on_second(name, 'blue bowl')"
+CALLS_HELPER = "drop_in_bowl('red block')"
+
+
+def learn_a_skill(make_service, client_for):
+    # a generated helper makes the command compositional: two sampled candidates, the same program
+    svc = make_service(replies=[fenced(CALLS_HELPER), fenced(HELPER), fenced(CALLS_HELPER), fenced(CALLS_HELPER)])
+    client = client_for(svc)
+    sid = new_session(client)
+    t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "red block into the blue bowl"}).json()
+    assert t["status"] == "succeeded", t["error"]
+    return svc, client, sid
+
+
+def test_a_helper_that_ran_is_a_skill_that_survives_a_restart_and_is_offered_again(make_service, client_for):
+    svc, client, sid = learn_a_skill(make_service, client_for)
+    skills = client.get(f"/v1/sessions/{sid}/skills").json()["skills"]
+    assert [(s["name"], s["signature"], s["doc"]) for s in skills] == [
+        ("drop_in_bowl", "drop_in_bowl(name)", "Put a block in the blue bowl.")
+    ]
+    svc.close()
+
+    # same data directory: a restarted server; the next command calls the skill with no fgen call
+    again = make_service(replies=[fenced("reset_note = 1\n" + CALLS_HELPER)])
+    client = client_for(again)
+    assert [s["name"] for s in client.get(f"/v1/sessions/{sid}/skills").json()["skills"]] == ["drop_in_bowl"]
+    client.post(f"/v1/sessions/{sid}/reset", json={"scene": {"objects": ["red block", "blue bowl"], "seed": 7}})
+    t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "and once more"}).json()
+    assert t["status"] == "succeeded", t["error"]
+    assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui"]
+    prompt = again.llm.requests[0].messages[-1].content
+    assert "drop_in_bowl(name) - Put a block in the blue bowl." in prompt
+    assert in_bowl(t["state_after"], "red block", "blue bowl")
+
+
+def test_export_then_import_into_another_session(make_service, client_for):
+    _, client, sid = learn_a_skill(make_service, client_for)
+    export = client.get(f"/v1/sessions/{sid}/skills/export").json()
+    assert export["version"] == 1 and export["skills"][0]["name"] == "drop_in_bowl"
+    other = new_session(client)
+    assert client.get(f"/v1/sessions/{other}/skills").json()["skills"] == []  # skills are per session
+    r = client.post(f"/v1/sessions/{other}/skills", json=export)
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == ["drop_in_bowl"]
+    assert client.delete(f"/v1/sessions/{other}/skills/drop_in_bowl").status_code == 204
+    assert client.delete(f"/v1/sessions/{other}/skills/drop_in_bowl").status_code == 404
+    assert client.get(f"/v1/sessions/{other}/skills").json()["skills"] == []
+
+
+def test_imports_pass_the_checks_generated_code_passes_and_are_all_or_nothing(make_service, client_for):
+    svc = make_service(max_code_bytes=400)
+    client = client_for(svc)
+    sid = new_session(client)
+    good = {"name": "go", "code": "def go(name):\n    put_first_on_second(name, 'blue bowl')\n"}
+    refused = {
+        "a stub": {"name": "later", "code": "def later(x):\n    pass\n"},
+        "an import the sandbox refuses": {"name": "peek", "code": "def peek():\n    import os\n    return os.getcwd()\n"},
+        "a dunder escape": {"name": "up", "code": "def up():\n    return ().__class__.__bases__\n"},
+        "not its own function": {"name": "named", "code": "def other():\n    return 1\n"},
+        "too long": {"name": "big", "code": "def big():\n    return " + "1 + " * 200 + "1\n"},
+    }
+    for why, bad in refused.items():
+        r = client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good, bad]})
+        assert r.status_code == 422, (why, r.text)
+        detail = r.json()["detail"]
+        assert isinstance(detail, list) and bad["name"] in detail[0]["msg"], (why, detail)
+        assert client.get(f"/v1/sessions/{sid}/skills").json()["skills"] == [], why  # nothing was added
+    assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 2, "skills": []}).status_code == 422
+    assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good]}).status_code == 200
+    assert client.get("/v1/sessions/nope/skills").status_code == 404
