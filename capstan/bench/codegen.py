@@ -1,9 +1,11 @@
 """The code-generation suite behind `capstan bench humaneval` and `capstan bench robocode`.
 
-Each problem is written by `lmp.FunctionGenerator` in `flat` mode (one completion) and in
-`hierarchical` mode (undefined helpers are generated recursively), then the problem's `test` and
-`check(entry_point)` run on the result in our sandbox under a per-problem time limit. Greedy
-decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own
+Each problem is written three ways: `naive` (the spec in a plain chat message, no few-shot prompt
+and no machinery: the baseline the other two must beat), `flat` (lmp.FunctionGenerator, one
+completion) and `hierarchical` (the same, with undefined helpers generated recursively); flat and
+hierarchical get the same preamble, so the hierarchy is the only difference. The problem's `test`
+and `check(entry_point)` then run on the result in our sandbox under a per-problem time limit.
+Greedy decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own
 canonical solutions instead (no model): a check of the problem file and of the sandbox policy.
 """
 
@@ -19,8 +21,14 @@ from capstan.bench import options
 from capstan.bench.harness import Harness, Job
 from capstan.bench.problems import program, read_problems
 from capstan.bench.report import markdown_table, pct, write_report
+from capstan.lmp.nested import NESTED
 
-MODES = ("flat", "hierarchical")
+MODES = ("naive", "flat", "hierarchical")
+MODE_CHOICES = {"all": MODES, "both": ("flat", "hierarchical"), **{m: (m,) for m in MODES}}
+NAIVE_PROMPT = (
+    "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
+    "```python\n{spec}\n```"
+)
 
 # Modules benchmark solutions may import beyond the sandbox's default allowlist (math, typing,
 # collections, itertools, random, copy, numpy, shapely, ... are allowed already). HumanEval's
@@ -31,8 +39,9 @@ SOLUTION_MODULES = ("decimal", "fractions", "hashlib", "re", "string")
 def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
     options.add_common_options(parser, default_out=f"var/bench/{suite}")
     parser.add_argument(
-        "--mode", choices=(*MODES, "both"), default="both", help="flat, hierarchical or both (default)"
-    )
+        "--mode", choices=tuple(MODE_CHOICES), default="all",
+        help="naive, flat, hierarchical, both (flat and hierarchical) or all (default)",
+    )  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="time limit per test run (s)"
     )
@@ -52,13 +61,20 @@ class Context:
 
         self.sandbox = make_sandbox(Sandbox, config.get("modules", SOLUTION_MODULES))
         self.generator = None
+        self.llm = None
         if not config.get("canonical"):
             from capstan.bench.provider import build_llm
             from capstan.lmp import FunctionGenerator
 
-            self.generator = FunctionGenerator(
-                build_llm(config["llm_overrides"]), star_names=self.sandbox.star_names
-            )
+            self.llm = build_llm(config["llm_overrides"])
+            self.generator = FunctionGenerator(self.llm, star_names=self.sandbox.star_names)
+
+
+def naive_request(spec: str):
+    """The spec as one plain chat message: what a user with no harness would send."""
+    from capstan.llm.base import CompletionRequest, Message
+
+    return CompletionRequest(messages=(Message("user", NAIVE_PROMPT.format(spec=spec.strip("\n"))),), max_tokens=512)
 
 
 def make_sandbox(sandbox_cls, modules):
@@ -76,6 +92,13 @@ def run_one(ctx: Context, payload: dict) -> dict:
     t0 = time.perf_counter()
     if ctx.generator is None:
         code = problem["prompt"] + problem.get("canonical_solution", "")
+    elif mode == "naive":
+        from capstan.lmp.hierarchy import assemble
+
+        completion = ctx.llm.complete(naive_request(problem["prompt"]))
+        code = assemble(problem["prompt"], completion.text, problem["entry_point"])
+        row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
+                   model=completion.model)  # fmt: skip
     else:
         gen = ctx.generator.generate(
             problem["prompt"], problem["entry_point"], hierarchical=mode == "hierarchical"
@@ -83,6 +106,7 @@ def run_one(ctx: Context, payload: dict) -> dict:
         code = gen.code
         row["llm_calls"] = len(gen.llm_calls)
         row["helpers"] = sorted(gen.helpers)
+        row["nested_calls"] = sum(c.get("lmp") in NESTED for c in gen.llm_calls)
         row["completion_tokens"] = sum(int(c.get("completion_tokens") or 0) for c in gen.llm_calls)
         row["model"] = next((c.get("model") for c in gen.llm_calls if c.get("model")), None)
     row["gen_s"] = round(time.perf_counter() - t0, 3)
@@ -117,7 +141,7 @@ def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
     problems = read_problems(problems_path)
     if args.limit is not None:
         problems = problems[: args.limit]
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = MODE_CHOICES[args.mode]
     if args.canonical:
         missing = [p["task_id"] for p in problems if "canonical_solution" not in p]
         if missing:
@@ -180,27 +204,34 @@ def summarize(suite: str, rows: list[dict], modes, config: dict, problems_path: 
             "passed": passed,
             "errors": sum(1 for r in mine if r.get("status") == "error"),
             "timeouts": sum(1 for r in mine if r.get("error_kind") == "timeout"),
+            "helpers_generated": sum(len(r.get("helpers") or ()) for r in mine),
+            "problems_with_helpers": sum(1 for r in mine if r.get("helpers")),
+            "nested_calls": sum(int(r.get("nested_calls") or 0) for r in mine),
         }
+    summary["only_passing_in"] = only_passing_in(rows, modes)
     summary["items"] = rows
     return summary
+
+
+def only_passing_in(rows: list[dict], modes) -> dict[str, list[str]]:
+    """For each mode, the problems that pass in it and in no other mode of the run."""
+    passed: dict[str, set[str]] = {m: set() for m in modes}
+    for r in rows:
+        mode, _, task_id = r["id"].partition(":")
+        if r.get("passed") and mode in passed:
+            passed[mode].add(task_id)
+    return {m: sorted(passed[m] - set().union(*(passed[o] for o in modes if o != m))) for m in modes}
 
 
 def render_totals(summary: dict) -> str:
     modes = [m for m in (*MODES, "canonical") if m in summary]
     rows = [
-        [
-            m,
-            summary[m]["n"],
-            summary[m]["passed"],
-            pct(summary[m]["pass_at_1"]),
-            summary[m]["errors"],
-            summary[m]["timeouts"],
-        ]
+        [m, summary[m]["n"], summary[m]["passed"], pct(summary[m]["pass_at_1"]), summary[m].get("helpers_generated", 0),
+         len(summary.get("only_passing_in", {}).get(m, ())), summary[m]["errors"], summary[m]["timeouts"]]
         for m in modes
-    ]
-    return f"{summary['suite']} (model: {summary.get('model') or 'n/a'})\n" + markdown_table(
-        ["mode", "n", "passed", "pass@1", "harness errors", "timeouts"], rows
-    )
+    ]  # fmt: skip
+    cols = ["mode", "n", "passed", "pass@1", "helpers", "only this mode", "harness errors", "timeouts"]
+    return f"{summary['suite']} (model: {summary.get('model') or 'n/a'})\n" + markdown_table(cols, rows)
 
 
 def render_markdown(summary: dict) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from capstan.bench import robocode
+from capstan.bench.codegen import naive_request
 from capstan.bench.problems import read_problems, robocode_path
 
 PROBLEMS = [
@@ -35,6 +36,8 @@ def record_cassette(path, answers: dict[str, str]) -> None:
         for hierarchical in (False, True):  # the two modes word their request differently
             cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
             FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical)
+        cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
+        cassette.complete(naive_request(p["prompt"]))
 
 
 def run_cli(tmp_path, cassette, *extra: str) -> dict:
@@ -60,17 +63,21 @@ def test_replayed_right_answers_pass_in_both_modes(tmp_path, capsys):
     summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "2")
     printed = json.loads(capsys.readouterr().out)
     assert printed["flat"] == summary["flat"] and "items" not in printed
-    for mode in ("flat", "hierarchical"):
+    for mode in ("naive", "flat", "hierarchical"):  # all three, problem by problem
         assert summary[mode]["pass_at_1"] == 1.0 and summary[mode]["n"] == 3
+        assert summary[mode]["helpers_generated"] == 0 and summary[mode]["nested_calls"] == 0
+    assert summary["only_passing_in"] == {"naive": [], "flat": [], "hierarchical": []}
+    assert [r["id"].split(":")[0] for r in summary["items"][:3]] == ["naive", "flat", "hierarchical"]
     assert summary["model"] == "scripted"
     md = (tmp_path / "out" / "robocode.md").read_text()
-    assert "| flat | 3 | 3 | 100.0% |" in md
+    assert "| flat | 3 | 3 | 100.0% | 0 | 0 |" in md
 
 
 def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
     record_cassette(tmp_path / "c.jsonl", WRONG)
     summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "1", "--mode", "flat")
-    assert summary["flat"] == {"pass_at_1": 0.0, "n": 3, "passed": 0, "errors": 0, "timeouts": 0}
+    assert summary["flat"] == {"pass_at_1": 0.0, "n": 3, "passed": 0, "errors": 0, "timeouts": 0,
+                               "helpers_generated": 0, "problems_with_helpers": 0, "nested_calls": 0}
     assert "hierarchical" not in summary
     assert all(r["result"].startswith("failed: policy") for r in summary["items"])
     results = tmp_path / "out" / "robocode.results.jsonl"
@@ -104,3 +111,16 @@ def test_the_original_formats_reference_solutions_pass_with_their_star_imports(t
     assert robocode.run(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["canonical"]["n"] == 5 and summary["canonical"]["pass_at_1"] == 1.0, summary
+
+
+def test_problems_passing_in_only_one_mode_are_listed():
+    from capstan.bench.codegen import only_passing_in
+
+    rows = [
+        {"id": "naive:a", "passed": True}, {"id": "flat:a", "passed": True}, {"id": "hierarchical:a", "passed": True},
+        {"id": "naive:b", "passed": True}, {"id": "flat:b", "passed": False}, {"id": "hierarchical:b", "passed": False},
+        {"id": "naive:c", "passed": False}, {"id": "flat:c", "passed": False}, {"id": "hierarchical:c", "passed": True},
+        {"id": "naive:d", "status": "error"}, {"id": "flat:d", "passed": True}, {"id": "hierarchical:d", "passed": True},
+    ]  # fmt: skip
+    modes = ("naive", "flat", "hierarchical")
+    assert only_passing_in(rows, modes) == {"naive": ["b"], "flat": [], "hierarchical": ["c"]}
