@@ -1,6 +1,11 @@
 # Capstan on the CPU with the local model. Build: docker build -t capstan .
-# Run:  docker run -p 8000:8000 -e CAPSTAN_API_TOKEN=change-me -v capstan-data:/data -v capstan-prefix:/cache/prefix-cache capstan
+# Run:  docker run -p 8000:8000 -e CAPSTAN_API_TOKEN=change-me -v capstan-data:/data -v capstan-prefix:/cache/prefix-cache \
+#         --security-opt seccomp=unconfined --security-opt apparmor=unconfined capstan
 # Listening beyond loopback requires a bearer token (CAPSTAN_API_TOKEN).
+# The sandbox needs bubblewrap, which needs unprivileged user namespaces; Docker's default seccomp
+# (and AppArmor) profiles refuse them, hence the two --security-opt options. Without a working
+# bubblewrap the service refuses to start (it never runs policy code without an OS boundary);
+# a custom seccomp profile that allows unshare/clone with CLONE_NEWUSER works too.
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \

@@ -28,7 +28,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
   else
     echo "warning: missing Debian packages ${missing[*]} (install them as root: apt-get install ${missing[*]})." >&2
-    echo "         Without bubblewrap the sandbox runs with weaker isolation and says so at start-up." >&2
+    echo "         Without bubblewrap capstan refuses to run policy code (there would be no OS boundary)." >&2
   fi
 fi
 

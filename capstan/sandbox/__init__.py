@@ -13,10 +13,12 @@
    makes after start-up (measured with strace) and refuses every other one, present or future,
    with EPERM: so fork/exec/clone-a-process, sockets, opening files for writing, file-system
    changes, IPC, signals, ptrace, namespaces, mounts, bpf, io_uring, prctl...; open only
-   read-only, clone only for a thread, ioctl only TCGETS, prlimit64 only on itself. Without bwrap (or with
-   CAPSTAN_SANDBOX_ISOLATION=process) the same worker runs as a plain child that, when
-   started as root, drops to uid 65534 once its imports are done, with rlimits, scrubbed env,
-   seccomp and the Python layers - but it sees the host file system (read-only for it).
+   read-only, clone only for a thread, ioctl only TCGETS, prlimit64 only on itself. Without a
+   working bwrap the sandbox fails closed: `Sandbox()` raises `NoIsolationError` naming the fix.
+   Only CAPSTAN_SANDBOX_ISOLATION=unsafe-process (loud in logs, /healthz and on the page) runs
+   the same worker as a plain child that, when started as root, drops to uid 65534 once its
+   imports are done, with rlimits, scrubbed env, seccomp and the Python layers - but it sees
+   the host file system (read-only for it).
    `Sandbox.isolation` reports which layers are in force, measured inside the worker.
 2. **Parent-side limits** (`executor.py`, `pool.py`). The parent enforces the wall-clock
    timeout and the cancel event by SIGKILLing the worker's process group (a C-level call

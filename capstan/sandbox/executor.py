@@ -69,8 +69,8 @@ class Sandbox:
     caps captured print output (characters); `max_message_bytes` caps any message from a
     worker and a run's result, `max_call_bytes` one host-function call's arguments.
     `extra_modules` extends the import allowlist (each gets a proxy of its public,
-    non-module attributes). `isolation` is "auto" (bubblewrap when it works, else a plain
-    process), "bwrap" (required) or "process". `acquire_timeout_s` bounds the wait for a free
+    non-module attributes). `isolation` is "auto" or "bwrap" (bubblewrap, probed; without it
+    `NoIsolationError`, which names the fix) or "unsafe-process" (no OS boundary; chosen knowingly). `acquire_timeout_s` bounds the wait for a free
     worker (the run's `timeout_s` only starts once the program can run).
     `_unsafe_skip_static_check` is for tests only.
     """

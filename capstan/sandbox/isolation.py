@@ -3,10 +3,12 @@
 Host side: build the worker's environment from scratch (no inherited variables, so no API
 keys), find the few directories Python needs, and wrap the interpreter in bubblewrap
 (`--unshare-all`, read-only binds, private /tmp, new /proc, `--cap-drop ALL`, uid/gid 65534,
-`--die-with-parent`, `--new-session`, `--disable-userns`) when bwrap works here; otherwise fall
-back to a plain child process (dropped to uid 65534 when we are root and it can still read
-the interpreter). Worker side: `apply_rlimits` (address space, open files, file size, core
-dumps, processes) and `set_cpu_limit` before each run. Detection happens once, at start-up.
+`--die-with-parent`, `--new-session`, `--disable-userns`). Without a working bwrap there is no
+OS boundary, and no policy code runs: `detect` raises `NoIsolationError`, which names the fix.
+Only the loudly named mode "unsafe-process" runs the worker as a plain child process (dropped to
+uid 65534 when we are root and it can still read the interpreter). Worker side: `apply_rlimits`
+(address space, open files, file size, core dumps, processes) and `set_cpu_limit` before each
+run. Detection happens once, at start-up.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class Layout:
 class Isolation:
     """The OS layer chosen at start-up."""
 
-    mode: str  # "bwrap" | "process"
+    mode: str  # "bwrap" | "unsafe-process"
     bwrap: str | None
     layout: Layout
     drop_to_nobody: bool
@@ -157,7 +159,7 @@ class Isolation:
         else:
             base.update({
                 "bwrap": None,
-                "fallback_reason": self.reason,
+                "unsafe": "no OS boundary: " + self.reason,
                 "network": "host network namespace; sockets refused by seccomp",
                 "filesystem": "host file system; writes refused by seccomp",
                 "uid_gid": f"{NOBODY}:{NOBODY}"
@@ -167,33 +169,52 @@ class Isolation:
         return base
 
 
+UNSAFE = "unsafe-process"
+MODES = ("auto", "bwrap", UNSAFE)
+FIX = (
+    "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed "
+    "(in Docker: docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined ..., see the "
+    "Dockerfile), or set CAPSTAN_SANDBOX_ISOLATION=unsafe-process to run policy code with no OS boundary "
+    "(never for code or users you do not trust)"
+)
+
+
+class NoIsolationError(RuntimeError):
+    """No OS boundary is available for policy code, and none was waived."""
+
+
 def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Isolation:
-    """Pick bwrap when it is installed and actually works here, else the process fallback.
-    With mode "auto", CAPSTAN_SANDBOX_ISOLATION=bwrap|process overrides the choice."""
+    """bwrap, probed: it must actually start a process here. Mode "auto" (the default) and "bwrap"
+    both require it and raise NoIsolationError without it; "unsafe-process" runs workers as plain
+    child processes. With mode "auto", CAPSTAN_SANDBOX_ISOLATION overrides the choice."""
     if mode == "auto":
         mode = os.environ.get("CAPSTAN_SANDBOX_ISOLATION", "auto") or "auto"
+    if mode == "process":
+        raise ValueError(
+            "CAPSTAN_SANDBOX_ISOLATION=process is now called unsafe-process: it runs policy code with no OS "
+            "boundary. Set CAPSTAN_SANDBOX_ISOLATION=unsafe-process to choose that knowingly"
+        )
+    if mode not in MODES:
+        raise ValueError(f"isolation must be one of {', '.join(MODES)}, not {mode!r}")
     layout = Layout.discover(extra_modules)
+    if mode == UNSAFE:
+        return Isolation(UNSAFE, None, layout, _can_drop_to_nobody(layout), "chosen: CAPSTAN_SANDBOX_ISOLATION=unsafe-process")
     bwrap = bwrap or shutil.which("bwrap") or ("/usr/bin/bwrap" if os.path.exists("/usr/bin/bwrap") else None)
-    if mode not in ("auto", "bwrap", "process"):
-        raise ValueError(f"isolation must be 'auto', 'bwrap' or 'process', not {mode!r}")
-    reason = "" if bwrap else "bubblewrap (bwrap) is not installed; apt-get install bubblewrap"
-    if bwrap and mode != "process":
-        candidate = Isolation("bwrap", bwrap, layout, False)
-        try:
-            probe = subprocess.run(
-                [*candidate.bwrap_args(), "--", "/usr/bin/true"],
-                env=scrubbed_env(), capture_output=True, timeout=10, check=False,
-            )  # fmt: skip
-            if probe.returncode == 0:
-                return candidate
-            reason = f"bwrap probe failed: {probe.stderr.decode(errors='replace').strip()[:300]}"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            reason = f"bwrap probe failed: {exc}"
-    elif mode == "process":
-        reason = "process isolation requested"
-    if mode == "bwrap":
-        raise RuntimeError(f"bubblewrap isolation requested but unavailable: {reason}")
-    return Isolation("process", None, layout, _can_drop_to_nobody(layout), reason)
+    if not bwrap:
+        raise NoIsolationError(f"no OS boundary for policy code: bubblewrap (bwrap) is not installed. To fix: {FIX}")
+    candidate = Isolation("bwrap", bwrap, layout, False)
+    try:
+        probe = subprocess.run(
+            [*candidate.bwrap_args(), "--", "/usr/bin/true"],
+            env=scrubbed_env(), capture_output=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    else:
+        if probe.returncode == 0:
+            return candidate
+        why = probe.stderr.decode(errors="replace").strip()[:300] or f"it exited with status {probe.returncode}"
+    raise NoIsolationError(f"no OS boundary for policy code: {bwrap} cannot start a sandbox here ({why}). To fix: {FIX}")
 
 
 def _can_drop_to_nobody(layout: Layout) -> bool:
@@ -252,7 +273,7 @@ def die_with_parent() -> None:
 
 
 def drop_root() -> str:
-    """A worker still running as root (no-bwrap fallback, interpreter not readable by nobody)
+    """A worker still running as root (unsafe-process mode, interpreter not readable by nobody)
     becomes nobody once its imports are done: no capabilities, no access to root's files."""
     if os.getuid() != 0 and os.geteuid() != 0:
         return "not root"

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from capstan.sandbox.isolation import NoIsolationError
 from capstan.service.config import ConfigError, Settings
 
 BENCHES = ("sim", "sandbox", "llm", "humaneval", "robocode", "tasks", "compare")
@@ -260,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"capstan: {exc}")
         return 2
+    except NoIsolationError as exc:  # fails closed: no policy code without an OS boundary
+        _say(f"capstan: {exc}")
+        return 3
     except KeyboardInterrupt:
         _say(f"capstan: interrupted after {time.time() - t0:.1f}s")
         return 130

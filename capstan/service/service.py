@@ -42,20 +42,31 @@ class Service:
         self.metrics = Metrics()
         self._owns_llm = llm is None and engine is None  # close only what this service created
         self._owns_sandbox = sandbox is None and engine is None
-        if llm is None and engine is None:
-            from capstan import llm as llm_pkg
-
-            progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
-            t0 = time.time()
-            llm = llm_pkg.from_config(os.environ)
-            progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
-        self.llm = llm
-        if sandbox is None and engine is None:
+        if sandbox is None and engine is None:  # first: without an OS boundary nothing else is worth loading
             from capstan.sandbox import Sandbox
 
             progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
             sandbox = Sandbox(pool_size=settings.sandbox_pool)
         self.sandbox = sandbox
+        mode = (getattr(sandbox, "isolation", None) or {}).get("mode") if sandbox is not None else None
+        if mode == "unsafe-process":
+            warning = ("UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
+                       "(no namespaces, the host file system readable); never expose this service")  # fmt: skip
+            log.warning(warning)
+            progress(warning)
+        if llm is None and engine is None:
+            from capstan import llm as llm_pkg
+
+            progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
+            t0 = time.time()
+            try:
+                llm = llm_pkg.from_config(os.environ)
+            except BaseException:
+                if self._owns_sandbox and sandbox is not None:
+                    sandbox.close()
+                raise
+            progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
+        self.llm = llm
         if engine is None:
             from capstan.lmp import Engine
             from capstan.primitives.rehearsal import SnapshotRehearsal

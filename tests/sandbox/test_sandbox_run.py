@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -244,11 +246,45 @@ def test_check_reports_violations_and_unbound_names(sb):
     assert sb.check("ret_val = 1", allowed_names=[]) == []
 
 
-def test_process_fallback_still_confines_with_seccomp():
-    box = Sandbox(pool_size=1, isolation="process", _unsafe_skip_static_check=True)
+def test_no_working_bwrap_fails_closed_with_the_fix_named(monkeypatch, tmp_path):
+    from capstan.sandbox.isolation import NoIsolationError, detect
+
+    broken = tmp_path / "bwrap"  # a bwrap that cannot start a sandbox, as in Docker's default profile
+    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    for mode in ("auto", "bwrap"):
+        with pytest.raises(NoIsolationError) as exc:
+            detect(mode, bwrap=str(broken))
+        message = str(exc.value)
+        assert "No permissions to create new namespace" in message
+        assert "apt-get install bubblewrap" in message and "unsafe-process" in message
+    monkeypatch.setenv("CAPSTAN_SANDBOX_ISOLATION", "process")  # the old name is refused, with the new one
+    with pytest.raises(ValueError, match="unsafe-process"):
+        detect()
+    monkeypatch.setenv("CAPSTAN_SANDBOX_ISOLATION", "auto")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setattr("capstan.sandbox.isolation.os.path.exists", lambda p: False)
+    with pytest.raises(NoIsolationError, match="not installed"):
+        detect()
+
+
+def test_the_service_refuses_to_start_without_an_os_boundary(tmp_path):
+    env = {**os.environ, "PATH": f"{tmp_path}:/nonexistent", "CAPSTAN_DATA_DIR": str(tmp_path / "data"),
+           "CAPSTAN_SANDBOX_ISOLATION": "auto"}  # fmt: skip
+    (tmp_path / "bwrap").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bwrap").chmod(0o755)
+    done = subprocess.run([sys.executable, "-m", "capstan.service.cli", "run", "say hi"], check=False, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "no OS boundary for policy code" in done.stderr and "loading the language model" not in done.stderr
+
+
+def test_unsafe_process_mode_still_confines_with_seccomp_and_says_it_is_unsafe():
+    box = Sandbox(pool_size=1, isolation="unsafe-process", _unsafe_skip_static_check=True)
     try:
         report = box.isolation
-        assert report["mode"] == "process" and report["worker"]["proc_status"]["Seccomp"] == "2"
+        assert report["mode"] == "unsafe-process" and report["unsafe"].startswith("no OS boundary")
+        assert report["worker"]["proc_status"]["Seccomp"] == "2"
         escape = (
             "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
             ".__init__.__globals__\n"

@@ -296,7 +296,9 @@ async function health() {
     const h = await fetch("/healthz").then((r) => r.json());
     const sb = h.sandbox || {};
     const seccomp = typeof sb.seccomp === "string" && sb.seccomp.startsWith("active") ? " + seccomp" : "";
-    $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} ${h.llm.model || ""} · sandbox: ${sb.mode || "?"}${seccomp}`;
+    const unsafe = sb.mode === "unsafe-process";
+    $("health").textContent = `v${h.version} · model ${h.llm.provider || "?"} ${h.llm.model || ""} · sandbox: ${unsafe ? "UNSAFE, no OS boundary (CAPSTAN_SANDBOX_ISOLATION=unsafe-process)" : (sb.mode || "?") + seccomp}`;
+    $("health").classList.toggle("unsafe", unsafe);
     const select = $("robot");
     for (const name of (h.robots || []).filter((r) => r !== "sim")) select.append(new Option(name, name));
   } catch (err) { $("health").textContent = "service unreachable"; }
