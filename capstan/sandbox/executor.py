@@ -87,6 +87,8 @@ class Sandbox:
         extra_modules: Iterable[str] = (),
         isolation: str = "auto",
         acquire_timeout_s: float = 30.0,
+        cpu_budget_s: float = 10.0,
+        max_host_calls: int = 10_000,
         _unsafe_skip_static_check: bool = False,
     ):
         if pool_size < 0:
@@ -106,6 +108,13 @@ class Sandbox:
         self.allowed_modules = policy.DEFAULT_MODULES | frozenset(self.extra_modules)
         self.stdout_limit = stdout_limit
         self.acquire_timeout_s = acquire_timeout_s
+        if not cpu_budget_s > 0 or max_host_calls < 1:
+            raise ValueError("cpu_budget_s must be positive and max_host_calls at least 1")
+        # Computation and waiting are budgeted apart: a program may wait minutes for motions
+        # (host calls, no CPU of its own) but compute only `cpu_budget_s`; host calls, which
+        # cost the host's CPU and the trace's space, are counted.
+        self.cpu_budget_s = cpu_budget_s
+        self.max_host_calls = max_host_calls
         self.max_message_bytes = max_message_bytes
         self._skip_check = _unsafe_skip_static_check
         self._iso = detect(isolation, self.extra_modules)
@@ -132,7 +141,9 @@ class Sandbox:
         report = {**self._iso.report(), "static_policy": not self._skip_check}
         report["python_layer"] = "module proxies, restricted builtins, guarded import, no host objects"
         report["wire"] = "length-prefixed tagged binary (no pickle), host-side size and depth caps"
-        report["rlimits_requested"] = {"RLIMIT_AS_MB": self._memory_mb, "RLIMIT_CPU": "timeout + 2 s"}
+        report["rlimits_requested"] = {"RLIMIT_AS_MB": self._memory_mb,
+                                       "RLIMIT_CPU": f"min(timeout, {self.cpu_budget_s:g} s) of computation"}
+        report["max_host_calls"] = self.max_host_calls
         if self._pool.size:
             self._pool.wait_ready(1, 15.0)
         worker = self._pool.first_report
@@ -209,11 +220,12 @@ class Sandbox:
                 "return_names": list(return_names),
                 "pure": sorted(pure),
                 "timeout_s": float(timeout_s),
+                "cpu_s": float(min(timeout_s, self.cpu_budget_s)),
                 "stdout_limit": self.stdout_limit,
             }
-            return _Session(
-                worker, host_functions, pure, return_names, deadline, cancel, timeout_s, self.stdout_limit
-            ).serve(spec, start)
+            session = _Session(worker, host_functions, pure, return_names, deadline, cancel, timeout_s,
+                               self.stdout_limit, spec["cpu_s"], self.max_host_calls)  # fmt: skip
+            return session.serve(spec, start)
         finally:
             self._pool.release(worker)
 
@@ -235,10 +247,18 @@ class Sandbox:
         return self._pool.wait_ready(self._pool.size if count is None else count, timeout_s)
 
 
+class _HostCallBudget(Exception):
+    """The run made more host calls than its budget."""
+
+
 class _Session:
     """One run's conversation with its worker."""
 
-    def __init__(self, worker, host_functions, pure, return_names, deadline, cancel, timeout_s, stdout_limit):
+    def __init__(self, worker, host_functions, pure, return_names, deadline, cancel, timeout_s, stdout_limit,
+                 cpu_s: float = 10.0, max_host_calls: int = 10_000):  # fmt: skip
+        self.cpu_s = cpu_s
+        self.calls_left = max_host_calls
+        self.max_host_calls = max_host_calls
         self.worker = worker
         self.return_names = return_names
         self.chan = worker.chan
@@ -276,6 +296,13 @@ class _Session:
         except protocol.ChannelCancelled:
             self.worker.kill()
             return _done(start, SandboxError("cancelled", "the run was cancelled"))
+        except _HostCallBudget:
+            self.worker.kill()
+            message = (
+                f"the program made more than {self.max_host_calls} calls to the robot API in one run and was "
+                "stopped; look for a loop that never ends or that calls a function far more often than needed"
+            )
+            return _done(start, SandboxError("timeout", message))
         except protocol.ChannelClosed:
             return _done(start, self._death_error())
         except (protocol.ProtocolError, OSError) as exc:
@@ -291,7 +318,8 @@ class _Session:
     def _death_error(self) -> SandboxError:
         how = self.worker.exit_description()
         if "SIGXCPU" in how:
-            return SandboxError("timeout", f"the program used up its CPU time limit ({how})")
+            return SandboxError("timeout", f"the program computed for longer than its CPU budget of {self.cpu_s:g} s "
+                                           f"and was stopped ({how}); look for an endless loop or a very slow computation")  # fmt: skip
         if "SIGSEGV" in how or "SIGABRT" in how or "SIGBUS" in how:
             return SandboxError("crash", f"the sandbox worker crashed ({how}), possibly out of memory")
         return SandboxError("crash", f"the sandbox worker died unexpectedly ({how})")
@@ -328,6 +356,9 @@ class _Session:
             self._invoke(name, self.host_functions[name], args, kwargs)
 
     def _invoke(self, name: str, fn: Callable, args: tuple, kwargs: dict) -> tuple:
+        self.calls_left -= 1
+        if self.calls_left < 0:
+            raise _HostCallBudget()
         if name not in self.signatures:
             self.signatures[name] = _CallShape.of(fn)
         shape = self.signatures[name]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import resource
 import shutil
@@ -283,9 +284,9 @@ def drop_root() -> str:
     return f"dropped root to {NOBODY}:{NOBODY} after start-up"
 
 
-def set_cpu_limit(timeout_s: float) -> None:
-    """CPU-seconds cap a little above the wall-clock timeout (the parent's kill comes first)."""
+def set_cpu_limit(cpu_s: float) -> None:
+    """Let the program compute for about `cpu_s` more CPU seconds; then SIGXCPU ends the worker."""
     used = resource.getrusage(resource.RUSAGE_SELF)
     spent = used.ru_utime + used.ru_stime
-    soft = int(spent + timeout_s) + 2
+    soft = math.ceil(spent + cpu_s)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 2))

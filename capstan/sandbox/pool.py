@@ -67,6 +67,9 @@ class WorkerProcess:
             return "still running"
         if code < 0:
             return f"killed by signal {signal.Signals(-code).name}"
+        if 128 < code < 128 + 65 and code - 128 in signal.valid_signals():
+            # bwrap exits with 128 + the signal that ended the process inside
+            return f"killed by signal {signal.Signals(code - 128).name} (exit status {code})"
         return f"exit status {code}"
 
 

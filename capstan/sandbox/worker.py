@@ -250,7 +250,7 @@ class Runner:
             namespace[name] = HostFunction(name, self.call_host)
         self.memo.pure = frozenset(spec.get("pure", ()))
         self.running.set()
-        isolation.set_cpu_limit(spec.get("timeout_s", 60))
+        isolation.set_cpu_limit(spec.get("cpu_s", spec.get("timeout_s", 60)))
         error = None
         cpu_start = time.process_time()
         try:

@@ -531,3 +531,26 @@ def test_every_primitive_error_can_be_caught_by_name(sb, name):
     code = f"try:\n    fail()\nexcept {name} as e:\n    ret_val = {name!r} + ': ' + str(e)\n"
     res = sb.run(code, host_functions={"fail": fail}, timeout_s=10, return_names=("ret_val",))
     assert res.ok and res.values["ret_val"] == f"{name}: {error}", res.error
+
+
+def test_computation_has_a_cpu_budget_apart_from_the_wall_clock():
+    assert Sandbox.__init__.__kwdefaults__["cpu_budget_s"] == 10.0  # an endless loop ends within 15 s by default
+    with Sandbox(pool_size=1, cpu_budget_s=2.0) as box:
+        t0 = time.monotonic()
+        res = box.run("while True:\n    pass", timeout_s=120)
+        assert res.error.kind == "timeout" and "CPU budget of 2 s" in res.error.message
+        assert time.monotonic() - t0 < 8
+        # waiting in host calls costs the program no CPU: a slow motion is not cut short
+        res = box.run("for _ in range(3):\n    slow()", host_functions={"slow": lambda: time.sleep(1.0)}, timeout_s=60)
+        assert res.ok, res.error
+
+
+def test_a_flood_of_host_calls_ends_at_the_host_call_budget():
+    said: list[str] = []
+    with Sandbox(pool_size=1, max_host_calls=200) as box:
+        t0 = time.monotonic()
+        res = box.run("while True:\n    say('x' * 2000)", host_functions={"say": said.append}, timeout_s=120)
+        assert res.error.kind == "timeout" and "more than 200 calls" in res.error.message
+        assert len(said) == 200 and time.monotonic() - t0 < 10
+        res = box.run("for _ in range(150):\n    say('fine')", host_functions={"say": said.append}, timeout_s=60)
+        assert res.ok  # the budget is per run
