@@ -48,6 +48,17 @@ from capstan.service.trace import assemble, summary
 
 WEB_DIR = Path(__file__).with_name("web")
 KEEPALIVE_S = 15.0
+RETRY_AFTER_S = {"sessions_full": 30, "queue_full": 5, "busy": 1, "robot": 5}
+UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)"}}
+NOT_FOUND = {404: {"model": schemas.Problem, "description": "no such session or run"}}
+TOO_MANY = {429: {"model": schemas.Problem, "description": "full (sessions or run queue); see Retry-After"}}
+UNAVAILABLE = {503: {"model": schemas.Problem, "description": "the robot is unreachable or busy; see Retry-After"}}
+BUSY = {409: {"model": schemas.Problem, "description": "a run is using the session"}}
+
+
+def unprocessable(message: str, *loc: str | int) -> HTTPException:
+    """A 422 in FastAPI's own validation-error shape, so one schema describes every 422."""
+    return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
 
 
 def create_app(service: Service) -> FastAPI:
@@ -59,7 +70,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(RobotUnavailableError)
     async def robot_unavailable(_request: Request, exc: RobotUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S["robot"])})
 
     def check_token(request: Request) -> None:
         if not settings.api_token:
@@ -70,7 +81,7 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(401, "missing or wrong bearer token (send 'Authorization: Bearer <CAPSTAN_API_TOKEN>')",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses=UNAUTHORIZED)
 
     def session_or_404(session_id: str) -> Session:
         try:
@@ -90,10 +101,10 @@ def create_app(service: Service) -> FastAPI:
 
     def check_scene(scene: schemas.SceneSpec) -> None:
         if scene.object_count() > settings.max_scene_objects:
-            raise HTTPException(422, f"scene has {scene.object_count()} objects; at most "
+            raise unprocessable(f"scene has {scene.object_count()} objects; at most "
                                      f"{settings.max_scene_objects} are allowed (CAPSTAN_MAX_SCENE_OBJECTS)")
 
-    @v1.post("/sessions", status_code=201, response_model=schemas.SessionOut)
+    @v1.post("/sessions", status_code=201, response_model=schemas.SessionOut, responses={**TOO_MANY, **UNAVAILABLE})
     def create_session(body: schemas.CreateSession | None = None) -> schemas.SessionOut:
         """Create a session with its own world; without a body: the sim robot, 3 blocks and 3 bowls."""
         body = body or schemas.CreateSession()
@@ -101,29 +112,29 @@ def create_app(service: Service) -> FastAPI:
         scene = body.scene.spec()
         robots = service.robots
         if body.robot not in robots:
-            raise HTTPException(422, str(UnknownRobotError(body.robot, robots)))
+            raise unprocessable(str(UnknownRobotError(body.robot, robots)))
         if not takes_scene(body.robot):
             if "scene" in body.model_fields_set:
-                raise HTTPException(422, scene_refused(body.robot, "omit 'scene'"))
+                raise unprocessable(scene_refused(body.robot, "omit 'scene'"))
             scene = {}
         try:
             session = service.sessions.create(body.robot, scene)
         except SessionLimitError as exc:
             service.metrics.rejected_request("sessions_full")
-            raise HTTPException(429, str(exc)) from None
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["sessions_full"])}) from None
         except scene_error_type() as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise unprocessable(str(exc)) from None
         return session_out(session)
 
     @v1.get("/sessions", response_model=schemas.SessionList)
     def list_sessions() -> schemas.SessionList:
         return schemas.SessionList(sessions=[session_out(s) for s in service.sessions.all()])
 
-    @v1.get("/sessions/{session_id}", response_model=schemas.SessionOut)
+    @v1.get("/sessions/{session_id}", response_model=schemas.SessionOut, responses={**NOT_FOUND, **UNAVAILABLE})
     def get_session(session_id: str) -> schemas.SessionOut:
         return session_out(session_or_404(session_id))
 
-    @v1.delete("/sessions/{session_id}", status_code=204)
+    @v1.delete("/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
     def delete_session(session_id: str) -> Response:
         session = session_or_404(session_id)
         service.runs.cancel_session(session)
@@ -131,26 +142,27 @@ def create_app(service: Service) -> FastAPI:
         session.close()
         return Response(status_code=204)
 
-    @v1.get("/sessions/{session_id}/state")
+    @v1.get("/sessions/{session_id}/state", responses={**NOT_FOUND, **UNAVAILABLE})
     def get_state(session_id: str) -> dict:
         """The scene state (docs/CONTRACTS.md); while a run executes, as of its last motion."""
         return session_or_404(session_id).state()
 
     @v1.get("/sessions/{session_id}/frame.png", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+            responses={200: {"content": {"image/png": {}}}, **NOT_FOUND, **UNAVAILABLE})
     def get_frame(session_id: str, view: str = Query("top", pattern="^(top|angled)$")) -> Response:
         try:
             png = session_or_404(session_id).frame_png(view)
         except SessionBusyError as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+            raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["busy"])}) from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @v1.post("/sessions/{session_id}/reset", response_model=schemas.SessionOut)
+    @v1.post("/sessions/{session_id}/reset", response_model=schemas.SessionOut,
+             responses={**NOT_FOUND, **BUSY, **UNAVAILABLE})
     def reset_session(session_id: str, body: schemas.ResetSession | None = None) -> schemas.SessionOut:
         session = session_or_404(session_id)
         body = body or schemas.ResetSession()
         if not takes_scene(session.robot) and (body.scene is not None or body.seed is not None):
-            raise HTTPException(422, scene_refused(session.robot, "reset only reconnects and clears the "
+            raise unprocessable(scene_refused(session.robot, "reset only reconnects and clears the "
                                                                   "conversation, so send no scene or seed"))
         if body.scene is not None:
             check_scene(body.scene)
@@ -160,7 +172,7 @@ def create_app(service: Service) -> FastAPI:
         except SessionBusyError as exc:
             raise HTTPException(409, str(exc)) from None
         except scene_error_type() as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise unprocessable(str(exc)) from None
         return session_out(session)
 
     async def start_run(session_id: str, kind: str, text: str, wait: bool, response: Response):
@@ -168,7 +180,7 @@ def create_app(service: Service) -> FastAPI:
         try:
             run = service.runs.submit(session, kind, text)
         except QueueFullError as exc:
-            raise HTTPException(429, str(exc)) from None
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["queue_full"])}) from None
         if wait:
             await wait_end(run)
             return trace_or_404(run.id)
@@ -177,14 +189,15 @@ def create_app(service: Service) -> FastAPI:
                                    trace_url=f"/v1/runs/{run.id}", events_url=f"/v1/runs/{run.id}/events")
 
     run_responses = {202: {"model": schemas.RunAccepted, "description": "run queued (without ?wait=true)"},
-                     200: {"model": schemas.Trace, "description": "finished run (with ?wait=true)"}}
+                     200: {"model": schemas.Trace, "description": "finished run (with ?wait=true)"},
+                     **NOT_FOUND, **TOO_MANY}
 
     @v1.post("/sessions/{session_id}/commands", responses=run_responses,
              response_model=schemas.Trace | schemas.RunAccepted)
     async def post_command(session_id: str, body: schemas.CommandRequest, response: Response,
                            wait: bool = Query(False, description="answer when the run ends, with its trace")):
         if len(body.text) > settings.max_command_chars:
-            raise HTTPException(422, f"command is {len(body.text)} characters; at most "
+            raise unprocessable(f"command is {len(body.text)} characters; at most "
                                      f"{settings.max_command_chars} are allowed (CAPSTAN_MAX_COMMAND_CHARS)")
         return await start_run(session_id, "command", body.text, wait, response)
 
@@ -194,11 +207,11 @@ def create_app(service: Service) -> FastAPI:
                            wait: bool = Query(False, description="answer when the run ends, with its trace")):
         size = len(body.code.encode())
         if size > settings.max_code_bytes:
-            raise HTTPException(422, f"program is {size} bytes; at most {settings.max_code_bytes} are allowed "
+            raise unprocessable(f"program is {size} bytes; at most {settings.max_code_bytes} are allowed "
                                      "(CAPSTAN_MAX_CODE_BYTES)")
         return await start_run(session_id, "program", body.code, wait, response)
 
-    @v1.get("/sessions/{session_id}/runs", response_model=schemas.RunList)
+    @v1.get("/sessions/{session_id}/runs", response_model=schemas.RunList, responses=NOT_FOUND)
     def session_runs(session_id: str, limit: int = Query(50, ge=1, le=500)) -> schemas.RunList:
         rows = service.store.list_runs(session_id=session_id, limit=limit)
         if not rows:
@@ -209,11 +222,11 @@ def create_app(service: Service) -> FastAPI:
     def recent_runs(limit: int = Query(50, ge=1, le=500)) -> schemas.RunList:
         return schemas.RunList(runs=[summary(r) for r in service.store.list_runs(limit=limit)])
 
-    @v1.get("/runs/{run_id}", response_model=schemas.Trace)
+    @v1.get("/runs/{run_id}", response_model=schemas.Trace, responses=NOT_FOUND)
     def get_run(run_id: str) -> dict:
         return trace_or_404(run_id)
 
-    @v1.post("/runs/{run_id}/cancel")
+    @v1.post("/runs/{run_id}/cancel", responses=NOT_FOUND)
     def cancel_run(run_id: str) -> dict:
         """E-stop: stops the robot at once and kills the program; the run ends 'cancelled'."""
         try:
@@ -224,7 +237,8 @@ def create_app(service: Service) -> FastAPI:
 
     @v1.get("/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "Server-Sent Events: past events, then live ones, then 'end'"}})
+                             "description": "Server-Sent Events: past events, then live ones, then 'end'"},
+                       **NOT_FOUND})
     async def run_events(run_id: str, request: Request) -> StreamingResponse:
         if service.store.get_run(run_id) is None:
             raise HTTPException(404, f"no run {run_id!r}")
@@ -273,15 +287,15 @@ def create_app(service: Service) -> FastAPI:
                                      "CAPSTAN_MEDIA=0 turns them off)")
         return FileResponse(path, media_type=media_type)
 
-    @v1.get("/runs/{run_id}/video.gif", response_class=FileResponse)
+    @v1.get("/runs/{run_id}/video.gif", response_class=FileResponse, responses=NOT_FOUND)
     def run_gif(run_id: str) -> FileResponse:
         return media_file(run_id, "video.gif", "image/gif")
 
-    @v1.get("/runs/{run_id}/video.mp4", response_class=FileResponse)
+    @v1.get("/runs/{run_id}/video.mp4", response_class=FileResponse, responses=NOT_FOUND)
     def run_mp4(run_id: str) -> FileResponse:
         return media_file(run_id, "video.mp4", "video/mp4")
 
-    @v1.get("/runs/{run_id}/frames/{index}.png", response_class=FileResponse)
+    @v1.get("/runs/{run_id}/frames/{index}.png", response_class=FileResponse, responses=NOT_FOUND)
     def run_frame(run_id: str, index: int) -> FileResponse:
         return media_file(run_id, f"frames/{index}.png", "image/png")
 
@@ -306,7 +320,8 @@ def create_app(service: Service) -> FastAPI:
                               store="postgresql" if settings.database_url else "sqlite",
                               robots=list(service.robots))
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"], dependencies=[Depends(check_token)])
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"], dependencies=[Depends(check_token)],
+             responses=UNAUTHORIZED)
     def metrics() -> PlainTextResponse:
         running, queued = service.runs.counts()
         text = service.metrics.render(len(service.sessions), running, queued)

@@ -26,6 +26,13 @@ def in_bowl(state: dict, block: str, bowl: str) -> bool:
     return math.dist(b[:2], w[:2]) < 0.05 and b[2] < 0.08
 
 
+def detail(r) -> str:
+    """A 422's messages: every 422 has FastAPI's validation-error shape, a list of {loc, msg, type}."""
+    body = r.json()["detail"]
+    assert isinstance(body, list) and all({"loc", "msg", "type"} <= set(d) for d in body), body
+    return "; ".join(d["msg"] for d in body)
+
+
 def new_session(client, scene=SCENE) -> str:
     r = client.post("/v1/sessions", json={"robot": "sim", "scene": scene})
     assert r.status_code == 201, r.text
@@ -76,20 +83,20 @@ def test_session_lifecycle(make_service, client_for):
 def test_bad_input_is_refused_with_reasons(make_service, client_for):
     client = client_for(make_service(max_scene_objects=4, max_command_chars=50, max_code_bytes=100))
     r = client.post("/v1/sessions", json={"robot": "ur5", "scene": SCENE})
-    assert r.status_code == 422 and "unknown robot" in r.json()["detail"]
+    assert r.status_code == 422 and "unknown robot" in detail(r)
     r = client.post("/v1/sessions", json={"scene": {"objects": ["mauve block"]}})
-    assert r.status_code == 422 and "unknown color" in r.json()["detail"]
+    assert r.status_code == 422 and "unknown color" in detail(r)
     r = client.post("/v1/sessions", json={"scene": {"blocks": 3, "bowls": 3}})
-    assert r.status_code == 422 and "CAPSTAN_MAX_SCENE_OBJECTS" in r.json()["detail"]
+    assert r.status_code == 422 and "CAPSTAN_MAX_SCENE_OBJECTS" in detail(r)
     r = client.post("/v1/sessions", content=b'{"scene": ', headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in json.dumps(r.json())
     r = client.post("/v1/sessions", json={"scene": SCENE, "colour": "red"})
     assert r.status_code == 422
     sid = new_session(client)
     r = client.post(f"/v1/sessions/{sid}/commands", json={"text": "x" * 51})
-    assert r.status_code == 422 and "CAPSTAN_MAX_COMMAND_CHARS" in r.json()["detail"]
+    assert r.status_code == 422 and "CAPSTAN_MAX_COMMAND_CHARS" in detail(r)
     r = client.post(f"/v1/sessions/{sid}/programs", json={"code": "#" * 101})
-    assert r.status_code == 422 and "CAPSTAN_MAX_CODE_BYTES" in r.json()["detail"]
+    assert r.status_code == 422 and "CAPSTAN_MAX_CODE_BYTES" in detail(r)
     assert client.post(f"/v1/sessions/{sid}/commands", json={"text": ""}).status_code == 422
     assert client.post("/v1/sessions/nope/commands", json={"text": "hi"}).status_code == 404
     assert client.get("/v1/runs/nope").status_code == 404
@@ -184,7 +191,7 @@ def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, c
     client = client_for(svc)
     a, b = new_session(client), new_session(client)
     r = client.post("/v1/sessions", json={"scene": SCENE})
-    assert r.status_code == 429 and "CAPSTAN_MAX_SESSIONS" in r.json()["detail"]
+    assert r.status_code == 429 and "CAPSTAN_MAX_SESSIONS" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
     first = client.post(f"/v1/sessions/{a}/programs", json={"code": LONG}).json()["run_id"]
     second = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('two')"}).json()["run_id"]
     other = client.post(f"/v1/sessions/{b}/programs", json={"code": LONG}).json()["run_id"]
@@ -194,7 +201,7 @@ def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, c
     third = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('three')"})
     assert third.status_code == 202
     r = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('four')"})
-    assert r.status_code == 429 and "CAPSTAN_MAX_QUEUED_RUNS" in r.json()["detail"]
+    assert r.status_code == 429 and "CAPSTAN_MAX_QUEUED_RUNS" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
     client.post(f"/v1/runs/{first}/cancel")
     t1 = wait_status(client, first, ("cancelled",))
     t2 = wait_status(client, second, ("succeeded",))
@@ -322,3 +329,24 @@ def test_helpers_and_nested_lmp_calls_are_their_own_trace_items(make_service, cl
     ]
     # the nested LMP's program is asked for once: the dry run and the real run share it
     assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui", "fgen", "parse_obj_name", "tabletop_ui", "tabletop_ui"]
+
+
+def test_the_openapi_document_declares_what_the_routes_return(make_service, client_for):
+    """Every /v1 operation declares 401; every one with a session or run id declares 404; the
+    routes that can be full or busy declare 429, 409 or 503; every 422 has one shape."""
+    client = client_for(make_service())
+    spec = client.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            if path.startswith("/v1/"):
+                assert "401" in codes, (method, path)
+            if "{session_id}" in path or "{run_id}" in path:
+                assert "404" in codes, (method, path)
+    paths = spec["paths"]
+    assert "429" in paths["/v1/sessions"]["post"]["responses"]
+    assert {"404", "429"} <= set(paths["/v1/sessions/{session_id}/commands"]["post"]["responses"])
+    assert {"409", "503"} <= set(paths["/v1/sessions/{session_id}/reset"]["post"]["responses"])
+    sid = new_session(client)
+    r = client.post(f"/v1/sessions/{sid}/commands", json={"text": "x" * 5000})
+    assert r.status_code == 422 and "CAPSTAN_MAX_COMMAND_CHARS" in detail(r)  # the declared shape

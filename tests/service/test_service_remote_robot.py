@@ -19,6 +19,7 @@ from capstan.primitives.errors import (
 )
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.robot_agent import make_agent_app
+from tests.service.test_service_api import detail
 
 SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
 PUT = "put_first_on_second('red block', 'blue bowl')\nsay('done')"
@@ -128,7 +129,7 @@ def test_service_runs_programs_on_a_remote_robot(robot_agent, make_service, clie
     health = client.get("/healthz").json()
     assert health["robots"] == ["sim", "lab"]
     r = client.post("/v1/sessions", json={"robot": "lab", "scene": SCENE})
-    assert r.status_code == 422 and "omit 'scene'" in r.json()["detail"]
+    assert r.status_code == 422 and "omit 'scene'" in detail(r)
     r = client.post("/v1/sessions", json={"robot": "lab"})
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
@@ -154,5 +155,5 @@ def test_agent_dying_fails_the_run_and_the_service_keeps_serving(robot_agent, ma
     r = client.post("/v1/sessions", json={"robot": "lab"})
     assert r.status_code == 503
     r = client.post("/v1/sessions", json={"robot": "nowhere"})
-    assert r.status_code == 422 and "sim, lab" in r.json()["detail"]
+    assert r.status_code == 422 and "sim, lab" in detail(r)
     assert client.post("/v1/sessions", json={"robot": "sim", "scene": SCENE}).status_code == 201

@@ -25,7 +25,8 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
   if (!res.ok) {
     const detail = data && data.detail;
-    const msg = typeof detail === "string" ? detail : JSON.stringify(detail || data);
+    const msg = typeof detail === "string" ? detail
+      : Array.isArray(detail) ? detail.map((d) => d.msg || JSON.stringify(d)).join("; ") : JSON.stringify(detail || data);
     throw new Error(`${res.status}: ${msg}`);
   }
   return data;
