@@ -180,7 +180,10 @@ class FunctionGenerator:
         caller = LLMCaller(self.llm, on_event)
         template = self.spec.extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
         values = {"api": api_text, "helpers": HELPERS[hierarchical]}
-        request = build_request(self.spec, values, fill(template, {"spec": spec.strip("\n")}))
+        prompt = self.spec
+        if hierarchical:  # the one difference of the modes' prompts: decomposition is shown, and allowed
+            prompt = dataclasses.replace(prompt, examples=[*prompt.examples, *prompt.extra.get("decompose_examples", ())])
+        request = build_request(prompt, values, fill(template, {"spec": spec.strip("\n")}))
         request = dataclasses.replace(
             request, stop=tuple(self.spec.extra.get("from_spec_stop", request.stop))
         )
