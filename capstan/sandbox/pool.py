@@ -251,6 +251,14 @@ class WorkerPool:
             ok = isinstance(message, tuple) and len(message) == 2 and message[0] == "ready"
         except (protocol.ProtocolError, protocol.ChannelTimeout, OSError):
             ok = False
+        seccomp = str(message[1].get("seccomp", "")) if ok and isinstance(message[1], dict) else ""
+        if seccomp.startswith("failed"):  # fail closed: no program runs in a worker without its filter
+            worker.kill()
+            self._record_failure(f"a sandbox worker could not install its seccomp filter: {seccomp}")
+            with self._cond:
+                self._booting.remove(worker)
+                self._dead.append(worker)
+            return
         with self._cond:
             self._booting.remove(worker)
             if ok:
