@@ -2,10 +2,11 @@
 # Run:  docker run -p 8000:8000 -e CAPSTAN_API_TOKEN=change-me -v capstan-data:/data -v capstan-prefix:/cache/prefix-cache \
 #         --security-opt seccomp=unconfined --security-opt apparmor=unconfined capstan
 # Listening beyond loopback requires a bearer token (CAPSTAN_API_TOKEN).
-# The sandbox needs bubblewrap, which needs unprivileged user namespaces; Docker's default seccomp
-# (and AppArmor) profiles refuse them, hence the two --security-opt options. Without a working
-# bubblewrap the service refuses to start (it never runs policy code without an OS boundary);
-# a custom seccomp profile that allows unshare/clone with CLONE_NEWUSER works too.
+# The sandbox's strongest boundary is bubblewrap, which needs unprivileged user namespaces; Docker's
+# default seccomp (and AppArmor) profiles refuse them, hence the two --security-opt options (a
+# custom seccomp profile that allows unshare/clone with CLONE_NEWUSER works too). Run without them,
+# the workers confine themselves with Landlock instead (kernel 5.13+, on by default in most
+# distributions) and the start-up log says so; with neither, the service refuses to start.
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \

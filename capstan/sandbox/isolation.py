@@ -3,10 +3,13 @@
 Host side: build the worker's environment from scratch (no inherited variables, so no API
 keys), find the few directories Python needs, and wrap the interpreter in bubblewrap
 (`--unshare-all`, read-only binds, private /tmp, new /proc, `--cap-drop ALL`, uid/gid 65534,
-`--die-with-parent`, `--new-session`, `--disable-userns`). Without a working bwrap there is no
-OS boundary, and no policy code runs: `detect` raises `NoIsolationError`, which names the fix.
-Only the loudly named mode "unsafe-process" runs the worker as a plain child process (dropped to
-uid 65534 when we are root and it can still read the interpreter). Worker side: `apply_rlimits`
+`--die-with-parent`, `--new-session`, `--disable-userns`). Where bwrap cannot start a sandbox
+(user namespaces refused, as in Docker's default profile) the worker is a plain child process that
+confines itself with Landlock (landlock.py: reads only beneath Python's own directories, no writes,
+no TCP) before any untrusted byte arrives. With neither there is no OS boundary and no policy code
+runs: `detect` raises `NoIsolationError`, which names the fix. Only the loudly named mode
+"unsafe-process" runs a worker without one. Without bwrap, a worker started as root drops to uid
+65534 when it can still read the interpreter. Worker side: `apply_rlimits`
 (address space, open files, file size, core dumps, processes) and `set_cpu_limit` before each
 run. Detection happens once, at start-up.
 """
@@ -25,6 +28,8 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from capstan.sandbox import landlock
 
 NOBODY = 65534
 INNER_LIB = "/opt/capstan/lib"
@@ -92,13 +97,15 @@ class Layout:
 class Isolation:
     """The OS layer chosen at start-up."""
 
-    mode: str  # "bwrap" | "unsafe-process"
+    mode: str  # "bwrap" | "landlock" | "unsafe-process"
     bwrap: str | None
     layout: Layout
     drop_to_nobody: bool
     reason: str = ""
 
     def command(self, fd: int, config: dict) -> list[str]:
+        if self.mode == "landlock":
+            config = {**config, "landlock": self.landlock_paths()}
         cfg = json.dumps(config)
         python = [self.layout.interpreter, "-I", "-B", "-S", "-c", _BOOT]
         if self.mode != "bwrap":
@@ -129,6 +136,13 @@ class Isolation:
                  "--remount-ro", "/", "--chdir", "/tmp"]  # fmt: skip
         return args
 
+    def landlock_paths(self) -> list[str]:
+        """What a Landlock worker may read: Python, its packages, the sandbox package, the system's
+        shared libraries and its own /proc entry. Nothing else, and nothing at all for writing."""
+        here = [str(PACKAGE_DIR), str(ROOT_INIT), os.path.dirname(self.layout.interpreter), self.layout.prefix]
+        system = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo", "/proc/self"]
+        return [*here, *sorted(self.layout.packages.values()), *system]
+
     def popen_kwargs(self) -> dict:
         kwargs: dict = {"env": scrubbed_env(), "cwd": "/"}
         if self.drop_to_nobody:
@@ -157,6 +171,18 @@ class Isolation:
                 "capabilities": "all dropped; no new privileges; no nested user namespaces",
                 "uid_gid": f"{NOBODY}:{NOBODY} inside the user namespace",
             })  # fmt: skip
+        elif self.mode == "landlock":
+            base.update({
+                "bwrap": None,
+                "why_not_bwrap": self.reason,
+                "landlock": "the worker restricts itself before any untrusted byte arrives (measured below)",
+                "network": "TCP bind and connect refused by Landlock; sockets refused by seccomp",
+                "filesystem": "read-only beneath: " + ", ".join(self.landlock_paths()) + "; nothing else "
+                "readable, nothing writable (Landlock), writes refused by seccomp too",
+                "uid_gid": f"{NOBODY}:{NOBODY}"
+                if self.drop_to_nobody or os.geteuid() == 0
+                else f"{os.getuid()}:{os.getgid()} (the service's own user, confined by Landlock)",
+            })  # fmt: skip
         else:
             base.update({
                 "bwrap": None,
@@ -171,7 +197,7 @@ class Isolation:
 
 
 UNSAFE = "unsafe-process"
-MODES = ("auto", "bwrap", UNSAFE)
+MODES = ("auto", "bwrap", "landlock", UNSAFE)
 FIX = (
     "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed "
     "(in Docker: docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined ..., see the "
@@ -185,9 +211,10 @@ class NoIsolationError(RuntimeError):
 
 
 def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Isolation:
-    """bwrap, probed: it must actually start a process here. Mode "auto" (the default) and "bwrap"
-    both require it and raise NoIsolationError without it; "unsafe-process" runs workers as plain
-    child processes. With mode "auto", CAPSTAN_SANDBOX_ISOLATION overrides the choice."""
+    """The strongest OS boundary that works here. "auto" (the default): bubblewrap if it really starts
+    a sandbox here (probed), else Landlock if the kernel has it, else NoIsolationError naming the
+    fix. "bwrap" and "landlock" require that one. "unsafe-process" runs workers as plain child
+    processes with no OS boundary. With mode "auto", CAPSTAN_SANDBOX_ISOLATION overrides it."""
     if mode == "auto":
         mode = os.environ.get("CAPSTAN_SANDBOX_ISOLATION", "auto") or "auto"
     if mode == "process":
@@ -200,9 +227,24 @@ def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Is
     layout = Layout.discover(extra_modules)
     if mode == UNSAFE:
         return Isolation(UNSAFE, None, layout, _can_drop_to_nobody(layout), "chosen: CAPSTAN_SANDBOX_ISOLATION=unsafe-process")
+    why = "CAPSTAN_SANDBOX_ISOLATION=landlock"
+    if mode != "landlock":
+        found, why = _probe_bwrap(layout, bwrap)
+        if found is not None:
+            return found
+        if mode == "bwrap":
+            raise NoIsolationError(f"no OS boundary for policy code: {why}. To fix: {FIX}")
+    abi = landlock.abi_version()
+    if abi >= 1:
+        return Isolation("landlock", None, layout, _can_drop_to_nobody(layout), why)
+    raise NoIsolationError(f"no OS boundary for policy code: {why}, and this kernel has no Landlock. To fix: {FIX}")
+
+
+def _probe_bwrap(layout: Layout, bwrap: str | None) -> tuple[Isolation | None, str]:
+    """A bwrap isolation if bwrap is installed and really starts a sandbox here, else why not."""
     bwrap = bwrap or shutil.which("bwrap") or ("/usr/bin/bwrap" if os.path.exists("/usr/bin/bwrap") else None)
     if not bwrap:
-        raise NoIsolationError(f"no OS boundary for policy code: bubblewrap (bwrap) is not installed. To fix: {FIX}")
+        return None, "bubblewrap (bwrap) is not installed"
     candidate = Isolation("bwrap", bwrap, layout, False)
     try:
         probe = subprocess.run(
@@ -210,12 +252,11 @@ def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Is
             env=scrubbed_env(), capture_output=True, timeout=10, check=False,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
-        why = f"{type(exc).__name__}: {exc}"
-    else:
-        if probe.returncode == 0:
-            return candidate
-        why = probe.stderr.decode(errors="replace").strip()[:300] or f"it exited with status {probe.returncode}"
-    raise NoIsolationError(f"no OS boundary for policy code: {bwrap} cannot start a sandbox here ({why}). To fix: {FIX}")
+        return None, f"{bwrap} cannot start a sandbox here ({type(exc).__name__}: {exc})"
+    if probe.returncode == 0:
+        return candidate, ""
+    why = probe.stderr.decode(errors="replace").strip()[:300] or f"it exited with status {probe.returncode}"
+    return None, f"{bwrap} cannot start a sandbox here ({why})"
 
 
 def _can_drop_to_nobody(layout: Layout) -> bool:

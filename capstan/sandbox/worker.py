@@ -31,7 +31,7 @@ def main(fd: int, config_json: str) -> None:
 
     import socket
 
-    from capstan.sandbox import guards, isolation, protocol, safe_modules, seccomp
+    from capstan.sandbox import guards, isolation, landlock, protocol, safe_modules, seccomp
 
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
     guards.ATOMIC_TYPES.append(HostFunction)  # a stub is a name: copies of data keep it as is
@@ -46,8 +46,13 @@ def main(fd: int, config_json: str) -> None:
     privileges = isolation.drop_root()  # before die_with_parent: a uid change clears PDEATHSIG
     isolation.die_with_parent()
     rlimits = isolation.apply_rlimits(config.get("memory_mb", 1024))
+    # Landlock before seccomp (which refuses its calls); a failure ends the worker before "ready"
+    confined = landlock.restrict_self(config["landlock"]) if "landlock" in config else None
     seccomp_status = seccomp.install() if config.get("seccomp", True) else "disabled by configuration"
-    chan.send(("ready", {**_self_report(rlimits, seccomp_status), "privileges": privileges}))
+    report = {**_self_report(rlimits, seccomp_status), "privileges": privileges}
+    if confined is not None:
+        report["landlock"] = confined
+    chan.send(("ready", report))
     try:
         message = chan.recv()
     except protocol.ChannelClosed:

@@ -48,8 +48,13 @@ class Service:
             progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
             sandbox = Sandbox(pool_size=settings.sandbox_pool)
         self.sandbox = sandbox
-        mode = (getattr(sandbox, "isolation", None) or {}).get("mode") if sandbox is not None else None
-        if mode == "unsafe-process":
+        report = (getattr(sandbox, "isolation", None) or {}) if sandbox is not None else {}
+        mode = report.get("mode")
+        if mode == "bwrap":
+            progress("sandbox: bwrap (namespaces, read-only binds) + seccomp")
+        elif mode == "landlock":
+            progress(f"sandbox: landlock + seccomp (bubblewrap unusable here: {report.get('why_not_bwrap')})")
+        elif mode == "unsafe-process":
             warning = ("UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
                        "(no namespaces, the host file system readable); never expose this service")  # fmt: skip
             log.warning(warning)

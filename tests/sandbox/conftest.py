@@ -22,3 +22,13 @@ def unsafe_sb():
     assert box.wait_ready(1, 60), box.isolation
     yield box
     box.close()
+
+
+@pytest.fixture(scope="session", params=["bwrap", "landlock"])
+def os_sb(request):
+    """The Python layers off, under each OS boundary in turn: the boundary alone must hold."""
+    box = Sandbox(pool_size=1, max_workers=3, isolation=request.param, _unsafe_skip_static_check=True)
+    assert box.wait_ready(1, 60), box.isolation
+    assert box.isolation["mode"] == request.param
+    yield box
+    box.close()

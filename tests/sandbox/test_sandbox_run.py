@@ -246,35 +246,48 @@ def test_check_reports_violations_and_unbound_names(sb):
     assert sb.check("ret_val = 1", allowed_names=[]) == []
 
 
-def test_no_working_bwrap_fails_closed_with_the_fix_named(monkeypatch, tmp_path):
+def broken_bwrap(directory) -> str:
+    """A bwrap that cannot start a sandbox, as under Docker's default seccomp profile."""
+    path = directory / "bwrap"
+    path.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_without_bwrap_landlock_is_the_boundary_and_without_both_nothing_runs(monkeypatch, tmp_path):
+    from capstan.sandbox import isolation
     from capstan.sandbox.isolation import NoIsolationError, detect
 
-    broken = tmp_path / "bwrap"  # a bwrap that cannot start a sandbox, as in Docker's default profile
-    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
-    broken.chmod(0o755)
-    for mode in ("auto", "bwrap"):
-        with pytest.raises(NoIsolationError) as exc:
-            detect(mode, bwrap=str(broken))
-        message = str(exc.value)
-        assert "No permissions to create new namespace" in message
-        assert "apt-get install bubblewrap" in message and "unsafe-process" in message
+    broken = broken_bwrap(tmp_path)
+    chosen = detect("auto", bwrap=broken)
+    assert chosen.mode == "landlock" and "No permissions to create new namespace" in chosen.reason
+    with pytest.raises(NoIsolationError) as exc:  # bwrap demanded: no fallback
+        detect("bwrap", bwrap=broken)
+    assert "apt-get install bubblewrap" in str(exc.value) and "unsafe-process" in str(exc.value)
+    monkeypatch.setattr(isolation.landlock, "abi_version", lambda: 0)  # a kernel without Landlock
+    with pytest.raises(NoIsolationError, match="no Landlock") as exc:
+        detect("auto", bwrap=broken)
+    assert "security-opt" in str(exc.value)
+    with pytest.raises(NoIsolationError):
+        detect("landlock")
     monkeypatch.setenv("CAPSTAN_SANDBOX_ISOLATION", "process")  # the old name is refused, with the new one
     with pytest.raises(ValueError, match="unsafe-process"):
         detect()
-    monkeypatch.setenv("CAPSTAN_SANDBOX_ISOLATION", "auto")
-    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    monkeypatch.setattr("capstan.sandbox.isolation.os.path.exists", lambda p: False)
-    with pytest.raises(NoIsolationError, match="not installed"):
-        detect()
 
 
-def test_the_service_refuses_to_start_without_an_os_boundary(tmp_path):
-    env = {**os.environ, "PATH": f"{tmp_path}:/nonexistent", "CAPSTAN_DATA_DIR": str(tmp_path / "data"),
-           "CAPSTAN_SANDBOX_ISOLATION": "auto"}  # fmt: skip
-    (tmp_path / "bwrap").write_text("#!/bin/sh\nexit 1\n")
-    (tmp_path / "bwrap").chmod(0o755)
-    done = subprocess.run([sys.executable, "-m", "capstan.service.cli", "run", "say hi"], check=False, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+def cli_env(tmp_path, isolation: str) -> dict:
+    broken_bwrap(tmp_path)
+    return {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin", "CAPSTAN_DATA_DIR": str(tmp_path / "data"),
+            "CAPSTAN_SANDBOX_ISOLATION": isolation, "CAPSTAN_LLM": "openai", "OPENAI_API_KEY": ""}  # fmt: skip
+
+
+def test_the_cli_says_which_boundary_it_runs_under_and_refuses_to_run_without_one(tmp_path):
+    cli = [sys.executable, "-m", "capstan.service.cli", "run", "say hi"]
+    done = subprocess.run(cli, env=cli_env(tmp_path, "auto"), capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert "sandbox: landlock" in done.stderr, done.stderr  # bwrap unusable here: Landlock, and it says so
+    done = subprocess.run(cli, env=cli_env(tmp_path, "bwrap"), capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "no OS boundary for policy code" in done.stderr and "loading the language model" not in done.stderr
 
