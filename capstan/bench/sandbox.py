@@ -75,6 +75,10 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         help="comma-separated k: also time the policy with a host call every k-th iteration ('' for none)",
     )
     parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
+    parser.add_argument(
+        "--isolation", choices=("auto", "bwrap", "landlock"), default="auto",
+        help="the OS boundary to measure under (default: the strongest that works here)",
+    )  # fmt: skip
 
 
 def _host():
@@ -305,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     if any(k < 1 for k in everies):
         raise SystemExit("--every takes positive integers")
     load_before = os.getloadavg()[0]
-    with Sandbox(pool_size=2) as sb:
+    with Sandbox(pool_size=2, isolation=args.isolation) as sb:
         sb.wait_ready()
         starts = _warm_start(sb, args.starts)
         trips = _round_trips(sb)
