@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from capstan.primitives.api import MOTION_NAMES
 from capstan.primitives.rehearsal import Rehearsed
 
 MOVED_M = 0.01  # an object or the gripper that moved less than this did not move
 AGREE_M = 0.02  # two final scenes agree when every object is within this of its place in the other
 FELL_M = 0.02  # an object this far below the table top has fallen off it
 OUTSIDE_M = 0.03  # an object this far outside the workspace box has left it
-CONTROL_PRIMITIVES = frozenset({"pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by",
-                                "open_gripper", "close_gripper"})  # fmt: skip
 
 
 class Rehearsal(Protocol):
@@ -63,7 +62,7 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     before, after = _objects(rehearsed.before), _objects(rehearsed.after)
     dry.final = after
     dry.said = list(rehearsed.said)
-    dry.motions = sum(c.get("name") in CONTROL_PRIMITIVES for c in rehearsed.calls)
+    dry.motions = sum(c.get("name") in MOTION_NAMES for c in rehearsed.calls)
     dry.moved = [f"{n} moved from {_xyz(before[n])} to {_xyz(p)}" for n, p in after.items()
                  if n in before and _dist(before[n], p) > MOVED_M]  # fmt: skip
     if rehearsed.error is not None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from capstan.primitives.api import MOTION_NAMES
 from capstan.service.events import EventHub, jsonable
 from capstan.service.media import FPS as FRAME_FPS
 from capstan.service.media import Recorder
@@ -25,10 +26,7 @@ from capstan.service.store import TraceStore
 log = logging.getLogger("capstan.runs")
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
-CONTROL_PRIMITIVES = frozenset({
-    "pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by",
-    "open_gripper", "close_gripper", "wait",
-})
+CONTROL_PRIMITIVES = MOTION_NAMES | {"wait"}  # a frame after each: the scene may have changed
 
 
 class QueueFullError(RuntimeError):
