@@ -140,6 +140,8 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
         "code": outcome.code,
         "attempts": len(outcome.attempts),
         "candidates": outcome.candidates,  # programs rehearsed in dry runs
+        # per attempt with dry runs: which candidate ran (0 is the greedy one; None: all refused)
+        "chosen": [a["chosen"] for a in outcome.attempts if "candidates" in a],
         # the kind of error the first program hit, if any: what a repair had to fix
         "first_error_kind": _first_error_kind(outcome.attempts),
         "llm_calls": len(outcome.llm_calls),
