@@ -47,6 +47,11 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "--no-dry-run", action="store_true", help="run programs directly, with no rehearsal on a world snapshot"
     )
     parser.add_argument(
+        "--sample-when", choices=("refused", "refused-or-compositional"), default="refused-or-compositional",
+        help="when to sample more candidates: only when the first program is refused in its dry run, or also "
+        "for compositional commands (default)",
+    )  # fmt: skip
+    parser.add_argument(
         "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"
     )
     parser.add_argument(
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "exec_timeout_s": args.exec_timeout,
         "dry_run": not args.no_dry_run,
         "candidates": args.candidates,
+        "sample_compositional": args.sample_when == "refused-or-compositional",
     }
     config = {"suite": SUITE, "split": args.split, "run": run_cfg, "llm": options.llm_fingerprint(overrides)}
     out = options.out_dir(args, SUITE)

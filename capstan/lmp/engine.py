@@ -60,6 +60,7 @@ class Engine:
         timeout_s: float = 180.0,
         rehearsal: Rehearsal | None = None,
         candidates: int = 3,
+        sample_compositional: bool = True,
     ):
         if max_attempts < 1 or candidates < 1:
             raise ValueError("max_attempts and candidates must be at least 1")
@@ -73,6 +74,8 @@ class Engine:
         self.timeout_s = timeout_s
         self.rehearsal = rehearsal  # None: programs run for real with no dry run first
         self.candidates = candidates  # programs per command when more than the greedy one is wanted
+        # also for a compositional command whose first program passed its dry run (else only when refused)
+        self.sample_compositional = sample_compositional
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -208,7 +211,8 @@ class Engine:
                               prepared)  # fmt: skip
         pool = [(first, prepared)]
         refused_in_dry_run = first.rejected not in (None, "check")  # a static check's refusal goes to repair
-        if alternatives is not None and (refused_in_dry_run or is_compositional(code, first, prepared.generated)):
+        compositional = self.sample_compositional and is_compositional(code, first, prepared.generated)
+        if alternatives is not None and (refused_in_dry_run or compositional):
             pool += self._alternatives(n, alternatives, ctx, emit, pool, command)
         winner, votes = choose([d for d, _ in pool])
         if len(pool) > 1:

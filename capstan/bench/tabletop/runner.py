@@ -36,6 +36,7 @@ class RunConfig:
     exec_timeout_s: float = 60.0  # per program run in the sandbox
     dry_run: bool = True  # rehearse programs on a world snapshot first, as the service does
     candidates: int = 3  # programs per command when the first fails its dry run or the command is compositional
+    sample_compositional: bool = True  # False: more candidates only when the first is refused in its dry run
 
 
 class TaskContext:
@@ -63,6 +64,7 @@ class TaskContext:
             timeout_s=self.config.exec_timeout_s,
             rehearsal=SnapshotRehearsal() if self.config.dry_run else None,
             candidates=self.config.candidates,
+            sample_compositional=self.config.sample_compositional,
         )
 
 
