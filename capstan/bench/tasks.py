@@ -47,9 +47,9 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "--no-dry-run", action="store_true", help="run programs directly, with no rehearsal on a world snapshot"
     )
     parser.add_argument(
-        "--sample-when", choices=("refused", "refused-or-compositional"), default="refused-or-compositional",
-        help="when to sample more candidates: only when the first program is refused in its dry run, or also "
-        "for compositional commands (default)",
+        "--sample-when", choices=("refused", "refused-or-compositional"), default="refused",
+        help="when to sample more candidates: only when the first program is refused in its dry run (default), "
+        "or also for compositional commands",
     )  # fmt: skip
     parser.add_argument(
         "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"

@@ -60,7 +60,7 @@ class Engine:
         timeout_s: float = 180.0,
         rehearsal: Rehearsal | None = None,
         candidates: int = 3,
-        sample_compositional: bool = True,
+        sample_compositional: bool = False,
     ):
         if max_attempts < 1 or candidates < 1:
             raise ValueError("max_attempts and candidates must be at least 1")

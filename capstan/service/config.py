@@ -19,7 +19,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
 | `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly) |
-| `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run or the command is compositional; 1: never sample |
+| `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run; 1: never sample |
+| `CAPSTAN_SAMPLE_COMPOSITIONAL` | 0 | 1: sample more candidates for compositional commands too, even when the first passed its dry run |
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
 | `CAPSTAN_VIDEO_VIEW` | angled | camera used for frames and video (`top` or `angled`) |
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
@@ -61,6 +62,7 @@ class Settings:
     sandbox_pool: int = 2
     dry_run: bool = True
     candidates: int = 3
+    sample_compositional: bool = False
     media: bool = True
     video_view: str = "angled"
     max_frames: int = 240

@@ -81,8 +81,8 @@ class Service:
             def engine_factory():
                 # one engine per session: functions learned from one user's commands (its skill
                 # library) never show up in another session's prompts
-                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s,
-                              rehearsal=rehearsal, candidates=settings.candidates)  # fmt: skip
+                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s, rehearsal=rehearsal,
+                              candidates=settings.candidates, sample_compositional=settings.sample_compositional)  # fmt: skip
 
             engine = engine_factory()
         else:

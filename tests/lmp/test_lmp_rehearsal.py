@@ -106,10 +106,19 @@ def test_a_compositional_command_runs_the_scene_most_candidates_agree_on(world, 
     right = "for b in blocks:\n    put_first_on_second(b, 'green bowl')"
     right_again = "for block in blocks:\n    put_first_on_second(block, 'green bowl')"
     llm = scripted(wrong, right, right_again)
-    out, _ = run(engine(llm, sandbox), api, "gather every block in the green bowl")
+    out, _ = run(engine(llm, sandbox, sample_compositional=True), api, "gather every block in the green bowl")
     assert out.status == "succeeded" and out.attempts[0]["chosen"] == 1
     assert all(near(world, b, "green bowl", 0.08) for b in ("red block", "blue block", "yellow block"))
     assert out.candidates == 3
+
+
+def test_by_default_a_compositional_command_whose_program_passes_its_dry_run_gets_no_more_candidates(
+    world, api, sandbox, scripted
+):
+    loop = "for b in blocks:\n    put_first_on_second(b, 'green bowl')"
+    llm = scripted(loop)
+    out, _ = run(engine(llm, sandbox), api, "gather every block in the green bowl")
+    assert out.status == "succeeded" and out.candidates == 1 and len(llm.requests) == 1
 
 
 def test_without_a_rehearsal_nothing_changes(world, api, sandbox, scripted):

@@ -315,8 +315,8 @@ def test_helpers_and_nested_lmp_calls_are_their_own_trace_items(make_service, cl
     program = fenced("for b in parse_obj_name('the blocks'):\n    move_it(b)")
     helper = fenced("def move_it(name):\n    put_first_on_second(name, 'blue bowl')")
     nested = fenced("ret_val = ['red block']")
-    # a loop is compositional: two sampled candidates follow; the same program shares the first's dry run
-    client = client_for(make_service(replies=[program, helper, nested, program, program]))
+    # with compositional sampling on, two sampled candidates follow; the same program shares the first's dry run
+    client = client_for(make_service(replies=[program, helper, nested, program, program], sample_compositional=True))
     sid = new_session(client)
     r = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the blocks in the blue bowl"})
     t = r.json()

@@ -36,7 +36,7 @@ class RunConfig:
     exec_timeout_s: float = 60.0  # per program run in the sandbox
     dry_run: bool = True  # rehearse programs on a world snapshot first, as the service does
     candidates: int = 3  # programs per command when the first fails its dry run or the command is compositional
-    sample_compositional: bool = True  # False: more candidates only when the first is refused in its dry run
+    sample_compositional: bool = False  # True: more candidates for compositional commands too
 
 
 class TaskContext:
