@@ -18,6 +18,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_RUN_TIMEOUT_S` | 120 | sandbox time limit per program execution |
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
+| `CAPSTAN_SANDBOX_ISOLATION` | auto | OS boundary for policy code: `auto` (bubblewrap, else Landlock, else refuse to start), `bwrap`, `landlock`, or `unsafe-process` (none; never for untrusted use) |
 | `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly) |
 | `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run; 1: never sample |
 | `CAPSTAN_SAMPLE_COMPOSITIONAL` | 0 | 1: sample more candidates for compositional commands too, even when the first passed its dry run |
