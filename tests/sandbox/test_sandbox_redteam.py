@@ -712,10 +712,55 @@ OS = [
         "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(470, 0, 0)",
         ["ok"],
     ),
+    # the service's own secrets and data, from outside the worker
+    _os("proc_environ_of_parent", "ret_val = B['open'](f\"/proc/{g['getppid']()}/environ\").read()", ["ok", "policy"]),
+    _os("read_trace_database", f"ret_val = B['open']({str(REPO / 'var' / 'capstan.db')!r}, 'rb').read(64)",
+        ["policy"], "Error"),
+    _os("read_etc_shadow", "ret_val = B['open']('/etc/shadow').read()", ["policy"], "Error"),
+    _os("connect_to_service_port", "B['__import__']('socket').create_connection(('127.0.0.1', 8000), timeout=1)",
+        ["policy"], "Error"),
+    _os("udp_sendto", "s = B['__import__']('socket').socket(2, 2)\ns.sendto(b'x', ('127.0.0.1', 53))", ["policy"], "Error"),
+    _os("unix_socket_to_docker", "s = B['__import__']('socket').socket(1, 1)\ns.connect('/var/run/docker.sock')",
+        ["policy"], "Error"),
+    # exhaustion: each ends in a clear error and a healthy host
+    _os("exhaust_file_descriptors", "fs = [B['open']('/proc/self/status') for _ in range(100000)]", ["policy"], "Error"),
+    _os("exhaust_threads", "t = B['__import__']('threading')\ns = B['__import__']('time').sleep\n"
+        "for _ in range(10000):\n    t.Thread(target=s, args=(30,), daemon=True).start()", ["policy"], "thread"),
+    _os("exhaust_disk", "f = B['open']('/tmp/fill', 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20))", ["policy"], "Error"),
+    # process control and kernel interfaces, one raw system call each: all refused (-1)
+    *(
+        _os(name, f"c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall({args})", ["ok"])
+        for name, args in (
+            ("ptrace_attach_parent", "101, 16, c.CDLL(None).getppid(), 0, 0"),
+            ("process_vm_readv_parent", "310, c.CDLL(None).getppid(), 0, 0, 0, 0, 0"),
+            ("execve_raw", "59, b'/bin/sh', 0, 0"),
+            ("execveat_raw", "322, -100, b'/bin/sh', 0, 0, 0"),
+            ("clone3_new_userns", "435, c.create_string_buffer(88), 88"),
+            ("setns_raw", "308, 0, 0"),
+            ("mount_tmpfs", "165, b'none', b'/tmp', b'tmpfs', 0, 0"),
+            ("chroot_raw", "161, b'/tmp'"),
+            ("keyctl_raw", "250, 0, 0, 0, 0, 0"),
+            ("add_key_raw", "248, b'user', b'x', b'y', 1, -3"),
+            ("bpf_raw", "321, 0, c.create_string_buffer(128), 128"),
+            ("io_uring_setup_raw", "425, 8, c.create_string_buffer(120)"),
+            ("perf_event_open_raw", "298, c.create_string_buffer(128), 0, -1, -1, 0"),
+            ("userfaultfd_raw", "323, 0"),
+            ("tgkill_parent", "234, c.CDLL(None).getppid(), c.CDLL(None).getppid(), 9"),
+            ("kcmp_raw", "312, 1, 1, 0, 0, 0"),
+            ("open_by_handle_at_raw", "304, -100, c.create_string_buffer(128), 0"),
+            ("fanotify_init_raw", "300, 0, 0"),
+            ("init_module_raw", "175, 0, 0, b''"),
+            ("socketpair_raw", "53, 1, 1, 0, c.create_string_buffer(8)"),
+        )
+    ),
 ]
 REFUSED_SYSCALL_RESULTS = {
     "sysv_shmget", "sysv_semget", "prlimit_other_pid", "fchmodat2_tmp", "setxattr_tmp", "pipe2_refused",
     "prctl_refused", "memfd_create_refused", "ioctl_other_than_tcgets_refused", "future_syscall_refused",
+    "ptrace_attach_parent", "process_vm_readv_parent", "execve_raw", "execveat_raw", "clone3_new_userns",
+    "setns_raw", "mount_tmpfs", "chroot_raw", "keyctl_raw", "add_key_raw", "bpf_raw", "io_uring_setup_raw",
+    "perf_event_open_raw", "userfaultfd_raw", "tgkill_parent", "kcmp_raw", "open_by_handle_at_raw",
+    "fanotify_init_raw", "init_module_raw", "socketpair_raw",
 }  # fmt: skip
 
 
@@ -842,7 +887,7 @@ def test_os_layer_contains_unchecked_payload(os_sb, payload, monkeypatch):
     value = res.values.get("ret_val")
     if payload.id == "env_secrets":
         assert "OPENAI_API_KEY" not in value and not any("KEY" in k for k in value)
-    if payload.id == "proc_environ_of_pid1" and value is not None:
+    if payload.id in ("proc_environ_of_pid1", "proc_environ_of_parent") and value is not None:
         assert "sk-redteam-fake" not in value and "KEY" not in value
     if payload.id == "os_system" and value is not None:
         assert value != 0
