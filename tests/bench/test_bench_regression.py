@@ -24,7 +24,7 @@ def expected() -> dict:
 
 def test_the_subset_is_the_agreed_size():
     exp = expected()
-    assert len(exp["robocode"]) == 10  # 5 problems x flat/hierarchical
+    assert len(exp["robocode"]) == 15  # 5 problems x naive/flat/hierarchical
     assert len(exp["tasks"]) == 8
     assert all(isinstance(v, bool) for suite in exp.values() for v in suite.values()), "re-record: misses"
 
