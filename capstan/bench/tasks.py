@@ -40,8 +40,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attempts", type=int, default=3, help="max programs per command (self-repair)")
     parser.add_argument(
         "--candidates", type=int, default=3, metavar="N",
-        help="programs per command when the first fails its dry run or the command is compositional "
-        "(1: never sample more)",
+        help="programs per command when more than the first is sampled (see --sample-when; 1: never)",
     )  # fmt: skip
     parser.add_argument(
         "--no-dry-run", action="store_true", help="run programs directly, with no rehearsal on a world snapshot"
@@ -146,9 +145,7 @@ def summarize(rows: list[dict], config: dict) -> dict:
             fam["failures"][r.get("category") or "wrong_program"] += 1
     for name, fam in per_family.items():
         turns = [t for r in rows if r["family"] == name for t in r.get("turns", [])]
-        fam["llm_calls_mean"] = (
-            round(statistics.fmean(t.get("llm_calls", 0) for t in turns), 2) if turns else None
-        )
+        fam["llm_calls_mean"] = _mean([t.get("llm_calls", 0) for t in turns])
         fam["candidates_mean"] = _mean([t.get("candidates", 0) for t in turns])
         fam["repairs_mean"] = _mean([max(0, t.get("attempts", 1) - 1) for t in turns])
         fam["helpers"] = sum(t.get("helper_calls", 0) for t in turns)

@@ -8,6 +8,7 @@ scene, earlier turns and the command. `CompletionRequest.prefix_messages` marks 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
 import re
@@ -228,8 +229,7 @@ def with_feedback(request: CompletionRequest, answer: str, feedback: str) -> Com
         Message("assistant", answer.strip() or "# (no code)"),
         Message("user", feedback),
     )
-    return CompletionRequest(messages=messages, max_tokens=request.max_tokens, temperature=request.temperature,
-                             stop=request.stop, prefix_messages=request.prefix_messages)  # fmt: skip
+    return dataclasses.replace(request, messages=messages)
 
 
 def describe_api(describe: object) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from capstan.lmp.nested import NESTED
 from capstan.primitives.api import MOTION_NAMES
 from capstan.primitives.rehearsal import Rehearsed
 
@@ -63,23 +64,22 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     dry.final = after
     dry.said = list(rehearsed.said)
     dry.motions = sum(c.get("name") in MOTION_NAMES for c in rehearsed.calls)
-    dry.moved = [f"{n} moved from {_xyz(before[n])} to {_xyz(p)}" for n, p in after.items()
-                 if n in before and _dist(before[n], p) > MOVED_M]  # fmt: skip
+    # judge what the program moved, not where the scene began
+    moved = {n: p for n, p in after.items() if n not in before or math.dist(before[n], p) > MOVED_M}
+    dry.moved = [f"{n} moved from {_xyz(before[n])} to {_xyz(p)}" for n, p in moved.items() if n in before]
     if rehearsed.error is not None:
         dry.rejected, dry.error = rehearsed.error.get("kind", "error"), rehearsed.error
         return dry
     ws = rehearsed.after.get("workspace") or {}
     table_z = float(ws.get("table_z", 0.0))
-    for name, p in after.items():
-        if name in before and _dist(before[name], p) <= MOVED_M:
-            continue  # judge what the program moved, not where the scene began
+    for name, p in moved.items():
         if p[2] < table_z - FELL_M:
             return _reject(dry, "off_table", f"in the dry run the {name} fell off the table (to {_xyz(p)}); "
                            "keep every target on the table")  # fmt: skip
         if ws and not _inside(p, ws):
             return _reject(dry, "left_workspace", f"in the dry run the {name} ended at {_xyz(p)}, outside the "
                            f"workspace x in {ws['x']}, y in {ws['y']}")  # fmt: skip
-    gripper_moved = _dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
+    gripper_moved = math.dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
     grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (rehearsed.after.get("gripper") or {}).get("open")
     if not dry.moved and not dry.said and not gripper_moved and not grip_changed:
         return _reject(dry, "no_effect", "the program ran but changed nothing and said nothing. If the "
@@ -109,11 +109,10 @@ def is_compositional(code: str, dry: DryRun, helpers: list[str]) -> bool:
     except SyntaxError:
         return False
     loops = (ast.For, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
-    nested = {"parse_obj_name", "parse_position", "parse_question", "transform_shape_pts"}
     for node in ast.walk(tree):
         if isinstance(node, loops):
             return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in nested:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in NESTED:
             return True
     return False
 
@@ -137,11 +136,7 @@ def _inside(p: list[float], ws: dict) -> bool:
 
 
 def _agree(a: dict[str, list[float]], b: dict[str, list[float]]) -> bool:
-    return a.keys() == b.keys() and all(_dist(a[n], b[n]) <= AGREE_M for n in a)
-
-
-def _dist(a: list[float], b: list[float]) -> float:
-    return math.dist(a, b)
+    return a.keys() == b.keys() and all(math.dist(a[n], b[n]) <= AGREE_M for n in a)
 
 
 def _xyz(p: list[float]) -> str:

@@ -13,11 +13,13 @@
    makes after start-up (measured with strace) and refuses every other one, present or future,
    with EPERM: so fork/exec/clone-a-process, sockets, opening files for writing, file-system
    changes, IPC, signals, ptrace, namespaces, mounts, bpf, io_uring, prctl...; open only
-   read-only, clone only for a thread, ioctl only TCGETS, prlimit64 only on itself. Without a
-   working bwrap the sandbox fails closed: `Sandbox()` raises `NoIsolationError` naming the fix.
-   Only CAPSTAN_SANDBOX_ISOLATION=unsafe-process (loud in logs, /healthz and on the page) runs
-   the same worker as a plain child that, when started as root, drops to uid 65534 once its
-   imports are done, with rlimits, scrubbed env, seccomp and the Python layers - but it sees
+   read-only, clone only for a thread, ioctl only TCGETS, prlimit64 only on itself. Where bwrap
+   cannot start a sandbox, the worker is a plain child that confines itself with Landlock
+   (landlock.py: reads only beneath Python's own directories, no writes, no TCP) before any
+   untrusted byte arrives, and as root drops to uid 65534 once its imports are done. With
+   neither boundary the sandbox fails closed: `Sandbox()` raises `NoIsolationError` naming the
+   fix. Only CAPSTAN_SANDBOX_ISOLATION=unsafe-process (loud in logs, /healthz and on the page)
+   runs a worker with no OS boundary: rlimits, scrubbed env, seccomp and the Python layers, on
    the host file system (read-only for it).
    `Sandbox.isolation` reports which layers are in force, measured inside the worker.
 2. **Parent-side limits** (`executor.py`, `pool.py`). The parent enforces the wall-clock

@@ -69,9 +69,10 @@ class Sandbox:
     caps captured print output (characters); `max_message_bytes` caps any message from a
     worker and a run's result, `max_call_bytes` one host-function call's arguments.
     `extra_modules` extends the import allowlist (each gets a proxy of its public,
-    non-module attributes). `isolation` is "auto" or "bwrap" (bubblewrap, probed; without it
-    `NoIsolationError`, which names the fix) or "unsafe-process" (no OS boundary; chosen knowingly). `acquire_timeout_s` bounds the wait for a free
-    worker (the run's `timeout_s` only starts once the program can run).
+    non-module attributes). `isolation` is "auto" (bubblewrap if it works here, else Landlock,
+    else `NoIsolationError`, which names the fix), "bwrap" or "landlock" (that one or the error),
+    or "unsafe-process" (no OS boundary; chosen knowingly). `acquire_timeout_s` bounds the wait
+    for a free worker (the run's `timeout_s` only starts once the program can run).
     `_unsafe_skip_static_check` is for tests only.
     """
 
@@ -257,7 +258,7 @@ class _Session:
     def __init__(self, worker, host_functions, pure, return_names, deadline, cancel, timeout_s, stdout_limit,
                  cpu_s: float = 10.0, max_host_calls: int = 10_000):  # fmt: skip
         self.cpu_s = cpu_s
-        self.calls_left = max_host_calls
+        self.calls = 0
         self.max_host_calls = max_host_calls
         self.worker = worker
         self.return_names = return_names
@@ -356,8 +357,8 @@ class _Session:
             self._invoke(name, self.host_functions[name], args, kwargs)
 
     def _invoke(self, name: str, fn: Callable, args: tuple, kwargs: dict) -> tuple:
-        self.calls_left -= 1
-        if self.calls_left < 0:
+        self.calls += 1
+        if self.calls > self.max_host_calls:
             raise _HostCallBudget()
         if name not in self.signatures:
             self.signatures[name] = _CallShape.of(fn)

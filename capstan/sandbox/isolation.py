@@ -315,7 +315,7 @@ def die_with_parent() -> None:
 
 
 def drop_root() -> str:
-    """A worker still running as root (unsafe-process mode, interpreter not readable by nobody)
+    """A worker still running as root (no bwrap, interpreter not readable by nobody)
     becomes nobody once its imports are done: no capabilities, no access to root's files."""
     if os.getuid() != 0 and os.geteuid() != 0:
         return "not root"

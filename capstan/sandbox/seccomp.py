@@ -19,7 +19,7 @@ what exists). x86-64 only; elsewhere it reports "unavailable" and the other laye
 
 Why the worker installs it rather than `bwrap --seccomp`: bwrap must still exec Python after
 loading its filter, so that filter could not refuse execve; installed after start-up ours can,
-and the same filter also protects workers in unsafe-process mode.
+and the same filter also protects workers without bwrap (Landlock or unsafe-process).
 """
 
 from __future__ import annotations

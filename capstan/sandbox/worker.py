@@ -74,7 +74,7 @@ def main(fd: int, config_json: str) -> None:
 
 def _warm_up() -> None:
     """Load what compiling and running a program may import lazily, while files are still
-    readable (unsafe-process mode drops root next): non-ASCII identifiers need unicodedata."""
+    readable (without bwrap, root is dropped next): non-ASCII identifiers need unicodedata."""
     import encodings.idna  # noqa: F401
     import unicodedata  # noqa: F401
 

@@ -39,6 +39,15 @@ from fastapi.staticfiles import StaticFiles
 from capstan.primitives.errors import RobotUnavailableError
 from capstan.service import schemas
 from capstan.service.media import run_dir
+from capstan.service.responses import (
+    BUSY,
+    NOT_FOUND,
+    RETRY_AFTER_S,
+    TOO_MANY,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    unprocessable,
+)
 from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
 from capstan.service.runs import QueueFullError, Run, RunNotFound
 from capstan.service.service import VERSION, Service
@@ -48,17 +57,6 @@ from capstan.service.trace import assemble, summary
 
 WEB_DIR = Path(__file__).with_name("web")
 KEEPALIVE_S = 15.0
-RETRY_AFTER_S = {"sessions_full": 30, "queue_full": 5, "busy": 1, "robot": 5}
-UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)"}}
-NOT_FOUND = {404: {"model": schemas.Problem, "description": "no such session or run"}}
-TOO_MANY = {429: {"model": schemas.Problem, "description": "full (sessions or run queue); see Retry-After"}}
-UNAVAILABLE = {503: {"model": schemas.Problem, "description": "the robot is unreachable or busy; see Retry-After"}}
-BUSY = {409: {"model": schemas.Problem, "description": "a run is using the session"}}
-
-
-def unprocessable(message: str, *loc: str | int) -> HTTPException:
-    """A 422 in FastAPI's own validation-error shape, so one schema describes every 422."""
-    return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
 
 
 def create_app(service: Service) -> FastAPI:

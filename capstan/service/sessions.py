@@ -15,8 +15,8 @@ state and frame the running run last published.
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
 import threading
 import time
 import uuid
@@ -96,7 +96,7 @@ class Session:
         ]  # fmt: skip
         objects = (self.last_state or {}).get("objects", {})
         poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
-        skills = json.loads(self.engine.skills.to_json())["skills"] if self.engine is not None else []
+        skills = [dataclasses.asdict(s) for s in self.engine.skills.all()] if self.engine is not None else []
         return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
                 "last_used": self.last_used, "poses": poses, "turns": turns, "skills": skills}  # fmt: skip
 

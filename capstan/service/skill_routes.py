@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Response
 
 from capstan.lmp.skills import SkillError
 from capstan.service import schemas
+from capstan.service.responses import unprocessable
 from capstan.service.service import Service
 from capstan.service.sessions import Session
 
@@ -54,8 +55,7 @@ def skill_routes(service: Service, session_or_404: Callable[[str], Session]) -> 
         try:
             names = engine.import_skills(items, session.api, service.settings.max_code_bytes)
         except SkillError as exc:
-            # the shape of FastAPI's own validation errors, so the declared 422 schema holds
-            raise HTTPException(422, [{"loc": ["body", "skills"], "msg": str(exc), "type": "value_error"}]) from None
+            raise unprocessable(str(exc), "skills") from None
         service.sessions.save(session)
         return schemas.SkillImport(imported=names, skills=listing(session))
 

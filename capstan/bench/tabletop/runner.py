@@ -35,7 +35,7 @@ class RunConfig:
     command_timeout_s: float = 240.0  # per command: generation + execution
     exec_timeout_s: float = 60.0  # per program run in the sandbox
     dry_run: bool = True  # rehearse programs on a world snapshot first, as the service does
-    candidates: int = 3  # programs per command when the first fails its dry run or the command is compositional
+    candidates: int = 3  # programs per command when more than the first is sampled
     sample_compositional: bool = False  # True: more candidates for compositional commands too
 
 
