@@ -1,12 +1,15 @@
 """The code-generation suite behind `capstan bench humaneval` and `capstan bench robocode`.
 
 Each problem is written three ways: `naive` (the spec in a plain chat message, no few-shot prompt
-and no machinery: the baseline the other two must beat), `flat` (lmp.FunctionGenerator, one
-completion) and `hierarchical` (the same, with undefined helpers generated recursively); flat and
-hierarchical get the same preamble, so the hierarchy is the only difference. The problem's `test`
-and `check(entry_point)` then run on the result in our sandbox under a per-problem time limit.
-Greedy decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own
-canonical solutions instead (no model): a check of the problem file and of the sandbox policy.
+and no machinery: the baseline the other two must beat), `flat` (lmp.FunctionGenerator) and
+`hierarchical` (the same, with undefined helpers generated recursively). Flat and hierarchical get
+the same preamble and the same check: an answer that fails an example of the spec's own docstring
+(never the hidden tests) is revised once, rewritten whole in flat mode and split by a planner into
+helpers that the function generator writes in hierarchical mode; the answer failing fewer examples
+stands. So the hierarchy is the only difference. The problem's `test` and `check(entry_point)` then
+run on the result in our sandbox under a per-problem time limit. Greedy decoding, one sample: pass@1
+is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
+a check of the problem file and of the sandbox policy.
 """
 
 from __future__ import annotations
@@ -67,7 +70,17 @@ class Context:
             from capstan.lmp import FunctionGenerator
 
             self.llm = build_llm(config["llm_overrides"])
-            self.generator = FunctionGenerator(self.llm, star_names=self.sandbox.star_names)
+            self.generator = FunctionGenerator(self.llm, star_names=self.sandbox.star_names, trial=self.trial)
+
+    def trial(self, program: str) -> str | None:
+        """What `program` raised in the sandbox, or None."""
+        res = self.sandbox.run(program, host_functions={}, timeout_s=5.0, return_names=())
+        return None if res.ok else _error_text(res.error)
+
+    def example_check(self, spec: str, entry_point: str, timeout_s: float):
+        from capstan.lmp.spec_examples import example_check
+
+        return example_check(self.sandbox, spec, entry_point, timeout_s)
 
 
 def naive_request(spec: str):
@@ -100,12 +113,15 @@ def run_one(ctx: Context, payload: dict) -> dict:
         row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
                    model=completion.model)  # fmt: skip
     else:
-        gen = ctx.generator.generate(
-            problem["prompt"], problem["entry_point"], hierarchical=mode == "hierarchical"
-        )
+        spec, entry_point = problem["prompt"], problem["entry_point"]
+        gen = ctx.generator.generate(spec, entry_point, hierarchical=mode == "hierarchical",
+                                     check=ctx.example_check(spec, entry_point, payload["timeout_s"]))  # fmt: skip
         code = gen.code
+        row["attempts"] = gen.attempts
+        row["example_failures"] = len(gen.example_failures)
         row["llm_calls"] = len(gen.llm_calls)
-        row["helpers"] = sorted(gen.helpers)
+        row["helpers"] = sorted(gen.helpers)  # in the answer
+        row["helpers_written"] = list(gen.written)  # by the model in any attempt, kept or not
         row["nested_calls"] = sum(c.get("lmp") in NESTED for c in gen.llm_calls)
         row["completion_tokens"] = sum(int(c.get("completion_tokens") or 0) for c in gen.llm_calls)
         row["model"] = next((c.get("model") for c in gen.llm_calls if c.get("model")), None)
@@ -204,9 +220,11 @@ def summarize(suite: str, rows: list[dict], modes, config: dict, problems_path: 
             "passed": passed,
             "errors": sum(1 for r in mine if r.get("status") == "error"),
             "timeouts": sum(1 for r in mine if r.get("error_kind") == "timeout"),
-            "helpers_generated": sum(len(r.get("helpers") or ()) for r in mine),
-            "problems_with_helpers": sum(1 for r in mine if r.get("helpers")),
+            "helpers_generated": sum(len(r.get("helpers_written", r.get("helpers")) or ()) for r in mine),
+            "problems_with_helpers": sum(1 for r in mine if r.get("helpers")),  # helpers in the answer
             "nested_calls": sum(int(r.get("nested_calls") or 0) for r in mine),
+            "revised": sum(1 for r in mine if (r.get("attempts") or 1) > 1),
+            "llm_calls": sum(int(r.get("llm_calls") or 0) for r in mine),
         }
     summary["only_passing_in"] = only_passing_in(rows, modes)
     summary["items"] = rows

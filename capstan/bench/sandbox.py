@@ -76,8 +76,14 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
     parser.add_argument(
-        "--isolation", choices=("auto", "bwrap", "landlock"), default="auto",
-        help="the OS boundary to measure under (default: the strongest that works here)",
+        "--isolation", default="auto", metavar="LIST",
+        help="comma-separated OS boundaries to measure under: auto (the strongest that works here, the "
+        "default), bwrap, landlock; with several, their runs alternate",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runs", type=int, default=1, metavar="N",
+        help="whole measurements per boundary; with N > 1 the figures are the medians of the N runs, "
+        "each run's figures and the spread are kept",
     )  # fmt: skip
 
 
@@ -300,16 +306,63 @@ def _p90(samples: list[float]) -> float:
     return sorted(samples)[int(0.9 * (len(samples) - 1))]
 
 
+ISOLATIONS = ("auto", "bwrap", "landlock")
+# The figures a multi-run report takes the median of (the targets are stated on these).
+HEADLINE = ("warm_start_ms_p50", "rpc_us_p50", "overhead_vs_exec", "ratio_vs_smolagents",
+            "overhead_vs_exec_round_trips", "overhead_vs_floor")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
+    isolations = [i.strip() for i in args.isolation.split(",") if i.strip()]
+    if not isolations or any(i not in ISOLATIONS for i in isolations):
+        raise SystemExit(f"--isolation takes a comma-separated list of {', '.join(ISOLATIONS)}")
+    if args.runs < 1:
+        raise SystemExit("--runs takes a positive number")
+    everies = [int(k) for k in args.every.split(",") if k.strip()]
+    if any(k < 1 for k in everies):
+        raise SystemExit("--every takes positive integers")
+    if len(isolations) == 1 and args.runs == 1:
+        result = _measure(args, isolations[0], everies)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            _print(result, args.repeats)
+        return 0
+    runs: dict[str, list[dict]] = {i: [] for i in isolations}
+    for _ in range(args.runs):  # boundaries alternate, so a slow minute does not land on one of them
+        for isolation in isolations:
+            runs[isolation].append(_measure(args, isolation, everies))
+    summary = {"runs": args.runs, "by_isolation": {i: _summary(rows) for i, rows in runs.items()}}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    for isolation, block in summary["by_isolation"].items():
+        print(f"{isolation} ({block['isolation']}), median of {args.runs} runs [min, max]:")
+        for key in HEADLINE:
+            if block["median"].get(key) is not None:
+                print(f"  {key:30s} {block['median'][key]:10.3f}   [{block['min'][key]:.3f}, {block['max'][key]:.3f}]")
+    return 0
+
+
+def _summary(rows: list[dict]) -> dict:
+    med = statistics.median
+    keys = [k for k in HEADLINE if all(r.get(k) is not None for r in rows)]
+    return {
+        "isolation": rows[0]["isolation"],
+        "median": {k: round(med(r[k] for r in rows), 3) for k in keys},
+        "min": {k: min(r[k] for r in rows) for k in keys},
+        "max": {k: max(r[k] for r in rows) for k in keys},
+        "each": rows,
+    }
+
+
+def _measure(args: argparse.Namespace, isolation: str, everies: list[int]) -> dict:
     from capstan.sandbox import Sandbox
 
     steps = args.steps or _calibrate_steps()
     code = _policy(steps)
-    everies = [int(k) for k in args.every.split(",") if k.strip()]
-    if any(k < 1 for k in everies):
-        raise SystemExit("--every takes positive integers")
     load_before = os.getloadavg()[0]
-    with Sandbox(pool_size=2, isolation=args.isolation) as sb:
+    with Sandbox(pool_size=2, isolation=isolation) as sb:
         sb.wait_ready()
         starts = _warm_start(sb, args.starts)
         trips = _round_trips(sb)
@@ -364,9 +417,11 @@ def run(args: argparse.Namespace) -> int:
         "host_calls_per_s": round(steps / t_exec),
         "overhead_by_call_rate": sweep,
     }
-    if args.json:
-        print(json.dumps(result))
-        return 0
+    return result
+
+
+def _print(result: dict, repeats: int) -> None:
+    isolation, steps = result["isolation"], result["policy_host_calls"]
     print(
         f"sandbox benchmark (isolation: {isolation}; load average {result['load_avg_1m']} on {result['cpus']} CPUs)"
     )
@@ -375,12 +430,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
     )
-    print(f"  benign policy ({steps} host calls), median of {args.repeats} interleaved rounds:")
+    print(f"  benign policy ({steps} host calls), median of {repeats} interleaved rounds:")
     print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
     print(
         f"    exec() + bare process hop {result['floor_ms']:9.2f} ms   (each call a blocking round trip to a minimal process)"
     )
-    smol = f"{result['smolagents_ms']:9.2f} ms" if t_smol is not None else "(smolagents not installed)"
+    smol = f"{result['smolagents_ms']:9.2f} ms" if result["smolagents_ms"] is not None else "(smolagents not installed)"
     print(f"    smolagents LocalPython    {smol}")
     print(f"    capstan sandbox           {result['sandbox_ms']:9.2f} ms   (reads pure, as on the simulator)")
     print(
@@ -390,14 +445,14 @@ def run(args: argparse.Namespace) -> int:
         f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median of per-round wall ratios; target <= 1.5)"
     )
     print(
-        f"    best-of-{args.repeats} wall {result['overhead_vs_exec_best']:.3f}, CPU time {result['overhead_vs_exec_cpu']:.3f}; "
+        f"    best-of-{repeats} wall {result['overhead_vs_exec_best']:.3f}, CPU time {result['overhead_vs_exec_cpu']:.3f}; "
         f"round trips {result['overhead_vs_exec_round_trips']:.3f}"
     )
     print(
         f"  floor: a bare process hop alone {result['overhead_floor_vs_exec']:.3f} x exec; "
         f"ours with round trips {result['overhead_vs_floor']:.3f} x that floor"
     )
-    if t_smol is not None:
+    if result["smolagents_ms"] is not None:
         print(
             f"  ratio_vs_smolagents {result['ratio_vs_smolagents']:.2f}   (smolagents / ours; "
             f"round trips {result['ratio_vs_smolagents_round_trips']:.2f})"
@@ -405,9 +460,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  overhead of round trips by host-call rate (one call per iteration: {result['host_calls_per_s']} calls/s):"
     )
-    for row in sweep:
+    for row in result["overhead_by_call_rate"]:
         print(
             f"    every {row['host_call_every']:>3d}th iteration ({row['host_calls_per_s']:>5d} calls/s): "
             f"overhead_vs_exec {row['overhead_vs_exec']:.3f}"
         )
-    return 0

@@ -66,6 +66,15 @@ def _inert(stmt: ast.stmt) -> bool:
     return False
 
 
+def is_literal(node: ast.AST) -> bool:
+    """True when `node` is a Python literal (what ast.literal_eval accepts)."""
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 def is_stub(code: str, name: str) -> bool:
     """True when function `name` in `code` does nothing (its body is only inert statements, see
     `_inert`; an `except: pass` inside real code is real code). Small models write such stubs

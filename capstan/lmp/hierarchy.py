@@ -9,8 +9,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from capstan.llm.base import CompletionRequest
 from capstan.lmp.calls import LLMCaller
-from capstan.lmp.checks import Problem, defined_functions, is_stub, undefined_calls
+from capstan.lmp.checks import Problem, defined_functions, is_literal, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
 from capstan.lmp.skills import SkillLibrary
@@ -19,6 +20,8 @@ STUB_FEEDBACK = (
     "`{name}` does nothing: its body is only pass, `...`, a docstring or `raise NotImplementedError`. "
     "Write the whole function, with the code that does what its name and call sites say."
 )
+TRIAL_FEEDBACK = "Called once to try it, {failure}. Fix `{name}` and write the whole function again."
+Trial = Callable[[str], "str | None"]  # runs a program in the sandbox: what it raised, or None
 GENERAL_API = "Use only Python builtins, the standard library and the imports already in the code."
 HELPERS = {
     True: "Keep functions short: you may call a helper function that does not exist yet, and it will be written "
@@ -55,10 +58,21 @@ class Resolution:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _context(code: str, sites: list[str], max_lines: int = 25) -> list[str]:
+def _context(code: str, sites: list[str], max_lines: int) -> list[str]:
     """What fgen sees of the caller: the whole calling code when short, else the call lines."""
     lines = [ln for ln in code.strip("\n").split("\n") if ln.strip()]
     return lines if len(lines) <= max_lines else sites[:6]
+
+
+def literal_calls(code: str, name: str) -> list[str]:
+    """The calls of `name` in `code` whose arguments are all literals: a helper can be tried on them."""
+    calls = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+            args = [*node.args, *(k.value for k in node.keywords)]
+            if all(k.arg is not None for k in node.keywords) and all(is_literal(a) for a in args):
+                calls.append(ast.unparse(node))
+    return calls
 
 
 def keep_definitions(code: str) -> str:
@@ -82,8 +96,14 @@ class FunctionResolver:
         skills: SkillLibrary | None = None,
         max_depth: int = 3,
         max_fns: int = 8,
+        trial: Trial | None = None,
+        preamble: str = "",
+        context_lines: int = 25,
     ):
         self.caller = caller
+        self.context_lines = context_lines  # a caller this long is shown whole to fgen, else its call lines
+        self.trial = trial
+        self.preamble = preamble  # the caller's imports, for trial calls
         self.spec = spec
         self.api_text = api_text
         self.skills = skills
@@ -95,9 +115,10 @@ class FunctionResolver:
 
     def resolve(self, code: str, known: set[str]) -> Resolution:
         res = Resolution()
-        queue = [(name, _context(code, sites), 1) for name, sites in undefined_calls(code, known).items()]
+        queue = [(name, _context(code, sites, self.context_lines), literal_calls(code, name), 1)
+                 for name, sites in undefined_calls(code, known).items()]  # fmt: skip
         while queue:
-            name, sites, depth = queue.pop(0)
+            name, sites, calls, depth = queue.pop(0)
             if name in res.functions:
                 continue
             if name in STDLIB_IMPORTS:
@@ -105,7 +126,7 @@ class FunctionResolver:
                 continue
             src = self.skills.get(name) if self.skills is not None else None
             if src is None:
-                src = self._generate(name, sites, depth, res)
+                src = self._generate(name, sites, calls, depth, res, known)
                 if src is None:
                     continue
                 res.generated.append(name)
@@ -114,10 +135,11 @@ class FunctionResolver:
             res.functions[name] = defined_functions(src).get(name, src)
             known_now = known | set(res.functions) | {q[0] for q in queue}
             for sub, sub_sites in undefined_calls(src, known_now).items():
-                queue.append((sub, _context(src, sub_sites), depth + 1))
+                queue.append((sub, _context(src, sub_sites, self.context_lines), literal_calls(src, sub), depth + 1))
         return res
 
-    def _generate(self, name: str, sites: list[str], depth: int, res: Resolution) -> str | None:
+    def _generate(self, name: str, sites: list[str], calls: list[str], depth: int, res: Resolution,
+                  known: set[str]) -> str | None:  # fmt: skip
         line = f"function {name!r} is called but not defined"
         if depth > self.max_depth:
             res.problems.append(Problem(None, f"{line}, and helper functions may nest only {self.max_depth} deep; "
@@ -133,7 +155,8 @@ class FunctionResolver:
         key = request.key(self.spec.name)
         if key in self._written:
             return self._written[key]
-        for _ in range(2):  # a stub is refused once, with the reason, then the answer stands
+        code = ""
+        for _ in range(2):  # a stub or a failed trial call is fed back once, then the answer stands
             text = self.caller(self.spec.name, request).text
             code = extract_code(text)
             if not code or name not in defined_functions(code):
@@ -141,24 +164,57 @@ class FunctionResolver:
                     Problem(None, f"{line}, and the function generator did not write `def {name}(...)`")
                 )
                 return None
-            if not is_stub(code, name):
-                self._written[key] = keep_definitions(code)
-                return self._written[key]
-            request = with_feedback(request, text, STUB_FEEDBACK.format(name=name))
-        res.problems.append(Problem(None, f"{line}, and the function generator wrote `{name}` twice as a stub "
-                                          "that does nothing; write what it should do inline"))  # fmt: skip
-        return None
+            if is_stub(code, name):
+                request = with_feedback(request, text, STUB_FEEDBACK.format(name=name))
+                continue
+            failure = self._trial(keep_definitions(code), calls, known)
+            if failure is None:
+                break
+            request = with_feedback(request, text, TRIAL_FEEDBACK.format(name=name, failure=failure))
+        if is_stub(code, name):
+            res.problems.append(Problem(None, f"{line}, and the function generator wrote `{name}` twice as a stub "
+                                              "that does nothing; write what it should do inline"))  # fmt: skip
+            return None
+        self._written[key] = keep_definitions(code)
+        return self._written[key]
+
+    def _trial(self, src: str, calls: list[str], known: set[str]) -> str | None:
+        """Calls the new function once on the literal arguments of a call site, when it needs no
+        other function still to be written: what it raised, or None."""
+        if self.trial is None or not calls:
+            return None
+        missing = set(undefined_calls(src, known | set(defined_functions(src)))) - set(STDLIB_IMPORTS)
+        if missing:
+            return None
+        imports = "\n".join(stdlib_imports(src, known).values())
+        error = self.trial(f"{self.preamble}\n{imports}\n\n{src}\n\n{calls[0]}\n")
+        return None if error is None else f"`{calls[0]}` raised {error}"
+
+
+ExampleCheck = Callable[[str], list[str]]  # a module -> what fails on the spec's examples ([] = none)
+
+REVISE = (
+    "Your `{name}` is wrong on an example from its docstring: {failure}. Find the mistake and write "
+    "the whole function again, correctly, in one ```python block."
+)
 
 
 @dataclass
 class GeneratedFunction:
     code: str  # self-contained module: the spec's imports and helpers, the function, generated helpers
-    helpers: dict[str, str]  # generated helper functions by name
+    helpers: dict[str, str]  # generated helper functions in `code`, by name
     llm_calls: list[dict]
+    attempts: int = 1  # 2 when the first answer failed the spec's examples and was revised
+    written: list[str] = field(default_factory=list)  # every helper the model wrote, in any attempt
+    example_failures: list[str] = field(default_factory=list)  # of `code` on the spec's examples
 
 
 class FunctionGenerator:
-    """Writes a function from a spec (signature + docstring, HumanEval style)."""
+    """Writes a function from a spec (signature + docstring, HumanEval style).
+
+    With a `check` (the spec's own docstring examples, run in the sandbox), an answer that fails
+    an example is revised once: rewritten whole in flat mode, split into helpers that the function
+    generator then writes in hierarchical mode. Of the two, the one failing fewer examples stands."""
 
     def __init__(
         self,
@@ -167,6 +223,7 @@ class FunctionGenerator:
         max_depth: int = 3,
         max_fns: int = 8,
         star_names: Callable[[str], set[str]] | None = None,
+        trial: Trial | None = None,
     ):
         self.llm = llm
         self.spec = (prompts or {}).get("fgen") or load_prompt("fgen")
@@ -174,9 +231,10 @@ class FunctionGenerator:
         self.max_fns = max_fns
         # what `from M import *` in the code binds (the sandbox knows); those are not to generate
         self.star_names = star_names or (lambda code: set())
+        self.trial = trial
 
     def generate(self, spec: str, entry_point: str, hierarchical: bool = True, api_text: str = GENERAL_API,
-                 on_event=None) -> GeneratedFunction:  # fmt: skip
+                 on_event=None, check: ExampleCheck | None = None) -> GeneratedFunction:  # fmt: skip
         caller = LLMCaller(self.llm, on_event)
         template = self.spec.extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
         values = {"api": api_text, "helpers": HELPERS[hierarchical]}
@@ -188,13 +246,48 @@ class FunctionGenerator:
             request, stop=tuple(self.spec.extra.get("from_spec_stop", request.stop))
         )
         text = caller(self.spec.name, request).text
-        code = assemble(spec, text, entry_point)
-        helpers: dict[str, str] = {}
-        if not parses(code):
-            return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log)
-        known = self.star_names(code)
+        first = self._module(spec, text, entry_point, hierarchical, api_text, caller)
+        if check is None:
+            return first
+        first.example_failures = check(first.code)
+        if not first.example_failures:
+            return first
         if hierarchical:
-            resolver = FunctionResolver(caller, self.spec, api_text, None, self.max_depth, self.max_fns)
+            revision = self._split_request(spec)
+        else:
+            failure = first.example_failures[0]
+            revision = with_feedback(request, text, REVISE.format(name=entry_point, failure=failure))
+        text = caller(self.spec.name, revision).text
+        second = self._module(spec, text, entry_point, hierarchical, api_text, caller, split=hierarchical)
+        second.example_failures = check(second.code)
+        best = second if len(second.example_failures) < len(first.example_failures) else first
+        best.attempts, best.llm_calls = 2, caller.log
+        best.written = [*first.written, *second.written]
+        return best
+
+    def _split_request(self, spec: str) -> CompletionRequest:
+        """A fresh request, to a planner, for the function's body as calls of helpers still to be written."""
+        extra = self.spec.extra
+        planner = dataclasses.replace(self.spec, system=extra["split_system"], examples=list(extra["split_examples"]))
+        request = build_request(planner, {}, fill(extra["split"], {"spec": spec.strip("\n")}))
+        return dataclasses.replace(request, stop=tuple(extra.get("split_stop", ())),
+                                   max_tokens=int(extra.get("split_max_tokens", 200)))  # fmt: skip
+
+    def _module(self, spec: str, text: str, entry_point: str, hierarchical: bool, api_text: str,
+                caller: LLMCaller, split: bool = False) -> GeneratedFunction:  # fmt: skip
+        """The answer as a runnable module, with its undefined helpers written (hierarchical) or only
+        the standard-library imports it forgot (both modes). `split`: the answer was asked to leave its
+        helpers to the function generator, so any it wrote itself are dropped and written from their calls."""
+        code = assemble(spec, text, entry_point)
+        if not parses(code):
+            return GeneratedFunction(code=code, helpers={}, llm_calls=caller.log)
+        if split:
+            code = _with_docstring(_without_own_helpers(code, spec, entry_point), spec, entry_point)
+        known = self.star_names(code)
+        helpers: dict[str, str] = {}
+        if hierarchical:
+            resolver = FunctionResolver(caller, self.spec, api_text, None, self.max_depth, self.max_fns,
+                                        trial=self.trial, preamble=_imports(code), context_lines=40)  # fmt: skip
             res = resolver.resolve(code, known)
             helpers = {n: res.functions[n] for n in res.generated if n in res.functions}
             functions = res.functions
@@ -202,7 +295,52 @@ class FunctionGenerator:
             functions = stdlib_imports(code, known)
         if functions:
             code = _insert_after_imports(code, "\n\n".join(functions.values()))
-        return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log)
+        return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log, written=list(helpers))
+
+
+def _imports(code: str) -> str:
+    tree = ast.parse(code)
+    return "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
+def _with_docstring(code: str, spec: str, entry_point: str) -> str:
+    """`code` with the spec's docstring put back into `entry_point` when the answer left it out
+    (a planner's short answer): the helpers' writer reads the caller, docstring and all."""
+    try:
+        spec_fn = next(n for n in ast.parse(spec).body if isinstance(n, ast.FunctionDef) and n.name == entry_point)
+    except (SyntaxError, StopIteration):
+        return code
+    doc = ast.get_docstring(spec_fn, clean=False)
+    fn = next((n for n in ast.parse(code).body if isinstance(n, ast.FunctionDef) and n.name == entry_point), None)
+    if not doc or fn is None or ast.get_docstring(fn) is not None:
+        return code
+    lines = code.split("\n")
+    first = fn.body[0]
+    indent = " " * first.col_offset
+    quoted = ast.get_source_segment(spec, spec_fn.body[0].value) or repr(doc)  # type: ignore[attr-defined]
+    lines.insert(first.lineno - 1, indent + quoted)
+    out = "\n".join(lines)
+    return out if parses(out) else code
+
+
+def _without_own_helpers(code: str, spec: str, entry_point: str) -> str:
+    """`code` without the functions the answer wrote beside or inside `entry_point` (the spec's own
+    stay): those are left to the function generator, which writes each from its calls."""
+    keep = {entry_point, *defined_functions(spec)} if parses(spec) else {entry_point}
+    tree = ast.parse(code)
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    drop = [n for n in tree.body if isinstance(n, defs) and n.name not in keep]
+    for n in tree.body:
+        if isinstance(n, ast.FunctionDef) and n.name == entry_point:
+            inner = [d for d in n.body if isinstance(d, defs)]
+            if len(inner) < len(n.body):  # a body of only helpers would be left empty
+                drop += inner
+    lines = code.split("\n")
+    for n in sorted(drop, key=lambda d: d.lineno, reverse=True):
+        first = min([n.lineno, *(d.lineno for d in n.decorator_list)])
+        del lines[first - 1 : n.end_lineno]
+    out = "\n".join(lines).strip("\n") + "\n"
+    return out if parses(out) else code
 
 
 def assemble(spec: str, completion: str, entry_point: str) -> str:

@@ -143,3 +143,63 @@ def test_only_the_hierarchical_prompt_shows_a_function_built_from_helpers_yet_to
     # apart from the demonstration and the one line that allows helpers, the two requests are the same
     extra = [m for m in hier if m not in flat]
     assert len(hier) - len(flat) == 2 and len(extra) == 3, extra
+
+
+WRONG = "def count_even(numbers):\n    return len(numbers)\n"
+
+
+def test_flat_mode_revises_an_answer_that_fails_the_specs_example(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    right = "def count_even(numbers):\n    return sum(1 for n in numbers if is_even(n))\n"
+    llm = scripted(WRONG, right)
+    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=False,
+                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    assert out.attempts == 2 and out.example_failures == [] and out.helpers == {}
+    feedback = llm.requests[1].messages[-1].content
+    assert "count_even([1, 2, 4]) returned 3, not 2" in feedback
+    assert evaluate(sandbox, out.code, "count_even([2, 3])") == 1
+
+
+def test_hierarchical_mode_splits_a_failed_answer_into_helpers_the_generator_writes(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    plan = (
+        "```python\ndef count_even(numbers):\n"
+        "    def keep_evens(xs):\n        return xs\n"  # the planner's own helper is not kept
+        "    return len(keep_evens(numbers))"
+    )
+    helper = "def keep_evens(xs):\n    \"\"\"The even numbers of xs.\"\"\"\n    return [x for x in xs if x % 2 == 0]\n"
+    llm = scripted(WRONG, plan, helper)
+    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=True,
+                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    assert out.attempts == 2 and out.example_failures == [] and set(out.helpers) == {"keep_evens"}
+    assert llm.requests[1].messages[0].content.startswith("You plan Python functions")
+    fgen_query = llm.requests[2].messages[-1].content
+    assert "Count the even numbers." in fgen_query and "keep_evens(numbers)" in fgen_query
+    assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
+
+
+def test_when_the_revision_is_no_better_the_first_answer_stands(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    worse = "def count_even(numbers):\n    return None\n"
+    out = FunctionGenerator(scripted(WRONG, worse)).generate(
+        SPEC, "count_even", hierarchical=False, check=example_check(sandbox, SPEC, "count_even")
+    )
+    assert out.attempts == 2 and "len(numbers)" in out.code and len(out.example_failures) == 1
+
+
+def test_a_helper_that_raises_on_its_literal_call_is_told_and_written_again(sandbox, scripted):
+    def trial(program: str) -> str | None:
+        res = sandbox.run(program, host_functions={}, timeout_s=5, return_names=())
+        return None if res.ok else str(res.error)
+
+    main = "def count_even(numbers):\n    assert halve(4) == 2\n    return sum(1 for n in numbers if n % 2 == 0)\n"
+    broken = "def halve(n):\n    return n / undefined_scale\n"
+    fixed = "def halve(n):\n    return n // 2\n"
+    llm = scripted(main, broken, fixed)
+    out = FunctionGenerator(llm, trial=trial).generate(SPEC, "count_even", hierarchical=True)
+    assert "n // 2" in out.helpers["halve"] and len(out.llm_calls) == 3
+    assert "`halve(4)` raised" in llm.requests[2].messages[-1].content
+    assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2

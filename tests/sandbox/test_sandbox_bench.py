@@ -34,6 +34,23 @@ def test_bench_sandbox_json_keys(capsys):
     assert row["host_call_every"] == 4 and row["host_calls"] == 5 and row["overhead_vs_exec"] > 0
 
 
+def test_bench_sandbox_reports_the_median_of_runs_under_each_boundary(capsys):
+    parser = argparse.ArgumentParser()
+    bench_sandbox.build_parser(parser)
+    small = ["--steps", "20", "--repeats", "1", "--starts", "3", "--every", ""]
+    args = parser.parse_args(["--json", *small, "--runs", "2", "--isolation", "bwrap,landlock"])
+    assert bench_sandbox.run(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["runs"] == 2 and set(result["by_isolation"]) == {"bwrap", "landlock"}
+    for isolation, block in result["by_isolation"].items():
+        assert block["isolation"] == isolation and len(block["each"]) == 2
+        assert all(r["isolation"] == isolation for r in block["each"])
+        low, mid, high = block["min"]["warm_start_ms_p50"], block["median"]["warm_start_ms_p50"], block["max"]["warm_start_ms_p50"]
+        assert 0 < low <= mid <= high
+    with pytest.raises(SystemExit, match="comma-separated list"):
+        bench_sandbox.run(parser.parse_args([*small, "--isolation", "chroot"]))
+
+
 def test_floor_answers_like_the_host_function():
     """The bare-process floor must compute exactly what exec() computes, or it measures nothing."""
     bare = bench_sandbox._BareProcess()

@@ -292,6 +292,46 @@ def test_the_cli_says_which_boundary_it_runs_under_and_refuses_to_run_without_on
     assert "no OS boundary for policy code" in done.stderr and "loading the language model" not in done.stderr
 
 
+def test_serve_runs_policy_code_under_landlock_without_bwrap_and_refuses_to_start_without_any_boundary(
+    tmp_path, free_port
+):
+    import httpx
+
+    cassette = tmp_path / "empty.jsonl"
+    cassette.touch()  # replaying an empty cassette: no model is needed to run programs
+    env = {**cli_env(tmp_path, "auto"), "CAPSTAN_SANDBOX_POOL": "1", "CAPSTAN_CASSETTE": str(cassette),
+           "CAPSTAN_CASSETTE_MODE": "replay"}  # fmt: skip
+    env.pop("CAPSTAN_LLM")
+    serve = [sys.executable, "-m", "capstan.service.cli", "serve", "--no-warm-up", "--port", str(free_port)]
+    proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{free_port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz").json()
+                break
+            except httpx.HTTPError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.3)
+        assert health["sandbox"]["mode"] == "landlock", health
+        session = httpx.post(f"{base}/v1/sessions", json={}).json()["id"]
+        code = "say('under ' + str(len(blocks)) + ' blocks')"
+        run = httpx.post(f"{base}/v1/sessions/{session}/programs", json={"code": code}).json()["run_id"]
+        while (trace := httpx.get(f"{base}/v1/runs/{run}").json())["status"] in ("queued", "running"):
+            assert time.time() < deadline + 60
+            time.sleep(0.2)
+        assert trace["status"] == "succeeded" and trace["said"][0].startswith("under "), trace
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "sandbox: landlock" in err, err  # the start-up log names the boundary
+    refused = subprocess.run(serve, env=cli_env(tmp_path, "bwrap"), capture_output=True, text=True, timeout=120,
+                             check=False)  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert "no OS boundary for policy code" in refused.stderr and "To fix" in refused.stderr
+
+
 def test_unsafe_process_mode_still_confines_with_seccomp_and_says_it_is_unsafe():
     box = Sandbox(pool_size=1, isolation="unsafe-process", _unsafe_skip_static_check=True)
     try:
