@@ -607,3 +607,25 @@ def test_a_flood_of_host_calls_ends_at_the_host_call_budget():
         assert len(said) == 200 and time.monotonic() - t0 < 10
         res = box.run("for _ in range(150):\n    say('fine')", host_functions={"say": said.append}, timeout_s=60)
         assert res.ok  # the budget is per run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "code",
+    [
+        "while True:\n    pass",  # a Python loop
+        "ret_val = sum(range(10 ** 13))",  # one long call in C
+        "say('x' * 10 ** 10)",  # a 10 GB speech
+        "while True:\n    say('x' * 100_000)",  # a stream of speech
+    ],
+)
+def test_runaway_programs_end_within_15_s_with_the_default_budgets(code):
+    from capstan.primitives.validation import MAX_SAY_LEN
+
+    said: list[str] = []
+    with Sandbox(pool_size=1) as box:
+        t0 = time.monotonic()
+        res = box.run(code, host_functions={"say": lambda text: said.append(text[:MAX_SAY_LEN])}, timeout_s=120)
+        elapsed = time.monotonic() - t0
+    assert not res.ok and elapsed < 15, (elapsed, res.error)
+    assert res.error.message and sum(map(len, said)) <= 10_000 * MAX_SAY_LEN  # the host-call budget
