@@ -236,15 +236,12 @@ class FunctionGenerator:
     def generate(self, spec: str, entry_point: str, hierarchical: bool = True, api_text: str = GENERAL_API,
                  on_event=None, check: ExampleCheck | None = None) -> GeneratedFunction:  # fmt: skip
         caller = LLMCaller(self.llm, on_event)
-        template = self.spec.extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
-        values = {"api": api_text, "helpers": HELPERS[hierarchical]}
-        prompt = self.spec
-        if hierarchical:  # the one difference of the modes' prompts: decomposition is shown, and allowed
-            prompt = dataclasses.replace(prompt, examples=[*prompt.examples, *prompt.extra.get("decompose_examples", ())])
-        request = build_request(prompt, values, fill(template, {"spec": spec.strip("\n")}))
-        request = dataclasses.replace(
-            request, stop=tuple(self.spec.extra.get("from_spec_stop", request.stop))
-        )
+        extra = self.spec.extra
+        # the first answer is asked for in the same words in both modes: the hierarchy is what differs
+        prompt = dataclasses.replace(self.spec, system=extra.get("from_spec_system", self.spec.system), examples=[])
+        template = extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
+        request = build_request(prompt, {"api": api_text}, fill(template, {"spec": spec.strip("\n")}))
+        request = dataclasses.replace(request, stop=tuple(extra.get("from_spec_stop", request.stop)))
         text = caller(self.spec.name, request).text
         first = self._module(spec, text, entry_point, hierarchical, api_text, caller)
         if check is None:

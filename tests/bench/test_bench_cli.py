@@ -29,15 +29,20 @@ def record_cassette(path, answers: dict[str, str]) -> None:
     from capstan.llm.cassette import CassetteProvider
     from capstan.llm.scripted import ScriptedProvider
     from capstan.lmp import FunctionGenerator
+    from capstan.lmp.spec_examples import example_check
+    from capstan.sandbox import Sandbox
 
-    for p in PROBLEMS:
-        body = answers[p["entry_point"]]
-        fn = "```python\n" + p["prompt"] + body + "```"
-        for hierarchical in (False, True):  # the two modes word their request differently
+    with Sandbox(pool_size=1) as sandbox:
+        for p in PROBLEMS:
+            body = answers[p["entry_point"]]
+            fn = "```python\n" + p["prompt"] + body + "```"
+            check = example_check(sandbox, p["prompt"], p["entry_point"])
+            for hierarchical in (False, True):  # a wrong answer is revised, differently in each mode
+                cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn, fn], model="scripted"))
+                FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical,
+                                                     check=check)  # fmt: skip
             cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
-            FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical)
-        cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
-        cassette.complete(naive_request(p["prompt"]))
+            cassette.complete(naive_request(p["prompt"]))
 
 
 def run_cli(tmp_path, cassette, *extra: str) -> dict:
@@ -77,7 +82,8 @@ def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
     record_cassette(tmp_path / "c.jsonl", WRONG)
     summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "1", "--mode", "flat")
     assert summary["flat"] == {"pass_at_1": 0.0, "n": 3, "passed": 0, "errors": 0, "timeouts": 0,
-                               "helpers_generated": 0, "problems_with_helpers": 0, "nested_calls": 0}
+                               "helpers_generated": 0, "problems_with_helpers": 0, "nested_calls": 0,
+                               "revised": 3, "llm_calls": 6}  # each failed its docstring example: revised once
     assert "hierarchical" not in summary
     assert all(r["result"].startswith("failed: policy") for r in summary["items"])
     results = tmp_path / "out" / "robocode.results.jsonl"

@@ -129,20 +129,20 @@ def test_star_imported_names_are_not_generated_as_helpers(sandbox, scripted):
     assert evaluate(sandbox, out.code, "move_pts([[0.0, 0.0]], 1.0, 2.0).tolist()") == [[1.0, 2.0]]
 
 
-def test_only_the_hierarchical_prompt_shows_a_function_built_from_helpers_yet_to_be_written(scripted):
-    main = "def count_even(numbers):\n    return sum(1 for n in numbers if n % 2 == 0)\n"
+def test_both_modes_ask_for_the_first_answer_alike_and_only_the_planner_shows_decomposition(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
     requests = {}
     for hierarchical in (False, True):
-        llm = scripted(main)
-        FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=hierarchical)
-        requests[hierarchical] = [m.content for m in llm.requests[0].messages]
+        llm = scripted(WRONG, WRONG)
+        FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=hierarchical,
+                                        check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+        requests[hierarchical] = llm.requests
     flat, hier = requests[False], requests[True]
-    assert not any("round_to_cents(add_tax(" in m for m in flat)
-    shown = [m for m in hier if "round_to_cents(add_tax(" in m]
-    assert len(shown) == 1 and "def round_to_cents" not in shown[0]  # called, not defined: fgen writes it
-    # apart from the demonstration and the one line that allows helpers, the two requests are the same
-    extra = [m for m in hier if m not in flat]
-    assert len(hier) - len(flat) == 2 and len(extra) == 3, extra
+    assert flat[0] == hier[0] and len(flat[0].messages) == 2  # the same words, no few-shot example
+    assert not any("most_common(words)" in m.content for m in flat[1].messages)
+    shown = [m.content for m in hier[1].messages if "most_common(words)" in m.content]
+    assert shown and all("def most_common" not in m for m in shown)  # called, not defined: fgen writes it
 
 
 WRONG = "def count_even(numbers):\n    return len(numbers)\n"
