@@ -36,33 +36,20 @@
    answered again from the worker's memory until the next other call; the worker reports
    each such call (ahead of its next message, and from a reporter thread at least every
    20 ms) and the host makes it too, so checks and trace miss none.
-4. **Python layer** (`safe_modules.py`, `guards.py`). The program gets a restricted builtins
-   dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one argument, never a
-   metaclass nor a property/function/descriptor constructor), a guarded import that hands out module proxies (fresh module objects holding
-   only the safe public attributes of numpy, shapely and a few stdlib modules; submodules only
-   if allowlisted; no file, pickle or ctypes entry points), `copy` of plain data only (never
-   the pickle protocol), numpy array classes that take no caller-supplied buffer (object
-   pointers forged from bytes), no callbacks numpy would run inside its object loops (the
-   floating-point error callback `np.seterrcall`/`np.errstate(call=)`, print `formatter=` and
-   `override_repr=`), no `type()` of a dtype (StringDType's `na_object`), a capped print,
-   and numpy's comparing loops over object arrays guarded (`inplace.py`): in-place sorts run on
-   a private copy, median & co. never overwrite their input, and the numpy functions (all but
-   the array builders), the max/min/sign/logical/lcm ufuncs and the max/argmax/clip... methods
-   pin every item of the object arrays they are given, so program code that runs mid-loop
-   cannot free what the loop holds (the amplifier of every route into program code
-   mid-comparison found so far). np.printoptions hands out a bare context manager; numpy's
-   ufunc errors keep only their message (they held the real ufunc and DType classes); no
-   `type()` of shapely's coordinate/geometry sequences (built over any object, their len/iter
-   called its attributes).
+4. **Python layer** (`safe_modules.py`). Not a security boundary (layers 1-2 are): its job is
+   to keep policy code to its API and give the model clear errors. The program gets a
+   restricted builtins dict (no open/eval/exec/getattr/vars/__import__...; `type()` with one
+   argument, never a metaclass nor a function/descriptor/frame constructor), a guarded import
+   that hands out module proxies (fresh module objects holding only the public attributes of
+   numpy, shapely and a few stdlib modules; submodules only if allowlisted; no file, pickle or
+   ctypes entry points) and a capped print.
 5. **Static policy** (`policy.py`). Before a worker is used, the program is parsed and
    refused with line numbers for non-allowlisted imports, dunders, private attributes,
-   frame/code/file attributes, string-keyed attribute access (getattr, format fields, a
+   frame/code/module attributes, string-keyed attribute access (getattr, format fields, a
    `.format` not called at once on a checked literal, positional class patterns, which read
-   `__match_args__`), `.sort`/`.max`/... (the guarded methods) not called at once, numpy's routes to raw memory
-   (`.data`, `.resize`, which frees memory its views still use), `.register` (ABC virtual subclasses make library code trust fakes), any attribute assignment or deletion (policy code has no objects of
-   its own; a store could only rewrite a shared library class or module), `yield` inside
-   try/with (closing such a generator runs program code wherever its last reference goes),
-   3-argument type(), classes and async code.
+   `__match_args__`), any attribute assignment or deletion (policy code has no objects of its
+   own; a store could only rewrite a shared library class or module), 3-argument type(),
+   classes and async code.
 
 Layers 4-5 are what an in-process interpreter would have; here they are only the first
 hurdles: tests run unchecked escape payloads and show layers 1-2 still hold.

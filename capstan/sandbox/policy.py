@@ -3,10 +3,10 @@
 Parses with `ast` and refuses what has no place in policy code and is the usual way out of a
 Python-level sandbox: imports outside the allowlist, any dunder name or attribute, private
 (`_x`) attributes, the builtins that reach objects by string or run code (getattr, eval, ...),
-attributes that reach frames, code objects or files (gi_frame, f_back, tb_frame, tofile, ...),
+attributes that reach frames, code objects or modules (gi_frame, f_back, tb_frame, ...),
 `str.format` on non-literal strings or with attribute/index fields, 3-argument `type()`,
-class definitions and async code. It is one layer, not the whole defence: the worker also
-gets only proxied modules and a restricted builtins dict, and runs inside OS isolation.
+class definitions and async code. Its job is a clear error with a line number for the model;
+the security boundary is the operating system's (see `isolation.py`).
 """
 
 from __future__ import annotations
@@ -36,27 +36,12 @@ FORBIDDEN_NAMES: frozenset[str] = frozenset({
     "__loader__", "__spec__",
 })  # fmt: skip
 
-# Attributes that reach frames, code, globals, modules or the file system, anywhere.
+# Attributes that reach frames, code, globals, modules or a getattr by string, on any object.
 FORBIDDEN_ATTRS: frozenset[str] = frozenset({
-    "func_globals", "func_code", "func_closure", "im_func", "im_self", "im_class",
-    "format_map", "obj", "mro",
-    "tofile", "dump", "dumps", "load", "loads", "save", "savez", "savez_compressed", "savetxt",
-    "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "DataSource", "open_memmap",
-    "ctypes", "ctypeslib", "cffi", "f2py", "testing", "distutils", "lib", "npyio", "os", "sys",
-    "subprocess", "builtins", "system", "popen", "modules", "load_module", "exec_module",
-    "attrgetter", "methodcaller", "getattr", "setattr", "delattr", "eval", "exec",
+    "func_globals", "func_code", "func_closure", "im_func", "im_self", "im_class", "format_map", "obj", "mro",
+    "ctypes", "cffi", "os", "sys", "subprocess", "builtins", "system", "popen", "modules", "load_module",
+    "exec_module", "attrgetter", "methodcaller", "getattr", "setattr", "delattr", "eval", "exec",
     "Formatter", "vformat", "get_field",
-    "as_strided", "show_config", "show_runtime", "info", "test",
-    "data",  # an array's raw memoryview: cast to bytes, an object array's pointers become writable
-    "resize",  # ndarray.resize frees the memory its views still point at (use after free)
-    "register",  # ABC virtual subclasses: library code then trusts a namedtuple as a Fraction
-})  # fmt: skip
-# ndarray methods whose object loops the worker guards (sandbox/inplace.py): called only at once
-IN_PLACE_SORTS = frozenset({"sort", "partition"})
-GUARDED_METHODS = IN_PLACE_SORTS | frozenset({
-    "max", "min", "argmax", "argmin", "ptp", "clip", "searchsorted", "all", "any", "argsort", "argpartition",
-    # casts and truth tests of items (object -> bool/int/float setitem reuses the item on error)
-    "astype", "tolist", "item", "nonzero", "fill", "put", "choose", "take", "round", "cumsum", "cumprod",
 })  # fmt: skip
 FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "cr_", "ag_", "f_", "tb_", "co_")
 
@@ -117,10 +102,6 @@ def check(
     try:
         for node in ast.walk(tree):
             checker.visit_node(node)
-        for node in _yields_in_try(tree):
-            # closing a generator suspended here runs its handlers or __exit__ whenever its
-            # last reference goes, e.g. inside a numpy loop that holds borrowed objects
-            checker.refuse(node, "yield inside try or with is not allowed in policy code")
     except RecursionError:
         return [Violation(None, "program is nested too deeply to check")]
     if allowed_names is not None:
@@ -142,7 +123,6 @@ class _Checker:
         # `.format` attributes seen as the callee of a checked string literal; ast.walk visits
         # a Call before its func, so every other `.format` (stored, or on a variable) is refused
         self.checked_formats: set[int] = set()
-        self.called_guarded: set[int] = set()  # the same for GUARDED_METHODS callees
 
     def refuse(self, node: ast.AST, message: str) -> None:
         self.violations.append(Violation(getattr(node, "lineno", None), message))
@@ -182,18 +162,12 @@ class _Checker:
     def check_attr(self, node: ast.AST, attr: str) -> None:
         if isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
             # policy code has no objects of its own (no classes); an attribute store could only
-            # rewrite a library class or module shared by the worker, e.g. a property on
-            # Fraction that runs program code inside numpy's in-place sort (use after free),
-            # or an array's strides over its object fields
+            # rewrite a library class or module shared by the worker
             self.refuse(
                 node, f"assigning or deleting attribute {attr!r} is not allowed in policy code; use a dict"
             )
         elif attr == "format" and id(node) not in self.checked_formats:
             self.refuse(node, "'.format' may only be called right away on a string literal; use an f-string")
-        elif attr in GUARDED_METHODS and id(node) not in self.called_guarded:
-            # the worker guards `x.sort(...)`, `x.max(...)`... of object arrays
-            # (sandbox/inplace.py); a method taken as a value would bypass that
-            self.refuse(node, f"'.{attr}' may only be called right away (x.{attr}(...))")
         elif attr.startswith("__"):
             self.refuse(node, f"dunder attribute {attr!r} is not allowed in policy code")
         elif attr.startswith(FORBIDDEN_ATTR_PREFIXES):
@@ -224,8 +198,6 @@ class _Checker:
 
     def check_call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in GUARDED_METHODS:
-            self.called_guarded.add(id(func))
         if isinstance(func, ast.Name) and func.id == "type" and (len(node.args) != 1 or node.keywords):
             self.refuse(node, "type() may only be called with one argument")
         if isinstance(func, ast.Attribute) and func.attr == "format":
@@ -260,19 +232,6 @@ def star_modules(tree: ast.AST, allowed_modules: Iterable[str]) -> set[str]:
         for n in ast.walk(tree)
         if isinstance(n, ast.ImportFrom) and n.module in allowed and any(a.name == "*" for a in n.names)
     }
-
-
-def _yields_in_try(node: ast.AST, in_try: bool = False, found: list | None = None) -> list[ast.AST]:
-    """yield / yield from nodes inside a try or with block of their own function (one pass)."""
-    found = [] if found is None else found
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            _yields_in_try(child, False, found)
-            continue
-        if in_try and isinstance(child, (ast.Yield, ast.YieldFrom)):
-            found.append(child)
-        _yields_in_try(child, in_try or isinstance(child, (ast.Try, ast.TryStar, ast.With)), found)
-    return found
 
 
 def _bound_identifiers(node: ast.AST) -> list[str]:

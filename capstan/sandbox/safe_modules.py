@@ -1,10 +1,14 @@
-"""What the program can reach inside the worker (layer 2): proxied modules, a restricted
-builtins dict, a guarded `__import__`, a capped `print`, and the primitive error classes.
+"""What the program can reach inside the worker: proxied modules, a restricted builtins dict, a
+guarded `__import__`, a capped `print`, and the primitive error classes.
 
-An allowed module is a door to everything it imports, so the program never gets a real module:
-each allowed module is copied into a fresh module object holding only its safe public
-attributes; submodules appear only if allowlisted (themselves proxied), every other module-typed
-attribute is dropped, and file/pickle/ctypes entry points are left out. Built once per worker,
+This Python layer is not the security boundary; the operating system is (bubblewrap or
+Landlock, seccomp and rlimits: see `isolation.py`). As with HumanEval's execution harness, a
+program that gets past this layer finds a process with no network, no writes, no exec, a
+read-only view of Python's own files and one channel to a host that checks every message.
+The layer's job is to keep policy code to its API and to give the model clear errors: an
+allowed module is copied into a fresh module object holding only its public attributes
+(submodules only if allowlisted, no other module-typed attribute, no file I/O or pickle entry
+points), so `import os` fails with the list of modules that are allowed. Built once per worker,
 before any untrusted code runs.
 """
 
@@ -16,95 +20,33 @@ import sys
 import types
 import warnings
 
-import numpy as np
-from shapely.coords import CoordinateSequence
-from shapely.geometry.base import GeometrySequence
-
-from capstan.sandbox import guards, inplace
 from capstan.sandbox.policy import FORBIDDEN_ATTRS
 
 # Per-module allowlists for the standard library (None = every public non-module attribute).
 _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
-    "math": None,
-    "cmath": None,
-    "random": None,
-    "itertools": None,
-    "heapq": None,
-    "bisect": None,
-    "statistics": None,
-    # no cmp_to_key: it runs program code inside `<`, and numpy's in-place sort of an object
-    # array whose comparison rewrites that array frees objects it still holds (use after free)
-    "functools": frozenset({"reduce", "partial", "lru_cache", "cache"}),
-    # no ChainMap: its Python-level == looks keys up in its maps, so a defaultdict among them
-    # runs program code inside a comparison (the same use after free as cmp_to_key, above)
-    "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple"}),
-    "operator": frozenset(
-        [
-            "abs",
-            "add",
-            "and_",
-            "contains",
-            "countOf",
-            "eq",
-            "floordiv",
-            "ge",
-            "gt",
-            "index",
-            "indexOf",
-            "inv",
-            "invert",
-            "itemgetter",
-            "le",
-            "lt",
-            "matmul",
-            "mod",
-            "mul",
-            "ne",
-            "neg",
-            "not_",
-            "or_",
-            "pos",
-            "pow",
-            "sub",
-            "truediv",
-            "truth",
-            "xor",
-        ]
-    ),
-}
-
-# Annotation names policy code may import from `typing` (inert hints, see guards.TypeHint).
-_TYPING_NAMES = (
-    "Any", "Callable", "Dict", "FrozenSet", "Generator", "Iterable", "Iterator", "List", "Mapping",
-    "Optional", "Sequence", "Set", "Tuple", "Union",
-)  # fmt: skip
-# Type-hint objects that modules import for their own annotations are not their API (and
-# typing's aliases forward attribute access to the shared collections.abc classes).
+    "math": None, "cmath": None, "random": None, "itertools": None, "heapq": None, "bisect": None,
+    "statistics": None, "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
+    "collections": frozenset({"deque", "defaultdict", "Counter", "OrderedDict", "namedtuple", "ChainMap"}),
+    "copy": frozenset({"copy", "deepcopy", "Error"}),
+    "typing": frozenset({
+        "Any", "Callable", "Dict", "FrozenSet", "Generator", "Iterable", "Iterator", "List", "Mapping",
+        "Optional", "Sequence", "Set", "Tuple", "Union",
+    }),
+    "operator": frozenset({
+        "abs", "add", "and_", "contains", "countOf", "eq", "floordiv", "ge", "gt", "index", "indexOf",
+        "inv", "invert", "itemgetter", "le", "lt", "matmul", "mod", "mul", "ne", "neg", "not_", "or_",
+        "pos", "pow", "sub", "truediv", "truth", "xor",
+    }),
+}  # fmt: skip
+# Type-hint objects that modules import for their own annotations are not their API.
 _HINT_MODULES = ("typing", "collections.abc", "_collections_abc")
-
-# Left out of numpy/shapely whatever the attribute name (file I/O, pickle, raw memory, config).
-_THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
-    [
-        "fromstring",
-        "frombuffer",
-        "from_dlpack",
-        "get_include",
-        "lookfor",
-        "source",
-        "who",
-        "set_string_function",
-        "recfromtxt",
-        "recfromcsv",
-        "byte_bounds",
-        "deprecate",
-        "add_newdoc",
-        "add_docstring",
-        "add_newdoc_ufunc",
-        "setbufsize",
-        "getbufsize",
-    ]
-)
-
+# Left out of numpy/shapely: file I/O, pickle, raw memory, build and test machinery.
+_THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset({
+    "fromstring", "frombuffer", "from_dlpack", "fromfile", "fromregex", "tofile", "load", "loads",
+    "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "memmap", "DataSource",
+    "open_memmap", "ctypeslib", "f2py", "testing", "distutils", "lib", "npyio", "get_include", "lookfor",
+    "source", "who", "show_config", "show_runtime", "test", "info", "recfromtxt", "recfromcsv",
+})  # fmt: skip
 _ALLOWED_SUBMODULES = {
     "numpy": ("linalg", "random", "fft", "polynomial", "emath"),
     "numpy.polynomial": ("polynomial", "chebyshev", "legendre", "hermite", "laguerre"),
@@ -115,16 +57,9 @@ _ALLOWED_SUBMODULES = {
 def build_module_proxies(extra_modules=()) -> dict[str, types.ModuleType]:
     """{dotted name: proxy} for every importable name, built from the real modules."""
     proxies: dict[str, types.ModuleType] = {}
-    subs = guards.substitutes()
-    for name, allowed in _STDLIB_NAMES.items():
-        proxies[name] = _proxy(importlib.import_module(name), allowed, proxies, name, subs)
-    proxies["copy"] = guards.copy_module()  # plain data only, never the pickle protocol
-    proxies["typing"] = guards.typing_module(_TYPING_NAMES)  # hints, no doors to collections.abc
-    for name in ("numpy", "shapely"):
-        proxies[name] = _proxy(importlib.import_module(name), None, proxies, name, subs)
-    for name in extra_modules:
+    for name in (*_STDLIB_NAMES, "numpy", "shapely", *extra_modules):
         if name not in proxies:
-            proxies[name] = _proxy(importlib.import_module(name), None, proxies, name, subs)
+            proxies[name] = _proxy(importlib.import_module(name), _STDLIB_NAMES.get(name), proxies, name)
     return proxies
 
 
@@ -132,63 +67,55 @@ def _public(attr: str, allowed) -> bool:
     return not attr.startswith("_") and attr not in _THIRD_PARTY_DENY and (allowed is None or attr in allowed)
 
 
+def _exported(module, attr: str, allowed):
+    """The attribute `attr` of `module` as a proxy holds it, or None when left out."""
+    if not _public(attr, allowed):
+        return None
+    try:
+        value = getattr(module, attr)
+    except Exception:  # noqa: BLE001 - lazy attributes that fail to load are simply absent
+        return None
+    if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
+        return None
+    return value
+
+
 @functools.cache
 def public_names(dotted: str) -> frozenset[str]:
     """The names `from <dotted> import *` binds in the worker: what its proxy keeps (read on the
-    host for the static check; an upper bound, since stand-ins may drop a few by identity)."""
-    if dotted == "typing":
-        return frozenset(_TYPING_NAMES)
-    if dotted == "copy":
-        return frozenset(n for n in vars(guards.copy_module()) if not n.startswith("_"))
+    host for the static check)."""
     module = importlib.import_module(dotted)
     allowed = _STDLIB_NAMES.get(dotted)
-    submodules = _ALLOWED_SUBMODULES.get(dotted, ())
-    names = set(submodules)
+    names = set(_ALLOWED_SUBMODULES.get(dotted, ()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for attr in dir(module):
-            value = getattr(module, attr, None) if _public(attr, allowed) else None
-            if value is None or isinstance(value, types.ModuleType):
-                continue
-            if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
-                continue
-            names.add(attr)
+            value = _exported(module, attr, allowed)
+            if value is not None and not isinstance(value, types.ModuleType):
+                names.add(attr)
     return frozenset(names)
 
 
-def _proxy(module, allowed, proxies: dict, dotted: str, subs: dict[int, object]) -> types.ModuleType:
+def _proxy(module, allowed, proxies: dict, dotted: str) -> types.ModuleType:
     proxy = types.ModuleType(dotted, f"Sandboxed view of {dotted}")
     submodules = _ALLOWED_SUBMODULES.get(dotted, ())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for attr in dir(module):
-            if not _public(attr, allowed):
+            value = _exported(module, attr, allowed)
+            if value is None:
                 continue
-            try:
-                value = getattr(module, attr)
-            except Exception:  # noqa: BLE001, S112 - lazy attributes that fail to load are simply absent
-                continue
-            if allowed is None and getattr(value, "__module__", None) in _HINT_MODULES:
-                continue
-            if id(value) in subs:  # replaced or left out wherever it turns up
-                value = subs[id(value)]
-                if value is None:
-                    continue
-            elif dotted == "numpy" and attr not in inplace.NO_LOOPS and inplace.is_plain_function(value):
-                # numpy functions call each other's comparing loops on the caller's arrays
-                # (histogram calls a.min()): each one pins the object arrays it is given
-                value = inplace.pinned(value)
             if isinstance(value, types.ModuleType):
                 if attr not in submodules:
                     continue
                 sub = f"{dotted}.{attr}"
-                value = proxies.get(sub) or _proxy(value, None, proxies, sub, subs)
+                value = proxies.get(sub) or _proxy(value, None, proxies, sub)
                 proxies[sub] = value
             setattr(proxy, attr, value)
     for attr in submodules:  # submodules not imported by the package itself
         if not hasattr(proxy, attr):
             sub = f"{dotted}.{attr}"
-            proxies[sub] = _proxy(importlib.import_module(sub), None, proxies, sub, subs)
+            proxies[sub] = _proxy(importlib.import_module(sub), None, proxies, sub)
             setattr(proxy, attr, proxies[sub])
     return proxy
 
@@ -231,8 +158,8 @@ _SAFE_BUILTINS = (
 
 
 def _safe_type(obj, *rest):
-    """type(obj) only, and never a metaclass: the 3-argument form of `type(int)` (or of numpy's
-    or typing's metaclasses) would create classes whose dunder methods come from dict keys."""
+    """type(obj) only, and never a metaclass or a maker of functions, descriptors or frames: the
+    3-argument form (or a constructor of interpreter objects) would build code from dict keys."""
     if rest:
         raise TypeError("type() may only be called with one argument in policy code")
     result = type(obj)
@@ -240,15 +167,9 @@ def _safe_type(obj, *rest):
         raise TypeError("type() of a class is not available in policy code; compare classes directly")
     if result in _FACTORY_TYPES:
         raise TypeError(f"type() of a {result.__name__} is not available in policy code")
-    if issubclass(result, np.dtype):
-        # dtype classes take options numpy acts on in its C loops (StringDType's na_object is
-        # compared and turned into a string whenever such a dtype is made)
-        raise TypeError("type() of a numpy dtype is not available in policy code; compare dtypes with ==")
-    return guards.ARRAY_CLASSES.get(result, result)
+    return result
 
 
-# type() of these would hand out a constructor of descriptors, functions or interpreter
-# objects (a property built this way ran program code inside library comparisons)
 _FACTORY_TYPES = frozenset({
     property, classmethod, staticmethod, types.FunctionType, types.MethodType, types.CodeType,
     types.GetSetDescriptorType, types.MemberDescriptorType, types.MethodDescriptorType,
@@ -256,9 +177,6 @@ _FACTORY_TYPES = frozenset({
     types.BuiltinFunctionType, types.CellType, types.FrameType, types.TracebackType,
     types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType,
     types.MappingProxyType, types.SimpleNamespace,
-    # shapely's sequence views take any object and call its attributes from their len/bool/
-    # iter/getitem/__array__: program code inside numpy's casts (use after free)
-    CoordinateSequence, GeometrySequence,
 })  # fmt: skip
 
 

@@ -31,11 +31,9 @@ def main(fd: int, config_json: str) -> None:
 
     import socket
 
-    from capstan.sandbox import guards, isolation, landlock, protocol, safe_modules, seccomp
+    from capstan.sandbox import isolation, landlock, protocol, safe_modules, seccomp
 
     proxies = safe_modules.build_module_proxies(config.get("extra_modules", ()))
-    guards.ATOMIC_TYPES.append(HostFunction)  # a stub is a name: copies of data keep it as is
-    guards.seal_ufunc_errors()  # numpy's ufunc errors keep only their message
     errors = safe_modules.make_primitive_errors(config["primitive_errors"])
     chan = protocol.Channel(
         socket.socket(fileno=WORKER_FD),
@@ -139,14 +137,13 @@ class HostFunction:
         return f"<host function {self._name}>"
 
     def __reduce_ex__(self, protocol):
-        # the pickle protocol would hand out the slots, i.e. the runner and its channel
-        # (policy code's `copy` is guards.copy, which keeps a stub as it is: ATOMIC_TYPES)
+        # the pickle protocol (and so copy.copy) would hand out the slots: the runner and its channel
         raise TypeError("a host function cannot be pickled or copied")
 
 
 class Runner:
     def __init__(self, chan, proxies: dict, errors: dict, config: dict):
-        from capstan.sandbox import inplace, protocol, safe_modules
+        from capstan.sandbox import protocol, safe_modules
         from capstan.sandbox.memo import ReadMemo
 
         self.chan = chan
@@ -155,7 +152,6 @@ class Runner:
         self.config = config
         self.protocol = protocol
         self.safe_modules = safe_modules
-        self.inplace = inplace
         self.max_call_bytes = config.get("max_call_bytes", 1 << 20)
         # answers of the run's pure host functions (run() says which), and the thread that
         # sends the report of those answered here at least every REPORT_EVERY_S
@@ -239,14 +235,13 @@ class Runner:
 
         buffer = self.safe_modules.OutputBuffer(spec.get("stdout_limit", 65536))
         try:
-            compiled = self.inplace.compile_program(spec["code"], PROGRAM_FILENAME)
+            compiled = compile(spec["code"], PROGRAM_FILENAME, "exec", dont_inherit=True)
         except Exception as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError, ...
             line = getattr(exc, "lineno", None)
             return _result(buffer, {}, {"kind": "syntax", "message": _describe(exc), "line": line})
         namespace = {
             "__builtins__": self.safe_modules.build_builtins(self.proxies, buffer),
             "__name__": "__main__",  # so an `if __name__ == "__main__":` guard runs
-            self.inplace.NAME: self.inplace.inplace,  # the guarded methods (sandbox/inplace.py)
             "np": self.proxies["numpy"],
             **self.errors,
             "HostFunctionError": self.safe_modules.HostFunctionError,

@@ -36,7 +36,6 @@ def test_benign_code_passes(code):
         ("x = (1).__class__", 1, "dunder attribute"),
         ("x = a._private", 1, "private"),
         ("x = g.gi_frame", 1, "frame"),
-        ("x = np.zeros(3).tofile", 1, "'tofile'"),
         ("x = getattr(1, 'real')", 1, "'getattr'"),
         ("x = s.format(1)", 1, "string literals"),
         ("x = '{0.real}'.format(1)", 1, "format strings"),
@@ -47,14 +46,6 @@ def test_benign_code_passes(code):
         ("from math import *", 1, "import *"),
         ("def f(__x):\n    pass", 1, "dunder name"),
         ("match x:\n    case int(__class__=c):\n        pass", 2, "dunder attribute"),
-        ("def g():\n    try:\n        yield 1\n    finally:\n        pass", 3, "yield inside try"),
-        ("x = [2, 1]\nf = x.sort", 2, "'.sort' may only be called right away"),
-        ("import numpy as np\nm = map(np.ndarray.partition, [])", 2, "'.partition' may only be called"),
-        (
-            "def g(cm):\n    with cm:\n        def h():\n            pass\n        yield h",
-            5,
-            "yield inside try",
-        ),
     ],
 )
 def test_violations_name_the_line_and_the_cause(code, line, fragment):
@@ -63,6 +54,20 @@ def test_violations_name_the_line_and_the_cause(code, line, fragment):
     assert found[0].line == line
     assert fragment in found[0].message
     assert found[0].kind == "violation"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = arr.data\ny = obj.info\nz = suite.test\nw = table.load",  # ordinary attribute names
+        "f = blocks.sort\nm = max(map(np.ndarray.max, rows))",  # methods taken as values
+        "def g():\n    try:\n        yield 1\n    finally:\n        pass",  # yield inside try
+    ],
+)
+def test_ordinary_code_is_not_refused_for_numpys_sake(code):
+    """The static check gives the model clear errors about its API; numpy's C-level memory bugs
+    are the OS boundary's to contain, so names and forms they once needed refused pass."""
+    assert check(code) == []
 
 
 def test_syntax_errors_are_their_own_kind():

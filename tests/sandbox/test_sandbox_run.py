@@ -561,7 +561,7 @@ def test_pure_and_round_trip_runs_agree_on_refused_and_huge_calls():
     ],
 )
 def test_in_place_sorts_behave_as_usual(sb, code, expected):
-    """Object arrays sort through a private copy (sandbox/inplace.py); nothing else changes."""
+    """In-place sorts of lists and arrays, object arrays included, work as in plain Python."""
     res = sb.run(code, timeout_s=10)
     assert res.ok, res.error
     assert res.values["ret_val"] == expected
