@@ -629,3 +629,21 @@ def test_runaway_programs_end_within_15_s_with_the_default_budgets(code):
         elapsed = time.monotonic() - t0
     assert not res.ok and elapsed < 15, (elapsed, res.error)
     assert res.error.message and sum(map(len, said)) <= 10_000 * MAX_SAY_LEN  # the host-call budget
+
+
+def test_ordinary_library_code_runs_as_in_plain_python(sb):
+    """What the Python layer once refused for numpy's sake works now: sorting with cmp_to_key,
+    copies through the copy module, typing hints, ChainMap, an array's .data and methods as values."""
+    code = (
+        "import copy\nimport functools\nimport collections\nfrom typing import List, Optional\n"
+        "import numpy as np\n"
+        "def longest(xs: List[str]) -> Optional[str]:\n    return max(xs, key=len) if xs else None\n"
+        "order = sorted([3, 1, 2], key=functools.cmp_to_key(lambda a, b: b - a))\n"
+        "nested = {'a': [1, [2, 3]]}\ncopied = copy.deepcopy(nested)\ncopied['a'][1].append(4)\n"
+        "merged = dict(collections.ChainMap({'x': 1}, {'x': 2, 'y': 3}))\n"
+        "arr = np.arange(4)\nsize = arr.data.nbytes\nbiggest = max(map(np.ndarray.max, [arr, arr + 1]))\n"
+        "ret_val = [order, nested, copied, merged, size, int(biggest), longest(['ab', 'abc'])]\n"
+    )
+    res = sb.run(code, timeout_s=20)
+    assert res.ok, res.error
+    assert res.values["ret_val"] == [[3, 2, 1], {"a": [1, [2, 3]]}, {"a": [1, [2, 3, 4]]}, {"x": 1, "y": 3}, 32, 4, "abc"]
