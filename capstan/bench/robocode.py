@@ -1,7 +1,7 @@
-"""`capstan bench robocode`: pass@1 on robotics helper-function problems, flat vs hierarchical.
+"""`capstan bench robocode`: pass@1 on robotics helper-function problems in three modes (naive, flat, hierarchical).
 
 The problems (capstan/bench/data/robocode.jsonl, HumanEval format: geometry, spatial relations,
-trajectories, layouts) are written by lmp.FunctionGenerator and tested in our sandbox.
+trajectories, layouts) are written as in `capstan bench humaneval` and tested in our sandbox.
 `--problems FILE.jsonl` runs any problem file in HumanEval's format the same way."""
 
 from __future__ import annotations
