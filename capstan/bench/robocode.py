@@ -1,4 +1,4 @@
-"""`capstan bench robocode`: pass@1 on robotics helper-function problems in three modes (naive, flat, hierarchical).
+"""`capstan bench robocode`: pass@1 on robotics helper functions, naive vs flat vs hierarchical.
 
 The problems (capstan/bench/data/robocode.jsonl, HumanEval format: geometry, spatial relations,
 trajectories, layouts) are written as in `capstan bench humaneval` and tested in our sandbox.
