@@ -6,14 +6,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 from llm_model import model_path_or_skip
 
 from capstan.llm import from_config
 from capstan.llm.base import CompletionRequest, Message
+from tests.servers import wait_for_http
 
 pytestmark = pytest.mark.model
 
@@ -38,20 +37,7 @@ def server_url(tmp_path_factory):
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llama_cpp.server did not answer on {url} within 120 s: {log.read_text()[-2000:]}"
-                )
-            time.sleep(0.5)
+        wait_for_http(f"{url}/models", proc, 120, log.read_text)
         yield url
     finally:
         proc.terminate()

@@ -14,6 +14,7 @@ import pytest
 from capstan import sandbox
 from capstan.primitives.errors import ERROR_TYPES, OutOfWorkspaceError, UnknownObjectError
 from capstan.sandbox import ERROR_KINDS, Sandbox
+from tests.servers import wait_for_http
 
 
 def test_public_face_is_sorted_and_complete():
@@ -306,20 +307,14 @@ def test_serve_runs_policy_code_under_landlock_without_bwrap_and_refuses_to_star
     proc = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{free_port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                health = httpx.get(f"{base}/healthz").json()
-                break
-            except httpx.HTTPError:
-                assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                time.sleep(0.3)
+        health = wait_for_http(f"{base}/healthz", proc, 90).json()
         assert health["sandbox"]["mode"] == "landlock", health
+        deadline = time.time() + 60
         session = httpx.post(f"{base}/v1/sessions", json={}).json()["id"]
         code = "say('under ' + str(len(blocks)) + ' blocks')"
         run = httpx.post(f"{base}/v1/sessions/{session}/programs", json={"code": code}).json()["run_id"]
         while (trace := httpx.get(f"{base}/v1/runs/{run}").json())["status"] in ("queued", "running"):
-            assert time.time() < deadline + 60
+            assert time.time() < deadline
             time.sleep(0.2)
         assert trace["status"] == "succeeded" and trace["said"][0].startswith("under "), trace
     finally:

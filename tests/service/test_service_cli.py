@@ -96,9 +96,10 @@ def test_run_a_command_from_a_recorded_cassette(cli_env, capsys, monkeypatch):
 def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
     import subprocess
     import sys
-    import time
 
     import httpx
+
+    from tests.servers import wait_for_http
 
     assert main(["robot-agent", "--host", "0.0.0.0", "--port", "1"]) == 2  # public without a token
     assert "--token" in capsys.readouterr().err
@@ -107,14 +108,7 @@ def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                info = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot").json()
-                break
-            except httpx.HTTPError:
-                assert time.time() < deadline and proc.poll() is None, proc.stderr.read().decode()
-                time.sleep(0.2)
+        info = wait_for_http(f"http://127.0.0.1:{free_port}/v1/robot", proc, 60).json()
         assert info["protocol"] == 1 and info["robot"].startswith("sim")
         state = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot/state").json()
         assert set(state["objects"]) == {"red block", "blue bowl"} and state["seed"] == 3

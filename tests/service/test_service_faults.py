@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import wait_for_http
+
 REPO = Path(__file__).resolve().parents[2]
 SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
 BUSY = "x = 0\nwhile True:\n    x = x + 1"
@@ -106,16 +108,8 @@ def _start(data_dir: Path, port: int, log) -> subprocess.Popen:
            "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", "warning"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        assert proc.poll() is None, f"capstan serve exited with {proc.returncode}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("capstan serve did not come up within 60 s")
+    wait_for_http(f"http://127.0.0.1:{port}/healthz", proc, 60)
+    return proc
 
 
 @pytest.mark.slow
