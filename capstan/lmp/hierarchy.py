@@ -23,11 +23,10 @@ STUB_FEEDBACK = (
 TRIAL_FEEDBACK = "Called once to try it, {failure}. Fix `{name}` and write the whole function again."
 Trial = Callable[[str], "str | None"]  # runs a program in the sandbox: what it raised, or None
 GENERAL_API = "Use only Python builtins, the standard library and the imports already in the code."
-HELPERS = {
-    True: "Keep functions short: you may call a helper function that does not exist yet, and it will be written "
-    "for you from its name and how you call it.",
-    False: "Write everything the function needs yourself: every function you call must exist already.",
-}
+HELPERS_ALLOWED = (
+    "Keep functions short: you may call a helper function that does not exist yet, and it will be written "
+    "for you from its name and how you call it."
+)
 
 
 # Functions small models call without importing them: imported instead of generated.
@@ -151,7 +150,7 @@ class FunctionResolver:
             return None
         template = self.spec.extra.get("from_calls", "# define function: {name}\n{sites}")
         query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites)})
-        request = build_request(self.spec, {"api": self.api_text, "helpers": HELPERS[True]}, query)
+        request = build_request(self.spec, {"api": self.api_text, "helpers": HELPERS_ALLOWED}, query)
         key = request.key(self.spec.name)
         if key in self._written:
             return self._written[key]
