@@ -1,4 +1,4 @@
-"""Static check of a generated program before it runs (layer 1 of the sandbox).
+"""Static check of a generated program before it runs (the first thing the sandbox does with it).
 
 Parses with `ast` and refuses what has no place in policy code and is the usual way out of a
 Python-level sandbox: imports outside the allowlist, any dunder name or attribute, private
