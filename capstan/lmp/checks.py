@@ -75,6 +75,15 @@ def is_literal(node: ast.AST) -> bool:
     return True
 
 
+def is_literal_call(node: ast.AST, name: str) -> bool:
+    """True when `node` calls the function `name` with literal arguments only (no `*`/`**`)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name):
+        return False
+    if any(k.arg is None for k in node.keywords):
+        return False
+    return all(is_literal(a) for a in (*node.args, *(k.value for k in node.keywords)))
+
+
 def is_stub(code: str, name: str) -> bool:
     """True when function `name` in `code` does nothing (its body is only inert statements, see
     `_inert`; an `except: pass` inside real code is real code). Small models write such stubs

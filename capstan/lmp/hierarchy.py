@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from capstan.llm.base import CompletionRequest
 from capstan.lmp.calls import LLMCaller
-from capstan.lmp.checks import Problem, defined_functions, is_literal, is_stub, undefined_calls
+from capstan.lmp.checks import Problem, defined_functions, is_literal_call, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
 from capstan.lmp.skills import SkillLibrary
@@ -65,13 +65,7 @@ def _context(code: str, sites: list[str], max_lines: int) -> list[str]:
 
 def literal_calls(code: str, name: str) -> list[str]:
     """The calls of `name` in `code` whose arguments are all literals: a helper can be tried on them."""
-    calls = []
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-            args = [*node.args, *(k.value for k in node.keywords)]
-            if all(k.arg is not None for k in node.keywords) and all(is_literal(a) for a in args):
-                calls.append(ast.unparse(node))
-    return calls
+    return [ast.unparse(node) for node in ast.walk(ast.parse(code)) if is_literal_call(node, name)]
 
 
 def keep_definitions(code: str) -> str:

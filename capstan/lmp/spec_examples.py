@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from capstan.lmp.checks import is_literal
+from capstan.lmp.checks import is_literal_call
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,9 @@ def _add(found: list[SpecExample], call: str, answer: str, entry_point: str) -> 
         node = ast.parse(call, mode="eval").body
         answer = ast.unparse(ast.parse(answer, mode="eval").body)  # drops a trailing comment
         ast.literal_eval(answer)
-        literal_args = all(is_literal(a) for a in node.args) if isinstance(node, ast.Call) else False
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
         return
-    is_target = isinstance(node.func, ast.Name) and node.func.id == entry_point if isinstance(node, ast.Call) else False
-    if is_target and literal_args and not any(k.arg is None for k in node.keywords):
+    if is_literal_call(node, entry_point):
         example = SpecExample(call, answer)
         if example not in found:
             found.append(example)
