@@ -1,14 +1,15 @@
 """The code-generation suite behind `capstan bench humaneval` and `capstan bench robocode`.
 
-Each problem is written three ways: `naive` (the spec in a plain chat message, no few-shot prompt
-and no machinery: the baseline the other two must beat), `flat` (lmp.FunctionGenerator) and
-`hierarchical` (the same, with undefined helpers generated recursively). Flat and hierarchical get
-the same preamble and the same check: an answer that fails an example of the spec's own docstring
-(never the hidden tests) is revised once, rewritten whole in flat mode and split by a planner into
-helpers that the function generator writes in hierarchical mode; the answer failing fewer examples
-stands. So the hierarchy is the only difference. The problem's `test` and `check(entry_point)` then
-run on the result in our sandbox under a per-problem time limit. Greedy decoding, one sample: pass@1
-is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
+Each problem is written three ways, all starting from the same plain chat message (the spec, no
+system text, no few-shot example; `FunctionGenerator.spec_request`): `naive` sends only that, with
+no machinery: the baseline the other two must beat; `flat` (lmp.FunctionGenerator) adds the
+standard-library imports the answer forgot and a check: an answer that fails an example of the
+spec's own docstring (never the hidden tests) is rewritten once, told which example failed;
+`hierarchical` adds the hierarchy: undefined helpers are generated recursively, and when the answer
+and its rewrite both fail an example a planner splits the function into helpers that the function
+generator writes. The answer failing the fewest examples stands. The problem's `test` and
+`check(entry_point)` then run on the result in our sandbox under a per-problem time limit. Greedy
+decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
 a check of the problem file and of the sandbox policy.
 """
 
@@ -28,10 +29,6 @@ from capstan.lmp.nested import NESTED
 
 MODES = ("naive", "flat", "hierarchical")
 MODE_CHOICES = {"all": MODES, "both": ("flat", "hierarchical"), **{m: (m,) for m in MODES}}
-NAIVE_PROMPT = (
-    "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
-    "```python\n{spec}\n```"
-)
 
 # Modules benchmark solutions may import beyond the sandbox's default allowlist (math, typing,
 # collections, itertools, random, copy, numpy, shapely, ... are allowed already). HumanEval's
@@ -83,13 +80,6 @@ class Context:
         return example_check(self.sandbox, spec, entry_point, timeout_s)
 
 
-def naive_request(spec: str):
-    """The spec as one plain chat message: what a user with no harness would send."""
-    from capstan.llm.base import CompletionRequest, Message
-
-    return CompletionRequest(messages=(Message("user", NAIVE_PROMPT.format(spec=spec.strip("\n"))),), max_tokens=512)
-
-
 def make_sandbox(sandbox_cls, modules):
     """A one-worker sandbox that lets solutions import `modules` (the sandbox's extra_modules)."""
     return sandbox_cls(pool_size=1, extra_modules=tuple(modules))
@@ -108,7 +98,7 @@ def run_one(ctx: Context, payload: dict) -> dict:
     elif mode == "naive":
         from capstan.lmp.hierarchy import assemble
 
-        completion = ctx.llm.complete(naive_request(problem["prompt"]))
+        completion = ctx.llm.complete(ctx.generator.spec_request(problem["prompt"]))
         code = assemble(problem["prompt"], completion.text, problem["entry_point"])
         row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
                    model=completion.model)  # fmt: skip
