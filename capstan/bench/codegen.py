@@ -26,6 +26,7 @@ from capstan.bench.harness import Harness, Job
 from capstan.bench.problems import program, read_problems
 from capstan.bench.report import markdown_table, pct, write_report
 from capstan.lmp.nested import NESTED
+from capstan.service.assembly import error_text
 
 MODES = ("naive", "flat", "hierarchical")
 MODE_CHOICES = {"all": MODES, "both": ("flat", "hierarchical"), **{m: (m,) for m in MODES}}
@@ -57,32 +58,21 @@ def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
 
 class Context:
     def __init__(self, config: dict):
-        from capstan.sandbox import Sandbox
+        from capstan.service.assembly import build_function_generator, build_sandbox
 
-        self.sandbox = make_sandbox(Sandbox, config.get("modules", SOLUTION_MODULES))
+        self.sandbox = build_sandbox(1, config.get("modules", SOLUTION_MODULES))
         self.generator = None
         self.llm = None
         if not config.get("canonical"):
             from capstan.bench.provider import build_llm
-            from capstan.lmp import FunctionGenerator
 
             self.llm = build_llm(config["llm_overrides"])
-            self.generator = FunctionGenerator(self.llm, star_names=self.sandbox.star_names, trial=self.trial)
-
-    def trial(self, program: str) -> str | None:
-        """What `program` raised in the sandbox, or None."""
-        res = self.sandbox.run(program, host_functions={}, timeout_s=5.0, return_names=())
-        return None if res.ok else _error_text(res.error)
+            self.generator = build_function_generator(self.llm, self.sandbox)
 
     def example_check(self, spec: str, entry_point: str, timeout_s: float):
         from capstan.lmp.spec_examples import example_check
 
         return example_check(self.sandbox, spec, entry_point, timeout_s)
-
-
-def make_sandbox(sandbox_cls, modules):
-    """A one-worker sandbox that lets solutions import `modules` (the sandbox's extra_modules)."""
-    return sandbox_cls(pool_size=1, extra_modules=tuple(modules))
 
 
 def setup(config: dict) -> Context:
@@ -96,10 +86,8 @@ def run_one(ctx: Context, payload: dict) -> dict:
     if ctx.generator is None:
         code = problem["prompt"] + problem.get("canonical_solution", "")
     elif mode == "naive":
-        from capstan.lmp.hierarchy import assemble
-
         completion = ctx.llm.complete(ctx.generator.spec_request(problem["prompt"]))
-        code = assemble(problem["prompt"], completion.text, problem["entry_point"])
+        code = ctx.generator.assemble(problem["prompt"], completion.text, problem["entry_point"])
         row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
                    model=completion.model)  # fmt: skip
     else:
@@ -126,18 +114,9 @@ def run_one(ctx: Context, payload: dict) -> dict:
     else:
         err = res.error
         row["error_kind"] = getattr(err, "kind", "crash")
-        row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {_error_text(err)}"
+        row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {error_text(err)}"
     row["code"] = code
     return row
-
-
-def _error_text(err) -> str:
-    if err is None:
-        return "unknown error"
-    line = getattr(err, "line", None)
-    where = f" (line {line})" if line else ""
-    message = getattr(err, "message", "") or ""
-    return f"{getattr(err, 'kind', 'error')}{where}: {message}"[:300]
 
 
 # --- driver side -------------------------------------------------------------------------------

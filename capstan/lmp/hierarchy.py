@@ -228,6 +228,11 @@ class FunctionGenerator:
         self.star_names = star_names or (lambda code: set())
         self.trial = trial
 
+    @staticmethod
+    def assemble(spec: str, completion: str, entry_point: str) -> str:
+        """A runnable module from the spec and an answer (see `assemble`), with nothing added."""
+        return assemble(spec, completion, entry_point)
+
     def spec_request(self, spec: str) -> CompletionRequest:
         """The first request for a spec: one plain chat message, no system text and no example, the
         same in both modes (and what the benches' `naive` baseline sends with no machinery after it)."""
