@@ -11,8 +11,11 @@ after every run), so a restarted service brings them back.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -118,48 +121,83 @@ _SESSIONS = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("doc", _Json, nullable=False),
 )  # fmt: skip
-_RUN_COLUMNS = (_RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at, _RUNS.c.doc)
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}  # the two spell an upsert alike
 _INTERRUPTED = {"kind": "interrupted", "message": "the service stopped while this run was in progress",
                 "line": None}
 
+# Every statement, built once (SQLAlchemy compiles each once per dialect and caches it). The
+# parameters are named after what they carry: a column's own name is kept for its VALUES.
+_RUN, _SESSION = sa.bindparam("run"), sa.bindparam("session")
+_RUN_ROW = sa.select(_RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at,
+                     _RUNS.c.doc)  # fmt: skip
+_NEWEST_RUNS = _RUN_ROW.order_by(_RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
+_CREATE_RUN = _RUNS.insert()
+# update_run writes first, so SQLite holds its write lock and PostgreSQL the row lock through the merge
+_SET_STATUS = _RUNS.update().where(_RUNS.c.id == _RUN).values(
+    status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.Text), _RUNS.c.status))
+_RUN_DOC = sa.select(_RUNS.c.doc).where(_RUNS.c.id == _RUN)
+_SET_DOC = _RUNS.update().where(_RUNS.c.id == _RUN).values(doc=sa.bindparam("new_doc", type_=_Json))
+_APPEND_EVENT = _EVENTS.insert()
+_GET_RUN = _RUN_ROW.where(_RUNS.c.id == _RUN)
+_EVENTS_AFTER = (
+    sa.select(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.t, _EVENTS.c.data)
+    .where(_EVENTS.c.run_id == _RUN, _EVENTS.c.seq > sa.bindparam("after_seq"))
+    .order_by(_EVENTS.c.seq)
+)
+_NEWEST_RUNS_OF = _NEWEST_RUNS.where(_RUNS.c.session_id == _SESSION)
+_UNFINISHED = sa.select(_RUNS.c.id).where(_RUNS.c.status.in_(UNFINISHED))
+_DELETE_SESSION = _SESSIONS.delete().where(_SESSIONS.c.id == _SESSION)
+_LIVE_SESSIONS = sa.select(_SESSIONS.c.doc).order_by(_SESSIONS.c.created_at)
+_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}  # the two spell an upsert alike
+
+
+def _save_session(dialect: str) -> sa.Insert:
+    insert = _UPSERT[dialect](_SESSIONS)
+    return insert.on_conflict_do_update(index_elements=[_SESSIONS.c.id], set_={"doc": insert.excluded.doc})
+
 
 class SQLStore(TraceStore):
-    """The store on any SQLAlchemy engine of a dialect in _INSERT. Connections come from the engine's
-    pool, one per calling thread at a time; every method is one short transaction, and each one
-    that writes starts with a write, so SQLite takes its write lock (waiting for it, up to the
-    busy timeout) before reading, and PostgreSQL locks the row an update_run merges into."""
+    """The store on a SQLAlchemy engine of a dialect in _UPSERT. Every method is one short
+    transaction on a connection from the engine's pool; with `serialize`, one at a time (a lock
+    hands the connection from thread to thread at once, where waiting on SQLite's own write lock
+    polls with sleeps)."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, serialize: bool = False):
         self._engine = engine
+        self._turn = threading.Lock() if serialize else contextlib.nullcontext()
+        self._save_session = _save_session(engine.dialect.name)
         with engine.begin() as db:
             for table in _META.sorted_tables:
                 db.execute(sa.schema.CreateTable(table, if_not_exists=True))
                 for index in sorted(table.indexes, key=lambda i: i.name):
                     db.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        with self._turn, self._engine.begin() as db:
+            yield db
+
+    def _write(self, statement, **params) -> None:
+        with self._transaction() as db:
+            db.execute(statement, params)
+
+    def _read(self, statement, **params) -> list[sa.Row]:
+        with self._turn, self._engine.connect() as db:
+            return list(db.execute(statement, params))
+
     def create_run(self, run_id, session_id, kind, status, doc):
-        with self._engine.begin() as db:
-            db.execute(_RUNS.insert().values(id=run_id, session_id=session_id, kind=kind, status=status,
-                                             created_at=time.time(), doc=doc))
+        self._write(_CREATE_RUN, id=run_id, session_id=session_id, kind=kind, status=status,
+                    created_at=time.time(), doc=doc)
 
     def update_run(self, run_id, status=None, **doc_fields):
-        row = _RUNS.c.id == run_id
-        with self._engine.begin() as db:
-            new_status = _RUNS.c.status if status is None else status
-            if db.execute(_RUNS.update().where(row).values(status=new_status)).rowcount == 0:
+        with self._transaction() as db:
+            if db.execute(_SET_STATUS, {"run": run_id, "new_status": status}).rowcount == 0:
                 raise KeyError(run_id)
             if doc_fields:
-                doc = db.execute(sa.select(_RUNS.c.doc).where(row)).scalar_one()
-                db.execute(_RUNS.update().where(row).values(doc={**doc, **doc_fields}))
+                doc = db.execute(_RUN_DOC, {"run": run_id}).scalar_one()
+                db.execute(_SET_DOC, {"run": run_id, "new_doc": {**doc, **doc_fields}})
 
     def append_event(self, run_id, seq, type_, t, data):
-        with self._engine.begin() as db:
-            db.execute(_EVENTS.insert().values(run_id=run_id, seq=seq, type=type_, t=t, data=data))
-
-    def _read(self, query) -> list[sa.Row]:
-        with self._engine.connect() as db:
-            return list(db.execute(query))
+        self._write(_APPEND_EVENT, run_id=run_id, seq=seq, type=type_, t=t, data=data)
 
     @staticmethod
     def _row(row: sa.Row) -> dict:
@@ -168,40 +206,33 @@ class SQLStore(TraceStore):
                 "created_at": created_at}
 
     def get_run(self, run_id):
-        rows = self._read(sa.select(*_RUN_COLUMNS).where(_RUNS.c.id == run_id))
+        rows = self._read(_GET_RUN, run=run_id)
         return self._row(rows[0]) if rows else None
 
     def events(self, run_id, after_seq=-1):
-        e = _EVENTS.c
-        rows = self._read(sa.select(e.seq, e.type, e.t, e.data).where(e.run_id == run_id, e.seq > after_seq)
-                          .order_by(e.seq))
+        rows = self._read(_EVENTS_AFTER, run=run_id, after_seq=after_seq)
         return [{"seq": s, "type": ty, "t": t, "data": d} for s, ty, t, d in rows]
 
     def list_runs(self, session_id=None, limit=50):
-        query = sa.select(*_RUN_COLUMNS).order_by(_RUNS.c.created_at.desc()).limit(limit)
-        if session_id is not None:
-            query = query.where(_RUNS.c.session_id == session_id)
-        return [self._row(r) for r in self._read(query)]
+        if session_id is None:
+            return [self._row(r) for r in self._read(_NEWEST_RUNS, limit=limit)]
+        return [self._row(r) for r in self._read(_NEWEST_RUNS_OF, session=session_id, limit=limit)]
 
     def mark_unfinished(self, status="interrupted"):
-        ids = [r[0] for r in self._read(sa.select(_RUNS.c.id).where(_RUNS.c.status.in_(UNFINISHED)))]
+        ids = [r[0] for r in self._read(_UNFINISHED)]
         for run_id in ids:
             self.update_run(run_id, status=status, error=_INTERRUPTED)
         return ids
 
     def save_session(self, session_id, doc):
-        insert = _INSERT[self._engine.dialect.name](_SESSIONS).values(
-            id=session_id, created_at=float(doc.get("created_at", time.time())), doc=doc)
-        with self._engine.begin() as db:
-            db.execute(insert.on_conflict_do_update(index_elements=[_SESSIONS.c.id],
-                                                    set_={"doc": insert.excluded.doc}))
+        self._write(self._save_session, id=session_id, created_at=float(doc.get("created_at", time.time())),
+                    doc=doc)
 
     def delete_session(self, session_id):
-        with self._engine.begin() as db:
-            db.execute(_SESSIONS.delete().where(_SESSIONS.c.id == session_id))
+        self._write(_DELETE_SESSION, session=session_id)
 
     def live_sessions(self):
-        return [d for (d,) in self._read(sa.select(_SESSIONS.c.doc).order_by(_SESSIONS.c.created_at))]
+        return [d for (d,) in self._read(_LIVE_SESSIONS)]
 
     def close(self):
         self._engine.dispose()
@@ -216,7 +247,7 @@ class SQLiteStore(SQLStore):
         engine = sa.create_engine(sa.URL.create("sqlite", database=str(self.path)),
                                   connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        super().__init__(engine)
+        super().__init__(engine, serialize=True)  # SQLite has one writer at a time anyway
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
