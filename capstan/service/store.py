@@ -71,11 +71,11 @@ class TraceStore(abc.ABC):
         """Release the database connections."""
 
 
-# The column types of databases made before the statements were shared: TEXT documents and
-# REAL times on SQLite, JSONB documents and DOUBLE PRECISION times on PostgreSQL. Those
-# databases open as they are: the schema is created with IF NOT EXISTS, as it always was. A new
-# database gets the same schema, down to the text ids not being declared NOT NULL (PostgreSQL
-# implies it for a primary key; SQLite does not, and never gets a NULL id from this store).
+# The schema is the one existing trace databases have (tests/service/test_service_store_old_format.py
+# keeps its CREATE statements): TEXT documents and REAL times on SQLite, JSONB documents and DOUBLE
+# PRECISION times on PostgreSQL, created IF NOT EXISTS, so those databases open as they are. The
+# text ids are not declared NOT NULL: PostgreSQL implies it for a primary key, SQLite does not
+# (and never gets a NULL id from this store).
 _TIME = sa.Double().with_variant(sa.REAL(), "sqlite")
 
 
