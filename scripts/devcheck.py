@@ -79,53 +79,137 @@ def _circle_around(b, a, s):
 
 
 CASES = [
-    Case("place", ["yellow block", "purple block", "blue bowl", "gray bowl"],
-         ["place the yellow block inside the blue bowl"], lambda b, a, s: _near(a, "yellow block", "blue bowl")),
-    Case("stack-two", ["red block", "cyan block", "white bowl"], ["stack the red block on top of the cyan block"],
-         lambda b, a, s: _near(a, "red block", "cyan block", 0.03) and _z(a, "red block") > _z(a, "cyan block") + 0.02),
-    Case("matching", ["orange block", "purple block", "cyan block", "cyan bowl", "orange bowl", "purple bowl"],
-         ["put every block into the bowl that has its color"],
-         lambda b, a, s: all(_near(a, f"{c} block", f"{c} bowl") for c in ("orange", "purple", "cyan"))),
-    Case("rightmost", ["green block", "white block", "brown block", "red bowl"],
-         ["move the rightmost block to the bottom right corner"], _rightmost_to_corner),
-    Case("count-q", ["green block", "white block", "red bowl", "blue bowl", "yellow bowl"],
-         ["how many bowls are on the table?"],
-         lambda b, a, s: _unmoved(b, a) and any("3" in x or "three" in x.lower() for x in s)),
-    Case("absent", ["red block", "blue block", "green bowl"], ["put the orange block in the green bowl"],
-         lambda b, a, s: _unmoved(b, a) and len(s) > 0),
-    Case("shift", ["green block", "pink block", "gray bowl"], ["shift the pink block 10 centimeters to the left"],
-         lambda b, a, s: abs(_xy(a, "pink block")[0] - _xy(b, "pink block")[0] + 0.10) < 0.03),
-    Case("row", ["red block", "yellow block", "blue block", "green bowl"],
-         ["arrange all the blocks in a row along the bottom of the table"], _row_bottom),
-    Case("circle", ["gray block", "orange block", "white block", "cyan block", "pink bowl"],
-         ["place the blocks in a circle around the pink bowl"], _circle_around),
-    Case("nearest", ["blue block", "yellow block", "brown block", "red bowl"],
-         ["put the block nearest to the red bowl into the red bowl"], _nearest_in_bowl),
-    Case("multi-turn", ["blue block", "yellow block", "green bowl"],
-         ["pick up the blue block and put it on the yellow block", "now move it to the top left corner"],
-         lambda b, a, s: _near(a, "blue block", a["named_positions"]["top left corner"], 0.06)),
-    Case("undo", ["purple block", "red block", "white bowl"], ["put the purple block in the white bowl", "undo that"],
-         lambda b, a, s: _unmoved(b, a)),
-    Case("all-in-bowl", ["pink block", "brown block", "gray block", "white bowl"],
-         ["put all the blocks in the white bowl"],
-         lambda b, a, s: all(_near(a, n, "white bowl", 0.06) for n in _blocks(a))),
-    Case("left-of", ["cyan block", "orange block", "yellow bowl"], ["put the cyan block left of the yellow bowl"],
-         lambda b, a, s: -0.16 < _xy(a, "cyan block")[0] - _xy(a, "yellow bowl")[0] < -0.04
-         and abs(_xy(a, "cyan block")[1] - _xy(a, "yellow bowl")[1]) < 0.05),
-    Case("which-q", ["red block", "green block", "blue block", "white bowl"], ["which block is the leftmost one?"],
-         lambda b, a, s: _unmoved(b, a) and any(min(_blocks(b), key=lambda n: _xy(b, n)[0]).split()[0] in x for x in s)),
-    Case("exists-q", ["red block", "green block", "white bowl"], ["is there a purple bowl on the table?"],
-         lambda b, a, s: _unmoved(b, a) and any(x.lower().startswith("no") or "no purple" in x.lower() for x in s)),
-    Case("two-named", ["red block", "blue block", "gray block", "gray bowl"],
-         ["put the red and the blue blocks in the gray bowl"],
-         lambda b, a, s: _near(a, "red block", "gray bowl", 0.06) and _near(a, "blue block", "gray bowl", 0.06)
-         and _near(a, "gray block", _xy(b, "gray block"), 0.01)),
-    Case("down", ["yellow block", "white block", "cyan bowl"], ["move the top-most block 5 cm down"],
-         _topmost_down),
-    Case("tower", ["brown block", "pink block", "orange block", "gray bowl"], ["build a tower out of all the blocks"],
-         lambda b, a, s: max(np.linalg.norm(_xy(a, m) - _xy(a, n)) for m in _blocks(a) for n in _blocks(a)) < 0.03
-         and max(_z(a, n) for n in _blocks(a)) > 0.09),
-]  # fmt: skip
+    Case(
+        "place",
+        ["yellow block", "purple block", "blue bowl", "gray bowl"],
+        ["place the yellow block inside the blue bowl"],
+        lambda b, a, s: _near(a, "yellow block", "blue bowl"),
+    ),
+    Case(
+        "stack-two",
+        ["red block", "cyan block", "white bowl"],
+        ["stack the red block on top of the cyan block"],
+        lambda b, a, s: (
+            _near(a, "red block", "cyan block", 0.03) and _z(a, "red block") > _z(a, "cyan block") + 0.02
+        ),
+    ),
+    Case(
+        "matching",
+        ["orange block", "purple block", "cyan block", "cyan bowl", "orange bowl", "purple bowl"],
+        ["put every block into the bowl that has its color"],
+        lambda b, a, s: all(_near(a, f"{c} block", f"{c} bowl") for c in ("orange", "purple", "cyan")),
+    ),
+    Case(
+        "rightmost",
+        ["green block", "white block", "brown block", "red bowl"],
+        ["move the rightmost block to the bottom right corner"],
+        _rightmost_to_corner,
+    ),
+    Case(
+        "count-q",
+        ["green block", "white block", "red bowl", "blue bowl", "yellow bowl"],
+        ["how many bowls are on the table?"],
+        lambda b, a, s: _unmoved(b, a) and any("3" in x or "three" in x.lower() for x in s),
+    ),
+    Case(
+        "absent",
+        ["red block", "blue block", "green bowl"],
+        ["put the orange block in the green bowl"],
+        lambda b, a, s: _unmoved(b, a) and len(s) > 0,
+    ),
+    Case(
+        "shift",
+        ["green block", "pink block", "gray bowl"],
+        ["shift the pink block 10 centimeters to the left"],
+        lambda b, a, s: abs(_xy(a, "pink block")[0] - _xy(b, "pink block")[0] + 0.10) < 0.03,
+    ),
+    Case(
+        "row",
+        ["red block", "yellow block", "blue block", "green bowl"],
+        ["arrange all the blocks in a row along the bottom of the table"],
+        _row_bottom,
+    ),
+    Case(
+        "circle",
+        ["gray block", "orange block", "white block", "cyan block", "pink bowl"],
+        ["place the blocks in a circle around the pink bowl"],
+        _circle_around,
+    ),
+    Case(
+        "nearest",
+        ["blue block", "yellow block", "brown block", "red bowl"],
+        ["put the block nearest to the red bowl into the red bowl"],
+        _nearest_in_bowl,
+    ),
+    Case(
+        "multi-turn",
+        ["blue block", "yellow block", "green bowl"],
+        ["pick up the blue block and put it on the yellow block", "now move it to the top left corner"],
+        lambda b, a, s: _near(a, "blue block", a["named_positions"]["top left corner"], 0.06),
+    ),
+    Case(
+        "undo",
+        ["purple block", "red block", "white bowl"],
+        ["put the purple block in the white bowl", "undo that"],
+        lambda b, a, s: _unmoved(b, a),
+    ),
+    Case(
+        "all-in-bowl",
+        ["pink block", "brown block", "gray block", "white bowl"],
+        ["put all the blocks in the white bowl"],
+        lambda b, a, s: all(_near(a, n, "white bowl", 0.06) for n in _blocks(a)),
+    ),
+    Case(
+        "left-of",
+        ["cyan block", "orange block", "yellow bowl"],
+        ["put the cyan block left of the yellow bowl"],
+        lambda b, a, s: (
+            -0.16 < _xy(a, "cyan block")[0] - _xy(a, "yellow bowl")[0] < -0.04
+            and abs(_xy(a, "cyan block")[1] - _xy(a, "yellow bowl")[1]) < 0.05
+        ),
+    ),
+    Case(
+        "which-q",
+        ["red block", "green block", "blue block", "white bowl"],
+        ["which block is the leftmost one?"],
+        lambda b, a, s: (
+            _unmoved(b, a) and any(min(_blocks(b), key=lambda n: _xy(b, n)[0]).split()[0] in x for x in s)
+        ),
+    ),
+    Case(
+        "exists-q",
+        ["red block", "green block", "white bowl"],
+        ["is there a purple bowl on the table?"],
+        lambda b, a, s: (
+            _unmoved(b, a) and any(x.lower().startswith("no") or "no purple" in x.lower() for x in s)
+        ),
+    ),
+    Case(
+        "two-named",
+        ["red block", "blue block", "gray block", "gray bowl"],
+        ["put the red and the blue blocks in the gray bowl"],
+        lambda b, a, s: (
+            _near(a, "red block", "gray bowl", 0.06)
+            and _near(a, "blue block", "gray bowl", 0.06)
+            and _near(a, "gray block", _xy(b, "gray block"), 0.01)
+        ),
+    ),
+    Case(
+        "down",
+        ["yellow block", "white block", "cyan bowl"],
+        ["move the top-most block 5 cm down"],
+        _topmost_down,
+    ),
+    Case(
+        "tower",
+        ["brown block", "pink block", "orange block", "gray bowl"],
+        ["build a tower out of all the blocks"],
+        lambda b, a, s: (
+            max(np.linalg.norm(_xy(a, m) - _xy(a, n)) for m in _blocks(a) for n in _blocks(a)) < 0.03
+            and max(_z(a, n) for n in _blocks(a)) > 0.09
+        ),
+    ),
+]
 
 
 def run_case(engine, case: Case, verbose: bool) -> tuple[bool, float, list]:
@@ -145,11 +229,12 @@ def run_case(engine, case: Case, verbose: bool) -> tuple[bool, float, list]:
         after = world.state()
         ok = all(o.status == "succeeded" for o in outcomes) and case.check(before, after, list(api.said))
         if verbose or not ok:
-            for cmd, o in zip(case.commands, outcomes):
+            for cmd, o in zip(case.commands, outcomes, strict=False):
                 print(
                     f"  > {cmd}  [{o.status}, {len(o.attempts)} attempt(s), {len(o.llm_calls)} llm call(s)]"
                 )
-                for a, call in zip(o.attempts, [c for c in o.llm_calls if c["lmp"] == "tabletop_ui"]):
+                ui_calls = [c for c in o.llm_calls if c["lmp"] == "tabletop_ui"]
+                for a, call in zip(o.attempts, ui_calls, strict=False):
                     print(
                         f"    attempt {a['attempt']} answer: "
                         + call["completion"].strip().replace("\n", "\n      ")

@@ -9,8 +9,8 @@ spec's own docstring (never the hidden tests) is rewritten once, told which exam
 and its rewrite both fail an example a planner splits the function into helpers that the function
 generator writes. The answer failing the fewest examples stands. The problem's `test` and
 `check(entry_point)` then run on the result in our sandbox under a per-problem time limit. Greedy
-decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
-a check of the problem file and of the sandbox policy.
+decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own canonical
+solutions instead (no model): a check of the problem file and of the sandbox policy.
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ SOLUTION_MODULES = ("decimal", "fractions", "hashlib", "re", "string")
 def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
     options.add_common_options(parser, default_out=f"var/bench/{suite}")
     parser.add_argument(
-        "--mode", choices=tuple(MODE_CHOICES), default="all",
+        "--mode",
+        choices=tuple(MODE_CHOICES),
+        default="all",
         help="naive, flat, hierarchical, both (flat and hierarchical) or all (default)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="time limit per test run (s)"
     )
@@ -88,12 +90,20 @@ def run_one(ctx: Context, payload: dict) -> dict:
     elif mode == "naive":
         completion = ctx.llm.complete(ctx.generator.spec_request(problem["prompt"]))
         code = ctx.generator.assemble(problem["prompt"], completion.text, problem["entry_point"])
-        row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
-                   model=completion.model)  # fmt: skip
+        row.update(
+            llm_calls=1,
+            helpers=[],
+            completion_tokens=int(completion.completion_tokens or 0),
+            model=completion.model,
+        )
     else:
         spec, entry_point = problem["prompt"], problem["entry_point"]
-        gen = ctx.generator.generate(spec, entry_point, hierarchical=mode == "hierarchical",
-                                     check=ctx.example_check(spec, entry_point, payload["timeout_s"]))  # fmt: skip
+        gen = ctx.generator.generate(
+            spec,
+            entry_point,
+            hierarchical=mode == "hierarchical",
+            check=ctx.example_check(spec, entry_point, payload["timeout_s"]),
+        )
         code = gen.code
         row["attempts"] = gen.attempts
         row["example_failures"] = len(gen.example_failures)
@@ -213,10 +223,18 @@ def only_passing_in(rows: list[dict], modes) -> dict[str, list[str]]:
 def render_totals(summary: dict) -> str:
     modes = [m for m in (*MODES, "canonical") if m in summary]
     rows = [
-        [m, summary[m]["n"], summary[m]["passed"], pct(summary[m]["pass_at_1"]), summary[m].get("helpers_generated", 0),
-         len(summary.get("only_passing_in", {}).get(m, ())), summary[m]["errors"], summary[m]["timeouts"]]
+        [
+            m,
+            summary[m]["n"],
+            summary[m]["passed"],
+            pct(summary[m]["pass_at_1"]),
+            summary[m].get("helpers_generated", 0),
+            len(summary.get("only_passing_in", {}).get(m, ())),
+            summary[m]["errors"],
+            summary[m]["timeouts"],
+        ]
         for m in modes
-    ]  # fmt: skip
+    ]
     cols = ["mode", "n", "passed", "pass@1", "helpers", "only this mode", "harness errors", "timeouts"]
     return f"{summary['suite']} (model: {summary.get('model') or 'n/a'})\n" + markdown_table(cols, rows)
 

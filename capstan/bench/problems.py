@@ -34,7 +34,8 @@ def read_problems(path: str | Path) -> list[dict]:
         missing = [k for k in REQUIRED_KEYS if not isinstance(problem.get(k), str)]
         if missing:
             raise ProblemFileError(
-                f"{path} line {number}: missing {', '.join(missing)} (HumanEval format needs {', '.join(REQUIRED_KEYS)})"
+                f"{path} line {number}: missing {', '.join(missing)} (HumanEval format needs "
+                f"{', '.join(REQUIRED_KEYS)})"
             )
         if problem["task_id"] in seen:
             raise ProblemFileError(f"{path} line {number}: duplicate task_id {problem['task_id']!r}")

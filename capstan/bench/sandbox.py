@@ -68,7 +68,9 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="loop iterations (= host calls) of the policy; default: enough for ~100 ms under exec()",
     )
-    parser.add_argument("--repeats", type=int, default=15, help="timed runs per executor (interleaved rounds)")
+    parser.add_argument(
+        "--repeats", type=int, default=15, help="timed runs per executor (interleaved rounds)"
+    )
     parser.add_argument(
         "--every",
         default="4,16",
@@ -76,15 +78,20 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--starts", type=int, default=25, help="warm-start samples")
     parser.add_argument(
-        "--isolation", default="auto", metavar="LIST",
+        "--isolation",
+        default="auto",
+        metavar="LIST",
         help="comma-separated OS boundaries to measure under: auto (the strongest that works here, the "
         "default), bwrap, landlock; with several, their runs alternate",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--runs", type=int, default=1, metavar="N",
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
         help="whole measurements per boundary; with N > 1 the figures are the medians of the N runs, "
         "each run's figures and the spread are kept",
-    )  # fmt: skip
+    )
 
 
 def _host():
@@ -125,7 +132,7 @@ class _BareProcess:
 
         self._np = np
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter running our own echo loop
             [sys.executable, "-I", "-S", "-c", _ECHO, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
         )
         theirs.close()
@@ -238,7 +245,8 @@ def _warm_start(sb, n: int) -> list[float]:
         start = time.perf_counter()
         res = sb.run("ret_val = 1", timeout_s=10)
         samples.append(time.perf_counter() - start)
-        assert res.ok, res.error
+        if not res.ok:
+            raise RuntimeError(f"the warm-start probe failed: {res.error}")
     return samples
 
 
@@ -251,7 +259,8 @@ def _round_trips(sb, calls: int = 3000) -> list[float]:
 
     sb.wait_ready()
     res = sb.run(f"for i in range({calls}):\n    noop(i)", {"noop": noop}, timeout_s=60)
-    assert res.ok, res.error
+    if not res.ok:
+        raise RuntimeError(f"the round-trip probe failed: {res.error}")
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
@@ -308,8 +317,14 @@ def _p90(samples: list[float]) -> float:
 
 ISOLATIONS = ("auto", "bwrap", "landlock")
 # The figures a multi-run report takes the median of (the targets are stated on these).
-HEADLINE = ("warm_start_ms_p50", "rpc_us_p50", "overhead_vs_exec", "ratio_vs_smolagents",
-            "overhead_vs_exec_round_trips", "overhead_vs_floor")  # fmt: skip
+HEADLINE = (
+    "warm_start_ms_p50",
+    "rpc_us_p50",
+    "overhead_vs_exec",
+    "ratio_vs_smolagents",
+    "overhead_vs_exec_round_trips",
+    "overhead_vs_floor",
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -340,7 +355,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{isolation} ({block['isolation']}), median of {args.runs} runs [min, max]:")
         for key in HEADLINE:
             if block["median"].get(key) is not None:
-                print(f"  {key:30s} {block['median'][key]:10.3f}   [{block['min'][key]:.3f}, {block['max'][key]:.3f}]")
+                print(
+                    f"  {key:30s} {block['median'][key]:10.3f}   [{block['min'][key]:.3f}, "
+                    f"{block['max'][key]:.3f}]"
+                )
     return 0
 
 
@@ -423,29 +441,42 @@ def _measure(args: argparse.Namespace, isolation: str, everies: list[int]) -> di
 def _print(result: dict, repeats: int) -> None:
     isolation, steps = result["isolation"], result["policy_host_calls"]
     print(
-        f"sandbox benchmark (isolation: {isolation}; load average {result['load_avg_1m']} on {result['cpus']} CPUs)"
+        f"sandbox benchmark (isolation: {isolation}; load average {result['load_avg_1m']} on "
+        f"{result['cpus']} CPUs)"
     )
-    print(f"  warm start        p50 {result['warm_start_ms_p50']:8.3f} ms   p90 {result['warm_start_ms_p90']:.3f} ms"
-          "   (target <= 5 ms)")  # fmt: skip
     print(
-        f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   (target <= 100 us)"
+        f"  warm start        p50 {result['warm_start_ms_p50']:8.3f} ms   p90 "
+        f"{result['warm_start_ms_p90']:.3f} ms"
+        "   (target <= 5 ms)"
+    )
+    print(
+        f"  host round trip   p50 {result['rpc_us_p50']:8.1f} us   p90 {result['rpc_us_p90']:.1f} us   "
+        "(target <= 100 us)"
     )
     print(f"  benign policy ({steps} host calls), median of {repeats} interleaved rounds:")
     print(f"    plain exec()              {result['exec_ms']:9.2f} ms")
     print(
-        f"    exec() + bare process hop {result['floor_ms']:9.2f} ms   (each call a blocking round trip to a minimal process)"
+        f"    exec() + bare process hop {result['floor_ms']:9.2f} ms   (each call a blocking round trip to a "
+        "minimal process)"
     )
-    smol = f"{result['smolagents_ms']:9.2f} ms" if result["smolagents_ms"] is not None else "(smolagents not installed)"
+    smol = (
+        f"{result['smolagents_ms']:9.2f} ms"
+        if result["smolagents_ms"] is not None
+        else "(smolagents not installed)"
+    )
     print(f"    smolagents LocalPython    {smol}")
     print(f"    capstan sandbox           {result['sandbox_ms']:9.2f} ms   (reads pure, as on the simulator)")
     print(
-        f"    capstan, round trips      {result['sandbox_round_trips_ms']:9.2f} ms   (every call a round trip, as on a remote robot)"
+        f"    capstan, round trips      {result['sandbox_round_trips_ms']:9.2f} ms   (every call a round "
+        "trip, as on a remote robot)"
     )
     print(
-        f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median of per-round wall ratios; target <= 1.5)"
+        f"  overhead_vs_exec    {result['overhead_vs_exec']:.3f}   (median of per-round wall ratios; target "
+        "<= 1.5)"
     )
     print(
-        f"    best-of-{repeats} wall {result['overhead_vs_exec_best']:.3f}, CPU time {result['overhead_vs_exec_cpu']:.3f}; "
+        f"    best-of-{repeats} wall {result['overhead_vs_exec_best']:.3f}, CPU time "
+        f"{result['overhead_vs_exec_cpu']:.3f}; "
         f"round trips {result['overhead_vs_exec_round_trips']:.3f}"
     )
     print(
@@ -458,7 +489,8 @@ def _print(result: dict, repeats: int) -> None:
             f"round trips {result['ratio_vs_smolagents_round_trips']:.2f})"
         )
     print(
-        f"  overhead of round trips by host-call rate (one call per iteration: {result['host_calls_per_s']} calls/s):"
+        f"  overhead of round trips by host-call rate (one call per iteration: {result['host_calls_per_s']} "
+        "calls/s):"
     )
     for row in result["overhead_by_call_rate"]:
         print(

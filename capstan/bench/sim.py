@@ -162,7 +162,7 @@ def _stack_trials(args, progress) -> dict:
             blocks = [n for n in f["get_obj_names"]() if n.endswith("block")]
             why = None
             try:
-                for upper, lower in zip(blocks[1:], blocks):
+                for upper, lower in zip(blocks[1:], blocks, strict=False):
                     f["put_first_on_second"](upper, lower)
                 world.wait(1.0)
                 pos = [world.state()["objects"][b]["position"] for b in blocks]

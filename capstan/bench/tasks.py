@@ -30,26 +30,36 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "seen: the original templates, kept as the regression set",
     )
     parser.add_argument(
-        "--seeds", type=int, default=None, metavar="N",
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
         help="seeds per family (default: 10 for seen; for unseen, one per phrasing: 6)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--families", default=None, metavar="A,B", help="comma-separated families (default: all; see --list)"
     )
     parser.add_argument("--list", action="store_true", help="list the families and exit")
     parser.add_argument("--attempts", type=int, default=3, help="max programs per command (self-repair)")
     parser.add_argument(
-        "--candidates", type=int, default=3, metavar="N",
+        "--candidates",
+        type=int,
+        default=3,
+        metavar="N",
         help="programs per command when more than the first is sampled (see --sample-when; 1: never)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-dry-run", action="store_true", help="run programs directly, with no rehearsal on a world snapshot"
     )
     parser.add_argument(
-        "--sample-when", choices=("refused", "refused-or-compositional"), default="refused",
-        help="when to sample more candidates: only when the first program is refused in its dry run (default), "
-        "or also for compositional commands",
-    )  # fmt: skip
+        "--no-dry-run",
+        action="store_true",
+        help="run programs directly, with no rehearsal on a world snapshot",
+    )
+    parser.add_argument(
+        "--sample-when",
+        choices=("refused", "refused-or-compositional"),
+        default="refused",
+        help="when to sample more candidates: only when the first program is refused in its dry run "
+        "(default), or also for compositional commands",
+    )
     parser.add_argument(
         "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"
     )
@@ -150,8 +160,11 @@ def summarize(rows: list[dict], config: dict) -> dict:
         fam["repairs_mean"] = _mean([max(0, t.get("attempts", 1) - 1) for t in turns])
         fam["helpers"] = sum(t.get("helper_calls", 0) for t in turns)
         fam["nested_calls"] = sum(t.get("nested_calls", 0) for t in turns)
-        fam["command_p50_s"] = round(statistics.median(t["wall_s"] for t in turns), 2) if turns and all(
-            "wall_s" in t for t in turns) else None  # fmt: skip
+        fam["command_p50_s"] = (
+            round(statistics.median(t["wall_s"] for t in turns), 2)
+            if turns and all("wall_s" in t for t in turns)
+            else None
+        )
         fam["success_rate"] = round(rate(fam["successes"], fam["n"]), 4)
         fam["ci95"] = [round(v, 4) for v in wilson_interval(fam["successes"], fam["n"])]
     colors = SPLITS[config.get("split", "seen")]["unseen_colors"].palette()  # type: ignore[attr-defined]
@@ -213,16 +226,47 @@ def render_table(summary: dict) -> str:
         return f"{pct(c[0])} - {pct(c[1])}"
 
     rows = [
-        [name, f["n"], f["successes"], pct(f["success_rate"]), ci(f["ci95"]), f.get("candidates_mean"),
-         f.get("repairs_mean"), f.get("llm_calls_mean"), f.get("command_p50_s"), _fails(f["failures"])]
+        [
+            name,
+            f["n"],
+            f["successes"],
+            pct(f["success_rate"]),
+            ci(f["ci95"]),
+            f.get("candidates_mean"),
+            f.get("repairs_mean"),
+            f.get("llm_calls_mean"),
+            f.get("command_p50_s"),
+            _fails(f["failures"]),
+        ]
         for name, f in summary["per_family"].items()
-    ]  # fmt: skip
+    ]
     rows.append(
-        ["**all**", summary["n"], summary["successes"], pct(summary["success_rate"]), ci(summary["ci95"]),
-         summary.get("candidates_mean"), summary.get("repairs_mean"), "", "", _fails(summary["failure_categories"])]
-    )  # fmt: skip
+        [
+            "**all**",
+            summary["n"],
+            summary["successes"],
+            pct(summary["success_rate"]),
+            ci(summary["ci95"]),
+            summary.get("candidates_mean"),
+            summary.get("repairs_mean"),
+            "",
+            "",
+            _fails(summary["failure_categories"]),
+        ]
+    )
     head = f"tabletop tasks (model: {summary.get('model') or 'n/a'})\n"
-    cols = ["family", "n", "ok", "success", "95% CI (Wilson)", "candidates", "repairs", "LLM calls", "p50 s", "failures"]
+    cols = [
+        "family",
+        "n",
+        "ok",
+        "success",
+        "95% CI (Wilson)",
+        "candidates",
+        "repairs",
+        "LLM calls",
+        "p50 s",
+        "failures",
+    ]
     return head + markdown_table(cols, rows)
 
 
@@ -234,11 +278,16 @@ def render_markdown(summary: dict) -> str:
     from capstan.bench.report import markdown_table
 
     rows = [
-        [r["id"], "ok" if r.get("success") else (r.get("category") or "fail"), " / ".join(r.get("commands", [])),
-         sum(t.get("candidates", 0) for t in r.get("turns", [])),
-         sum(max(0, t.get("attempts", 1) - 1) for t in r.get("turns", [])), r.get("reason") or r.get("error") or ""]
+        [
+            r["id"],
+            "ok" if r.get("success") else (r.get("category") or "fail"),
+            " / ".join(r.get("commands", [])),
+            sum(t.get("candidates", 0) for t in r.get("turns", [])),
+            sum(max(0, t.get("attempts", 1) - 1) for t in r.get("turns", [])),
+            r.get("reason") or r.get("error") or "",
+        ]
         for r in summary["items"]
-    ]  # fmt: skip
+    ]
     colors = summary["unseen_colors"]
     return (
         "# tabletop tasks\n\n"

@@ -49,9 +49,9 @@ class PandaModel:
         info = [p.getJointInfo(self.body, j, physicsClientId=cid) for j in ARM_JOINTS + FINGER_JOINTS]
         self.lower = [i[8] for i in info]
         self.upper = [i[9] for i in info]
-        self.ranges = [u - lo for u, lo in zip(self.upper, self.lower)]
+        self.ranges = [u - lo for u, lo in zip(self.upper, self.lower, strict=False)]
         self.rest = READY_Q + [FINGER_OPEN, FINGER_OPEN]
-        for j, q in zip(ARM_JOINTS + FINGER_JOINTS, self.rest):
+        for j, q in zip(ARM_JOINTS + FINGER_JOINTS, self.rest, strict=False):
             p.resetJointState(self.body, j, q, physicsClientId=cid)
         for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
             p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
@@ -73,7 +73,7 @@ class PandaModel:
     def reset_home(self) -> list[float]:
         """Put the arm at the home pose with the gripper pointing straight down at yaw 0."""
         q, _ = self.solve_ik(HOME_TCP, 0.0, HOME_Q, iterations=8)
-        for j, v in zip(ARM_JOINTS, q):
+        for j, v in zip(ARM_JOINTS, q, strict=False):
             p.resetJointState(self.body, j, v, physicsClientId=self.cid)
         return q
 
@@ -99,7 +99,7 @@ class PandaModel:
         ]
 
     def set_joint_states(self, states) -> None:
-        for j, (q, qd) in zip(ARM_JOINTS + FINGER_JOINTS, states):
+        for j, (q, qd) in zip(ARM_JOINTS + FINGER_JOINTS, states, strict=False):
             p.resetJointState(self.body, j, q, qd, physicsClientId=self.cid)
 
     def tcp(self) -> np.ndarray:
@@ -108,7 +108,7 @@ class PandaModel:
 
     # -- kinematics -------------------------------------------------------------------------
     def _ik_once(self, xyz, orn, q: list[float], null_space: bool, max_iter: int = 100) -> list[float]:
-        for j, v in zip(ARM_JOINTS, q):
+        for j, v in zip(ARM_JOINTS, q, strict=False):
             p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
         extra = {}
         if null_space:  # pulls towards READY_Q; less precise, so only used to find a good start
@@ -128,7 +128,7 @@ class PandaModel:
             physicsClientId=self.kin,
             **extra,
         )
-        return [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper)]
+        return [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper, strict=False)]
 
     def solve_ik(
         self, xyz, yaw: float, seed_q: list[float], iterations: int = 6
@@ -158,7 +158,7 @@ class PandaModel:
         return best
 
     def fk_tcp(self, q: list[float]) -> np.ndarray:
-        for j, v in zip(ARM_JOINTS, q):
+        for j, v in zip(ARM_JOINTS, q, strict=False):
             p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
         s = p.getLinkState(self.kin_body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.kin)
         return np.array(s[4])

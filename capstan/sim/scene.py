@@ -84,7 +84,8 @@ def _parse_entry(entry: object, ws: Workspace) -> ObjectSpec:
         extra = set(entry) - {"name", "position"}
         if "name" not in entry or extra:
             raise SceneError(
-                f"object entries are names or {{'name': ..., 'position': [x, y]}}; got keys {sorted(map(str, entry))}"
+                f"object entries are names or {{'name': ..., 'position': [x, y]}}; got keys "
+                f"{sorted(map(str, entry))}"
             )
         color, kind = _parse_name(entry["name"])
         name = f"{color} {kind}"
@@ -164,7 +165,8 @@ def place_objects(objs: list[ObjectSpec], seed: int, ws: Workspace = WORKSPACE) 
         else:
             raise SceneError(
                 f"cannot place {o.name!r}: too many objects to place without overlap "
-                f"({len(objs)} objects, {sum(p.kind == 'bowl' for p in objs)} bowls); use fewer bowls or objects"
+                f"({len(objs)} objects, {sum(p.kind == 'bowl' for p in objs)} bowls); use fewer bowls or "
+                "objects"
             )
         yaw = rng.uniform(-math.pi / 4, math.pi / 4) if o.kind == "block" else 0.0
         placed.append(PlacedObject(o.name, o.kind, o.color, xy, yaw))

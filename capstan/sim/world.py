@@ -149,7 +149,8 @@ class World(RobotBackend):
         q_goal, err = self.robot.solve_goal(goal, yaw, self._arm_target)
         if err > IK_TOLERANCE:
             raise UnreachableError(
-                f"the arm cannot reach {np.round(goal, 3).tolist()} pointing down (closest {err * 100:.1f} cm away); "
+                f"the arm cannot reach {np.round(goal, 3).tolist()} pointing down (closest {err * 100:.1f} "
+                "cm away); "
                 "choose a point nearer the middle of the table or higher above it"
             )
         start = self.robot.tcp()
@@ -183,7 +184,8 @@ class World(RobotBackend):
         miss = float(np.linalg.norm(self.robot.tcp() - goal))
         if miss > REACH_TOLERANCE:
             raise UnreachableError(
-                f"the gripper stopped {miss * 100:.1f} cm short of {np.round(goal, 3).tolist()}; something is in the way"
+                f"the gripper stopped {miss * 100:.1f} cm short of {np.round(goal, 3).tolist()}; something "
+                "is in the way"
             )
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
@@ -196,7 +198,7 @@ class World(RobotBackend):
     def _settle(self, q_goal: list[float]) -> None:
         for _ in range(SETTLE_STEPS // 3):
             q, qd = self.robot.arm_q(), self.robot.arm_qd()
-            if max(abs(a - b) for a, b in zip(q, q_goal)) < 2e-3 and max(map(abs, qd)) < 0.05:
+            if max(abs(a - b) for a, b in zip(q, q_goal, strict=False)) < 2e-3 and max(map(abs, qd)) < 0.05:
                 return
             self._run(3)
 
@@ -290,7 +292,11 @@ class World(RobotBackend):
                 raise ValueError(f"this world has no object {name!r}; it was built from another scene")
             position = tuple(float(v) for v in pose["position"])
             orientation = tuple(float(v) for v in pose["orientation"])
-            if len(position) != 3 or len(orientation) != 4 or not all(map(math.isfinite, position + orientation)):
+            if (
+                len(position) != 3
+                or len(orientation) != 4
+                or not all(map(math.isfinite, position + orientation))
+            ):
                 raise ValueError(f"bad saved pose for {name!r}: {pose!r}")
             states[name] = bodies.BodyState(position, orientation)
         self._make_objects(states)

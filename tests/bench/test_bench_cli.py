@@ -37,9 +37,12 @@ def record_cassette(path, answers: dict[str, str]) -> None:
             fn = "```python\n" + p["prompt"] + body + "```"
             check = example_check(sandbox, p["prompt"], p["entry_point"])
             for hierarchical in (False, True):  # a wrong answer is revised, differently in each mode
-                cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn, fn, fn], model="scripted"))
-                FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical,
-                                                     check=check)  # fmt: skip
+                cassette = CassetteProvider(
+                    path, "record", inner=ScriptedProvider([fn, fn, fn], model="scripted")
+                )
+                FunctionGenerator(cassette).generate(
+                    p["prompt"], p["entry_point"], hierarchical=hierarchical, check=check
+                )
             cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
             cassette.complete(FunctionGenerator(cassette).spec_request(p["prompt"]))
 
@@ -50,9 +53,20 @@ def run_cli(tmp_path, cassette, *extra: str) -> dict:
     parser = argparse.ArgumentParser()
     robocode.build_parser(parser)
     args = parser.parse_args(
-        ["--problems", str(problems), "--cassette", str(cassette), "--cassette-mode", "replay", "--json",
-         "--no-progress", "--out", str(tmp_path / "out"), *extra]
-    )  # fmt: skip
+        [
+            "--problems",
+            str(problems),
+            "--cassette",
+            str(cassette),
+            "--cassette-mode",
+            "replay",
+            "--json",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+            *extra,
+        ]
+    )
     assert robocode.run(args) == 0
     return json.loads((tmp_path / "out" / "robocode.json").read_text())
 
@@ -80,9 +94,18 @@ def test_replayed_right_answers_pass_in_both_modes(tmp_path, capsys):
 def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
     record_cassette(tmp_path / "c.jsonl", WRONG)
     summary = run_cli(tmp_path, tmp_path / "c.jsonl", "--workers", "1", "--mode", "flat")
-    assert summary["flat"] == {"pass_at_1": 0.0, "n": 3, "passed": 0, "errors": 0, "timeouts": 0,
-                               "helpers_generated": 0, "problems_with_helpers": 0, "nested_calls": 0,
-                               "revised": 3, "llm_calls": 6}  # each failed its docstring example: revised once
+    assert summary["flat"] == {
+        "pass_at_1": 0.0,
+        "n": 3,
+        "passed": 0,
+        "errors": 0,
+        "timeouts": 0,
+        "helpers_generated": 0,
+        "problems_with_helpers": 0,
+        "nested_calls": 0,
+        "revised": 3,
+        "llm_calls": 6,
+    }  # each failed its docstring example: revised once
     assert "hierarchical" not in summary
     assert all(r["result"].startswith("failed: policy") for r in summary["items"])
     results = tmp_path / "out" / "robocode.results.jsonl"
@@ -111,8 +134,19 @@ def test_the_original_formats_reference_solutions_pass_with_their_star_imports(t
     assert "import *" in read_problems(ORIGINAL_FORMAT)[0]["prompt"]
     parser = argparse.ArgumentParser()
     robocode.build_parser(parser)
-    args = parser.parse_args(["--problems", str(ORIGINAL_FORMAT), "--canonical", "--json", "--workers", "1",
-                              "--no-progress", "--out", str(tmp_path / "out")])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "--problems",
+            str(ORIGINAL_FORMAT),
+            "--canonical",
+            "--json",
+            "--workers",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert robocode.run(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["canonical"]["n"] == 5 and summary["canonical"]["pass_at_1"] == 1.0, summary
@@ -122,10 +156,18 @@ def test_problems_passing_in_only_one_mode_are_listed():
     from capstan.bench.codegen import only_passing_in
 
     rows = [
-        {"id": "naive:a", "passed": True}, {"id": "flat:a", "passed": True}, {"id": "hierarchical:a", "passed": True},
-        {"id": "naive:b", "passed": True}, {"id": "flat:b", "passed": False}, {"id": "hierarchical:b", "passed": False},
-        {"id": "naive:c", "passed": False}, {"id": "flat:c", "passed": False}, {"id": "hierarchical:c", "passed": True},
-        {"id": "naive:d", "status": "error"}, {"id": "flat:d", "passed": True}, {"id": "hierarchical:d", "passed": True},
-    ]  # fmt: skip
+        {"id": "naive:a", "passed": True},
+        {"id": "flat:a", "passed": True},
+        {"id": "hierarchical:a", "passed": True},
+        {"id": "naive:b", "passed": True},
+        {"id": "flat:b", "passed": False},
+        {"id": "hierarchical:b", "passed": False},
+        {"id": "naive:c", "passed": False},
+        {"id": "flat:c", "passed": False},
+        {"id": "hierarchical:c", "passed": True},
+        {"id": "naive:d", "status": "error"},
+        {"id": "flat:d", "passed": True},
+        {"id": "hierarchical:d", "passed": True},
+    ]
     modes = ("naive", "flat", "hierarchical")
     assert only_passing_in(rows, modes) == {"naive": ["b"], "flat": [], "hierarchical": ["c"]}

@@ -62,9 +62,13 @@ def test_compare_fails_on_regression_only_when_asked(tmp_path, capsys):
 
 def test_compare_task_suite_per_family(tmp_path, capsys):
     def tasks(ok: bool) -> dict:
-        return {"suite": "tasks", "success_rate": float(ok), "n": 1,
-                "per_family": {"stacking": {"success_rate": float(ok)}},
-                "items": [{"id": "stacking/0", "success": ok}]}  # fmt: skip
+        return {
+            "suite": "tasks",
+            "success_rate": float(ok),
+            "n": 1,
+            "per_family": {"stacking": {"success_rate": float(ok)}},
+            "items": [{"id": "stacking/0", "success": ok}],
+        }
 
     _, out = run_compare(tmp_path, tasks(False), tasks(True), capsys=capsys)
     assert "stacking success rate" in out and "+100.0 points" in out and "improved (1): stacking/0" in out
@@ -89,7 +93,12 @@ def test_task_summary_per_family_rates_intervals_and_categories():
     assert s["per_family"]["stacking"]["success_rate"] == 0.5
     assert s["per_family"]["stacking"]["ci95"] == [round(v, 4) for v in wilson_interval(1, 2)]
     assert s["per_family"]["refusal"]["failures"]["harness_error"] == 1
-    assert s["failure_categories"] == {"timeout": 0, "code_error": 1, "physics_failure": 1, "wrong_program": 0,
-                                       "harness_error": 1}  # fmt: skip
+    assert s["failure_categories"] == {
+        "timeout": 0,
+        "code_error": 1,
+        "physics_failure": 1,
+        "wrong_program": 0,
+        "harness_error": 1,
+    }
     md = render_markdown(s)
     assert "| stacking | 2 | 1 | 50.0% |" in md and "refusal/1 | harness_error" in md

@@ -22,8 +22,15 @@ def run_square(ctx: dict, payload: dict) -> dict:
 
 
 def make(tmp_path, workers=1, scale=1, **kw) -> Harness:
-    return Harness(setup_counter, run_square, {"scale": scale}, tmp_path / "r.jsonl", workers=workers,
-                   progress=False, **kw)  # fmt: skip
+    return Harness(
+        setup_counter,
+        run_square,
+        {"scale": scale},
+        tmp_path / "r.jsonl",
+        workers=workers,
+        progress=False,
+        **kw,
+    )
 
 
 def jobs(xs) -> list[Job]:

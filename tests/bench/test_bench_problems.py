@@ -52,17 +52,21 @@ def test_canonical_solutions_pass_in_the_sandbox(sandbox):
 
 def test_a_wrong_solution_fails_its_tests_in_the_sandbox(sandbox):
     for p in ROBOCODE[::8]:
-        res = sandbox.run(program(p, p["prompt"] + "    return None\n"), host_functions={}, timeout_s=10,
-                          return_names=())  # fmt: skip
+        res = sandbox.run(
+            program(p, p["prompt"] + "    return None\n"), host_functions={}, timeout_s=10, return_names=()
+        )
         assert not res.ok and res.error.kind == "policy", (p["task_id"], res.error)
 
 
 NEAR_MISSES = {  # an off-by-one / sign / axis mistake in each: the tests must catch it
     "heading_deg": "    return math.degrees(math.atan2(q[1] - p[1], q[0] - p[0]))\n",
-    "rotate_point": "    a = math.radians(-angle_deg)\n    dx, dy = point[0] - center[0], point[1] - center[1]\n"
-    "    return [center[0] + dx * math.cos(a) - dy * math.sin(a), center[1] + dx * math.sin(a) + dy * math.cos(a)]\n",
+    "rotate_point": "    a = math.radians(-angle_deg)\n    dx, dy = point[0] - center[0], point[1] - "
+    "center[1]\n"
+    "    return [center[0] + dx * math.cos(a) - dy * math.sin(a), center[1] + dx * math.sin(a) + dy * "
+    "math.cos(a)]\n",
     "is_left_of": "    return a[0] <= b[0] - margin\n",
-    "grid_layout": "    return [[center[0] + (c - (cols - 1) / 2) * spacing, center[1] + (r - (rows - 1) / 2) * spacing]"
+    "grid_layout": "    return [[center[0] + (c - (cols - 1) / 2) * spacing, center[1] + (r - (rows - 1) / "
+    "2) * spacing]"
     " for r in range(rows) for c in range(cols)]\n",
     "boxes_overlap": "    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]\n",
     "spread_evenly": "    return [[x_min + i * (x_max - x_min) / (n - 1), y] for i in range(n)]\n",

@@ -7,8 +7,15 @@ from capstan.bench.tasks import repair_rates, summarize
 
 
 def turn(status="succeeded", attempts=1, first=None, llm=1, fgen=0, nested=0, wall=1.0):
-    return {"status": status, "attempts": attempts, "first_error_kind": first, "llm_calls": llm,
-            "helper_calls": fgen, "nested_calls": nested, "wall_s": wall}  # fmt: skip
+    return {
+        "status": status,
+        "attempts": attempts,
+        "first_error_kind": first,
+        "llm_calls": llm,
+        "helper_calls": fgen,
+        "nested_calls": nested,
+        "wall_s": wall,
+    }
 
 
 ROWS = [

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(root)}
-    return subprocess.run([lint, "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300,
-                          check=False, env=env)  # fmt: skip
+    return subprocess.run(
+        [lint, "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300, check=False, env=env
+    )
 
 
 def test_the_import_contracts_hold():

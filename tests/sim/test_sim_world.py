@@ -257,12 +257,16 @@ def test_place_objects_puts_saved_poses_back_at_rest(fresh):
         other.place_objects(target)
         pos = other.state()["objects"]["red block"]["position"]
         assert abs(pos[0] - 0.1) < 0.005 and abs(pos[1] - 0.6) < 0.005 and pos[2] < 0.03
-        other.place_objects({n: {"position": o["position"], "orientation": o["orientation"]} for n, o in saved.items()})
+        other.place_objects(
+            {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in saved.items()}
+        )
         for name, o in other.state()["objects"].items():
             assert np.allclose(o["position"], saved[name]["position"], atol=0.005), name
         with pytest.raises(ValueError, match="no object"):
             other.place_objects({"purple bowl": target["red block"]})
         with pytest.raises(ValueError, match="bad saved pose"):
-            other.place_objects({"red block": {"position": [float("nan"), 0.5, 0.02], "orientation": [0, 0, 0, 1]}})
+            other.place_objects(
+                {"red block": {"position": [float("nan"), 0.5, 0.02], "orientation": [0, 0, 0, 1]}}
+            )
     finally:
         other.close()

@@ -34,15 +34,24 @@ class PickPlace(Family):
         rng = self.rng(seed)
         blocks, bowls = _blocks_and_bowls(rng, list(ALL_COLORS), rng.choice((2, 3)), rng.choice((2, 3)))
         block, bowl = blocks[0], bowls[0]
-        return self.task(seed, {"objects": blocks + bowls}, self.phrase(seed, block=block, bowl=bowl),
-                         {"block": block, "bowl": bowl})  # fmt: skip
+        return self.task(
+            seed,
+            {"objects": blocks + bowls},
+            self.phrase(seed, block=block, bowl=bowl),
+            {"block": block, "bowl": bowl},
+        )
 
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         end, block, bowl = states[-1], params["block"], params["bowl"]
-        return Verdict.all_of([
-            (g.in_bowl(end, block, bowl), f"{block} at {g.fmt(g.xy(end, block))} is not in the {bowl} at {g.fmt(g.xy(end, bowl))}"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (
+                    g.in_bowl(end, block, bowl),
+                    f"{block} at {g.fmt(g.xy(end, block))} is not in the {bowl} at {g.fmt(g.xy(end, bowl))}",
+                ),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 class UnseenColors(PickPlace):
@@ -73,10 +82,12 @@ class UnseenColors(PickPlace):
         if "bowl" in params:
             return super().check(params, states, said)
         end, block, other = states[-1], params["block"], params["other"]
-        return Verdict.all_of([
-            (g.on_top(end, block, other), f"{block} is not on top of the {other}"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (g.on_top(end, block, other), f"{block} is not on top of the {other}"),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 NAMED_TARGETS = (
@@ -111,18 +122,24 @@ class CornersSides(Family):
                 and all(math.dist(q, goal) > 0.1 for n, q in pos.items() if n != blocks[0])
             ),
         )
-        return self.task(seed, {"objects": scene_objects(pos)}, self.phrase(seed, block=blocks[0]),
-                         {"block": blocks[0], "target": target})  # fmt: skip
+        return self.task(
+            seed,
+            {"objects": scene_objects(pos)},
+            self.phrase(seed, block=blocks[0]),
+            {"block": blocks[0], "target": target},
+        )
 
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         end, block = states[-1], params["block"]
         goal = end["named_positions"][params["target"]]
         d = g.dist(g.xy(end, block), goal)
-        return Verdict.all_of([
-            (d < self.tol, f"{block} is {d:.3f} m from the {params['target']} (tolerance {self.tol})"),
-            (g.on_table(end, block), f"{block} is not resting on the table"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (d < self.tol, f"{block} is {d:.3f} m from the {params['target']} (tolerance {self.tol})"),
+                (g.on_table(end, block), f"{block} is not resting on the table"),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "up": (0, 1), "down": (0, -1)}
@@ -161,11 +178,13 @@ class MoveBy(Family):
         p0 = g.xy(start, block)
         goal = (p0[0] + params["offset"][0], p0[1] + params["offset"][1])
         d = g.dist(g.xy(end, block), goal)
-        return Verdict.all_of([
-            (d < self.tol, f"{block} ended {d:.3f} m from {g.fmt(goal)} (tolerance {self.tol})"),
-            (g.on_table(end, block), f"{block} is not resting on the table"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (d < self.tol, f"{block} ended {d:.3f} m from {g.fmt(goal)} (tolerance {self.tol})"),
+                (g.on_table(end, block), f"{block} is not resting on the table"),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 class RelativePosition(Family):
@@ -204,8 +223,12 @@ class RelativePosition(Family):
 
         pos = sample_positions(rng, blocks + bowls, accept=ok)
         text = self.phrase(seed, block=block, ref=ref, ref2=ref2)
-        return self.task(seed, {"objects": scene_objects(pos)}, text,
-                         {"block": block, "relation": rel, "ref": ref, "ref2": ref2})  # fmt: skip
+        return self.task(
+            seed,
+            {"objects": scene_objects(pos)},
+            text,
+            {"block": block, "relation": rel, "ref": ref, "ref2": ref2},
+        )
 
     def near_for(self, ref: str) -> float:
         """The least centre distance along the relation's axis."""
@@ -219,23 +242,30 @@ class RelativePosition(Family):
                 d < self.between_tol,
                 f"{d:.3f} m from the midpoint {g.fmt(mid)} (tolerance {self.between_tol})",
             )
-        along, across = {"left": (r[0] - p[0], p[1] - r[1]), "right": (p[0] - r[0], p[1] - r[1]),
-                         "above": (p[1] - r[1], p[0] - r[0]), "below": (r[1] - p[1], p[0] - r[0])}[rel]  # fmt: skip
+        along, across = {
+            "left": (r[0] - p[0], p[1] - r[1]),
+            "right": (p[0] - r[0], p[1] - r[1]),
+            "above": (p[1] - r[1], p[0] - r[0]),
+            "below": (r[1] - p[1], p[0] - r[0]),
+        }[rel]
         ok = near < along < self.far and abs(across) < self.side_tol
         return (
             ok,
-            f"offset along {along:.3f} (want {near:.3f}..{self.far}), across {across:.3f} (want < {self.side_tol})",
+            f"offset along {along:.3f} (want {near:.3f}..{self.far}), across {across:.3f} (want < "
+            f"{self.side_tol})",
         )
 
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         end, block, ref, rel = states[-1], params["block"], params["ref"], params["relation"]
         p, r, r2 = g.xy(end, block), g.xy(end, ref), g.xy(end, params["ref2"])
         ok, detail = self.relation_holds(rel, p, r, r2, self.near_for(ref))
-        return Verdict.all_of([
-            (ok, f"{block} at {g.fmt(p)} is not {rel} the {ref} at {g.fmt(r)}: {detail}"),
-            (g.on_table(end, block), f"{block} is not resting on the table"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (ok, f"{block} at {g.fmt(p)} is not {rel} the {ref} at {g.fmt(r)}: {detail}"),
+                (g.on_table(end, block), f"{block} is not resting on the table"),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 class Superlative(Family):
@@ -264,8 +294,12 @@ class Superlative(Family):
             return vals[1] - vals[0] > self.margin
 
         pos = sample_positions(rng, blocks + bowls, accept=ok)
-        return self.task(seed, {"objects": scene_objects(pos)}, self.phrase(seed, bowl=bowl, ref=ref),
-                         {"which": which, "bowl": bowl, "ref": ref})  # fmt: skip
+        return self.task(
+            seed,
+            {"objects": scene_objects(pos)},
+            self.phrase(seed, bowl=bowl, ref=ref),
+            {"which": which, "bowl": bowl, "ref": ref},
+        )
 
     @staticmethod
     def _score(which: str, blocks: dict, ref) -> dict[str, float]:
@@ -284,7 +318,12 @@ class Superlative(Family):
         blocks = {b: g.xy(start, b) for b in g.names(start, "block")}
         scores = self._score(params["which"], blocks, g.xy(start, params["ref"]))
         target = min(scores, key=scores.get)
-        return Verdict.all_of([
-            (g.in_bowl(end, target, params["bowl"]), f"the {params['which']} block ({target}) is not in the {params['bowl']}"),
-            g.only_moved(states, {target}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (
+                    g.in_bowl(end, target, params["bowl"]),
+                    f"the {params['which']} block ({target}) is not in the {params['bowl']}",
+                ),
+                g.only_moved(states, {target}),
+            ]
+        )

@@ -61,8 +61,12 @@ class MultiTurn(Family):
         params = {"kind": kind, "block": block, "bowl": bowl, "other": other, "corner": corner}
         objs = [block, other, bowl, bowl2, *distractors]
         if kind == "move_it":  # keep the corner free
-            goal = {"top left corner": (-0.25, 0.7), "top right corner": (0.25, 0.7),
-                    "bottom left corner": (-0.25, 0.3), "bottom right corner": (0.25, 0.3)}[corner]  # fmt: skip
+            goal = {
+                "top left corner": (-0.25, 0.7),
+                "top right corner": (0.25, 0.7),
+                "bottom left corner": (-0.25, 0.3),
+                "bottom right corner": (0.25, 0.3),
+            }[corner]
             pos = sample_positions(
                 rng, objs, accept=lambda p: all(math.dist(q, goal) > 0.12 for q in p.values())
             )
@@ -75,31 +79,41 @@ class MultiTurn(Family):
         start, mid, end = states[0], states[1], states[2]
         block, bowl, kind = params["block"], params["bowl"], params["kind"]
         if kind == "hold_then_place":
-            return Verdict.all_of([
-                (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl} after the second command"),
-                g.only_moved(states, {block}),
-            ])  # fmt: skip
+            return Verdict.all_of(
+                [
+                    (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl} after the second command"),
+                    g.only_moved(states, {block}),
+                ]
+            )
         if kind == "undo":
             back = g.dist(g.xy(end, block), g.xy(start, block))
-            return Verdict.all_of([
-                (g.in_bowl(mid, block, bowl), f"the first command did not put the {block} in the {bowl}"),
-                (back < 0.04 and not g.in_bowl(end, block, bowl),
-                 f"after 'undo' the {block} is {back:.3f} m from where it started (want < 0.04)"),
-            ])  # fmt: skip
+            return Verdict.all_of(
+                [
+                    (g.in_bowl(mid, block, bowl), f"the first command did not put the {block} in the {bowl}"),
+                    (
+                        back < 0.04 and not g.in_bowl(end, block, bowl),
+                        f"after 'undo' the {block} is {back:.3f} m from where it started (want < 0.04)",
+                    ),
+                ]
+            )
         if kind == "same_again":
             other = params["other"]
-            return Verdict.all_of([
-                (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl}"),
-                (g.in_bowl(end, other, bowl), f"{other} is not in the {bowl} after 'do the same'"),
-                g.only_moved(states, {block, other}),
-            ])  # fmt: skip
+            return Verdict.all_of(
+                [
+                    (g.in_bowl(end, block, bowl), f"{block} is not in the {bowl}"),
+                    (g.in_bowl(end, other, bowl), f"{other} is not in the {bowl} after 'do the same'"),
+                    g.only_moved(states, {block, other}),
+                ]
+            )
         goal = end["named_positions"][params["corner"]]
         d = g.dist(g.xy(end, block), goal)
-        return Verdict.all_of([
-            (g.in_bowl(mid, block, bowl), f"the first command did not put the {block} in the {bowl}"),
-            (d < 0.06, f"'it' ({block}) is {d:.3f} m from the {params['corner']} (tolerance 0.06)"),
-            g.only_moved(states, {block}),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                (g.in_bowl(mid, block, bowl), f"the first command did not put the {block} in the {bowl}"),
+                (d < 0.06, f"'it' ({block}) is {d:.3f} m from the {params['corner']} (tolerance 0.06)"),
+                g.only_moved(states, {block}),
+            ]
+        )
 
 
 class Question(Family):
@@ -197,7 +211,12 @@ class Refusal(Family):
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         text = _said_text(said)
         told = bool(REFUSAL.search(text)) or params["missing"] in text.lower()
-        return Verdict.all_of([
-            _nothing_moved(states),
-            (told, f"said {text!r}: expected a refusal mentioning the missing {params['missing']} object"),
-        ])  # fmt: skip
+        return Verdict.all_of(
+            [
+                _nothing_moved(states),
+                (
+                    told,
+                    f"said {text!r}: expected a refusal mentioning the missing {params['missing']} object",
+                ),
+            ]
+        )

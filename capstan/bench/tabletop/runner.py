@@ -57,8 +57,13 @@ class TaskContext:
         from capstan.service.assembly import EngineSettings, build_engine
 
         c = self.config
-        settings = EngineSettings(timeout_s=c.exec_timeout_s, max_attempts=c.max_attempts, dry_run=c.dry_run,
-                                  candidates=c.candidates, sample_compositional=c.sample_compositional)  # fmt: skip
+        settings = EngineSettings(
+            timeout_s=c.exec_timeout_s,
+            max_attempts=c.max_attempts,
+            dry_run=c.dry_run,
+            candidates=c.candidates,
+            sample_compositional=c.sample_compositional,
+        )
         return build_engine(self.llm, self.sandbox, settings)
 
 

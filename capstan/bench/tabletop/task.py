@@ -36,9 +36,14 @@ class Task:
     @classmethod
     def from_json(cls, d: dict) -> Task:
         return cls(
-            d["id"], d["family"], d["seed"], d["scene"], tuple(d["commands"]), d.get("params", {}),
+            d["id"],
+            d["family"],
+            d["seed"],
+            d["scene"],
+            tuple(d["commands"]),
+            d.get("params", {}),
             d.get("split", "seen"),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

@@ -201,8 +201,12 @@ class UnseenMoveBy(_Unseen, MoveBy):
             return inside(goal, 0.04) and all(math.dist(goal, q) > 0.1 for n, q in pos.items() if n != block)
 
         pos = sample_positions(rng, blocks + bowls, accept=ok)
-        return self.task(seed, {"objects": scene_objects(pos)}, self.phrase(seed, block=block),
-                         {"block": block, "offset": [dx, dy]})  # fmt: skip
+        return self.task(
+            seed,
+            {"objects": scene_objects(pos)},
+            self.phrase(seed, block=block),
+            {"block": block, "offset": [dx, dy]},
+        )
 
 
 class UnseenArrangement(_Unseen, Arrangement):
@@ -214,8 +218,14 @@ class UnseenArrangement(_Unseen, Arrangement):
         "make a left-to-right row of blocks with roughly 8 cm between neighbours",
         "set the blocks out on a ring whose centre is the table's centre",
     )
-    shapes = (("horizontal line", 3), ("vertical line", 3), ("triangle", 3), ("circle", 4),
-              ("horizontal line", 4), ("circle", 4))  # fmt: skip
+    shapes = (
+        ("horizontal line", 3),
+        ("vertical line", 3),
+        ("triangle", 3),
+        ("circle", 4),
+        ("horizontal line", 4),
+        ("circle", 4),
+    )
     size_tol = 0.03
 
     def generate(self, seed: int) -> Task:
@@ -367,15 +377,26 @@ class Infeasible(_Unseen):
         if kind == "corners":
             objects: list = [f"{c} block" for c in colors[:5]]
             corners = named_positions(WORKSPACE)
-            pos = sample_positions(rng, objects, accept=lambda p: all(
-                math.dist(q, corners[c]) > 0.1 for q in p.values() for c in CORNER_NAMES))  # fmt: skip
+            pos = sample_positions(
+                rng,
+                objects,
+                accept=lambda p: all(
+                    math.dist(q, corners[c]) > 0.1 for q in p.values() for c in CORNER_NAMES
+                ),
+            )
             objects = scene_objects(pos)
         elif kind == "edge":
             block = f"{colors[0]} block"
             names = [block, f"{colors[1]} block", f"{colors[2]} bowl"]
             axis, edge = (0, WORKSPACE.x[1]) if v == 1 else (1, WORKSPACE.y[1])  # rightwards, or away
-            pos = sample_positions(rng, names, accept=lambda p: 0.12 < edge - p[block][axis] < 0.25 and all(
-                abs(p[n][1 - axis] - p[block][1 - axis]) > 0.09 for n in names[1:]))  # fmt: skip
+            pos = sample_positions(
+                rng,
+                names,
+                accept=lambda p: (
+                    0.12 < edge - p[block][axis] < 0.25
+                    and all(abs(p[n][1 - axis] - p[block][1 - axis]) > 0.09 for n in names[1:])
+                ),
+            )
             objects = scene_objects(pos)
             values = {"block": block}
             params |= {"block": block, "axis": axis, "edge": edge}
@@ -393,8 +414,10 @@ class Infeasible(_Unseen):
     def check(self, params: dict, states: list[dict], said: list[str]) -> Verdict:
         start, end, kind = states[0], states[-1], params["kind"]
         text = _said_text(said)
-        told = (bool(text) and bool(REFUSAL.search(text) or LIMIT_WORDS.search(text)),
-                f"said {text!r}: expected a word on what could not be done")  # fmt: skip
+        told = (
+            bool(text) and bool(REFUSAL.search(text) or LIMIT_WORDS.search(text)),
+            f"said {text!r}: expected a word on what could not be done",
+        )
         kept = (not g.fell_off(end), f"{', '.join(g.fell_off(end))} fell off the table")
         if kind == "corners":
             done = _corners_filled(end)
@@ -402,8 +425,10 @@ class Infeasible(_Unseen):
             block, axis, edge = params["block"], params["axis"], params["edge"]
             room = edge - g.xy(start, block)[axis]
             gained = g.xy(end, block)[axis] - g.xy(start, block)[axis]
-            done = (gained > room / 2 and g.on_table(end, block),
-                    f"the {block} moved {gained:.3f} m of the {room:.3f} m available")  # fmt: skip
+            done = (
+                gained > room / 2 and g.on_table(end, block),
+                f"the {block} moved {gained:.3f} m of the {room:.3f} m available",
+            )
         elif kind == "bowls":
             filled = {
                 b: [k for k in g.names(end, "block") if g.in_bowl(end, k, b)] for b in g.names(end, "bowl")
@@ -426,8 +451,11 @@ class Infeasible(_Unseen):
 def _corners_filled(state: dict) -> tuple[bool, str]:
     corners = named_positions(WORKSPACE)
     near = CornersSides.tol
-    empty = [c for c in CORNER_NAMES
-             if not any(g.dist(g.xy(state, b), corners[c]) < near for b in g.names(state, "block"))]  # fmt: skip
+    empty = [
+        c
+        for c in CORNER_NAMES
+        if not any(g.dist(g.xy(state, b), corners[c]) < near for b in g.names(state, "block"))
+    ]
     return (not empty, f"no block in the {', '.join(empty)}")
 
 
