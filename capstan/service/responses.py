@@ -1,17 +1,31 @@
-"""What the routes answer besides success, declared once so /openapi.json and the handlers agree."""
+"""What the routes answer besides success, declared once so /openapi.json and the handlers agree.
+
+Every error answer has one body, `ErrorBody` ({"detail": str}), except 422, which always has FastAPI's
+validation-error shape ({"detail": [{"loc", "msg", "type"}]}), whether pydantic or a route refused
+the input (`unprocessable`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException
 
-from capstan.service import schemas
+from capstan.service.schemas import ErrorBody
 
 RETRY_AFTER_S = {"sessions_full": 30, "queue_full": 5, "busy": 1, "robot": 5}
-UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)"}}
-NOT_FOUND = {404: {"model": schemas.Problem, "description": "no such session or run"}}
-TOO_MANY = {429: {"model": schemas.Problem, "description": "full (sessions or run queue); see Retry-After"}}
-UNAVAILABLE = {503: {"model": schemas.Problem, "description": "the robot is unreachable or busy; see Retry-After"}}
-BUSY = {409: {"model": schemas.Problem, "description": "a run is using the session"}}
+
+
+def error_response(code: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody, "description": description}}
+
+
+BAD_BODY = error_response(400, "the body could not be read as JSON text (e.g. it is not UTF-8)")
+UNAUTHORIZED = error_response(401, "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)")
+NOT_FOUND = error_response(404, "no such session or run")
+BUSY = error_response(409, "a run is using the session")
+TOO_MANY = error_response(429, "full (sessions or run queue); see Retry-After")
+UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-After")
 
 
 def unprocessable(message: str, *loc: str | int) -> HTTPException:

@@ -12,7 +12,9 @@ RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "in
 class ObjectSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=64, examples=["red block"])
-    position: list[float] | None = Field(default=None, min_length=2, max_length=2, description="[x, y] metres")
+    position: list[float] | None = Field(
+        default=None, min_length=2, max_length=2, description="[x, y] metres"
+    )
 
 
 class SceneSpec(BaseModel):
@@ -49,7 +51,9 @@ class CreateSession(BaseModel):
 
 class ResetSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one"
+    )
     scene: SceneSpec | None = Field(default=None, description="New scene; omit to rebuild the current one")
 
 
@@ -68,8 +72,11 @@ class SessionList(BaseModel):
 
 class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
-                      examples=["put the red block in the blue bowl"])
+    text: str = Field(
+        min_length=1,
+        description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
+        examples=["put the red block in the blue bowl"],
+    )
 
 
 class ProgramRequest(BaseModel):
@@ -163,7 +170,8 @@ class SkillList(BaseModel):
 
 
 class SkillIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # an export's signature/doc are recomputed, not trusted
+    # an export's signature and doc are recomputed, not trusted
+    model_config = ConfigDict(extra="ignore")
     name: str = Field(max_length=100, examples=["stack_in_order"])
     code: str = Field(max_length=200_000)
     uses: int = Field(default=0, ge=0)
@@ -181,5 +189,14 @@ class SkillImport(BaseModel):
     skills: list[Skill]
 
 
-class Problem(BaseModel):
-    detail: str
+class CancelResult(BaseModel):
+    run_id: str
+    status: RunStatus | Literal["cancelling"] = Field(
+        description="'cancelling' while the e-stop reaches a running program; else the run's status"
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer except 422 (which has FastAPI's validation-error shape)."""
+
+    detail: str = Field(examples=["no run 'abc'"])
