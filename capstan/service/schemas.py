@@ -8,9 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
+# Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says.
+REQUEST = ConfigDict(extra="forbid", strict=True)
+
 
 class ObjectSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     name: str = Field(max_length=64, examples=["red block"])
     position: list[float] | None = Field(
         default=None, min_length=2, max_length=2, description="[x, y] metres"
@@ -20,7 +23,7 @@ class ObjectSpec(BaseModel):
 class SceneSpec(BaseModel):
     """Scene contract (docs/CONTRACTS.md): either explicit `objects` or counts of random `blocks`/`bowls`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     objects: list[str | ObjectSpec] | None = Field(default=None, max_length=64)
     blocks: int | None = Field(default=None, ge=0, le=64)
     bowls: int | None = Field(default=None, ge=0, le=64)
@@ -36,7 +39,7 @@ class SceneSpec(BaseModel):
 
 
 class CreateSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     robot: str = Field(
         default="sim",
         max_length=40,
@@ -50,7 +53,7 @@ class CreateSession(BaseModel):
 
 
 class ResetSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     seed: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one"
     )
@@ -71,7 +74,7 @@ class SessionList(BaseModel):
 
 
 class CommandRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     text: str = Field(
         min_length=1,
         description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
@@ -80,7 +83,7 @@ class CommandRequest(BaseModel):
 
 
 class ProgramRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     code: str = Field(min_length=1, description="Policy program (at most CAPSTAN_MAX_CODE_BYTES)",
                       examples=["put_first_on_second('red block', 'blue bowl')\nsay('done')"])
 
@@ -171,7 +174,7 @@ class SkillList(BaseModel):
 
 class SkillIn(BaseModel):
     # an export's signature and doc are recomputed, not trusted
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(max_length=100, examples=["stack_in_order"])
     code: str = Field(max_length=200_000)
     uses: int = Field(default=0, ge=0)
@@ -180,6 +183,7 @@ class SkillIn(BaseModel):
 class SkillExport(BaseModel):
     """What GET .../skills/export returns and POST .../skills accepts."""
 
+    model_config = ConfigDict(strict=True)
     version: Literal[1] = 1
     skills: list[SkillIn] = Field(max_length=256)
 
