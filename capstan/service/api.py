@@ -28,12 +28,13 @@ replayed first (from `Last-Event-ID` + 1 when given), then live ones. Types: `st
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from capstan.primitives.errors import RobotUnavailableError
 from capstan.service import ops_routes, run_routes, session_routes, skill_routes
 from capstan.service.deps import check_token
-from capstan.service.responses import RETRY_AFTER_S, UNAUTHORIZED
+from capstan.service.responses import RETRY_AFTER_S, UNAUTHORIZED, validation_failed
 from capstan.service.service import VERSION, Service
 
 
@@ -48,6 +49,7 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses=UNAUTHORIZED)
     for routes in (session_routes, run_routes, skill_routes):
         v1.include_router(routes.router)

@@ -7,9 +7,13 @@ the input (`unprocessable`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from capstan.service.schemas import ErrorBody
 
@@ -31,3 +35,19 @@ UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-A
 def unprocessable(message: str, *loc: str | int) -> HTTPException:
     """A 422 in FastAPI's own validation-error shape, so one schema describes every 422."""
     return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
+
+
+async def validation_failed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 answer, made JSON-safe: Python's json module reads NaN and Infinity, and
+    FastAPI's handler would echo such an input back and fail with a 500 writing it."""
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
-# Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says.
-REQUEST = ConfigDict(extra="forbid", strict=True)
+# Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says;
+# and NaN or Infinity (which Python's json reads) is no number.
+REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ObjectSpec(BaseModel):
