@@ -1,4 +1,6 @@
-"""HTTP routes (FastAPI). `create_app(service)` builds the app; OpenAPI at /docs and /openapi.json.
+"""The HTTP app (FastAPI): `create_app(service)` puts the routers together; OpenAPI at /docs, /openapi.json.
+
+The routes live in one router per resource: session_routes, run_routes, skill_routes, ops_routes.
 
 Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOKEN` when it is set;
 `?access_token=` works too, for EventSource and <img>):

@@ -81,23 +81,25 @@ def index() -> FileResponse:
 
 @router.get("/docs", include_in_schema=False)
 def docs() -> HTMLResponse:
-    kw = {}
-    if OFFLINE_ASSETS is not None:
-        kw = {
-            "swagger_js_url": f"{DOCS_STATIC}/swagger-ui-bundle.js",
-            "swagger_css_url": f"{DOCS_STATIC}/swagger-ui.css",
-            "swagger_favicon_url": f"{DOCS_STATIC}/favicon.png",
-        }
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="Capstan API", **kw)
+    if OFFLINE_ASSETS is None:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Capstan API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Capstan API",
+        swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+    )
 
 
 @router.get("/redoc", include_in_schema=False)
 def redoc() -> HTMLResponse:
-    kw = {}
-    if OFFLINE_ASSETS is not None:
-        kw = {
-            "redoc_js_url": f"{DOCS_STATIC}/redoc.standalone.js",
-            "redoc_favicon_url": f"{DOCS_STATIC}/favicon.png",
-            "with_google_fonts": False,
-        }
-    return get_redoc_html(openapi_url="/openapi.json", title="Capstan API", **kw)
+    if OFFLINE_ASSETS is None:
+        return get_redoc_html(openapi_url="/openapi.json", title="Capstan API")
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="Capstan API",
+        redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+        redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        with_google_fonts=False,
+    )

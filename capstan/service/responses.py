@@ -37,10 +37,11 @@ def unprocessable(message: str, *loc: str | int) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
 
 
-async def validation_failed(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 answer, made JSON-safe: Python's json module reads NaN and Infinity, and
-    FastAPI's handler would echo such an input back and fail with a 500 writing it."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 answer (for RequestValidationError), made JSON-safe: Python's json module reads
+    NaN and Infinity, and FastAPI's handler would echo such an input back and fail with a 500 writing it."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
 
 def _finite(value: Any) -> Any:

@@ -132,13 +132,15 @@ def session_runs(
     rows = service.store.list_runs(session_id=session_id, limit=limit)
     if not rows:
         find_session(service, session_id)
-    return schemas.RunList(runs=[summary(r) for r in rows])
+    return schemas.RunList(runs=[schemas.RunSummary.model_validate(summary(r)) for r in rows])
 
 
 @router.get("/runs", response_model=schemas.RunList)
 def recent_runs(service: ServiceDep, limit: int = Query(50, ge=1, le=500)) -> schemas.RunList:
     """All sessions' runs, newest first."""
-    return schemas.RunList(runs=[summary(r) for r in service.store.list_runs(limit=limit)])
+    return schemas.RunList(
+        runs=[schemas.RunSummary.model_validate(summary(r)) for r in service.store.list_runs(limit=limit)]
+    )
 
 
 @router.get("/runs/{run_id}", response_model=schemas.Trace, responses=NOT_FOUND)
