@@ -1,19 +1,54 @@
-"""What the routes answer besides success, declared once so /openapi.json and the handlers agree."""
+"""What the routes answer besides success, declared once so /openapi.json and the handlers agree.
+
+Every error answer has one body, `ErrorBody` ({"detail": str}), except 422, which always has FastAPI's
+validation-error shape ({"detail": [{"loc", "msg", "type"}]}), whether pydantic or a route refused
+the input (`unprocessable`).
+"""
 
 from __future__ import annotations
 
-from fastapi import HTTPException
+import math
+from typing import Any
 
-from capstan.service import schemas
+from fastapi import HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from capstan.service.schemas import ErrorBody
 
 RETRY_AFTER_S = {"sessions_full": 30, "queue_full": 5, "busy": 1, "robot": 5}
-UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)"}}
-NOT_FOUND = {404: {"model": schemas.Problem, "description": "no such session or run"}}
-TOO_MANY = {429: {"model": schemas.Problem, "description": "full (sessions or run queue); see Retry-After"}}
-UNAVAILABLE = {503: {"model": schemas.Problem, "description": "the robot is unreachable or busy; see Retry-After"}}
-BUSY = {409: {"model": schemas.Problem, "description": "a run is using the session"}}
+
+
+def error_response(code: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody, "description": description}}
+
+
+BAD_BODY = error_response(400, "the body could not be read as JSON text (e.g. it is not UTF-8)")
+UNAUTHORIZED = error_response(401, "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)")
+NOT_FOUND = error_response(404, "no such session or run")
+BUSY = error_response(409, "a run is using the session")
+TOO_MANY = error_response(429, "full (sessions or run queue); see Retry-After")
+UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-After")
 
 
 def unprocessable(message: str, *loc: str | int) -> HTTPException:
     """A 422 in FastAPI's own validation-error shape, so one schema describes every 422."""
     return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
+
+
+async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 answer (for RequestValidationError), made JSON-safe: Python's json module reads
+    NaN and Infinity, and FastAPI's handler would echo such an input back and fail with a 500 writing it."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -8,17 +8,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
+# Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says;
+# and NaN or Infinity (which Python's json reads) is no number.
+REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
 
 class ObjectSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     name: str = Field(max_length=64, examples=["red block"])
-    position: list[float] | None = Field(default=None, min_length=2, max_length=2, description="[x, y] metres")
+    position: list[float] | None = Field(
+        default=None, min_length=2, max_length=2, description="[x, y] metres"
+    )
 
 
 class SceneSpec(BaseModel):
     """Scene contract (docs/CONTRACTS.md): either explicit `objects` or counts of random `blocks`/`bowls`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     objects: list[str | ObjectSpec] | None = Field(default=None, max_length=64)
     blocks: int | None = Field(default=None, ge=0, le=64)
     bowls: int | None = Field(default=None, ge=0, le=64)
@@ -34,7 +40,7 @@ class SceneSpec(BaseModel):
 
 
 class CreateSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     robot: str = Field(
         default="sim",
         max_length=40,
@@ -48,8 +54,10 @@ class CreateSession(BaseModel):
 
 
 class ResetSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one")
+    model_config = REQUEST
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="New seed; omit to keep the old one"
+    )
     scene: SceneSpec | None = Field(default=None, description="New scene; omit to rebuild the current one")
 
 
@@ -67,13 +75,16 @@ class SessionList(BaseModel):
 
 
 class CommandRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
-                      examples=["put the red block in the blue bowl"])
+    model_config = REQUEST
+    text: str = Field(
+        min_length=1,
+        description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
+        examples=["put the red block in the blue bowl"],
+    )
 
 
 class ProgramRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
     code: str = Field(min_length=1, description="Policy program (at most CAPSTAN_MAX_CODE_BYTES)",
                       examples=["put_first_on_second('red block', 'blue bowl')\nsay('done')"])
 
@@ -163,7 +174,8 @@ class SkillList(BaseModel):
 
 
 class SkillIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # an export's signature/doc are recomputed, not trusted
+    # an export's signature and doc are recomputed, not trusted
+    model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(max_length=100, examples=["stack_in_order"])
     code: str = Field(max_length=200_000)
     uses: int = Field(default=0, ge=0)
@@ -172,6 +184,7 @@ class SkillIn(BaseModel):
 class SkillExport(BaseModel):
     """What GET .../skills/export returns and POST .../skills accepts."""
 
+    model_config = ConfigDict(strict=True)
     version: Literal[1] = 1
     skills: list[SkillIn] = Field(max_length=256)
 
@@ -181,5 +194,14 @@ class SkillImport(BaseModel):
     skills: list[Skill]
 
 
-class Problem(BaseModel):
-    detail: str
+class CancelResult(BaseModel):
+    run_id: str
+    status: RunStatus | Literal["cancelling"] = Field(
+        description="'cancelling' while the e-stop reaches a running program; else the run's status"
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer except 422 (which has FastAPI's validation-error shape)."""
+
+    detail: str = Field(examples=["no run 'abc'"])

@@ -47,17 +47,7 @@ class Service:
             progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
             sandbox = build_sandbox(settings.sandbox_pool)
         self.sandbox = sandbox
-        report = (getattr(sandbox, "isolation", None) or {}) if sandbox is not None else {}
-        mode = report.get("mode")
-        if mode == "bwrap":
-            progress("sandbox: bwrap (namespaces, read-only binds) + seccomp")
-        elif mode == "landlock":
-            progress(f"sandbox: landlock + seccomp (bubblewrap unusable here: {report.get('why_not_bwrap')})")
-        elif mode == "unsafe-process":
-            warning = ("UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
-                       "(no namespaces, the host file system readable); never expose this service")  # fmt: skip
-            log.warning(warning)
-            progress(warning)
+        _report_isolation(sandbox, progress)
         if llm is None and engine is None:
             from capstan import llm as llm_pkg
 
@@ -132,6 +122,21 @@ class Service:
         if self._owns_llm and self.llm is not None:
             self.llm.close()
         self.store.close()
+
+
+def _report_isolation(sandbox, progress: Callable[[str], None]) -> None:
+    """Say which OS boundary policy code runs in; loudly (also to the log) when there is none."""
+    report = (getattr(sandbox, "isolation", None) or {}) if sandbox is not None else {}
+    mode = report.get("mode")
+    if mode == "bwrap":
+        progress("sandbox: bwrap (namespaces, read-only binds) + seccomp")
+    elif mode == "landlock":
+        progress(f"sandbox: landlock + seccomp (bubblewrap unusable here: {report.get('why_not_bwrap')})")
+    elif mode == "unsafe-process":
+        warning = ("UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
+                   "(no namespaces, the host file system readable); never expose this service")  # fmt: skip
+        log.warning(warning)
+        progress(warning)
 
 
 def warm_prefix(llm, engine) -> None:

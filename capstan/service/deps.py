@@ -1,0 +1,76 @@
+"""FastAPI dependencies the routers share: the Service, the bearer token check, and lookups that 404.
+
+`create_app` stores the Service on `app.state.service`; routes get it (and what they look up in it)
+by declaring a parameter of one of the `...Dep` types below.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+
+from capstan.service.service import Service
+from capstan.service.sessions import Session, SessionNotFound
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="`Authorization: Bearer $CAPSTAN_API_TOKEN` (only when CAPSTAN_API_TOKEN is set)",
+)
+_query_token = APIKeyQuery(
+    name="access_token",
+    auto_error=False,
+    description="the same token as a query parameter, for EventSource and <img>",
+)
+
+
+def check_token(
+    service: ServiceDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    query_token: Annotated[str | None, Security(_query_token)],
+) -> None:
+    """Pass when no token is configured, or the bearer header (else ?access_token=) carries it."""
+    expected = service.settings.api_token
+    if not expected:
+        return
+    given = bearer.credentials if bearer is not None else query_token or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong bearer token (send 'Authorization: Bearer <CAPSTAN_API_TOKEN>')",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def find_session(service: Service, session_id: str) -> Session:
+    try:
+        return service.sessions.get(session_id)
+    except SessionNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def session_of(session_id: str, service: ServiceDep) -> Session:
+    return find_session(service, session_id)
+
+
+SessionDep = Annotated[Session, Depends(session_of)]
+
+
+def run_row(run_id: str, service: ServiceDep) -> dict:
+    """The stored row of run `run_id` (any status), or 404."""
+    row = service.store.get_run(run_id)
+    if row is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    return row
+
+
+RunRowDep = Annotated[dict, Depends(run_row)]

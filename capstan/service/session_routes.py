@@ -1,0 +1,143 @@
+"""Routes for sessions: create, list, get, delete, the scene's state and frame, and reset.
+
+A session owns a world (the sim built from its scene, or a remote robot) and a conversation;
+runs in it are started by run_routes. Calls that read the robot answer 503 when it is unreachable.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from capstan.service import schemas
+from capstan.service.config import Settings
+from capstan.service.deps import ServiceDep, SessionDep
+from capstan.service.responses import (
+    BAD_BODY,
+    BUSY,
+    NOT_FOUND,
+    RETRY_AFTER_S,
+    TOO_MANY,
+    UNAVAILABLE,
+    unprocessable,
+)
+from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
+from capstan.service.sessions import Session, SessionBusyError, SessionLimitError
+
+router = APIRouter(tags=["sessions"])
+
+
+def session_out(s: Session) -> schemas.SessionOut:
+    return schemas.SessionOut(
+        id=s.id, robot=s.robot, scene=s.scene, state=s.state(), created_at=s.created_at, busy=s.busy
+    )
+
+
+def check_scene(scene: schemas.SceneSpec, settings: Settings) -> None:
+    if scene.object_count() > settings.max_scene_objects:
+        raise unprocessable(
+            f"scene has {scene.object_count()} objects; at most {settings.max_scene_objects} "
+            "are allowed (CAPSTAN_MAX_SCENE_OBJECTS)",
+            "scene",
+        )
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=schemas.SessionOut,
+    responses={**BAD_BODY, **TOO_MANY, **UNAVAILABLE},
+)
+def create_session(service: ServiceDep, body: schemas.CreateSession | None = None) -> schemas.SessionOut:
+    """Create a session with its own world; without a body: the sim robot, 3 blocks and 3 bowls."""
+    body = body or schemas.CreateSession()
+    check_scene(body.scene, service.settings)
+    scene = body.scene.spec()
+    if body.robot not in service.robots:
+        raise unprocessable(str(UnknownRobotError(body.robot, service.robots)), "robot")
+    if not takes_scene(body.robot):
+        if "scene" in body.model_fields_set:
+            raise unprocessable(scene_refused(body.robot, "omit 'scene'"), "scene")
+        scene = {}
+    try:
+        session = service.sessions.create(body.robot, scene)
+    except SessionLimitError as exc:
+        service.metrics.rejected_request("sessions_full")
+        raise HTTPException(
+            429, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["sessions_full"])}
+        ) from None
+    except scene_error_type() as exc:
+        raise unprocessable(str(exc), "scene") from None
+    return session_out(session)
+
+
+@router.get("/sessions", response_model=schemas.SessionList, responses=UNAVAILABLE)
+def list_sessions(service: ServiceDep) -> schemas.SessionList:
+    return schemas.SessionList(sessions=[session_out(s) for s in service.sessions.all()])
+
+
+@router.get(
+    "/sessions/{session_id}", response_model=schemas.SessionOut, responses={**NOT_FOUND, **UNAVAILABLE}
+)
+def get_session(session: SessionDep) -> schemas.SessionOut:
+    return session_out(session)
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
+def delete_session(session: SessionDep, service: ServiceDep) -> Response:
+    """Delete the session; a run it has going is cancelled first."""
+    service.runs.cancel_session(session)
+    service.sessions.remove(session.id)
+    session.close()
+    return Response(status_code=204)
+
+
+@router.get("/sessions/{session_id}/state", responses={**NOT_FOUND, **UNAVAILABLE})
+def get_state(session: SessionDep) -> dict:
+    """The scene state (docs/CONTRACTS.md); while a run executes, as of its last motion."""
+    return session.state()
+
+
+@router.get(
+    "/sessions/{session_id}/frame.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "a rendered frame"},
+        **NOT_FOUND,
+        **UNAVAILABLE,
+    },
+)
+def get_frame(session: SessionDep, view: str = Query("top", pattern="^(top|angled)$")) -> Response:
+    """A fresh render when the session is idle; while a run executes, the frame it last published."""
+    try:
+        png = session.frame_png(view)
+    except SessionBusyError as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["busy"])}) from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/sessions/{session_id}/reset",
+    response_model=schemas.SessionOut,
+    responses={**BAD_BODY, **NOT_FOUND, **BUSY, **UNAVAILABLE},
+)
+def reset_session(
+    session: SessionDep, service: ServiceDep, body: schemas.ResetSession | None = None
+) -> schemas.SessionOut:
+    """Rebuild the world (a new seed or scene, or the same again) and clear the conversation."""
+    body = body or schemas.ResetSession()
+    if not takes_scene(session.robot) and (body.scene is not None or body.seed is not None):
+        raise unprocessable(
+            scene_refused(
+                session.robot, "reset only reconnects and clears the conversation, so send no scene or seed"
+            )
+        )
+    if body.scene is not None:
+        check_scene(body.scene, service.settings)
+    try:
+        session.reset(body.scene.spec() if body.scene else None, body.seed)
+        service.sessions.save(session)
+    except SessionBusyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except scene_error_type() as exc:
+        raise unprocessable(str(exc), "scene") from None
+    return session_out(session)

@@ -1,0 +1,99 @@
+"""/openapi.json tells the truth: what it declares, and Schemathesis holding the running service to it.
+
+Schemathesis runs as its own process against a real uvicorn on loopback (the sim robot, the real
+sandbox, a scripted LLM with no replies), through all four phases (examples, coverage, fuzzing,
+stateful). Left out: POST .../commands, the one operation that calls the LLM.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from capstan.service.api import create_app
+
+CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,negative_data_rejection"
+LLM_OPERATION = "/v1/sessions/{session_id}/commands"
+ERROR_BODY = "#/components/schemas/ErrorBody"
+VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+JSON = {"content-type": "application/json"}
+
+
+def _schema_ref(response: dict) -> str | None:
+    return response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+
+
+def _operations(spec: dict):
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            yield path, method, op
+
+
+def test_every_operation_declares_its_error_answers_with_one_error_body(make_service):
+    spec = create_app(make_service()).openapi()
+    assert {"HTTPBearer", "APIKeyQuery"} <= set(spec["components"]["securitySchemes"])
+    for path, method, op in _operations(spec):
+        where = f"{method.upper()} {path}"
+        responses = op["responses"]
+        assert "default" not in responses, where
+        if path.startswith("/v1/") or path == "/metrics":
+            assert "401" in responses and op["security"], where
+        if "{session_id}" in path or "{run_id}" in path:
+            assert "404" in responses, where
+        if "requestBody" in op:
+            assert {"400", "422"} <= set(responses), where
+        for code, response in responses.items():
+            if code == "422":
+                assert _schema_ref(response) == VALIDATION_ERROR, where
+            elif not code.startswith("2"):
+                assert _schema_ref(response) == ERROR_BODY, (where, code)
+    paths = spec["paths"]
+    assert {"429", "503"} <= set(paths["/v1/sessions"]["post"]["responses"])
+    assert "503" in paths["/v1/sessions"]["get"]["responses"]
+    assert {"409", "503"} <= set(paths["/v1/sessions/{session_id}/reset"]["post"]["responses"])
+    assert "503" in paths["/v1/sessions/{session_id}/frame.png"]["get"]["responses"]
+    for kind in ("commands", "programs"):
+        responses = paths[f"/v1/sessions/{{session_id}}/{kind}"]["post"]["responses"]
+        assert {"200", "202", "404", "429"} <= set(responses), kind
+
+
+def test_a_body_that_is_not_utf8_gets_the_declared_400(make_service, client_for):
+    client = client_for(make_service())
+    r = client.post("/v1/sessions", content=b'{"robot": "\xff"}', headers=JSON)
+    assert r.status_code == 400 and isinstance(r.json()["detail"], str)
+
+
+def test_nan_and_lax_types_are_refused_with_the_standard_422(make_service, client_for):
+    client = client_for(make_service())
+    sid = client.post("/v1/sessions", json={"scene": {"objects": ["red block"]}}).json()["id"]
+    for body in (b'{"seed": NaN}', b'{"seed": true}', b'{"seed": "3"}', b'{"scene": {"blocks": 1.5}}'):
+        r = client.post(f"/v1/sessions/{sid}/reset", content=body, headers=JSON)
+        assert r.status_code == 422, body
+        assert all({"loc", "msg", "type"} <= set(d) for d in r.json()["detail"]), r.text
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing_against_the_running_service(make_service, serve, tmp_path):
+    base = serve(make_service(media=True, run_timeout_s=10.0))
+    cmd = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+        "--checks", CHECKS,
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--exclude-path", LLM_OPERATION,
+        "--max-examples", "15",
+        "--seed", "20240613",
+        "--workers", "1",
+        "--generation-database", "none",
+        "--request-timeout", "60",
+        "--no-color",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # noqa: S603
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-6000:]
+    total = len(list(_operations(httpx.get(f"{base}/openapi.json").json())))
+    assert f"Selected: {total - 1}/{total}" in out, out[-3000:]  # every operation but the LLM one
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in out, out[-3000:]
