@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capstan.llm.base import CompletionRequest
-from capstan.lmp.calls import LLMCaller
+from capstan.lmp.calls import LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, defined_functions, is_literal_call, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
@@ -196,7 +196,7 @@ REVISE = (
 class GeneratedFunction:
     code: str  # self-contained module: the spec's imports and helpers, the function, generated helpers
     helpers: dict[str, str]  # generated helper functions in `code`, by name
-    llm_calls: list[dict]
+    llm_calls: list[LLMCall]
     attempts: int = 1  # 2 when the first answer failed the spec's examples and was revised
     written: list[str] = field(default_factory=list)  # every helper the model wrote, in any attempt
     example_failures: list[str] = field(default_factory=list)  # of `code` on the spec's examples
