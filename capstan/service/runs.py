@@ -117,7 +117,8 @@ class RunManager:
             else:
                 queued = False
         if queued:
-            self._finish(run, RunStatus.CANCELLED, RunError(ErrorKind.CANCELLED, "cancelled before it started"), {})
+            error = RunError(ErrorKind.CANCELLED, "cancelled before it started")
+            self._finish(run, RunStatus.CANCELLED, error, {})
             return RunStatus.CANCELLED.value
         with run._cancel_lock:
             if run.engine_done:  # the run already resumed the backend; stopping now would leak the e-stop
@@ -184,7 +185,8 @@ class RunManager:
                         run.session.backend.resume()
                     except Exception:
                         log.exception("backend.resume() failed")
-                self._finish(run, RunStatus.FAILED, RunError(ErrorKind.INTERNAL, f"internal error: {exc}"), {})
+                error = RunError(ErrorKind.INTERNAL, f"internal error: {exc}")
+                self._finish(run, RunStatus.FAILED, error, {})
             finally:
                 with self._cond:
                     run.session.busy = False
@@ -200,8 +202,8 @@ class RunManager:
             self.store.update_run(run.id, status=RunStatus.RUNNING.value, timings=timings)
             self._emit(run, "status", {"status": RunStatus.RUNNING.value})
             if session.closed:
-                return self._finish(run, RunStatus.CANCELLED, RunError(ErrorKind.CANCELLED, "session deleted"),
-                                    timings)  # fmt: skip
+                error = RunError(ErrorKind.CANCELLED, "session deleted")
+                return self._finish(run, RunStatus.CANCELLED, error, timings)
             state_before = session.backend.state()
             self.store.update_run(run.id, state_before=jsonable(state_before))
             recorder = None
