@@ -182,7 +182,7 @@ def from_config(env: Mapping[str, str] = os.environ) -> LLMProvider:
             raise LLMError(f"CAPSTAN_CASSETTE_MODE={mode!r} is not known; use record or replay")
         if mode == "replay":
             return CassetteProvider(cassette, "replay", model=model_name(env))
-        return CassetteProvider(cassette, mode, inner=_build(env))  # type: ignore[arg-type]
+        return CassetteProvider(cassette, mode, inner=_build(env))
     return _build(env)
 
 

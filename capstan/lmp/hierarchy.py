@@ -307,7 +307,9 @@ def _with_docstring(code: str, spec: str, entry_point: str) -> str:
     lines = code.split("\n")
     first = fn.body[0]
     indent = " " * first.col_offset
-    quoted = ast.get_source_segment(spec, spec_fn.body[0].value) or repr(doc)  # type: ignore[attr-defined]
+    docstring = spec_fn.body[0]  # an ast.Expr: get_docstring found it
+    segment = ast.get_source_segment(spec, docstring.value) if isinstance(docstring, ast.Expr) else None
+    quoted = segment or repr(doc)
     lines.insert(first.lineno - 1, indent + quoted)
     out = "\n".join(lines)
     return out if parses(out) else code
