@@ -134,7 +134,7 @@ class RunContext:
             self.rehearsing = False
         if res.error is None:
             return True, None
-        return False, res.error.moved_lines(prelude.count("\n"))
+        return False, res.error.shifted(prelude.count("\n"))
 
 
 def line_text(program: str, line: int | None) -> str:

@@ -82,7 +82,7 @@ class RunError:
         """The serialised form in events, traces, stored rows and the HTTP API."""
         return {"kind": str(self.kind), "message": self.message, "line": self.line}
 
-    def moved_lines(self, by: int) -> RunError:
+    def shifted(self, by: int) -> RunError:
         """The same error with its line shifted up by `by` (None when that leaves the program)."""
         line = self.line - by if self.line else None
         return RunError(self.kind, self.message, line if line and line > 0 else None)

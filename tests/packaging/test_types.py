@@ -28,3 +28,12 @@ def test_pyright_finds_no_type_errors():
     ]
     assert report["summary"]["errorCount"] == 0, "\n".join(errors[:50]) + done.stderr[-2000:]
     assert report["summary"]["filesAnalyzed"] >= 50, "pyright checked fewer files than [tool.pyright] names"
+
+
+def test_the_http_contract_names_every_run_status():
+    from typing import get_args
+
+    from capstan.primitives.outcome import RunStatus
+    from capstan.service import schemas
+
+    assert list(get_args(schemas.RunStatus)) == [s.value for s in RunStatus]
