@@ -1,14 +1,15 @@
 """The code-generation suite behind `capstan bench humaneval` and `capstan bench robocode`.
 
-Each problem is written three ways: `naive` (the spec in a plain chat message, no few-shot prompt
-and no machinery: the baseline the other two must beat), `flat` (lmp.FunctionGenerator) and
-`hierarchical` (the same, with undefined helpers generated recursively). Flat and hierarchical get
-the same preamble and the same check: an answer that fails an example of the spec's own docstring
-(never the hidden tests) is revised once, rewritten whole in flat mode and split by a planner into
-helpers that the function generator writes in hierarchical mode; the answer failing fewer examples
-stands. So the hierarchy is the only difference. The problem's `test` and `check(entry_point)` then
-run on the result in our sandbox under a per-problem time limit. Greedy decoding, one sample: pass@1
-is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
+Each problem is written three ways, all starting from the same plain chat message (the spec, no
+system text, no few-shot example; `FunctionGenerator.spec_request`): `naive` sends only that, with
+no machinery: the baseline the other two must beat; `flat` (lmp.FunctionGenerator) adds the
+standard-library imports the answer forgot and a check: an answer that fails an example of the
+spec's own docstring (never the hidden tests) is rewritten once, told which example failed;
+`hierarchical` adds the hierarchy: undefined helpers are generated recursively, and when the answer
+and its rewrite both fail an example a planner splits the function into helpers that the function
+generator writes. The answer failing the fewest examples stands. The problem's `test` and
+`check(entry_point)` then run on the result in our sandbox under a per-problem time limit. Greedy
+decoding, one sample: pass@1 is the fraction passed. `--canonical` runs the problems' own canonical solutions instead (no model):
 a check of the problem file and of the sandbox policy.
 """
 
@@ -25,13 +26,10 @@ from capstan.bench.harness import Harness, Job
 from capstan.bench.problems import program, read_problems
 from capstan.bench.report import markdown_table, pct, write_report
 from capstan.lmp.nested import NESTED
+from capstan.service.assembly import error_text
 
 MODES = ("naive", "flat", "hierarchical")
 MODE_CHOICES = {"all": MODES, "both": ("flat", "hierarchical"), **{m: (m,) for m in MODES}}
-NAIVE_PROMPT = (
-    "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
-    "```python\n{spec}\n```"
-)
 
 # Modules benchmark solutions may import beyond the sandbox's default allowlist (math, typing,
 # collections, itertools, random, copy, numpy, shapely, ... are allowed already). HumanEval's
@@ -60,39 +58,21 @@ def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
 
 class Context:
     def __init__(self, config: dict):
-        from capstan.sandbox import Sandbox
+        from capstan.service.assembly import build_function_generator, build_sandbox
 
-        self.sandbox = make_sandbox(Sandbox, config.get("modules", SOLUTION_MODULES))
+        self.sandbox = build_sandbox(1, config.get("modules", SOLUTION_MODULES))
         self.generator = None
         self.llm = None
         if not config.get("canonical"):
             from capstan.bench.provider import build_llm
-            from capstan.lmp import FunctionGenerator
 
             self.llm = build_llm(config["llm_overrides"])
-            self.generator = FunctionGenerator(self.llm, star_names=self.sandbox.star_names, trial=self.trial)
-
-    def trial(self, program: str) -> str | None:
-        """What `program` raised in the sandbox, or None."""
-        res = self.sandbox.run(program, host_functions={}, timeout_s=5.0, return_names=())
-        return None if res.ok else _error_text(res.error)
+            self.generator = build_function_generator(self.llm, self.sandbox)
 
     def example_check(self, spec: str, entry_point: str, timeout_s: float):
         from capstan.lmp.spec_examples import example_check
 
         return example_check(self.sandbox, spec, entry_point, timeout_s)
-
-
-def naive_request(spec: str):
-    """The spec as one plain chat message: what a user with no harness would send."""
-    from capstan.llm.base import CompletionRequest, Message
-
-    return CompletionRequest(messages=(Message("user", NAIVE_PROMPT.format(spec=spec.strip("\n"))),), max_tokens=512)
-
-
-def make_sandbox(sandbox_cls, modules):
-    """A one-worker sandbox that lets solutions import `modules` (the sandbox's extra_modules)."""
-    return sandbox_cls(pool_size=1, extra_modules=tuple(modules))
 
 
 def setup(config: dict) -> Context:
@@ -106,10 +86,8 @@ def run_one(ctx: Context, payload: dict) -> dict:
     if ctx.generator is None:
         code = problem["prompt"] + problem.get("canonical_solution", "")
     elif mode == "naive":
-        from capstan.lmp.hierarchy import assemble
-
-        completion = ctx.llm.complete(naive_request(problem["prompt"]))
-        code = assemble(problem["prompt"], completion.text, problem["entry_point"])
+        completion = ctx.llm.complete(ctx.generator.spec_request(problem["prompt"]))
+        code = ctx.generator.assemble(problem["prompt"], completion.text, problem["entry_point"])
         row.update(llm_calls=1, helpers=[], completion_tokens=int(completion.completion_tokens or 0),
                    model=completion.model)  # fmt: skip
     else:
@@ -135,19 +113,10 @@ def run_one(ctx: Context, payload: dict) -> dict:
         row["result"] = "passed"
     else:
         err = res.error
-        row["error_kind"] = getattr(err, "kind", "crash")
-        row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {_error_text(err)}"
+        row["error_kind"] = str(err.kind) if err is not None else "crash"
+        row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {error_text(err)}"
     row["code"] = code
     return row
-
-
-def _error_text(err) -> str:
-    if err is None:
-        return "unknown error"
-    line = getattr(err, "line", None)
-    where = f" (line {line})" if line else ""
-    message = getattr(err, "message", "") or ""
-    return f"{getattr(err, 'kind', 'error')}{where}: {message}"[:300]
 
 
 # --- driver side -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from capstan.llm.base import CompletionRequest
+from capstan.llm.base import CompletionRequest, Message
 from capstan.lmp.calls import LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, defined_functions, is_literal_call, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
@@ -197,7 +197,7 @@ class GeneratedFunction:
     code: str  # self-contained module: the spec's imports and helpers, the function, generated helpers
     helpers: dict[str, str]  # generated helper functions in `code`, by name
     llm_calls: list[LLMCall]
-    attempts: int = 1  # 2 when the first answer failed the spec's examples and was revised
+    attempts: int = 1  # answers asked for: 2 when the first was rewritten, 3 when then split (hierarchical)
     written: list[str] = field(default_factory=list)  # every helper the model wrote, in any attempt
     example_failures: list[str] = field(default_factory=list)  # of `code` on the spec's examples
 
@@ -206,8 +206,10 @@ class FunctionGenerator:
     """Writes a function from a spec (signature + docstring, HumanEval style).
 
     With a `check` (the spec's own docstring examples, run in the sandbox), an answer that fails
-    an example is revised once: rewritten whole in flat mode, split into helpers that the function
-    generator then writes in hierarchical mode. Of the two, the one failing fewer examples stands."""
+    an example is rewritten once, told which example it fails. In hierarchical mode, when both
+    answers fail, a planner then splits the function into helpers that the function generator
+    writes. Of the answers, the one failing the fewest examples stands (the earliest on a tie), so
+    hierarchical mode differs from flat only by the split."""
 
     def __init__(
         self,
@@ -226,33 +228,39 @@ class FunctionGenerator:
         self.star_names = star_names or (lambda code: set())
         self.trial = trial
 
+    @staticmethod
+    def assemble(spec: str, completion: str, entry_point: str) -> str:
+        """A runnable module from the spec and an answer (see `assemble`), with nothing added."""
+        return assemble(spec, completion, entry_point)
+
+    def spec_request(self, spec: str) -> CompletionRequest:
+        """The first request for a spec: one plain chat message, no system text and no example, the
+        same in both modes (and what the benches' `naive` baseline sends with no machinery after it)."""
+        question = fill(self.spec.extra["from_spec"], {"spec": spec.strip("\n")})
+        return CompletionRequest(messages=(Message("user", question),), max_tokens=self.spec.max_tokens,
+                                 temperature=self.spec.temperature)  # fmt: skip
+
     def generate(self, spec: str, entry_point: str, hierarchical: bool = True, api_text: str = GENERAL_API,
                  on_event=None, check: ExampleCheck | None = None) -> GeneratedFunction:  # fmt: skip
         caller = LLMCaller(self.llm, on_event)
-        extra = self.spec.extra
-        # the first answer is asked for in the same words in both modes: the hierarchy is what differs
-        prompt = dataclasses.replace(self.spec, system=extra.get("from_spec_system", self.spec.system), examples=[])
-        template = extra.get("from_spec", "Complete this function:\n```python\n{spec}\n```")
-        request = build_request(prompt, {"api": api_text}, fill(template, {"spec": spec.strip("\n")}))
-        request = dataclasses.replace(request, stop=tuple(extra.get("from_spec_stop", request.stop)))
+        request = self.spec_request(spec)
         text = caller(self.spec.name, request).text
-        first = self._module(spec, text, entry_point, hierarchical, api_text, caller)
+        answers = [self._module(spec, text, entry_point, hierarchical, api_text, caller)]
         if check is None:
-            return first
-        first.example_failures = check(first.code)
-        if not first.example_failures:
-            return first
-        if hierarchical:
-            revision = self._split_request(spec)
-        else:
-            failure = first.example_failures[0]
-            revision = with_feedback(request, text, REVISE.format(name=entry_point, failure=failure))
-        text = caller(self.spec.name, revision).text
-        second = self._module(spec, text, entry_point, hierarchical, api_text, caller, split=hierarchical)
-        second.example_failures = check(second.code)
-        best = second if len(second.example_failures) < len(first.example_failures) else first
-        best.attempts, best.llm_calls = 2, caller.log
-        best.written = [*first.written, *second.written]
+            return answers[0]
+        answers[0].example_failures = check(answers[0].code)
+        if answers[0].example_failures:  # both modes: the answer rewritten, told which example it fails
+            feedback = REVISE.format(name=entry_point, failure=answers[0].example_failures[0])
+            rewrite = caller(self.spec.name, with_feedback(request, text, feedback)).text
+            answers.append(self._module(spec, rewrite, entry_point, hierarchical, api_text, caller))
+            answers[-1].example_failures = check(answers[-1].code)
+        if hierarchical and all(a.example_failures for a in answers):  # then hierarchy's own try: a split
+            plan = caller(self.spec.name, self._split_request(spec)).text
+            answers.append(self._module(spec, plan, entry_point, hierarchical, api_text, caller, split=True))
+            answers[-1].example_failures = check(answers[-1].code)
+        best = min(answers, key=lambda a: len(a.example_failures))  # the earlier answer wins a tie
+        best.attempts, best.llm_calls = len(answers), caller.log
+        best.written = [name for a in answers for name in a.written]
         return best
 
     def _split_request(self, spec: str) -> CompletionRequest:

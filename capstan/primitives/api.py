@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,11 +25,10 @@ from capstan.primitives.errors import (
     PrimitiveError,
 )
 from capstan.primitives.geometry import CORNER_NAMES, SIDE_NAMES, named_positions, nearest_name
+from capstan.primitives.jsondata import plain
 from capstan.primitives.perception import Observation, make_perception
 
 EventSink = Callable[[str, dict], None]
-MAX_EVENT_ITEMS = 64
-MAX_EVENT_TEXT = 2000
 
 # The scene reads; between two commands they answer the same on a backend that changes only
 # when commanded (see PolicyAPI.pure_functions), as do the two gripper reads in READ_NAMES.
@@ -78,26 +76,6 @@ def describe_functions(functions: dict[str, Callable]) -> str:
         doc = inspect.cleandoc(fn.__doc__ or "").replace("\n", "\n    ")
         parts.append(f"{name}{str(sig).replace(chr(39), '')}\n    {doc}")  # postponed annotations are strings
     return "\n".join(parts)
-
-
-def plain(value: object, depth: int = 0) -> object:
-    """A JSON-friendly, size-capped copy of an argument or result for events."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist() if value.size <= MAX_EVENT_ITEMS else f"<array shape={value.shape}>"
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return value if len(value) <= MAX_EVENT_TEXT else value[:MAX_EVENT_TEXT] + "…"
-    if depth < 4 and isinstance(value, (list, tuple)):
-        items = [plain(v, depth + 1) for v in value[:MAX_EVENT_ITEMS]]
-        return items + ([f"<{len(value) - MAX_EVENT_ITEMS} more>"] if len(value) > MAX_EVENT_ITEMS else [])
-    if depth < 4 and isinstance(value, dict):
-        return {str(k)[:100]: plain(v, depth + 1) for k, v in list(value.items())[:MAX_EVENT_ITEMS]}
-    return f"<{type(value).__name__}>"
 
 
 class PolicyAPI:

@@ -9,36 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import numpy as np
-
-
-def jsonable(x, depth: int = 0):
-    """Plain JSON data from primitive arguments and results (numpy arrays, tuples, exceptions...)."""
-    if depth > 12:
-        return repr(x)[:200]
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    if isinstance(x, float):
-        return x if np.isfinite(x) else repr(x)
-    if isinstance(x, np.generic):
-        return jsonable(x.item(), depth + 1)
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist(), depth + 1)
-    if isinstance(x, dict):
-        return {str(k): jsonable(v, depth + 1) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set, frozenset)):
-        return [jsonable(v, depth + 1) for v in x]
-    if isinstance(x, BaseException):
-        return {"type": type(x).__name__, "message": str(x)}
-    for attr in ("to_dict", "_asdict"):
-        if hasattr(x, attr):
-            return jsonable(getattr(x, attr)(), depth + 1)
-    if hasattr(x, "__dataclass_fields__"):
-        import dataclasses
-
-        return jsonable(dataclasses.asdict(x), depth + 1)
-    return repr(x)[:500]
-
 
 class EventHub:
     def __init__(self):

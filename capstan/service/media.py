@@ -1,4 +1,5 @@
-"""Per-run media on disk: frames as PNG, then a GIF and an MP4 at the end of the run.
+"""Per-run media on disk: frames as PNG, then a GIF and an MP4 at the end of the run
+(encoded by capstan.sim.recorder, the one place that writes videos).
 
 Layout: $CAPSTAN_DATA_DIR/media/<run_id>/frames/<n>.png, video.gif, video.mp4.
 """
@@ -10,6 +11,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+from capstan.sim.recorder import write_gif, write_mp4
 
 log = logging.getLogger("capstan.media")
 _RUN_ID = re.compile(r"^[0-9a-f]{6,64}$")
@@ -54,28 +57,11 @@ class Recorder:
         out = {"gif": False, "mp4": False}
         if not self._frames:
             return out
-        try:
-            from PIL import Image
-
-            images = [Image.fromarray(f) for f in self._frames]
-            images[0].save(self.dir / "video.gif", save_all=True, append_images=images[1:],
-                           duration=int(1000 / FPS), loop=0)
-            out["gif"] = True
-        except Exception:  # media is best effort: a failed encoder must not fail the run
-            log.exception("GIF encoding failed for %s", self.dir)
-        try:
-            import imageio_ffmpeg
-
-            h, w = self._frames[0].shape[:2]
-            writer = imageio_ffmpeg.write_frames(
-                str(self.dir / "video.mp4"), (w, h), fps=FPS, codec="libx264", pix_fmt_out="yuv420p",
-                macro_block_size=2, ffmpeg_log_level="error", output_params=["-threads", "1"])
-            writer.send(None)
-            for f in self._frames:
-                writer.send(np.ascontiguousarray(f[:, :, :3]))
-            writer.close()
-            out["mp4"] = True
-        except Exception:
-            log.exception("MP4 encoding failed for %s", self.dir)
+        for kind, write in (("gif", write_gif), ("mp4", write_mp4)):
+            try:
+                write(self._frames, self.dir / f"video.{kind}", fps=FPS)
+                out[kind] = True
+            except Exception:  # media is best effort: a failed encoder must not fail the run
+                log.exception("%s encoding failed for %s", kind.upper(), self.dir)
         self._frames.clear()
         return out

@@ -50,9 +50,9 @@ def make_backend(
     Raises UnknownRobotError, sim.SceneError, or RobotUnavailableError (agent unreachable)."""
     remotes = remotes or {}
     if robot == SIM:
-        from capstan import sim
+        from capstan.service.assembly import build_sim
 
-        return sim.World(scene)
+        return build_sim(scene)
     if robot in remotes:
         from capstan.primitives.remote import RemoteRobot
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capstan.primitives.api import MOTION_NAMES
+from capstan.primitives.jsondata import jsonable
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
-from capstan.service.events import EventHub, jsonable
+from capstan.service.events import EventHub
 from capstan.service.media import FPS as FRAME_FPS
 from capstan.service.media import Recorder
 from capstan.service.metrics import Metrics

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 
+from capstan.service.assembly import EngineSettings, build_engine, build_policy_api, build_sandbox, build_sim
 from capstan.service.config import Settings
 from capstan.service.metrics import Metrics
 from capstan.service.robots import make_backend, robot_names
@@ -43,10 +44,8 @@ class Service:
         self._owns_llm = llm is None and engine is None  # close only what this service created
         self._owns_sandbox = sandbox is None and engine is None
         if sandbox is None and engine is None:  # first: without an OS boundary nothing else is worth loading
-            from capstan.sandbox import Sandbox
-
             progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
-            sandbox = Sandbox(pool_size=settings.sandbox_pool)
+            sandbox = build_sandbox(settings.sandbox_pool)
         self.sandbox = sandbox
         report = (getattr(sandbox, "isolation", None) or {}) if sandbox is not None else {}
         mode = report.get("mode")
@@ -73,16 +72,14 @@ class Service:
             progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
         self.llm = llm
         if engine is None:
-            from capstan.lmp import Engine
-            from capstan.primitives.rehearsal import SnapshotRehearsal
-
-            rehearsal = SnapshotRehearsal() if settings.dry_run else None
+            engine_settings = EngineSettings(timeout_s=settings.run_timeout_s, dry_run=settings.dry_run,
+                                             candidates=settings.candidates,
+                                             sample_compositional=settings.sample_compositional)  # fmt: skip
 
             def engine_factory():
                 # one engine per session: functions learned from one user's commands (its skill
                 # library) never show up in another session's prompts
-                return Engine(llm, sandbox, max_attempts=3, timeout_s=settings.run_timeout_s, rehearsal=rehearsal,
-                              candidates=settings.candidates, sample_compositional=settings.sample_compositional)  # fmt: skip
+                return build_engine(llm, sandbox, engine_settings)
 
             engine = engine_factory()
         else:
@@ -143,11 +140,8 @@ def warm_prefix(llm, engine) -> None:
     from capstan.llm.base import CompletionRequest, Message
     from capstan.lmp.nested import policy_api_text
     from capstan.lmp.prompt import build_request
-    from capstan.primitives import PolicyAPI
-    from capstan.sim import World
-
-    with World({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
-        api = PolicyAPI(world)
+    with build_sim({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
+        api = build_policy_api(world)
         request = build_request(engine.prompts["tabletop_ui"], {"api": policy_api_text(api)},
                                 "say hello", ["red block", "blue bowl"], None)
     prefix = request.messages[: request.prefix_messages]

@@ -70,10 +70,10 @@ class Session:
 
     def _build(self, backend=None) -> None:
         from capstan.lmp import Conversation
-        from capstan.primitives import PolicyAPI
+        from capstan.service.assembly import build_policy_api
 
         self.backend = backend if backend is not None else self.backend_factory(self.robot, self.scene)
-        self.api = PolicyAPI(self.backend, perception=self.perception, on_event=self._on_event)
+        self.api = build_policy_api(self.backend, self.perception, self._on_event)
         self.conversation = Conversation()
         self.last_state = self.backend.state()
         self.last_frame = None

@@ -1,20 +1,27 @@
-"""Durable trace storage: one small interface, a SQLite implementation (WAL).
+"""Durable trace storage: one small interface over SQLite (WAL, the default) or PostgreSQL.
 
-A run is one row (id, session, kind, status, a JSON document with everything else) plus its
-events, appended as they happen so that a crash loses nothing already written. The full trace
-(docs/CONTRACTS.md "Trace") is assembled from the two by `app.trace.assemble`. Live sessions
-are kept too (one JSON document each, rewritten after every run), so a restarted service
-brings them back.
+The tables and every statement are written once, in SQLAlchemy Core; the two databases differ
+only in how a connection is made. A run is one row (id, session, kind, status, a JSON document
+with everything else) plus its events, appended as they happen so that a crash loses nothing
+already written. The full trace (docs/CONTRACTS.md "Trace") is assembled from the two by
+`capstan.service.trace.assemble`. Live sessions are kept too (one JSON document each, rewritten
+after every run), so a restarted service brings them back.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
-import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from capstan.service.config import ConfigError
 
 UNFINISHED = ("queued", "running")
 
@@ -59,139 +66,221 @@ class TraceStore(abc.ABC):
     def live_sessions(self) -> list[dict]:
         """Every saved session document, oldest first."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        pass
+        """Release the database connections."""
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id, created_at);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    t REAL NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    doc TEXT NOT NULL
-);
-"""
+# The schema is the one existing trace databases have (tests/service/test_service_store_old_format.py
+# keeps its CREATE statements): TEXT documents and REAL times on SQLite, JSONB documents and DOUBLE
+# PRECISION times on PostgreSQL, created IF NOT EXISTS, so those databases open as they are. The
+# text ids are not declared NOT NULL: PostgreSQL implies it for a primary key, SQLite does not
+# (and never gets a NULL id from this store).
+_TIME = sa.Double().with_variant(sa.REAL(), "sqlite")
 
 
-class SQLiteStore(TraceStore):
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+class _Json(sa.TypeDecorator):
+    """A JSON document: JSONB on PostgreSQL, its text in a TEXT column on SQLite."""
 
-    def _exec(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(postgresql.JSONB() if dialect.name == "postgresql" else sa.Text())
+
+    def process_bind_param(self, value, dialect):
+        return value if dialect.name == "postgresql" else json.dumps(value)
+
+    def process_result_value(self, value, dialect):
+        return value if dialect.name == "postgresql" or value is None else json.loads(value)
+
+
+_META = sa.MetaData()
+_RUNS = sa.Table(
+    "runs", _META,
+    sa.Column("id", sa.Text, primary_key=True, nullable=True),
+    sa.Column("session_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("doc", _Json, nullable=False),
+    sa.Index("runs_session", "session_id", "created_at"),
+    sa.Index("runs_created", "created_at"),
+)  # fmt: skip
+_EVENTS = sa.Table(
+    "events", _META,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("t", _TIME, nullable=False),
+    sa.Column("data", _Json, nullable=False),
+)  # fmt: skip
+_SESSIONS = sa.Table(
+    "sessions", _META,
+    sa.Column("id", sa.Text, primary_key=True, nullable=True),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("doc", _Json, nullable=False),
+)  # fmt: skip
+_INTERRUPTED = {"kind": "interrupted", "message": "the service stopped while this run was in progress",
+                "line": None}
+
+# Every statement, built once (SQLAlchemy compiles each once per dialect and caches it). The
+# parameters are named after what they carry: a column's own name is kept for its VALUES.
+_RUN, _SESSION = sa.bindparam("run"), sa.bindparam("session")
+_RUN_ROW = sa.select(_RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at,
+                     _RUNS.c.doc)  # fmt: skip
+_NEWEST_RUNS = _RUN_ROW.order_by(_RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
+_CREATE_RUN = _RUNS.insert()
+# update_run writes first, so SQLite holds its write lock and PostgreSQL the row lock through the merge
+_SET_STATUS = _RUNS.update().where(_RUNS.c.id == _RUN).values(
+    status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.Text), _RUNS.c.status))
+_RUN_DOC = sa.select(_RUNS.c.doc).where(_RUNS.c.id == _RUN)
+_SET_DOC = _RUNS.update().where(_RUNS.c.id == _RUN).values(doc=sa.bindparam("new_doc", type_=_Json))
+_APPEND_EVENT = _EVENTS.insert()
+_GET_RUN = _RUN_ROW.where(_RUNS.c.id == _RUN)
+_EVENTS_AFTER = (
+    sa.select(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.t, _EVENTS.c.data)
+    .where(_EVENTS.c.run_id == _RUN, _EVENTS.c.seq > sa.bindparam("after_seq"))
+    .order_by(_EVENTS.c.seq)
+)
+_NEWEST_RUNS_OF = _NEWEST_RUNS.where(_RUNS.c.session_id == _SESSION)
+_UNFINISHED = sa.select(_RUNS.c.id).where(_RUNS.c.status.in_(UNFINISHED))
+_DELETE_SESSION = _SESSIONS.delete().where(_SESSIONS.c.id == _SESSION)
+_LIVE_SESSIONS = sa.select(_SESSIONS.c.doc).order_by(_SESSIONS.c.created_at)
+_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}  # the two spell an upsert alike
+
+
+def _save_session(dialect: str) -> sa.Insert:
+    insert = _UPSERT[dialect](_SESSIONS)
+    return insert.on_conflict_do_update(index_elements=[_SESSIONS.c.id], set_={"doc": insert.excluded.doc})
+
+
+class SQLStore(TraceStore):
+    """The store on a SQLAlchemy engine of a dialect in _UPSERT. Every method is one short
+    transaction on a connection from the engine's pool; with `serialize`, one at a time (a lock
+    hands the connection from thread to thread at once, where waiting on SQLite's own write lock
+    polls with sleeps)."""
+
+    def __init__(self, engine: sa.Engine, serialize: bool = False):
+        self._engine = engine
+        self._turn = threading.Lock() if serialize else contextlib.nullcontext()
+        self._save_session = _save_session(engine.dialect.name)
+        with engine.begin() as db:
+            for table in _META.sorted_tables:
+                db.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                for index in sorted(table.indexes, key=lambda i: i.name):
+                    db.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        with self._turn, self._engine.begin() as db:
+            yield db
+
+    def _write(self, statement, **params) -> None:
+        with self._transaction() as db:
+            db.execute(statement, params)
+
+    def _read(self, statement, **params) -> list[sa.Row]:
+        with self._turn, self._engine.connect() as db:
+            return list(db.execute(statement, params))
 
     def create_run(self, run_id, session_id, kind, status, doc):
-        self._exec(
-            "INSERT INTO runs(id, session_id, kind, status, created_at, doc) VALUES (?,?,?,?,?,?)",
-            (run_id, session_id, kind, status, time.time(), json.dumps(doc)),
-        )
+        self._write(_CREATE_RUN, id=run_id, session_id=session_id, kind=kind, status=status,
+                    created_at=time.time(), doc=doc)
 
     def update_run(self, run_id, status=None, **doc_fields):
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT doc FROM runs WHERE id=?", (run_id,)).fetchone()
-                if row is None:
-                    raise KeyError(run_id)
-                doc = json.loads(row[0])
-                doc.update(doc_fields)
-                if status is None:
-                    self._db.execute("UPDATE runs SET doc=? WHERE id=?", (json.dumps(doc), run_id))
-                else:
-                    self._db.execute(
-                        "UPDATE runs SET doc=?, status=? WHERE id=?", (json.dumps(doc), status, run_id)
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            if db.execute(_SET_STATUS, {"run": run_id, "new_status": status}).rowcount == 0:
+                raise KeyError(run_id)
+            if doc_fields:
+                doc = db.execute(_RUN_DOC, {"run": run_id}).scalar_one()
+                db.execute(_SET_DOC, {"run": run_id, "new_doc": {**doc, **doc_fields}})
 
     def append_event(self, run_id, seq, type_, t, data):
-        self._exec(
-            "INSERT INTO events(run_id, seq, type, t, data) VALUES (?,?,?,?,?)",
-            (run_id, seq, type_, t, json.dumps(data)),
-        )
+        self._write(_APPEND_EVENT, run_id=run_id, seq=seq, type=type_, t=t, data=data)
 
     @staticmethod
-    def _row(row) -> dict:
+    def _row(row: sa.Row) -> dict:
         run_id, session_id, kind, status, created_at, doc = row
-        return {**json.loads(doc), "id": run_id, "session_id": session_id, "kind": kind,
-                "status": status, "created_at": created_at}
+        return {**doc, "id": run_id, "session_id": session_id, "kind": kind, "status": status,
+                "created_at": created_at}
 
     def get_run(self, run_id):
-        rows = self._exec("SELECT id, session_id, kind, status, created_at, doc FROM runs WHERE id=?", (run_id,))
+        rows = self._read(_GET_RUN, run=run_id)
         return self._row(rows[0]) if rows else None
 
     def events(self, run_id, after_seq=-1):
-        rows = self._exec(
-            "SELECT seq, type, t, data FROM events WHERE run_id=? AND seq>? ORDER BY seq", (run_id, after_seq)
-        )
-        return [{"seq": s, "type": ty, "t": t, "data": json.loads(d)} for s, ty, t, d in rows]
+        rows = self._read(_EVENTS_AFTER, run=run_id, after_seq=after_seq)
+        return [{"seq": s, "type": ty, "t": t, "data": d} for s, ty, t, d in rows]
 
     def list_runs(self, session_id=None, limit=50):
-        cols = "SELECT id, session_id, kind, status, created_at, doc FROM runs"
         if session_id is None:
-            rows = self._exec(cols + " ORDER BY created_at DESC LIMIT ?", (limit,))
-        else:
-            rows = self._exec(cols + " WHERE session_id=? ORDER BY created_at DESC LIMIT ?", (session_id, limit))
-        return [self._row(r) for r in rows]
+            return [self._row(r) for r in self._read(_NEWEST_RUNS, limit=limit)]
+        return [self._row(r) for r in self._read(_NEWEST_RUNS_OF, session=session_id, limit=limit)]
 
     def mark_unfinished(self, status="interrupted"):
-        marks = ",".join("?" * len(UNFINISHED))
-        ids = [r[0] for r in self._exec(f"SELECT id FROM runs WHERE status IN ({marks})", UNFINISHED)]
+        ids = [r[0] for r in self._read(_UNFINISHED)]
         for run_id in ids:
-            self.update_run(run_id, status=status, error={
-                "kind": "interrupted", "message": "the service stopped while this run was in progress",
-                "line": None})
+            self.update_run(run_id, status=status, error=_INTERRUPTED)
         return ids
 
     def save_session(self, session_id, doc):
-        self._exec(
-            "INSERT INTO sessions(id, created_at, doc) VALUES (?,?,?) "
-            "ON CONFLICT(id) DO UPDATE SET doc=excluded.doc",
-            (session_id, float(doc.get("created_at", time.time())), json.dumps(doc)),
-        )
+        self._write(self._save_session, id=session_id, created_at=float(doc.get("created_at", time.time())),
+                    doc=doc)
 
     def delete_session(self, session_id):
-        self._exec("DELETE FROM sessions WHERE id=?", (session_id,))
+        self._write(_DELETE_SESSION, session=session_id)
 
     def live_sessions(self):
-        return [json.loads(d) for (d,) in self._exec("SELECT doc FROM sessions ORDER BY created_at")]
+        return [d for (d,) in self._read(_LIVE_SESSIONS)]
 
     def close(self):
-        with self._lock:
-            self._db.close()
+        self._engine.dispose()
+
+
+class SQLiteStore(SQLStore):
+    """SQLite in WAL mode: readers in other processes (`capstan trace`) never block the service's writes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(sa.URL.create("sqlite", database=str(self.path)),
+                                  connect_args={"check_same_thread": False, "timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        super().__init__(engine, serialize=True)  # SQLite has one writer at a time anyway
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+class PostgresStore(SQLStore):
+    """PostgreSQL (CAPSTAN_DATABASE_URL=postgresql://...) through psycopg 3 (the postgres extra)."""
+
+    def __init__(self, url: str):
+        try:
+            target = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            target = None
+        if target is None or target.get_backend_name() not in ("postgresql", "postgres"):
+            raise ConfigError("CAPSTAN_DATABASE_URL must be a postgresql:// URL (or unset, for SQLite)")
+        if target.drivername in ("postgresql", "postgres"):  # libpq's own schemes; psycopg 3 is the driver
+            target = target.set(drivername="postgresql+psycopg")
+        try:
+            engine = sa.create_engine(target, pool_pre_ping=True)
+        except ImportError:
+            raise ConfigError("CAPSTAN_DATABASE_URL needs psycopg: pip install 'capstan[postgres]' "
+                              "(or unset it to use SQLite)") from None
+        try:
+            super().__init__(engine)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise ConfigError(f"cannot connect to CAPSTAN_DATABASE_URL: {exc.orig}".strip()) from None
 
 
 def open_store(settings) -> TraceStore:
     """The store the settings ask for: PostgreSQL when CAPSTAN_DATABASE_URL is set, else SQLite."""
     if settings.database_url:
-        from capstan.service.store_pg import PostgresStore
-
         return PostgresStore(settings.database_url)
     return SQLiteStore(settings.db_path)

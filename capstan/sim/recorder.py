@@ -44,7 +44,7 @@ def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 10.0) -> 
         pixelformat="yuv420p",
         macro_block_size=1,
         ffmpeg_log_level="error",
-        output_params=["-movflags", "+faststart"],
+        output_params=["-movflags", "+faststart", "-threads", "1"],  # small frames; runs encode side by side
     ) as writer:
         for f in frames:
             writer.append_data(np.pad(np.asarray(f, dtype=np.uint8), pad, mode="edge"))

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from capstan.bench import robocode
-from capstan.bench.codegen import naive_request
 from capstan.bench.problems import read_problems, robocode_path
 
 PROBLEMS = [
@@ -38,11 +37,11 @@ def record_cassette(path, answers: dict[str, str]) -> None:
             fn = "```python\n" + p["prompt"] + body + "```"
             check = example_check(sandbox, p["prompt"], p["entry_point"])
             for hierarchical in (False, True):  # a wrong answer is revised, differently in each mode
-                cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn, fn], model="scripted"))
+                cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn, fn, fn], model="scripted"))
                 FunctionGenerator(cassette).generate(p["prompt"], p["entry_point"], hierarchical=hierarchical,
                                                      check=check)  # fmt: skip
             cassette = CassetteProvider(path, "record", inner=ScriptedProvider([fn], model="scripted"))
-            cassette.complete(naive_request(p["prompt"]))
+            cassette.complete(FunctionGenerator(cassette).spec_request(p["prompt"]))
 
 
 def run_cli(tmp_path, cassette, *extra: str) -> dict:

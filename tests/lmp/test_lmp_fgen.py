@@ -129,19 +129,24 @@ def test_star_imported_names_are_not_generated_as_helpers(sandbox, scripted):
     assert evaluate(sandbox, out.code, "move_pts([[0.0, 0.0]], 1.0, 2.0).tolist()") == [[1.0, 2.0]]
 
 
-def test_both_modes_ask_for_the_first_answer_alike_and_only_the_planner_shows_decomposition(sandbox, scripted):
+def test_both_modes_ask_first_in_one_plain_chat_message_and_only_the_planner_shows_decomposition(
+    sandbox, scripted
+):
     from capstan.lmp.spec_examples import example_check
 
     requests = {}
     for hierarchical in (False, True):
-        llm = scripted(WRONG, WRONG)
+        llm = scripted(WRONG, WRONG, WRONG)
         FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=hierarchical,
                                         check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
         requests[hierarchical] = llm.requests
     flat, hier = requests[False], requests[True]
-    assert flat[0] == hier[0] and len(flat[0].messages) == 2  # the same words, no few-shot example
-    assert not any("most_common(words)" in m.content for m in flat[1].messages)
-    shown = [m.content for m in hier[1].messages if "most_common(words)" in m.content]
+    assert flat[0] == hier[0] == FunctionGenerator(llm).spec_request(SPEC)
+    assert [m.role for m in flat[0].messages] == ["user"]  # no system text, no few-shot example
+    assert flat[1] == hier[1]  # the rewrite, told which example failed, alike too
+    assert len(flat) == 2 and len(hier) == 3  # only hierarchical mode then asks a planner
+    assert not any("most_common(words)" in m.content for r in flat for m in r.messages)
+    shown = [m.content for m in hier[2].messages if "most_common(words)" in m.content]
     assert shown and all("def most_common" not in m for m in shown)  # called, not defined: fgen writes it
 
 
@@ -161,7 +166,7 @@ def test_flat_mode_revises_an_answer_that_fails_the_specs_example(sandbox, scrip
     assert evaluate(sandbox, out.code, "count_even([2, 3])") == 1
 
 
-def test_hierarchical_mode_splits_a_failed_answer_into_helpers_the_generator_writes(sandbox, scripted):
+def test_hierarchical_mode_splits_a_function_whose_rewrite_fails_too_into_helpers_the_generator_writes(sandbox, scripted):
     from capstan.lmp.spec_examples import example_check
 
     plan = (
@@ -170,12 +175,12 @@ def test_hierarchical_mode_splits_a_failed_answer_into_helpers_the_generator_wri
         "    return len(keep_evens(numbers))"
     )
     helper = "def keep_evens(xs):\n    \"\"\"The even numbers of xs.\"\"\"\n    return [x for x in xs if x % 2 == 0]\n"
-    llm = scripted(WRONG, plan, helper)
+    llm = scripted(WRONG, WRONG, plan, helper)
     out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=True,
                                           check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
-    assert out.attempts == 2 and out.example_failures == [] and set(out.helpers) == {"keep_evens"}
-    assert llm.requests[1].messages[0].content.startswith("You plan Python functions")
-    fgen_query = llm.requests[2].messages[-1].content
+    assert out.attempts == 3 and out.example_failures == [] and set(out.helpers) == {"keep_evens"}
+    assert llm.requests[2].messages[0].content.startswith("You plan Python functions")
+    fgen_query = llm.requests[3].messages[-1].content
     assert "Count the even numbers." in fgen_query and "keep_evens(numbers)" in fgen_query
     assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
 
@@ -188,6 +193,16 @@ def test_when_the_revision_is_no_better_the_first_answer_stands(sandbox, scripte
         SPEC, "count_even", hierarchical=False, check=example_check(sandbox, SPEC, "count_even")
     )
     assert out.attempts == 2 and "len(numbers)" in out.code and len(out.example_failures) == 1
+
+
+def test_hierarchical_mode_asks_no_planner_when_the_rewrite_passes(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    right = "def count_even(numbers):\n    return sum(1 for n in numbers if n % 2 == 0)\n"
+    llm = scripted(WRONG, right)
+    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=True,
+                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    assert out.attempts == 2 and out.example_failures == [] and len(llm.requests) == 2
 
 
 def test_a_helper_that_raises_on_its_literal_call_is_told_and_written_again(sandbox, scripted):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from capstan.service.store import SQLiteStore
+from capstan.service.store import PostgresStore, SQLiteStore
 from capstan.service.trace import assemble, summary
 
 
@@ -17,8 +17,6 @@ def open_store(request, tmp_path):
     """A function that opens (or reopens) one store of the given kind."""
     if request.param == "sqlite":
         return lambda: SQLiteStore(tmp_path / "t.db")
-    from capstan.service.store_pg import PostgresStore
-
     url = request.getfixturevalue("postgres_url")
     return lambda: PostgresStore(url)
 

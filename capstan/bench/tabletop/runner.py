@@ -46,27 +46,21 @@ class TaskContext:
     def __init__(self, config: dict):
         from capstan import llm
         from capstan.bench.options import worker_env
-        from capstan.sandbox import Sandbox
+        from capstan.service.assembly import build_sandbox
 
         self.config = RunConfig(**config["run"])
         self.llm = llm.from_config(worker_env(self.config.llm_overrides))
-        self.sandbox = Sandbox(pool_size=1)
+        self.sandbox = build_sandbox(1)
 
     def new_engine(self):
         """A fresh engine, so each task starts like a new session: an empty skill library, with
         nothing an earlier task generated offered to its prompts."""
-        from capstan.lmp import Engine
-        from capstan.primitives.rehearsal import SnapshotRehearsal
+        from capstan.service.assembly import EngineSettings, build_engine
 
-        return Engine(
-            self.llm,
-            self.sandbox,
-            max_attempts=self.config.max_attempts,
-            timeout_s=self.config.exec_timeout_s,
-            rehearsal=SnapshotRehearsal() if self.config.dry_run else None,
-            candidates=self.config.candidates,
-            sample_compositional=self.config.sample_compositional,
-        )
+        c = self.config
+        settings = EngineSettings(timeout_s=c.exec_timeout_s, max_attempts=c.max_attempts, dry_run=c.dry_run,
+                                  candidates=c.candidates, sample_compositional=c.sample_compositional)  # fmt: skip
+        return build_engine(self.llm, self.sandbox, settings)
 
 
 def setup(config: dict) -> TaskContext:
@@ -80,8 +74,7 @@ def run_one(ctx: TaskContext, payload: dict) -> dict:
 def run_task(engine, task: Task, command_timeout_s: float = 240.0) -> dict:
     """Run `task` with `engine` on a fresh world; returns the result row (plain JSON)."""
     from capstan.lmp import Conversation
-    from capstan.primitives import PolicyAPI
-    from capstan.sim import World
+    from capstan.service.assembly import build_policy_api, build_sim
 
     primitive_errors: list[str] = []
 
@@ -89,9 +82,9 @@ def run_task(engine, task: Task, command_timeout_s: float = 240.0) -> dict:
         if kind == "primitive_call" and payload.get("error"):
             primitive_errors.append(payload["error"].get("type", ""))
 
-    world = World(task.scene)
+    world = build_sim(task.scene)
     try:
-        api = PolicyAPI(world, perception="truth", on_event=on_event)
+        api = build_policy_api(world, "truth", on_event)
         states = [world.state()]
         conversation = Conversation()
         turns, timed_out = [], False
