@@ -18,11 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from capstan.bench.tabletop import Task, family_of
 from capstan.bench.tabletop import geometry as g
-from capstan.lmp.engine import Attempt
 from capstan.lmp.nested import NESTED
+
+if TYPE_CHECKING:
+    from capstan.lmp import Attempt
 
 PHYSICS_ERRORS = {"GraspError", "UnreachableError"}
 CODE_ERROR_KINDS = {"syntax", "violation", "policy", "check", "no_code", "crash", "memory", "primitive"}
