@@ -123,7 +123,7 @@ def run_one(ctx: Context, payload: dict) -> dict:
         row["result"] = "passed"
     else:
         err = res.error
-        row["error_kind"] = getattr(err, "kind", "crash")
+        row["error_kind"] = str(err.kind) if err is not None else "crash"
         row["result"] = "timed out" if row["error_kind"] == "timeout" else f"failed: {error_text(err)}"
     row["code"] = code
     return row

@@ -7,7 +7,7 @@ Public face (imported lazily so `import llm` stays cheap):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "AnthropicProvider": "capstan.llm.anthropic_provider",
@@ -54,6 +54,29 @@ __all__ = [
     "from_config",
     "resolve_model_path",
 ]
+
+
+if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
+    from capstan.llm.anthropic_provider import AnthropicProvider
+    from capstan.llm.base import (
+        AuthenticationError,
+        CassetteMissError,
+        Completion,
+        CompletionRequest,
+        LLMError,
+        LLMProvider,
+        LLMTimeoutError,
+        Message,
+        ProviderUnavailableError,
+        RateLimitError,
+    )
+    from capstan.llm.cassette import CassetteProvider
+    from capstan.llm.config import describe_config, from_config
+    from capstan.llm.local import LocalProvider
+    from capstan.llm.model_files import ModelFilesError, resolve_model_path
+    from capstan.llm.openai_provider import OpenAIProvider
+    from capstan.llm.retry import RetryPolicy
+    from capstan.llm.scripted import ScriptedProvider
 
 
 def __getattr__(name: str) -> Any:

@@ -32,12 +32,16 @@ class CassetteProvider(LLMProvider):
             )
         if mode == "record" and inner is None:
             raise LLMError("recording a cassette needs a provider to record from")
-        if inner is None and not model:
-            raise LLMError("replaying a cassette without a provider needs the model name (CAPSTAN_LLM_MODEL)")
+        if not model:
+            if inner is None:
+                raise LLMError(
+                    "replaying a cassette without a provider needs the model name (CAPSTAN_LLM_MODEL)"
+                )
+            model = inner.model
         self.path = Path(path)
         self.mode = mode
         self.inner = inner
-        self.model = model or inner.model  # type: ignore[union-attr]
+        self.model = model
         self.name = inner.name if inner is not None else "cassette"
         self._lock = threading.Lock()
         self._entries = self._load()
@@ -66,9 +70,9 @@ class CassetteProvider(LLMProvider):
 
     def complete(self, request: CompletionRequest) -> Completion:
         key = request.key(self.model)
-        if self.mode == "replay":
+        if self.mode == "replay" or self.inner is None:  # no provider: replay only (__init__ ensures it)
             return self._replay(key, request)
-        completion = self.inner.complete(request)  # type: ignore[union-attr]
+        completion = self.inner.complete(request)
         entry = {
             "key": key,
             "model": self.model,

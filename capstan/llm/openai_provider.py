@@ -50,7 +50,9 @@ class OpenAIProvider(RemoteProvider):
             base_url=self.base_url,
             timeout=timeout_s,
             max_retries=0,  # retries are ours: see llm.retry
-            http_client=http_client,
+            # openai's annotation names only httpx2.Client; it accepts an httpx.Client too (its
+            # _base_client checks for both), and httpx is what this provider's callers hand in
+            http_client=http_client,  # pyright: ignore[reportArgumentType]
         )
 
     def _params(self, request: CompletionRequest) -> dict:

@@ -51,7 +51,8 @@ class PrefixStateCache:
         capacity = len(tokens) + 1
         out = (llama_cpp.llama_token * capacity)()
         count = ctypes.c_size_t(0)
-        ok = llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), out, capacity, ctypes.byref(count))
+        count_out = ctypes.pointer(count)
+        ok = llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), out, capacity, count_out)
         if not ok or list(out[: count.value]) != list(tokens):
             llm.n_tokens = 0  # the next eval clears whatever was partly restored
             path.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ class RemoteProvider(LLMProvider):
     """Subclasses set `base_url`, `key_env`, `timeout_s`, `retry` and `stream`, build the SDK's
     parameters in `_params` and make one attempt in `_whole` or `_streamed`."""
 
-    base_url: str | None = None
+    base_url: str
     key_env: str = ""
     timeout_s: float = 60.0
     retry: RetryPolicy

@@ -11,9 +11,10 @@ Public face (imported lazily so `import lmp` stays cheap).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "Attempt": "capstan.lmp.engine",
     "CommandOutcome": "capstan.lmp.engine",
     "Conversation": "capstan.lmp.conversation",
     "Engine": "capstan.lmp.engine",
@@ -25,14 +26,19 @@ _EXPORTS = {
     "Turn": "capstan.lmp.conversation",
     "extract_code": "capstan.lmp.extract",
     "load_prompt": "capstan.lmp.prompt",
+    "LLMCall": "capstan.lmp.calls",
+    "PolicyExecutor": "capstan.lmp.executor",
 }
 
 __all__ = [
+    "Attempt",
     "CommandOutcome",
     "Conversation",
     "Engine",
     "FunctionGenerator",
     "GeneratedFunction",
+    "LLMCall",
+    "PolicyExecutor",
     "PromptError",
     "PromptSpec",
     "SkillLibrary",
@@ -40,6 +46,17 @@ __all__ = [
     "extract_code",
     "load_prompt",
 ]
+
+
+if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
+    from capstan.lmp.calls import LLMCall
+    from capstan.lmp.conversation import Conversation, Turn
+    from capstan.lmp.engine import Attempt, CommandOutcome, Engine
+    from capstan.lmp.executor import PolicyExecutor
+    from capstan.lmp.extract import extract_code
+    from capstan.lmp.hierarchy import FunctionGenerator, GeneratedFunction
+    from capstan.lmp.prompt import PromptError, PromptSpec, load_prompt
+    from capstan.lmp.skills import SkillLibrary
 
 
 def __getattr__(name: str) -> Any:

@@ -8,10 +8,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import TypedDict
 
 from capstan.llm.base import Completion, CompletionRequest, LLMProvider
 
 EventFn = Callable[[str, dict], None]
+
+
+class LLMCall(TypedDict):
+    """One model call as the `llm_call` event and the trace record it (docs/CONTRACTS.md "Trace")."""
+
+    lmp: str
+    messages_ref: str
+    prefix_ref: str
+    messages: list[dict[str, str]]  # the per-command part; the prefix is fixed per prompt
+    completion: str
+    model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    latency_s: float
 
 
 class Cancelled(Exception):
@@ -32,7 +49,7 @@ class LLMCaller:
         self.llm = llm
         self.on_event = on_event
         self.cancel = cancel
-        self.log: list[dict] = []
+        self.log: list[LLMCall] = []
         self._lock = threading.Lock()
 
     def __call__(self, lmp: str, request: CompletionRequest) -> Completion:
@@ -41,13 +58,13 @@ class LLMCaller:
         t0 = time.monotonic()
         completion = self.llm.complete(request)
         tail = request.messages[request.prefix_messages :]
-        payload = {
+        payload: LLMCall = {
             "lmp": lmp,
             "messages_ref": messages_ref(request),
             "prefix_ref": messages_ref(
                 CompletionRequest(messages=request.messages[: request.prefix_messages])
             ),
-            "messages": [asdict(m) for m in tail],  # the per-command part; the prefix is fixed per prompt
+            "messages": [asdict(m) for m in tail],
             "completion": completion.text,
             "model": completion.model,
             "provider": completion.provider,
@@ -59,5 +76,5 @@ class LLMCaller:
         with self._lock:
             self.log.append(payload)
         if self.on_event is not None:
-            self.on_event("llm_call", payload)
+            self.on_event("llm_call", dict(payload))
         return completion

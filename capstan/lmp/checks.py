@@ -8,6 +8,7 @@ import ast
 import builtins
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -182,7 +183,7 @@ def unknown_object_literals(code: str, scene_names: list[str]) -> list[Problem]:
     return out
 
 
-def absent_mentions(text: str, scene_names: list[str]) -> list[str]:
+def absent_mentions(text: str, scene_names: Iterable[str]) -> list[str]:
     """Object names the command mentions ("the purple block") that the scene does not have."""
     known = {n.lower() for n in scene_names}
     out = []

@@ -11,12 +11,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from capstan.primitives.outcome import RunStatus
+
 
 @dataclass
 class Turn:
     command: str
     code: str
-    status: str
+    status: RunStatus
     said: list[str] = field(default_factory=list)
     snapshot: Any = None  # the world before this turn, when the backend supports snapshots
     undone: bool = False
@@ -42,7 +44,7 @@ class Conversation:
             code = (
                 t.code if len(t.code) <= self.max_code_chars else t.code[: self.max_code_chars] + "\n# ...\n"
             )
-            if t.status != "succeeded":
+            if t.status != RunStatus.SUCCEEDED:
                 code = f"# (this command {t.status})\n" + code
             if t.undone:
                 code += "\n# (undone later)"

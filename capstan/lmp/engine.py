@@ -15,12 +15,12 @@ import ast
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
-from capstan.lmp.calls import Cancelled, EventFn, LLMCaller
+from capstan.lmp.calls import Cancelled, EventFn, LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, is_stub
 from capstan.lmp.conversation import Conversation, Turn
+from capstan.lmp.executor import PolicyExecutor
 from capstan.lmp.extract import extract_code
 from capstan.lmp.nested import policy_api_text
 from capstan.lmp.prompt import (
@@ -34,16 +34,33 @@ from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, j
 from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillError, SkillLibrary
+from capstan.primitives.api import PolicyAPI
+from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
+
+
+@dataclass
+class Attempt:
+    """One program of a command and how it went (the `attempt` event tells the same)."""
+
+    attempt: int  # 1, 2, ...: the first program, then the repairs
+    code: str
+    error: RunError | None
+    candidates: list[DryRun] | None = None  # the programs rehearsed in dry runs, when there were any
+    chosen: int | None = None  # the index of the candidate that ran for real; None: every one was refused
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass
 class CommandOutcome:
-    status: str  # "succeeded" | "failed" | "cancelled"
+    status: RunStatus  # SUCCEEDED, FAILED or CANCELLED
     code: str  # the final program, generated functions included
-    attempts: list[dict] = field(default_factory=list)
-    error: dict | None = None  # {kind, message, line}
+    attempts: list[Attempt] = field(default_factory=list)
+    error: RunError | None = None
     said: list[str] = field(default_factory=list)
-    llm_calls: list[dict] = field(default_factory=list)
+    llm_calls: list[LLMCall] = field(default_factory=list)
     candidates: int = 0  # programs rehearsed in dry runs (0 without a rehearsal)
 
 
@@ -51,7 +68,7 @@ class Engine:
     def __init__(
         self,
         llm: LLMProvider,
-        sandbox: Any,
+        sandbox: PolicyExecutor,
         prompts: dict[str, PromptSpec] | None = None,
         max_attempts: int = 3,
         max_fn_depth: int = 3,
@@ -79,18 +96,18 @@ class Engine:
 
     # ---- public -----------------------------------------------------------------------------
 
-    def run_command(self, text: str, api: Any, conversation: Conversation | None = None,
+    def run_command(self, text: str, api: PolicyAPI, conversation: Conversation | None = None,
                     on_event: EventFn | None = None, cancel: threading.Event | None = None) -> CommandOutcome:  # fmt: skip
         conversation = conversation if conversation is not None else Conversation()
         ctx, emit = self._context(api, conversation, on_event, cancel)
-        said0 = len(getattr(api, "said", []))
+        said0 = len(api.said)
         snap = snapshot(api)
         objects, positions = scene_objects(api)
         spec = self.prompts["tabletop_ui"]
         request = build_request(spec, {"api": policy_api_text(api)}, text, objects, positions,
                                 conversation.history(), self.skills.signatures())  # fmt: skip
         rehearse = self.rehearsal is not None and self.rehearsal.can_rehearse(api)
-        attempts: list[dict] = []
+        attempts: list[Attempt] = []
         program, error = "", None
         tried: set[str] = set()
         try:
@@ -117,48 +134,48 @@ class Engine:
                 if error is None:
                     self._learn(prepared)
                     break
-                if error["kind"] == "cancelled" or n == self.max_attempts:
+                if error.kind == ErrorKind.CANCELLED or n == self.max_attempts:
                     break
                 if moved is None:  # it ran for real: what moved, and put the world back
                     moved = position_diff(positions, scene_objects(api)[1])
-                    reset = snap is not None and error["kind"] not in _NOT_RUN
+                    reset = snap is not None and error.kind not in _NOT_RUN
                     if reset:
                         restore(api, snap)
                 else:  # refused in its dry run: the world never changed
                     reset = False
                 request = _with_repair(request, text, completion, error, program, moved, reset)
         except Cancelled:
-            error = {"kind": "cancelled", "message": "the run was cancelled", "line": None}
+            error = _CANCELLED
         except LLMError as exc:
-            error = {"kind": "llm", "message": f"{type(exc).__name__}: {exc}", "line": None}
+            error = _llm_error(exc)
         status = _status(error)
-        conversation.add(Turn(text, program, status, list(getattr(api, "said", [])[said0:]), snap,
+        conversation.add(Turn(text, program, status, list(api.said[said0:]), snap,
                               is_undo=ctx.used_undo))  # fmt: skip
         return self._outcome(status, program, attempts, error, api, said0, ctx)
 
-    def run_program(self, code: str, api: Any, on_event: EventFn | None = None,
+    def run_program(self, code: str, api: PolicyAPI, on_event: EventFn | None = None,
                     cancel: threading.Event | None = None) -> CommandOutcome:  # fmt: skip
         """Run hand-written or edited code once (undefined functions still get generated)."""
         ctx, emit = self._context(api, None, on_event, cancel)
-        said0 = len(getattr(api, "said", []))
-        attempts: list[dict] = []
+        said0 = len(api.said)
+        attempts: list[Attempt] = []
         try:
             program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts)
             if error is None:
                 self._learn(prepared)
         except Cancelled:
-            program, error = code, {"kind": "cancelled", "message": "the run was cancelled", "line": None}
+            program, error = code, _CANCELLED
         except LLMError as exc:
-            program, error = code, {"kind": "llm", "message": f"{type(exc).__name__}: {exc}", "line": None}
+            program, error = code, _llm_error(exc)
         return self._outcome(_status(error), program, attempts, error, api, said0, ctx)
 
-    def import_skills(self, items: list[dict], api: Any, max_bytes: int) -> list[str]:
+    def import_skills(self, items: list[dict], api: PolicyAPI, max_bytes: int) -> list[str]:
         """Add skills from an export ({"name", "code"} each) after the checks generated code
         passes: one function of that name, not a stub, within `max_bytes`, and the sandbox's static
         check against the names a program may use. All or nothing; SkillError says what failed."""
         ctx, _ = self._context(api, None, None, None)
-        names = [item.get("name") for item in items if isinstance(item, dict)]
-        if len(names) != len(items) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        names = [n for item in items if isinstance(item, dict) and isinstance(n := item.get("name"), str)]
+        if len(names) != len(items) or not all(n.isidentifier() for n in names):
             raise SkillError("every skill needs a 'name' that is a Python identifier and its 'code'")
         if len(set(names) | set(self.skills.names())) > self.skills.max_skills:
             raise SkillError(f"a session keeps at most {self.skills.max_skills} skills")
@@ -181,7 +198,8 @@ class Engine:
 
     # ---- steps ------------------------------------------------------------------------------
 
-    def _context(self, api, conversation, on_event, cancel) -> tuple[RunContext, EventFn]:
+    def _context(self, api: PolicyAPI, conversation: Conversation | None, on_event: EventFn | None,
+                 cancel: threading.Event | None) -> tuple[RunContext, EventFn]:  # fmt: skip
         def emit(kind: str, payload: dict) -> None:
             if on_event is not None:
                 on_event(kind, payload)
@@ -191,15 +209,15 @@ class Engine:
                          conversation, cancel, self.max_fn_depth, self.max_fns, self.timeout_s)  # fmt: skip
         return ctx, emit
 
-    def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn, attempts: list[dict],
+    def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn, attempts: list[Attempt],
                  command: str | None = None, rehearse: bool = False,
                  alternatives: CompletionRequest | None = None,
-                 ) -> tuple[str, dict | None, Prepared | None, list[str] | None]:  # fmt: skip
+                 ) -> tuple[str, RunError | None, Prepared | None, list[str] | None]:  # fmt: skip
         """One program: prepare, check, (rehearse,) run. Returns (program, error or None, prepared,
         what moved in a dry run that refused it, or None when it was not refused in a dry run).
         With `alternatives`, more candidates may be sampled from that request."""
         if not code.strip():
-            error = {"kind": "no_code", "message": "the answer contained no Python code", "line": None}
+            error = RunError(ErrorKind.NO_CODE, "the answer contained no Python code")
             emit("code", {"attempt": n, "code": "", "functions": {}})
             return self._record(n, "", error, emit, attempts), error, None, None
         prepared = ctx.prepare(code, command)
@@ -218,17 +236,17 @@ class Engine:
         if len(pool) > 1:
             emit("selection", {"attempt": n, "chosen": None if winner is None else winner.index,
                                "agreeing": votes, "candidates": len(pool)})  # fmt: skip
-        summaries = [d.summary() for d, _ in pool]
+        dry_runs = [d for d, _ in pool]
         if winner is None:
             error = first.error
-            self._record(n, prepared.program, error, emit, attempts, summaries, None)
+            self._record(n, prepared.program, error, emit, attempts, dry_runs, None)
             return prepared.program, error, prepared, first.moved
         chosen = {d.index: p for d, p in pool}[winner.index]
         if chosen is not prepared:
             emit("code", {"attempt": n, "code": chosen.program, "functions": chosen.functions,
                           "candidate": winner.index})  # fmt: skip
         error = ctx.execute(chosen.program)[1]  # the real run
-        self._record(n, chosen.program, error, emit, attempts, summaries, winner.index)
+        self._record(n, chosen.program, error, emit, attempts, dry_runs, winner.index)
         return chosen.program, error, chosen, None
 
     def _alternatives(self, n: int, request: CompletionRequest, ctx: RunContext, emit: EventFn,
@@ -258,7 +276,7 @@ class Engine:
         t0 = time.monotonic()
         problem = _check_error(prepared.problems)
         if problem is not None:
-            dry.rejected, dry.error = "check", problem
+            dry.rejected, dry.error = ErrorKind.CHECK, problem
         else:
             assert self.rehearsal is not None
             rehearsed = self.rehearsal.rehearse(ctx.api, lambda: ctx.execute(prepared.program, dry=True)[1])
@@ -268,13 +286,10 @@ class Engine:
         return dry
 
     @staticmethod
-    def _record(n: int, program: str, error: dict | None, emit: EventFn, attempts: list[dict],
-                candidates: list[dict] | None = None, chosen: int | None = None) -> str:  # fmt: skip
-        row = {"attempt": n, "code": program, "ok": error is None, "error": error}
-        if candidates is not None:
-            row.update(candidates=candidates, chosen=chosen)
-        attempts.append(row)
-        emit("attempt", {"attempt": n, "ok": error is None, "error": error,
+    def _record(n: int, program: str, error: RunError | None, emit: EventFn, attempts: list[Attempt],
+                candidates: list[DryRun] | None = None, chosen: int | None = None) -> str:  # fmt: skip
+        attempts.append(Attempt(n, program, error, candidates, chosen))
+        emit("attempt", {"attempt": n, "ok": error is None, "error": error.to_dict() if error else None,
                          **({"candidates": len(candidates), "chosen": chosen} if candidates else {})})  # fmt: skip
         return program
 
@@ -285,13 +300,17 @@ class Engine:
             if name in prepared.functions and not is_stub(prepared.functions[name], name):
                 self.skills.add(name, prepared.functions[name])
 
-    def _outcome(self, status, program, attempts, error, api, said0, ctx) -> CommandOutcome:
-        said = list(getattr(api, "said", [])[said0:])
-        rehearsed = sum(len(a.get("candidates", ())) for a in attempts)
+    @staticmethod
+    def _outcome(status: RunStatus, program: str, attempts: list[Attempt], error: RunError | None,
+                 api: PolicyAPI, said0: int, ctx: RunContext) -> CommandOutcome:  # fmt: skip
+        said = list(api.said[said0:])
+        rehearsed = sum(len(a.candidates or ()) for a in attempts)
         return CommandOutcome(status, program, attempts, error, said, list(ctx.caller.log), rehearsed)
 
 
-_NOT_RUN = frozenset({"check", "no_code", "syntax", "violation"})  # refused before anything ran
+# refused before anything ran
+_NOT_RUN = frozenset({ErrorKind.CHECK, ErrorKind.NO_CODE, ErrorKind.SYNTAX, ErrorKind.VIOLATION})
+_CANCELLED = RunError(ErrorKind.CANCELLED, "the run was cancelled")
 REPEATED = (
     "That is the same program that just failed, and it would fail the same way. Write a different "
     "program: change what the error points at (use a position or name the error suggests, if any)."
@@ -300,12 +319,16 @@ SAMPLE_TEMPERATURE = 0.7  # for a program other than the greedy one: a repeated 
 _NO_CODE = Problem(None, "the answer contained no Python code")
 
 
-def _check_error(problems: list[Problem]) -> dict | None:
+def _llm_error(exc: LLMError) -> RunError:
+    return RunError(ErrorKind.LLM, f"{type(exc).__name__}: {exc}")
+
+
+def _check_error(problems: list[Problem]) -> RunError | None:
     if not problems:
         return None
     p = problems[0]
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return {"kind": "check", "message": p.message + more, "line": p.line}
+    return RunError(ErrorKind.CHECK, p.message + more, p.line)
 
 
 def _shape(code: str) -> str:
@@ -316,19 +339,19 @@ def _shape(code: str) -> str:
         return " ".join(code.split())
 
 
-def _status(error: dict | None) -> str:
+def _status(error: RunError | None) -> RunStatus:
     if error is None:
-        return "succeeded"
-    return "cancelled" if error["kind"] == "cancelled" else "failed"
+        return RunStatus.SUCCEEDED
+    return RunStatus.CANCELLED if error.kind == ErrorKind.CANCELLED else RunStatus.FAILED
 
 
-def _with_repair(request: CompletionRequest, command: str, completion: str, error: dict, program: str,
+def _with_repair(request: CompletionRequest, command: str, completion: str, error: RunError, program: str,
                  moved: list[str], reset: bool) -> CompletionRequest:  # fmt: skip
     """The same conversation plus the failed answer and what went wrong."""
     where = ""
-    if error.get("line"):
-        where = f"\nat line {error['line']}: `{line_text(program, error['line'])}`"
-    lines = [f"That program failed.\nerror ({error['kind']}): {error['message']}{where}"]
+    if error.line:
+        where = f"\nat line {error.line}: `{line_text(program, error.line)}`"
+    lines = [f"That program failed.\nerror ({error.kind}): {error.message}{where}"]
     if moved:
         lines.append("before the error: " + "; ".join(moved))
     if reset:

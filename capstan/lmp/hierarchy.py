@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capstan.llm.base import CompletionRequest, Message
-from capstan.lmp.calls import LLMCaller
+from capstan.lmp.calls import LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, defined_functions, is_literal_call, is_stub, undefined_calls
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
@@ -196,7 +196,7 @@ REVISE = (
 class GeneratedFunction:
     code: str  # self-contained module: the spec's imports and helpers, the function, generated helpers
     helpers: dict[str, str]  # generated helper functions in `code`, by name
-    llm_calls: list[dict]
+    llm_calls: list[LLMCall]
     attempts: int = 1  # answers asked for: 2 when the first was rewritten, 3 when then split (hierarchical)
     written: list[str] = field(default_factory=list)  # every helper the model wrote, in any attempt
     example_failures: list[str] = field(default_factory=list)  # of `code` on the spec's examples
@@ -315,7 +315,9 @@ def _with_docstring(code: str, spec: str, entry_point: str) -> str:
     lines = code.split("\n")
     first = fn.body[0]
     indent = " " * first.col_offset
-    quoted = ast.get_source_segment(spec, spec_fn.body[0].value) or repr(doc)  # type: ignore[attr-defined]
+    docstring = spec_fn.body[0]  # an ast.Expr: get_docstring found it
+    segment = ast.get_source_segment(spec, docstring.value) if isinstance(docstring, ast.Expr) else None
+    quoted = segment or repr(doc)
     lines.insert(first.lineno - 1, indent + quoted)
     out = "\n".join(lines)
     return out if parses(out) else code

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from capstan.lmp.calls import LLMCaller
+from capstan.lmp.executor import PolicyExecutor
 from capstan.lmp.extract import extract_code
 from capstan.lmp.prompt import PromptSpec, build_request, describe_api
 from capstan.lmp.scene import pure_reads, scene_objects
-from capstan.primitives.api import describe_functions, plain
+from capstan.primitives.api import PolicyAPI, describe_functions, plain
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
@@ -30,9 +31,9 @@ class NestedLMPs:
     def __init__(
         self,
         caller: LLMCaller,
-        sandbox: Any,
+        sandbox: PolicyExecutor,
         prompts: dict[str, PromptSpec],
-        api: Any,
+        api: PolicyAPI,
         api_text: str,
         prelude: Callable[[], str],
         cancel: threading.Event | None = None,
@@ -97,11 +98,8 @@ class NestedLMPs:
             cancel=self.cancel,
             pure=[n for n in pure_reads(self.api) if n in hosts],
         )
-        if not result.ok:
-            err = result.error
-            raise PrimitiveError(
-                f"{lmp}({query!r}) failed: {getattr(err, 'kind', '?')}: {getattr(err, 'message', err)}"
-            )
+        if result.error is not None:
+            raise PrimitiveError(f"{lmp}({query!r}) failed: {result.error.kind}: {result.error.message}")
         if "ret_val" not in result.values:
             raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
         answer = result.values["ret_val"]
@@ -117,7 +115,7 @@ def describe_nested() -> str:
     return describe_functions({name: getattr(NestedLMPs, name) for name in NESTED})
 
 
-def policy_api_text(api: Any) -> str:
+def policy_api_text(api: PolicyAPI) -> str:
     """What the main prompt and fgen list: the primitives, then the nested LMPs policy code may call."""
     return describe_api(api.describe()) + "\n" + describe_nested()
 

@@ -13,10 +13,11 @@ import ast
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from capstan.lmp.nested import NESTED
-from capstan.primitives.api import MOTION_NAMES
+from capstan.primitives.api import MOTION_NAMES, PolicyAPI
+from capstan.primitives.outcome import ErrorKind, RunError
 from capstan.primitives.rehearsal import Rehearsed
 
 MOVED_M = 0.01  # an object or the gripper that moved less than this did not move
@@ -26,9 +27,9 @@ OUTSIDE_M = 0.03  # an object this far outside the workspace box has left it
 
 
 class Rehearsal(Protocol):
-    def can_rehearse(self, api: Any) -> bool: ...
+    def can_rehearse(self, api: PolicyAPI) -> bool: ...
 
-    def rehearse(self, api: Any, run: Callable[[], dict | None]) -> Rehearsed:
+    def rehearse(self, api: PolicyAPI, run: Callable[[], RunError | None]) -> Rehearsed:
         """Call `run()` (which runs a program against `api`) so that nothing real moves; the
         world is as it was afterwards."""
         ...
@@ -42,8 +43,8 @@ class DryRun:
     source: str  # "greedy" (the model's first answer), "sampled" or "repair"
     code: str
     seed: int | None = None
-    rejected: str | None = None  # None: it survived; else why not (an error kind)
-    error: dict | None = None
+    rejected: ErrorKind | None = None  # None: it survived; else why not
+    error: RunError | None = None
     moved: list[str] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     motions: int = 0
@@ -51,8 +52,9 @@ class DryRun:
     seconds: float = 0.0
 
     def summary(self) -> dict:
+        error = None if self.error is None else self.error.to_dict()
         return {"index": self.index, "source": self.source, "seed": self.seed, "code": self.code,
-                "rejected": self.rejected, "error": self.error, "moved": self.moved, "said": self.said,
+                "rejected": self.rejected, "error": error, "moved": self.moved, "said": self.said,
                 "motions": self.motions, "seconds": round(self.seconds, 4)}  # fmt: skip
 
 
@@ -68,22 +70,22 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     moved = {n: p for n, p in after.items() if n not in before or math.dist(before[n], p) > MOVED_M}
     dry.moved = [f"{n} moved from {_xyz(before[n])} to {_xyz(p)}" for n, p in moved.items() if n in before]
     if rehearsed.error is not None:
-        dry.rejected, dry.error = rehearsed.error.get("kind", "error"), rehearsed.error
+        dry.rejected, dry.error = rehearsed.error.kind, rehearsed.error
         return dry
     ws = rehearsed.after.get("workspace") or {}
     table_z = float(ws.get("table_z", 0.0))
     for name, p in moved.items():
         if p[2] < table_z - FELL_M:
-            return _reject(dry, "off_table", f"in the dry run the {name} fell off the table (to {_xyz(p)}); "
-                           "keep every target on the table")  # fmt: skip
+            return _reject(dry, ErrorKind.OFF_TABLE, f"in the dry run the {name} fell off the table "
+                           f"(to {_xyz(p)}); keep every target on the table")  # fmt: skip
         if ws and not _inside(p, ws):
-            return _reject(dry, "left_workspace", f"in the dry run the {name} ended at {_xyz(p)}, outside the "
-                           f"workspace x in {ws['x']}, y in {ws['y']}")  # fmt: skip
+            return _reject(dry, ErrorKind.LEFT_WORKSPACE, f"in the dry run the {name} ended at {_xyz(p)}, "
+                           f"outside the workspace x in {ws['x']}, y in {ws['y']}")  # fmt: skip
     gripper_moved = math.dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
     grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (rehearsed.after.get("gripper") or {}).get("open")
     if not dry.moved and not dry.said and not gripper_moved and not grip_changed:
-        return _reject(dry, "no_effect", "the program ran but changed nothing and said nothing. If the "
-                       "command cannot be done, say() why; otherwise write the program that does it.")  # fmt: skip
+        return _reject(dry, ErrorKind.NO_EFFECT, "the program ran but changed nothing and said nothing. "
+                       "If the command cannot be done, say() why; otherwise write the program that does it.")
     return dry
 
 
@@ -117,8 +119,8 @@ def is_compositional(code: str, dry: DryRun, helpers: list[str]) -> bool:
     return False
 
 
-def _reject(dry: DryRun, kind: str, message: str) -> DryRun:
-    dry.rejected, dry.error = kind, {"kind": kind, "message": message, "line": None}
+def _reject(dry: DryRun, kind: ErrorKind, message: str) -> DryRun:
+    dry.rejected, dry.error = kind, RunError(kind, message)
     return dry
 
 

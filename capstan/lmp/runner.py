@@ -8,7 +8,6 @@ import ast
 import difflib
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from capstan.lmp.calls import LLMCaller
 from capstan.lmp.checks import (
@@ -20,12 +19,15 @@ from capstan.lmp.checks import (
     unknown_object_literals,
 )
 from capstan.lmp.conversation import Conversation
+from capstan.lmp.executor import PolicyExecutor
 from capstan.lmp.hierarchy import FunctionResolver
 from capstan.lmp.nested import NestedLMPs, policy_api_text
 from capstan.lmp.prompt import PromptSpec, describe_api
 from capstan.lmp.scene import pure_reads, restore, scene_objects
 from capstan.lmp.skills import SkillLibrary
+from capstan.primitives.api import PolicyAPI
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError
+from capstan.primitives.outcome import RunError
 
 PRELUDE_NAMES = ("objects", "blocks", "bowls")
 
@@ -48,8 +50,8 @@ def prelude_for(objects: list[str]) -> str:
 class RunContext:
     def __init__(
         self,
-        api: Any,
-        sandbox: Any,
+        api: PolicyAPI,
+        sandbox: PolicyExecutor,
         caller: LLMCaller,
         prompts: dict[str, PromptSpec],
         skills: SkillLibrary | None,
@@ -121,7 +123,7 @@ class RunContext:
             out.problems.append(Problem(line if line and line > 0 else None, v.message))
         return out
 
-    def execute(self, program: str, dry: bool = False) -> tuple[bool, dict | None]:
+    def execute(self, program: str, dry: bool = False) -> tuple[bool, RunError | None]:
         """Run the program; `dry` when a rehearsal puts the world back afterwards."""
         prelude = self.prelude()
         self.rehearsing = dry
@@ -130,12 +132,9 @@ class RunContext:
                                    cancel=self.cancel, pure=self.pure)  # fmt: skip
         finally:
             self.rehearsing = False
-        if res.ok:
+        if res.error is None:
             return True, None
-        err = res.error
-        line = getattr(err, "line", None)
-        line = line - prelude.count("\n") if line else None
-        return False, {"kind": err.kind, "message": err.message, "line": line if line and line > 0 else None}
+        return False, res.error.shifted(prelude.count("\n"))
 
 
 def line_text(program: str, line: int | None) -> str:
@@ -143,10 +142,10 @@ def line_text(program: str, line: int | None) -> str:
     return lines[line - 1].strip() if line and 0 < line <= len(lines) else ""
 
 
-def splice_fix(program: str, fix: str, error: dict | None) -> str:
+def splice_fix(program: str, fix: str, error: RunError | None) -> str:
     """Small models often answer a repair request with only the corrected line. When the fix is one
     line resembling the failed line of a longer program, put it in that line's place."""
-    line = (error or {}).get("line")
+    line = error.line if error is not None else None
     fix_lines = [ln for ln in fix.strip("\n").split("\n") if ln.strip()]
     old = program.rstrip("\n").split("\n")
     if len(fix_lines) != 1 or len(old) < 2 or not line or not 0 < line <= len(old):

@@ -1,64 +1,39 @@
 """What the LMPs need from the world: object names and positions, snapshots, and what moved.
 
-Reads the backend's `state()` (docs/CONTRACTS.md "Scene state") when the API exposes its backend,
-so prompt building does not show up as primitive calls in the trace; falls back to the policy
-functions otherwise.
+Reads the backend's `state()` (docs/CONTRACTS.md "Scene state"), so prompt building does not show
+up as primitive calls in the trace.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from capstan.primitives.api import PolicyAPI
 from capstan.primitives.errors import PrimitiveError
 
 
-def backend_of(api: Any) -> Any:
-    return getattr(api, "backend", None) or getattr(api, "_backend", None)
-
-
-def scene_state(api: Any) -> dict | None:
-    backend = backend_of(api)
-    if backend is not None and hasattr(backend, "state"):
-        return backend.state()
-    return None
-
-
-def scene_objects(api: Any) -> tuple[list[str], dict[str, list[float]]]:
+def scene_objects(api: PolicyAPI) -> tuple[list[str], dict[str, list[float]]]:
     """(object names, {name: [x, y]}) of the current scene."""
-    state = scene_state(api)
-    if state is not None:
-        objs = state.get("objects", {})
-        return list(objs), {n: [float(o["position"][0]), float(o["position"][1])] for n, o in objs.items()}
-    fns = api.functions()
-    names = list(fns["get_obj_names"]())
-    return names, {n: [float(v) for v in fns["get_obj_pos"](n)[:2]] for n in names}
+    objs = api.backend.state().get("objects", {})
+    return list(objs), {n: [float(o["position"][0]), float(o["position"][1])] for n, o in objs.items()}
 
 
-def pure_reads(api: Any) -> tuple[str, ...]:
-    """The API's functions the sandbox may answer again without asking (none for APIs that do not say)."""
-    pure = getattr(api, "pure_functions", None)
-    return tuple(pure()) if pure is not None else ()
+def pure_reads(api: PolicyAPI) -> tuple[str, ...]:
+    """The API's functions the sandbox may answer again without asking."""
+    return api.pure_functions()
 
 
-def can_snapshot(api: Any) -> bool:
-    backend = backend_of(api)
-    return (
-        backend is not None
-        and callable(getattr(backend, "snapshot", None))
-        and callable(getattr(backend, "restore", None))
-    )
+def snapshot(api: PolicyAPI) -> Any:
+    """The world before a command, or None when the backend cannot snapshot."""
+    return api.backend.snapshot() if api.backend.supports_snapshots else None
 
 
-def snapshot(api: Any) -> Any:
-    return backend_of(api).snapshot() if can_snapshot(api) else None
-
-
-def restore(api: Any, snap: Any) -> None:
-    if snap is None or not can_snapshot(api):
+def restore(api: PolicyAPI, snap: Any) -> None:
+    if snap is None or not api.backend.supports_snapshots:
         raise PrimitiveError(
             "undo is not supported by this robot: its backend cannot snapshot and restore the world"
         )
-    backend_of(api).restore(snap)
+    api.backend.restore(snap)
 
 
 def position_diff(

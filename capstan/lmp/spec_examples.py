@@ -11,9 +11,9 @@ import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from capstan.lmp.checks import is_literal_call
+from capstan.lmp.executor import PolicyExecutor
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ def examples_program(code: str, examples: list[SpecExample]) -> str:
     return code.rstrip() + "\n\n" + _SAME + "\n" + "\n".join(checks)
 
 
-def example_check(sandbox: Any, spec: str, entry_point: str, timeout_s: float = 10.0) -> Callable[[str], list[str]] | None:
+def example_check(sandbox: PolicyExecutor, spec: str, entry_point: str,
+                  timeout_s: float = 10.0) -> Callable[[str], list[str]] | None:  # fmt: skip
     """A check of a module on the examples in the spec's docstring, run in `sandbox` (a
     `capstan.sandbox.Sandbox`): what failed, [] when all pass. None when the spec gives no example."""
     examples = spec_examples(spec, entry_point)

@@ -9,10 +9,12 @@ api.describe()            # signatures + docstrings for prompts
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __all__ = [  # ERROR_TYPES lives in primitives.errors
     "CameraImage",
     "CameraPerception",
+    "ErrorKind",
     "FakeBackend",
     "GraspError",
     "InvalidArgumentError",
@@ -23,6 +25,8 @@ __all__ = [  # ERROR_TYPES lives in primitives.errors
     "PrimitiveError",
     "RobotBackend",
     "RobotStoppedError",
+    "RunError",
+    "RunStatus",
     "TruthPerception",
     "UnknownObjectError",
     "UnreachableError",
@@ -38,7 +42,27 @@ _LAZY = {
     "CameraPerception": "capstan.primitives.perception",
     "Perception": "capstan.primitives.perception",
     "TruthPerception": "capstan.primitives.perception",
+    "ErrorKind": "capstan.primitives.outcome",
+    "RunError": "capstan.primitives.outcome",
+    "RunStatus": "capstan.primitives.outcome",
 }
+
+if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
+    from capstan.primitives.api import PolicyAPI
+    from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
+    from capstan.primitives.errors import (
+        GraspError,
+        InvalidArgumentError,
+        NotVisibleError,
+        OutOfWorkspaceError,
+        PrimitiveError,
+        RobotStoppedError,
+        UnknownObjectError,
+        UnreachableError,
+    )
+    from capstan.primitives.fake import FakeBackend
+    from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
+    from capstan.primitives.perception import CameraPerception, Perception, TruthPerception
 
 
 def __getattr__(name: str):

@@ -9,7 +9,9 @@ in the table frame: seen from the top-down camera +x is right, +y is top (far fr
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,12 +41,23 @@ class CameraImage:
 
 
 class RobotBackend(abc.ABC):
-    """What a robot must offer so that every primitive works on it."""
+    """What a robot must offer so that every primitive works on it.
+
+    Beyond the abstract verbs, a backend declares what else it can do with the class attributes
+    below, and overrides the matching methods; callers ask the attribute, never probe for methods.
+    The defaults here refuse, naming the capability that is missing.
+    """
 
     # True when the scene and the arm change only through this backend's own verbs (a simulator
     # that steps only inside them): then two reads with no command between them give the same
     # answer, and the sandbox may answer a repeated read without asking. A real robot is False.
     changes_only_when_commanded: bool = False
+    # snapshot() and restore(): undo, a repair starting from the scene its prompt showed, dry runs
+    supports_snapshots: bool = False
+    # start_recording() and stop_recording(): frames captured during motions (else one render per call)
+    supports_recording: bool = False
+    # place_objects(): put objects where a saved scene state had them (a session revived after a restart)
+    supports_placing: bool = False
 
     @abc.abstractmethod
     def workspace(self) -> Workspace: ...
@@ -91,3 +104,36 @@ class RobotBackend(abc.ABC):
 
     def close(self) -> None:
         pass
+
+    # -- optional capabilities (see the class attributes) ----------------------------------------
+    def snapshot(self) -> Any:
+        """The whole world state, for restore(); opaque to callers."""
+        raise self._missing("supports_snapshots", "snapshot the world")
+
+    def restore(self, snap: Any) -> None:
+        """Put the world back as it was when snapshot() returned `snap`."""
+        raise self._missing("supports_snapshots", "restore a snapshot")
+
+    def headless(self) -> contextlib.AbstractContextManager[None]:
+        """Inside, motions capture no frames (a dry run is not part of the video). A backend that
+        records nothing has nothing to switch off."""
+        return contextlib.nullcontext()
+
+    def start_recording(self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240,
+                        max_frames: int = 1000) -> None:  # fmt: skip
+        """Capture an RGB frame every 1/fps seconds of motion, at most `max_frames`."""
+        raise self._missing("supports_recording", "record frames")
+
+    def stop_recording(self) -> list[np.ndarray]:
+        """Stop capturing; the RGB frames (H, W, 3 uint8) taken since start_recording()."""
+        raise self._missing("supports_recording", "record frames")
+
+    def place_objects(self, poses: dict) -> None:
+        """Put objects at {name: {"position", "orientation"}} and let them settle."""
+        raise self._missing("supports_placing", "place objects")
+
+    def _missing(self, flag: str, what: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} cannot {what}: it does not declare {flag}; check "
+            f"backend.{flag} before calling"
+        )

@@ -151,7 +151,7 @@ class CameraPerception(Perception):
                 name, score = img.id_to_name.get(int(seg_id)), 0.0
             else:
                 name, score = self._identify(img, mask, state)
-            if name in state["objects"] and score <= fit.get(name, math.inf):
+            if name is not None and name in state["objects"] and score <= fit.get(name, math.inf):
                 masks[name], fit[name] = mask, score
         return masks
 

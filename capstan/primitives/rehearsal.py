@@ -7,11 +7,11 @@ restore. Runs of one session never overlap, so nobody sees the world in between.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capstan.primitives.api import PolicyAPI
+from capstan.primitives.outcome import RunError
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Rehearsed:
     """What a rehearsal reports: the program's error (or None), the scene before and after, the
     primitive calls it made and what it said."""
 
-    error: dict | None
+    error: RunError | None
     before: dict
     after: dict
     calls: list[dict] = field(default_factory=list)
@@ -27,23 +27,17 @@ class Rehearsed:
 
 
 class SnapshotRehearsal:
-    def can_rehearse(self, api: object) -> bool:
-        backend = getattr(api, "backend", None)
-        return (
-            isinstance(api, PolicyAPI)
-            and callable(getattr(backend, "snapshot", None))
-            and callable(getattr(backend, "restore", None))
-        )
+    def can_rehearse(self, api: PolicyAPI) -> bool:
+        return api.backend.supports_snapshots
 
-    def rehearse(self, api: PolicyAPI, run: Callable[[], dict | None]) -> Rehearsed:
+    def rehearse(self, api: PolicyAPI, run: Callable[[], RunError | None]) -> Rehearsed:
         backend = api.backend
         before = backend.state()
-        snap = backend.snapshot()  # type: ignore[attr-defined]
-        headless = getattr(backend, "headless", contextlib.nullcontext)
+        snap = backend.snapshot()
         try:
-            with api.aside() as (calls, said), headless():
+            with api.aside() as (calls, said), backend.headless():
                 error = run()
             after = backend.state()
         finally:
-            backend.restore(snap)  # type: ignore[attr-defined]
+            backend.restore(snap)
         return Rehearsed(error, before, after, calls, said)

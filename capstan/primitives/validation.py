@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 
 import numpy as np
 
@@ -57,7 +57,11 @@ def number(value: object, what: str, lo: float = -math.inf, hi: float = math.inf
 
 def vector(value: object, n: int, what: str) -> np.ndarray:
     """A length-n float vector from a list, tuple or array; rejects huge, nested or non-finite input."""
-    if isinstance(value, (str, bytes, dict, set)) or not hasattr(value, "__len__"):
+    if (
+        isinstance(value, (str, bytes, dict, set))
+        or not isinstance(value, Sized)
+        or not isinstance(value, Iterable)
+    ):
         raise InvalidArgumentError(
             f"{what} must be a list of {n} numbers, got {type(value).__name__} {_short(value)}"
         )

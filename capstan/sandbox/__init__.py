@@ -59,15 +59,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__all__ = ["ERROR_KINDS", "Sandbox", "SandboxError", "SandboxResult", "Violation"]
+__all__ = ["ERROR_KINDS", "Sandbox", "SandboxResult", "Violation"]  # its errors: primitives.outcome.RunError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from capstan.sandbox.executor import ERROR_KINDS, Sandbox, SandboxError, SandboxResult
+    from capstan.sandbox.executor import ERROR_KINDS, Sandbox, SandboxResult
     from capstan.sandbox.policy import Violation
 
 
 def __getattr__(name: str):
-    if name in ("ERROR_KINDS", "Sandbox", "SandboxError", "SandboxResult"):
+    if name in ("ERROR_KINDS", "Sandbox", "SandboxResult"):
         from capstan.sandbox import executor
 
         return getattr(executor, name)

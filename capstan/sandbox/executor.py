@@ -20,31 +20,18 @@ from typing import Self
 
 from capstan.primitives import errors
 from capstan.primitives.errors import PrimitiveError as _HostPrimitiveError
+from capstan.primitives.outcome import SANDBOX_ERROR_KINDS, ErrorKind, RunError
 from capstan.sandbox import policy, protocol
 from capstan.sandbox.isolation import detect
 from capstan.sandbox.pool import Launcher, PoolError, WorkerPool
 
-ERROR_KINDS = ("syntax", "violation", "policy", "primitive", "timeout", "memory", "cancelled", "crash")
+ERROR_KINDS = SANDBOX_ERROR_KINDS
 _MAX_TEXT = 4000
-
-
-
-@dataclass(frozen=True)
-class SandboxError:
-    """Why a run failed. `kind` is one of ERROR_KINDS; `line` is a line of the program or None."""
-
-    kind: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line else ""
-        return f"{self.kind}{where}: {self.message}"
 
 
 @dataclass
 class SandboxResult:
-    error: SandboxError | None = None
+    error: RunError | None = None  # its kind is one of ERROR_KINDS
     values: dict = field(default_factory=dict)
     stdout: str = ""
     duration_s: float = 0.0
@@ -198,21 +185,21 @@ class Sandbox:
             violations = self.check(code)
             if violations:
                 first = violations[0]
-                kind = "syntax" if first.kind == "syntax" else "violation"
+                kind = ErrorKind.SYNTAX if first.kind == "syntax" else ErrorKind.VIOLATION
                 message = "; ".join(str(v) for v in violations)
-                return _done(start, SandboxError(kind, message, first.line))
+                return _done(start, RunError(kind, message, first.line))
         try:
             worker = self._pool.acquire(start + self.acquire_timeout_s, cancel)
         except protocol.ChannelCancelled:
-            return _done(start, SandboxError("cancelled", "the run was cancelled before it started"))
+            return _done(start, RunError(ErrorKind.CANCELLED, "the run was cancelled before it started"))
         except protocol.ChannelTimeout:
             message = (
                 f"no sandbox worker became free within {self.acquire_timeout_s:g} s (all busy or still "
                 "starting); raise max_workers or acquire_timeout_s"
             )
-            return _done(start, SandboxError("timeout", message))
+            return _done(start, RunError(ErrorKind.TIMEOUT, message))
         except PoolError as exc:
-            return _done(start, SandboxError("crash", str(exc)))
+            return _done(start, RunError(ErrorKind.CRASH, str(exc)))
         deadline = time.monotonic() + timeout_s  # the program's budget starts when it can run
         try:
             spec = {
@@ -293,22 +280,22 @@ class _Session:
                 f"the program did not finish within {self.timeout_s:g} s and was stopped; "
                 "look for an endless loop or a very slow computation"
             )
-            return _done(start, SandboxError("timeout", message))
+            return _done(start, RunError(ErrorKind.TIMEOUT, message))
         except protocol.ChannelCancelled:
             self.worker.kill()
-            return _done(start, SandboxError("cancelled", "the run was cancelled"))
+            return _done(start, RunError(ErrorKind.CANCELLED, "the run was cancelled"))
         except _HostCallBudget:
             self.worker.kill()
             message = (
                 f"the program made more than {self.max_host_calls} calls to the robot API in one run and was "
                 "stopped; look for a loop that never ends or that calls a function far more often than needed"
             )
-            return _done(start, SandboxError("timeout", message))
+            return _done(start, RunError(ErrorKind.TIMEOUT, message))
         except protocol.ChannelClosed:
             return _done(start, self._death_error())
         except (protocol.ProtocolError, OSError) as exc:
             self.worker.kill()
-            return _done(start, SandboxError("crash", f"sandbox worker misbehaved and was killed: {exc}"))
+            return _done(start, RunError(ErrorKind.CRASH, f"sandbox worker misbehaved and was killed: {exc}"))
 
     def _check_time(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -316,14 +303,15 @@ class _Session:
         if time.monotonic() >= self.deadline:
             raise protocol.ChannelTimeout()
 
-    def _death_error(self) -> SandboxError:
+    def _death_error(self) -> RunError:
         how = self.worker.exit_description()
         if "SIGXCPU" in how:
-            return SandboxError("timeout", f"the program computed for longer than its CPU budget of {self.cpu_s:g} s "
-                                           f"and was stopped ({how}); look for an endless loop or a very slow computation")  # fmt: skip
+            message = (f"the program computed for longer than its CPU budget of {self.cpu_s:g} s and was "
+                       f"stopped ({how}); look for an endless loop or a very slow computation")
+            return RunError(ErrorKind.TIMEOUT, message)
         if "SIGSEGV" in how or "SIGABRT" in how or "SIGBUS" in how:
-            return SandboxError("crash", f"the sandbox worker crashed ({how}), possibly out of memory")
-        return SandboxError("crash", f"the sandbox worker died unexpectedly ({how})")
+            return RunError(ErrorKind.CRASH, f"the sandbox worker crashed ({how}), possibly out of memory")
+        return RunError(ErrorKind.CRASH, f"the sandbox worker died unexpectedly ({how})")
 
     def _serve_call(self, message: tuple) -> None:
         _tag, name, args, kwargs = _call_parts(message)
@@ -398,7 +386,7 @@ class _Session:
                 raise protocol.ProtocolError("malformed error in done message")
             line = error.get("line")
             line = line if type(line) is int else None
-            result_error = SandboxError(error["kind"], _text(error.get("message")), line)
+            result_error = RunError(ErrorKind(error["kind"]), _text(error.get("message")), line)
         values = {name: values[name] for name in self.return_names if name in values}
         cpu_s = body.get("cpu_s")
         cpu_s = float(cpu_s) if type(cpu_s) is float and 0.0 <= cpu_s < 1e6 else None
@@ -457,7 +445,7 @@ def _text(value) -> str:
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + " [...]"
 
 
-def _done(start: float, error: SandboxError) -> SandboxResult:
+def _done(start: float, error: RunError) -> SandboxResult:
     return SandboxResult(error=error, duration_s=time.monotonic() - start)
 
 

@@ -82,8 +82,10 @@ class Layout:
                 raise ModuleNotFoundError(
                     f"sandbox module {top!r} is not installed; pip install it or drop it"
                 )
-            where = list(spec.submodule_search_locations or []) or [spec.origin]
-            path = os.path.realpath(where[0])
+            where = next(iter(spec.submodule_search_locations or ()), None) or spec.origin
+            if where is None:
+                raise ModuleNotFoundError(f"sandbox module {top!r} has no location on disk")
+            path = os.path.realpath(where)
             if path.startswith(stdlib + os.sep) or spec.origin in ("built-in", "frozen"):
                 continue
             packages[os.path.basename(path)] = path
@@ -149,8 +151,8 @@ class Isolation:
             kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
         return kwargs
 
-    def report(self) -> dict:
-        base = {
+    def report(self) -> dict[str, object]:
+        base: dict[str, object] = {
             "mode": self.mode,
             "process": "one fresh worker process per run, killed (SIGKILL to its process group) by the parent",
             "environment": "built from scratch: " + ", ".join(sorted(scrubbed_env())),

@@ -47,7 +47,7 @@ class ReadMemo:
             return None
         reply, reply_bytes, entry_bytes = known
         if type(key) is bytes:  # arguments the program may still change: report a private copy
-            self._report.append(protocol.decode(key))
+            self._report.append(protocol.decode_tuple(key))
         else:
             self._report.append(("call", name, args, kwargs))
         self._report_bytes += entry_bytes
@@ -99,4 +99,4 @@ def _fresh(reply: tuple, reply_bytes: bytes) -> tuple:
         return reply  # an error's strings, or an immutable value
     if type(reply[1]) is np.ndarray:
         return ("ret", reply[1].copy())
-    return protocol.decode(reply_bytes)
+    return protocol.decode_tuple(reply_bytes)

@@ -216,8 +216,9 @@ class _Checker:
                 bound.add(node.id)
         reported: set[str] = set()
         for node in ast.walk(tree):
-            loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-            if loaded and node.id not in bound and node.id not in reported:
+            if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)):
+                continue
+            if node.id not in bound and node.id not in reported:
                 reported.add(node.id)
                 self.refuse(
                     node, f"name {node.id!r} is not defined (not a builtin, host function or assignment)"

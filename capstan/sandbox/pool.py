@@ -247,11 +247,10 @@ class WorkerPool:
 
     def _finish_boot(self, worker: WorkerProcess) -> None:
         try:
-            message = worker.chan.recv(deadline=time.monotonic() + 2.0)
-            ok = isinstance(message, tuple) and len(message) == 2 and message[0] == "ready"
+            report = _ready_report(worker.chan.recv(deadline=time.monotonic() + 2.0))
         except (protocol.ProtocolError, protocol.ChannelTimeout, OSError):
-            ok = False
-        seccomp = str(message[1].get("seccomp", "")) if ok and isinstance(message[1], dict) else ""
+            report = None
+        seccomp = str(report.get("seccomp", "")) if report is not None else ""
         if seccomp.startswith("failed"):  # fail closed: no program runs in a worker without its filter
             worker.kill()
             self._record_failure(f"a sandbox worker could not install its seccomp filter: {seccomp}")
@@ -261,9 +260,9 @@ class WorkerPool:
             return
         with self._cond:
             self._booting.remove(worker)
-            if ok:
+            if report is not None:
                 worker.state = WorkerState.READY
-                worker.report = message[1] if isinstance(message[1], dict) else {}
+                worker.report = report
                 if self.first_report is None:
                     self.first_report = worker.report
                 self._idle.append(worker)
@@ -299,3 +298,11 @@ class WorkerPool:
 
     def _reap(self) -> None:
         self._dead = [w for w in self._dead if w.proc.poll() is None]
+
+
+def _ready_report(message: object) -> dict | None:
+    """The report of a worker's ("ready", report) message ({} when it is not a dict); None when the
+    worker sent anything else."""
+    if not (isinstance(message, tuple) and len(message) == 2 and message[0] == "ready"):
+        return None
+    return message[1] if isinstance(message[1], dict) else {}

@@ -164,7 +164,7 @@ def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(data: bytes):
+def decode(data: bytes | memoryview):
     """Decode one value; raises ProtocolError on anything malformed or trailing bytes."""
     mv = memoryview(data)
     try:
@@ -173,6 +173,14 @@ def decode(data: bytes):
         raise ProtocolError(f"malformed message: {exc}") from None
     if pos != len(mv):
         raise ProtocolError(f"malformed message: {len(mv) - pos} trailing bytes")
+    return value
+
+
+def decode_tuple(data: bytes | memoryview) -> tuple:
+    """Decode a message that is a tuple (a call, a reply); ProtocolError on anything else."""
+    value = decode(data)
+    if type(value) is not tuple:
+        raise ProtocolError(f"expected a tuple, got a {type(value).__name__}")
     return value
 
 

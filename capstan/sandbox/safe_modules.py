@@ -242,7 +242,7 @@ def make_primitive_errors(spec: dict[str, list]) -> dict[str, type]:
     errors: dict[str, type] = {}
     for name, (parent, builtin) in spec.items():
         bases = tuple(b for b in (errors.get(parent or ""), builtins_.get(builtin or "")) if b is not None)
-        body = {"__module__": "capstan.primitives.errors"}
+        body: dict[str, object] = {"__module__": "capstan.primitives.errors"}
         if builtin == "KeyError":  # KeyError would repr() the message
             body["__str__"] = lambda self: str(self.args[0]) if self.args else ""
         errors[name] = type(name, bases or (Exception,), body)

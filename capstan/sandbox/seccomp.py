@@ -79,9 +79,9 @@ def supported() -> bool:
 
 def build_filter() -> bytes:
     """The BPF program as `struct sock_filter[]` bytes."""
-    prog: list[tuple] = []  # (code, jt_label|0, jf_label|0, k)
+    prog: list[tuple[int, int | str, int | str, int]] = []  # (code, jt_label|0, jf_label|0, k)
 
-    def emit(code, k, jt=0, jf=0):
+    def emit(code: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
         prog.append((code, jt, jf, k))
 
     # Only constant loads of nr/arch, jumps and returns up to each unconditional "allow", so the

@@ -198,7 +198,7 @@ class Runner:
         with self.send_lock:
             self.chan.send_raw(payload, before=memo.take_report())
         reply_bytes = self.chan.recv_frame()
-        reply = self.protocol.decode(reply_bytes)
+        reply = self.protocol.decode_tuple(reply_bytes)
         if pure:
             reply = memo.remember(key, reply_bytes, reply)
         return self._answer(reply)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from capstan.lmp.hierarchy import FunctionGenerator
     from capstan.primitives.api import PolicyAPI
     from capstan.primitives.backend import RobotBackend
+    from capstan.primitives.outcome import RunError
     from capstan.sandbox import Sandbox
     from capstan.sim import World
 
@@ -83,11 +84,9 @@ def sandbox_trial(sandbox: Sandbox, timeout_s: float = 5.0) -> Callable[[str], s
     return trial
 
 
-def error_text(err) -> str:
+def error_text(err: RunError | None) -> str:
     """A sandbox run's error as one line, `kind (line n): message` (it is fed back to the model)."""
     if err is None:
         return "unknown error"
-    line = getattr(err, "line", None)
-    where = f" (line {line})" if line else ""
-    message = getattr(err, "message", "") or ""
-    return f"{getattr(err, 'kind', 'error')}{where}: {message}"[:300]
+    where = f" (line {err.line})" if err.line else ""
+    return f"{err.kind}{where}: {err.message}"[:300]

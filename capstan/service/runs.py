@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from capstan.primitives.api import MOTION_NAMES
 from capstan.primitives.jsondata import jsonable
+from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
 from capstan.service.events import EventHub
 from capstan.service.media import FPS as FRAME_FPS
 from capstan.service.media import Recorder
@@ -26,7 +27,6 @@ from capstan.service.store import TraceStore
 
 log = logging.getLogger("capstan.runs")
 
-FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 CONTROL_PRIMITIVES = MOTION_NAMES | {"wait"}  # a frame after each: the scene may have changed
 
 
@@ -45,29 +45,16 @@ class Run:
     session: Session
     kind: str  # "command" | "program"
     text: str
-    status: str = "queued"
+    status: RunStatus = RunStatus.QUEUED
     created_at: float = field(default_factory=time.time)
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     hub: EventHub = field(default_factory=EventHub)
     seq: int = 0
-    error: dict | None = None
+    error: RunError | None = None
     engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
     _seq_lock: threading.Lock = field(default_factory=threading.Lock)
     _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def error_dict(err) -> dict | None:
-    """SandboxError / exception / dict -> {"kind", "message", "line"}."""
-    if err is None:
-        return None
-    if isinstance(err, dict):
-        return {"kind": str(err.get("kind", "error")), "message": str(err.get("message", "")),
-                "line": err.get("line")}
-    kind = getattr(err, "kind", None) or type(err).__name__
-    message = getattr(err, "message", None) or str(err)
-    line = getattr(err, "line", None)
-    return {"kind": str(kind), "message": str(message), "line": line if isinstance(line, int) else None}
 
 
 class RunManager:
@@ -102,11 +89,11 @@ class RunManager:
             doc = {"command": text if kind == "command" else None,
                    "code": text if kind == "program" else None,
                    "scene": session.scene, "timings": {"queued_at": run.created_at}}
-            self.store.create_run(run.id, session.id, kind, "queued", doc)
+            self.store.create_run(run.id, session.id, kind, RunStatus.QUEUED.value, doc)
             self._active[run.id] = run
             self._pending.append(run)
             self._cond.notify_all()
-        self._emit(run, "status", {"status": "queued"})
+        self._emit(run, "status", {"status": RunStatus.QUEUED.value})
         return run
 
     def get_active(self, run_id: str) -> Run | None:
@@ -131,9 +118,9 @@ class RunManager:
             else:
                 queued = False
         if queued:
-            self._finish(run, "cancelled", {"kind": "cancelled", "message": "cancelled before it started",
-                                             "line": None}, {})
-            return "cancelled"
+            error = RunError(ErrorKind.CANCELLED, "cancelled before it started")
+            self._finish(run, RunStatus.CANCELLED, error, {})
+            return RunStatus.CANCELLED.value
         with run._cancel_lock:
             if run.engine_done:  # the run already resumed the backend; stopping now would leak the e-stop
                 return "cancelling"
@@ -199,8 +186,8 @@ class RunManager:
                         run.session.backend.resume()
                     except Exception:
                         log.exception("backend.resume() failed")
-                self._finish(run, "failed", {"kind": "internal", "message": f"internal error: {exc}",
-                                             "line": None}, {})
+                error = RunError(ErrorKind.INTERNAL, f"internal error: {exc}")
+                self._finish(run, RunStatus.FAILED, error, {})
             finally:
                 with self._cond:
                     run.session.busy = False
@@ -212,12 +199,12 @@ class RunManager:
         started = time.time()
         timings = {"queued_at": run.created_at, "started_at": started}
         with session.lock:
-            run.status = "running"
-            self.store.update_run(run.id, status="running", timings=timings)
-            self._emit(run, "status", {"status": "running"})
+            run.status = RunStatus.RUNNING
+            self.store.update_run(run.id, status=RunStatus.RUNNING.value, timings=timings)
+            self._emit(run, "status", {"status": RunStatus.RUNNING.value})
             if session.closed:
-                return self._finish(run, "cancelled", {"kind": "cancelled", "message": "session deleted",
-                                                       "line": None}, timings)
+                error = RunError(ErrorKind.CANCELLED, "session deleted")
+                return self._finish(run, RunStatus.CANCELLED, error, timings)
             state_before = session.backend.state()
             self.store.update_run(run.id, state_before=jsonable(state_before))
             recorder = None
@@ -230,8 +217,8 @@ class RunManager:
             with run._cancel_lock:
                 run.engine_done = True
                 if run.cancel.is_set():
-                    status = "cancelled"
-                    error = {"kind": "cancelled", "message": "cancelled by request (e-stop)", "line": None}
+                    status = RunStatus.CANCELLED
+                    error = RunError(ErrorKind.CANCELLED, "cancelled by request (e-stop)")
                     session.backend.resume()
             state_after = jsonable(session.backend.state())
             session.last_state = state_after
@@ -249,7 +236,7 @@ class RunManager:
                     log.exception("saving session %s after run %s failed", session.id, run.id)
             self._finish(run, status, error, timings)
 
-    def _drive(self, run: Run, recorder: Recorder | None) -> tuple[str, dict | None, float]:
+    def _drive(self, run: Run, recorder: Recorder | None) -> tuple[RunStatus, RunError | None, float]:
         """Run the engine; returns (status, error, seconds the engine took)."""
         session = run.session
 
@@ -276,26 +263,19 @@ class RunManager:
             else:
                 outcome = engine.run_program(run.text, session.api, on_event, run.cancel)
         except Exception as exc:  # noqa: BLE001 - any engine failure fails only this run
-            return "failed", self._exception_error(exc), time.time() - t0
+            return RunStatus.FAILED, self._exception_error(exc), time.time() - t0
         finally:
             session.attach(None)
-        err = error_dict(getattr(outcome, "error", None))
-        status = getattr(outcome, "status", None)
-        if status not in ("succeeded", "failed", "cancelled"):
-            status = "succeeded" if err is None else "failed"
-        if status == "failed" and err and err["kind"] == "cancelled":
-            status = "cancelled"
-        return status, err, time.time() - t0
+        return outcome.status, outcome.error, time.time() - t0
 
     @staticmethod
-    def _exception_error(exc: Exception) -> dict:
+    def _exception_error(exc: Exception) -> RunError:
         from capstan.llm.base import LLMError
 
         if isinstance(exc, LLMError):
-            return {"kind": "llm", "line": None,
-                    "message": f"the language model failed ({type(exc).__name__}): {exc}"}
+            return RunError(ErrorKind.LLM, f"the language model failed ({type(exc).__name__}): {exc}")
         log.exception("engine raised", exc_info=exc)
-        return {"kind": "internal", "message": f"{type(exc).__name__}: {exc}", "line": None}
+        return RunError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     def _live_frame(self, session: Session, min_interval_s: float = 0.25) -> None:
         """Without media recording, still publish the current view for GET .../frame.png during the run
@@ -309,11 +289,11 @@ class RunManager:
     def _record_frame(self, run: Run, recorder: Recorder, final: bool = False) -> None:
         """Move the frames captured since the last call into the run's media; emit one "frame" event.
 
-        Backends with `start_recording`/`stop_recording` (sim.World) capture frames during motion;
-        recording restarts after each control primitive until `max_frames` is reached. Other
-        backends get one rendered frame per call."""
+        Backends that support recording (sim.World) capture frames during motion; recording restarts
+        after each control primitive until `max_frames` is reached. Other backends get one rendered
+        frame per call."""
         backend = run.session.backend
-        can_record = hasattr(backend, "start_recording") and hasattr(backend, "stop_recording")
+        can_record = backend.supports_recording
         if can_record:
             frames = backend.stop_recording() if recorder.count or final else []
             if recorder.count and frames:
@@ -336,14 +316,15 @@ class RunManager:
             run.session.last_frame = png
             self._emit(run, "frame", {"index": index, "url": f"/v1/runs/{run.id}/frames/{index}.png"})
 
-    def _finish(self, run: Run, status: str, error: dict | None, timings: dict) -> None:
+    def _finish(self, run: Run, status: RunStatus, error: RunError | None, timings: dict) -> None:
         if not timings:
             timings = {"queued_at": run.created_at, "ended_at": time.time()}
         run.status, run.error = status, error
-        self.store.update_run(run.id, status=status, error=error, timings=timings)
-        self.metrics.run_finished(status, (timings.get("ended_at") or time.time()) - (
+        stored = error.to_dict() if error is not None else None
+        self.store.update_run(run.id, status=status.value, error=stored, timings=timings)
+        self.metrics.run_finished(status.value, (timings.get("ended_at") or time.time()) - (
             timings.get("started_at") or run.created_at))
-        self._emit(run, "end", {"status": status, "error": error})
+        self._emit(run, "end", {"status": status.value, "error": stored})
         with self._cond:
             self._active.pop(run.id, None)
         run.done.set()

@@ -103,13 +103,13 @@ class Session:
     def restore(self, doc: dict) -> None:
         """Take over a saved session's identity, object poses and conversation (start-up only)."""
         from capstan.lmp.conversation import Turn
+        from capstan.primitives.outcome import RunStatus
 
         self.id = str(doc["id"])
         self.created_at = float(doc.get("created_at", self.created_at))
         self.last_used = float(doc.get("last_used", self.created_at))
-        place = getattr(self.backend, "place_objects", None)
-        if doc.get("poses") and callable(place):
-            place(doc["poses"])
+        if doc.get("poses") and self.backend.supports_placing:
+            self.backend.place_objects(doc["poses"])
             self.last_state = self.backend.state()
         if self.engine is not None:
             from capstan.lmp.skills import SkillError
@@ -120,7 +120,7 @@ class Session:
                 except (SkillError, KeyError, TypeError, ValueError):
                     continue  # one unreadable skill does not cost the session
         for t in doc.get("turns", []):
-            self.conversation.add(Turn(command=t["command"], code=t["code"], status=t["status"],
+            self.conversation.add(Turn(command=t["command"], code=t["code"], status=RunStatus(t["status"]),
                                        said=list(t.get("said", [])), undone=bool(t.get("undone")),
                                        is_undo=bool(t.get("is_undo"))))  # fmt: skip
 

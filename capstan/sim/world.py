@@ -56,6 +56,9 @@ class World(RobotBackend):
     """A tabletop scene built from a spec dict (see sim.scene). `gui=True` opens a viewer."""
 
     changes_only_when_commanded = True  # physics steps only inside move_ee / set_gripper / wait
+    supports_snapshots = True
+    supports_recording = True
+    supports_placing = True
 
     def __init__(self, spec: dict | None = None, *, gui: bool = False):
         layout, self.seed = build_layout(spec if spec is not None else {"blocks": 3, "bowls": 3, "seed": 0})

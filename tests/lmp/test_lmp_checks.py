@@ -57,9 +57,10 @@ def test_unknown_named_position():
 
 def test_one_line_repair_is_spliced_into_the_failed_program():
     from capstan.lmp.runner import splice_fix
+    from capstan.primitives.outcome import ErrorKind, RunError
 
     program = "b = get_named_position('bottom')\nfor x in xs:\n    put_first_on_second(x, b)\n"
-    err = {"kind": "primitive", "message": "unknown", "line": 1}
+    err = RunError(ErrorKind.PRIMITIVE, "unknown", 1)
     fixed = splice_fix(program, "b = get_named_position('bottom side')\n", err)
     assert fixed == program.replace("'bottom'", "'bottom side'")
     # a different one-liner (a refusal) replaces the program instead

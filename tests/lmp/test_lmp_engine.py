@@ -49,8 +49,8 @@ def test_self_repair_restores_the_world_and_retries(world, api, sandbox, scripte
     out, events = run(Engine(llm, sandbox, max_attempts=3), api, "do it")
     assert out.status == "succeeded" and len(out.attempts) == 2
     first = out.attempts[0]
-    assert not first["ok"] and first["error"]["kind"] == "primitive" and first["error"]["line"] == 2
-    assert out.attempts[1]["ok"] and out.code == good + "\n"
+    assert not first.ok and first.error.kind == "primitive" and first.error.line == 2
+    assert out.attempts[1].ok and out.code == good + "\n"
     repair = llm.requests[1].messages[-1].content
     assert (
         "error (primitive)" in repair
@@ -68,8 +68,8 @@ def test_absent_object_is_caught_before_anything_moves(world, api, sandbox, scri
     out, _ = run(Engine(llm, sandbox), api, "put the purple block in the green bowl")
     assert out.status == "succeeded" and out.said == ["There is no purple block."]
     assert (
-        out.attempts[0]["error"]["kind"] == "check"
-        and "'purple block'" in out.attempts[0]["error"]["message"]
+        out.attempts[0].error.kind == "check"
+        and "'purple block'" in out.attempts[0].error.message
     )
     assert "# note: the scene has no purple block" in llm.requests[0].messages[-1].content
     for name, obj in before["objects"].items():
@@ -84,9 +84,9 @@ def test_gives_up_after_max_attempts(api, sandbox, scripted):
     out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "divide")
     assert out.status == "failed" and len(out.attempts) == 2 and len(llm.requests) == 3
     assert (
-        out.error["kind"] == "policy"
-        and "ZeroDivisionError" in out.error["message"]
-        and out.error["line"] == 1
+        out.error.kind == "policy"
+        and "ZeroDivisionError" in out.error.message
+        and out.error.line == 1
     )
 
 
@@ -131,8 +131,8 @@ def test_a_program_that_still_depends_on_a_stub_never_succeeds(api, sandbox, scr
     llm = scripted("put('green bowl')\nsay('done')", stub, stub.replace("raise NotImplementedError", "..."))
     skills = SkillLibrary()
     out, _ = run(Engine(llm, sandbox, max_attempts=1, skills=skills), api, "put it in the green bowl")
-    assert out.status == "failed" and out.error["kind"] == "check"
-    assert "wrote `put` twice as a stub" in out.error["message"]
+    assert out.status == "failed" and out.error.kind == "check"
+    assert "wrote `put` twice as a stub" in out.error.message
     assert skills.names() == [] and api.said == []
 
 
@@ -150,11 +150,11 @@ def test_generation_depth_and_count_limits(api, sandbox, scripted):
     llm = scripted("say(f())", "def f():\n    return g()\n")
     out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fn_depth=1), api, "x")
     assert (
-        out.status == "failed" and out.error["kind"] == "check" and "nest only 1 deep" in out.error["message"]
+        out.status == "failed" and out.error.kind == "check" and "nest only 1 deep" in out.error.message
     )
     llm = scripted("say(f() + g())", "def f():\n    return 'a'\n")
     out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fns=1), api, "x")
-    assert out.status == "failed" and "at most 1 functions" in out.error["message"]
+    assert out.status == "failed" and "at most 1 functions" in out.error.message
     assert len(llm.requests) == 2
 
 
@@ -180,8 +180,8 @@ def test_undo_with_nothing_to_undo_is_a_clear_error(api, sandbox, scripted):
     out, _ = run(Engine(scripted("undo()"), sandbox, max_attempts=1), api, "undo")
     assert (
         out.status == "failed"
-        and out.error["kind"] == "primitive"
-        and "nothing to undo" in out.error["message"]
+        and out.error.kind == "primitive"
+        and "nothing to undo" in out.error.message
     )
 
 
@@ -202,35 +202,35 @@ def test_run_program_maps_error_lines_and_needs_no_model(api, sandbox, scripted)
     ok = engine.run_program("say(str(len(blocks)))", api)
     assert ok.status == "succeeded" and ok.said == ["3"] and ok.llm_calls == []
     bad = engine.run_program("x = 1\nget_obj_pos('nothing here')\n", api)
-    assert bad.status == "failed" and bad.error["line"] == 2 and bad.error["kind"] == "primitive"
+    assert bad.status == "failed" and bad.error.line == 2 and bad.error.kind == "primitive"
 
 
 def test_cancel_and_llm_failure(api, sandbox, scripted):
     cancel = threading.Event()
     cancel.set()
     out, _ = run(Engine(scripted("say('x')"), sandbox), api, "x", cancel=cancel)
-    assert out.status == "cancelled" and out.error["kind"] == "cancelled"
+    assert out.status == "cancelled" and out.error.kind == "cancelled"
     out, _ = run(Engine(scripted(ProviderUnavailableError("no model")), sandbox), api, "x")
-    assert out.status == "failed" and out.error["kind"] == "llm" and "no model" in out.error["message"]
+    assert out.status == "failed" and out.error.kind == "llm" and "no model" in out.error.message
 
 
 def test_prose_only_answer_is_repaired(api, sandbox, scripted):
     llm = scripted("I am not sure what you mean.", "say('ok')")
     out, _ = run(Engine(llm, sandbox), api, "hmm")
-    assert out.status == "succeeded" and out.attempts[0]["error"]["kind"] == "no_code"
+    assert out.status == "succeeded" and out.attempts[0].error.kind == "no_code"
 
 
 @pytest.mark.parametrize("bad", ["import os\nsay('x')", "say(block_list[0])"])
 def test_static_violations_never_run(api, sandbox, scripted, bad):
     out, _ = run(Engine(scripted(bad), sandbox, max_attempts=1), api, "x")
-    assert out.status == "failed" and out.error["kind"] == "check" and out.said == []
+    assert out.status == "failed" and out.error.kind == "check" and out.said == []
 
 
 def test_guessed_superlative_gets_one_repair(api, sandbox, scripted):
     guess = "say('red block')"
     llm = scripted(guess, "say(min(blocks, key=lambda n: get_obj_pos(n)[0]))")
     out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
-    assert out.status == "succeeded" and "leftmost" in out.attempts[0]["error"]["message"]
+    assert out.status == "succeeded" and "leftmost" in out.attempts[0].error.message
     llm = scripted(guess, guess, guess)  # the lint is advisory: the second guess runs (asked for twice)
     out, _ = run(Engine(llm, sandbox), api, "which block is the leftmost?")
     assert out.status == "succeeded" and out.said == ["red block"] and len(out.attempts) == 2
@@ -241,7 +241,7 @@ def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
     llm = scripted(bad, "p = get_named_position('bottom side')")
     out, _ = run(Engine(llm, sandbox), api, "where is the bottom?")
     assert (
-        out.attempts[0]["error"]["kind"] == "check" and "'bottom side'" in out.attempts[0]["error"]["message"]
+        out.attempts[0].error.kind == "check" and "'bottom side'" in out.attempts[0].error.message
     )
     assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
     assert out.said == ["0.3"]
@@ -268,14 +268,14 @@ def test_an_answer_that_copies_the_api_listing_is_a_clear_error(api, sandbox, sc
     fixed = "put_first_on_second('red block', 'green bowl')"
     llm = scripted(listing, fixed)
     out, _ = run(Engine(llm, sandbox), api, "put the red block in the green bowl")
-    assert out.status == "succeeded" and out.attempts[0]["error"]["kind"] == "check"
-    assert "`put_first_on_second` is provided already" in out.attempts[0]["error"]["message"]
+    assert out.status == "succeeded" and out.attempts[0].error.kind == "check"
+    assert "`put_first_on_second` is provided already" in out.attempts[0].error.message
     assert "is provided already" in llm.requests[1].messages[-1].content
 
 
 def test_a_function_the_program_defines_that_does_nothing_is_refused(api, sandbox, scripted):
     out, _ = run(Engine(scripted("def tidy():\n    pass\n\ntidy()"), sandbox, max_attempts=1), api, "tidy up")
-    assert out.status == "failed" and "function `tidy` does nothing" in out.error["message"]
+    assert out.status == "failed" and "function `tidy` does nothing" in out.error.message
 
 
 def test_a_nested_lmp_call_is_its_own_trace_item(api, sandbox, scripted):

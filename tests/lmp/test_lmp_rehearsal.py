@@ -71,8 +71,8 @@ def test_a_program_that_does_nothing_is_refused_and_repaired(world, api, sandbox
     out, _ = run(engine(llm, sandbox, candidates=3), api, "tidy the red block away into the green bowl")
     assert out.status == "succeeded" and near(world, "red block", "green bowl")
     first = out.attempts[0]
-    assert not first["ok"] and first["error"]["kind"] == "no_effect"
-    assert [c["rejected"] for c in first["candidates"]] == ["no_effect", "no_effect", "no_effect"]
+    assert not first.ok and first.error.kind == "no_effect"
+    assert [c.rejected for c in first.candidates] == ["no_effect", "no_effect", "no_effect"]
     # two sampled alternatives, seeded so a cassette can replay them, then the repair
     assert [(r.temperature, r.seed) for r in llm.requests[:3]] == [(0.0, None), (0.7, 1), (0.7, 2)]
     assert "changed nothing and said nothing" in llm.requests[3].messages[-1].content
@@ -90,12 +90,12 @@ def test_a_raising_first_program_is_replaced_by_a_sampled_survivor_without_a_rep
     bad = "put_first_on_second('blue block', 'green bowl')\nput_first_on_second('red block', [9.0, 9.0])"
     llm = scripted(bad, PUT, PUT)
     out, events = run(engine(llm, sandbox), api, "the red block goes in the green bowl")
-    assert out.status == "succeeded" and len(out.attempts) == 1 and out.attempts[0]["chosen"] == 1
+    assert out.status == "succeeded" and len(out.attempts) == 1 and out.attempts[0].chosen == 1
     assert near(world, "red block", "green bowl")
     assert np.allclose(xy(world, "blue block"), start, atol=0.01)  # the refused program never ran for real
-    cands = out.attempts[0]["candidates"]
-    assert cands[0]["rejected"] == "primitive" and "blue block moved" in cands[0]["moved"][0]
-    assert cands[2].get("seed") == 2 and cands[2]["rejected"] is None
+    cands = out.attempts[0].candidates
+    assert cands[0].rejected == "primitive" and "blue block moved" in cands[0].moved[0]
+    assert cands[2].seed == 2 and cands[2].rejected is None
     selection = dict(events)["selection"]
     assert selection == {"attempt": 1, "chosen": 1, "agreeing": 1, "candidates": 3}
     assert out.code == PUT + "\n"
@@ -107,7 +107,7 @@ def test_a_compositional_command_runs_the_scene_most_candidates_agree_on(world, 
     right_again = "for block in blocks:\n    put_first_on_second(block, 'green bowl')"
     llm = scripted(wrong, right, right_again)
     out, _ = run(engine(llm, sandbox, sample_compositional=True), api, "gather every block in the green bowl")
-    assert out.status == "succeeded" and out.attempts[0]["chosen"] == 1
+    assert out.status == "succeeded" and out.attempts[0].chosen == 1
     assert all(near(world, b, "green bowl", 0.08) for b in ("red block", "blue block", "yellow block"))
     assert out.candidates == 3
 

@@ -10,7 +10,8 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capstan.sandbox import ERROR_KINDS, SandboxError
+from capstan.primitives.outcome import RunError
+from capstan.sandbox import ERROR_KINDS
 
 FRAGMENTS = [
     "import numpy as np",
@@ -78,7 +79,7 @@ def test_any_program_gets_a_result_or_structured_error(sb, code):
     assert isinstance(res.stdout, str) and len(res.stdout) <= 70_000
     assert isinstance(res.values, dict) and set(res.values) <= {"ret_val"}
     if res.error is not None:
-        assert isinstance(res.error, SandboxError)
+        assert isinstance(res.error, RunError)
         assert res.error.kind in ERROR_KINDS and res.error.kind != "crash", (code, res.error)
         assert isinstance(res.error.message, str) and res.error.message
         lines = len(re.split(r"\r\n|\r|\n", code))  # Python's own line breaks, "\r" included

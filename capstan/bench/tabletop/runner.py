@@ -18,10 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from capstan.bench.tabletop import Task, family_of
 from capstan.bench.tabletop import geometry as g
 from capstan.lmp.nested import NESTED
+
+if TYPE_CHECKING:
+    from capstan.lmp import Attempt
 
 PHYSICS_ERRORS = {"GraspError", "UnreachableError"}
 CODE_ERROR_KINDS = {"syntax", "violation", "policy", "check", "no_code", "crash", "memory", "primitive"}
@@ -135,13 +139,13 @@ def _run_command(engine, text: str, api, conversation, limit_s: float):
 def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
     return {
         "command": text,
-        "status": outcome.status,
-        "error": outcome.error,
+        "status": str(outcome.status),
+        "error": outcome.error.to_dict() if outcome.error else None,
         "code": outcome.code,
         "attempts": len(outcome.attempts),
         "candidates": outcome.candidates,  # programs rehearsed in dry runs
         # per attempt with dry runs: which candidate ran (0 is the greedy one; None: all refused)
-        "chosen": [a["chosen"] for a in outcome.attempts if "candidates" in a],
+        "chosen": [a.chosen for a in outcome.attempts if a.candidates is not None],
         # the kind of error the first program hit, if any: what a repair had to fix
         "first_error_kind": _first_error_kind(outcome.attempts),
         "llm_calls": len(outcome.llm_calls),
@@ -153,10 +157,10 @@ def _turn_row(text: str, outcome, hit_limit: bool) -> dict:
     }
 
 
-def _first_error_kind(attempts: list[dict]) -> str | None:
-    if not attempts or attempts[0]["ok"]:
+def _first_error_kind(attempts: list[Attempt]) -> str | None:
+    if not attempts or attempts[0].error is None:
         return None
-    return (attempts[0].get("error") or {}).get("kind")
+    return str(attempts[0].error.kind)
 
 
 def categorize(turns: list[dict], states: list[dict], primitive_errors: list[str], timed_out: bool) -> str:
