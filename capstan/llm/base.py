@@ -94,5 +94,5 @@ class LLMProvider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion: ...
 
-    def close(self) -> None:  # optional hook
+    def close(self) -> None:  # noqa: B027 - an optional hook: most providers hold nothing to release
         pass

@@ -104,7 +104,8 @@ def _load(path: Path, settings: LocalSettings) -> Llama:
         )
     except (ValueError, RuntimeError) as exc:
         raise ProviderUnavailableError(
-            f"cannot load the GGUF model {path}: {exc}; check the file (python -m capstan.llm.model_files assemble)"
+            f"cannot load the GGUF model {path}: {exc}; check the file (python -m capstan.llm.model_files "
+            "assemble)"
         ) from None
 
 

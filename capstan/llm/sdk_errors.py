@@ -28,7 +28,8 @@ def to_llm_error(
     tried = f"after {retries} retries" if retries else "without retries"
     if is_timeout(exc):
         return LLMTimeoutError(
-            f"{provider} at {url} gave no answer within {timeout_s:g} s ({tried}); raise CAPSTAN_LLM_TIMEOUT_S "
+            f"{provider} at {url} gave no answer within {timeout_s:g} s ({tried}); raise "
+            "CAPSTAN_LLM_TIMEOUT_S "
             "or check the server load"
         )
     if is_transport_error(exc):
@@ -38,7 +39,8 @@ def to_llm_error(
         )
     if status in (401, 403):
         return AuthenticationError(
-            f"{provider} at {url} refused the API key (HTTP {status}: {_detail(exc)}); set a valid key in {key_env}"
+            f"{provider} at {url} refused the API key (HTTP {status}: {_detail(exc)}); set a valid key in "
+            f"{key_env}"
         )
     if status == 429:
         return RateLimitError(

@@ -13,9 +13,30 @@ from dataclasses import dataclass
 
 BUILTIN_NAMES = frozenset(dir(builtins))
 COLORS = (
-    "red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "gray", "grey", "white",
-    "black", "magenta", "violet", "gold", "silver", "teal", "navy", "lime", "beige", "maroon", "indigo",
-)  # fmt: skip
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "blue",
+    "purple",
+    "pink",
+    "cyan",
+    "brown",
+    "gray",
+    "grey",
+    "white",
+    "black",
+    "magenta",
+    "violet",
+    "gold",
+    "silver",
+    "teal",
+    "navy",
+    "lime",
+    "beige",
+    "maroon",
+    "indigo",
+)
 KINDS = ("block", "bowl", "cube", "ball", "plate", "cup", "box")
 _OBJECT_LITERAL = re.compile(rf"^(?:{'|'.join(COLORS)}) (?:{'|'.join(KINDS)})s?$", re.IGNORECASE)
 _MENTION = re.compile(rf"\b({'|'.join(COLORS)}) ({'|'.join(KINDS)})s?\b", re.IGNORECASE)
@@ -109,11 +130,21 @@ def definition_problems(code: str, provided: set[str] | frozenset[str]) -> list[
         if not isinstance(node, ast.FunctionDef):
             continue
         if node.name in provided:
-            out.append(Problem(node.lineno, f"`{node.name}` is provided already: call it, do not define it "
-                                            "(the API listing describes the functions; it is not code to copy)"))  # fmt: skip
+            out.append(
+                Problem(
+                    node.lineno,
+                    f"`{node.name}` is provided already: call it, do not define it "
+                    "(the API listing describes the functions; it is not code to copy)",
+                )
+            )
         elif _does_nothing(node):
-            out.append(Problem(node.lineno, f"function `{node.name}` does nothing (its body is only pass, `...`, "
-                                            "a docstring or raise NotImplementedError); write what it should do"))  # fmt: skip
+            out.append(
+                Problem(
+                    node.lineno,
+                    f"function `{node.name}` does nothing (its body is only pass, `...`, "
+                    "a docstring or raise NotImplementedError); write what it should do",
+                )
+            )
     return out
 
 
@@ -195,9 +226,16 @@ def absent_mentions(text: str, scene_names: Iterable[str]) -> list[str]:
 
 
 NAMED_POSITIONS = (
-    "top left corner", "top right corner", "bottom left corner", "bottom right corner",
-    "top side", "bottom side", "left side", "right side", "middle",
-)  # fmt: skip
+    "top left corner",
+    "top right corner",
+    "bottom left corner",
+    "bottom right corner",
+    "top side",
+    "bottom side",
+    "left side",
+    "right side",
+    "middle",
+)
 _TARGET_FUNCTIONS = {"put_first_on_second": 1, "place": 0}
 
 
@@ -225,13 +263,17 @@ def named_position_targets(code: str) -> list[Problem]:
             and isinstance(arg.value, str)
             and arg.value.lower() in NAMED_POSITIONS
         ):
-            message = f"{arg.value!r} is a place, not an object: pass get_named_position({arg.value!r}) as the target"
+            message = (
+                f"{arg.value!r} is a place, not an object: "
+                f"pass get_named_position({arg.value!r}) as the target"
+            )
             out.append(Problem(node.lineno, message))
     return out
 
 
 _SUPERLATIVE = re.compile(
-    r"\b(left|right|top|bottom|upper|lower)[- ]?most\b|\b(closest|nearest|farthest|furthest|highest|lowest)\b",
+    r"\b(left|right|top|bottom|upper|lower)[- ]?most\b"
+    r"|\b(closest|nearest|farthest|furthest|highest|lowest)\b",
     re.IGNORECASE,
 )
 _COMPUTES = re.compile(r"\b(min|max|sorted|argmin|argmax|argsort|sort)\(|\.sort\(")

@@ -96,16 +96,29 @@ class Engine:
 
     # ---- public -----------------------------------------------------------------------------
 
-    def run_command(self, text: str, api: PolicyAPI, conversation: Conversation | None = None,
-                    on_event: EventFn | None = None, cancel: threading.Event | None = None) -> CommandOutcome:  # fmt: skip
+    def run_command(
+        self,
+        text: str,
+        api: PolicyAPI,
+        conversation: Conversation | None = None,
+        on_event: EventFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CommandOutcome:
         conversation = conversation if conversation is not None else Conversation()
         ctx, emit = self._context(api, conversation, on_event, cancel)
         said0 = len(api.said)
         snap = snapshot(api)
         objects, positions = scene_objects(api)
         spec = self.prompts["tabletop_ui"]
-        request = build_request(spec, {"api": policy_api_text(api)}, text, objects, positions,
-                                conversation.history(), self.skills.signatures())  # fmt: skip
+        request = build_request(
+            spec,
+            {"api": policy_api_text(api)},
+            text,
+            objects,
+            positions,
+            conversation.history(),
+            self.skills.signatures(),
+        )
         rehearse = self.rehearsal is not None and self.rehearsal.can_rehearse(api)
         attempts: list[Attempt] = []
         program, error = "", None
@@ -149,12 +162,16 @@ class Engine:
         except LLMError as exc:
             error = _llm_error(exc)
         status = _status(error)
-        conversation.add(Turn(text, program, status, list(api.said[said0:]), snap,
-                              is_undo=ctx.used_undo))  # fmt: skip
+        conversation.add(Turn(text, program, status, list(api.said[said0:]), snap, is_undo=ctx.used_undo))
         return self._outcome(status, program, attempts, error, api, said0, ctx)
 
-    def run_program(self, code: str, api: PolicyAPI, on_event: EventFn | None = None,
-                    cancel: threading.Event | None = None) -> CommandOutcome:  # fmt: skip
+    def run_program(
+        self,
+        code: str,
+        api: PolicyAPI,
+        on_event: EventFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CommandOutcome:
         """Run hand-written or edited code once (undefined functions still get generated)."""
         ctx, emit = self._context(api, None, on_event, cancel)
         said0 = len(api.said)
@@ -198,21 +215,43 @@ class Engine:
 
     # ---- steps ------------------------------------------------------------------------------
 
-    def _context(self, api: PolicyAPI, conversation: Conversation | None, on_event: EventFn | None,
-                 cancel: threading.Event | None) -> tuple[RunContext, EventFn]:  # fmt: skip
+    def _context(
+        self,
+        api: PolicyAPI,
+        conversation: Conversation | None,
+        on_event: EventFn | None,
+        cancel: threading.Event | None,
+    ) -> tuple[RunContext, EventFn]:
         def emit(kind: str, payload: dict) -> None:
             if on_event is not None:
                 on_event(kind, payload)
 
         caller = LLMCaller(self.llm, emit, cancel)
-        ctx = RunContext(api, self.sandbox, caller, self.prompts, self.skills,
-                         conversation, cancel, self.max_fn_depth, self.max_fns, self.timeout_s)  # fmt: skip
+        ctx = RunContext(
+            api,
+            self.sandbox,
+            caller,
+            self.prompts,
+            self.skills,
+            conversation,
+            cancel,
+            self.max_fn_depth,
+            self.max_fns,
+            self.timeout_s,
+        )
         return ctx, emit
 
-    def _attempt(self, n: int, code: str, ctx: RunContext, emit: EventFn, attempts: list[Attempt],
-                 command: str | None = None, rehearse: bool = False,
-                 alternatives: CompletionRequest | None = None,
-                 ) -> tuple[str, RunError | None, Prepared | None, list[str] | None]:  # fmt: skip
+    def _attempt(
+        self,
+        n: int,
+        code: str,
+        ctx: RunContext,
+        emit: EventFn,
+        attempts: list[Attempt],
+        command: str | None = None,
+        rehearse: bool = False,
+        alternatives: CompletionRequest | None = None,
+    ) -> tuple[str, RunError | None, Prepared | None, list[str] | None]:
         """One program: prepare, check, (rehearse,) run. Returns (program, error or None, prepared,
         what moved in a dry run that refused it, or None when it was not refused in a dry run).
         With `alternatives`, more candidates may be sampled from that request."""
@@ -225,8 +264,9 @@ class Engine:
         if not rehearse:
             error = _check_error(prepared.problems) or ctx.execute(prepared.program)[1]
             return self._record(n, prepared.program, error, emit, attempts), error, prepared, None
-        first = self._dry_run(ctx, emit, n, DryRun(0, "greedy" if n == 1 else "repair", prepared.program),
-                              prepared)  # fmt: skip
+        first = self._dry_run(
+            ctx, emit, n, DryRun(0, "greedy" if n == 1 else "repair", prepared.program), prepared
+        )
         pool = [(first, prepared)]
         refused_in_dry_run = first.rejected not in (None, "check")  # a static check's refusal goes to repair
         compositional = self.sample_compositional and is_compositional(code, first, prepared.generated)
@@ -234,8 +274,15 @@ class Engine:
             pool += self._alternatives(n, alternatives, ctx, emit, pool, command)
         winner, votes = choose([d for d, _ in pool])
         if len(pool) > 1:
-            emit("selection", {"attempt": n, "chosen": None if winner is None else winner.index,
-                               "agreeing": votes, "candidates": len(pool)})  # fmt: skip
+            emit(
+                "selection",
+                {
+                    "attempt": n,
+                    "chosen": None if winner is None else winner.index,
+                    "agreeing": votes,
+                    "candidates": len(pool),
+                },
+            )
         dry_runs = [d for d, _ in pool]
         if winner is None:
             error = first.error
@@ -243,15 +290,28 @@ class Engine:
             return prepared.program, error, prepared, first.moved
         chosen = {d.index: p for d, p in pool}[winner.index]
         if chosen is not prepared:
-            emit("code", {"attempt": n, "code": chosen.program, "functions": chosen.functions,
-                          "candidate": winner.index})  # fmt: skip
+            emit(
+                "code",
+                {
+                    "attempt": n,
+                    "code": chosen.program,
+                    "functions": chosen.functions,
+                    "candidate": winner.index,
+                },
+            )
         error = ctx.execute(chosen.program)[1]  # the real run
         self._record(n, chosen.program, error, emit, attempts, dry_runs, winner.index)
         return chosen.program, error, chosen, None
 
-    def _alternatives(self, n: int, request: CompletionRequest, ctx: RunContext, emit: EventFn,
-                      pool: list[tuple[DryRun, Prepared]], command: str | None,
-                      ) -> list[tuple[DryRun, Prepared]]:  # fmt: skip
+    def _alternatives(
+        self,
+        n: int,
+        request: CompletionRequest,
+        ctx: RunContext,
+        emit: EventFn,
+        pool: list[tuple[DryRun, Prepared]],
+        command: str | None,
+    ) -> list[tuple[DryRun, Prepared]]:
         """Sampled candidates (seeded, so cassettes replay them), each prepared, checked and
         rehearsed; one that repeats an earlier candidate shares its dry run."""
         seen = {_shape(p.program): d for d, p in pool}
@@ -278,7 +338,8 @@ class Engine:
         if problem is not None:
             dry.rejected, dry.error = ErrorKind.CHECK, problem
         else:
-            assert self.rehearsal is not None
+            if self.rehearsal is None:
+                raise RuntimeError("a dry run needs a rehearsal")
             rehearsed = self.rehearsal.rehearse(ctx.api, lambda: ctx.execute(prepared.program, dry=True)[1])
             judge(dry, rehearsed)
         dry.seconds = time.monotonic() - t0
@@ -286,11 +347,25 @@ class Engine:
         return dry
 
     @staticmethod
-    def _record(n: int, program: str, error: RunError | None, emit: EventFn, attempts: list[Attempt],
-                candidates: list[DryRun] | None = None, chosen: int | None = None) -> str:  # fmt: skip
+    def _record(
+        n: int,
+        program: str,
+        error: RunError | None,
+        emit: EventFn,
+        attempts: list[Attempt],
+        candidates: list[DryRun] | None = None,
+        chosen: int | None = None,
+    ) -> str:
         attempts.append(Attempt(n, program, error, candidates, chosen))
-        emit("attempt", {"attempt": n, "ok": error is None, "error": error.to_dict() if error else None,
-                         **({"candidates": len(candidates), "chosen": chosen} if candidates else {})})  # fmt: skip
+        emit(
+            "attempt",
+            {
+                "attempt": n,
+                "ok": error is None,
+                "error": error.to_dict() if error else None,
+                **({"candidates": len(candidates), "chosen": chosen} if candidates else {}),
+            },
+        )
         return program
 
     def _learn(self, prepared: Prepared | None) -> None:
@@ -301,8 +376,15 @@ class Engine:
                 self.skills.add(name, prepared.functions[name])
 
     @staticmethod
-    def _outcome(status: RunStatus, program: str, attempts: list[Attempt], error: RunError | None,
-                 api: PolicyAPI, said0: int, ctx: RunContext) -> CommandOutcome:  # fmt: skip
+    def _outcome(
+        status: RunStatus,
+        program: str,
+        attempts: list[Attempt],
+        error: RunError | None,
+        api: PolicyAPI,
+        said0: int,
+        ctx: RunContext,
+    ) -> CommandOutcome:
         said = list(api.said[said0:])
         rehearsed = sum(len(a.candidates or ()) for a in attempts)
         return CommandOutcome(status, program, attempts, error, said, list(ctx.caller.log), rehearsed)
@@ -345,8 +427,15 @@ def _status(error: RunError | None) -> RunStatus:
     return RunStatus.CANCELLED if error.kind == ErrorKind.CANCELLED else RunStatus.FAILED
 
 
-def _with_repair(request: CompletionRequest, command: str, completion: str, error: RunError, program: str,
-                 moved: list[str], reset: bool) -> CompletionRequest:  # fmt: skip
+def _with_repair(
+    request: CompletionRequest,
+    command: str,
+    completion: str,
+    error: RunError,
+    program: str,
+    moved: list[str],
+    reset: bool,
+) -> CompletionRequest:
     """The same conversation plus the failed answer and what went wrong."""
     where = ""
     if error.line:

@@ -31,14 +31,28 @@ HELPERS_ALLOWED = (
 
 # Functions small models call without importing them: imported instead of generated.
 STDLIB_IMPORTS = {
-    **{n: "itertools" for n in ("combinations", "permutations", "product", "accumulate", "groupby", "chain",
-                                "combinations_with_replacement", "zip_longest")},
+    **{
+        n: "itertools"
+        for n in (
+            "combinations",
+            "permutations",
+            "product",
+            "accumulate",
+            "groupby",
+            "chain",
+            "combinations_with_replacement",
+            "zip_longest",
+        )
+    },
     **{n: "functools" for n in ("reduce", "lru_cache")},
     **{n: "collections" for n in ("Counter", "defaultdict", "deque", "OrderedDict", "namedtuple")},
-    **{n: "math" for n in ("sqrt", "gcd", "floor", "ceil", "factorial", "isqrt", "comb", "perm", "hypot", "lcm")},
+    **{
+        n: "math"
+        for n in ("sqrt", "gcd", "floor", "ceil", "factorial", "isqrt", "comb", "perm", "hypot", "lcm")
+    },
     **{n: "heapq" for n in ("heappush", "heappop", "heapify", "nlargest", "nsmallest")},
     **{n: "bisect" for n in ("bisect_left", "bisect_right", "insort")},
-}  # fmt: skip
+}
 
 
 def stdlib_import(name: str) -> str:
@@ -108,8 +122,10 @@ class FunctionResolver:
 
     def resolve(self, code: str, known: set[str]) -> Resolution:
         res = Resolution()
-        queue = [(name, _context(code, sites, self.context_lines), literal_calls(code, name), 1)
-                 for name, sites in undefined_calls(code, known).items()]  # fmt: skip
+        queue = [
+            (name, _context(code, sites, self.context_lines), literal_calls(code, name), 1)
+            for name, sites in undefined_calls(code, known).items()
+        ]
         while queue:
             name, sites, calls, depth = queue.pop(0)
             if name in res.functions:
@@ -128,19 +144,32 @@ class FunctionResolver:
             res.functions[name] = defined_functions(src).get(name, src)
             known_now = known | set(res.functions) | {q[0] for q in queue}
             for sub, sub_sites in undefined_calls(src, known_now).items():
-                queue.append((sub, _context(src, sub_sites, self.context_lines), literal_calls(src, sub), depth + 1))
+                queue.append(
+                    (sub, _context(src, sub_sites, self.context_lines), literal_calls(src, sub), depth + 1)
+                )
         return res
 
-    def _generate(self, name: str, sites: list[str], calls: list[str], depth: int, res: Resolution,
-                  known: set[str]) -> str | None:  # fmt: skip
+    def _generate(
+        self, name: str, sites: list[str], calls: list[str], depth: int, res: Resolution, known: set[str]
+    ) -> str | None:
         line = f"function {name!r} is called but not defined"
         if depth > self.max_depth:
-            res.problems.append(Problem(None, f"{line}, and helper functions may nest only {self.max_depth} deep; "
-                                              "write it out with the functions that exist"))  # fmt: skip
+            res.problems.append(
+                Problem(
+                    None,
+                    f"{line}, and helper functions may nest only {self.max_depth} deep; "
+                    "write it out with the functions that exist",
+                )
+            )
             return None
         if len(res.generated) >= self.max_fns:
-            res.problems.append(Problem(None, f"{line}, and at most {self.max_fns} functions may be generated "
-                                              "per command; use fewer helper functions"))  # fmt: skip
+            res.problems.append(
+                Problem(
+                    None,
+                    f"{line}, and at most {self.max_fns} functions may be generated "
+                    "per command; use fewer helper functions",
+                )
+            )
             return None
         template = self.spec.extra.get("from_calls", "# define function: {name}\n{sites}")
         query = fill(template, {"name": name, "sites": "\n".join(f"#   {s}" for s in sites)})
@@ -165,8 +194,13 @@ class FunctionResolver:
                 break
             request = with_feedback(request, text, TRIAL_FEEDBACK.format(name=name, failure=failure))
         if is_stub(code, name):
-            res.problems.append(Problem(None, f"{line}, and the function generator wrote `{name}` twice as a stub "
-                                              "that does nothing; write what it should do inline"))  # fmt: skip
+            res.problems.append(
+                Problem(
+                    None,
+                    f"{line}, and the function generator wrote `{name}` twice as a stub "
+                    "that does nothing; write what it should do inline",
+                )
+            )
             return None
         self._written[key] = keep_definitions(code)
         return self._written[key]
@@ -237,11 +271,21 @@ class FunctionGenerator:
         """The first request for a spec: one plain chat message, no system text and no example, the
         same in both modes (and what the benches' `naive` baseline sends with no machinery after it)."""
         question = fill(self.spec.extra["from_spec"], {"spec": spec.strip("\n")})
-        return CompletionRequest(messages=(Message("user", question),), max_tokens=self.spec.max_tokens,
-                                 temperature=self.spec.temperature)  # fmt: skip
+        return CompletionRequest(
+            messages=(Message("user", question),),
+            max_tokens=self.spec.max_tokens,
+            temperature=self.spec.temperature,
+        )
 
-    def generate(self, spec: str, entry_point: str, hierarchical: bool = True, api_text: str = GENERAL_API,
-                 on_event=None, check: ExampleCheck | None = None) -> GeneratedFunction:  # fmt: skip
+    def generate(
+        self,
+        spec: str,
+        entry_point: str,
+        hierarchical: bool = True,
+        api_text: str = GENERAL_API,
+        on_event=None,
+        check: ExampleCheck | None = None,
+    ) -> GeneratedFunction:
         caller = LLMCaller(self.llm, on_event)
         request = self.spec_request(spec)
         text = caller(self.spec.name, request).text
@@ -266,13 +310,26 @@ class FunctionGenerator:
     def _split_request(self, spec: str) -> CompletionRequest:
         """A fresh request, to a planner, for the function's body as calls of helpers still to be written."""
         extra = self.spec.extra
-        planner = dataclasses.replace(self.spec, system=extra["split_system"], examples=list(extra["split_examples"]))
+        planner = dataclasses.replace(
+            self.spec, system=extra["split_system"], examples=list(extra["split_examples"])
+        )
         request = build_request(planner, {}, fill(extra["split"], {"spec": spec.strip("\n")}))
-        return dataclasses.replace(request, stop=tuple(extra.get("split_stop", ())),
-                                   max_tokens=int(extra.get("split_max_tokens", 200)))  # fmt: skip
+        return dataclasses.replace(
+            request,
+            stop=tuple(extra.get("split_stop", ())),
+            max_tokens=int(extra.get("split_max_tokens", 200)),
+        )
 
-    def _module(self, spec: str, text: str, entry_point: str, hierarchical: bool, api_text: str,
-                caller: LLMCaller, split: bool = False) -> GeneratedFunction:  # fmt: skip
+    def _module(
+        self,
+        spec: str,
+        text: str,
+        entry_point: str,
+        hierarchical: bool,
+        api_text: str,
+        caller: LLMCaller,
+        split: bool = False,
+    ) -> GeneratedFunction:
         """The answer as a runnable module, with its undefined helpers written (hierarchical) or only
         the standard-library imports it forgot (both modes). `split`: the answer was asked to leave its
         helpers to the function generator, so any it wrote itself are dropped and written from their calls."""
@@ -284,8 +341,17 @@ class FunctionGenerator:
         known = self.star_names(code)
         helpers: dict[str, str] = {}
         if hierarchical:
-            resolver = FunctionResolver(caller, self.spec, api_text, None, self.max_depth, self.max_fns,
-                                        trial=self.trial, preamble=_imports(code), context_lines=40)  # fmt: skip
+            resolver = FunctionResolver(
+                caller,
+                self.spec,
+                api_text,
+                None,
+                self.max_depth,
+                self.max_fns,
+                trial=self.trial,
+                preamble=_imports(code),
+                context_lines=40,
+            )
             res = resolver.resolve(code, known)
             helpers = {n: res.functions[n] for n in res.generated if n in res.functions}
             functions = res.functions
@@ -305,11 +371,15 @@ def _with_docstring(code: str, spec: str, entry_point: str) -> str:
     """`code` with the spec's docstring put back into `entry_point` when the answer left it out
     (a planner's short answer): the helpers' writer reads the caller, docstring and all."""
     try:
-        spec_fn = next(n for n in ast.parse(spec).body if isinstance(n, ast.FunctionDef) and n.name == entry_point)
+        spec_fn = next(
+            n for n in ast.parse(spec).body if isinstance(n, ast.FunctionDef) and n.name == entry_point
+        )
     except (SyntaxError, StopIteration):
         return code
     doc = ast.get_docstring(spec_fn, clean=False)
-    fn = next((n for n in ast.parse(code).body if isinstance(n, ast.FunctionDef) and n.name == entry_point), None)
+    fn = next(
+        (n for n in ast.parse(code).body if isinstance(n, ast.FunctionDef) and n.name == entry_point), None
+    )
     if not doc or fn is None or ast.get_docstring(fn) is not None:
         return code
     lines = code.split("\n")
@@ -352,7 +422,7 @@ def assemble(spec: str, completion: str, entry_point: str) -> str:
         joined = spec.rstrip() + "\n" + body.rstrip("\n") + "\n"
         if parses(joined) and entry_point in defined_functions(joined):
             return keep_definitions(joined)
-        return spec.rstrip() + "\n    raise NotImplementedError\n" if not code else code
+        return code if code else spec.rstrip() + "\n    raise NotImplementedError\n"
     code = keep_definitions(code)
     try:
         spec_tree = ast.parse(spec)

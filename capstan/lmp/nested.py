@@ -21,10 +21,20 @@ from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
 PERCEPTION = (
-    "get_obj_names", "get_obj_pos", "get_obj_xyz", "get_bbox", "get_color", "is_obj_visible", "get_table_bounds",
-    "get_corner_positions", "get_side_positions", "get_named_position", "get_corner_name", "get_side_name",
+    "get_obj_names",
+    "get_obj_pos",
+    "get_obj_xyz",
+    "get_bbox",
+    "get_color",
+    "is_obj_visible",
+    "get_table_bounds",
+    "get_corner_positions",
+    "get_side_positions",
+    "get_named_position",
+    "get_corner_name",
+    "get_side_name",
     "denormalize_xy",
-)  # fmt: skip
+)
 
 
 class NestedLMPs:
@@ -103,7 +113,9 @@ class NestedLMPs:
         if "ret_val" not in result.values:
             raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
         answer = result.values["ret_val"]
-        if asked and self.caller.on_event is not None:  # its own trace item, beside the llm_call that wrote it
+        if (
+            asked and self.caller.on_event is not None
+        ):  # its own trace item, beside the llm_call that wrote it
             self.caller.on_event(
                 "nested_lmp", {"lmp": lmp, "query": query, "code": code, "answer": plain(answer)}
             )

@@ -53,9 +53,18 @@ class DryRun:
 
     def summary(self) -> dict:
         error = None if self.error is None else self.error.to_dict()
-        return {"index": self.index, "source": self.source, "seed": self.seed, "code": self.code,
-                "rejected": self.rejected, "error": error, "moved": self.moved, "said": self.said,
-                "motions": self.motions, "seconds": round(self.seconds, 4)}  # fmt: skip
+        return {
+            "index": self.index,
+            "source": self.source,
+            "seed": self.seed,
+            "code": self.code,
+            "rejected": self.rejected,
+            "error": error,
+            "moved": self.moved,
+            "said": self.said,
+            "motions": self.motions,
+            "seconds": round(self.seconds, 4),
+        }
 
 
 def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
@@ -76,16 +85,30 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     table_z = float(ws.get("table_z", 0.0))
     for name, p in moved.items():
         if p[2] < table_z - FELL_M:
-            return _reject(dry, ErrorKind.OFF_TABLE, f"in the dry run the {name} fell off the table "
-                           f"(to {_xyz(p)}); keep every target on the table")  # fmt: skip
+            return _reject(
+                dry,
+                ErrorKind.OFF_TABLE,
+                f"in the dry run the {name} fell off the table "
+                f"(to {_xyz(p)}); keep every target on the table",
+            )
         if ws and not _inside(p, ws):
-            return _reject(dry, ErrorKind.LEFT_WORKSPACE, f"in the dry run the {name} ended at {_xyz(p)}, "
-                           f"outside the workspace x in {ws['x']}, y in {ws['y']}")  # fmt: skip
+            return _reject(
+                dry,
+                ErrorKind.LEFT_WORKSPACE,
+                f"in the dry run the {name} ended at {_xyz(p)}, "
+                f"outside the workspace x in {ws['x']}, y in {ws['y']}",
+            )
     gripper_moved = math.dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
-    grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (rehearsed.after.get("gripper") or {}).get("open")
+    grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (
+        rehearsed.after.get("gripper") or {}
+    ).get("open")
     if not dry.moved and not dry.said and not gripper_moved and not grip_changed:
-        return _reject(dry, ErrorKind.NO_EFFECT, "the program ran but changed nothing and said nothing. "
-                       "If the command cannot be done, say() why; otherwise write the program that does it.")
+        return _reject(
+            dry,
+            ErrorKind.NO_EFFECT,
+            "the program ran but changed nothing and said nothing. "
+            "If the command cannot be done, say() why; otherwise write the program that does it.",
+        )
     return dry
 
 

@@ -109,10 +109,14 @@ class RunContext:
         program = (head.rstrip("\n") + "\n\n" if head else "") + code
         out = Prepared(program, dict(res.functions), list(res.generated), list(res.problems))
         offset = len(program.split("\n")) - len(code.split("\n"))
-        out.problems += [Problem(p.line + offset if p.line else None, p.message)
-                         for p in undefined_names(code, known | set(res.functions))]  # fmt: skip
-        out.problems += [Problem(p.line + offset if p.line else None, p.message)
-                         for p in definition_problems(code, frozenset(self.hosts))]  # fmt: skip
+        out.problems += [
+            Problem(p.line + offset if p.line else None, p.message)
+            for p in undefined_names(code, known | set(res.functions))
+        ]
+        out.problems += [
+            Problem(p.line + offset if p.line else None, p.message)
+            for p in definition_problems(code, frozenset(self.hosts))
+        ]
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
         out.problems += named_position_targets(program)
         if command:
@@ -128,8 +132,13 @@ class RunContext:
         prelude = self.prelude()
         self.rehearsing = dry
         try:
-            res = self.sandbox.run(prelude + program, host_functions=self.hosts, timeout_s=self.timeout_s,
-                                   cancel=self.cancel, pure=self.pure)  # fmt: skip
+            res = self.sandbox.run(
+                prelude + program,
+                host_functions=self.hosts,
+                timeout_s=self.timeout_s,
+                cancel=self.cancel,
+                pure=self.pure,
+            )
         finally:
             self.rehearsing = False
         if res.error is None:

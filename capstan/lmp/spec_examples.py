@@ -77,7 +77,7 @@ def _add(found: list[SpecExample], call: str, answer: str, entry_point: str) -> 
             found.append(example)
 
 
-_SAME = '''
+_SAME = """
 def _same(got, want):
     if isinstance(want, float) or isinstance(got, float):
         try:
@@ -87,7 +87,7 @@ def _same(got, want):
     if isinstance(want, (list, tuple)) and type(got) is type(want):
         return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
     return got == want
-'''
+"""
 
 
 RESULT_NAME = "examples_failed"
@@ -103,13 +103,15 @@ def examples_program(code: str, examples: list[SpecExample]) -> str:
             f"try:\n    _got = {ex.call}\nexcept Exception as _e:\n"
             f"    {RESULT_NAME}.append({shown} + ' raised ' + repr(_e))\n"
             f"else:\n    if not _same(_got, {ex.expected}):\n"
-            f"        {RESULT_NAME}.append({shown} + ' returned ' + repr(_got) + ', not ' + {ex.expected!r})\n"
+            f"        {RESULT_NAME}.append({shown} + ' returned ' + repr(_got) + ', not ' + "
+            f"{ex.expected!r})\n"
         )
     return code.rstrip() + "\n\n" + _SAME + "\n" + "\n".join(checks)
 
 
-def example_check(sandbox: PolicyExecutor, spec: str, entry_point: str,
-                  timeout_s: float = 10.0) -> Callable[[str], list[str]] | None:  # fmt: skip
+def example_check(
+    sandbox: PolicyExecutor, spec: str, entry_point: str, timeout_s: float = 10.0
+) -> Callable[[str], list[str]] | None:
     """A check of a module on the examples in the spec's docstring, run in `sandbox` (a
     `capstan.sandbox.Sandbox`): what failed, [] when all pass. None when the spec gives no example."""
     examples = spec_examples(spec, entry_point)
@@ -117,8 +119,12 @@ def example_check(sandbox: PolicyExecutor, spec: str, entry_point: str,
         return None
 
     def check(code: str) -> list[str]:
-        res = sandbox.run(examples_program(code, examples), host_functions={}, timeout_s=timeout_s,
-                          return_names=(RESULT_NAME,))  # fmt: skip
+        res = sandbox.run(
+            examples_program(code, examples),
+            host_functions={},
+            timeout_s=timeout_s,
+            return_names=(RESULT_NAME,),
+        )
         if not res.ok:
             return [f"running it failed with {res.error}"] * len(examples)
         return [str(f) for f in res.values.get(RESULT_NAME) or ()]

@@ -63,8 +63,17 @@ FUNCTION_NAMES = (
 )
 READ_NAMES = (*_SCENE_READS, "get_gripper_pos", "get_gripper_state")
 # the functions that move the robot (its arm or gripper)
-MOTION_NAMES = frozenset({"pick", "place", "put_first_on_second", "move_gripper_to", "move_gripper_by",
-                          "open_gripper", "close_gripper"})  # fmt: skip
+MOTION_NAMES = frozenset(
+    {
+        "pick",
+        "place",
+        "put_first_on_second",
+        "move_gripper_to",
+        "move_gripper_by",
+        "open_gripper",
+        "close_gripper",
+    }
+)
 
 
 def describe_functions(functions: dict[str, Callable]) -> str:

@@ -102,7 +102,7 @@ class RobotBackend(abc.ABC):
     @abc.abstractmethod
     def resume(self) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a backend may hold nothing to release
         pass
 
     # -- optional capabilities (see the class attributes) ----------------------------------------
@@ -119,8 +119,14 @@ class RobotBackend(abc.ABC):
         records nothing has nothing to switch off."""
         return contextlib.nullcontext()
 
-    def start_recording(self, fps: float = 10.0, view: str = "angled", width: int = 320, height: int = 240,
-                        max_frames: int = 1000) -> None:  # fmt: skip
+    def start_recording(
+        self,
+        fps: float = 10.0,
+        view: str = "angled",
+        width: int = 320,
+        height: int = 240,
+        max_frames: int = 1000,
+    ) -> None:
         """Capture an RGB frame every 1/fps seconds of motion, at most `max_frames`."""
         raise self._missing("supports_recording", "record frames")
 

@@ -41,10 +41,7 @@ def quat_yaw(q) -> float:
 
 
 def footprint_bbox(kind: str, xy, yaw: float) -> np.ndarray:
-    if kind == "bowl":
-        r = BOWL_RADIUS
-    else:
-        r = BLOCK_SIZE / 2 * (abs(math.cos(yaw)) + abs(math.sin(yaw)))
+    r = BOWL_RADIUS if kind == "bowl" else BLOCK_SIZE / 2 * (abs(math.cos(yaw)) + abs(math.sin(yaw)))
     return np.array([xy[0] - r, xy[1] - r, xy[0] + r, xy[1] + r])
 
 

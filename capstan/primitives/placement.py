@@ -30,11 +30,15 @@ def conflict(xy: np.ndarray, objects: Mapping[str, Observation], moving: str | N
             continue
         d = float(np.hypot(*(xy - o.position[:2])))
         if o.kind == "bowl" and IN_BOWL <= d < CLEAR_OF_BOWL:
-            return (f"it would land on the rim of the {o.name!r} ({d * 100:.1f} cm from its centre; a block goes "
-                    f"in it within {IN_BOWL * 100:.1f} cm, beside it from {CLEAR_OF_BOWL * 100:.1f} cm)")  # fmt: skip
+            return (
+                f"it would land on the rim of the {o.name!r} ({d * 100:.1f} cm from its centre; a block goes "
+                f"in it within {IN_BOWL * 100:.1f} cm, beside it from {CLEAR_OF_BOWL * 100:.1f} cm)"
+            )
         if o.kind == "block" and ON_BLOCK <= d < CLEAR_OF_BLOCK:
-            return (f"it would land half on the {o.name!r} ({d * 100:.1f} cm from its centre; on it within "
-                    f"{ON_BLOCK * 100:.1f} cm, beside it from {CLEAR_OF_BLOCK * 100:.1f} cm)")  # fmt: skip
+            return (
+                f"it would land half on the {o.name!r} ({d * 100:.1f} cm from its centre; on it within "
+                f"{ON_BLOCK * 100:.1f} cm, beside it from {CLEAR_OF_BLOCK * 100:.1f} cm)"
+            )
     return None
 
 
@@ -51,8 +55,9 @@ def _clear(xy: np.ndarray, objects: Mapping[str, Observation], moving: str | Non
     return True
 
 
-def nearest_free(xy: np.ndarray, objects: Mapping[str, Observation], moving: str | None,
-                 ws: Workspace) -> np.ndarray | None:  # fmt: skip
+def nearest_free(
+    xy: np.ndarray, objects: Mapping[str, Observation], moving: str | None, ws: Workspace
+) -> np.ndarray | None:
     """The closest spot on the bare table (rings of SEARCH_STEP around `xy`), or None."""
     angles = np.linspace(0.0, 2 * np.pi, SEARCH_ANGLES, endpoint=False)
     for r in np.arange(SEARCH_STEP, SEARCH_RADIUS + 1e-9, SEARCH_STEP):
@@ -71,9 +76,5 @@ def check_target(
     if why is None:
         return
     spot = nearest_free(xy, objects, moving, ws)
-    where = (
-        f"the nearest free spot is {spot.tolist()}"
-        if spot is not None
-        else "no free spot is near"
-    )
+    where = f"the nearest free spot is {spot.tolist()}" if spot is not None else "no free spot is near"
     raise PlacementError(f"target {np.round(xy, 3).tolist()}: {why}; {where}")

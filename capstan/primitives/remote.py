@@ -48,6 +48,14 @@ class RemoteRobot(RobotBackend):
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         # the e-stop must not queue behind a motion request on a shared connection
         self._estop = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        try:
+            self._handshake(name)
+        except BaseException:  # a robot we cannot use keeps no connection open
+            self.close()
+            raise
+
+    def _handshake(self, name: str) -> None:
+        """Ask the agent what it is: its protocol version, workspace and model."""
         info = self._call("GET", "/v1/robot")
         if info.get("protocol") != PROTOCOL_VERSION:
             raise RobotUnavailableError(

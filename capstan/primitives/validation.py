@@ -77,7 +77,8 @@ def xy_in_workspace(value: object, ws: Workspace, what: str = "position") -> np.
     if not ws.contains(xy, margin=1e-9):
         inside = np.clip(xy, [ws.x[0], ws.y[0]], [ws.x[1], ws.y[1]])
         raise OutOfWorkspaceError(
-            f"{what} {np.round(xy, 3).tolist()} is outside the workspace x in {list(ws.x)}, y in {list(ws.y)}; "
+            f"{what} {np.round(xy, 3).tolist()} is outside the workspace x in {list(ws.x)}, y in "
+            f"{list(ws.y)}; "
             f"the nearest point inside is {np.round(inside, 3).tolist()}"
         )
     return xy
@@ -89,13 +90,15 @@ def xyz_in_workspace(
     xyz = vector(value, 3, what)
     if not ws.contains(xyz[:2], margin=margin):
         raise OutOfWorkspaceError(
-            f"{what} {np.round(xyz, 3).tolist()} is outside the workspace x in {list(ws.x)}, y in {list(ws.y)} "
+            f"{what} {np.round(xyz, 3).tolist()} is outside the workspace x in {list(ws.x)}, y in "
+            f"{list(ws.y)} "
             f"(plus a {margin} m margin)"
         )
     z = xyz[2] - ws.table_z
     if not Z_MIN <= z <= Z_MAX:
         raise OutOfWorkspaceError(
-            f"{what} height {xyz[2]:.3f} m is outside {Z_MIN}..{Z_MAX} m above the table (table_z={ws.table_z})"
+            f"{what} height {xyz[2]:.3f} m is outside {Z_MIN}..{Z_MAX} m above the table "
+            f"(table_z={ws.table_z})"
         )
     return xyz
 

@@ -129,8 +129,10 @@ class Sandbox:
         report = {**self._iso.report(), "static_policy": not self._skip_check}
         report["python_layer"] = "module proxies, restricted builtins, guarded import, no host objects"
         report["wire"] = "length-prefixed tagged binary (no pickle), host-side size and depth caps"
-        report["rlimits_requested"] = {"RLIMIT_AS_MB": self._memory_mb,
-                                       "RLIMIT_CPU": f"min(timeout, {self.cpu_budget_s:g} s) of computation"}
+        report["rlimits_requested"] = {
+            "RLIMIT_AS_MB": self._memory_mb,
+            "RLIMIT_CPU": f"min(timeout, {self.cpu_budget_s:g} s) of computation",
+        }
         report["max_host_calls"] = self.max_host_calls
         if self._pool.size:
             self._pool.wait_ready(1, 15.0)
@@ -211,8 +213,18 @@ class Sandbox:
                 "cpu_s": float(min(timeout_s, self.cpu_budget_s)),
                 "stdout_limit": self.stdout_limit,
             }
-            session = _Session(worker, host_functions, pure, return_names, deadline, cancel, timeout_s,
-                               self.stdout_limit, spec["cpu_s"], self.max_host_calls)  # fmt: skip
+            session = _Session(
+                worker,
+                host_functions,
+                pure,
+                return_names,
+                deadline,
+                cancel,
+                timeout_s,
+                self.stdout_limit,
+                spec["cpu_s"],
+                self.max_host_calls,
+            )
             return session.serve(spec, start)
         finally:
             self._pool.release(worker)
@@ -242,8 +254,19 @@ class _HostCallBudget(Exception):
 class _Session:
     """One run's conversation with its worker."""
 
-    def __init__(self, worker, host_functions, pure, return_names, deadline, cancel, timeout_s, stdout_limit,
-                 cpu_s: float = 10.0, max_host_calls: int = 10_000):  # fmt: skip
+    def __init__(
+        self,
+        worker,
+        host_functions,
+        pure,
+        return_names,
+        deadline,
+        cancel,
+        timeout_s,
+        stdout_limit,
+        cpu_s: float = 10.0,
+        max_host_calls: int = 10_000,
+    ):
         self.cpu_s = cpu_s
         self.calls = 0
         self.max_host_calls = max_host_calls
@@ -306,8 +329,10 @@ class _Session:
     def _death_error(self) -> RunError:
         how = self.worker.exit_description()
         if "SIGXCPU" in how:
-            message = (f"the program computed for longer than its CPU budget of {self.cpu_s:g} s and was "
-                       f"stopped ({how}); look for an endless loop or a very slow computation")
+            message = (
+                f"the program computed for longer than its CPU budget of {self.cpu_s:g} s and was "
+                f"stopped ({how}); look for an endless loop or a very slow computation"
+            )
             return RunError(ErrorKind.TIMEOUT, message)
         if "SIGSEGV" in how or "SIGABRT" in how or "SIGBUS" in how:
             return RunError(ErrorKind.CRASH, f"the sandbox worker crashed ({how}), possibly out of memory")

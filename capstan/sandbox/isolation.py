@@ -44,7 +44,7 @@ _BOOT = (
 )
 
 
-def scrubbed_env(tmp: str = "/tmp") -> dict[str, str]:
+def scrubbed_env(tmp: str = "/tmp") -> dict[str, str]:  # noqa: S108 - the worker's own private /tmp
     """The worker's whole environment, built from nothing (never filtered from ours)."""
     return {
         "PATH": "/usr/bin:/bin",
@@ -117,9 +117,23 @@ class Isolation:
         return [*self.bwrap_args(), "--", *python, f"{INNER_LIB}:{INNER_SITE}", str(fd), cfg]
 
     def bwrap_args(self) -> list[str]:
-        args = [self.bwrap or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-                "--disable-userns", "--cap-drop", "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY),
-                "--hostname", "sandbox", "--clearenv"]  # fmt: skip
+        args = [
+            self.bwrap or "bwrap",
+            "--unshare-all",
+            "--unshare-user",
+            "--die-with-parent",
+            "--new-session",
+            "--disable-userns",
+            "--cap-drop",
+            "ALL",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+            "--hostname",
+            "sandbox",
+            "--clearenv",
+        ]
         for key, value in scrubbed_env().items():
             args += ["--setenv", key, value]
         args += ["--ro-bind", "/usr", "/usr"]
@@ -134,14 +148,31 @@ class Isolation:
             args += ["--ro-bind", path, f"{INNER_SITE}/{name}"]
         args += ["--ro-bind", str(ROOT_INIT), f"{INNER_LIB}/capstan/__init__.py"]
         args += ["--ro-bind", str(PACKAGE_DIR), f"{INNER_LIB}/capstan/sandbox"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/tmp",
-                 "--remount-ro", "/", "--chdir", "/tmp"]  # fmt: skip
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(64 << 20),
+            "--tmpfs",
+            "/tmp",  # noqa: S108 - a fresh tmpfs inside the namespace, not the host's /tmp
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/tmp",  # noqa: S108 - that tmpfs
+        ]
         return args
 
     def landlock_paths(self) -> list[str]:
         """What a Landlock worker may read: Python, its packages, the sandbox package, the system's
         shared libraries and its own /proc entry. Nothing else, and nothing at all for writing."""
-        here = [str(PACKAGE_DIR), str(ROOT_INIT), os.path.dirname(self.layout.interpreter), self.layout.prefix]
+        here = [
+            str(PACKAGE_DIR),
+            str(ROOT_INIT),
+            os.path.dirname(self.layout.interpreter),
+            self.layout.prefix,
+        ]
         system = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo", "/proc/self"]
         return [*here, *sorted(self.layout.packages.values()), *system]
 
@@ -154,7 +185,8 @@ class Isolation:
     def report(self) -> dict[str, object]:
         base: dict[str, object] = {
             "mode": self.mode,
-            "process": "one fresh worker process per run, killed (SIGKILL to its process group) by the parent",
+            "process": "one fresh worker process per run, killed (SIGKILL to its process group) by the "
+            "parent",
             "environment": "built from scratch: " + ", ".join(sorted(scrubbed_env())),
             "file_descriptors": "stdin/stdout/stderr to /dev/null plus the channel socket only",
             "processes": "none: seccomp refuses fork/vfork/execve and clone without CLONE_THREAD; "
@@ -163,38 +195,45 @@ class Isolation:
             + (", bwrap --die-with-parent)" if self.mode == "bwrap" else ")"),
         }
         if self.mode == "bwrap":
-            base.update({
-                "bwrap": self.bwrap,
-                "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"],
-                "network": "none (empty network namespace)",
-                "filesystem": "read-only: /usr, /lib*, python prefix, numpy, shapely, sandbox package; "
-                "private 64 MiB tmpfs /tmp (the only writable mount, and seccomp refuses opening files "
-                "for writing anyway); new /proc; no /home, no repository, no /etc",
-                "capabilities": "all dropped; no new privileges; no nested user namespaces",
-                "uid_gid": f"{NOBODY}:{NOBODY} inside the user namespace",
-            })  # fmt: skip
+            base.update(
+                {
+                    "bwrap": self.bwrap,
+                    "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"],
+                    "network": "none (empty network namespace)",
+                    "filesystem": "read-only: /usr, /lib*, python prefix, numpy, shapely, sandbox package; "
+                    "private 64 MiB tmpfs /tmp (the only writable mount, and seccomp refuses opening files "
+                    "for writing anyway); new /proc; no /home, no repository, no /etc",
+                    "capabilities": "all dropped; no new privileges; no nested user namespaces",
+                    "uid_gid": f"{NOBODY}:{NOBODY} inside the user namespace",
+                }
+            )
         elif self.mode == "landlock":
-            base.update({
-                "bwrap": None,
-                "why_not_bwrap": self.reason,
-                "landlock": "the worker restricts itself before any untrusted byte arrives (measured below)",
-                "network": "TCP bind and connect refused by Landlock; sockets refused by seccomp",
-                "filesystem": "read-only beneath: " + ", ".join(self.landlock_paths()) + "; nothing else "
-                "readable, nothing writable (Landlock), writes refused by seccomp too",
-                "uid_gid": f"{NOBODY}:{NOBODY}"
-                if self.drop_to_nobody or os.geteuid() == 0
-                else f"{os.getuid()}:{os.getgid()} (the service's own user, confined by Landlock)",
-            })  # fmt: skip
+            base.update(
+                {
+                    "bwrap": None,
+                    "why_not_bwrap": self.reason,
+                    "landlock": "the worker restricts itself before any untrusted byte arrives (measured "
+                    "below)",
+                    "network": "TCP bind and connect refused by Landlock; sockets refused by seccomp",
+                    "filesystem": "read-only beneath: " + ", ".join(self.landlock_paths()) + "; nothing else "
+                    "readable, nothing writable (Landlock), writes refused by seccomp too",
+                    "uid_gid": f"{NOBODY}:{NOBODY}"
+                    if self.drop_to_nobody or os.geteuid() == 0
+                    else f"{os.getuid()}:{os.getgid()} (the service's own user, confined by Landlock)",
+                }
+            )
         else:
-            base.update({
-                "bwrap": None,
-                "unsafe": "no OS boundary: " + self.reason,
-                "network": "host network namespace; sockets refused by seccomp",
-                "filesystem": "host file system; writes refused by seccomp",
-                "uid_gid": f"{NOBODY}:{NOBODY}"
-                if self.drop_to_nobody or os.geteuid() == 0
-                else f"{os.getuid()}:{os.getgid()} (the service's own user)",
-            })  # fmt: skip
+            base.update(
+                {
+                    "bwrap": None,
+                    "unsafe": "no OS boundary: " + self.reason,
+                    "network": "host network namespace; sockets refused by seccomp",
+                    "filesystem": "host file system; writes refused by seccomp",
+                    "uid_gid": f"{NOBODY}:{NOBODY}"
+                    if self.drop_to_nobody or os.geteuid() == 0
+                    else f"{os.getuid()}:{os.getgid()} (the service's own user)",
+                }
+            )
         return base
 
 
@@ -202,7 +241,8 @@ UNSAFE = "unsafe-process"
 MODES = ("auto", "bwrap", "landlock", UNSAFE)
 FIX = (
     "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed "
-    "(in Docker: docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined ..., see the "
+    "(in Docker: docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined ..., see "
+    "the "
     "Dockerfile), or set CAPSTAN_SANDBOX_ISOLATION=unsafe-process to run policy code with no OS boundary "
     "(never for code or users you do not trust)"
 )
@@ -228,7 +268,13 @@ def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Is
         raise ValueError(f"isolation must be one of {', '.join(MODES)}, not {mode!r}")
     layout = Layout.discover(extra_modules)
     if mode == UNSAFE:
-        return Isolation(UNSAFE, None, layout, _can_drop_to_nobody(layout), "chosen: CAPSTAN_SANDBOX_ISOLATION=unsafe-process")
+        return Isolation(
+            UNSAFE,
+            None,
+            layout,
+            _can_drop_to_nobody(layout),
+            "chosen: CAPSTAN_SANDBOX_ISOLATION=unsafe-process",
+        )
     why = "CAPSTAN_SANDBOX_ISOLATION=landlock"
     if mode != "landlock":
         found, why = _probe_bwrap(layout, bwrap)
@@ -239,7 +285,9 @@ def detect(mode: str = "auto", extra_modules=(), bwrap: str | None = None) -> Is
     abi = landlock.abi_version()
     if abi >= 1:
         return Isolation("landlock", None, layout, _can_drop_to_nobody(layout), why)
-    raise NoIsolationError(f"no OS boundary for policy code: {why}, and this kernel has no Landlock. To fix: {FIX}")
+    raise NoIsolationError(
+        f"no OS boundary for policy code: {why}, and this kernel has no Landlock. To fix: {FIX}"
+    )
 
 
 def _probe_bwrap(layout: Layout, bwrap: str | None) -> tuple[Isolation | None, str]:
@@ -249,10 +297,13 @@ def _probe_bwrap(layout: Layout, bwrap: str | None) -> tuple[Isolation | None, s
         return None, "bubblewrap (bwrap) is not installed"
     candidate = Isolation("bwrap", bwrap, layout, False)
     try:
-        probe = subprocess.run(
+        probe = subprocess.run(  # noqa: S603 - bubblewrap with our own arguments, no shell
             [*candidate.bwrap_args(), "--", "/usr/bin/true"],
-            env=scrubbed_env(), capture_output=True, timeout=10, check=False,
-        )  # fmt: skip
+            env=scrubbed_env(),
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{bwrap} cannot start a sandbox here ({type(exc).__name__}: {exc})"
     if probe.returncode == 0:

@@ -18,7 +18,12 @@ _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 
 READ_FILE, READ_DIR = 1 << 2, 1 << 3
-_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}  # every right the ABI knows
+_FS_BY_ABI = {
+    1: (1 << 13) - 1,
+    2: (1 << 14) - 1,
+    3: (1 << 15) - 1,
+    5: (1 << 16) - 1,
+}  # every right the ABI knows
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
@@ -28,8 +33,11 @@ class LandlockError(OSError):
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]  # fmt: skip
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -45,8 +53,9 @@ def _libc():
 
 def abi_version() -> int:
     """The kernel's Landlock ABI version; 0 when Landlock is unavailable (old kernel, not enabled)."""
-    rc = _libc().syscall(ctypes.c_long(_SYS_CREATE_RULESET), None, ctypes.c_size_t(0),
-                         ctypes.c_uint32(_CREATE_RULESET_VERSION))  # fmt: skip
+    rc = _libc().syscall(
+        ctypes.c_long(_SYS_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)
+    )
     return int(rc) if rc > 0 else 0
 
 
@@ -64,8 +73,9 @@ def restrict_self(read_only: list[str]) -> dict:
         _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0,
     )
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
-    ruleset = libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size),
-                           ctypes.c_uint32(0))  # fmt: skip
+    ruleset = libc.syscall(
+        ctypes.c_long(_SYS_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         raise LandlockError(ctypes.get_errno(), f"landlock_create_ruleset failed (ABI {abi})")
     allowed = []
@@ -78,8 +88,16 @@ def restrict_self(read_only: list[str]) -> dict:
             try:
                 access = READ_FILE | READ_DIR if os.path.isdir(path) else READ_FILE
                 rule = _PathBeneathAttr(access, fd)
-                if libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
-                                ctypes.byref(rule), ctypes.c_uint32(0)) != 0:  # fmt: skip
+                if (
+                    libc.syscall(
+                        ctypes.c_long(_SYS_ADD_RULE),
+                        ctypes.c_int(ruleset),
+                        ctypes.c_int(_RULE_PATH_BENEATH),
+                        ctypes.byref(rule),
+                        ctypes.c_uint32(0),
+                    )
+                    != 0
+                ):
                     raise LandlockError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
                 allowed.append(path)
             finally:
@@ -94,6 +112,10 @@ def restrict_self(read_only: list[str]) -> dict:
         "abi": abi,
         "read_only": allowed,
         "writes": "none: no file may be written, created, removed, renamed or linked",
-        "network": "TCP bind and connect refused" if abi >= 4 else "not covered by this ABI (seccomp refuses sockets)",
-        "scoped": "signals and abstract UNIX sockets outside the sandbox refused" if abi >= 6 else "not covered",
+        "network": "TCP bind and connect refused"
+        if abi >= 4
+        else "not covered by this ABI (seccomp refuses sockets)",
+        "scoped": "signals and abstract UNIX sockets outside the sandbox refused"
+        if abi >= 6
+        else "not covered",
     }

@@ -9,6 +9,7 @@ another worker.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import select
@@ -50,14 +51,10 @@ class WorkerProcess:
         if self.state is WorkerState.DEAD:
             return
         self.state = WorkerState.DEAD
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.proc.kill()
-        except OSError:
-            pass
         self.chan.close()
 
     def exit_description(self, wait_s: float = 0.5) -> str:
@@ -86,7 +83,7 @@ class Launcher:
         try:
             argv = self.isolation.command(child.fileno(), self.config)
             debug = os.environ.get("CAPSTAN_SANDBOX_DEBUG") == "1"
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: S603 - the worker command the isolation layer built, no shell
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -95,7 +92,7 @@ class Launcher:
                 close_fds=True,
                 start_new_session=True,
                 **self.isolation.popen_kwargs(),
-            )  # fmt: skip
+            )
         finally:
             child.close()
         return WorkerProcess(proc, protocol.Channel(parent, max_frame=self.max_frame))
@@ -185,10 +182,8 @@ class WorkerPool:
         with self._cond:
             for worker in [*self._idle, *self._booting, *self._dead]:
                 worker.kill()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.proc.wait(2)
-                except subprocess.TimeoutExpired:
-                    pass
             self._idle.clear()
             self._booting.clear()
             self._dead.clear()
@@ -199,10 +194,8 @@ class WorkerPool:
     # ------------------------------------------------------------------ background
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
 
     def _maintain(self) -> None:
         poller = select.poll()

@@ -9,6 +9,7 @@ Frame: 4-byte big-endian payload length, then the payload (one encoded value).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -23,9 +24,21 @@ DEFAULT_MAX_FRAME = 8 << 20
 
 # dtype allowlist: one byte on the wire names the dtype (always little-endian, C order).
 _DTYPES = (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
-)  # fmt: skip
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
 _DTYPE_CODE = {np.dtype(name): i for i, name in enumerate(_DTYPES)}
 _CODE_DTYPE = [np.dtype(name).newbyteorder("<") for name in _DTYPES]
 _NATIVE_DTYPE = [np.dtype(name) for name in _DTYPES]
@@ -84,50 +97,19 @@ def _encode(v, out: list, depth: int, budget: int) -> int:
         raise EncodeError(f"data nested deeper than {MAX_DEPTH} levels")
     t = type(v)
     if t is str:
-        try:
-            b = v.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: send U+FFFD instead (pairs are joined)
-            b = v.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
-        out.append(b"s" + _U32.pack(len(b)))
-        out.append(b)
-        return 5 + len(b)
-    if v is None:
-        out.append(b"N")
-        return 1
-    if t is bool:
-        out.append(b"T" if v else b"F")
+        return _encode_str(v, out)
+    if v is None or t is bool:
+        out.append(b"N" if v is None else b"T" if v else b"F")
         return 1
     if t is float:
         out.append(b"f" + _F64.pack(v))
         return 9
     if t is int:
-        if _I64_MIN <= v <= _I64_MAX:
-            out.append(b"i" + _I64.pack(v))
-            return 9
-        digits = str(v).encode() if v.bit_length() < 13000 else b""
-        if not digits or len(digits) > _MAX_BIGINT_DIGITS:
-            raise EncodeError(f"integer too large to send (over {_MAX_BIGINT_DIGITS} digits)")
-        out.append(b"I" + _U32.pack(len(digits)))
-        out.append(digits)
-        return 5 + len(digits)
+        return _encode_int(v, out)
     if t is list or t is tuple:
-        out.append((b"l" if t is list else b"t") + _U32.pack(len(v)))
-        size = 5
-        for item in v:
-            size += _encode(item, out, depth + 1, budget - size)
-            if size > budget:
-                raise EncodeError(f"message over the {budget}-byte limit")
-        return size
+        return _encode_sequence(v, out, depth, budget)
     if t is dict:
-        out.append(b"d" + _U32.pack(len(v)))
-        size = 5
-        for key, item in v.items():
-            if type(key) is not str:
-                raise EncodeError(f"dict keys must be str, got {type(key).__name__}")
-            size += _encode(key, out, depth + 1, budget) + _encode(item, out, depth + 1, budget - size)
-            if size > budget:
-                raise EncodeError(f"message over the {budget}-byte limit")
-        return size
+        return _encode_dict(v, out, depth, budget)
     if t is bytes:
         out.append(b"b" + _U32.pack(len(v)))
         out.append(v)
@@ -140,6 +122,50 @@ def _encode(v, out: list, depth: int, budget: int) -> int:
         f"a value of type {t.__name__} cannot be sent; use plain data "
         "(None, bool, int, float, str, list, tuple, dict with str keys, numpy arrays)"
     )
+
+
+def _encode_str(v: str, out: list) -> int:
+    try:
+        b = v.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: send U+FFFD instead (pairs are joined)
+        b = v.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    out.append(b"s" + _U32.pack(len(b)))
+    out.append(b)
+    return 5 + len(b)
+
+
+def _encode_int(v: int, out: list) -> int:
+    if _I64_MIN <= v <= _I64_MAX:
+        out.append(b"i" + _I64.pack(v))
+        return 9
+    digits = str(v).encode() if v.bit_length() < 13000 else b""
+    if not digits or len(digits) > _MAX_BIGINT_DIGITS:
+        raise EncodeError(f"integer too large to send (over {_MAX_BIGINT_DIGITS} digits)")
+    out.append(b"I" + _U32.pack(len(digits)))
+    out.append(digits)
+    return 5 + len(digits)
+
+
+def _encode_sequence(v: list | tuple, out: list, depth: int, budget: int) -> int:
+    out.append((b"l" if type(v) is list else b"t") + _U32.pack(len(v)))
+    size = 5
+    for item in v:
+        size += _encode(item, out, depth + 1, budget - size)
+        if size > budget:
+            raise EncodeError(f"message over the {budget}-byte limit")
+    return size
+
+
+def _encode_dict(v: dict, out: list, depth: int, budget: int) -> int:
+    out.append(b"d" + _U32.pack(len(v)))
+    size = 5
+    for key, item in v.items():
+        if type(key) is not str:
+            raise EncodeError(f"dict keys must be str, got {type(key).__name__}")
+        size += _encode(key, out, depth + 1, budget) + _encode(item, out, depth + 1, budget - size)
+        if size > budget:
+            raise EncodeError(f"message over the {budget}-byte limit")
+    return size
 
 
 def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
@@ -184,69 +210,84 @@ def decode_tuple(data: bytes | memoryview) -> tuple:
     return value
 
 
+_SCALARS = {0x4E: None, 0x54: True, 0x46: False}  # N, T, F
+
+
 def _decode(mv: memoryview, pos: int, depth: int):
     if depth > MAX_DEPTH:
         raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels")
     tag = mv[pos]
     pos += 1
     if tag == 0x73:  # s
-        (n,) = _U32.unpack_from(mv, pos)
-        end = pos + 4 + n
-        if end > len(mv):
-            raise ProtocolError("string runs past the end of the message")
         # lone surrogates (legal in a Python str, not in UTF-8) become U+FFFD here, so nothing
         # downstream (JSON, the trace database) chokes on what a program printed or passed
-        return str(mv[pos + 4 : end], "utf-8", "replace"), end
+        raw, end = _sized(mv, pos, "string runs")
+        return str(raw, "utf-8", "replace"), end
     if tag == 0x69:  # i
         return _I64.unpack_from(mv, pos)[0], pos + 8
     if tag == 0x66:  # f
         return _F64.unpack_from(mv, pos)[0], pos + 8
-    if tag == 0x4E:  # N
-        return None, pos
-    if tag == 0x54:  # T
-        return True, pos
-    if tag == 0x46:  # F
-        return False, pos
+    if tag in _SCALARS:
+        return _SCALARS[tag], pos
     if tag in (0x6C, 0x74):  # l, t
-        (n,) = _U32.unpack_from(mv, pos)
-        pos += 4
-        if n > len(mv) - pos:
-            raise ProtocolError("sequence length exceeds the message")
-        items = []
-        for _ in range(n):
-            item, pos = _decode(mv, pos, depth + 1)
-            items.append(item)
+        items, pos = _decode_items(mv, pos, depth)
         return (items if tag == 0x6C else tuple(items)), pos
     if tag == 0x64:  # d
-        (n,) = _U32.unpack_from(mv, pos)
-        pos += 4
-        if n > len(mv) - pos:
-            raise ProtocolError("dict length exceeds the message")
-        result = {}
-        for _ in range(n):
-            if mv[pos] != 0x73:
-                raise ProtocolError("dict key is not a string")
-            key, pos = _decode(mv, pos, depth + 1)
-            result[key], pos = _decode(mv, pos, depth + 1)
-        return result, pos
+        return _decode_dict(mv, pos, depth)
     if tag == 0x62:  # b
-        (n,) = _U32.unpack_from(mv, pos)
-        end = pos + 4 + n
-        if end > len(mv):
-            raise ProtocolError("bytes run past the end of the message")
-        return bytes(mv[pos + 4 : end]), end
+        raw, end = _sized(mv, pos, "bytes run")
+        return bytes(raw), end
     if tag == 0x49:  # I
-        (n,) = _U32.unpack_from(mv, pos)
-        end = pos + 4 + n
-        if n > _MAX_BIGINT_DIGITS or end > len(mv):
-            raise ProtocolError("bad big integer")
-        text = str(mv[pos + 4 : end], "ascii")
-        if not text.lstrip("-").isdigit():
-            raise ProtocolError("bad big integer")
-        return int(text), end
+        return _decode_bigint(mv, pos)
     if tag == 0x61:  # a
         return _decode_array(mv, pos)
     raise ProtocolError(f"unknown tag byte {tag}")
+
+
+def _sized(mv: memoryview, pos: int, what: str) -> tuple[memoryview, int]:
+    """The `n` bytes after a u32 length `n` at `pos`, and the position after them."""
+    (n,) = _U32.unpack_from(mv, pos)
+    end = pos + 4 + n
+    if end > len(mv):
+        raise ProtocolError(f"{what} past the end of the message")
+    return mv[pos + 4 : end], end
+
+
+def _decode_items(mv: memoryview, pos: int, depth: int) -> tuple[list, int]:
+    (n,) = _U32.unpack_from(mv, pos)
+    pos += 4
+    if n > len(mv) - pos:
+        raise ProtocolError("sequence length exceeds the message")
+    items = []
+    for _ in range(n):
+        item, pos = _decode(mv, pos, depth + 1)
+        items.append(item)
+    return items, pos
+
+
+def _decode_dict(mv: memoryview, pos: int, depth: int) -> tuple[dict, int]:
+    (n,) = _U32.unpack_from(mv, pos)
+    pos += 4
+    if n > len(mv) - pos:
+        raise ProtocolError("dict length exceeds the message")
+    result = {}
+    for _ in range(n):
+        if mv[pos] != 0x73:
+            raise ProtocolError("dict key is not a string")
+        key, pos = _decode(mv, pos, depth + 1)
+        result[key], pos = _decode(mv, pos, depth + 1)
+    return result, pos
+
+
+def _decode_bigint(mv: memoryview, pos: int) -> tuple[int, int]:
+    (n,) = _U32.unpack_from(mv, pos)
+    end = pos + 4 + n
+    if n > _MAX_BIGINT_DIGITS or end > len(mv):
+        raise ProtocolError("bad big integer")
+    text = str(mv[pos + 4 : end], "ascii")
+    if not text.lstrip("-").isdigit():
+        raise ProtocolError("bad big integer")
+    return int(text), end
 
 
 def _decode_array(mv: memoryview, pos: int):
@@ -379,7 +420,5 @@ class Channel:
         return chunk
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

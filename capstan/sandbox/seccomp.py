@@ -45,28 +45,53 @@ _OFF_NR, _OFF_ARCH, _OFF_ARG0 = 0, 4, 16
 # process isolation), except those marked "not seen".
 _ALLOWED_X86_64 = {
     # memory: malloc, numpy (madvise MADV_HUGEPAGE), lazily loaded extension modules
-    "brk": 12, "mmap": 9, "munmap": 11, "mremap": 25, "mprotect": 10, "madvise": 28,
+    "brk": 12,
+    "mmap": 9,
+    "munmap": 11,
+    "mremap": 25,
+    "mprotect": 10,
+    "madvise": 28,
     # files it opened read-only (open/openat are checked below), /proc/self in the ready report
-    "read": 0, "pread64": 17,  # pread64 not seen: ld.so reads ELF notes with it (lazy dlopen)
+    "read": 0,
+    "pread64": 17,  # pread64 not seen: ld.so reads ELF notes with it (lazy dlopen)
     "write": 1,  # warnings to stderr (/dev/null); nothing it can open is writable
-    "close": 3, "lseek": 8, "newfstatat": 262, "getdents64": 217,
+    "close": 3,
+    "lseek": 8,
+    "newfstatat": 262,
+    "getdents64": 217,
     # not seen: what other glibc versions stat files with, and a polite yield
-    "stat": 4, "fstat": 5, "lstat": 6, "statx": 332, "sched_yield": 24,
+    "stat": 4,
+    "fstat": 5,
+    "lstat": 6,
+    "statx": 332,
+    "sched_yield": 24,
     # the channel socket (fd 3) and the reporter thread
-    "sendto": 44, "recvfrom": 45, "futex": 202, "clock_nanosleep": 230,
+    "sendto": 44,
+    "recvfrom": 45,
+    "futex": 202,
+    "clock_nanosleep": 230,
     # clocks: CPU time of the run (CLOCK_PROCESS_CPUTIME_ID is not in the vDSO); the other
     # three are the vDSO's fallbacks on clock sources it cannot read (not seen here)
-    "clock_gettime": 228, "clock_getres": 229, "gettimeofday": 96, "time": 201,
-    "getrusage": 98, "getpid": 39, "getuid": 102, "getgid": 104,
+    "clock_gettime": 228,
+    "clock_getres": 229,
+    "gettimeofday": 96,
+    "time": 201,
+    "getrusage": 98,
+    "getpid": 39,
+    "getuid": 102,
+    "getgid": 104,
     "getrandom": 318,  # random / numpy.random seeding
     "exit_group": 231,
     "exit": 60,  # not seen: a thread's exit (glibc loops on it forever if refused)
     "rt_sigreturn": 15,  # the end of any signal handler, e.g. glibc's setxid broadcast
     # not seen in benign runs: what a thread started with the clone allowed below needs, or it
     # kills the worker (glibc aborts a new thread whose rseq registration fails)
-    "rseq": 334, "set_robust_list": 273, "rt_sigprocmask": 14, "gettid": 186,
+    "rseq": 334,
+    "set_robust_list": 273,
+    "rt_sigprocmask": 14,
+    "gettid": 186,
     "restart_syscall": 219,  # not seen: resumes a sleep or futex wait interrupted by a stop
-}  # fmt: skip
+}
 # Allowed only when their first argument (a pid) is 0, i.e. the worker itself.
 _SELF_ONLY_X86_64 = {"prlimit64": 302}
 _NR_OPEN, _NR_OPENAT, _NR_CLONE, _NR_IOCTL, _NR_CLONE3, _NR_OPENAT2 = 2, 257, 56, 16, 435, 437
@@ -116,8 +141,12 @@ def build_filter() -> bytes:
     labels["self_only"] = len(prog)
     emit(_LD_ABS, _OFF_ARG0)  # pid_t: the kernel reads the low 32 bits
     emit(_JEQ, 0, "allow", "deny")
-    for label, ret in (("allow", _RET_ALLOW), ("deny", _RET_ERRNO | _EPERM),
-                       ("nosys", _RET_ERRNO | _ENOSYS), ("kill", _RET_KILL_PROCESS)):  # fmt: skip
+    for label, ret in (
+        ("allow", _RET_ALLOW),
+        ("deny", _RET_ERRNO | _EPERM),
+        ("nosys", _RET_ERRNO | _ENOSYS),
+        ("kill", _RET_KILL_PROCESS),
+    ):
         labels[label] = len(prog)
         emit(_RET, ret)
 

@@ -220,7 +220,9 @@ class Runner:
         if kind == "primitive":
             cls = self.errors.get(cls_name)
             if cls is None and cls_name.isidentifier() and not cls_name.startswith("_"):
-                cls = type(cls_name, (self.errors["PrimitiveError"],), {"__module__": "capstan.primitives.errors"})
+                cls = type(
+                    cls_name, (self.errors["PrimitiveError"],), {"__module__": "capstan.primitives.errors"}
+                )
                 self.errors[cls_name] = cls
             return (cls or self.errors["PrimitiveError"])(message)
         if kind == "builtin":

@@ -18,7 +18,8 @@ from capstan.service.config import ConfigError, Settings
 BENCHES = ("sim", "sandbox", "llm", "humaneval", "robocode", "tasks", "compare")
 SETTINGS_HELP = (
     "settings come from environment variables (CAPSTAN_DATA_DIR, CAPSTAN_API_TOKEN, "
-    "CAPSTAN_MAX_CONCURRENT_RUNS, CAPSTAN_LLM, ...); see capstan/service/config.py and `python -m capstan.llm.config`"
+    "CAPSTAN_MAX_CONCURRENT_RUNS, CAPSTAN_LLM, ...); see capstan/service/config.py and `python -m "
+    "capstan.llm.config`"
 )
 
 
@@ -64,10 +65,14 @@ def cmd_robot_agent(args: argparse.Namespace) -> int:
     from capstan.service.robot_agent import sim_agent_app
 
     if not is_loopback(args.host) and not args.token:
-        raise ConfigError(f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)")
+        raise ConfigError(
+            f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)"
+        )
     app = sim_agent_app(_scene(args), token=args.token)
-    _say(f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
-         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})")
+    _say(
+        f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
+        f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})"
+    )
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
@@ -79,9 +84,11 @@ def _scene(args: argparse.Namespace) -> dict:
     try:
         scene = json.loads(args.scene) if args.scene else {"objects": ["red block", "blue bowl"]}
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--scene is not valid JSON ({exc}); e.g. --scene '{{\"blocks\": 3, \"bowls\": 2}}'") from None
+        raise ConfigError(
+            f'--scene is not valid JSON ({exc}); e.g. --scene \'{{"blocks": 3, "bowls": 2}}\''
+        ) from None
     if not isinstance(scene, dict):
-        raise ConfigError("--scene must be a JSON object such as '{\"objects\": [\"red block\", \"blue bowl\"]}'")
+        raise ConfigError('--scene must be a JSON object such as \'{"objects": ["red block", "blue bowl"]}\'')
     if args.seed is not None:
         scene["seed"] = args.seed
     return scene
@@ -108,9 +115,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except RobotUnavailableError as exc:
             _say(f"capstan: {exc}")
             return 1
-        kind, text = ("program", Path(args.program).read_text()) if args.program else ("command", args.command)
+        kind, text = (
+            ("program", Path(args.program).read_text()) if args.program else ("command", args.command)
+        )
         if not text:
-            raise ConfigError("give a command, e.g. capstan run \"put the red block in the blue bowl\"")
+            raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
         run = service.runs.submit(session, kind, text)
         _say(f"run {run.id} ...")
         run.done.wait()
@@ -156,8 +165,11 @@ def print_trace(t: dict, brief: bool = False) -> None:
         print(f"robot: {line}", file=out)
     if t.get("error"):
         e = t["error"]
-        print(f"--- error ({e.get('kind')}) ---\n{e.get('message')}" + (f" (line {e['line']})" if e.get("line") else ""),
-              file=out)
+        print(
+            f"--- error ({e.get('kind')}) ---\n{e.get('message')}"
+            + (f" (line {e['line']})" if e.get("line") else ""),
+            file=out,
+        )
     state = t.get("state_after") or {}
     if state.get("objects"):
         print("--- final scene ---", file=out)
@@ -198,30 +210,49 @@ def _add_benches(sub) -> None:
     names = bench.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name in BENCHES:
         module = importlib.import_module(f"capstan.bench.{name}")  # bench modules import heavy parts lazily
-        p = names.add_parser(name, help=_summary(module.__doc__, name), description=module.__doc__,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = names.add_parser(
+            name,
+            help=_summary(module.__doc__, name),
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.build_parser(p)
         p.set_defaults(func=module.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="capstan", description="Code-as-policies robot service: natural-language commands become "
-        "sandboxed policy programs on a simulated tabletop robot or a remote robot agent.", epilog=SETTINGS_HELP)
+        prog="capstan",
+        description="Code-as-policies robot service: natural-language commands become "
+        "sandboxed policy programs on a simulated tabletop robot or a remote robot agent.",
+        epilog=SETTINGS_HELP,
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("serve", help="serve the HTTP API and the web page", epilog=_settings_table(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default=None, help="listen address (default CAPSTAN_HOST or 127.0.0.1; "
-                   "beyond loopback CAPSTAN_API_TOKEN is required)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the HTTP API and the web page",
+        epilog=_settings_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host",
+        default=None,
+        help="listen address (default CAPSTAN_HOST or 127.0.0.1; "
+        "beyond loopback CAPSTAN_API_TOKEN is required)",
+    )
     p.add_argument("--port", type=int, default=None, help="port (default CAPSTAN_PORT or 8000)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--no-warm-up", action="store_true",
-                   help="skip computing the local model's prompt-prefix cache at start")
+    p.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="skip computing the local model's prompt-prefix cache at start",
+    )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("run", help="run one command in process and print code, speech and final scene",
-                       epilog=SETTINGS_HELP)
+    p = sub.add_parser(
+        "run", help="run one command in process and print code, speech and final scene", epilog=SETTINGS_HELP
+    )
     p.add_argument("command", nargs="?", default="", help="natural-language command")
     p.add_argument("--program", metavar="FILE", help="run this policy program instead of a command")
     p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
@@ -235,14 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full trace as JSON")
     p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("robot-agent", help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
-                       description="Serve a headless PyBullet world over the robot agent protocol "
-                       "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
-                       "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
-                       "capstan.service.robot_agent.make_agent_app(their RobotBackend).")
+    p = sub.add_parser(
+        "robot-agent",
+        help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
+        description="Serve a headless PyBullet world over the robot agent protocol "
+        "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
+        "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
+        "capstan.service.robot_agent.make_agent_app(their RobotBackend).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
     p.add_argument("--port", type=int, default=8100, help="port (default 8100)")
-    p.add_argument("--token", default=None, help="bearer token clients must send (CAPSTAN_ROBOT_TOKEN on the service)")
+    p.add_argument(
+        "--token", default=None, help="bearer token clients must send (CAPSTAN_ROBOT_TOKEN on the service)"
+    )
     p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
     p.add_argument("--seed", type=int, help="scene seed")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])

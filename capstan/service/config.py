@@ -110,10 +110,13 @@ class Settings:
         for name, url in self.remote_robots.items():
             if not (name.replace("-", "").replace("_", "").isalnum() and len(name) <= 40) or name == "sim":
                 raise ConfigError(
-                    f"CAPSTAN_ROBOTS: {name!r} is not a usable robot name (letters, digits, - and _; not 'sim')"
+                    f"CAPSTAN_ROBOTS: {name!r} is not a usable robot name (letters, digits, - and _; not "
+                    "'sim')"
                 )
             if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}")
+                raise ConfigError(
+                    f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}"
+                )
         if self.session_idle_s < 0:
             raise ConfigError("CAPSTAN_SESSION_IDLE_S must be 0 (never expire) or a number of seconds")
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):

@@ -7,6 +7,7 @@ own asyncio.Queue fed with `loop.call_soon_threadsafe`, so publishing never bloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 
@@ -25,10 +26,8 @@ class EventHub:
                 self.closed = True
                 self._subscribers.clear()
         for loop, queue in subscribers:
-            try:
+            with contextlib.suppress(RuntimeError):  # that client's loop may be gone
                 loop.call_soon_threadsafe(queue.put_nowait, event)
-            except RuntimeError:  # that client's loop is gone
-                pass
 
     def subscribe(self) -> tuple[list[dict], asyncio.Queue | None]:
         """(events so far, queue of later events); the queue is None when the run already ended."""

@@ -42,18 +42,29 @@ def workload(sessions: int, runs: int) -> list[dict]:
     out = []
     for i in range(sessions):
         block, bowl = f"{COLORS[i]} block", f"{COLORS[(i + 3) % len(COLORS)]} bowl"
-        commands = [f"put the {block} in the {bowl}", f"tell me where the {block} is",
-                    f"pick up the {block} and put it back in the {bowl}"]
-        out.append({"scene": {"objects": [block, bowl], "seed": i}, "objects": {block, bowl},
-                    "commands": [commands[k % len(commands)] for k in range(runs)]})
+        commands = [
+            f"put the {block} in the {bowl}",
+            f"tell me where the {block} is",
+            f"pick up the {block} and put it back in the {bowl}",
+        ]
+        out.append(
+            {
+                "scene": {"objects": [block, bowl], "seed": i},
+                "objects": {block, bowl},
+                "commands": [commands[k % len(commands)] for k in range(runs)],
+            }
+        )
     return out
 
 
 def scripted_answer(request) -> str:
     """The scripted responder: the obvious program for each workload command."""
     text = request.messages[-1].content.rsplit("# command:", 1)[-1]
-    cmds = re.findall(r"(put the|tell me where the|pick up the) (\w+ block)(?: is| in the| and put it back in the)?"
-                      r" ?(\w+ bowl)?", text)
+    cmds = re.findall(
+        r"(put the|tell me where the|pick up the) (\w+ block)(?: is| in the| and put it back in the)?"
+        r" ?(\w+ bowl)?",
+        text,
+    )
     if not cmds:
         return "```python\nsay('I do not know that command')\n```"
     verb, block, bowl = cmds[-1]
@@ -78,12 +89,16 @@ def record(cassette: Path, plan: list[dict], with_model: bool) -> None:
     from capstan.llm.config import model_name
 
     # the replaying server keys answers by the model name CAPSTAN_LLM selects: record under that name
-    inner = (llm.from_config(os.environ) if with_model
-             else ScriptedProvider([scripted_answer] * n_calls, model=model_name(os.environ)))
+    inner = (
+        llm.from_config(os.environ)
+        if with_model
+        else ScriptedProvider([scripted_answer] * n_calls, model=model_name(os.environ))
+    )
     provider = CassetteProvider(cassette, "record", inner=inner)
     with tempfile.TemporaryDirectory() as tmp:
-        service = Service(Settings.from_env({}, data_dir=Path(tmp), media=False, max_sessions=len(plan)),
-                          llm=provider)
+        service = Service(
+            Settings.from_env({}, data_dir=Path(tmp), media=False, max_sessions=len(plan)), llm=provider
+        )
         try:
             for p in plan:
                 session = service.sessions.create("sim", p["scene"])
@@ -100,16 +115,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cassette: Path, data_dir: Path, sessions: int, concurrency: int, log) -> tuple[subprocess.Popen, str]:
+def start_server(
+    cassette: Path, data_dir: Path, sessions: int, concurrency: int, log
+) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    env = {**os.environ, "CAPSTAN_DATA_DIR": str(data_dir), "CAPSTAN_CASSETTE": str(cassette),
-           "CAPSTAN_CASSETTE_MODE": "replay", "CAPSTAN_MEDIA": "0", "CAPSTAN_MAX_SESSIONS": str(sessions),
-           "CAPSTAN_MAX_CONCURRENT_RUNS": str(concurrency), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level",
-                             "warning"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "CAPSTAN_DATA_DIR": str(data_dir),
+        "CAPSTAN_CASSETTE": str(cassette),
+        "CAPSTAN_CASSETTE_MODE": "replay",
+        "CAPSTAN_MEDIA": "0",
+        "CAPSTAN_MAX_SESSIONS": str(sessions),
+        "CAPSTAN_MAX_CONCURRENT_RUNS": str(concurrency),
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter serving our own package
+        [sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -156,7 +185,9 @@ def drive(url: str, plan: list[dict], cap_s: float) -> list[dict]:
                     left = deadline - time.time()
                     if left <= 0:
                         raise TimeoutError("load-test time cap reached before this run was sent")
-                    r = http.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": command}, timeout=left)
+                    r = http.post(
+                        f"/v1/sessions/{sid}/commands?wait=true", json={"text": command}, timeout=left
+                    )
                     rec.update(status_code=r.status_code, trace=r.json())
                 except (httpx.HTTPError, TimeoutError) as exc:
                     rec["error"] = f"{type(exc).__name__}: {exc}"
@@ -207,7 +238,9 @@ def verify(url: str, plan: list[dict], results: list[dict]) -> dict:
             problems.append(f"run {t.get('id')} is mixed up: session/command do not match what was sent")
         foreign = mentioned_objects(t) - own
         if foreign:
-            problems.append(f"run {t.get('id')} of session {r['session']} mentions other objects: {sorted(foreign)}")
+            problems.append(
+                f"run {t.get('id')} of session {r['session']} mentions other objects: {sorted(foreign)}"
+            )
     for sid, ids in by_session.items():
         listed = [x["id"] for x in httpx.get(f"{url}/v1/sessions/{sid}/runs").json()["runs"]]
         if sorted(listed) != sorted(ids):
@@ -215,8 +248,13 @@ def verify(url: str, plan: list[dict], results: list[dict]) -> dict:
     lost = expected - len(done)
     if len(stored) != expected:
         problems.append(f"the store holds {len(stored)} runs, {expected} were sent")
-    return {"expected_runs": expected, "completed_runs": len(done), "lost_runs": lost, "stored_runs": len(stored),
-            "problems": problems}
+    return {
+        "expected_runs": expected,
+        "completed_runs": len(done),
+        "lost_runs": lost,
+        "stored_runs": len(stored),
+        "problems": problems,
+    }
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -227,8 +265,11 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m capstan.service.loadtest", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m capstan.service.loadtest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3, help="commands per session, sent one after another")
     ap.add_argument("--cap-s", type=float, default=120.0, help="time cap for the whole replay phase")
@@ -245,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         if cassette is None:
             cassette = tmp / "cassette.jsonl"
             t0 = time.time()
-            print(f"recording the cassette ({'model' if args.record_with_model else 'scripted'})...", file=sys.stderr)
+            print(
+                f"recording the cassette ({'model' if args.record_with_model else 'scripted'})...",
+                file=sys.stderr,
+            )
             record(cassette, plan, args.record_with_model)
             print(f"  recorded in {time.time() - t0:.1f}s", file=sys.stderr)
         with open(tmp / "serve.log", "w") as log:
@@ -258,16 +302,26 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 stop_server(proc)
     latencies = [r["latency_s"] for r in results if "trace" in r]
-    report.update(sessions=args.sessions, runs_per_session=args.runs, concurrency=args.concurrency,
-                  wall_s=round(wall, 3), throughput_runs_per_s=round(len(latencies) / wall, 3) if wall else None,
-                  latency_p50_s=percentile(latencies, 0.50), latency_p99_s=percentile(latencies, 0.99),
-                  latency_max_s=max(latencies) if latencies else None, ok=not report["problems"])
+    report.update(
+        sessions=args.sessions,
+        runs_per_session=args.runs,
+        concurrency=args.concurrency,
+        wall_s=round(wall, 3),
+        throughput_runs_per_s=round(len(latencies) / wall, 3) if wall else None,
+        latency_p50_s=percentile(latencies, 0.50),
+        latency_p99_s=percentile(latencies, 0.99),
+        latency_max_s=max(latencies) if latencies else None,
+        ok=not report["problems"],
+    )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{report['completed_runs']}/{report['expected_runs']} runs in {report['wall_s']} s "
-              f"({report['throughput_runs_per_s']} runs/s), latency p50 {report['latency_p50_s']:.2f} s, "
-              f"p99 {report['latency_p99_s']:.2f} s; lost {report['lost_runs']}; problems {len(report['problems'])}")
+        print(
+            f"{report['completed_runs']}/{report['expected_runs']} runs in {report['wall_s']} s "
+            f"({report['throughput_runs_per_s']} runs/s), latency p50 {report['latency_p50_s']:.2f} s, "
+            f"p99 {report['latency_p99_s']:.2f} s; lost {report['lost_runs']}; problems "
+            f"{len(report['problems'])}"
+        )
         for p in report["problems"]:
             print("  " + p)
     return 0 if report["ok"] else 1

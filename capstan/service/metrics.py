@@ -48,8 +48,10 @@ class Metrics:
             ]
             for status in sorted(self.runs_by_status):
                 out.append(f'capstan_runs_total{{status="{status}"}} {self.runs_by_status[status]}')
-            out += ["# HELP capstan_run_duration_seconds Wall time from start to end of a run.",
-                    "# TYPE capstan_run_duration_seconds histogram"]
+            out += [
+                "# HELP capstan_run_duration_seconds Wall time from start to end of a run.",
+                "# TYPE capstan_run_duration_seconds histogram",
+            ]
             cumulative = 0
             for le, n in zip(BUCKETS, self.duration_counts, strict=False):
                 cumulative += n
@@ -57,22 +59,32 @@ class Metrics:
             out.append(f'capstan_run_duration_seconds_bucket{{le="+Inf"}} {self.duration_count}')
             out.append(f"capstan_run_duration_seconds_sum {self.duration_sum:.6f}")
             out.append(f"capstan_run_duration_seconds_count {self.duration_count}")
-            out += ["# HELP capstan_llm_tokens_total LLM tokens used, by kind.",
-                    "# TYPE capstan_llm_tokens_total counter"]
+            out += [
+                "# HELP capstan_llm_tokens_total LLM tokens used, by kind.",
+                "# TYPE capstan_llm_tokens_total counter",
+            ]
             for kind in sorted(self.tokens):
                 out.append(f'capstan_llm_tokens_total{{kind="{kind}"}} {self.tokens[kind]}')
-            out += ["# HELP capstan_llm_calls_total LLM completions requested.",
-                    "# TYPE capstan_llm_calls_total counter", f"capstan_llm_calls_total {self.llm_calls}"]
-            out += ["# HELP capstan_rejected_total Requests refused for capacity (HTTP 429), by reason.",
-                    "# TYPE capstan_rejected_total counter"]
+            out += [
+                "# HELP capstan_llm_calls_total LLM completions requested.",
+                "# TYPE capstan_llm_calls_total counter",
+                f"capstan_llm_calls_total {self.llm_calls}",
+            ]
+            out += [
+                "# HELP capstan_rejected_total Requests refused for capacity (HTTP 429), by reason.",
+                "# TYPE capstan_rejected_total counter",
+            ]
             for reason in sorted(self.rejected):
                 out.append(f'capstan_rejected_total{{reason="{reason}"}} {self.rejected[reason]}')
         out += [
-            "# HELP capstan_sessions_active Live sessions.", "# TYPE capstan_sessions_active gauge",
+            "# HELP capstan_sessions_active Live sessions.",
+            "# TYPE capstan_sessions_active gauge",
             f"capstan_sessions_active {sessions}",
-            "# HELP capstan_runs_running Runs executing now.", "# TYPE capstan_runs_running gauge",
+            "# HELP capstan_runs_running Runs executing now.",
+            "# TYPE capstan_runs_running gauge",
             f"capstan_runs_running {running}",
-            "# HELP capstan_queue_depth Runs waiting to start.", "# TYPE capstan_queue_depth gauge",
+            "# HELP capstan_queue_depth Runs waiting to start.",
+            "# TYPE capstan_queue_depth gauge",
             f"capstan_queue_depth {queued}",
         ]
         return "\n".join(out) + "\n"

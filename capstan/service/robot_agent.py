@@ -73,8 +73,11 @@ router = APIRouter(prefix="/v1/robot")
 
 
 def make_agent_app(backend: RobotBackend, robot: str = "unknown", token: str | None = None) -> FastAPI:
-    app = FastAPI(title="Capstan robot agent", version=str(PROTOCOL_VERSION),
-                  description="One robot's verbs over HTTP, for Capstan's RemoteRobot.")  # fmt: skip
+    app = FastAPI(
+        title="Capstan robot agent",
+        version=str(PROTOCOL_VERSION),
+        description="One robot's verbs over HTTP, for Capstan's RemoteRobot.",
+    )
     app.state.agent = _Agent(backend, robot)
 
     @app.middleware("http")

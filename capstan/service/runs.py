@@ -58,8 +58,14 @@ class Run:
 
 
 class RunManager:
-    def __init__(self, settings, store: TraceStore, engine, metrics: Metrics,
-                 after_run: Callable[[Session], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        settings,
+        store: TraceStore,
+        engine,
+        metrics: Metrics,
+        after_run: Callable[[Session], None] | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.engine = engine
@@ -85,10 +91,14 @@ class RunManager:
                 self.metrics.rejected_request("queue_full")
                 raise QueueFullError(
                     f"run queue is full ({self.settings.max_queued_runs} waiting, CAPSTAN_MAX_QUEUED_RUNS); "
-                    "retry later")
-            doc = {"command": text if kind == "command" else None,
-                   "code": text if kind == "program" else None,
-                   "scene": session.scene, "timings": {"queued_at": run.created_at}}
+                    "retry later"
+                )
+            doc = {
+                "command": text if kind == "command" else None,
+                "code": text if kind == "program" else None,
+                "scene": session.scene,
+                "timings": {"queued_at": run.created_at},
+            }
             self.store.create_run(run.id, session.id, kind, RunStatus.QUEUED.value, doc)
             self._active[run.id] = run
             self._pending.append(run)
@@ -259,7 +269,9 @@ class RunManager:
         t0 = time.time()
         try:
             if run.kind == "command":
-                outcome = engine.run_command(run.text, session.api, session.conversation, on_event, run.cancel)
+                outcome = engine.run_command(
+                    run.text, session.api, session.conversation, on_event, run.cancel
+                )
             else:
                 outcome = engine.run_program(run.text, session.api, on_event, run.cancel)
         except Exception as exc:  # noqa: BLE001 - any engine failure fails only this run
@@ -305,12 +317,14 @@ class RunManager:
             saved = recorder.add(rgb) or saved
         if can_record and not final and not recorder.full:
             left = recorder.max_frames - recorder.count + 1  # +1: a segment's first frame is dropped
-            backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
-                                    max_frames=left)
+            backend.start_recording(
+                fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240, max_frames=left
+            )
             if recorder.count == 0:
                 saved = recorder.add(backend.stop_recording()[0])
-                backend.start_recording(fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240,
-                                        max_frames=left)
+                backend.start_recording(
+                    fps=FRAME_FPS, view=self.settings.video_view, width=320, height=240, max_frames=left
+                )
         if saved is not None:
             index, png = saved
             run.session.last_frame = png
@@ -322,8 +336,10 @@ class RunManager:
         run.status, run.error = status, error
         stored = error.to_dict() if error is not None else None
         self.store.update_run(run.id, status=status.value, error=stored, timings=timings)
-        self.metrics.run_finished(status.value, (timings.get("ended_at") or time.time()) - (
-            timings.get("started_at") or run.created_at))
+        self.metrics.run_finished(
+            status.value,
+            (timings.get("ended_at") or time.time()) - (timings.get("started_at") or run.created_at),
+        )
         self._emit(run, "end", {"status": status.value, "error": stored})
         with self._cond:
             self._active.pop(run.id, None)

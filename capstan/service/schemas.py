@@ -85,8 +85,11 @@ class CommandRequest(BaseModel):
 
 class ProgramRequest(BaseModel):
     model_config = REQUEST
-    code: str = Field(min_length=1, description="Policy program (at most CAPSTAN_MAX_CODE_BYTES)",
-                      examples=["put_first_on_second('red block', 'blue bowl')\nsay('done')"])
+    code: str = Field(
+        min_length=1,
+        description="Policy program (at most CAPSTAN_MAX_CODE_BYTES)",
+        examples=["put_first_on_second('red block', 'blue bowl')\nsay('done')"],
+    )
 
 
 class RunAccepted(BaseModel):

@@ -30,8 +30,16 @@ class Service:
     the sessions it left and keeps its own for the next start (app.sessions); `capstan run` uses
     recover=False, so its one-off session is not kept."""
 
-    def __init__(self, settings: Settings, llm=None, sandbox=None, engine=None,
-                 progress: Callable[[str], None] = _quiet, warm_up: bool = False, recover: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        llm=None,
+        sandbox=None,
+        engine=None,
+        progress: Callable[[str], None] = _quiet,
+        warm_up: bool = False,
+        recover: bool = True,
+    ):
         self.settings = settings
         self.started_at = time.time()
         self._isolation: dict | None = None
@@ -59,12 +67,17 @@ class Service:
                 if self._owns_sandbox and sandbox is not None:
                     sandbox.close()
                 raise
-            progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
+            progress(
+                f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s"
+            )
         self.llm = llm
         if engine is None:
-            engine_settings = EngineSettings(timeout_s=settings.run_timeout_s, dry_run=settings.dry_run,
-                                             candidates=settings.candidates,
-                                             sample_compositional=settings.sample_compositional)  # fmt: skip
+            engine_settings = EngineSettings(
+                timeout_s=settings.run_timeout_s,
+                dry_run=settings.dry_run,
+                candidates=settings.candidates,
+                sample_compositional=settings.sample_compositional,
+            )
 
             def engine_factory():
                 # one engine per session: functions learned from one user's commands (its skill
@@ -73,8 +86,10 @@ class Service:
 
             engine = engine_factory()
         else:
+
             def engine_factory():
                 return engine
+
         self.engine = engine
         if warm_up and getattr(self.llm, "name", "") == "local":
             progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
@@ -133,8 +148,10 @@ def _report_isolation(sandbox, progress: Callable[[str], None]) -> None:
     elif mode == "landlock":
         progress(f"sandbox: landlock + seccomp (bubblewrap unusable here: {report.get('why_not_bwrap')})")
     elif mode == "unsafe-process":
-        warning = ("UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
-                   "(no namespaces, the host file system readable); never expose this service")  # fmt: skip
+        warning = (
+            "UNSAFE: CAPSTAN_SANDBOX_ISOLATION=unsafe-process: policy code runs with NO OS boundary "
+            "(no namespaces, the host file system readable); never expose this service"
+        )
         log.warning(warning)
         progress(warning)
 
@@ -145,10 +162,19 @@ def warm_prefix(llm, engine) -> None:
     from capstan.llm.base import CompletionRequest, Message
     from capstan.lmp.nested import policy_api_text
     from capstan.lmp.prompt import build_request
+
     with build_sim({"objects": ["red block", "blue bowl"], "seed": 0}) as world:
         api = build_policy_api(world)
-        request = build_request(engine.prompts["tabletop_ui"], {"api": policy_api_text(api)},
-                                "say hello", ["red block", "blue bowl"], None)
+        request = build_request(
+            engine.prompts["tabletop_ui"],
+            {"api": policy_api_text(api)},
+            "say hello",
+            ["red block", "blue bowl"],
+            None,
+        )
     prefix = request.messages[: request.prefix_messages]
-    llm.complete(CompletionRequest(messages=(*prefix, Message("user", "# say hello")), max_tokens=1,
-                                   prefix_messages=len(prefix)))
+    llm.complete(
+        CompletionRequest(
+            messages=(*prefix, Message("user", "# say hello")), max_tokens=1, prefix_messages=len(prefix)
+        )
+    )

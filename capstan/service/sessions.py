@@ -49,8 +49,14 @@ def png_bytes(rgb) -> bytes:
 
 
 class Session:
-    def __init__(self, robot: str, scene: dict, perception: str = "truth", engine=None,
-                 backend_factory: BackendFactory = make_backend):  # fmt: skip
+    def __init__(
+        self,
+        robot: str,
+        scene: dict,
+        perception: str = "truth",
+        engine=None,
+        backend_factory: BackendFactory = make_backend,
+    ):
         self.backend_factory = backend_factory
         self.engine = engine  # lmp.Engine serving this session (None: the run manager's shared one)
         self.id = uuid.uuid4().hex[:12]
@@ -90,15 +96,29 @@ class Session:
     def to_doc(self) -> dict:
         """What revive() needs, as plain JSON."""
         turns = [
-            {"command": t.command, "code": t.code, "status": t.status, "said": list(t.said),
-             "undone": t.undone, "is_undo": t.is_undo}
+            {
+                "command": t.command,
+                "code": t.code,
+                "status": t.status,
+                "said": list(t.said),
+                "undone": t.undone,
+                "is_undo": t.is_undo,
+            }
             for t in self.conversation.turns
-        ]  # fmt: skip
+        ]
         objects = (self.last_state or {}).get("objects", {})
         poses = {n: {"position": o["position"], "orientation": o["orientation"]} for n, o in objects.items()}
         skills = [dataclasses.asdict(s) for s in self.engine.skills.all()] if self.engine is not None else []
-        return {"id": self.id, "robot": self.robot, "scene": self.scene, "created_at": self.created_at,
-                "last_used": self.last_used, "poses": poses, "turns": turns, "skills": skills}  # fmt: skip
+        return {
+            "id": self.id,
+            "robot": self.robot,
+            "scene": self.scene,
+            "created_at": self.created_at,
+            "last_used": self.last_used,
+            "poses": poses,
+            "turns": turns,
+            "skills": skills,
+        }
 
     def restore(self, doc: dict) -> None:
         """Take over a saved session's identity, object poses and conversation (start-up only)."""
@@ -120,9 +140,16 @@ class Session:
                 except (SkillError, KeyError, TypeError, ValueError):
                     continue  # one unreadable skill does not cost the session
         for t in doc.get("turns", []):
-            self.conversation.add(Turn(command=t["command"], code=t["code"], status=RunStatus(t["status"]),
-                                       said=list(t.get("said", [])), undone=bool(t.get("undone")),
-                                       is_undo=bool(t.get("is_undo"))))  # fmt: skip
+            self.conversation.add(
+                Turn(
+                    command=t["command"],
+                    code=t["code"],
+                    status=RunStatus(t["status"]),
+                    said=list(t.get("said", [])),
+                    undone=bool(t.get("undone")),
+                    is_undo=bool(t.get("is_undo")),
+                )
+            )
 
     def state(self) -> dict:
         if self.lock.acquire(blocking=False):
@@ -146,7 +173,9 @@ class Session:
                 return png_bytes(self.backend.render(view, 480, 360).rgb)
             finally:
                 self.lock.release()
-        raise SessionBusyError(f"session {self.id} is running a program and has no frame yet; retry in a second")
+        raise SessionBusyError(
+            f"session {self.id} is running a program and has no frame yet; retry in a second"
+        )
 
     def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
         if not self.lock.acquire(timeout=1.0):
@@ -155,7 +184,9 @@ class Session:
             new_scene = dict(scene if scene is not None else self.scene)
             if seed is not None:
                 new_scene["seed"] = seed
-            backend = self.backend_factory(self.robot, new_scene)  # a bad scene raises here, keeping the old world
+            backend = self.backend_factory(
+                self.robot, new_scene
+            )  # a bad scene raises here, keeping the old world
             self.backend.close()
             self.scene = new_scene
             self._build(backend)
@@ -169,8 +200,15 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, max_sessions: int, perception: str = "truth", engine_factory=None,
-                 backend_factory: BackendFactory = make_backend, store=None, idle_s: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        max_sessions: int,
+        perception: str = "truth",
+        engine_factory=None,
+        backend_factory: BackendFactory = make_backend,
+        store=None,
+        idle_s: float = 0.0,
+    ):
         self.idle_s = idle_s  # 0: sessions never expire
         self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
         self.backend_factory = backend_factory
@@ -186,7 +224,8 @@ class SessionRegistry:
             if len(self._sessions) >= self.max_sessions:
                 raise SessionLimitError(
                     f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS): delete one with "
-                    "DELETE /v1/sessions/{id} and retry")
+                    "DELETE /v1/sessions/{id} and retry"
+                )
         session = self._new_session(robot, scene)  # slow part outside the lock
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
@@ -206,7 +245,9 @@ class SessionRegistry:
     def expire_idle(self, now: float | None = None) -> list[str]:
         """Close and forget sessions idle for longer than idle_s (never one with a run going)."""
         now = time.time() if now is None else now
-        stale = [s for s in self.all() if self._stale(s.last_used, now) and not s.busy and not s.lock.locked()]
+        stale = [
+            s for s in self.all() if self._stale(s.last_used, now) and not s.busy and not s.lock.locked()
+        ]
         gone = []
         for session in stale:
             try:

@@ -97,7 +97,8 @@ class _Json(sa.TypeDecorator):
 
 _META = sa.MetaData()
 _RUNS = sa.Table(
-    "runs", _META,
+    "runs",
+    _META,
     sa.Column("id", sa.Text, primary_key=True, nullable=True),
     sa.Column("session_id", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
@@ -106,34 +107,43 @@ _RUNS = sa.Table(
     sa.Column("doc", _Json, nullable=False),
     sa.Index("runs_session", "session_id", "created_at"),
     sa.Index("runs_created", "created_at"),
-)  # fmt: skip
+)
 _EVENTS = sa.Table(
-    "events", _META,
+    "events",
+    _META,
     sa.Column("run_id", sa.Text, primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("t", _TIME, nullable=False),
     sa.Column("data", _Json, nullable=False),
-)  # fmt: skip
+)
 _SESSIONS = sa.Table(
-    "sessions", _META,
+    "sessions",
+    _META,
     sa.Column("id", sa.Text, primary_key=True, nullable=True),
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("doc", _Json, nullable=False),
-)  # fmt: skip
-_INTERRUPTED = {"kind": "interrupted", "message": "the service stopped while this run was in progress",
-                "line": None}
+)
+_INTERRUPTED = {
+    "kind": "interrupted",
+    "message": "the service stopped while this run was in progress",
+    "line": None,
+}
 
 # Every statement, built once (SQLAlchemy compiles each once per dialect and caches it). The
 # parameters are named after what they carry: a column's own name is kept for its VALUES.
 _RUN, _SESSION = sa.bindparam("run"), sa.bindparam("session")
-_RUN_ROW = sa.select(_RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at,
-                     _RUNS.c.doc)  # fmt: skip
+_RUN_ROW = sa.select(
+    _RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at, _RUNS.c.doc
+)
 _NEWEST_RUNS = _RUN_ROW.order_by(_RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
 _CREATE_RUN = _RUNS.insert()
 # update_run writes first, so SQLite holds its write lock and PostgreSQL the row lock through the merge
-_SET_STATUS = _RUNS.update().where(_RUNS.c.id == _RUN).values(
-    status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.Text), _RUNS.c.status))
+_SET_STATUS = (
+    _RUNS.update()
+    .where(_RUNS.c.id == _RUN)
+    .values(status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.Text), _RUNS.c.status))
+)
 _RUN_DOC = sa.select(_RUNS.c.doc).where(_RUNS.c.id == _RUN)
 _SET_DOC = _RUNS.update().where(_RUNS.c.id == _RUN).values(doc=sa.bindparam("new_doc", type_=_Json))
 _APPEND_EVENT = _EVENTS.insert()
@@ -185,8 +195,15 @@ class SQLStore(TraceStore):
             return list(db.execute(statement, params))
 
     def create_run(self, run_id, session_id, kind, status, doc):
-        self._write(_CREATE_RUN, id=run_id, session_id=session_id, kind=kind, status=status,
-                    created_at=time.time(), doc=doc)
+        self._write(
+            _CREATE_RUN,
+            id=run_id,
+            session_id=session_id,
+            kind=kind,
+            status=status,
+            created_at=time.time(),
+            doc=doc,
+        )
 
     def update_run(self, run_id, status=None, **doc_fields):
         with self._transaction() as db:
@@ -202,8 +219,14 @@ class SQLStore(TraceStore):
     @staticmethod
     def _row(row: sa.Row) -> dict:
         run_id, session_id, kind, status, created_at, doc = row
-        return {**doc, "id": run_id, "session_id": session_id, "kind": kind, "status": status,
-                "created_at": created_at}
+        return {
+            **doc,
+            "id": run_id,
+            "session_id": session_id,
+            "kind": kind,
+            "status": status,
+            "created_at": created_at,
+        }
 
     def get_run(self, run_id):
         rows = self._read(_GET_RUN, run=run_id)
@@ -225,8 +248,9 @@ class SQLStore(TraceStore):
         return ids
 
     def save_session(self, session_id, doc):
-        self._write(self._save_session, id=session_id, created_at=float(doc.get("created_at", time.time())),
-                    doc=doc)
+        self._write(
+            self._save_session, id=session_id, created_at=float(doc.get("created_at", time.time())), doc=doc
+        )
 
     def delete_session(self, session_id):
         self._write(_DELETE_SESSION, session=session_id)
@@ -244,8 +268,10 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(sa.URL.create("sqlite", database=str(self.path)),
-                                  connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            sa.URL.create("sqlite", database=str(self.path)),
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         super().__init__(engine, serialize=True)  # SQLite has one writer at a time anyway
 
@@ -270,8 +296,10 @@ class PostgresStore(SQLStore):
         try:
             engine = sa.create_engine(target, pool_pre_ping=True)
         except ImportError:
-            raise ConfigError("CAPSTAN_DATABASE_URL needs psycopg: pip install 'capstan[postgres]' "
-                              "(or unset it to use SQLite)") from None
+            raise ConfigError(
+                "CAPSTAN_DATABASE_URL needs psycopg: pip install 'capstan[postgres]' "
+                "(or unset it to use SQLite)"
+            ) from None
         try:
             super().__init__(engine)
         except sa.exc.OperationalError as exc:

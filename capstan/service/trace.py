@@ -36,7 +36,9 @@ def assemble(row: dict, events: list[dict]) -> dict:
             attempts.setdefault(n, {"attempt": n}).setdefault("candidates", []).append(candidate)
         elif kind == "selection":
             n = int(data.get("attempt", len(attempts) + 1))
-            attempts.setdefault(n, {"attempt": n})["selection"] = {k: v for k, v in data.items() if k != "attempt"}
+            attempts.setdefault(n, {"attempt": n})["selection"] = {
+                k: v for k, v in data.items() if k != "attempt"
+            }
         elif kind == "primitive_call":
             primitive_calls.append(data)
         elif kind == "nested_lmp":

@@ -14,7 +14,9 @@ def model_path_or_skip() -> Path:
     explicit = os.environ.get("CAPSTAN_MODEL_PATH")
     path = Path(explicit) if explicit else default_model_dest(DEFAULT_SPEC)
     if not path.is_file():
-        pytest.skip(f"the local model is not assembled at {path}: run `python -m capstan.llm.model_files assemble`")
+        pytest.skip(
+            f"the local model is not assembled at {path}: run `python -m capstan.llm.model_files assemble`"
+        )
     try:
         import llama_cpp  # noqa: F401
     except ImportError:

@@ -31,10 +31,26 @@ def server_url(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "qwen-local",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--model_alias",
+                "qwen-local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for_http(f"{url}/models", proc, 120, log.read_text)
@@ -62,8 +78,13 @@ REQUEST = CompletionRequest(
 
 
 def env(url: str, **extra: str) -> dict[str, str]:
-    return {"CAPSTAN_LLM": "openai-compatible", "CAPSTAN_LLM_BASE_URL": url, "CAPSTAN_LLM_MODEL": "qwen-local",
-            "CAPSTAN_LLM_TIMEOUT_S": "120", **extra}  # fmt: skip
+    return {
+        "CAPSTAN_LLM": "openai-compatible",
+        "CAPSTAN_LLM_BASE_URL": url,
+        "CAPSTAN_LLM_MODEL": "qwen-local",
+        "CAPSTAN_LLM_TIMEOUT_S": "120",
+        **extra,
+    }
 
 
 def test_completion_through_the_openai_compatible_provider(server_url):

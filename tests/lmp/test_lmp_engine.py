@@ -67,10 +67,7 @@ def test_absent_object_is_caught_before_anything_moves(world, api, sandbox, scri
     llm = scripted("put_first_on_second('purple block', 'green bowl')", "say('There is no purple block.')")
     out, _ = run(Engine(llm, sandbox), api, "put the purple block in the green bowl")
     assert out.status == "succeeded" and out.said == ["There is no purple block."]
-    assert (
-        out.attempts[0].error.kind == "check"
-        and "'purple block'" in out.attempts[0].error.message
-    )
+    assert out.attempts[0].error.kind == "check" and "'purple block'" in out.attempts[0].error.message
     assert "# note: the scene has no purple block" in llm.requests[0].messages[-1].content
     for name, obj in before["objects"].items():
         assert np.allclose(pos(world, name), obj["position"], atol=1e-4)
@@ -83,16 +80,15 @@ def test_gives_up_after_max_attempts(api, sandbox, scripted):
     llm = scripted("x = 1 / 0", "x = 1 / 0", "y = 1 / 0")  # the repeat is asked for again, once
     out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "divide")
     assert out.status == "failed" and len(out.attempts) == 2 and len(llm.requests) == 3
-    assert (
-        out.error.kind == "policy"
-        and "ZeroDivisionError" in out.error.message
-        and out.error.line == 1
-    )
+    assert out.error.kind == "policy" and "ZeroDivisionError" in out.error.message and out.error.line == 1
 
 
 def test_hierarchical_generation_recurses_and_fills_the_skill_library(api, sandbox, scripted):
     program = "say(describe_scene(bowls))"
-    fn1 = '```python\ndef describe_scene(names):\n    """Sentence."""\n    return \'I see \' + join_names(names)\n```'
+    fn1 = (
+        '```python\ndef describe_scene(names):\n    """Sentence."""\n'
+        "    return 'I see ' + join_names(names)\n```"
+    )
     fn2 = "def join_names(names):\n    return ' and '.join(names)\n\nprint(join_names(['a']))"
     llm = scripted(program, fn1, fn2)
     skills = SkillLibrary()
@@ -149,9 +145,7 @@ def test_real_code_with_an_except_pass_is_not_a_stub():
 def test_generation_depth_and_count_limits(api, sandbox, scripted):
     llm = scripted("say(f())", "def f():\n    return g()\n")
     out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fn_depth=1), api, "x")
-    assert (
-        out.status == "failed" and out.error.kind == "check" and "nest only 1 deep" in out.error.message
-    )
+    assert out.status == "failed" and out.error.kind == "check" and "nest only 1 deep" in out.error.message
     llm = scripted("say(f() + g())", "def f():\n    return 'a'\n")
     out, _ = run(Engine(llm, sandbox, max_attempts=1, max_fns=1), api, "x")
     assert out.status == "failed" and "at most 1 functions" in out.error.message
@@ -178,11 +172,7 @@ def test_multi_turn_context_and_undo(world, api, sandbox, scripted):
 
 def test_undo_with_nothing_to_undo_is_a_clear_error(api, sandbox, scripted):
     out, _ = run(Engine(scripted("undo()"), sandbox, max_attempts=1), api, "undo")
-    assert (
-        out.status == "failed"
-        and out.error.kind == "primitive"
-        and "nothing to undo" in out.error.message
-    )
+    assert out.status == "failed" and out.error.kind == "primitive" and "nothing to undo" in out.error.message
 
 
 def test_nested_parse_position_runs_its_own_program(world, api, sandbox, scripted):
@@ -240,9 +230,7 @@ def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
     bad = "p = get_named_position('bottom')\nsay(str(round(p[1], 2)))"
     llm = scripted(bad, "p = get_named_position('bottom side')")
     out, _ = run(Engine(llm, sandbox), api, "where is the bottom?")
-    assert (
-        out.attempts[0].error.kind == "check" and "'bottom side'" in out.attempts[0].error.message
-    )
+    assert out.attempts[0].error.kind == "check" and "'bottom side'" in out.attempts[0].error.message
     assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
     assert out.said == ["0.3"]
     assert "every line" in llm.requests[1].messages[-1].content
@@ -264,7 +252,10 @@ def test_every_read_is_in_the_trace_though_repeats_skip_the_round_trip(api, sand
 
 
 def test_an_answer_that_copies_the_api_listing_is_a_clear_error(api, sandbox, scripted):
-    listing = "from typing import *\n\ndef put_first_on_second(obj, target):\n    ...\n\nput_first_on_second('red block', 'green bowl')\n"
+    listing = (
+        "from typing import *\n\ndef put_first_on_second(obj, target):\n    ...\n\n"
+        "put_first_on_second('red block', 'green bowl')\n"
+    )
     fixed = "put_first_on_second('red block', 'green bowl')"
     llm = scripted(listing, fixed)
     out, _ = run(Engine(llm, sandbox), api, "put the red block in the green bowl")

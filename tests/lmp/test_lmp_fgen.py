@@ -137,8 +137,9 @@ def test_both_modes_ask_first_in_one_plain_chat_message_and_only_the_planner_sho
     requests = {}
     for hierarchical in (False, True):
         llm = scripted(WRONG, WRONG, WRONG)
-        FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=hierarchical,
-                                        check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+        FunctionGenerator(llm).generate(
+            SPEC, "count_even", hierarchical=hierarchical, check=example_check(sandbox, SPEC, "count_even")
+        )
         requests[hierarchical] = llm.requests
     flat, hier = requests[False], requests[True]
     assert flat[0] == hier[0] == FunctionGenerator(llm).spec_request(SPEC)
@@ -158,15 +159,18 @@ def test_flat_mode_revises_an_answer_that_fails_the_specs_example(sandbox, scrip
 
     right = "def count_even(numbers):\n    return sum(1 for n in numbers if is_even(n))\n"
     llm = scripted(WRONG, right)
-    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=False,
-                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=False, check=example_check(sandbox, SPEC, "count_even")
+    )
     assert out.attempts == 2 and out.example_failures == [] and out.helpers == {}
     feedback = llm.requests[1].messages[-1].content
     assert "count_even([1, 2, 4]) returned 3, not 2" in feedback
     assert evaluate(sandbox, out.code, "count_even([2, 3])") == 1
 
 
-def test_hierarchical_mode_splits_a_function_whose_rewrite_fails_too_into_helpers_the_generator_writes(sandbox, scripted):
+def test_hierarchical_mode_splits_a_function_whose_rewrite_fails_too_into_helpers_the_generator_writes(
+    sandbox, scripted
+):
     from capstan.lmp.spec_examples import example_check
 
     plan = (
@@ -174,10 +178,13 @@ def test_hierarchical_mode_splits_a_function_whose_rewrite_fails_too_into_helper
         "    def keep_evens(xs):\n        return xs\n"  # the planner's own helper is not kept
         "    return len(keep_evens(numbers))"
     )
-    helper = "def keep_evens(xs):\n    \"\"\"The even numbers of xs.\"\"\"\n    return [x for x in xs if x % 2 == 0]\n"
+    helper = (
+        'def keep_evens(xs):\n    """The even numbers of xs."""\n    return [x for x in xs if x % 2 == 0]\n'
+    )
     llm = scripted(WRONG, WRONG, plan, helper)
-    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=True,
-                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=True, check=example_check(sandbox, SPEC, "count_even")
+    )
     assert out.attempts == 3 and out.example_failures == [] and set(out.helpers) == {"keep_evens"}
     assert llm.requests[2].messages[0].content.startswith("You plan Python functions")
     fgen_query = llm.requests[3].messages[-1].content
@@ -200,8 +207,9 @@ def test_hierarchical_mode_asks_no_planner_when_the_rewrite_passes(sandbox, scri
 
     right = "def count_even(numbers):\n    return sum(1 for n in numbers if n % 2 == 0)\n"
     llm = scripted(WRONG, right)
-    out = FunctionGenerator(llm).generate(SPEC, "count_even", hierarchical=True,
-                                          check=example_check(sandbox, SPEC, "count_even"))  # fmt: skip
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=True, check=example_check(sandbox, SPEC, "count_even")
+    )
     assert out.attempts == 2 and out.example_failures == [] and len(llm.requests) == 2
 
 
@@ -210,7 +218,10 @@ def test_a_helper_that_raises_on_its_literal_call_is_told_and_written_again(sand
         res = sandbox.run(program, host_functions={}, timeout_s=5, return_names=())
         return None if res.ok else str(res.error)
 
-    main = "def count_even(numbers):\n    assert halve(4) == 2\n    return sum(1 for n in numbers if n % 2 == 0)\n"
+    main = (
+        "def count_even(numbers):\n    assert halve(4) == 2\n"
+        "    return sum(1 for n in numbers if n % 2 == 0)\n"
+    )
     broken = "def halve(n):\n    return n / undefined_scale\n"
     fixed = "def halve(n):\n    return n // 2\n"
     llm = scripted(main, broken, fixed)

@@ -27,8 +27,25 @@ def test_every_prompt_loads_and_every_example_parses(name):
 
 def test_tabletop_examples_cover_the_required_behaviours():
     text = " | ".join(e["query"] for e in load_prompt("tabletop_ui").examples)
-    for needle in ("stack", "same color", "leftmost", "rightmost", "closest", "corner", "side", "circle",
-                   "triangle", "square", "line", "how many", "10 cm", "undo", "now put it", "no", "left of"):  # fmt: skip
+    for needle in (
+        "stack",
+        "same color",
+        "leftmost",
+        "rightmost",
+        "closest",
+        "corner",
+        "side",
+        "circle",
+        "triangle",
+        "square",
+        "line",
+        "how many",
+        "10 cm",
+        "undo",
+        "now put it",
+        "no",
+        "left of",
+    ):
         assert needle in text, needle
 
 
@@ -36,15 +53,24 @@ def test_request_has_scene_docstrings_and_a_fixed_prefix(api):
     spec = load_prompt("tabletop_ui")
     api_text = policy_api_text(api)
     r1 = build_request(spec, {"api": api_text}, "put the red block in the green bowl", SCENE, POS)
-    r2 = build_request(spec, {"api": api_text}, "how many blocks are there?", SCENE[:2], None,
-                       history=[{"command": "stack the blocks", "code": "pass"}])  # fmt: skip
+    r2 = build_request(
+        spec,
+        {"api": api_text},
+        "how many blocks are there?",
+        SCENE[:2],
+        None,
+        history=[{"command": "stack the blocks", "code": "pass"}],
+    )
     assert r1.prefix_messages == r2.prefix_messages == 1 + 2 * len(spec.core_examples)
     assert r1.messages[: r1.prefix_messages] == r2.messages[: r2.prefix_messages]
     system = r1.messages[0].content
     assert "\nput_first_on_second(obj: str, target) -> None\n    Pick the block `obj`" in system
     assert "def " not in system.split("Functions you can call:")[1], "a listing of def stubs gets copied back"
-    for nested in ("parse_obj_name(description: str)", "parse_position(description: str)",
-                   "transform_shape_pts(description: str, shape_pts)"):  # fmt: skip
+    for nested in (
+        "parse_obj_name(description: str)",
+        "parse_position(description: str)",
+        "transform_shape_pts(description: str, shape_pts)",
+    ):
         assert nested in system, nested
     last = r1.messages[-1].content
     assert "objects = ['red block', 'blue block', 'green bowl']" in last

@@ -41,7 +41,11 @@ def test_a_one_line_pick_place_costs_one_dry_run_and_no_extra_llm_call(world, ap
     cand = dict(events)["candidate"]
     assert cand["rejected"] is None and cand["motions"] == 1 and cand["source"] == "greedy"
     # the real run, not the dry run, is what the event sink saw: one put, after the candidate event
-    puts = [i for i, (k, p) in enumerate(api.test_events) if k == "primitive_call" and p["name"] == "put_first_on_second"]
+    puts = [
+        i
+        for i, (k, p) in enumerate(api.test_events)
+        if k == "primitive_call" and p["name"] == "put_first_on_second"
+    ]
     assert len(puts) == 1
 
 
@@ -60,8 +64,12 @@ def test_the_dry_run_leaves_the_world_and_said_lines_as_they_were(world, api, sa
     assert rehearsed.said == ["done"] and len(api.said) == said
     assert [c["name"] for c in rehearsed.calls] == ["put_first_on_second", "say"]
     assert len(api.test_events) == events_before  # nothing reached the run's event sink
-    moved = np.linalg.norm(np.subtract(rehearsed.after["objects"]["red block"]["position"][:2],
-                                       rehearsed.before["objects"]["red block"]["position"][:2]))  # fmt: skip
+    moved = np.linalg.norm(
+        np.subtract(
+            rehearsed.after["objects"]["red block"]["position"][:2],
+            rehearsed.before["objects"]["red block"]["position"][:2],
+        )
+    )
     assert moved > 0.05
 
 
@@ -85,7 +93,9 @@ def test_a_question_answered_with_say_is_not_refused(world, api, sandbox, script
     assert len(llm.requests) == 1
 
 
-def test_a_raising_first_program_is_replaced_by_a_sampled_survivor_without_a_repair(world, api, sandbox, scripted):
+def test_a_raising_first_program_is_replaced_by_a_sampled_survivor_without_a_repair(
+    world, api, sandbox, scripted
+):
     start = xy(world, "blue block")
     bad = "put_first_on_second('blue block', 'green bowl')\nput_first_on_second('red block', [9.0, 9.0])"
     llm = scripted(bad, PUT, PUT)

@@ -2,7 +2,10 @@ import pytest
 
 from capstan.lmp.skills import SkillError, SkillLibrary
 
-CODE = 'def stack(objs):\n    """Stack objs bottom-up."""\n    for a, b in zip(objs[1:], objs):\n        put_first_on_second(a, b)\n'
+CODE = (
+    'def stack(objs):\n    """Stack objs bottom-up."""\n'
+    "    for a, b in zip(objs[1:], objs):\n        put_first_on_second(a, b)\n"
+)
 
 
 def test_add_get_signatures_and_json_round_trip(tmp_path):

@@ -18,8 +18,14 @@ def _pyright() -> str:
 
 
 def test_pyright_finds_no_type_errors():
-    done = subprocess.run([_pyright(), "--outputjson", "--pythonpath", sys.executable], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [_pyright(), "--outputjson", "--pythonpath", sys.executable],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     report = json.loads(done.stdout)
     errors = [
         f"{d['file']}:{d['range']['start']['line'] + 1}: {d['message']} ({d.get('rule', '')})"

@@ -35,10 +35,16 @@ def test_both_convert_numpy_tuples_sets_exceptions_and_dataclasses():
         "other": b"\x00",
     }
     expected = {
-        "1": [1.5, 2.5], "n": 3, "ok": True, "bad": ["nan", "inf"], "pose": {"xy": [0.1, 0.2], "yaw": 0.5},
-        "pair": [1, 2.0], "tags": ["x"], "err": {"type": "ValueError", "message": "no such block"},
+        "1": [1.5, 2.5],
+        "n": 3,
+        "ok": True,
+        "bad": ["nan", "inf"],
+        "pose": {"xy": [0.1, 0.2], "yaw": 0.5},
+        "pair": [1, 2.0],
+        "tags": ["x"],
+        "err": {"type": "ValueError", "message": "no such block"},
         "other": "b'\\x00'",
-    }  # fmt: skip
+    }
     for convert in (plain, jsonable):
         out = convert(value)
         assert out == expected
@@ -46,8 +52,12 @@ def test_both_convert_numpy_tuples_sets_exceptions_and_dataclasses():
 
 
 def test_plain_caps_sizes_and_jsonable_keeps_them_whole():
-    big = {"text": "x" * (MAX_EVENT_TEXT + 10), "items": list(range(MAX_EVENT_ITEMS + 5)),
-           "image": np.zeros((10, 10)), "deep": [[[[["bottom"]]]]]}  # fmt: skip
+    big = {
+        "text": "x" * (MAX_EVENT_TEXT + 10),
+        "items": list(range(MAX_EVENT_ITEMS + 5)),
+        "image": np.zeros((10, 10)),
+        "deep": [[[[["bottom"]]]]],
+    }
     capped = plain(big)
     assert capped["text"] == "x" * MAX_EVENT_TEXT + "…"
     assert capped["items"] == [*range(MAX_EVENT_ITEMS), "<5 more>"]

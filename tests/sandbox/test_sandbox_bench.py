@@ -45,7 +45,11 @@ def test_bench_sandbox_reports_the_median_of_runs_under_each_boundary(capsys):
     for isolation, block in result["by_isolation"].items():
         assert block["isolation"] == isolation and len(block["each"]) == 2
         assert all(r["isolation"] == isolation for r in block["each"])
-        low, mid, high = block["min"]["warm_start_ms_p50"], block["median"]["warm_start_ms_p50"], block["max"]["warm_start_ms_p50"]
+        low, mid, high = (
+            block["min"]["warm_start_ms_p50"],
+            block["median"]["warm_start_ms_p50"],
+            block["max"]["warm_start_ms_p50"],
+        )
         assert 0 < low <= mid <= high
     with pytest.raises(SystemExit, match="comma-separated list"):
         bench_sandbox.run(parser.parse_args([*small, "--isolation", "chroot"]))

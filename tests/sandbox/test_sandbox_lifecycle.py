@@ -80,7 +80,8 @@ def test_workers_die_with_the_service_process():
         "from capstan.sandbox import Sandbox\n"
         "sb = Sandbox(pool_size=1)\n"
         "sb.wait_ready(1, 60)\n"
-        "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=20), daemon=True).start()\n"
+        "threading.Thread(target=lambda: sb.run('while True:\\n    pass', timeout_s=20), "
+        "daemon=True).start()\n"
         "time.sleep(0.5)\n"
         "print(os.getpid(), flush=True)\n"
         "time.sleep(60)\n"
@@ -98,10 +99,8 @@ def test_workers_die_with_the_service_process():
         proc.kill()
         proc.stdout.close()
         for pid in workers & _worker_pids():  # never leave a looping worker behind, even on failure
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 @contextlib.contextmanager

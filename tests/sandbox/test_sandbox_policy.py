@@ -10,13 +10,15 @@ from capstan.sandbox.policy import Violation, check
 BENIGN = [
     "import numpy as np\nfrom shapely.geometry import Point, Polygon\nret_val = np.mean([1, 2])",
     "from shapely import affinity, ops\nimport shapely.geometry\nimport math, random, itertools",
-    "from collections import defaultdict, deque\nfrom typing import List, Optional\nfrom functools import reduce",
+    "from collections import defaultdict, deque\nfrom typing import List, Optional\nfrom functools import "
+    "reduce",
     "def f(x, *args, key=None, **kw):\n    return [y for y in range(x) if y % 2]\nret_val = f(5)",
     "for _ in range(3):\n    pass\ntry:\n    x = 1 / 0\nexcept ZeroDivisionError as e:\n    msg = str(e)",
     "name = 'red block'\nret_val = f'{name}: {1.5:.2f}' + '{} and {:>4}'.format(1, 2) + '%s' % name",
     "if __name__ == '__main__':\n    pass",
     "def gen():\n    yield 1\nret_val = list(gen())",
-    "def gen():\n    for i in range(3):\n        yield i\ntry:\n    ret_val = list(gen())\nexcept ValueError:\n    pass",
+    "def gen():\n    for i in range(3):\n        yield i\ntry:\n    ret_val = list(gen())\nexcept "
+    "ValueError:\n    pass",
     "try:\n    def gen():\n        yield 1\nfinally:\n    pass",
     "match [1, 2]:\n    case [a, b]:\n        ret_val = a + b",
     "x = type(3)\nret_val = isinstance(3, int)",

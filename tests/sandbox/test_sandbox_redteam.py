@@ -119,7 +119,8 @@ STATIC = [
     _static("generator_with_exit", "def g(cm):\n    with cm:\n        yield 1"),
     _static(
         "abc_register",
-        "import statistics\nfrom collections import namedtuple\nstatistics.Fraction.register(namedtuple('N', 'a'))",
+        "import statistics\nfrom collections import namedtuple\nstatistics.Fraction.register(namedtuple('N', "
+        "'a'))",
     ),
     _static("mro_walk", "x = [].__class__.__mro__[1].__subclasses__()"),
     _static("type_mro", "x = type(()).mro()[-1]"),
@@ -222,7 +223,8 @@ STATIC = [
     # eighth pass: a property set on a library class ran program code inside its comparisons
     _static(
         "property_on_library_class",
-        "import statistics\nF = statistics.Fraction\ndef f(self):\n    return 1\nF.denominator = type(F.numerator)(f)",
+        "import statistics\nF = statistics.Fraction\ndef f(self):\n    return 1\nF.denominator = "
+        "type(F.numerator)(f)",
     ),
     _static("typing_alias_writes_abc", "import typing\ntyping.Iterable.zzz = 5"),
     _static("module_attribute_store", "import math\nmath.pi = 3"),
@@ -362,9 +364,11 @@ RUNTIME = [
     # seventh pass: typing aliases forward attributes to collections.abc (ItemsView's Python <)
     _runtime(
         "sort_with_typing_itemsview_comparison",
-        "import numpy as np\nimport typing\nfrom collections import defaultdict\na = np.empty(16, dtype='O')\n"
+        "import numpy as np\nimport typing\nfrom collections import defaultdict\na = np.empty(16, "
+        "dtype='O')\n"
         "def f():\n    a[:] = None\n    return 1\n"
-        "for i in range(16):\n    d = defaultdict(f)\n    d[(i, 0)] = 0\n    a[i] = typing.Mapping.items(d)\na.sort()",
+        "for i in range(16):\n    d = defaultdict(f)\n    d[(i, 0)] = 0\n    a[i] = "
+        "typing.Mapping.items(d)\na.sort()",
         ["policy"],
         5.0,
         "defaultdict's factory",  # since the 11th pass; typing.Mapping.items is gone too (test_guards)
@@ -392,7 +396,8 @@ RUNTIME = [
     ),
     _runtime(
         "type_of_errstate_call",
-        "import numpy as np\ndef cb(kind, flag):\n    pass\nE = type(np.errstate())\nwith E(call=cb):\n    pass",
+        "import numpy as np\ndef cb(kind, flag):\n    pass\nE = type(np.errstate())\nwith E(call=cb):\n    "
+        "pass",
         ["policy"],
         5.0,
         "errstate(call=...) is not available",
@@ -453,7 +458,8 @@ RUNTIME = [
         "maximum_with_defaultdict_dtype",
         "import numpy as np\nfrom collections import defaultdict\nN = 8\na = np.empty(N, dtype='O')\n"
         "b = np.empty(N, dtype='O')\ndef f():\n    b[:] = None\n    raise KeyError('x')\n"
-        "for i in range(N):\n    a[i] = np.dtype('f8')\n    b[i] = defaultdict(f, names=['x'], formats=['f8'])\n"
+        "for i in range(N):\n    a[i] = np.dtype('f8')\n    b[i] = defaultdict(f, names=['x'], "
+        "formats=['f8'])\n"
         "r = np.maximum(a, b)",
         ["policy"],
         5.0,
@@ -508,7 +514,8 @@ RUNTIME = [
     _runtime(
         "coordinate_sequence_over_namedtuple",
         "from collections import namedtuple\nimport numpy as np\nfrom shapely.geometry import Point\n"
-        "CS = type(Point(0, 0).coords)\nT = namedtuple('T', ['tolist'])\nC2 = namedtuple('C2', ['a', 'shape'])\n"
+        "CS = type(Point(0, 0).coords)\nT = namedtuple('T', ['tolist'])\nC2 = namedtuple('C2', ['a', "
+        "'shape'])\n"
         "C1 = namedtuple('C1', ['shape'])\nsrc = np.empty(1, dtype='O')\ndef evil():\n    src[0] = None\n"
         "    return [1]\ncs2 = CS(C2(T(evil), (1,)))\nsrc[0] = CS(C1(cs2))\nsrc.astype(bool)",
         ["policy"],
@@ -531,7 +538,8 @@ RUNTIME = [
     ),
     _runtime(
         "typing_hints_still_annotate",
-        "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = None) -> List[int]:\n"
+        "from typing import Dict, List, Optional\ndef f(x: List[int], y: Optional[Dict[str, List[int]]] = "
+        "None) -> List[int]:\n"
         "    return x\nret_val = f([1])",
         ["ok"],
     ),
@@ -623,20 +631,49 @@ _ESCAPE = (
 # keeps all of it inside (test_zz_host_unharmed_and_benign_run_still_works checks the host).
 CONTAINED = ("ok", *ERROR_KINDS)
 C_LEVEL_IDS = {
-    "generator_finalizer", "generator_with_exit", "abc_register", "arr_dumps", "shapely_lib",
-    "object_array_data_cast", "resize_use_after_free", "resize_through_base", "resize_unbound",
-    "resize_by_match", "arr_tofile", "arr_dump", "ndarray_object_buffer", "type_of_array_object_buffer",
-    "recarray_object_buffer", "sort_with_mutating_comparison", "sort_with_chainmap_defaultdict_comparison",
-    "sort_with_typing_itemsview_comparison", "sort_with_errcall_in_comparison", "errstate_call",
-    "type_of_errstate_call", "print_formatter_callback", "print_formatter_positional",
-    "print_override_repr_in_context", "array2string_formatter", "stringdtype_class_na_object",
-    "stringdtype_sort_escape", "maximum_with_defaultdict_dtype", "defaultdict_through_statistics",
-    "printoptions_func_median_overwrite", "ufunc_error_keeps_no_ufunc", "coordinate_sequence_over_namedtuple",
-    "geometry_sequence_class", "ndarray_overlapping_strides", "proxy_np_seterrcall",
-    "stringdtype_sort_escape_unchecked", "proxy_np_resize", "guard_from_functools_cmp_to_key",
-}  # fmt: skip
+    "generator_finalizer",
+    "generator_with_exit",
+    "abc_register",
+    "arr_dumps",
+    "shapely_lib",
+    "object_array_data_cast",
+    "resize_use_after_free",
+    "resize_through_base",
+    "resize_unbound",
+    "resize_by_match",
+    "arr_tofile",
+    "arr_dump",
+    "ndarray_object_buffer",
+    "type_of_array_object_buffer",
+    "recarray_object_buffer",
+    "sort_with_mutating_comparison",
+    "sort_with_chainmap_defaultdict_comparison",
+    "sort_with_typing_itemsview_comparison",
+    "sort_with_errcall_in_comparison",
+    "errstate_call",
+    "type_of_errstate_call",
+    "print_formatter_callback",
+    "print_formatter_positional",
+    "print_override_repr_in_context",
+    "array2string_formatter",
+    "stringdtype_class_na_object",
+    "stringdtype_sort_escape",
+    "maximum_with_defaultdict_dtype",
+    "defaultdict_through_statistics",
+    "printoptions_func_median_overwrite",
+    "ufunc_error_keeps_no_ufunc",
+    "coordinate_sequence_over_namedtuple",
+    "geometry_sequence_class",
+    "ndarray_overlapping_strides",
+    "proxy_np_seterrcall",
+    "stringdtype_sort_escape_unchecked",
+    "proxy_np_resize",
+    "guard_from_functools_cmp_to_key",
+}
 C_LEVEL = [
-    dataclasses.replace(p, kinds=CONTAINED, expect="") for p in (*STATIC, *RUNTIME, *PYTHON_LAYER) if p.id in C_LEVEL_IDS
+    dataclasses.replace(p, kinds=CONTAINED, expect="")
+    for p in (*STATIC, *RUNTIME, *PYTHON_LAYER)
+    if p.id in C_LEVEL_IDS
 ]
 STATIC = [p for p in STATIC if p.id not in C_LEVEL_IDS]
 RUNTIME = [p for p in RUNTIME if p.id not in C_LEVEL_IDS]
@@ -644,10 +681,21 @@ PYTHON_LAYER = [p for p in PYTHON_LAYER if p.id not in C_LEVEL_IDS]
 # numpy's file and build entry points: no longer names the static check knows, left out of the
 # numpy proxy instead (an AttributeError or ImportError at run time)
 PROXY_REFUSED_IDS = {
-    "numpy_ctypeslib", "numpy_testing", "from_numpy_load", "np_load_pickle", "np_save", "np_savez",
-    "np_fromfile", "np_memmap", "np_loadtxt", "np_genfromtxt", "np_datasource",
-}  # fmt: skip
-STATIC = [dataclasses.replace(p, kinds=(*p.kinds, "policy")) if p.id in PROXY_REFUSED_IDS else p for p in STATIC]
+    "numpy_ctypeslib",
+    "numpy_testing",
+    "from_numpy_load",
+    "np_load_pickle",
+    "np_save",
+    "np_savez",
+    "np_fromfile",
+    "np_memmap",
+    "np_loadtxt",
+    "np_genfromtxt",
+    "np_datasource",
+}
+STATIC = [
+    dataclasses.replace(p, kinds=(*p.kinds, "policy")) if p.id in PROXY_REFUSED_IDS else p for p in STATIC
+]
 
 
 def _os(id_, body, kinds, expect="", timeout_s=5.0):
@@ -708,7 +756,8 @@ OS = [
     _os("sysv_semget", "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).semget(0, 1, 0o1600)", ["ok"]),
     _os(
         "prlimit_other_pid",
-        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(302, 1, 9, None, c.create_string_buffer(16))",
+        "c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall(302, 1, 9, None, "
+        "c.create_string_buffer(16))",
         ["ok"],
     ),
     _os(
@@ -749,20 +798,56 @@ OS = [
         ["ok"],
     ),
     # the service's own secrets and data, from outside the worker
-    _os("proc_environ_of_parent", "ret_val = B['open'](f\"/proc/{g['getppid']()}/environ\").read()", ["ok", "policy"]),
-    _os("read_trace_database", f"ret_val = B['open']({str(REPO / 'var' / 'capstan.db')!r}, 'rb').read(64)",
-        ["policy"], "Error"),
+    _os(
+        "proc_environ_of_parent",
+        "ret_val = B['open'](f\"/proc/{g['getppid']()}/environ\").read()",
+        ["ok", "policy"],
+    ),
+    _os(
+        "read_trace_database",
+        f"ret_val = B['open']({str(REPO / 'var' / 'capstan.db')!r}, 'rb').read(64)",
+        ["policy"],
+        "Error",
+    ),
     _os("read_etc_shadow", "ret_val = B['open']('/etc/shadow').read()", ["policy"], "Error"),
-    _os("connect_to_service_port", "B['__import__']('socket').create_connection(('127.0.0.1', 8000), timeout=1)",
-        ["policy"], "Error"),
-    _os("udp_sendto", "s = B['__import__']('socket').socket(2, 2)\ns.sendto(b'x', ('127.0.0.1', 53))", ["policy"], "Error"),
-    _os("unix_socket_to_docker", "s = B['__import__']('socket').socket(1, 1)\ns.connect('/var/run/docker.sock')",
-        ["policy"], "Error"),
+    _os(
+        "connect_to_service_port",
+        "B['__import__']('socket').create_connection(('127.0.0.1', 8000), timeout=1)",
+        ["policy"],
+        "Error",
+    ),
+    _os(
+        "udp_sendto",
+        "s = B['__import__']('socket').socket(2, 2)\ns.sendto(b'x', ('127.0.0.1', 53))",
+        ["policy"],
+        "Error",
+    ),
+    _os(
+        "unix_socket_to_docker",
+        "s = B['__import__']('socket').socket(1, 1)\ns.connect('/var/run/docker.sock')",
+        ["policy"],
+        "Error",
+    ),
     # exhaustion: each ends in a clear error and a healthy host
-    _os("exhaust_file_descriptors", "fs = [B['open']('/proc/self/status') for _ in range(100000)]", ["policy"], "Error"),
-    _os("exhaust_threads", "t = B['__import__']('threading')\ns = B['__import__']('time').sleep\n"
-        "for _ in range(10000):\n    t.Thread(target=s, args=(30,), daemon=True).start()", ["policy"], "thread"),
-    _os("exhaust_disk", "f = B['open']('/tmp/fill', 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20))", ["policy"], "Error"),
+    _os(
+        "exhaust_file_descriptors",
+        "fs = [B['open']('/proc/self/status') for _ in range(100000)]",
+        ["policy"],
+        "Error",
+    ),
+    _os(
+        "exhaust_threads",
+        "t = B['__import__']('threading')\ns = B['__import__']('time').sleep\n"
+        "for _ in range(10000):\n    t.Thread(target=s, args=(30,), daemon=True).start()",
+        ["policy"],
+        "thread",
+    ),
+    _os(
+        "exhaust_disk",
+        "f = B['open']('/tmp/fill', 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20))",
+        ["policy"],
+        "Error",
+    ),
     # process control and kernel interfaces, one raw system call each: all refused (-1)
     *(
         _os(name, f"c = B['__import__']('ctypes')\nret_val = c.CDLL(None).syscall({args})", ["ok"])
@@ -791,13 +876,37 @@ OS = [
     ),
 ]
 REFUSED_SYSCALL_RESULTS = {
-    "sysv_shmget", "sysv_semget", "prlimit_other_pid", "fchmodat2_tmp", "setxattr_tmp", "pipe2_refused",
-    "prctl_refused", "memfd_create_refused", "ioctl_other_than_tcgets_refused", "future_syscall_refused",
-    "ptrace_attach_parent", "process_vm_readv_parent", "execve_raw", "execveat_raw", "clone3_new_userns",
-    "setns_raw", "mount_tmpfs", "chroot_raw", "keyctl_raw", "add_key_raw", "bpf_raw", "io_uring_setup_raw",
-    "perf_event_open_raw", "userfaultfd_raw", "tgkill_parent", "kcmp_raw", "open_by_handle_at_raw",
-    "fanotify_init_raw", "init_module_raw", "socketpair_raw",
-}  # fmt: skip
+    "sysv_shmget",
+    "sysv_semget",
+    "prlimit_other_pid",
+    "fchmodat2_tmp",
+    "setxattr_tmp",
+    "pipe2_refused",
+    "prctl_refused",
+    "memfd_create_refused",
+    "ioctl_other_than_tcgets_refused",
+    "future_syscall_refused",
+    "ptrace_attach_parent",
+    "process_vm_readv_parent",
+    "execve_raw",
+    "execveat_raw",
+    "clone3_new_userns",
+    "setns_raw",
+    "mount_tmpfs",
+    "chroot_raw",
+    "keyctl_raw",
+    "add_key_raw",
+    "bpf_raw",
+    "io_uring_setup_raw",
+    "perf_event_open_raw",
+    "userfaultfd_raw",
+    "tgkill_parent",
+    "kcmp_raw",
+    "open_by_handle_at_raw",
+    "fanotify_init_raw",
+    "init_module_raw",
+    "socketpair_raw",
+}
 
 
 # Without bubblewrap the worker sees the host file system (as uid 65534, writes refused by

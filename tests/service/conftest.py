@@ -80,13 +80,33 @@ def postgres_server():
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", f"{base}/data", "-A", "trust", "-U", "capstan"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", f"{base}/data", "-w", "-l", f"{base}/log", "-o",
-                    f"-k {base} -c listen_addresses='' -p {port}", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_pg, str(PG_BIN / "initdb"), "-D", f"{base}/data", "-A", "trust", "-U", "capstan"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            f"{base}/data",
+            "-w",
+            "-l",
+            f"{base}/log",
+            "-o",
+            f"-k {base} -c listen_addresses='' -p {port}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     yield f"postgresql://capstan@/{{db}}?host={base}&port={port}"
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", f"{base}/data", "-m", "immediate", "stop"],
-                   check=False, capture_output=True)
+    subprocess.run(
+        [*as_pg, str(PG_BIN / "pg_ctl"), "-D", f"{base}/data", "-m", "immediate", "stop"],
+        check=False,
+        capture_output=True,
+    )
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -105,7 +125,8 @@ def postgres_url(postgres_server):
 
 @pytest.fixture
 def serve(free_port):
-    """serve(service) -> base URL of a real uvicorn server on loopback, in a thread, stopped after the test."""
+    """serve(service) -> base URL of a real uvicorn server on loopback, in a thread, stopped after the "
+    "test."""
     import threading
     import time
 
@@ -114,8 +135,9 @@ def serve(free_port):
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(service: Service) -> str:
-        server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port,
-                                               log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -168,7 +190,11 @@ def robot_agent():
     started: list[Agent] = []
 
     def start(scene=None, token=None, app=None) -> Agent:
-        agent = Agent(app if app is not None else sim_agent_app(scene or {"objects": ["red block", "blue bowl"], "seed": 7}, token=token))
+        agent = Agent(
+            app
+            if app is not None
+            else sim_agent_app(scene or {"objects": ["red block", "blue bowl"], "seed": 7}, token=token)
+        )
         started.append(agent)
         return agent
 

@@ -79,17 +79,29 @@ def test_nan_and_lax_types_are_refused_with_the_standard_422(make_service, clien
 def test_schemathesis_finds_nothing_against_the_running_service(make_service, serve, tmp_path):
     base = serve(make_service(media=True, run_timeout_s=10.0))
     cmd = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
-        "--checks", CHECKS,
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--exclude-path", LLM_OPERATION,
-        "--max-examples", "15",
-        "--seed", "20240613",
-        "--workers", "1",
-        "--generation-database", "none",
-        "--request-timeout", "60",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--exclude-path",
+        LLM_OPERATION,
+        "--max-examples",
+        "15",
+        "--seed",
+        "20240613",
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "60",
         "--no-color",
-    ]  # fmt: skip
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # noqa: S603
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-6000:]

@@ -65,7 +65,11 @@ def test_session_lifecycle(make_service, client_for):
     assert {"workspace", "named_positions", "gripper", "robot", "seed", "time_s"} <= set(s["state"])
     sid = s["id"]
     png = client.get(f"/v1/sessions/{sid}/frame.png?view=angled")
-    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    assert (
+        png.status_code == 200
+        and png.headers["content-type"] == "image/png"
+        and png.content[:4] == b"\x89PNG"
+    )
     assert client.get(f"/v1/sessions/{sid}/frame.png?view=sideways").status_code == 422
     before = client.get(f"/v1/sessions/{sid}/state").json()["objects"]["red block"]["position"]
     r = client.post(f"/v1/sessions/{sid}/reset", json={"seed": 8})
@@ -191,7 +195,11 @@ def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, c
     client = client_for(svc)
     a, b = new_session(client), new_session(client)
     r = client.post("/v1/sessions", json={"scene": SCENE})
-    assert r.status_code == 429 and "CAPSTAN_MAX_SESSIONS" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+    assert (
+        r.status_code == 429
+        and "CAPSTAN_MAX_SESSIONS" in r.json()["detail"]
+        and int(r.headers["retry-after"]) > 0
+    )
     first = client.post(f"/v1/sessions/{a}/programs", json={"code": LONG}).json()["run_id"]
     second = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('two')"}).json()["run_id"]
     other = client.post(f"/v1/sessions/{b}/programs", json={"code": LONG}).json()["run_id"]
@@ -201,7 +209,11 @@ def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, c
     third = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('three')"})
     assert third.status_code == 202
     r = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('four')"})
-    assert r.status_code == 429 and "CAPSTAN_MAX_QUEUED_RUNS" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+    assert (
+        r.status_code == 429
+        and "CAPSTAN_MAX_QUEUED_RUNS" in r.json()["detail"]
+        and int(r.headers["retry-after"]) > 0
+    )
     client.post(f"/v1/runs/{first}/cancel")
     t1 = wait_status(client, first, ("cancelled",))
     t2 = wait_status(client, second, ("succeeded",))
@@ -275,7 +287,9 @@ def test_sessions_come_back_after_a_restart_with_their_objects_and_conversation(
     svc = make_service(replies=[fenced(PUT)])
     client = client_for(svc)
     sid = new_session(client)
-    t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"})
+    t = client.post(
+        f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"}
+    )
     assert t.json()["status"] == "succeeded", t.text
     gone = new_session(client)
     assert client.delete(f"/v1/sessions/{gone}").status_code == 204
@@ -315,20 +329,36 @@ def test_helpers_and_nested_lmp_calls_are_their_own_trace_items(make_service, cl
     program = fenced("for b in parse_obj_name('the blocks'):\n    move_it(b)")
     helper = fenced("def move_it(name):\n    put_first_on_second(name, 'blue bowl')")
     nested = fenced("ret_val = ['red block']")
-    # with compositional sampling on, two sampled candidates follow; the same program shares the first's dry run
-    client = client_for(make_service(replies=[program, helper, nested, program, program], sample_compositional=True))
+    # with compositional sampling on, two sampled candidates follow; the same program shares the
+    # first's dry run
+    client = client_for(
+        make_service(replies=[program, helper, nested, program, program], sample_compositional=True)
+    )
     sid = new_session(client)
-    r = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the blocks in the blue bowl"})
+    r = client.post(
+        f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the blocks in the blue bowl"}
+    )
     t = r.json()
     assert t["status"] == "succeeded", t["error"]
     assert [c.get("same_as") for c in t["attempts"][0]["candidates"]] == [None, 0, 0]
     assert t["attempts"][0]["selection"] == {"chosen": 0, "agreeing": 2, "candidates": 3}
     assert list(t["attempts"][0]["functions"]) == ["move_it"]
     assert t["nested_lmp_calls"] == [
-        {"lmp": "parse_obj_name", "query": "the blocks", "code": "ret_val = ['red block']\n", "answer": ["red block"]}
+        {
+            "lmp": "parse_obj_name",
+            "query": "the blocks",
+            "code": "ret_val = ['red block']\n",
+            "answer": ["red block"],
+        }
     ]
     # the nested LMP's program is asked for once: the dry run and the real run share it
-    assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui", "fgen", "parse_obj_name", "tabletop_ui", "tabletop_ui"]
+    assert [c["lmp"] for c in t["llm_calls"]] == [
+        "tabletop_ui",
+        "fgen",
+        "parse_obj_name",
+        "tabletop_ui",
+        "tabletop_ui",
+    ]
 
 
 def test_the_openapi_document_declares_what_the_routes_return(make_service, client_for):

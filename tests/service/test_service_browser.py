@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PUT = "put_first_on_second('red block', 'blue bowl')\nsay('the red block is in the blue bowl')"
 LONG = "while True:\n    wait(1)"
 
@@ -41,8 +48,9 @@ def chromium_page(tmp_path: Path, url: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=ARGS)
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS
+        )
         try:
             page = ctx.new_page()
             page.goto(url)
@@ -53,8 +61,10 @@ def chromium_page(tmp_path: Path, url: str):
 
 def state_rows(page) -> dict[str, list[float]]:
     rows = page.locator("#state tr").all()
-    return {r.get_attribute("data-name"): [float(v) for v in r.locator("td").nth(1).inner_text().split(",")]
-            for r in rows}
+    return {
+        r.get_attribute("data-name"): [float(v) for v in r.locator("td").nth(1).inner_text().split(",")]
+        for r in rows
+    }
 
 
 def test_demo_page(live_url, tmp_path):
@@ -71,7 +81,9 @@ def test_demo_page(live_url, tmp_path):
         page.fill("#code", PUT)
         page.click("#run-code")
         expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
-        expect(page.locator("#calls li").first).to_contain_text("put_first_on_second(\"red block\", \"blue bowl\")")
+        expect(page.locator("#calls li").first).to_contain_text(
+            'put_first_on_second("red block", "blue bowl")'
+        )
         expect(page.locator("#said li")).to_have_text(["the red block is in the blue bowl"])
         rows = state_rows(page)
         assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
@@ -88,8 +100,19 @@ def test_demo_page(live_url, tmp_path):
 
         # skills: an export file imported into the session is listed with its signature
         export = tmp_path / "skills.json"
-        export.write_text(json.dumps({"version": 1, "skills": [
-            {"name": "drop", "code": "def drop(name):\n    put_first_on_second(name, 'blue bowl')\n"}]}))
+        export.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "skills": [
+                        {
+                            "name": "drop",
+                            "code": "def drop(name):\n    put_first_on_second(name, 'blue bowl')\n",
+                        }
+                    ],
+                }
+            )
+        )
         page.set_input_files("#import-skills", str(export))
         expect(page.locator("#skills summary")).to_have_text(["drop(name) (used 0×)"])
 
@@ -105,8 +128,9 @@ def test_demo_page(live_url, tmp_path):
         page.click("#reseed")
         expect(page.locator("#seed")).not_to_have_value("7")
         old_text = ", ".join(f"{v:.3f}" for v in before["blue bowl"])
-        page.wait_for_function("old => document.querySelector('#state td:nth-child(2)').textContent !== old",
-                               arg=old_text)
+        page.wait_for_function(
+            "old => document.querySelector('#state td:nth-child(2)').textContent !== old", arg=old_text
+        )
         assert set(state_rows(page)) == {"red block", "blue bowl"}
 
         # earlier runs are listed, and a click shows one's trace

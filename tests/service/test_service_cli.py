@@ -103,18 +103,16 @@ def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
 
     assert main(["robot-agent", "--host", "0.0.0.0", "--port", "1"]) == 2  # public without a token
     assert "--token" in capsys.readouterr().err
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "capstan.service.cli", "robot-agent", "--port", str(free_port), "--seed", "3"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        info = wait_for_http(f"http://127.0.0.1:{free_port}/v1/robot", proc, 60).json()
-        assert info["protocol"] == 1 and info["robot"].startswith("sim")
-        state = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot/state").json()
-        assert set(state["objects"]) == {"red block", "blue bowl"} and state["seed"] == 3
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    argv = [sys.executable, "-m", "capstan.service.cli", "robot-agent", "--port", str(free_port), "--seed", "3"]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        try:
+            info = wait_for_http(f"http://127.0.0.1:{free_port}/v1/robot", proc, 60).json()
+            assert info["protocol"] == 1 and info["robot"].startswith("sim")
+            state = httpx.get(f"http://127.0.0.1:{free_port}/v1/robot/state").json()
+            assert set(state["objects"]) == {"red block", "blue bowl"} and state["seed"] == 3
+        finally:
+            proc.terminate()
+            proc.wait(20)
 
 
 def test_run_on_a_remote_robot(cli_env, capsys, monkeypatch, robot_agent):

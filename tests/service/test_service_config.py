@@ -12,7 +12,9 @@ from capstan.service.config import ConfigError, Settings
 def test_defaults_and_env():
     s = Settings.from_env({})
     assert (s.host, s.port, s.max_concurrent_runs, s.data_dir) == ("127.0.0.1", 8000, 2, Path("var"))
-    s = Settings.from_env({"CAPSTAN_MAX_CONCURRENT_RUNS": "4", "CAPSTAN_MEDIA": "0", "CAPSTAN_DATA_DIR": "/x"})
+    s = Settings.from_env(
+        {"CAPSTAN_MAX_CONCURRENT_RUNS": "4", "CAPSTAN_MEDIA": "0", "CAPSTAN_DATA_DIR": "/x"}
+    )
     assert (s.max_concurrent_runs, s.media, s.db_path) == (4, False, Path("/x/capstan.db"))
 
 

@@ -103,11 +103,23 @@ def test_killed_worker_fails_only_its_run(make_service, client_for):
 def _start(data_dir: Path, port: int, log) -> subprocess.Popen:
     cassette = data_dir / "empty-cassette.jsonl"
     cassette.touch()
-    env = {**os.environ, "CAPSTAN_DATA_DIR": str(data_dir), "CAPSTAN_CASSETTE": str(cassette),
-           "CAPSTAN_CASSETTE_MODE": "replay", "CAPSTAN_MEDIA": "0", "CAPSTAN_SANDBOX_POOL": "1",
-           "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", "warning"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        "CAPSTAN_DATA_DIR": str(data_dir),
+        "CAPSTAN_CASSETTE": str(cassette),
+        "CAPSTAN_CASSETTE_MODE": "replay",
+        "CAPSTAN_MEDIA": "0",
+        "CAPSTAN_SANDBOX_POOL": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/healthz", proc, 60)
     return proc
 
@@ -120,7 +132,9 @@ def test_restart_keeps_runs_and_sessions_and_marks_interrupted(tmp_path, free_po
     try:
         sid = httpx.post(f"{base}/v1/sessions", json={"scene": SCENE}).json()["id"]
         put = "put_first_on_second('red block', 'blue bowl')\nsay('kept')"
-        done = httpx.post(f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": put}, timeout=60).json()
+        done = httpx.post(
+            f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": put}, timeout=60
+        ).json()
         assert done["status"] == "succeeded"
         moved = done["state_after"]["objects"]["red block"]["position"]
         long_id = httpx.post(f"{base}/v1/sessions/{sid}/programs", json={"code": LONG}).json()["run_id"]
@@ -144,9 +158,13 @@ def test_restart_keeps_runs_and_sessions_and_marks_interrupted(tmp_path, free_po
         # the session is back, with its id, its objects where the finished run left them, its runs
         state = httpx.get(f"{base}/v1/sessions/{sid}/state").json()
         assert math.dist(state["objects"]["red block"]["position"], moved) < 0.01
-        assert {r["id"] for r in httpx.get(f"{base}/v1/sessions/{sid}/runs").json()["runs"]} == {done["id"], long_id}
-        again = httpx.post(f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": "say('back')"},
-                           timeout=60).json()
+        assert {r["id"] for r in httpx.get(f"{base}/v1/sessions/{sid}/runs").json()["runs"]} == {
+            done["id"],
+            long_id,
+        }
+        again = httpx.post(
+            f"{base}/v1/sessions/{sid}/programs?wait=true", json={"code": "say('back')"}, timeout=60
+        ).json()
         assert again["status"] == "succeeded" and again["said"] == ["back"]
         assert httpx.delete(f"{base}/v1/sessions/{sid}").status_code == 204
         with sqlite3.connect(tmp_path / "capstan.db") as db:  # a deleted session is not brought back

@@ -16,7 +16,9 @@ def local_model_or_skip() -> None:
 
     path = Path(os.environ.get("CAPSTAN_MODEL_PATH") or default_model_dest(DEFAULT_SPEC))
     if not path.is_file():
-        pytest.skip(f"the local model is not assembled at {path}: run `python -m capstan.llm.model_files assemble`")
+        pytest.skip(
+            f"the local model is not assembled at {path}: run `python -m capstan.llm.model_files assemble`"
+        )
     pytest.importorskip("llama_cpp")
 
 
@@ -31,7 +33,9 @@ def test_real_model_puts_the_red_block_in_the_blue_bowl(make_service, serve):
         assert http.get("/healthz").json()["llm"]["provider"] == "local"
         scene = {"objects": ["red block", "blue bowl"], "seed": 7}
         sid = http.post("/v1/sessions", json={"scene": scene}).json()["id"]
-        t = http.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"}).json()
+        t = http.post(
+            f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"}
+        ).json()
     assert t["status"] == "succeeded", (t["error"], t["code"])
     assert t["llm_calls"] and t["llm_calls"][0]["completion_tokens"] > 0
     block = t["state_after"]["objects"]["red block"]["position"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from tests.service.test_service_api import fenced, in_bowl, new_session
 
-HELPER = "def drop_in_bowl(name):\n    \"\"\"Put a block in the blue bowl.\"\"\"\n    put_first_on_second(name, 'blue bowl')"
+HELPER = (
+    'def drop_in_bowl(name):\n    """Put a block in the blue bowl."""\n'
+    "    put_first_on_second(name, 'blue bowl')"
+)
 CALLS_HELPER = "drop_in_bowl('red block')"
 
 
@@ -13,7 +16,9 @@ def learn_a_skill(make_service, client_for):
     svc = make_service(replies=[fenced(CALLS_HELPER), fenced(HELPER)])
     client = client_for(svc)
     sid = new_session(client)
-    t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "red block into the blue bowl"}).json()
+    t = client.post(
+        f"/v1/sessions/{sid}/commands?wait=true", json={"text": "red block into the blue bowl"}
+    ).json()
     assert t["status"] == "succeeded", t["error"]
     return svc, client, sid
 
@@ -30,7 +35,9 @@ def test_a_helper_that_ran_is_a_skill_that_survives_a_restart_and_is_offered_aga
     again = make_service(replies=[fenced("reset_note = 1\n" + CALLS_HELPER)])
     client = client_for(again)
     assert [s["name"] for s in client.get(f"/v1/sessions/{sid}/skills").json()["skills"]] == ["drop_in_bowl"]
-    client.post(f"/v1/sessions/{sid}/reset", json={"scene": {"objects": ["red block", "blue bowl"], "seed": 7}})
+    client.post(
+        f"/v1/sessions/{sid}/reset", json={"scene": {"objects": ["red block", "blue bowl"], "seed": 7}}
+    )
     t = client.post(f"/v1/sessions/{sid}/commands?wait=true", json={"text": "and once more"}).json()
     assert t["status"] == "succeeded", t["error"]
     assert [c["lmp"] for c in t["llm_calls"]] == ["tabletop_ui"]
@@ -60,7 +67,10 @@ def test_imports_pass_the_checks_generated_code_passes_and_are_all_or_nothing(ma
     good = {"name": "go", "code": "def go(name):\n    put_first_on_second(name, 'blue bowl')\n"}
     refused = {
         "a stub": {"name": "later", "code": "def later(x):\n    pass\n"},
-        "an import the sandbox refuses": {"name": "peek", "code": "def peek():\n    import os\n    return os.getcwd()\n"},
+        "an import the sandbox refuses": {
+            "name": "peek",
+            "code": "def peek():\n    import os\n    return os.getcwd()\n",
+        },
         "a dunder escape": {"name": "up", "code": "def up():\n    return ().__class__.__bases__\n"},
         "not its own function": {"name": "named", "code": "def other():\n    return 1\n"},
         "too long": {"name": "big", "code": "def big():\n    return " + "1 + " * 200 + "1\n"},

@@ -35,11 +35,15 @@ def test_runs_and_events_survive_reopen(open_store):
 
     store = open_store()
     row = store.get_run("a1")
-    assert row["status"] == "succeeded" and row["command"] == "stack" and row["state_before"] == {"objects": {}}
+    assert (
+        row["status"] == "succeeded" and row["command"] == "stack" and row["state_before"] == {"objects": {}}
+    )
     assert [e["seq"] for e in store.events("a1", after_seq=1)] == [2, 3, 4]
     trace = assemble(row, store.events("a1"))
     assert trace["code"] == "say('hi')"
-    assert trace["attempts"] == [{"attempt": 1, "code": "say('hi')", "functions": {}, "ok": True, "error": None}]
+    assert trace["attempts"] == [
+        {"attempt": 1, "code": "say('hi')", "functions": {}, "ok": True, "error": None}
+    ]
     assert trace["said"] == ["hi"] and trace["primitive_calls"][0]["name"] == "say"
     assert trace["media"]["frames"] == [f"/v1/runs/a1/frames/{i}.png" for i in range(3)]
     assert trace["media"]["gif"] == "/v1/runs/a1/video.gif" and trace["media"]["mp4"] is None

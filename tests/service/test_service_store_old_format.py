@@ -75,10 +75,14 @@ def old_sqlite(path) -> None:
     db = sqlite3.connect(str(path), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(OLD_SQLITE_SCHEMA)
-    db.execute("INSERT INTO runs(id, session_id, kind, status, created_at, doc) VALUES (?,?,?,?,?,?)",
-               ("r1", "s1", "command", "running", 10.0, json.dumps(RUN_DOC)))
-    db.execute("INSERT INTO events(run_id, seq, type, t, data) VALUES (?,?,?,?,?)",
-               ("r1", 0, "say", 11.0, json.dumps(EVENT)))
+    db.execute(
+        "INSERT INTO runs(id, session_id, kind, status, created_at, doc) VALUES (?,?,?,?,?,?)",
+        ("r1", "s1", "command", "running", 10.0, json.dumps(RUN_DOC)),
+    )
+    db.execute(
+        "INSERT INTO events(run_id, seq, type, t, data) VALUES (?,?,?,?,?)",
+        ("r1", 0, "say", 11.0, json.dumps(EVENT)),
+    )
     db.execute("INSERT INTO sessions(id, created_at, doc) VALUES (?,?,?)", ("s1", 5.0, json.dumps(SESSION)))
     db.close()
 
@@ -89,10 +93,14 @@ def old_postgres(url) -> None:
 
     with psycopg.connect(url, autocommit=True) as db:
         db.execute(OLD_POSTGRES_SCHEMA)
-        db.execute("INSERT INTO runs(id, session_id, kind, status, created_at, doc) "
-                   "VALUES (%s,%s,%s,%s,%s,%s)", ("r1", "s1", "command", "running", 10.0, Jsonb(RUN_DOC)))
-        db.execute("INSERT INTO events(run_id, seq, type, t, data) VALUES (%s,%s,%s,%s,%s)",
-                   ("r1", 0, "say", 11.0, Jsonb(EVENT)))
+        db.execute(
+            "INSERT INTO runs(id, session_id, kind, status, created_at, doc) VALUES (%s,%s,%s,%s,%s,%s)",
+            ("r1", "s1", "command", "running", 10.0, Jsonb(RUN_DOC)),
+        )
+        db.execute(
+            "INSERT INTO events(run_id, seq, type, t, data) VALUES (%s,%s,%s,%s,%s)",
+            ("r1", 0, "say", 11.0, Jsonb(EVENT)),
+        )
         db.execute("INSERT INTO sessions(id, created_at, doc) VALUES (%s,%s,%s)", ("s1", 5.0, Jsonb(SESSION)))
 
 
@@ -124,8 +132,14 @@ def test_an_old_database_opens_reads_and_takes_writes(old_database):
     open_store, read_doc_the_old_way = old_database
     store = open_store()
     run = store.get_run("r1")
-    assert run == {**RUN_DOC, "id": "r1", "session_id": "s1", "kind": "command", "status": "running",
-                   "created_at": 10.0}
+    assert run == {
+        **RUN_DOC,
+        "id": "r1",
+        "session_id": "s1",
+        "kind": "command",
+        "status": "running",
+        "created_at": 10.0,
+    }
     assert store.events("r1") == [{"seq": 0, "type": "say", "t": 11.0, "data": EVENT}]
     assert store.list_runs(session_id="s1") == [run]
     assert store.live_sessions() == [SESSION]
@@ -175,9 +189,11 @@ def test_a_new_postgres_database_has_the_old_schema(postgres_server):
         with psycopg.connect(url) as db:
             columns = db.execute(
                 "SELECT table_name, column_name, ordinal_position, data_type, is_nullable "
-                "FROM information_schema.columns WHERE table_schema='public' ORDER BY 1, 3").fetchall()
-            indexes = db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public' "
-                                 "ORDER BY 1").fetchall()
+                "FROM information_schema.columns WHERE table_schema='public' ORDER BY 1, 3"
+            ).fetchall()
+            indexes = db.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public' ORDER BY 1"
+            ).fetchall()
             return columns, indexes
 
     assert schema(urls["new"]) == schema(urls["old"])
