@@ -10,7 +10,10 @@ answer; the tests run it over every backend's state).
 from __future__ import annotations
 
 import types
-from typing import Any, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+# before Python 3.12 pydantic (the service's schemas) accepts only typing_extensions' TypedDict
+from typing_extensions import TypedDict, is_typeddict
 
 
 class ObjectState(TypedDict):
@@ -34,11 +37,20 @@ class GripperStatus(TypedDict):
     holding: str | None  # the name of the object held
 
 
-class GripperState(GripperStatus):
+# Declared whole rather than as a subclass of GripperStatus: pydantic writes a TypedDict's keys in
+# the order they are declared, and the backends send "position" first.
+class GripperState(TypedDict):
+    """The gripper: its tool-centre point and what `gripper_state()` says."""
+
     position: list[float]  # tool-centre point [x, y, z]
+    open: bool
+    width: float
+    holding: str | None
 
 
 class SceneState(TypedDict):
+    """The scene state (docs/CONTRACTS.md "Scene state"): objects, workspace, gripper, robot."""
+
     objects: dict[str, ObjectState]
     workspace: WorkspaceBounds
     named_positions: dict[str, list[float]]  # "top left corner", ..., "middle": [x, y]

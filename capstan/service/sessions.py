@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from capstan.primitives.scene_state import SceneState
 from capstan.service.robots import make_backend
 
 BackendFactory = Callable[[str, dict], object]  # (robot, scene) -> RobotBackend
@@ -65,7 +66,7 @@ class Session:
         self._sink: Callable[[str, dict], None] | None = None
         self.last_frame: bytes | None = None  # PNG published by the running run
         self.last_frame_at = 0.0  # time.monotonic() of last_frame
-        self.last_state: dict | None = None
+        self.last_state: SceneState | None = None
         self._build()
 
     def _build(self, backend=None) -> None:
@@ -124,7 +125,7 @@ class Session:
                                        said=list(t.get("said", [])), undone=bool(t.get("undone")),
                                        is_undo=bool(t.get("is_undo"))))  # fmt: skip
 
-    def state(self) -> dict:
+    def state(self) -> SceneState | None:
         if self.lock.acquire(blocking=False):
             try:
                 self.last_state = self.backend.state()
