@@ -19,6 +19,7 @@ from capstan.lmp.nested import NESTED
 from capstan.primitives.api import MOTION_NAMES, PolicyAPI
 from capstan.primitives.outcome import ErrorKind, RunError
 from capstan.primitives.rehearsal import Rehearsed
+from capstan.primitives.scene_state import SceneState, WorkspaceBounds
 
 MOVED_M = 0.01  # an object or the gripper that moved less than this did not move
 AGREE_M = 0.02  # two final scenes agree when every object is within this of its place in the other
@@ -81,8 +82,8 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     if rehearsed.error is not None:
         dry.rejected, dry.error = rehearsed.error.kind, rehearsed.error
         return dry
-    ws = rehearsed.after.get("workspace") or {}
-    table_z = float(ws.get("table_z", 0.0))
+    ws = rehearsed.after["workspace"]
+    table_z = float(ws["table_z"])
     for name, p in moved.items():
         if p[2] < table_z - FELL_M:
             return _reject(
@@ -91,7 +92,7 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
                 f"in the dry run the {name} fell off the table "
                 f"(to {_xyz(p)}); keep every target on the table",
             )
-        if ws and not _inside(p, ws):
+        if not _inside(p, ws):
             return _reject(
                 dry,
                 ErrorKind.LEFT_WORKSPACE,
@@ -99,9 +100,7 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
                 f"outside the workspace x in {ws['x']}, y in {ws['y']}",
             )
     gripper_moved = math.dist(_gripper(rehearsed.before), _gripper(rehearsed.after)) > MOVED_M
-    grip_changed = (rehearsed.before.get("gripper") or {}).get("open") != (
-        rehearsed.after.get("gripper") or {}
-    ).get("open")
+    grip_changed = rehearsed.before["gripper"]["open"] != rehearsed.after["gripper"]["open"]
     if not dry.moved and not dry.said and not gripper_moved and not grip_changed:
         return _reject(
             dry,
@@ -147,15 +146,15 @@ def _reject(dry: DryRun, kind: ErrorKind, message: str) -> DryRun:
     return dry
 
 
-def _objects(state: dict) -> dict[str, list[float]]:
-    return {n: [float(v) for v in o["position"]][:3] for n, o in (state.get("objects") or {}).items()}
+def _objects(state: SceneState) -> dict[str, list[float]]:
+    return {n: [float(v) for v in o["position"]][:3] for n, o in state["objects"].items()}
 
 
-def _gripper(state: dict) -> list[float]:
-    return [float(v) for v in ((state.get("gripper") or {}).get("position") or [0.0, 0.0, 0.0])][:3]
+def _gripper(state: SceneState) -> list[float]:
+    return [float(v) for v in state["gripper"]["position"]][:3]
 
 
-def _inside(p: list[float], ws: dict) -> bool:
+def _inside(p: list[float], ws: WorkspaceBounds) -> bool:
     (x0, x1), (y0, y1) = ws["x"], ws["y"]
     return x0 - OUTSIDE_M <= p[0] <= x1 + OUTSIDE_M and y0 - OUTSIDE_M <= p[1] <= y1 + OUTSIDE_M
 

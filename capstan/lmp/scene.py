@@ -14,7 +14,7 @@ from capstan.primitives.errors import PrimitiveError
 
 def scene_objects(api: PolicyAPI) -> tuple[list[str], dict[str, list[float]]]:
     """(object names, {name: [x, y]}) of the current scene."""
-    objs = api.backend.state().get("objects", {})
+    objs = api.backend.state()["objects"]
     return list(objs), {n: [float(o["position"][0]), float(o["position"][1])] for n, o in objs.items()}
 
 

@@ -4,6 +4,7 @@ from capstan.primitives import PolicyAPI
 api = PolicyAPI(backend, perception="truth" | "camera", on_event=callback)
 fns = api.functions()     # {name: callable} for policy code
 api.describe()            # signatures + docstrings for prompts
+backend.state()           # a SceneState: plain JSON, typed (primitives.scene_state)
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ __all__ = [  # ERROR_TYPES lives in primitives.errors
     "ErrorKind",
     "FakeBackend",
     "GraspError",
+    "GripperState",
+    "GripperStatus",
     "InvalidArgumentError",
     "NotVisibleError",
+    "ObjectState",
     "OutOfWorkspaceError",
     "Perception",
     "PolicyAPI",
@@ -27,10 +31,12 @@ __all__ = [  # ERROR_TYPES lives in primitives.errors
     "RobotStoppedError",
     "RunError",
     "RunStatus",
+    "SceneState",
     "TruthPerception",
     "UnknownObjectError",
     "UnreachableError",
     "Workspace",
+    "WorkspaceBounds",
 ]
 
 _LAZY = {
@@ -45,6 +51,10 @@ _LAZY = {
     "ErrorKind": "capstan.primitives.outcome",
     "RunError": "capstan.primitives.outcome",
     "RunStatus": "capstan.primitives.outcome",
+    **{
+        n: "capstan.primitives.scene_state"
+        for n in ("GripperState", "GripperStatus", "ObjectState", "SceneState", "WorkspaceBounds")
+    },
 }
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
@@ -63,6 +73,13 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from capstan.primitives.fake import FakeBackend
     from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
     from capstan.primitives.perception import CameraPerception, Perception, TruthPerception
+    from capstan.primitives.scene_state import (
+        GripperState,
+        GripperStatus,
+        ObjectState,
+        SceneState,
+        WorkspaceBounds,
+    )
 
 
 def __getattr__(name: str):

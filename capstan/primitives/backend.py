@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from capstan.primitives.scene_state import GripperStatus, SceneState
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -63,8 +65,8 @@ class RobotBackend(abc.ABC):
     def workspace(self) -> Workspace: ...
 
     @abc.abstractmethod
-    def state(self) -> dict:
-        """The scene state in the scene contract (docs/CONTRACTS.md), plain JSON."""
+    def state(self) -> SceneState:
+        """The scene state (primitives.scene_state; docs/CONTRACTS.md), plain JSON."""
 
     @abc.abstractmethod
     def render(self, view: str = "top", width: int = 320, height: int = 240) -> CameraImage: ...
@@ -88,7 +90,7 @@ class RobotBackend(abc.ABC):
         """Open or close the fingers; returns True when something is held afterwards."""
 
     @abc.abstractmethod
-    def gripper_state(self) -> dict:
+    def gripper_state(self) -> GripperStatus:
         """{"open": bool, "width": float, "holding": str | None}"""
 
     @abc.abstractmethod

@@ -16,6 +16,7 @@ import numpy as np
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.errors import RobotStoppedError, UnreachableError
 from capstan.primitives.geometry import BLOCK_SIZE, BOWL_RADIUS, BOWL_WALL, named_positions
+from capstan.primitives.scene_state import GripperStatus, SceneState
 
 DEFAULT_WORKSPACE = Workspace(x=(-0.25, 0.25), y=(0.30, 0.70), table_z=0.0)
 OPEN_WIDTH = 0.07
@@ -45,11 +46,16 @@ class FakeBackend(RobotBackend):
     def workspace(self) -> Workspace:
         return self.ws
 
-    def state(self) -> dict:
+    def state(self) -> SceneState:
         ws = self.ws
         return {
             "objects": {
-                n: {**o, "position": list(o["position"]), "orientation": [0.0, 0.0, 0.0, 1.0]}
+                n: {
+                    "kind": o["kind"],
+                    "color": o["color"],
+                    "position": list(o["position"]),
+                    "orientation": [0.0, 0.0, 0.0, 1.0],
+                }
                 for n, o in self.objects.items()
             },
             "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
@@ -115,7 +121,7 @@ class FakeBackend(RobotBackend):
                 z = max(z, o["position"][2] + BOWL_WALL)
         return z
 
-    def gripper_state(self) -> dict:
+    def gripper_state(self) -> GripperStatus:
         width = (BLOCK_SIZE if self.held else 0.0) if self.closed else OPEN_WIDTH
         return {"open": not self.closed, "width": width, "holding": self.held}
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from capstan.primitives.backend import CameraImage, RobotBackend
 from capstan.primitives.geometry import BLOCK_SIZE, BOWL_HEIGHT, BOWL_RADIUS, COLORS
+from capstan.primitives.scene_state import SceneState
 
 TOP_BAND = 0.006  # metres below the highest point that count as an object's top surface
 MIN_PIXELS = 8  # fewer visible pixels than this and the object is "not visible"
@@ -134,7 +135,7 @@ class CameraPerception(Perception):
         self._cache = (state["time_s"], obs)
         return obs
 
-    def _masks(self, img: CameraImage, state: dict) -> dict[str, np.ndarray]:
+    def _masks(self, img: CameraImage, state: SceneState) -> dict[str, np.ndarray]:
         """Pixel masks per scene object name."""
         masks: dict[str, np.ndarray] = {}
         if img.segmentation is None:
@@ -152,7 +153,7 @@ class CameraPerception(Perception):
                 masks[name], fit[name] = mask, score
         return masks
 
-    def _identify(self, img: CameraImage, mask: np.ndarray, state: dict) -> tuple[str | None, float]:
+    def _identify(self, img: CameraImage, mask: np.ndarray, state: SceneState) -> tuple[str | None, float]:
         """(name, misfit) of a mask from its colour and area; misfit ranks rival masks."""
         rows, cols = np.nonzero(mask)
         pts = pixels_to_world(img, rows, cols)
@@ -172,7 +173,7 @@ class CameraPerception(Perception):
         cam_z = img.extrinsics[2, 3] - float(np.mean(top[:, 2]))  # the top view looks straight down
         return (BLOCK_SIZE * img.intrinsics[0, 0] / max(cam_z, 1e-3)) ** 2
 
-    def _from_image(self, img: CameraImage, state: dict) -> dict[str, Observation]:
+    def _from_image(self, img: CameraImage, state: SceneState) -> dict[str, Observation]:
         masks = self._masks(img, state)
         out = {}
         for name, o in state["objects"].items():

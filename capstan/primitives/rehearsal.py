@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from capstan.primitives.api import PolicyAPI
 from capstan.primitives.outcome import RunError
+from capstan.primitives.scene_state import SceneState
 
 
 @dataclass
@@ -20,8 +21,8 @@ class Rehearsed:
     primitive calls it made and what it said."""
 
     error: RunError | None
-    before: dict
-    after: dict
+    before: SceneState
+    after: SceneState
     calls: list[dict] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
 

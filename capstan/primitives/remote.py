@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import math
+from typing import cast
 
 import httpx
 import numpy as np
 
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, RobotUnavailableError
+from capstan.primitives.scene_state import GripperStatus, SceneState, state_problems
 
 PROTOCOL_VERSION = 1
 QUICK_TIMEOUT_S = 10.0
@@ -108,11 +110,17 @@ class RemoteRobot(RobotBackend):
     def workspace(self) -> Workspace:
         return self._workspace
 
-    def state(self) -> dict:
+    def state(self) -> SceneState:
         state = self._call("GET", "/v1/robot/state")
-        if not isinstance(state.get("objects"), dict):
-            raise RobotUnavailableError(f"robot {self.name!r} sent a state without an 'objects' map")
-        return state
+        # keys the contract does not declare are tolerated (a newer agent may send more); the
+        # service's schemas leave them out of its answers
+        problems = state_problems(state, undeclared=False)
+        if problems:
+            raise RobotUnavailableError(
+                f"robot {self.name!r} sent a state outside the scene contract (docs/CONTRACTS.md "
+                f"'Scene state'): {'; '.join(problems[:5])}"
+            )
+        return cast(SceneState, state)
 
     def render(self, view: str = "top", width: int = 320, height: int = 240) -> CameraImage:
         data = self._call("GET", "/v1/robot/render", params={"view": view, "width": width, "height": height})
@@ -146,7 +154,7 @@ class RemoteRobot(RobotBackend):
         )
         return bool(data.get("holding"))
 
-    def gripper_state(self) -> dict:
+    def gripper_state(self) -> GripperStatus:
         data = self._call("GET", "/v1/robot/gripper")
         holding = data.get("holding")
         return {

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from capstan.primitives.backend import RobotBackend
 from capstan.primitives.errors import PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
+from capstan.primitives.scene_state import SceneState
 from capstan.service.responses import validation_failed
 
 _LIMIT = 10.0  # metres: nothing on a tabletop is further away; refuses absurd numbers early
@@ -107,7 +108,7 @@ def info(agent: AgentDep) -> dict:
 
 
 @router.get("/state")
-def state(agent: AgentDep) -> dict:
+def state(agent: AgentDep) -> SceneState:
     return agent.serial(agent.backend.state)
 
 

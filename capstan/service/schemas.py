@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from capstan.primitives.scene_state import SceneState
+
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 # Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says;
@@ -65,7 +67,7 @@ class SessionOut(BaseModel):
     id: str
     robot: str
     scene: dict[str, Any]
-    state: dict[str, Any] = Field(description="Scene state (docs/CONTRACTS.md)")
+    state: SceneState = Field(description="Scene state (docs/CONTRACTS.md)")
     created_at: float
     busy: bool = False
 
@@ -127,8 +129,8 @@ class Trace(BaseModel):
     nested_lmp_calls: list[dict[str, Any]] = []  # {lmp, query, code, answer} per parse_obj_name(...) & co.
     said: list[str] = []
     error: ErrorInfo | None = None
-    state_before: dict[str, Any] | None = None
-    state_after: dict[str, Any] | None = None
+    state_before: SceneState | None = None
+    state_after: SceneState | None = None
     media: Media = Media()
     timings: dict[str, float | None] = {}
     scene: dict[str, Any] | None = None

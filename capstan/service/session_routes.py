@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from capstan.primitives.scene_state import SceneState
 from capstan.service import schemas
 from capstan.service.config import Settings
 from capstan.service.deps import ServiceDep, SessionDep
@@ -92,7 +93,7 @@ def delete_session(session: SessionDep, service: ServiceDep) -> Response:
 
 
 @router.get("/sessions/{session_id}/state", responses={**NOT_FOUND, **UNAVAILABLE})
-def get_state(session: SessionDep) -> dict:
+def get_state(session: SessionDep) -> SceneState:
     """The scene state (docs/CONTRACTS.md); while a run executes, as of its last motion."""
     return session.state()
 

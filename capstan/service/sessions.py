@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from capstan.primitives.scene_state import SceneState
 from capstan.service.robots import make_backend
 
 BackendFactory = Callable[[str, dict], object]  # (robot, scene) -> RobotBackend
@@ -71,7 +72,7 @@ class Session:
         self._sink: Callable[[str, dict], None] | None = None
         self.last_frame: bytes | None = None  # PNG published by the running run
         self.last_frame_at = 0.0  # time.monotonic() of last_frame
-        self.last_state: dict | None = None
+        self.last_state: SceneState | None = None
         self._build()
 
     def _build(self, backend=None) -> None:
@@ -151,7 +152,7 @@ class Session:
                 )
             )
 
-    def state(self) -> dict:
+    def state(self) -> SceneState | None:
         if self.lock.acquire(blocking=False):
             try:
                 self.last_state = self.backend.state()

@@ -23,6 +23,7 @@ import pybullet_data
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
 from capstan.primitives.geometry import named_positions
+from capstan.primitives.scene_state import GripperStatus, ObjectState, SceneState
 from capstan.sim import bodies, camera
 from capstan.sim.bodies import BodyState
 from capstan.sim.robot import FINGER_OPEN, IK_TOLERANCE, PandaModel
@@ -229,7 +230,7 @@ class World(RobotBackend):
         both = sorted(touch[0] & touch[1])
         return self._names_by_id[both[0]] if both else None
 
-    def gripper_state(self) -> dict:
+    def gripper_state(self) -> GripperStatus:
         return {
             "open": not self._closed,
             "width": float(sum(self.robot.finger_q())),
@@ -254,8 +255,8 @@ class World(RobotBackend):
         return self._stop.is_set()
 
     # -- state ------------------------------------------------------------------------------
-    def state(self) -> dict:
-        objs = {}
+    def state(self) -> SceneState:
+        objs: dict[str, ObjectState] = {}
         for name, o in self.objects.items():
             pos, orn = p.getBasePositionAndOrientation(o.body, physicsClientId=self.cid)
             objs[name] = {

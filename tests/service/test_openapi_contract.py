@@ -60,6 +60,20 @@ def test_every_operation_declares_its_error_answers_with_one_error_body(make_ser
         assert {"200", "202", "404", "429"} <= set(responses), kind
 
 
+def test_scene_states_are_declared_with_their_shape(make_service):
+    from capstan.primitives.scene_state import GripperState, ObjectState, SceneState, WorkspaceBounds
+
+    spec = create_app(make_service()).openapi()
+    schemas = spec["components"]["schemas"]
+    for model in (SceneState, ObjectState, GripperState, WorkspaceBounds):
+        assert schemas[model.__name__]["required"] == list(model.__annotations__), model.__name__
+    state = "#/components/schemas/SceneState"
+    assert schemas["SessionOut"]["properties"]["state"]["$ref"] == state
+    for key in ("state_before", "state_after"):
+        assert {"$ref": state} in schemas["Trace"]["properties"][key]["anyOf"], key
+    assert _schema_ref(spec["paths"]["/v1/sessions/{session_id}/state"]["get"]["responses"]["200"]) == state
+
+
 def test_a_body_that_is_not_utf8_gets_the_declared_400(make_service, client_for):
     client = client_for(make_service())
     r = client.post("/v1/sessions", content=b'{"robot": "\xff"}', headers=JSON)

@@ -380,3 +380,24 @@ def test_the_openapi_document_declares_what_the_routes_return(make_service, clie
     sid = new_session(client)
     r = client.post(f"/v1/sessions/{sid}/commands", json={"text": "x" * 5000})
     assert r.status_code == 422 and "CAPSTAN_MAX_COMMAND_CHARS" in detail(r)  # the declared shape
+
+
+def test_states_keep_every_key_the_backend_sends_in_its_order(make_service, client_for):
+    """The schemas type states with primitives.scene_state; the JSON is still the backend's own."""
+    svc = make_service()
+    client = client_for(svc)
+    sid = new_session(client)
+    session = svc.sessions.get(sid)
+
+    def raw() -> str:
+        return json.dumps(session.state())
+
+    assert json.dumps(client.get(f"/v1/sessions/{sid}").json()["state"]) == raw()
+    assert json.dumps(client.get(f"/v1/sessions/{sid}/state").json()) == raw()
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    assert t["status"] == "succeeded", t["error"]
+    stored = svc.store.get_run(t["id"])
+    assert stored is not None
+    for key in ("state_before", "state_after"):
+        assert json.dumps(t[key]) == json.dumps(stored[key]), key
+    assert json.dumps(t["state_after"]) == raw()

@@ -103,7 +103,16 @@ def test_robot_agent_serves_a_sim_world_over_http(free_port, capsys):
 
     assert main(["robot-agent", "--host", "0.0.0.0", "--port", "1"]) == 2  # public without a token
     assert "--token" in capsys.readouterr().err
-    argv = [sys.executable, "-m", "capstan.service.cli", "robot-agent", "--port", str(free_port), "--seed", "3"]
+    argv = [
+        sys.executable,
+        "-m",
+        "capstan.service.cli",
+        "robot-agent",
+        "--port",
+        str(free_port),
+        "--seed",
+        "3",
+    ]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
         try:
             info = wait_for_http(f"http://127.0.0.1:{free_port}/v1/robot", proc, 60).json()

@@ -14,6 +14,7 @@ from capstan.primitives.backend import CameraImage, RobotBackend
 from capstan.primitives.errors import InvalidArgumentError, RobotStoppedError, UnreachableError
 from capstan.primitives.geometry import named_positions
 from capstan.primitives.perception import quat_yaw
+from capstan.primitives.scene_state import state_problems
 from capstan.sim import World
 from capstan.sim.recorder import write_gif, write_mp4
 from capstan.sim.scene import WORKSPACE
@@ -61,6 +62,7 @@ def test_is_a_robot_backend(world):
 def test_state_matches_the_contract_and_is_json(world):
     s = world.state()
     assert json.loads(json.dumps(s)) == s
+    assert state_problems(s) == []  # every key declared in primitives.scene_state, and every one sent
     assert set(s) == {"objects", "workspace", "named_positions", "gripper", "robot", "seed", "time_s"}
     assert set(s["objects"]) == {"red block", "blue bowl", "green block"}
     for name, o in s["objects"].items():
@@ -239,6 +241,7 @@ def test_snapshot_while_holding_keeps_the_grasp(fresh):
     f["pick"]("green block")
     snap = fresh.snapshot()
     assert fresh.gripper_state()["holding"] == "green block"
+    assert state_problems(fresh.state()) == []  # the model holds while an object is held, too
     f["place"]([0.0, 0.5])
     fresh.restore(snap)
     assert fresh.gripper_state()["holding"] == "green block"
