@@ -16,25 +16,11 @@ from capstan.lmp.executor import PolicyExecutor
 from capstan.lmp.extract import extract_code
 from capstan.lmp.prompt import PromptSpec, build_request, describe_api
 from capstan.lmp.scene import pure_reads, scene_objects
-from capstan.primitives.api import PolicyAPI, describe_functions, plain
+from capstan.primitives.api import SCENE_READS, PolicyAPI, describe_functions
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
+from capstan.primitives.jsondata import plain
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
-PERCEPTION = (
-    "get_obj_names",
-    "get_obj_pos",
-    "get_obj_xyz",
-    "get_bbox",
-    "get_color",
-    "is_obj_visible",
-    "get_table_bounds",
-    "get_corner_positions",
-    "get_side_positions",
-    "get_named_position",
-    "get_corner_name",
-    "get_side_name",
-    "denormalize_xy",
-)
 
 
 class NestedLMPs:
@@ -99,7 +85,8 @@ class NestedLMPs:
         code = self._programs[key]
         if not code:
             raise PrimitiveError(f"{lmp}({query!r}) got no code from the model; rephrase the request")
-        hosts = {n: f for n, f in self.api.functions().items() if n in PERCEPTION}
+        # a nested LMP reads the scene, never moves anything
+        hosts = {n: f for n, f in self.api.functions().items() if n in SCENE_READS}
         result = self.sandbox.run(
             self.prelude() + head + code,
             host_functions=hosts,

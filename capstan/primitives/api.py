@@ -32,7 +32,7 @@ EventSink = Callable[[str, dict], None]
 
 # The scene reads; between two commands they answer the same on a backend that changes only
 # when commanded (see PolicyAPI.pure_functions), as do the two gripper reads in READ_NAMES.
-_SCENE_READS = (
+SCENE_READS = (
     "get_obj_names",
     "get_obj_pos",
     "get_obj_xyz",
@@ -48,7 +48,7 @@ _SCENE_READS = (
     "denormalize_xy",
 )
 FUNCTION_NAMES = (
-    *_SCENE_READS,
+    *SCENE_READS,
     "pick",
     "place",
     "put_first_on_second",
@@ -61,7 +61,7 @@ FUNCTION_NAMES = (
     "wait",
     "say",
 )
-READ_NAMES = (*_SCENE_READS, "get_gripper_pos", "get_gripper_state")
+READ_NAMES = (*SCENE_READS, "get_gripper_pos", "get_gripper_state")
 # the functions that move the robot (its arm or gripper)
 MOTION_NAMES = frozenset(
     {
