@@ -270,7 +270,8 @@ class FunctionGenerator:
     def spec_request(self, spec: str) -> CompletionRequest:
         """The first request for a spec: one plain chat message, no system text and no example, the
         same in both modes (and what the benches' `naive` baseline sends with no machinery after it)."""
-        question = fill(self.spec.extra["from_spec"], {"spec": spec.strip("\n")})
+        template = self.spec.extra.get("from_spec", "Complete the following Python function:\n\n{spec}")
+        question = fill(template, {"spec": spec.strip("\n")})
         return CompletionRequest(
             messages=(Message("user", question),),
             max_tokens=self.spec.max_tokens,

@@ -100,9 +100,7 @@ class NestedLMPs:
         if "ret_val" not in result.values:
             raise PrimitiveError(f"{lmp}({query!r}) produced no answer (its program never set ret_val)")
         answer = result.values["ret_val"]
-        if (
-            asked and self.caller.on_event is not None
-        ):  # its own trace item, beside the llm_call that wrote it
+        if asked and self.caller.on_event is not None:  # its own trace item, beside its llm_call
             self.caller.on_event(
                 "nested_lmp", {"lmp": lmp, "query": query, "code": code, "answer": plain(answer)}
             )

@@ -86,7 +86,4 @@ def sandbox_trial(sandbox: Sandbox, timeout_s: float = 5.0) -> Callable[[str], s
 
 def error_text(err: RunError | None) -> str:
     """A sandbox run's error as one line, `kind (line n): message` (it is fed back to the model)."""
-    if err is None:
-        return "unknown error"
-    where = f" (line {err.line})" if err.line else ""
-    return f"{err.kind}{where}: {err.message}"[:300]
+    return "unknown error" if err is None else str(err)[:300]

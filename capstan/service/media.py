@@ -48,7 +48,7 @@ class Recorder:
         frames_dir.mkdir(parents=True, exist_ok=True)
         png = png_bytes(rgb)
         (frames_dir / f"{self.count}.png").write_bytes(png)
-        self._frames.append(np.asarray(rgb, dtype=np.uint8))
+        self._frames.append(np.asarray(rgb, dtype=np.uint8)[..., :3])  # a remote robot may send RGBA
         self.count += 1
         return self.count - 1, png
 

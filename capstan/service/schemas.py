@@ -129,8 +129,10 @@ class Trace(BaseModel):
     nested_lmp_calls: list[dict[str, Any]] = []  # {lmp, query, code, answer} per parse_obj_name(...) & co.
     said: list[str] = []
     error: ErrorInfo | None = None
-    state_before: SceneState | None = None
-    state_after: SceneState | None = None
+    # a trace stored before the state had a declared shape (or sent by a remote agent that left a
+    # key out) is still served as it was stored
+    state_before: SceneState | dict[str, Any] | None = None
+    state_after: SceneState | dict[str, Any] | None = None
     media: Media = Media()
     timings: dict[str, float | None] = {}
     scene: dict[str, Any] | None = None

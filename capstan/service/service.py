@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -43,54 +44,41 @@ class Service:
         self.settings = settings
         self.started_at = time.time()
         self._isolation: dict | None = None
+        self._owns_llm = llm is None and engine is None  # close only what this service created
+        self._owns_sandbox = sandbox is None and engine is None
+        self.llm, self.sandbox = llm, sandbox
         progress(f"trace store: {settings.database_url or settings.db_path}")
         self.store = open_store(settings)
+        with contextlib.ExitStack() as undo:  # a start that fails stops again what it started
+            undo.callback(self.store.close)
+            self._start(engine, progress, warm_up, recover, undo)
+            undo.pop_all()
+
+    def _start(
+        self,
+        engine,
+        progress: Callable[[str], None],
+        warm_up: bool,
+        recover: bool,
+        undo: contextlib.ExitStack,
+    ) -> None:
+        settings = self.settings
         interrupted = self.store.mark_unfinished("interrupted") if recover else []
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
         self.metrics = Metrics()
-        self._owns_llm = llm is None and engine is None  # close only what this service created
-        self._owns_sandbox = sandbox is None and engine is None
-        if sandbox is None and engine is None:  # first: without an OS boundary nothing else is worth loading
+        if (
+            self.sandbox is None and engine is None
+        ):  # first: without an OS boundary nothing else is worth loading
             progress(f"starting {settings.sandbox_pool} sandbox worker(s)...")
-            sandbox = build_sandbox(settings.sandbox_pool)
-        self.sandbox = sandbox
-        _report_isolation(sandbox, progress)
-        if llm is None and engine is None:
-            from capstan import llm as llm_pkg
-
-            progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
-            t0 = time.time()
-            try:
-                llm = llm_pkg.from_config(os.environ)
-            except BaseException:
-                if self._owns_sandbox and sandbox is not None:
-                    sandbox.close()
-                raise
-            progress(
-                f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s"
-            )
-        self.llm = llm
-        if engine is None:
-            engine_settings = EngineSettings(
-                timeout_s=settings.run_timeout_s,
-                dry_run=settings.dry_run,
-                candidates=settings.candidates,
-                sample_compositional=settings.sample_compositional,
-            )
-
-            def engine_factory():
-                # one engine per session: functions learned from one user's commands (its skill
-                # library) never show up in another session's prompts
-                return build_engine(llm, sandbox, engine_settings)
-
-            engine = engine_factory()
-        else:
-
-            def engine_factory():
-                return engine
-
-        self.engine = engine
+            self.sandbox = build_sandbox(settings.sandbox_pool)
+            undo.callback(self.sandbox.close)
+        _report_isolation(self.sandbox, progress)
+        if self.llm is None and engine is None:
+            self.llm = _load_llm(progress)
+            undo.callback(self.llm.close)
+        engine_factory = self._engine_factory(engine)
+        self.engine = engine = engine_factory()
         if warm_up and getattr(self.llm, "name", "") == "local":
             progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
             t0 = time.time()
@@ -113,11 +101,26 @@ class Service:
             store=self.store if recover else None,
             idle_s=settings.session_idle_s,
         )
+        undo.callback(self.sessions.close)
         if recover:
             revived = self.sessions.revive(log=progress)
             if revived:
                 progress(f"restored {len(revived)} session(s) from before the restart")
         self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self.sessions.save)
+
+    def _engine_factory(self, engine) -> Callable[[], object]:
+        """What gives each session its engine: a new one each (so functions learned from one user's
+        commands, its skill library, never show up in another session's prompts), or the given one."""
+        if engine is not None:
+            return lambda: engine
+        llm, sandbox, settings = self.llm, self.sandbox, self.settings
+        engine_settings = EngineSettings(
+            timeout_s=settings.run_timeout_s,
+            dry_run=settings.dry_run,
+            candidates=settings.candidates,
+            sample_compositional=settings.sample_compositional,
+        )
+        return lambda: build_engine(llm, sandbox, engine_settings)
 
     def isolation(self) -> dict:
         """The sandbox's isolation layers in force (measured once by its first worker, then cached)."""
@@ -137,6 +140,17 @@ class Service:
         if self._owns_llm and self.llm is not None:
             self.llm.close()
         self.store.close()
+
+
+def _load_llm(progress: Callable[[str], None]):
+    """The language model CAPSTAN_LLM names (the local one by default)."""
+    from capstan import llm as llm_pkg
+
+    progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
+    t0 = time.time()
+    llm = llm_pkg.from_config(os.environ)
+    progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
+    return llm
 
 
 def _report_isolation(sandbox, progress: Callable[[str], None]) -> None:

@@ -185,9 +185,8 @@ class Session:
             new_scene = dict(scene if scene is not None else self.scene)
             if seed is not None:
                 new_scene["seed"] = seed
-            backend = self.backend_factory(
-                self.robot, new_scene
-            )  # a bad scene raises here, keeping the old world
+            # a bad scene raises here, keeping the old world
+            backend = self.backend_factory(self.robot, new_scene)
             self.backend.close()
             self.scene = new_scene
             self._build(backend)
@@ -278,10 +277,13 @@ class SessionRegistry:
             else:
                 docs.append(doc)
         for doc in docs[: self.max_sessions]:
+            session = None
             try:
                 session = self._new_session(doc["robot"], doc.get("scene") or {})
                 session.restore(doc)
             except Exception as exc:  # noqa: BLE001 - one bad session must not stop the service starting
+                if session is not None:
+                    session.close()
                 if log is not None:
                     log(f"session {doc.get('id')!r} not restored: {type(exc).__name__}: {exc}")
                 continue

@@ -155,6 +155,11 @@ _EVENTS_AFTER = (
 )
 _NEWEST_RUNS_OF = _NEWEST_RUNS.where(_RUNS.c.session_id == _SESSION)
 _UNFINISHED = sa.select(_RUNS.c.id).where(_RUNS.c.status.in_(UNFINISHED))
+_INTERRUPT = (  # only while the run is still unfinished: a run that ended meanwhile keeps its status
+    _RUNS.update()
+    .where(_RUNS.c.id == _RUN, _RUNS.c.status.in_(UNFINISHED))
+    .values(status=sa.bindparam("new_status", type_=sa.Text))
+)
 _DELETE_SESSION = _SESSIONS.delete().where(_SESSIONS.c.id == _SESSION)
 _LIVE_SESSIONS = sa.select(_SESSIONS.c.doc).order_by(_SESSIONS.c.created_at)
 _UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}  # the two spell an upsert alike
@@ -242,10 +247,14 @@ class SQLStore(TraceStore):
         return [self._row(r) for r in self._read(_NEWEST_RUNS_OF, session=session_id, limit=limit)]
 
     def mark_unfinished(self, status="interrupted"):
-        ids = [r[0] for r in self._read(_UNFINISHED)]
-        for run_id in ids:
-            self.update_run(run_id, status=status, error=_INTERRUPTED)
-        return ids
+        marked = []
+        for (run_id,) in self._read(_UNFINISHED):
+            with self._transaction() as db:  # status and error together, or neither
+                if db.execute(_INTERRUPT, {"run": run_id, "new_status": status}).rowcount == 1:
+                    doc = db.execute(_RUN_DOC, {"run": run_id}).scalar_one()
+                    db.execute(_SET_DOC, {"run": run_id, "new_doc": {**doc, "error": _INTERRUPTED}})
+                    marked.append(run_id)
+        return marked
 
     def save_session(self, session_id, doc):
         self._write(
@@ -268,6 +277,8 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) == ":memory:":  # each connection would get its own empty database
+            raise ConfigError("the SQLite trace store needs a file: an in-memory database would not last")
         engine = sa.create_engine(
             sa.URL.create("sqlite", database=str(self.path)),
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -104,8 +104,8 @@ def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
         "problems_with_helpers": 0,
         "nested_calls": 0,
         "revised": 3,
-        "llm_calls": 6,
-    }  # each failed its docstring example: revised once
+        "llm_calls": 6,  # each failed its docstring example: revised once
+    }
     assert "hierarchical" not in summary
     assert all(r["result"].startswith("failed: policy") for r in summary["items"])
     results = tmp_path / "out" / "robocode.results.jsonl"

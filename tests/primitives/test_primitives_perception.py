@@ -79,7 +79,6 @@ def test_camera_estimates_block_yaw():
     with World({"blocks": 6, "bowls": 0, "seed": 8}) as w:
         cam, truth = CameraPerception(w).observe(), TruthPerception(w).observe()
         for name, o in cam.items():
-            err = (
-                np.remainder(o.yaw - truth[name].yaw + np.pi / 4, np.pi / 2) - np.pi / 4
-            )  # faces repeat every 90 deg
+            # faces repeat every 90 deg
+            err = np.remainder(o.yaw - truth[name].yaw + np.pi / 4, np.pi / 2) - np.pi / 4
             assert abs(err) < np.radians(6), (name, o.yaw, truth[name].yaw)

@@ -123,3 +123,13 @@ def test_schemathesis_finds_nothing_against_the_running_service(make_service, se
     assert f"Selected: {total - 1}/{total}" in out, out[-3000:]  # every operation but the LLM one
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in out, out[-3000:]
+
+
+def test_a_stored_state_missing_a_declared_key_is_still_served_as_stored():
+    from capstan.service.schemas import Trace
+
+    partial = {"objects": {"red block": {"position": [0.0, 0.5, 0.02]}}, "time_s": 1.5}
+    trace = Trace.model_validate(
+        {"id": "r1", "session_id": "s1", "status": "succeeded", "kind": "program", "state_before": partial}
+    )
+    assert trace.model_dump(mode="json")["state_before"] == partial

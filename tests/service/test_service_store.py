@@ -57,6 +57,13 @@ def test_sqlite_uses_wal(tmp_path):
     assert sqlite3.connect(tmp_path / "t.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_an_in_memory_sqlite_store_is_refused_with_a_clear_error():
+    from capstan.service.config import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a file"):
+        SQLiteStore(":memory:")
+
+
 def test_mark_unfinished_and_listing(open_store):
     store = open_store()
     for i, status in enumerate(["succeeded", "running", "queued", "failed"]):

@@ -172,9 +172,8 @@ def categorize(turns: list[dict], states: list[dict], primitive_errors: list[str
     if "llm" in kinds:
         return "harness_error"
     last_primitive = primitive_errors[-1] if primitive_errors else None
-    misuse = any(
-        "already holding" in (e.get("message") or "") for e in errors
-    )  # a GraspError the program caused
+    # a GraspError the program caused
+    misuse = any("already holding" in (e.get("message") or "") for e in errors)
     if any(k == "primitive" for k in kinds) and last_primitive in PHYSICS_ERRORS and not misuse:
         return "physics_failure"
     if any(k in CODE_ERROR_KINDS for k in kinds):
