@@ -118,6 +118,7 @@ def test_schemathesis_finds_nothing_against_the_running_service(make_service, se
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # noqa: S603
     out = done.stdout + done.stderr
+    print("\n".join(out.splitlines()[-30:]))  # Schemathesis's summary, shown with `pytest -s`
     assert done.returncode == 0, out[-6000:]
     total = len(list(_operations(httpx.get(f"{base}/openapi.json").json())))
     assert f"Selected: {total - 1}/{total}" in out, out[-3000:]  # every operation but the LLM one
