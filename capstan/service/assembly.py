@@ -1,5 +1,6 @@
-"""The one place where parts are put together: sandboxes, engines and spec function generators,
-for the service and for the benchmarks, which measure the same assembly the service runs."""
+"""The one place where parts are put together: sandboxes, engines (with their rehearsal), simulated
+worlds, policy APIs and spec function generators, for the service and for the benchmarks, which
+measure the same assembly the service runs."""
 
 from __future__ import annotations
 
