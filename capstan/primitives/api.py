@@ -242,7 +242,9 @@ class PolicyAPI:
             raise GraspError(f"already holding {held!r}; place it before picking {o.name!r}")
         if o.kind != "block":
             raise InvalidArgumentError(f"only blocks can be picked up; {o.name!r} is a {o.kind}")
-        self._yaw = motions.pick(self.backend, o, self._objs(), self._ws().table_z, o.yaw)
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.pick_column(o, objs, table_z))
+        self._yaw = motions.pick(self.backend, o, objs, table_z, o.yaw)
 
     def place(self, target) -> None:
         """Put the held block on `target`: an object name (a block: stack on it; a bowl: drop it in)
@@ -252,14 +254,21 @@ class PolicyAPI:
         if held is None:
             raise GraspError("not holding anything; call pick(name) first")
         self._check_landing(target, xy, held)
-        self._yaw = motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.place_column(xy, objs, table_z, held))
+        self._yaw = motions.place(self.backend, xy, objs, table_z, held, self._yaw)
         if self.perception.name == "camera":  # clear the camera's view for the next look
             self.backend.move_ee(motions.park_position(self._ws()), self._yaw)
 
     def put_first_on_second(self, obj: str, target) -> None:
         """Pick the block `obj` and place it on `target` (an object name or a position [x, y] in metres)."""
         o = self._obj(obj)
-        self._check_landing(target, self._target_xy(target, exclude=o.name), o.name)
+        xy = self._target_xy(target, exclude=o.name)
+        self._check_landing(target, xy, o.name)
+        # both ends first: a backend with safety limits refuses before the pick moves anything
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.pick_column(o, objs, table_z))
+        self.backend.check_path(motions.place_column(xy, objs, table_z, o.name))
         self.pick(o.name)
         self.place(target)
 

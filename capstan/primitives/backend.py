@@ -107,6 +107,18 @@ class RobotBackend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - an optional hook: a backend may hold nothing to release
         pass
 
+    # -- safety limits (primitives.envelope); a backend without limits accepts everything --------
+    def begin_run(self) -> None:  # noqa: B027 - optional: only a backend that limits a run resets anything
+        """A program starts: limits counted per run (motions, run time) start again."""
+
+    def apply_limits(self, max_speed: float, max_force_n: float) -> None:  # noqa: B027 - optional hook
+        """Cap the robot's own speed factor (0, 1] and grasp force (N), where its controller can."""
+
+    def check_path(self, points) -> None:  # noqa: B027 - optional: nothing to check without limits
+        """Raise the error (EnvelopeError) that moving the tool point in straight lines through
+        `points` ([[x, y, z], ...]) would raise for breaking this backend's limits, without moving:
+        a primitive made of several motions asks before its first one."""
+
     # -- optional capabilities (see the class attributes) ----------------------------------------
     def snapshot(self) -> Any:
         """The whole world state, for restore(); opaque to callers."""

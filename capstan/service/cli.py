@@ -68,7 +68,7 @@ def cmd_robot_agent(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)"
         )
-    app = sim_agent_app(_scene(args), token=args.token)
+    app = sim_agent_app(_scene(args), token=args.token, envelope=_agent_envelope(args.envelope))
     _say(
         f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})"
@@ -78,6 +78,16 @@ def cmd_robot_agent(args: argparse.Namespace) -> int:
     finally:
         app.state.world.close()
     return 0
+
+
+def _agent_envelope(path: str | None):
+    """The envelope an agent enforces: the file's, else None (the default for its workspace)."""
+    from capstan.primitives.envelope import Envelope
+
+    try:
+        return Envelope.from_file(path) if path else None
+    except ValueError as exc:
+        raise ConfigError(f"--envelope: {exc}") from None
 
 
 def _scene(args: argparse.Namespace) -> dict:
@@ -281,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
     p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument(
+        "--envelope",
+        metavar="FILE",
+        help="safety envelope JSON the agent enforces before every motion (docs/CONTRACTS.md); default: "
+        "the workspace box, 5 mm to 0.5 m above the table, speed 0.5, 40 N, 60 motions and 300 s per run",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_robot_agent)
 

@@ -27,6 +27,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
 | `CAPSTAN_ROBOTS` | (unset) | remote robots, `name=http://host:port[,name=url...]` (robot agents; see `capstan robot-agent`) |
 | `CAPSTAN_ROBOT_TOKEN` | (unset) | bearer token sent to every robot agent |
+| `CAPSTAN_ENVELOPE` | (unset) | safety envelopes, a JSON file `{"robot name": {envelope}}` (docs/CONTRACTS.md); a remote robot without one gets the conservative default, the sim none; a missing or invalid file stops the start |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -38,6 +39,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from capstan.primitives.envelope import Envelope
 
 
 class ConfigError(ValueError):
@@ -69,6 +74,7 @@ class Settings:
     max_frames: int = 240
     robots: str = ""
     robot_token: str | None = None
+    envelope: str | None = None
 
     @property
     def remote_robots(self) -> dict[str, str]:
@@ -78,6 +84,27 @@ class Settings:
             name, _, url = item.partition("=")
             out[name.strip()] = url.strip().rstrip("/")
         return out
+
+    def robot_envelopes(self) -> dict[str, Envelope]:
+        """{robot name: Envelope} from CAPSTAN_ENVELOPE ({} without it). Fails closed: a missing or
+        invalid file, or one naming a robot that is not configured (a typo would leave the real
+        robot on the default), is a ConfigError."""
+        if not self.envelope:
+            return {}
+        from capstan.primitives.envelope import envelopes_from_file
+
+        try:
+            envelopes = envelopes_from_file(self.envelope)
+        except ValueError as exc:
+            raise ConfigError(f"CAPSTAN_ENVELOPE: {exc}") from None
+        known = ("sim", *self.remote_robots)
+        unknown = sorted(set(envelopes) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"CAPSTAN_ENVELOPE: {self.envelope} has envelopes for {unknown}, which are not configured "
+                f"robots ({', '.join(known)}; remote robots come from CAPSTAN_ROBOTS)"
+            )
+        return envelopes
 
     @property
     def db_path(self) -> Path:
@@ -122,6 +149,7 @@ class Settings:
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
+        self.robot_envelopes()
 
     def check_listen(self, host: str | None = None) -> None:
         """Refuse to serve beyond loopback without a token."""

@@ -268,6 +268,7 @@ class RunManager:
         engine = session.engine or self.engine
         t0 = time.time()
         try:
+            session.backend.begin_run()  # a fresh motion budget and run clock for its safety envelope
             if run.kind == "command":
                 outcome = engine.run_command(
                     run.text, session.api, session.conversation, on_event, run.cancel

@@ -63,6 +63,7 @@ class Service:
         undo: contextlib.ExitStack,
     ) -> None:
         settings = self.settings
+        envelopes = settings.robot_envelopes()  # first: a bad safety envelope file stops the start
         interrupted = self.store.mark_unfinished("interrupted") if recover else []
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
@@ -90,7 +91,7 @@ class Service:
         remotes, token = settings.remote_robots, settings.robot_token
 
         def backend_factory(robot: str, scene: dict):
-            return make_backend(robot, scene, remotes, token)
+            return make_backend(robot, scene, remotes, token, envelopes)
 
         self.robots = robot_names(remotes)
         self.sessions = SessionRegistry(
