@@ -330,7 +330,7 @@ class Limits:
             if segment_hits_box(a, b, zone.lo, zone.hi):
                 over = zone.hi[2] + 0.02
                 detour = (
-                    f"go around it: e.g. up to z = {over:.3f} first, across, then down"
+                    f"go around it: e.g. up to z = {round(over, 3)} first, across, then down"
                     if over <= self.hi[2]
                     else "go around its sides"
                 )
