@@ -423,6 +423,9 @@ class EnvelopedBackend(RobotBackend):
     # -- checked verbs ----------------------------------------------------------------------
     def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
         target = _point(xyz, "move_ee target")
+        number = isinstance(speed, (int, float, np.integer, np.floating)) and not isinstance(speed, bool)
+        if not (number and math.isfinite(speed) and speed > 0):
+            raise InvalidArgumentError(f"move_ee speed must be a positive number, got {speed!r}")
         problem = self.limits.point_problem(target)
         if problem is None:
             problem = self.limits.path_problem(_point(self.inner.ee_position(), "tool point"), target)

@@ -17,7 +17,7 @@ from capstan.primitives.envelope import (
     envelopes_from_file,
     segment_hits_box,
 )
-from capstan.primitives.errors import ERROR_TYPES, EnvelopeError, PrimitiveError
+from capstan.primitives.errors import ERROR_TYPES, EnvelopeError, InvalidArgumentError, PrimitiveError
 from capstan.primitives.fake import FakeBackend
 
 SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
@@ -190,8 +190,13 @@ def test_speed_is_clamped_to_the_cap(world):
 
     with World(SCENE) as other:
         fast = sim_seconds(EnvelopedBackend(other, envelope(max_speed=1.0)))
-    slow = sim_seconds(EnvelopedBackend(world, envelope(max_speed=0.25)))
+    robot = EnvelopedBackend(world, envelope(max_speed=0.25))
+    slow = sim_seconds(robot)
     assert slow > 2.5 * fast  # the second move asked for speed 2.0 and got 0.25
+    for bad in (float("nan"), 0.0, -1.0, "fast"):
+        with pytest.raises(InvalidArgumentError, match="speed must be a positive number"):
+            robot.move_ee([0.0, 0.5, 0.2], speed=bad)
+    assert robot.motions == 2
 
 
 def test_motions_per_run_and_begin_run(world):
