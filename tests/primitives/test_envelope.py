@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 
 from capstan.primitives.backend import Workspace
-from capstan.primitives.envelope import (
-    Box,
-    Envelope,
-    EnvelopedBackend,
-    envelopes_from_file,
-    segment_hits_box,
-)
+from capstan.primitives.envelope import Box, Envelope, EnvelopedBackend, envelopes_from_file
+from capstan.primitives.envelope_checks import segment_hits_box
 from capstan.primitives.errors import ERROR_TYPES, EnvelopeError, InvalidArgumentError, PrimitiveError
 from capstan.primitives.fake import FakeBackend
 
