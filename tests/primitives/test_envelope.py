@@ -315,3 +315,12 @@ def test_the_model_is_told_about_the_breach_and_repairs_its_program(world):
         and "keep-out zone 'fixture'" in repair
         and "nearest allowed point" in repair
     )
+
+
+def test_the_default_envelope_lets_a_pick_and_place_park_out_of_the_cameras_view(world):
+    from capstan.primitives.api import PolicyAPI
+
+    robot = EnvelopedBackend(world, Envelope.default_for(world.workspace()))
+    PolicyAPI(robot, perception="camera").put_first_on_second("red block", "blue bowl")
+    assert robot.motions == 10  # 4 to pick, 5 to place, 1 to park in front of the table
+    assert world.ee_position()[1] < world.workspace().y[0]  # parked outside the workspace box
