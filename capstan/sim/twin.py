@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from capstan.primitives.api import PolicyAPI
 from capstan.primitives.backend import RobotBackend, Workspace
 from capstan.primitives.errors import PrimitiveError
+from capstan.primitives.geometry import BLOCK_SIZE
 from capstan.primitives.outcome import RunError
+from capstan.primitives.perception import quat_yaw
 from capstan.primitives.rehearsal import RehearsalUnavailable, Rehearsed
 from capstan.primitives.scene_state import SceneState
 from capstan.sim.scene import SceneError, spec_from_state
 from capstan.sim.world import Snapshot, World
 
-HELD_GRIP_M = 0.04  # the fingers close on a held object from this far apart (a block's width)
+HELD_GRIP_M = BLOCK_SIZE  # the fingers close on a held block from its width apart
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,10 @@ def _stand_as(twin: World, state: SceneState) -> None:
     objects = state["objects"]
     if held is not None and held not in objects:
         raise ValueError(f"the robot holds {held!r}, which is not among its objects")
-    yaw = _yaw(objects[held]["orientation"]) if held is not None else 0.0
+    yaw = quat_yaw(objects[held]["orientation"]) if held is not None else 0.0
     twin.put_arm(gripper["position"], yaw, HELD_GRIP_M if held is not None else None)
     poses = {
-        name: {"position": list(o["position"]), "orientation": _flat(_yaw(o["orientation"]))}
+        name: {"position": list(o["position"]), "orientation": _flat(quat_yaw(o["orientation"]))}
         for name, o in objects.items()
     }
     if held is not None:  # centred between the fingers, whatever the robot's estimate of it
@@ -119,12 +121,6 @@ def _stand_as(twin: World, state: SceneState) -> None:
         raise ValueError(f"the twin's gripper could not take hold of {held!r} as the robot's does")
     if not gripper["open"] and held is None:
         twin.set_gripper(True)
-
-
-def _yaw(q) -> float:
-    """The rotation about the vertical of a quaternion [qx, qy, qz, qw]."""
-    x, y, z, w = (float(v) for v in q)
-    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 def _flat(yaw: float) -> list[float]:
