@@ -7,6 +7,10 @@ program, up to `max_attempts` programs in all. Before a retry, the world is rest
 snapshot taken before the command when the backend supports it, so every attempt starts from the
 scene its prompt describes (a real robot without snapshots simply continues from where it is; the
 repair message then lists what moved).
+
+Dry runs: with a `rehearsal`, each program is first rehearsed where nothing real moves (lmp.rehearsal).
+With `require_rehearsal` (a real robot) every program is, hand-written ones too, and none runs for
+real when it cannot be rehearsed (RehearsalUnavailable becomes the run's `not_rehearsed` error).
 """
 
 from __future__ import annotations
