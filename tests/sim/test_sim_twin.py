@@ -10,6 +10,7 @@ import pytest
 
 from capstan.lmp.rehearsal import DryRun, judge
 from capstan.primitives.api import PolicyAPI
+from capstan.primitives.backend import Workspace
 from capstan.primitives.errors import PrimitiveError
 from capstan.primitives.outcome import ErrorKind, RunError
 from capstan.primitives.rehearsal import RehearsalUnavailable
@@ -135,3 +136,28 @@ def test_the_twin_refuses_what_the_robots_safety_envelope_refuses(robot, twin):
     rehearsed = twin.rehearse(api, as_sandbox(lambda: api.move_gripper_to([0.1, 0.5, 0.1])))
     assert rehearsed.error is not None and "EnvelopeError" in rehearsed.error.message
     assert robot.state() == real
+
+
+def test_a_block_dropped_off_the_table_on_the_twin_of_a_robot_with_a_wider_workspace(twin):
+    # the robot's workspace reaches the table's edge (x 0.45): the twin takes that workspace over,
+    # so the move past it is allowed there as on the robot, and the drop is seen on the twin
+    wide = Workspace(x=(-0.25, 0.42), y=(0.30, 0.70), table_z=0.0)
+    robot = World(SPEC, workspace=wide)
+    try:
+        api = PolicyAPI(robot)
+        real = robot.state()
+
+        def run():
+            api.pick("red block")
+            api.move_gripper_to([0.47, 0.5, 0.15])
+            api.open_gripper()
+            api.move_gripper_to([0.3, 0.5, 0.3])
+            api.wait(1.0)
+
+        rehearsed = twin.rehearse(api, as_sandbox(run))
+        assert rehearsed.after["workspace"]["x"] == [-0.25, 0.42]
+        dry = judge(DryRun(0, "greedy", "..."), rehearsed)
+        assert dry.rejected == "off_table" and "fell off the table" in dry.error.message
+        assert robot.state() == real
+    finally:
+        robot.close()
