@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ class TwinRehearsal:
         self._world: World | None = None
         self._key: tuple | None = None  # (object names, workspace) the twin was built for
         self._fresh: Snapshot | None = None  # the twin as first built, to reset it to
+        self._closer: weakref.finalize | None = None
 
     def can_rehearse(self, api: PolicyAPI) -> bool:
         # a backend that snapshots is rehearsed on its own world, exactly (SnapshotRehearsal)
@@ -88,6 +90,8 @@ class TwinRehearsal:
                 self.close()
                 self._world = World(spec, workspace=workspace)
                 self._key, self._fresh = key, self._world.snapshot()
+                # the physics client goes when the rehearsal does (with its session's engine)
+                self._closer = weakref.finalize(self, self._world.close)
             else:
                 self._world.restore(self._fresh)
             _stand_as(self._world, state)
@@ -96,9 +100,9 @@ class TwinRehearsal:
         return self._world
 
     def close(self) -> None:
-        if self._world is not None:
-            self._world.close()
-        self._world, self._key, self._fresh = None, None, None
+        if self._closer is not None:
+            self._closer()
+        self._world, self._key, self._fresh, self._closer = None, None, None, None
 
 
 def _stand_as(twin: World, state: SceneState) -> None:

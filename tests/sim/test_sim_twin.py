@@ -161,3 +161,18 @@ def test_a_block_dropped_off_the_table_on_the_twin_of_a_robot_with_a_wider_works
         assert robot.state() == real
     finally:
         robot.close()
+
+
+def test_the_twins_physics_client_goes_with_the_rehearsal(robot):
+    import gc
+
+    import pybullet as p
+
+    twin = TwinRehearsal()
+    api = PolicyAPI(robot)
+    twin.rehearse(api, as_sandbox(lambda: api.say("hello")))
+    cid = twin._world.cid
+    assert p.isConnected(cid)
+    del twin
+    gc.collect()
+    assert not p.isConnected(cid)
