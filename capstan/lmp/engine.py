@@ -7,6 +7,10 @@ program, up to `max_attempts` programs in all. Before a retry, the world is rest
 snapshot taken before the command when the backend supports it, so every attempt starts from the
 scene its prompt describes (a real robot without snapshots simply continues from where it is; the
 repair message then lists what moved).
+
+Dry runs: with a `rehearsal`, each program is first rehearsed where nothing real moves (lmp.rehearsal).
+With `require_rehearsal` (a real robot) every program is, hand-written ones too, and none runs for
+real when it cannot be rehearsed (RehearsalUnavailable becomes the run's `not_rehearsed` error).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillError, SkillLibrary
 from capstan.primitives.api import PolicyAPI
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
+from capstan.primitives.rehearsal import RehearsalUnavailable
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Engine:
         rehearsal: Rehearsal | None = None,
         candidates: int = 3,
         sample_compositional: bool = False,
+        require_rehearsal: bool = False,
     ):
         if max_attempts < 1 or candidates < 1:
             raise ValueError("max_attempts and candidates must be at least 1")
@@ -93,6 +99,8 @@ class Engine:
         self.candidates = candidates  # programs per command when more than the greedy one is wanted
         # also for a compositional command whose first program passed its dry run (else only when refused)
         self.sample_compositional = sample_compositional
+        # a real robot: no program (generated or hand-written) moves it without a passing dry run
+        self.require_rehearsal = require_rehearsal
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -119,11 +127,11 @@ class Engine:
             conversation.history(),
             self.skills.signatures(),
         )
-        rehearse = self.rehearsal is not None and self.rehearsal.can_rehearse(api)
         attempts: list[Attempt] = []
         program, error = "", None
         tried: set[str] = set()
         try:
+            rehearse = self._rehearses(api)
             for n in range(1, self.max_attempts + 1):
                 completion = ctx.caller("tabletop_ui", request).text
                 code = (
@@ -161,6 +169,8 @@ class Engine:
             error = _CANCELLED
         except LLMError as exc:
             error = _llm_error(exc)
+        except RehearsalUnavailable as exc:
+            error = _not_rehearsed(exc)
         status = _status(error)
         conversation.add(Turn(text, program, status, list(api.said[said0:]), snap, is_undo=ctx.used_undo))
         return self._outcome(status, program, attempts, error, api, said0, ctx)
@@ -184,6 +194,8 @@ class Engine:
             program, error = code, _CANCELLED
         except LLMError as exc:
             program, error = code, _llm_error(exc)
+        except RehearsalUnavailable as exc:
+            program, error = code, _not_rehearsed(exc)
         return self._outcome(_status(error), program, attempts, error, api, said0, ctx)
 
     def import_skills(self, items: list[dict], api: PolicyAPI, max_bytes: int) -> list[str]:
@@ -261,6 +273,8 @@ class Engine:
             return self._record(n, "", error, emit, attempts), error, None, None
         prepared = ctx.prepare(code, command)
         emit("code", {"attempt": n, "code": prepared.program, "functions": prepared.functions})
+        if self.require_rehearsal:  # also a hand-written program; raises when it cannot be rehearsed
+            rehearse = self._rehearses(ctx.api)
         if not rehearse:
             error = _check_error(prepared.problems) or ctx.execute(prepared.program)[1]
             return self._record(n, prepared.program, error, emit, attempts), error, prepared, None
@@ -303,6 +317,18 @@ class Engine:
         self._record(n, chosen.program, error, emit, attempts, dry_runs, winner.index)
         return chosen.program, error, chosen, None
 
+    def _rehearses(self, api: PolicyAPI) -> bool:
+        """Whether programs on `api` get a dry run before they run for real. Where one is required
+        and none can happen, RehearsalUnavailable: nothing runs."""
+        if self.rehearsal is not None and self.rehearsal.can_rehearse(api):
+            return True
+        if self.require_rehearsal:
+            raise RehearsalUnavailable(
+                f"a program runs on this robot ({type(api.backend).__name__}) only after a passing dry "
+                "run, and no rehearsal fits it; nothing was run"
+            )
+        return False
+
     def _alternatives(
         self,
         n: int,
@@ -335,15 +361,17 @@ class Engine:
         """Rehearse one prepared candidate (unless a static check refused it) and judge it."""
         t0 = time.monotonic()
         problem = _check_error(prepared.problems)
+        frames: list = []
         if problem is not None:
             dry.rejected, dry.error = ErrorKind.CHECK, problem
         else:
             if self.rehearsal is None:
-                raise RuntimeError("a dry run needs a rehearsal")
+                raise RehearsalUnavailable("a dry run needs a rehearsal")
             rehearsed = self.rehearsal.rehearse(ctx.api, lambda: ctx.execute(prepared.program, dry=True)[1])
             judge(dry, rehearsed)
+            frames = rehearsed.frames  # the service makes them the rehearsal's video
         dry.seconds = time.monotonic() - t0
-        emit("candidate", {"attempt": n, **dry.summary()})
+        emit("candidate", {"attempt": n, **dry.summary(), **({"frames": frames} if frames else {})})
         return dry
 
     @staticmethod
@@ -403,6 +431,10 @@ _NO_CODE = Problem(None, "the answer contained no Python code")
 
 def _llm_error(exc: LLMError) -> RunError:
     return RunError(ErrorKind.LLM, f"{type(exc).__name__}: {exc}")
+
+
+def _not_rehearsed(exc: RehearsalUnavailable) -> RunError:
+    return RunError(ErrorKind.NOT_REHEARSED, f"not run on the robot: {exc}")
 
 
 def _check_error(problems: list[Problem]) -> RunError | None:

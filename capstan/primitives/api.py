@@ -126,6 +126,17 @@ class PolicyAPI:
             del self.said[said0:]
             self.on_event, self._yaw = sink, yaw
 
+    @contextlib.contextmanager
+    def rebound(self, backend: RobotBackend) -> Iterator[None]:
+        """Inside, every function runs on `backend` (its own perception too), then on the old one
+        again: a dry run on a twin of the robot. Safe because runs of one session never overlap."""
+        old = self.backend, self.perception
+        self.backend, self.perception = backend, make_perception(self.perception.name, backend)
+        try:
+            yield
+        finally:
+            self.backend, self.perception = old
+
     def _emit(self, kind: str, payload: dict) -> None:
         if self.on_event is not None:
             self.on_event(kind, payload)

@@ -48,6 +48,7 @@ class ErrorKind(enum.StrEnum):
     OFF_TABLE = "off_table"
     LEFT_WORKSPACE = "left_workspace"
     NO_EFFECT = "no_effect"
+    NOT_REHEARSED = "not_rehearsed"  # a rehearsal was required (a real robot) and could not happen
     # from the service
     INTERNAL = "internal"  # a bug: the engine raised
     INTERRUPTED = "interrupted"  # the service stopped during the run

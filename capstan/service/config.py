@@ -19,7 +19,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
 | `CAPSTAN_SANDBOX_ISOLATION` | auto | OS boundary for policy code: `auto` (bubblewrap, else Landlock, else refuse to start), `bwrap`, `landlock`, or `unsafe-process` (none; never for untrusted use) |
-| `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly) |
+| `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly); a real robot is rehearsed on its twin whatever this says |
+| `CAPSTAN_UNSAFE_SKIP_TWIN` | 0 | 1: UNSAFE, a real robot's programs no longer need a passing rehearsal on its simulated twin: hand-written ones move it directly, generated ones are rehearsed only as `CAPSTAN_DRY_RUN` says |
 | `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run; 1: never sample |
 | `CAPSTAN_SAMPLE_COMPOSITIONAL` | 0 | 1: sample more candidates for compositional commands too, even when the first passed its dry run |
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
@@ -67,6 +68,7 @@ class Settings:
     perception: str = "truth"
     sandbox_pool: int = 2
     dry_run: bool = True
+    unsafe_skip_twin: bool = False
     candidates: int = 3
     sample_compositional: bool = False
     media: bool = True

@@ -1,5 +1,6 @@
 """Routes for runs: start one (a command or a program), list them, read a trace, follow its events
-(Server-Sent Events), cancel (e-stop), and fetch its media (frames, GIF, MP4).
+(Server-Sent Events), cancel (e-stop), and fetch its media (frames, GIF, MP4, and the videos of
+its rehearsals on a robot's twin).
 
 SSE: each event is `id: <seq>`, `event: <type>`, `data: {"seq", "type", "t", "data"}`; past events
 are replayed first (from `Last-Event-ID` + 1 when given), then live ones, then `end`.
@@ -264,3 +265,21 @@ def run_mp4(run_id: str, service: ServiceDep) -> FileResponse:
 )
 def run_frame(run_id: str, index: int, service: ServiceDep) -> FileResponse:
     return media_file(service, run_id, f"frames/{index}.png", "image/png")
+
+
+@router.get(
+    "/runs/{run_id}/rehearsals/{index}.gif",
+    response_class=FileResponse,
+    responses=_media("image/gif", "rehearsal `index` of the run on the robot's twin, as a GIF"),
+)
+def rehearsal_gif(run_id: str, index: int, service: ServiceDep) -> FileResponse:
+    return media_file(service, run_id, f"rehearsals/{index}.gif", "image/gif")
+
+
+@router.get(
+    "/runs/{run_id}/rehearsals/{index}.mp4",
+    response_class=FileResponse,
+    responses=_media("video/mp4", "rehearsal `index` of the run on the robot's twin, as an MP4"),
+)
+def rehearsal_mp4(run_id: str, index: int, service: ServiceDep) -> FileResponse:
+    return media_file(service, run_id, f"rehearsals/{index}.mp4", "video/mp4")

@@ -20,7 +20,7 @@ from capstan.primitives.jsondata import jsonable
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
 from capstan.service.events import EventHub
 from capstan.service.media import FPS as FRAME_FPS
-from capstan.service.media import Recorder
+from capstan.service.media import Recorder, write_rehearsal
 from capstan.service.metrics import Metrics
 from capstan.service.sessions import Session, png_bytes
 from capstan.service.store import TraceStore
@@ -249,8 +249,11 @@ class RunManager:
     def _drive(self, run: Run, recorder: Recorder | None) -> tuple[RunStatus, RunError | None, float]:
         """Run the engine; returns (status, error, seconds the engine took)."""
         session = run.session
+        videos: list[dict] = []
 
         def on_event(kind: str, data: dict) -> None:
+            if kind == "candidate" and "frames" in data:  # a rehearsal on a twin, filmed
+                data = self._rehearsal_video(run, data, videos)
             if kind == "llm_call":
                 self.metrics.llm_call(data.get("prompt_tokens", 0), data.get("completion_tokens", 0))
             self._emit(run, kind, data)
@@ -280,6 +283,15 @@ class RunManager:
         finally:
             session.attach(None)
         return outcome.status, outcome.error, time.time() - t0
+
+    def _rehearsal_video(self, run: Run, data: dict, videos: list[dict]) -> dict:
+        """The candidate event with its rehearsal's frames swapped for the video's URLs."""
+        data = dict(data)
+        frames = data.pop("frames")
+        if self.settings.media and frames:
+            data["video"] = write_rehearsal(self.settings.media_dir, run.id, len(videos), frames)
+            videos.append(data["video"])
+        return data
 
     @staticmethod
     def _exception_error(exc: Exception) -> RunError:

@@ -108,10 +108,25 @@ class ErrorInfo(BaseModel):
     line: int | None = None
 
 
+class RehearsalVideo(BaseModel):
+    """A candidate program's dry run on a simulated twin of the robot, filmed (its `candidate`
+    entry in `attempts` tells the rest)."""
+
+    attempt: int
+    index: int = Field(description="the candidate's index in its attempt")
+    seconds: float | None = Field(default=None, description="how long the rehearsal took")
+    rejected: str | None = Field(default=None, description="null: it passed; else why it was refused")
+    gif: str | None = None
+    mp4: str | None = None
+
+
 class Media(BaseModel):
     frames: list[str] = []
     gif: str | None = None
     mp4: str | None = None
+    rehearsals: list[RehearsalVideo] = Field(
+        default=[], description="videos of the run's rehearsals on the robot's twin, in order"
+    )
 
 
 class Trace(BaseModel):

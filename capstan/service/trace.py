@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 
-def media_links(run_id: str, frames: int, gif: bool, mp4: bool) -> dict:
+def media_links(run_id: str, frames: int, gif: bool, mp4: bool, rehearsals: list | None = None) -> dict:
     return {
         "frames": [f"/v1/runs/{run_id}/frames/{i}.png" for i in range(frames)],
         "gif": f"/v1/runs/{run_id}/video.gif" if gif else None,
         "mp4": f"/v1/runs/{run_id}/video.mp4" if mp4 else None,
+        "rehearsals": rehearsals or [],
     }
 
 
@@ -17,6 +18,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
     llm_calls, primitive_calls, nested_calls, said = [], [], [], []
     code = row.get("code")
     frames = 0
+    rehearsals = []  # the videos of rehearsals on a twin, next to the run's own
     for ev in events:
         kind, data = ev["type"], ev["data"]
         if kind == "llm_call":
@@ -34,6 +36,16 @@ def assemble(row: dict, events: list[dict]) -> dict:
             n = int(data.get("attempt", len(attempts) + 1))
             candidate = {k: v for k, v in data.items() if k != "attempt"}
             attempts.setdefault(n, {"attempt": n}).setdefault("candidates", []).append(candidate)
+            if isinstance(data.get("video"), dict):
+                rehearsals.append(
+                    {
+                        "attempt": n,
+                        "index": data.get("index"),
+                        "seconds": data.get("seconds"),
+                        "rejected": data.get("rejected"),
+                        **data["video"],
+                    }
+                )
         elif kind == "selection":
             n = int(data.get("attempt", len(attempts) + 1))
             attempts.setdefault(n, {"attempt": n})["selection"] = {
@@ -68,7 +80,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
         "error": row.get("error"),
         "state_before": row.get("state_before"),
         "state_after": row.get("state_after"),
-        "media": media_links(run_id, frames, bool(media.get("gif")), bool(media.get("mp4"))),
+        "media": media_links(run_id, frames, bool(media.get("gif")), bool(media.get("mp4")), rehearsals),
         "timings": timings,
         "scene": row.get("scene"),
     }

@@ -144,7 +144,7 @@ def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_p
     from playwright.sync_api import expect
 
     agent = robot_agent()
-    url = serve(make_service(robots=f"lab={agent.url}"))
+    url = serve(make_service(robots=f"lab={agent.url}", media=True))
     with chromium_page(tmp_path, url) as page:
         expect(page.locator("#robot option")).to_have_count(2)  # sim, and lab from CAPSTAN_ROBOTS
         page.select_option("#robot", "lab")
@@ -158,3 +158,11 @@ def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_p
         assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
         held = agent.app.state.world.state()["objects"]  # the agent's own world moved
         assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05
+        # it was rehearsed on the robot's twin first: the rehearsal's video beside the run's
+        expect(page.locator("#llm li.candidate").first).to_contain_text("dry run on the twin ok")
+        expect(page.locator("#rehearsals")).to_be_visible()
+        expect(page.locator("#rehearsal-list li")).to_have_count(1)
+        expect(page.locator("#rehearsal-list li").first).to_contain_text("candidate 0: passed")
+        assert page.locator("#rehearsal-list img").get_attribute("src").endswith("/rehearsals/0.gif")
+        page.wait_for_function("document.querySelector('#rehearsal-list img').naturalWidth > 0")  # it loads
+        assert page.locator("#video").get_attribute("src").endswith("/video.mp4")

@@ -125,6 +125,7 @@ function clearRunView() {
   ui.sawFrame = false;
   for (const id of ["said", "calls", "llm"]) $(id).replaceChildren();
   $("video-card").hidden = true;
+  showRehearsals([]);
   setStatus("queued", null);
 }
 
@@ -151,7 +152,7 @@ function handle(type, data) {
       for (const name of Object.keys(data.functions || {})) addLlm(`helper function: ${name}`, "helper");
       break;
     case "nested_lmp": addLlm(`${data.lmp}(${JSON.stringify(data.query)}) -> ${JSON.stringify(data.answer)}`, "nested"); break;
-    case "candidate": addLlm(`candidate ${data.index} (${data.source}${data.seed != null ? `, seed ${data.seed}` : ""}): dry run ${data.rejected ? `refused (${data.rejected}): ${(data.error && data.error.message) || ""}` : `ok, ${data.motions} motions`}, ${(data.seconds || 0).toFixed(2)} s`, data.rejected ? "err" : "candidate"); break;
+    case "candidate": addLlm(`candidate ${data.index} (${data.source}${data.seed != null ? `, seed ${data.seed}` : ""}): dry run${data.twin ? " on the twin" : ""} ${data.rejected ? `refused (${data.rejected}): ${(data.error && data.error.message) || ""}` : `ok, ${data.motions} motions`}, ${(data.seconds || 0).toFixed(2)} s`, data.rejected ? "err" : "candidate"); break;
     case "selection": addLlm(`chose candidate ${data.chosen ?? "none"} of ${data.candidates} (${data.agreeing} agree)`, "candidate"); break;
     case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
     case "primitive_call": addCall(data); if (!ui.sawFrame) throttledFrame(); break;
@@ -198,6 +199,26 @@ function showTraceMedia(trace) {
     $("gif-link").href = m.gif ? m.gif + authQuery("?") : "#";
   }
   $("trace-link").href = `/v1/runs/${trace.id}${authQuery("?")}`;
+  showRehearsals(m.rehearsals || []);
+}
+
+// each rehearsal on a real robot's twin, filmed, beside the run's own video
+function showRehearsals(list) {
+  $("rehearsals").hidden = list.length === 0;
+  if (list.length) $("video-card").hidden = false;
+  $("rehearsal-list").replaceChildren(...list.map((r) => {
+    const li = el("li", r.rejected ? "err" : "");
+    const verdict = r.rejected ? `refused (${r.rejected})` : "passed";
+    li.append(el("div", "", `attempt ${r.attempt}, candidate ${r.index}: ${verdict}, ${(r.seconds || 0).toFixed(2)} s`));
+    if (r.gif) {
+      const img = el("img");
+      img.src = r.gif + authQuery("?");
+      img.alt = `rehearsal of candidate ${r.index} on the twin`;
+      img.width = 320;
+      li.append(img);
+    }
+    return li;
+  }));
 }
 
 async function startRun(kind) {
