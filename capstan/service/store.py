@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from capstan.service.config import ConfigError
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("queued", "running", "awaiting_approval")
 
 
 class TraceStore(abc.ABC):
