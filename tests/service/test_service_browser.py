@@ -186,7 +186,7 @@ def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
         page.click("#reject")
         expect(page.locator("#status")).to_have_text("failed", timeout=30_000)
         expect(page.locator("#approval-card")).to_be_hidden()
-        expect(page.locator("#llm li.err").last).to_contain_text("rejected by alice")
+        expect(page.locator("#llm li.err", has_text="rejected by alice")).to_contain_text("not now")
         assert list(agent.app.state.world.ee_position()) == ee  # the arm never moved
 
         page.click("#run-code")
