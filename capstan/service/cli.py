@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import json
 import logging
@@ -177,6 +178,14 @@ def print_trace(t: dict, brief: bool = False) -> None:
             print(f"command: {t['command']}", file=out)
         for a in t["attempts"]:
             print(f"attempt {a.get('attempt')}: {'ok' if a.get('ok') else a.get('error')}", file=out)
+            if a.get("approval"):  # who let it move the robot (or refused), and when
+                d = a["approval"]
+                when = datetime.datetime.fromtimestamp(d["at"]).isoformat(timespec="seconds")
+                verdict = "approved" if d["approved"] else "rejected"
+                print(
+                    f"  {verdict} by {d['by']} at {when}" + (f": {d['reason']}" if d["reason"] else ""),
+                    file=out,
+                )
         print(f"llm calls: {len(t['llm_calls'])}", file=out)
     print("--- code ---", file=out)
     print(t.get("code") or "(none)", file=out)

@@ -134,6 +134,7 @@ class RunManager:
         if pending is not None:  # the program never runs; the engine then sees the cancel
             pending.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
         with self._cond:
+            self._cond.notify_all()  # an approved run waiting for a slot stops waiting
             if run in self._pending:
                 self._pending.remove(run)
                 queued = True
@@ -353,11 +354,13 @@ class RunManager:
             self._workers += 1  # this thread goes back to the pool after the run; a stand-in retires
             if approved:
                 self._resuming += 1
-                while self._running >= self.settings.max_concurrent_runs and not self._stopping:
+                limit = self.settings.max_concurrent_runs
+                while self._running >= limit and not (self._stopping or run.cancel.is_set()):
                     self._cond.wait()
                 self._resuming -= 1
-                self._running += 1
-                run.holds_slot = True
+                if self._running < limit:  # else cancelled or stopping: it only finishes, without a slot
+                    self._running += 1
+                    run.holds_slot = True
             self._cond.notify_all()
         if approved:
             self._set_status(run, RunStatus.RUNNING)

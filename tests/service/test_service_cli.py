@@ -156,6 +156,9 @@ def test_run_asks_on_the_terminal_when_the_robot_requires_approval(cli_env, caps
     assert "awaiting approval" in err and "put_first_on_second" in err
     assert "not approved to run on the robot" in out
     assert agent.app.state.world.state()["objects"]["red block"]["position"] == before
+    run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
+    assert main(["trace", run_id]) == 0
+    assert re.search(r"rejected by \S+ \(terminal\) at \d{4}-", capsys.readouterr().out)
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
     assert "robot: done" in capsys.readouterr().out
