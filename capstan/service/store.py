@@ -53,7 +53,7 @@ class TraceStore(abc.ABC):
 
     @abc.abstractmethod
     def mark_unfinished(self, status: str = "interrupted") -> list[str]:
-        """Mark every queued/running run as `status` (used at start-up); returns their ids."""
+        """Mark every unfinished run (UNFINISHED) as `status` (used at start-up); returns their ids."""
 
     @abc.abstractmethod
     def save_session(self, session_id: str, doc: dict) -> None:

@@ -202,3 +202,15 @@ def test_approval_settings_name_known_robots_and_values():
             Settings.from_env({"CAPSTAN_APPROVAL": bad}, **lab)
     with pytest.raises(ConfigError, match="CAPSTAN_APPROVAL_TIMEOUT_S"):
         Settings.from_env({"CAPSTAN_APPROVAL_TIMEOUT_S": "0"})
+
+
+def test_a_run_left_awaiting_approval_by_a_stopped_service_is_marked_interrupted(tmp_path):
+    from capstan.service.store import open_store
+
+    store = open_store(Settings.from_env({}, data_dir=tmp_path))
+    try:
+        store.create_run("r1", "s1", "program", "awaiting_approval", {"code": PUT})
+        assert store.mark_unfinished("interrupted") == ["r1"]
+        assert store.get_run("r1")["status"] == "interrupted"
+    finally:
+        store.close()
