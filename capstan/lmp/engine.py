@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
+from capstan.lmp.approval import ApprovalGate
 from capstan.lmp.calls import Cancelled, EventFn, LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, is_stub
 from capstan.lmp.conversation import Conversation, Turn
@@ -111,7 +112,9 @@ class Engine:
         conversation: Conversation | None = None,
         on_event: EventFn | None = None,
         cancel: threading.Event | None = None,
+        approval: ApprovalGate | None = None,
     ) -> CommandOutcome:
+        """`approval`: asked before each program moves the robot for real (None: nobody is asked)."""
         conversation = conversation if conversation is not None else Conversation()
         ctx, emit = self._context(api, conversation, on_event, cancel)
         said0 = len(api.said)
@@ -150,12 +153,12 @@ class Engine:
                 # more candidates only for the command as first asked: a repair answers one error
                 alternatives = request if rehearse and n == 1 else None
                 program, error, prepared, moved = self._attempt(
-                    n, code, ctx, emit, attempts, advisory, rehearse, alternatives
+                    n, code, ctx, emit, attempts, advisory, rehearse, alternatives, approval
                 )
                 if error is None:
                     self._learn(prepared)
                     break
-                if error.kind == ErrorKind.CANCELLED or n == self.max_attempts:
+                if error.kind in _NO_REPAIR or n == self.max_attempts:
                     break
                 if moved is None:  # it ran for real: what moved, and put the world back
                     moved = position_diff(positions, scene_objects(api)[1])
@@ -181,13 +184,14 @@ class Engine:
         api: PolicyAPI,
         on_event: EventFn | None = None,
         cancel: threading.Event | None = None,
+        approval: ApprovalGate | None = None,
     ) -> CommandOutcome:
         """Run hand-written or edited code once (undefined functions still get generated)."""
         ctx, emit = self._context(api, None, on_event, cancel)
         said0 = len(api.said)
         attempts: list[Attempt] = []
         try:
-            program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts)
+            program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts, approval=approval)
             if error is None:
                 self._learn(prepared)
         except Cancelled:
@@ -263,6 +267,7 @@ class Engine:
         command: str | None = None,
         rehearse: bool = False,
         alternatives: CompletionRequest | None = None,
+        approval: ApprovalGate | None = None,
     ) -> tuple[str, RunError | None, Prepared | None, list[str] | None]:
         """One program: prepare, check, (rehearse,) run. Returns (program, error or None, prepared,
         what moved in a dry run that refused it, or None when it was not refused in a dry run).
@@ -276,7 +281,11 @@ class Engine:
         if self.require_rehearsal:  # also a hand-written program; raises when it cannot be rehearsed
             rehearse = self._rehearses(ctx.api)
         if not rehearse:
-            error = _check_error(prepared.problems) or ctx.execute(prepared.program)[1]
+            error = (
+                _check_error(prepared.problems)
+                or _approve(approval, emit, n, prepared.program, [])
+                or ctx.execute(prepared.program)[1]
+            )
             return self._record(n, prepared.program, error, emit, attempts), error, prepared, None
         first = self._dry_run(
             ctx, emit, n, DryRun(0, "greedy" if n == 1 else "repair", prepared.program), prepared
@@ -313,7 +322,8 @@ class Engine:
                     "candidate": winner.index,
                 },
             )
-        error = ctx.execute(chosen.program)[1]  # the real run
+        # the real run, once approved (when a person must approve)
+        error = _approve(approval, emit, n, chosen.program, dry_runs) or ctx.execute(chosen.program)[1]
         self._record(n, chosen.program, error, emit, attempts, dry_runs, winner.index)
         return chosen.program, error, chosen, None
 
@@ -420,6 +430,7 @@ class Engine:
 
 # refused before anything ran
 _NOT_RUN = frozenset({ErrorKind.CHECK, ErrorKind.NO_CODE, ErrorKind.SYNTAX, ErrorKind.VIOLATION})
+_NO_REPAIR = frozenset({ErrorKind.CANCELLED, ErrorKind.REJECTED})  # stopped or refused by a person
 _CANCELLED = RunError(ErrorKind.CANCELLED, "the run was cancelled")
 REPEATED = (
     "That is the same program that just failed, and it would fail the same way. Write a different "
@@ -443,6 +454,20 @@ def _check_error(problems: list[Problem]) -> RunError | None:
     p = problems[0]
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
     return RunError(ErrorKind.CHECK, p.message + more, p.line)
+
+
+def _approve(
+    gate: ApprovalGate | None, emit: EventFn, n: int, program: str, dry_runs: list[DryRun]
+) -> RunError | None:
+    """Ask `gate` whether `program` may run for real (None: no gate, or approved). The request and
+    the decision (who, when, why) are events, so the trace keeps both."""
+    if gate is None:
+        return None
+    summaries = [d.summary() for d in dry_runs]
+    emit("approval", {"attempt": n, "code": program, "dry_runs": summaries})
+    decision = gate.decide(n, program, summaries)
+    emit("decision", {"attempt": n, **decision.to_dict()})
+    return decision.error()
 
 
 def _shape(code: str) -> str:

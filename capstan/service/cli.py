@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import json
 import logging
@@ -132,7 +133,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
         run = service.runs.submit(session, kind, text)
         _say(f"run {run.id} ...")
-        run.done.wait()
+        asked = None
+        while not run.done.wait(0.2):  # no server here to approve through: ask on the terminal
+            if run.pending is not None and run.pending is not asked:
+                asked = run.pending
+                _ask_approval(service, run.id, asked, args.robot)
         trace = _trace(service.store, run.id)
         print_trace(trace, brief=True)
         if args.gif:
@@ -145,6 +150,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if trace["status"] == "succeeded" else 1
     finally:
         service.close()
+
+
+def _ask_approval(service, run_id: str, pending, robot: str) -> None:
+    """Show a program awaiting approval (CAPSTAN_APPROVAL) and its dry runs; decide it from the answer.
+    Anything but yes (also end of input, as without a terminal) rejects it."""
+    import getpass
+
+    from capstan.service.approvals import NotAwaitingApproval
+
+    _say(f"--- program for robot {robot!r}, awaiting approval ---\n{pending.code}")
+    for d in pending.dry_runs:
+        verdict = f"refused ({d['rejected']})" if d["rejected"] else "ok"
+        _say(f"dry run {d['index']}: {verdict}, moved: {'; '.join(d['moved']) or 'nothing'}")
+    try:
+        answer = input("run it on the robot? [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    try:
+        service.runs.decide(run_id, answer in ("y", "yes"), f"{getpass.getuser()} (terminal)")
+    except NotAwaitingApproval:
+        _say("too late: it was already decided (timeout or cancel)")
 
 
 def _trace(store, run_id: str) -> dict | None:
@@ -162,6 +188,14 @@ def print_trace(t: dict, brief: bool = False) -> None:
             print(f"command: {t['command']}", file=out)
         for a in t["attempts"]:
             print(f"attempt {a.get('attempt')}: {'ok' if a.get('ok') else a.get('error')}", file=out)
+            if a.get("approval"):  # who let it move the robot (or refused), and when
+                d = a["approval"]
+                when = datetime.datetime.fromtimestamp(d["at"]).isoformat(timespec="seconds")
+                verdict = "approved" if d["approved"] else "rejected"
+                print(
+                    f"  {verdict} by {d['by']} at {when}" + (f": {d['reason']}" if d["reason"] else ""),
+                    file=out,
+                )
         print(f"llm calls: {len(t['llm_calls'])}", file=out)
     print("--- code ---", file=out)
     print(t.get("code") or "(none)", file=out)

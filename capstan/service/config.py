@@ -29,6 +29,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_ROBOTS` | (unset) | remote robots, `name=http://host:port[,name=url...]` (robot agents; see `capstan robot-agent`) |
 | `CAPSTAN_ROBOT_TOKEN` | (unset) | bearer token sent to every robot agent |
 | `CAPSTAN_ENVELOPE` | (unset) | safety envelopes, a JSON file `{"robot name": {envelope}}` (docs/CONTRACTS.md); a remote robot without one gets the conservative default, the sim none; a missing or invalid file stops the start |
+| `CAPSTAN_APPROVAL` | none | operator approval before a program moves a robot: `required` (every robot but the sim), `none`, or per robot `name=required,other=none` (unlisted robots: none) |
+| `CAPSTAN_APPROVAL_TIMEOUT_S` | 300 | a program nobody approved or rejected within this is rejected (by "timeout") |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -44,6 +46,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from capstan.primitives.envelope import Envelope
+
+from capstan.service.robots import SIM
 
 
 class ConfigError(ValueError):
@@ -77,6 +81,8 @@ class Settings:
     robots: str = ""
     robot_token: str | None = None
     envelope: str | None = None
+    approval: str = "none"
+    approval_timeout_s: float = 300.0
 
     @property
     def remote_robots(self) -> dict[str, str]:
@@ -107,6 +113,12 @@ class Settings:
                 f"robots ({', '.join(known)}; remote robots come from CAPSTAN_ROBOTS)"
             )
         return envelopes
+    def approval_required(self, robot: str) -> bool:
+        """Whether a program must be approved by an operator before it moves `robot`."""
+        value = self.approval.strip()
+        if value in ("none", "required"):
+            return value == "required" and robot != SIM
+        return _approval_map(value).get(robot) == "required"
 
     @property
     def db_path(self) -> Path:
@@ -146,12 +158,34 @@ class Settings:
                 raise ConfigError(
                     f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}"
                 )
+        self._validate_approval()
         if self.session_idle_s < 0:
             raise ConfigError("CAPSTAN_SESSION_IDLE_S must be 0 (never expire) or a number of seconds")
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
         self.robot_envelopes()
+
+    def _validate_approval(self) -> None:
+        # a typo must not leave a robot moving without approval: every name and value must be known
+        if not self.approval_timeout_s > 0:
+            raise ConfigError("CAPSTAN_APPROVAL_TIMEOUT_S must be a positive number of seconds")
+        value = self.approval.strip()
+        if value in ("none", "required"):
+            return
+        known = (SIM, *self.remote_robots)
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, eq, mode = (x.strip() for x in item.partition("="))
+            if not eq or mode not in ("required", "none"):
+                raise ConfigError(
+                    f"CAPSTAN_APPROVAL: {item!r} is not 'name=required' or 'name=none' (or use "
+                    "'required' or 'none' for every robot)"
+                )
+            if name not in known:
+                raise ConfigError(
+                    f"CAPSTAN_APPROVAL names robot {name!r}, which is not one of {', '.join(known)} "
+                    "(CAPSTAN_ROBOTS)"
+                )
 
     def check_listen(self, host: str | None = None) -> None:
         """Refuse to serve beyond loopback without a token."""
@@ -161,6 +195,12 @@ class Settings:
                 f"refusing to listen on {host!r} without authentication: set CAPSTAN_API_TOKEN to a secret "
                 "(clients then send 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
             )
+
+
+def _approval_map(value: str) -> dict[str, str]:
+    """{robot: "required" | "none"} from CAPSTAN_APPROVAL's per-robot form."""
+    pairs = (item.partition("=") for item in value.split(",") if item.strip())
+    return {name.strip(): mode.strip() for name, _, mode in pairs}
 
 
 def is_loopback(host: str) -> bool:

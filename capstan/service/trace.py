@@ -19,6 +19,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
     code = row.get("code")
     frames = 0
     rehearsals = []  # the videos of rehearsals on a twin, next to the run's own
+    approval: dict | None = None  # the latest program put to an operator, and the decision
     for ev in events:
         kind, data = ev["type"], ev["data"]
         if kind == "llm_call":
@@ -51,6 +52,20 @@ def assemble(row: dict, events: list[dict]) -> dict:
             attempts.setdefault(n, {"attempt": n})["selection"] = {
                 k: v for k, v in data.items() if k != "attempt"
             }
+        elif kind == "approval":  # a program waiting for an operator before it moves the robot
+            approval = {
+                "attempt": data.get("attempt"),
+                "code": data.get("code", ""),
+                "dry_runs": data.get("dry_runs", []),
+                "requested_at": ev["t"],
+                "decision": None,
+            }
+        elif kind == "decision":
+            n = int(data.get("attempt", len(attempts) + 1))
+            decision = {k: v for k, v in data.items() if k != "attempt"}
+            attempts.setdefault(n, {"attempt": n})["approval"] = decision
+            if approval is not None:
+                approval["decision"] = decision
         elif kind == "primitive_call":
             primitive_calls.append(data)
         elif kind == "nested_lmp":
@@ -83,6 +98,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
         "media": media_links(run_id, frames, bool(media.get("gif")), bool(media.get("mp4")), rehearsals),
         "timings": timings,
         "scene": row.get("scene"),
+        "approval": approval,
     }
 
 
