@@ -113,6 +113,7 @@ class Settings:
                 f"robots ({', '.join(known)}; remote robots come from CAPSTAN_ROBOTS)"
             )
         return envelopes
+
     def approval_required(self, robot: str) -> bool:
         """Whether a program must be approved by an operator before it moves `robot`."""
         value = self.approval.strip()

@@ -334,6 +334,7 @@ class RunManager:
             data["video"] = write_rehearsal(self.settings.media_dir, run.id, len(videos), frames)
             videos.append(data["video"])
         return data
+
     # ---- approval ---------------------------------------------------------------------------
     def _gate(self, run: Run) -> OperatorGate:
         return OperatorGate(

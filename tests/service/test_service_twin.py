@@ -60,7 +60,11 @@ def test_a_bad_command_is_stopped_on_the_twin_and_the_robot_never_moves(
     assert t["status"] == "failed"
     tried = candidates(t)
     assert len(tried) == 3 and all(c["twin"] and c["rejected"] for c in tried)  # every attempt refused
-    assert tried[0]["rejected"] == ("left_workspace" if program == DROP_OUTSIDE else "policy")
+    if program == DROP_OUTSIDE:  # the twin wears the robot's safety envelope: refused at the move
+        assert tried[0]["rejected"] == "primitive"
+        assert tried[0]["error"]["message"].startswith("EnvelopeError")
+    else:
+        assert tried[0]["rejected"] == "policy"
     assert t["primitive_calls"] == []  # the rehearsals' calls stay out of the real run's record
     assert_never_moved(agent, before)
 
@@ -97,7 +101,7 @@ def test_a_hand_written_program_on_a_real_robot_is_rehearsed_too(robot_agent, ma
     agent, client, sid = lab_session(robot_agent, make_service, client_for)
     before = snapshot_of(agent)
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": DROP_OUTSIDE}).json()
-    assert t["status"] == "failed" and t["error"]["kind"] == "left_workspace"
+    assert t["status"] == "failed" and t["error"]["message"].startswith("EnvelopeError")
     assert candidates(t)[0]["twin"] is True
     assert_never_moved(agent, before)
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
