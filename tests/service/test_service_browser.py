@@ -186,7 +186,9 @@ def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
         expect(page.locator("#approval-code")).to_contain_text(
             "put_first_on_second('red block', 'blue bowl')"
         )
-        expect(page.locator("#approval-dry-runs li")).to_contain_text(["no dry run"])
+        expect(page.locator("#approval-dry-runs li")).to_contain_text(
+            ["candidate 0 (greedy): ok"]
+        )  # rehearsed on the twin
         page.click("#reject")  # no name yet: refused on the page, nothing sent
         expect(page.locator("#approval-error")).to_contain_text("enter your name")
         page.fill("#approver", "alice")
