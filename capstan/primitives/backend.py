@@ -60,6 +60,10 @@ class RobotBackend(abc.ABC):
     supports_recording: bool = False
     # place_objects(): put objects where a saved scene state had them (a session revived after a restart)
     supports_placing: bool = False
+    # declare(): the operator says which objects are where (a robot with no perception of its own)
+    supports_declaring: bool = False
+    # recover(): clear the robot's error state (after a reflex) when the operator asks for it
+    supports_recovery: bool = False
 
     @abc.abstractmethod
     def workspace(self) -> Workspace: ...
@@ -139,6 +143,21 @@ class RobotBackend(abc.ABC):
     def place_objects(self, poses: dict) -> None:
         """Put objects at {name: {"position", "orientation"}} and let them settle."""
         raise self._missing("supports_placing", "place objects")
+
+    def declare(self, objects: object) -> None:
+        """Replace the declared scene (primitives.declared.DeclaredScene.declare for the format)."""
+        raise self._missing("supports_declaring", "take a declared scene")
+
+    def recover(self) -> None:
+        """Clear the robot's error state so it moves again; only ever on the operator's request."""
+        raise self._missing("supports_recovery", "recover from errors")
+
+    def apply_limits(  # noqa: B027 - optional: a backend may keep no limits of its own
+        self, max_speed: float | None = None, max_force_n: float | None = None
+    ) -> None:
+        """Lower (never raise) the backend's own speed and force limits: `max_speed` in move_ee's
+        speed units, `max_force_n` the grasp force in newtons. A backend without such limits keeps
+        none, so callers must still check motions themselves."""
 
     def _missing(self, flag: str, what: str) -> NotImplementedError:
         return NotImplementedError(
