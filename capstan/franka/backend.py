@@ -183,11 +183,20 @@ class FrankaBackend(RobotBackend):
     def _join(self) -> None:
         deadline = time.monotonic() + MOTION_TIMEOUT_S
         while not self._call(lambda: self.robot.join_motion(JOIN_SLICE_S)):
-            self._check_stop()
+            if self._stop.is_set():
+                self._settle_preempted()
+                self._check_stop()
             if time.monotonic() > deadline:
                 self._call(self.robot.stop)
+                self._settle_preempted()
                 raise UnreachableError(f"the motion did not end within {MOTION_TIMEOUT_S} s and was stopped")
         self._check_stop()
+
+    def _settle_preempted(self) -> None:
+        """Wait for a stopped motion to end and swallow its "preempted" error, which franky would
+        otherwise raise from the next motion."""
+        with contextlib.suppress(Exception):
+            self.robot.join_motion(1.0)
 
     def _reach_problem(self, target: np.ndarray) -> str | None:
         """Why the tool-centre point cannot go to `target` (table frame), or None."""
@@ -278,6 +287,7 @@ class FrankaBackend(RobotBackend):
             self.gripper.stop()
 
     def resume(self) -> None:
+        self._settle_preempted()
         self._stop.clear()
 
     @property

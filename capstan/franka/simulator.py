@@ -156,6 +156,7 @@ class FrankySim:
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._log: IO[str] | None = None  # the child's stderr, shown when it fails
+        self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def start(self) -> FrankySim:
@@ -174,7 +175,8 @@ class FrankySim:
         self._proc = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
         )
-        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
         ready = self._next(START_TIMEOUT_S, "start")
         self.hostname = str(ready["hostname"])
         return self
@@ -231,6 +233,10 @@ class FrankySim:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if self._reader is not None:
+                self._reader.join(5)  # it ends at the pipe's end of file
+            if proc.stdout is not None:
+                proc.stdout.close()
         if self._log is not None:
             self._log.close()
 

@@ -144,7 +144,7 @@ class DeclaredScene:
             return None
         p = np.asarray(tcp, dtype=float)
         near = [
-            (float(np.hypot(*(item.position[:2] - p[:2]))), name)
+            (float(np.linalg.norm(item.position - p)), name)  # the closest, e.g. the top of a stack
             for name, item in self._items.items()
             if float(np.hypot(*(item.position[:2] - p[:2]))) <= GRASP_REACH
             and abs(item.position[2] - p[2]) <= GRASP_REACH_Z

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from capstan.primitives.backend import RobotBackend
-from capstan.primitives.errors import PrimitiveError
+from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
 from capstan.service.responses import validation_failed
@@ -50,6 +50,13 @@ class _Gripper(BaseModel):
 class _Wait(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = Field(ge=0.0, le=60.0)
+
+
+class _Scene(BaseModel):
+    """A declared scene; DeclaredScene.declare checks the objects and says what is wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+    objects: dict[str, Any] | list[Any]
 
 
 class _Agent:
@@ -104,6 +111,8 @@ def info(agent: AgentDep) -> dict:
         "protocol": PROTOCOL_VERSION,
         "robot": agent.robot,
         "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
+        "declared_scene": bool(agent.backend.supports_declaring),
+        "recovery": bool(agent.backend.supports_recovery),
     }
 
 
@@ -172,6 +181,32 @@ def stop(agent: AgentDep) -> dict:
 def resume(agent: AgentDep) -> dict:
     agent.serial(agent.backend.resume)
     return {}
+
+
+@router.put("/scene")
+def declare_scene(agent: AgentDep, body: _Scene) -> JSONResponse:
+    """Replace the declared scene of a robot without perception of its own."""
+    if not agent.backend.supports_declaring:
+        return _unsupported(agent, "takes no declared scene: it knows where its objects are")
+    try:
+        agent.serial(lambda: agent.backend.declare(body.objects))
+    except InvalidArgumentError as exc:
+        return JSONResponse({"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=422)
+    return JSONResponse({})
+
+
+@router.post("/recover")
+def recover(agent: AgentDep) -> JSONResponse:
+    """Clear the robot's error state (after a reflex); only on the operator's request."""
+    if not agent.backend.supports_recovery:
+        return _unsupported(agent, "has no error state to recover from")
+    agent.serial(agent.backend.recover)
+    return JSONResponse({})
+
+
+def _unsupported(agent: _Agent, why: str) -> JSONResponse:
+    message = f"robot {agent.robot!r} {why} (see GET /v1/robot)"
+    return JSONResponse({"error": {"type": "NotSupported", "message": message}}, status_code=409)
 
 
 def sim_agent_app(scene: dict | None = None, token: str | None = None) -> FastAPI:
