@@ -127,7 +127,7 @@ def serve(blocks: dict[str, dict], cal: Calibration, requests: IO[str], answers:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m capstan.franka.simulator", description=__doc__.split("\n")[0]
+        prog="python -m capstan.franka.simulator", description="franky-sim with blocks, in its own process"
     )
     parser.add_argument(
         "--blocks", default="{}", help='{name: {"color": c, "position": [x, y]}} (table frame)'
