@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from capstan.primitives.errors import InvalidArgumentError
+from capstan.primitives.errors import InvalidArgumentError, RobotStoppedError
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.assembly import build_policy_api
 from capstan.service.robot_agent import make_agent_app, sim_agent_app
@@ -75,6 +75,34 @@ def test_put_first_on_second_on_a_declared_scene_moves_the_real_block(franka_age
             robot.declare({"red block": {"position": [2.0, 0.5]}})
         assert "blue bowl" in robot.state()["objects"]
         robot.recover()
+    finally:
+        robot.close()
+
+
+def test_the_estop_over_http_halts_a_franka_motion_in_flight(franka_agent, franky_sim):
+    robot = RemoteRobot(franka_agent.url, name="franka")
+    outcome: list[BaseException | None] = []
+
+    def move():
+        try:
+            robot.move_ee([0.2, 0.65, 0.25], speed=0.2)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    try:
+        robot.move_ee([-0.2, 0.45, 0.25])
+        mover = threading.Thread(target=move)
+        mover.start()
+        time.sleep(0.5)
+        assert franky_sim.joint_speed() > 0.1
+        robot.stop()
+        mover.join(10)
+        assert isinstance(outcome[0], RobotStoppedError)
+        with pytest.raises(RobotStoppedError):
+            robot.move_ee([0.0, 0.5, 0.2])
+        robot.resume()
+        robot.move_ee([0.0, 0.5, 0.2])
     finally:
         robot.close()
 
