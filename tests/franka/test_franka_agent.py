@@ -82,10 +82,11 @@ def test_put_first_on_second_on_a_declared_scene_moves_the_real_block(franka_age
 def test_the_estop_over_http_halts_a_franka_motion_in_flight(franka_agent, franky_sim):
     robot = RemoteRobot(franka_agent.url, name="franka")
     outcome: list[BaseException | None] = []
+    target = [0.2, 0.65, 0.25]
 
     def move():
         try:
-            robot.move_ee([0.2, 0.65, 0.25], speed=0.2)
+            robot.move_ee(target, speed=0.3)
             outcome.append(None)
         except BaseException as exc:  # noqa: BLE001 - the test inspects it
             outcome.append(exc)
@@ -94,11 +95,14 @@ def test_the_estop_over_http_halts_a_franka_motion_in_flight(franka_agent, frank
         robot.move_ee([-0.2, 0.45, 0.25])
         mover = threading.Thread(target=move)
         mover.start()
-        time.sleep(0.5)
-        assert franky_sim.joint_speed() > 0.1
+        deadline = time.monotonic() + 3
+        while (moving := franky_sim.joint_speed()) < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert moving >= 0.2, "the arm never moved"
         robot.stop()
         mover.join(10)
         assert isinstance(outcome[0], RobotStoppedError)
+        assert np.linalg.norm(robot.ee_position() - target) > 0.05, "the motion ran to its end"
         with pytest.raises(RobotStoppedError):
             robot.move_ee([0.0, 0.5, 0.2])
         robot.resume()
