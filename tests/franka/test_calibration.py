@@ -77,3 +77,21 @@ def test_unreadable_calibration_files_name_the_file(tmp_path):
 def test_a_missing_franky_says_how_to_install_it():
     with pytest.raises(_franky.FrankyMissingError, match=r"pip install 'capstan\[franka\]'"):
         _franky.load("franky_not_installed_here")
+
+
+def test_the_public_face_is_sorted_and_importable_without_loading_franky():
+    import subprocess
+    import sys
+
+    import capstan.franka as franka
+
+    assert franka.__all__ == sorted(franka.__all__)
+    code = (
+        "import sys, capstan.franka as f\n"
+        "for name in f.__all__: getattr(f, name)\n"
+        "assert 'franky' not in sys.modules, 'franky was imported eagerly'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
