@@ -184,6 +184,9 @@ class FrankaBackend(RobotBackend):
         deadline = time.monotonic() + MOTION_TIMEOUT_S
         while not self._call(lambda: self.robot.join_motion(JOIN_SLICE_S)):
             if self._stop.is_set():
+                # stop() may have landed between the check before this motion and its start, and
+                # then stopped nothing: stop this motion too
+                self._call(self.robot.stop)
                 self._settle_preempted()
                 self._check_stop()
             if time.monotonic() > deadline:
@@ -248,7 +251,10 @@ class FrankaBackend(RobotBackend):
     def _await(self, future: Any) -> None:
         deadline = time.monotonic() + MOTION_TIMEOUT_S
         while not self._call(lambda: future.wait(JOIN_SLICE_S)):
-            self._check_stop()
+            if self._stop.is_set():
+                with contextlib.suppress(Exception):  # as in _join: stop what stop() may have missed
+                    self.gripper.stop()
+                self._check_stop()
             if time.monotonic() > deadline:
                 raise GraspError(f"the gripper did not finish within {MOTION_TIMEOUT_S} s")
         self._check_stop()

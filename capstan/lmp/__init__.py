@@ -14,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "ApprovalGate": "capstan.lmp.approval",
+    "Decision": "capstan.lmp.approval",
     "Attempt": "capstan.lmp.engine",
     "CommandOutcome": "capstan.lmp.engine",
     "Conversation": "capstan.lmp.conversation",
@@ -31,9 +33,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ApprovalGate",
     "Attempt",
     "CommandOutcome",
     "Conversation",
+    "Decision",
     "Engine",
     "FunctionGenerator",
     "GeneratedFunction",
@@ -49,6 +53,7 @@ __all__ = [
 
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
+    from capstan.lmp.approval import ApprovalGate, Decision
     from capstan.lmp.calls import LLMCall
     from capstan.lmp.conversation import Conversation, Turn
     from capstan.lmp.engine import Attempt, CommandOutcome, Engine

@@ -7,6 +7,10 @@ program, up to `max_attempts` programs in all. Before a retry, the world is rest
 snapshot taken before the command when the backend supports it, so every attempt starts from the
 scene its prompt describes (a real robot without snapshots simply continues from where it is; the
 repair message then lists what moved).
+
+Dry runs: with a `rehearsal`, each program is first rehearsed where nothing real moves (lmp.rehearsal).
+With `require_rehearsal` (a real robot) every program is, hand-written ones too, and none runs for
+real when it cannot be rehearsed (RehearsalUnavailable becomes the run's `not_rehearsed` error).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
+from capstan.lmp.approval import ApprovalGate
 from capstan.lmp.calls import Cancelled, EventFn, LLMCall, LLMCaller
 from capstan.lmp.checks import Problem, is_stub
 from capstan.lmp.conversation import Conversation, Turn
@@ -36,6 +41,7 @@ from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillError, SkillLibrary
 from capstan.primitives.api import PolicyAPI
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
+from capstan.primitives.rehearsal import RehearsalUnavailable
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Engine:
         rehearsal: Rehearsal | None = None,
         candidates: int = 3,
         sample_compositional: bool = False,
+        require_rehearsal: bool = False,
     ):
         if max_attempts < 1 or candidates < 1:
             raise ValueError("max_attempts and candidates must be at least 1")
@@ -93,6 +100,8 @@ class Engine:
         self.candidates = candidates  # programs per command when more than the greedy one is wanted
         # also for a compositional command whose first program passed its dry run (else only when refused)
         self.sample_compositional = sample_compositional
+        # a real robot: no program (generated or hand-written) moves it without a passing dry run
+        self.require_rehearsal = require_rehearsal
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -103,7 +112,9 @@ class Engine:
         conversation: Conversation | None = None,
         on_event: EventFn | None = None,
         cancel: threading.Event | None = None,
+        approval: ApprovalGate | None = None,
     ) -> CommandOutcome:
+        """`approval`: asked before each program moves the robot for real (None: nobody is asked)."""
         conversation = conversation if conversation is not None else Conversation()
         ctx, emit = self._context(api, conversation, on_event, cancel)
         said0 = len(api.said)
@@ -119,11 +130,11 @@ class Engine:
             conversation.history(),
             self.skills.signatures(),
         )
-        rehearse = self.rehearsal is not None and self.rehearsal.can_rehearse(api)
         attempts: list[Attempt] = []
         program, error = "", None
         tried: set[str] = set()
         try:
+            rehearse = self._rehearses(api)
             for n in range(1, self.max_attempts + 1):
                 completion = ctx.caller("tabletop_ui", request).text
                 code = (
@@ -142,12 +153,12 @@ class Engine:
                 # more candidates only for the command as first asked: a repair answers one error
                 alternatives = request if rehearse and n == 1 else None
                 program, error, prepared, moved = self._attempt(
-                    n, code, ctx, emit, attempts, advisory, rehearse, alternatives
+                    n, code, ctx, emit, attempts, advisory, rehearse, alternatives, approval
                 )
                 if error is None:
                     self._learn(prepared)
                     break
-                if error.kind == ErrorKind.CANCELLED or n == self.max_attempts:
+                if error.kind in _NO_REPAIR or n == self.max_attempts:
                     break
                 if moved is None:  # it ran for real: what moved, and put the world back
                     moved = position_diff(positions, scene_objects(api)[1])
@@ -161,6 +172,8 @@ class Engine:
             error = _CANCELLED
         except LLMError as exc:
             error = _llm_error(exc)
+        except RehearsalUnavailable as exc:
+            error = _not_rehearsed(exc)
         status = _status(error)
         conversation.add(Turn(text, program, status, list(api.said[said0:]), snap, is_undo=ctx.used_undo))
         return self._outcome(status, program, attempts, error, api, said0, ctx)
@@ -171,19 +184,22 @@ class Engine:
         api: PolicyAPI,
         on_event: EventFn | None = None,
         cancel: threading.Event | None = None,
+        approval: ApprovalGate | None = None,
     ) -> CommandOutcome:
         """Run hand-written or edited code once (undefined functions still get generated)."""
         ctx, emit = self._context(api, None, on_event, cancel)
         said0 = len(api.said)
         attempts: list[Attempt] = []
         try:
-            program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts)
+            program, error, prepared, _ = self._attempt(1, code, ctx, emit, attempts, approval=approval)
             if error is None:
                 self._learn(prepared)
         except Cancelled:
             program, error = code, _CANCELLED
         except LLMError as exc:
             program, error = code, _llm_error(exc)
+        except RehearsalUnavailable as exc:
+            program, error = code, _not_rehearsed(exc)
         return self._outcome(_status(error), program, attempts, error, api, said0, ctx)
 
     def import_skills(self, items: list[dict], api: PolicyAPI, max_bytes: int) -> list[str]:
@@ -251,6 +267,7 @@ class Engine:
         command: str | None = None,
         rehearse: bool = False,
         alternatives: CompletionRequest | None = None,
+        approval: ApprovalGate | None = None,
     ) -> tuple[str, RunError | None, Prepared | None, list[str] | None]:
         """One program: prepare, check, (rehearse,) run. Returns (program, error or None, prepared,
         what moved in a dry run that refused it, or None when it was not refused in a dry run).
@@ -261,8 +278,14 @@ class Engine:
             return self._record(n, "", error, emit, attempts), error, None, None
         prepared = ctx.prepare(code, command)
         emit("code", {"attempt": n, "code": prepared.program, "functions": prepared.functions})
+        if self.require_rehearsal:  # also a hand-written program; raises when it cannot be rehearsed
+            rehearse = self._rehearses(ctx.api)
         if not rehearse:
-            error = _check_error(prepared.problems) or ctx.execute(prepared.program)[1]
+            error = (
+                _check_error(prepared.problems)
+                or _approve(approval, emit, n, prepared.program, [])
+                or ctx.execute(prepared.program)[1]
+            )
             return self._record(n, prepared.program, error, emit, attempts), error, prepared, None
         first = self._dry_run(
             ctx, emit, n, DryRun(0, "greedy" if n == 1 else "repair", prepared.program), prepared
@@ -299,9 +322,22 @@ class Engine:
                     "candidate": winner.index,
                 },
             )
-        error = ctx.execute(chosen.program)[1]  # the real run
+        # the real run, once approved (when a person must approve)
+        error = _approve(approval, emit, n, chosen.program, dry_runs) or ctx.execute(chosen.program)[1]
         self._record(n, chosen.program, error, emit, attempts, dry_runs, winner.index)
         return chosen.program, error, chosen, None
+
+    def _rehearses(self, api: PolicyAPI) -> bool:
+        """Whether programs on `api` get a dry run before they run for real. Where one is required
+        and none can happen, RehearsalUnavailable: nothing runs."""
+        if self.rehearsal is not None and self.rehearsal.can_rehearse(api):
+            return True
+        if self.require_rehearsal:
+            raise RehearsalUnavailable(
+                f"a program runs on this robot ({type(api.backend).__name__}) only after a passing dry "
+                "run, and no rehearsal fits it; nothing was run"
+            )
+        return False
 
     def _alternatives(
         self,
@@ -335,15 +371,17 @@ class Engine:
         """Rehearse one prepared candidate (unless a static check refused it) and judge it."""
         t0 = time.monotonic()
         problem = _check_error(prepared.problems)
+        frames: list = []
         if problem is not None:
             dry.rejected, dry.error = ErrorKind.CHECK, problem
         else:
             if self.rehearsal is None:
-                raise RuntimeError("a dry run needs a rehearsal")
+                raise RehearsalUnavailable("a dry run needs a rehearsal")
             rehearsed = self.rehearsal.rehearse(ctx.api, lambda: ctx.execute(prepared.program, dry=True)[1])
             judge(dry, rehearsed)
+            frames = rehearsed.frames  # the service makes them the rehearsal's video
         dry.seconds = time.monotonic() - t0
-        emit("candidate", {"attempt": n, **dry.summary()})
+        emit("candidate", {"attempt": n, **dry.summary(), **({"frames": frames} if frames else {})})
         return dry
 
     @staticmethod
@@ -392,6 +430,7 @@ class Engine:
 
 # refused before anything ran
 _NOT_RUN = frozenset({ErrorKind.CHECK, ErrorKind.NO_CODE, ErrorKind.SYNTAX, ErrorKind.VIOLATION})
+_NO_REPAIR = frozenset({ErrorKind.CANCELLED, ErrorKind.REJECTED})  # stopped or refused by a person
 _CANCELLED = RunError(ErrorKind.CANCELLED, "the run was cancelled")
 REPEATED = (
     "That is the same program that just failed, and it would fail the same way. Write a different "
@@ -405,12 +444,30 @@ def _llm_error(exc: LLMError) -> RunError:
     return RunError(ErrorKind.LLM, f"{type(exc).__name__}: {exc}")
 
 
+def _not_rehearsed(exc: RehearsalUnavailable) -> RunError:
+    return RunError(ErrorKind.NOT_REHEARSED, f"not run on the robot: {exc}")
+
+
 def _check_error(problems: list[Problem]) -> RunError | None:
     if not problems:
         return None
     p = problems[0]
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
     return RunError(ErrorKind.CHECK, p.message + more, p.line)
+
+
+def _approve(
+    gate: ApprovalGate | None, emit: EventFn, n: int, program: str, dry_runs: list[DryRun]
+) -> RunError | None:
+    """Ask `gate` whether `program` may run for real (None: no gate, or approved). The request and
+    the decision (who, when, why) are events, so the trace keeps both."""
+    if gate is None:
+        return None
+    summaries = [d.summary() for d in dry_runs]
+    emit("approval", {"attempt": n, "code": program, "dry_runs": summaries})
+    decision = gate.decide(n, program, summaries)
+    emit("decision", {"attempt": n, **decision.to_dict()})
+    return decision.error()
 
 
 def _shape(code: str) -> str:

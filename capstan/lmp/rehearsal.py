@@ -51,6 +51,7 @@ class DryRun:
     motions: int = 0
     final: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    twin: bool = False  # rehearsed on a simulated twin of the robot
 
     def summary(self) -> dict:
         error = None if self.error is None else self.error.to_dict()
@@ -65,6 +66,7 @@ class DryRun:
             "said": self.said,
             "motions": self.motions,
             "seconds": round(self.seconds, 4),
+            "twin": self.twin,
         }
 
 
@@ -73,7 +75,7 @@ def judge(dry: DryRun, rehearsed: Rehearsed) -> DryRun:
     off the table, pushed one out of the workspace, or did nothing at all (moved nothing and said
     nothing)."""
     before, after = _objects(rehearsed.before), _objects(rehearsed.after)
-    dry.final = after
+    dry.final, dry.twin = after, rehearsed.twin
     dry.said = list(rehearsed.said)
     dry.motions = sum(c.get("name") in MOTION_NAMES for c in rehearsed.calls)
     # judge what the program moved, not where the scene began

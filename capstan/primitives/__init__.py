@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 __all__ = [  # ERROR_TYPES lives in primitives.errors
     "CameraImage",
     "CameraPerception",
+    "Envelope",
+    "EnvelopeError",
+    "EnvelopedBackend",
     "ErrorKind",
     "FakeBackend",
     "GraspError",
@@ -44,6 +47,8 @@ _LAZY = {
     "RobotBackend": "capstan.primitives.backend",
     "Workspace": "capstan.primitives.backend",
     "PolicyAPI": "capstan.primitives.api",
+    "Envelope": "capstan.primitives.envelope",
+    "EnvelopedBackend": "capstan.primitives.envelope",
     "FakeBackend": "capstan.primitives.fake",
     "CameraPerception": "capstan.primitives.perception",
     "Perception": "capstan.primitives.perception",
@@ -60,7 +65,9 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and editors see
     from capstan.primitives.api import PolicyAPI
     from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
+    from capstan.primitives.envelope import Envelope, EnvelopedBackend
     from capstan.primitives.errors import (
+        EnvelopeError,
         GraspError,
         InvalidArgumentError,
         NotVisibleError,

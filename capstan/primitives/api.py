@@ -126,6 +126,17 @@ class PolicyAPI:
             del self.said[said0:]
             self.on_event, self._yaw = sink, yaw
 
+    @contextlib.contextmanager
+    def rebound(self, backend: RobotBackend) -> Iterator[None]:
+        """Inside, every function runs on `backend` (its own perception too), then on the old one
+        again: a dry run on a twin of the robot. Safe because runs of one session never overlap."""
+        old = self.backend, self.perception
+        self.backend, self.perception = backend, make_perception(self.perception.name, backend)
+        try:
+            yield
+        finally:
+            self.backend, self.perception = old
+
     def _emit(self, kind: str, payload: dict) -> None:
         if self.on_event is not None:
             self.on_event(kind, payload)
@@ -242,7 +253,9 @@ class PolicyAPI:
             raise GraspError(f"already holding {held!r}; place it before picking {o.name!r}")
         if o.kind != "block":
             raise InvalidArgumentError(f"only blocks can be picked up; {o.name!r} is a {o.kind}")
-        self._yaw = motions.pick(self.backend, o, self._objs(), self._ws().table_z, o.yaw)
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.pick_column(o, objs, table_z))
+        self._yaw = motions.pick(self.backend, o, objs, table_z, o.yaw)
 
     def place(self, target) -> None:
         """Put the held block on `target`: an object name (a block: stack on it; a bowl: drop it in)
@@ -252,14 +265,21 @@ class PolicyAPI:
         if held is None:
             raise GraspError("not holding anything; call pick(name) first")
         self._check_landing(target, xy, held)
-        self._yaw = motions.place(self.backend, xy, self._objs(), self._ws().table_z, held, self._yaw)
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.place_column(xy, objs, table_z, held))
+        self._yaw = motions.place(self.backend, xy, objs, table_z, held, self._yaw)
         if self.perception.name == "camera":  # clear the camera's view for the next look
             self.backend.move_ee(motions.park_position(self._ws()), self._yaw)
 
     def put_first_on_second(self, obj: str, target) -> None:
         """Pick the block `obj` and place it on `target` (an object name or a position [x, y] in metres)."""
         o = self._obj(obj)
-        self._check_landing(target, self._target_xy(target, exclude=o.name), o.name)
+        xy = self._target_xy(target, exclude=o.name)
+        self._check_landing(target, xy, o.name)
+        # both ends first: a backend with safety limits refuses before the pick moves anything
+        objs, table_z = self._objs(), self._ws().table_z
+        self.backend.check_path(motions.pick_column(o, objs, table_z))
+        self.backend.check_path(motions.place_column(xy, objs, table_z, o.name))
         self.pick(o.name)
         self.place(target)
 

@@ -111,6 +111,18 @@ class RobotBackend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - an optional hook: a backend may hold nothing to release
         pass
 
+    # -- safety limits (primitives.envelope); a backend without limits accepts everything --------
+    def begin_run(self) -> None:  # noqa: B027 - optional: only a backend that limits a run resets anything
+        """A program starts: limits counted per run (motions, run time) start again."""
+
+    def apply_limits(self, max_speed: float, max_force_n: float) -> None:  # noqa: B027 - optional hook
+        """Cap the robot's own speed factor (0, 1] and grasp force (N), where its controller can."""
+
+    def check_path(self, points) -> None:  # noqa: B027 - optional: nothing to check without limits
+        """Raise the error (EnvelopeError) that moving the tool point in straight lines through
+        `points` ([[x, y, z], ...]) would raise for breaking this backend's limits, without moving:
+        a primitive made of several motions asks before its first one."""
+
     # -- optional capabilities (see the class attributes) ----------------------------------------
     def snapshot(self) -> Any:
         """The whole world state, for restore(); opaque to callers."""
@@ -151,13 +163,6 @@ class RobotBackend(abc.ABC):
     def recover(self) -> None:
         """Clear the robot's error state so it moves again; only ever on the operator's request."""
         raise self._missing("supports_recovery", "recover from errors")
-
-    def apply_limits(  # noqa: B027 - optional: a backend may keep no limits of its own
-        self, max_speed: float | None = None, max_force_n: float | None = None
-    ) -> None:
-        """Lower (never raise) the backend's own speed and force limits: `max_speed` in move_ee's
-        speed units, `max_force_n` the grasp force in newtons. A backend without such limits keeps
-        none, so callers must still check motions themselves."""
 
     def _missing(self, flag: str, what: str) -> NotImplementedError:
         return NotImplementedError(

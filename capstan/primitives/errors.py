@@ -9,6 +9,9 @@
     ├── UnreachableError           inside the workspace but the arm cannot get there
     ├── GraspError                 the gripper closed on nothing / dropped the object
     ├── NotVisibleError            the camera cannot see that object right now
+    ├── EnvelopeError              a motion would break the robot's safety envelope (workspace box,
+                                   height band, keep-out zone, motion count, run time); names the
+                                   limit, the allowed range and, for a position, the nearest allowed point
     ├── RobotStoppedError          the run was cancelled (e-stop); no further motion
     └── RobotUnavailableError      a remote robot cannot be reached or answered garbage
 
@@ -60,6 +63,11 @@ class NotVisibleError(PrimitiveError):
     pass
 
 
+class EnvelopeError(PrimitiveError):
+    """Refused before the robot moved: the motion breaks a limit of the safety envelope
+    (primitives.envelope) that an operator set for this robot."""
+
+
 class RobotStoppedError(PrimitiveError):
     pass
 
@@ -80,6 +88,7 @@ ERROR_TYPES: dict[str, type[PrimitiveError]] = {
         UnreachableError,
         GraspError,
         NotVisibleError,
+        EnvelopeError,
         RobotStoppedError,
         RobotUnavailableError,
     )

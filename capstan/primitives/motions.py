@@ -97,13 +97,30 @@ def release_height(target_xy, objs: dict[str, Observation], table_z: float, held
     return support + BLOCK_SIZE / 2
 
 
+def grasp_height(block: Observation, table_z: float) -> float:
+    """TCP height at which the fingers close on `block`."""
+    return max(top_of(block) - GRASP_BELOW_TOP, table_z + 0.015)
+
+
+def pick_column(block: Observation, objs: dict[str, Observation], table_z: float) -> list[list[float]]:
+    """Where pick() takes the tool point above `block`: travel height, then down to the grasp."""
+    x, y = (float(v) for v in block.position[:2])
+    return [[x, y, travel_height(objs, table_z, None)], [x, y, grasp_height(block, table_z)]]
+
+
+def place_column(target_xy, objs: dict[str, Observation], table_z: float, held: str) -> list[list[float]]:
+    """Where place() takes the tool point above `target_xy`: travel height, then down to the release."""
+    x, y = (float(v) for v in target_xy)
+    return [[x, y, travel_height(objs, table_z, held)], [x, y, release_height((x, y), objs, table_z, held)]]
+
+
 def pick(
     backend: RobotBackend, block: Observation, objs: dict[str, Observation], table_z: float, block_yaw: float
 ) -> float:
     """Grasp `block`; returns the yaw used. Raises GraspError when nothing ends up held."""
     x, y = (float(v) for v in block.position[:2])
     h = travel_height(objs, table_z, None)
-    grasp_z = max(top_of(block) - GRASP_BELOW_TOP, table_z + 0.015)
+    grasp_z = grasp_height(block, table_z)
     yaws = best_yaws((x, y), grasp_z, block_yaw, objs, (block.name,))
     yaw = _reachable_yaw(backend, (x, y), (grasp_z, h), yaws)
     if not backend.gripper_state()["open"]:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 
 class RunStatus(enum.StrEnum):
-    """A run's lifecycle: QUEUED -> RUNNING -> one of the final statuses."""
+    """A run's lifecycle: QUEUED -> RUNNING -> one of the final statuses; a run that needs an
+    operator's approval goes RUNNING -> AWAITING_APPROVAL -> RUNNING before its program moves the robot."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"  # waiting for an operator to approve or reject its program
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -25,7 +27,7 @@ class RunStatus(enum.StrEnum):
 
     @property
     def final(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 
 class ErrorKind(enum.StrEnum):
@@ -48,6 +50,9 @@ class ErrorKind(enum.StrEnum):
     OFF_TABLE = "off_table"
     LEFT_WORKSPACE = "left_workspace"
     NO_EFFECT = "no_effect"
+    NOT_REHEARSED = "not_rehearsed"  # a rehearsal was required (a real robot) and could not happen
+    # from an operator (lmp.approval)
+    REJECTED = "rejected"  # not approved (rejected, timed out or e-stopped while waiting): it never ran
     # from the service
     INTERNAL = "internal"  # a bug: the engine raised
     INTERRUPTED = "interrupted"  # the service stopped during the run

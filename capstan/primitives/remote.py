@@ -171,6 +171,12 @@ class RemoteRobot(RobotBackend):
             "POST", "/v1/robot/wait", {"seconds": float(seconds)}, timeout=self.motion_timeout_s + seconds
         )
 
+    def begin_run(self) -> None:
+        self._call("POST", "/v1/robot/begin_run", {})  # the agent's envelope counts per run too
+
+    def check_path(self, points) -> None:
+        self._call("POST", "/v1/robot/check_path", {"points": [[float(v) for v in p] for p in points]})
+
     def stop(self) -> None:
         self._call("POST", "/v1/robot/stop", {}, client=self._estop)
 

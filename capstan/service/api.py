@@ -18,13 +18,15 @@ Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOK
     GET    /v1/runs/{id}                     the trace (docs/CONTRACTS.md)
     GET    /v1/runs/{id}/events              Server-Sent Events, see below
     POST   /v1/runs/{id}/cancel              e-stop
+    POST   /v1/runs/{id}/approve | reject    {"by": "operator", "reason": "..."}: decide a run that is
+                                             awaiting_approval (CAPSTAN_APPROVAL); 409 when it is not
     GET    /v1/runs/{id}/video.gif | video.mp4 | frames/{n}.png
     GET    /healthz, /metrics (Prometheus), / (demo page), /docs, /redoc
 
 SSE: each event is `id: <seq>`, `event: <type>`, `data: {"seq", "type", "t", "data"}`; past events are
 replayed first (from `Last-Event-ID` + 1 when given), then live ones. Types: `status` {status},
-`llm_call`, `code`, `nested_lmp`, `candidate`, `selection`, `attempt` (docs/CONTRACTS.md lmp events),
-`primitive_call`, `say`, `frame` {index, url}, and last `end` {status, error}.
+`llm_call`, `code`, `nested_lmp`, `candidate`, `selection`, `approval`, `decision`, `attempt`
+(docs/CONTRACTS.md lmp events), `primitive_call`, `say`, `frame` {index, url}, and last `end` {status, error}.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from capstan.primitives.outcome import RunError
     from capstan.sandbox import Sandbox
     from capstan.sim import World
+    from capstan.sim.twin import TwinVideo
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class EngineSettings:
     timeout_s: float = 180.0  # per program run in the sandbox
     max_attempts: int = 3  # the first program and its repairs
     dry_run: bool = True  # rehearse each program on a snapshot of the world before it moves anything
+    # a real robot's programs are always rehearsed on a simulated twin first; this turns that off
+    unsafe_skip_twin: bool = False
+    twin_video: TwinVideo | None = None  # film each rehearsal on a twin (None: no video)
     candidates: int = 3  # programs per command when more than the first is sampled
     sample_compositional: bool = False  # also sample candidates for compositional commands
 
@@ -38,19 +42,32 @@ def build_sandbox(pool_size: int = 1, extra_modules: tuple[str, ...] = ()) -> Sa
     return Sandbox(pool_size=pool_size, extra_modules=tuple(extra_modules))
 
 
-def build_engine(llm: LLMProvider, sandbox: Sandbox, settings: EngineSettings) -> Engine:
-    """A fresh engine: one per session (or bench task), so a skill library never leaks between them."""
-    from capstan.lmp.engine import Engine
-    from capstan.primitives.rehearsal import SnapshotRehearsal
+def build_engine(
+    llm: LLMProvider, sandbox: Sandbox, settings: EngineSettings, real_robot: bool = False
+) -> Engine:
+    """A fresh engine: one per session (or bench task), so a skill library never leaks between them.
 
+    The rehearsal is chosen per backend: the live world between a snapshot and its restore for a
+    backend that snapshots (the sim), a simulated twin for the rest. For a `real_robot` a passing
+    rehearsal is required before anything runs on it, generated or hand-written, whatever
+    `dry_run` says (only `unsafe_skip_twin` drops it)."""
+    from capstan.lmp.engine import Engine
+    from capstan.primitives.rehearsal import PerBackendRehearsal, SnapshotRehearsal
+    from capstan.sim.twin import TwinRehearsal
+
+    required = real_robot and not settings.unsafe_skip_twin
+    rehearse = settings.dry_run or required
     return Engine(
         llm,
         sandbox,
         max_attempts=settings.max_attempts,
         timeout_s=settings.timeout_s,
-        rehearsal=SnapshotRehearsal() if settings.dry_run else None,
+        rehearsal=(
+            PerBackendRehearsal(SnapshotRehearsal(), TwinRehearsal(settings.twin_video)) if rehearse else None
+        ),
         candidates=settings.candidates,
         sample_compositional=settings.sample_compositional,
+        require_rehearsal=required,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import json
 import logging
@@ -89,7 +90,8 @@ def _agent_app(args: argparse.Namespace):
             raise ConfigError("--franka-host, --franka-sim and --calibration need --backend franka")
         from capstan.service.robot_agent import sim_agent_app
 
-        return sim_agent_app(_scene(args), token=args.token), "a PyBullet world"
+        envelope = _agent_envelope(args.envelope)
+        return sim_agent_app(_scene(args), token=args.token, envelope=envelope), "a PyBullet world"
     if args.scene or args.seed is not None:
         raise ConfigError(
             "--scene and --seed are for --backend sim; declare a Franka's objects with PUT /v1/robot/scene"
@@ -109,11 +111,22 @@ def _agent_app(args: argparse.Namespace):
             max_force_n=args.max_force,
             realtime=args.realtime,
             token=args.token,
+            envelope=_agent_envelope(args.envelope),
         )
     except (CalibrationError, FrankyMissingError, RobotUnavailableError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     what = "franky-sim (MuJoCo)" if args.franka_sim else f"the Franka at {args.franka_host}"
     return app, what
+
+
+def _agent_envelope(path: str | None):
+    """The envelope an agent enforces: the file's, else None (the default for its workspace)."""
+    from capstan.primitives.envelope import Envelope
+
+    try:
+        return Envelope.from_file(path) if path else None
+    except ValueError as exc:
+        raise ConfigError(f"--envelope: {exc}") from None
 
 
 def _scene(args: argparse.Namespace) -> dict:
@@ -158,7 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
         run = service.runs.submit(session, kind, text)
         _say(f"run {run.id} ...")
-        run.done.wait()
+        asked = None
+        while not run.done.wait(0.2):  # no server here to approve through: ask on the terminal
+            if run.pending is not None and run.pending is not asked:
+                asked = run.pending
+                _ask_approval(service, run.id, asked, args.robot)
         trace = _trace(service.store, run.id)
         print_trace(trace, brief=True)
         if args.gif:
@@ -171,6 +188,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if trace["status"] == "succeeded" else 1
     finally:
         service.close()
+
+
+def _ask_approval(service, run_id: str, pending, robot: str) -> None:
+    """Show a program awaiting approval (CAPSTAN_APPROVAL) and its dry runs; decide it from the answer.
+    Anything but yes (also end of input, as without a terminal) rejects it."""
+    import getpass
+
+    from capstan.service.approvals import NotAwaitingApproval
+
+    _say(f"--- program for robot {robot!r}, awaiting approval ---\n{pending.code}")
+    for d in pending.dry_runs:
+        verdict = f"refused ({d['rejected']})" if d["rejected"] else "ok"
+        _say(f"dry run {d['index']}: {verdict}, moved: {'; '.join(d['moved']) or 'nothing'}")
+    try:
+        answer = input("run it on the robot? [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
+    try:
+        service.runs.decide(run_id, answer in ("y", "yes"), f"{getpass.getuser()} (terminal)")
+    except NotAwaitingApproval:
+        _say("too late: it was already decided (timeout or cancel)")
 
 
 def _trace(store, run_id: str) -> dict | None:
@@ -188,6 +226,14 @@ def print_trace(t: dict, brief: bool = False) -> None:
             print(f"command: {t['command']}", file=out)
         for a in t["attempts"]:
             print(f"attempt {a.get('attempt')}: {'ok' if a.get('ok') else a.get('error')}", file=out)
+            if a.get("approval"):  # who let it move the robot (or refused), and when
+                d = a["approval"]
+                when = datetime.datetime.fromtimestamp(d["at"]).isoformat(timespec="seconds")
+                verdict = "approved" if d["approved"] else "rejected"
+                print(
+                    f"  {verdict} by {d['by']} at {when}" + (f": {d['reason']}" if d["reason"] else ""),
+                    file=out,
+                )
         print(f"llm calls: {len(t['llm_calls'])}", file=out)
     print("--- code ---", file=out)
     print(t.get("code") or "(none)", file=out)
@@ -331,10 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
         help='franka: JSON file {"translation": [x, y, z], "yaw": rad}, the table frame in the base frame',
     )
     p.add_argument(
-        "--max-speed", type=float, help="franka: highest relative dynamics factor, in (0, 1] (default 0.5)"
+        "--max-speed",
+        type=float,
+        help="franka: highest relative dynamics factor, in (0, 1] (default 0.5; the envelope caps it too)",
     )
-    p.add_argument("--max-force", type=float, help="franka: highest grasp force in N (default 70)")
+    p.add_argument(
+        "--max-force",
+        type=float,
+        help="franka: highest grasp force in N (default 70; the envelope caps it too)",
+    )
     p.add_argument("--realtime", action="store_true", help="franka: insist on a real-time kernel")
+    p.add_argument(
+        "--envelope",
+        metavar="FILE",
+        help="safety envelope JSON the agent enforces before every motion (docs/CONTRACTS.md); default: "
+        "the workspace box, 5 mm to 0.5 m above the table, speed 0.5, 40 N, 60 motions and 300 s per run",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_robot_agent)
 

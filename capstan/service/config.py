@@ -19,7 +19,8 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
 | `CAPSTAN_SANDBOX_ISOLATION` | auto | OS boundary for policy code: `auto` (bubblewrap, else Landlock, else refuse to start), `bwrap`, `landlock`, or `unsafe-process` (none; never for untrusted use) |
-| `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly) |
+| `CAPSTAN_DRY_RUN` | 1 | rehearse each generated program headless on a world snapshot before it runs (0: run it directly); a real robot is rehearsed on its twin whatever this says |
+| `CAPSTAN_UNSAFE_SKIP_TWIN` | 0 | 1: UNSAFE, a real robot's programs no longer need a passing rehearsal on its simulated twin: hand-written ones move it directly, generated ones are rehearsed only as `CAPSTAN_DRY_RUN` says |
 | `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run; 1: never sample |
 | `CAPSTAN_SAMPLE_COMPOSITIONAL` | 0 | 1: sample more candidates for compositional commands too, even when the first passed its dry run |
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
@@ -27,6 +28,9 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
 | `CAPSTAN_ROBOTS` | (unset) | remote robots, `name=http://host:port[,name=url...]` (robot agents; see `capstan robot-agent`) |
 | `CAPSTAN_ROBOT_TOKEN` | (unset) | bearer token sent to every robot agent |
+| `CAPSTAN_ENVELOPE` | (unset) | safety envelopes, a JSON file `{"robot name": {envelope}}` (docs/CONTRACTS.md); a remote robot without one gets the conservative default, the sim none; a missing or invalid file stops the start |
+| `CAPSTAN_APPROVAL` | none | operator approval before a program moves a robot: `required` (every robot but the sim), `none`, or per robot `name=required,other=none` (unlisted robots: none) |
+| `CAPSTAN_APPROVAL_TIMEOUT_S` | 300 | a program nobody approved or rejected within this is rejected (by "timeout") |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -38,6 +42,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from capstan.primitives.envelope import Envelope
+
+from capstan.service.robots import SIM
 
 
 class ConfigError(ValueError):
@@ -62,6 +72,7 @@ class Settings:
     perception: str = "truth"
     sandbox_pool: int = 2
     dry_run: bool = True
+    unsafe_skip_twin: bool = False
     candidates: int = 3
     sample_compositional: bool = False
     media: bool = True
@@ -69,6 +80,9 @@ class Settings:
     max_frames: int = 240
     robots: str = ""
     robot_token: str | None = None
+    envelope: str | None = None
+    approval: str = "none"
+    approval_timeout_s: float = 300.0
 
     @property
     def remote_robots(self) -> dict[str, str]:
@@ -78,6 +92,34 @@ class Settings:
             name, _, url = item.partition("=")
             out[name.strip()] = url.strip().rstrip("/")
         return out
+
+    def robot_envelopes(self) -> dict[str, Envelope]:
+        """{robot name: Envelope} from CAPSTAN_ENVELOPE ({} without it). Fails closed: a missing or
+        invalid file, or one naming a robot that is not configured (a typo would leave the real
+        robot on the default), is a ConfigError."""
+        if not self.envelope:
+            return {}
+        from capstan.primitives.envelope import envelopes_from_file
+
+        try:
+            envelopes = envelopes_from_file(self.envelope)
+        except ValueError as exc:
+            raise ConfigError(f"CAPSTAN_ENVELOPE: {exc}") from None
+        known = ("sim", *self.remote_robots)
+        unknown = sorted(set(envelopes) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"CAPSTAN_ENVELOPE: {self.envelope} has envelopes for {unknown}, which are not configured "
+                f"robots ({', '.join(known)}; remote robots come from CAPSTAN_ROBOTS)"
+            )
+        return envelopes
+
+    def approval_required(self, robot: str) -> bool:
+        """Whether a program must be approved by an operator before it moves `robot`."""
+        value = self.approval.strip()
+        if value in ("none", "required"):
+            return value == "required" and robot != SIM
+        return _approval_map(value).get(robot) == "required"
 
     @property
     def db_path(self) -> Path:
@@ -117,11 +159,34 @@ class Settings:
                 raise ConfigError(
                     f"CAPSTAN_ROBOTS: robot {name!r} needs an http(s):// agent URL, got {url!r}"
                 )
+        self._validate_approval()
         if self.session_idle_s < 0:
             raise ConfigError("CAPSTAN_SESSION_IDLE_S must be 0 (never expire) or a number of seconds")
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
+        self.robot_envelopes()
+
+    def _validate_approval(self) -> None:
+        # a typo must not leave a robot moving without approval: every name and value must be known
+        if not self.approval_timeout_s > 0:
+            raise ConfigError("CAPSTAN_APPROVAL_TIMEOUT_S must be a positive number of seconds")
+        value = self.approval.strip()
+        if value in ("none", "required"):
+            return
+        known = (SIM, *self.remote_robots)
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, eq, mode = (x.strip() for x in item.partition("="))
+            if not eq or mode not in ("required", "none"):
+                raise ConfigError(
+                    f"CAPSTAN_APPROVAL: {item!r} is not 'name=required' or 'name=none' (or use "
+                    "'required' or 'none' for every robot)"
+                )
+            if name not in known:
+                raise ConfigError(
+                    f"CAPSTAN_APPROVAL names robot {name!r}, which is not one of {', '.join(known)} "
+                    "(CAPSTAN_ROBOTS)"
+                )
 
     def check_listen(self, host: str | None = None) -> None:
         """Refuse to serve beyond loopback without a token."""
@@ -131,6 +196,12 @@ class Settings:
                 f"refusing to listen on {host!r} without authentication: set CAPSTAN_API_TOKEN to a secret "
                 "(clients then send 'Authorization: Bearer <token>'), or listen on 127.0.0.1"
             )
+
+
+def _approval_map(value: str) -> dict[str, str]:
+    """{robot: "required" | "none"} from CAPSTAN_APPROVAL's per-robot form."""
+    pairs = (item.partition("=") for item in value.split(",") if item.strip())
+    return {name.strip(): mode.strip() for name, _, mode in pairs}
 
 
 def is_loopback(host: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from capstan.primitives.envelope import Envelope
 from capstan.service.robot_agent import make_agent_app
 
 # the blocks franky-sim puts on the table for a demo, declared to the backend as they are
@@ -27,8 +28,11 @@ def franka_agent_app(
     max_force_n: float | None = None,
     realtime: bool = False,
     token: str | None = None,
+    envelope: Envelope | None = None,
 ) -> FastAPI:
-    """An agent app for the Franka at `host`, or for franky-sim when `simulate`. The caller closes
+    """An agent app for the Franka at `host`, or for franky-sim when `simulate`, behind `envelope`
+    (default: Envelope.default_for its workspace, whose speed and force caps go to the backend's own
+    limits through apply_limits). The caller closes
     `app.state.world` (the backend) and `app.state.simulator` (franky-sim, or None) when done."""
     from capstan.franka import Calibration, FrankaBackend, FrankySim
 
@@ -49,7 +53,8 @@ def franka_agent_app(
         if simulator is not None:
             simulator.close()
         raise
-    app = make_agent_app(backend, robot="franka-sim" if simulator else "franka", token=token)
+    robot = "franka-sim" if simulator else "franka"
+    app = make_agent_app(backend, robot=robot, token=token, envelope=envelope)
     app.state.world = backend
     app.state.simulator = simulator
     return app

@@ -1,7 +1,8 @@
 """Per-run media on disk: frames as PNG, then a GIF and an MP4 at the end of the run
 (encoded by capstan.sim.recorder, the one place that writes videos).
 
-Layout: $CAPSTAN_DATA_DIR/media/<run_id>/frames/<n>.png, video.gif, video.mp4.
+Layout: $CAPSTAN_DATA_DIR/media/<run_id>/frames/<n>.png, video.gif, video.mp4, and for the
+rehearsals of its programs on a robot's twin rehearsals/<n>.gif and rehearsals/<n>.mp4.
 """
 
 from __future__ import annotations
@@ -65,3 +66,19 @@ class Recorder:
                 log.exception("%s encoding failed for %s", kind.upper(), self.dir)
         self._frames.clear()
         return out
+
+
+def write_rehearsal(media_dir: Path, run_id: str, index: int, frames: list[np.ndarray]) -> dict:
+    """The video of one rehearsal on a twin as rehearsals/<index>.gif and .mp4; returns their URLs
+    (None for one that could not be written: media are best effort)."""
+    out_dir = run_dir(media_dir, run_id) / "rehearsals"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    urls: dict = {"gif": None, "mp4": None}
+    rgb = [np.asarray(f, dtype=np.uint8)[..., :3] for f in frames]
+    for kind, write in (("gif", write_gif), ("mp4", write_mp4)):
+        try:
+            write(rgb, out_dir / f"{index}.{kind}", fps=FPS)
+            urls[kind] = f"/v1/runs/{run_id}/rehearsals/{index}.{kind}"
+        except Exception:
+            log.exception("%s encoding of rehearsal %d failed for %s", kind.upper(), index, run_id)
+    return urls

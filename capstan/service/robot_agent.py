@@ -5,6 +5,11 @@ point Capstan at it with CAPSTAN_ROBOTS=name=http://host:port; Capstan's RemoteR
 drives it like the built-in sim. `capstan robot-agent` serves a PyBullet world this way, which
 is both the reference implementation and a stand-in robot on another machine.
 
+Every agent enforces a safety envelope on its own side (primitives.envelope: `envelope`, else the
+conservative `Envelope.default_for` its workspace), so a motion that breaks it never reaches the
+robot even when the service driving it is misconfigured; `POST /v1/robot/begin_run` starts its
+per-run budgets again and `POST /v1/robot/check_path` asks it about a path without moving.
+
 One verb runs at a time (a robot does one thing at once, and PyBullet is not thread-safe), except
 `stop`, which only raises the backend's stop flag and so must get through while a motion is in
 flight. Primitive errors travel back by class name with HTTP 409; bad requests get 422 (FastAPI's shape).
@@ -22,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from capstan.primitives.backend import RobotBackend
+from capstan.primitives.envelope import Envelope, EnvelopedBackend
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
@@ -52,6 +58,13 @@ class _Wait(BaseModel):
     seconds: float = Field(ge=0.0, le=60.0)
 
 
+class _Path(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: list[Annotated[list[_Coordinate], Field(min_length=3, max_length=3)]] = Field(
+        min_length=1, max_length=32
+    )
+
+
 class _Scene(BaseModel):
     """A declared scene; DeclaredScene.declare checks the objects and says what is wrong."""
 
@@ -62,7 +75,7 @@ class _Scene(BaseModel):
 class _Agent:
     """The backend an agent serves, its name, and the lock that lets one verb run at a time."""
 
-    def __init__(self, backend: RobotBackend, robot: str):
+    def __init__(self, backend: EnvelopedBackend, robot: str):
         self.backend = backend
         self.robot = robot
         self._lock = threading.Lock()
@@ -80,12 +93,18 @@ AgentDep = Annotated[_Agent, Depends(_agent)]
 router = APIRouter(prefix="/v1/robot")
 
 
-def make_agent_app(backend: RobotBackend, robot: str = "unknown", token: str | None = None) -> FastAPI:
+def make_agent_app(
+    backend: RobotBackend, robot: str = "unknown", token: str | None = None, envelope: Envelope | None = None
+) -> FastAPI:
+    """Serve `backend` behind `envelope` (default: Envelope.default_for its workspace; a backend
+    already wrapped in an EnvelopedBackend keeps its own unless `envelope` is given)."""
     app = FastAPI(
         title="Capstan robot agent",
         version=str(PROTOCOL_VERSION),
         description="One robot's verbs over HTTP, for Capstan's RemoteRobot.",
     )
+    if envelope is not None or not isinstance(backend, EnvelopedBackend):
+        backend = EnvelopedBackend(backend, envelope or Envelope.default_for(backend.workspace()))
     app.state.agent = _Agent(backend, robot)
 
     @app.middleware("http")
@@ -111,6 +130,7 @@ def info(agent: AgentDep) -> dict:
         "protocol": PROTOCOL_VERSION,
         "robot": agent.robot,
         "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
+        "envelope": agent.backend.envelope.to_dict(),
         "declared_scene": bool(agent.backend.supports_declaring),
         "recovery": bool(agent.backend.supports_recovery),
     }
@@ -171,6 +191,18 @@ def wait(agent: AgentDep, body: _Wait) -> dict:
     return {}
 
 
+@router.post("/begin_run")
+def begin_run(agent: AgentDep) -> dict:
+    agent.serial(agent.backend.begin_run)
+    return {}
+
+
+@router.post("/check_path")
+def check_path(agent: AgentDep, body: _Path) -> dict:
+    agent.serial(lambda: agent.backend.check_path(body.points))
+    return {}
+
+
 @router.post("/stop")
 def stop(agent: AgentDep) -> dict:
     agent.backend.stop()  # not serial: it must reach a motion in flight
@@ -209,11 +241,14 @@ def _unsupported(agent: _Agent, why: str) -> JSONResponse:
     return JSONResponse({"error": {"type": "NotSupported", "message": message}}, status_code=409)
 
 
-def sim_agent_app(scene: dict | None = None, token: str | None = None) -> FastAPI:
-    """The reference agent: a headless PyBullet world behind the protocol."""
+def sim_agent_app(
+    scene: dict | None = None, token: str | None = None, envelope: Envelope | None = None
+) -> FastAPI:
+    """The reference agent: a headless PyBullet world behind the protocol (and an envelope)."""
     from capstan import sim
 
     world = sim.World(scene or {"blocks": 3, "bowls": 3, "seed": 0})
-    app = make_agent_app(world, robot=f"sim:{world.state().get('robot', 'panda')}", token=token)
+    robot = f"sim:{world.state().get('robot', 'panda')}"
+    app = make_agent_app(world, robot=robot, token=token, envelope=envelope)
     app.state.world = world  # the caller closes it when the server stops
     return app

@@ -3,6 +3,8 @@
 "sim" is the built-in PyBullet world, built from the session's scene. Every other name is a
 remote robot configured by the operator (CAPSTAN_ROBOTS=name=url): a robot agent reached over
 HTTP (primitives.remote). A remote robot's scene is whatever is on its table, so it takes none.
+Every real robot is wrapped in its safety envelope (primitives.envelope; CAPSTAN_ENVELOPE, else
+the conservative default for its workspace); the sim only when CAPSTAN_ENVELOPE names "sim".
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from capstan.primitives.backend import RobotBackend
+from capstan.primitives.envelope import Envelope, EnvelopedBackend
 
 SIM = "sim"
 
@@ -43,18 +46,25 @@ def robot_names(remotes: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def make_backend(
-    robot: str, scene: dict, remotes: Mapping[str, str] | None = None, token: str | None = None
+    robot: str,
+    scene: dict,
+    remotes: Mapping[str, str] | None = None,
+    token: str | None = None,
+    envelopes: Mapping[str, Envelope] | None = None,
 ) -> RobotBackend:
-    """A fresh backend: the sim with `scene` built, or a connection to a remote robot's agent.
+    """A fresh backend: the sim with `scene` built, or a connection to a remote robot's agent
+    behind its envelope (`envelopes[robot]`, else the default for its workspace).
 
     Raises UnknownRobotError, sim.SceneError, or RobotUnavailableError (agent unreachable)."""
-    remotes = remotes or {}
+    remotes, envelopes = remotes or {}, envelopes or {}
     if robot == SIM:
         from capstan.service.assembly import build_sim
 
-        return build_sim(scene)
+        world = build_sim(scene)
+        return EnvelopedBackend(world, envelopes[SIM]) if SIM in envelopes else world
     if robot in remotes:
         from capstan.primitives.remote import RemoteRobot
 
-        return RemoteRobot(remotes[robot], name=robot, token=token)
+        remote = RemoteRobot(remotes[robot], name=robot, token=token)
+        return EnvelopedBackend(remote, envelopes.get(robot) or Envelope.default_for(remote.workspace()))
     raise UnknownRobotError(robot, robot_names(remotes))

@@ -1,5 +1,6 @@
 """Routes for runs: start one (a command or a program), list them, read a trace, follow its events
-(Server-Sent Events), cancel (e-stop), and fetch its media (frames, GIF, MP4).
+(Server-Sent Events), cancel (e-stop), approve or reject a program awaiting approval, and fetch its
+media (frames, GIF, MP4, and the videos of its rehearsals on a robot's twin).
 
 SSE: each event is `id: <seq>`, `event: <type>`, `data: {"seq", "type", "t", "data"}`; past events
 are replayed first (from `Last-Event-ID` + 1 when given), then live ones, then `end`.
@@ -16,9 +17,17 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from capstan.service import schemas
+from capstan.service.approvals import NotAwaitingApproval
 from capstan.service.deps import RunRowDep, ServiceDep, SessionDep, find_session, run_row
 from capstan.service.media import run_dir
-from capstan.service.responses import BAD_BODY, NOT_FOUND, RETRY_AFTER_S, TOO_MANY, unprocessable
+from capstan.service.responses import (
+    BAD_BODY,
+    NOT_FOUND,
+    RETRY_AFTER_S,
+    TOO_MANY,
+    error_response,
+    unprocessable,
+)
 from capstan.service.runs import QueueFullError, Run, RunNotFound
 from capstan.service.service import Service
 from capstan.service.sessions import Session
@@ -159,6 +168,32 @@ def cancel_run(run_id: str, service: ServiceDep) -> schemas.CancelResult:
     return schemas.CancelResult(run_id=run_id, status=status)
 
 
+DECIDED = {**BAD_BODY, **NOT_FOUND, **error_response(409, "the run is not awaiting approval")}
+
+
+def decide(service: Service, run_id: str, approved: bool, body: schemas.DecisionRequest):
+    try:
+        decision = service.runs.decide(run_id, approved, body.by, body.reason)
+    except RunNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except NotAwaitingApproval as exc:
+        raise HTTPException(409, str(exc)) from None
+    return schemas.DecisionResult(run_id=run_id, **decision.to_dict())
+
+
+@router.post("/runs/{run_id}/approve", response_model=schemas.DecisionResult, responses=DECIDED)
+def approve_run(run_id: str, service: ServiceDep, body: schemas.DecisionRequest) -> schemas.DecisionResult:
+    """Let the program a run is awaiting approval with move the robot; who and when go into the trace."""
+    return decide(service, run_id, True, body)
+
+
+@router.post("/runs/{run_id}/reject", response_model=schemas.DecisionResult, responses=DECIDED)
+def reject_run(run_id: str, service: ServiceDep, body: schemas.DecisionRequest) -> schemas.DecisionResult:
+    """Refuse the program a run is awaiting approval with: it never runs and the run fails
+    (error kind `rejected`, no repair); who, when and why go into the trace."""
+    return decide(service, run_id, False, body)
+
+
 @router.get(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
@@ -264,3 +299,21 @@ def run_mp4(run_id: str, service: ServiceDep) -> FileResponse:
 )
 def run_frame(run_id: str, index: int, service: ServiceDep) -> FileResponse:
     return media_file(service, run_id, f"frames/{index}.png", "image/png")
+
+
+@router.get(
+    "/runs/{run_id}/rehearsals/{index}.gif",
+    response_class=FileResponse,
+    responses=_media("image/gif", "rehearsal `index` of the run on the robot's twin, as a GIF"),
+)
+def rehearsal_gif(run_id: str, index: int, service: ServiceDep) -> FileResponse:
+    return media_file(service, run_id, f"rehearsals/{index}.gif", "image/gif")
+
+
+@router.get(
+    "/runs/{run_id}/rehearsals/{index}.mp4",
+    response_class=FileResponse,
+    responses=_media("video/mp4", "rehearsal `index` of the run on the robot's twin, as an MP4"),
+)
+def rehearsal_mp4(run_id: str, index: int, service: ServiceDep) -> FileResponse:
+    return media_file(service, run_id, f"rehearsals/{index}.mp4", "video/mp4")

@@ -1,9 +1,14 @@
 """Run manager: queue, worker threads, cancel (e-stop), event recording and fan-out.
 
-Runs of one session execute one after another; runs of different sessions execute in parallel on
-`max_concurrent_runs` worker threads. The untrusted code itself runs in sandbox worker processes;
-these threads only drive the engine and the session's backend. Every event is appended to the
-store as it happens, then published to live subscribers.
+Runs of one session execute one after another; runs of different sessions execute in parallel, at
+most `max_concurrent_runs` at once (the run slots), on worker threads. The untrusted code itself
+runs in sandbox worker processes; these threads only drive the engine and the session's backend.
+Every event is appended to the store as it happens, then published to live subscribers.
+
+A run on a robot that requires operator approval (CAPSTAN_APPROVAL) waits `awaiting_approval`
+before its program moves the robot, and gives its slot back meanwhile: its thread is parked and a
+stand-in worker thread takes its place; once approved it takes a slot again before any queued run
+(a rejected run only finishes, so it needs none).
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from capstan.lmp.approval import Decision
 from capstan.primitives.api import MOTION_NAMES
 from capstan.primitives.jsondata import jsonable
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
+from capstan.service.approvals import ESTOP_BY, NotAwaitingApproval, OperatorGate, Pending
 from capstan.service.events import EventHub
 from capstan.service.media import FPS as FRAME_FPS
-from capstan.service.media import Recorder
+from capstan.service.media import Recorder, write_rehearsal
 from capstan.service.metrics import Metrics
 from capstan.service.sessions import Session, png_bytes
 from capstan.service.store import TraceStore
@@ -53,6 +60,8 @@ class Run:
     seq: int = 0
     error: RunError | None = None
     engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
+    holds_slot: bool = False  # counts against max_concurrent_runs (not while awaiting approval)
+    pending: Pending | None = None  # the program awaiting an operator's decision, if any
     _seq_lock: threading.Lock = field(default_factory=threading.Lock)
     _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,14 +83,14 @@ class RunManager:
         self._cond = threading.Condition()
         self._pending: list[Run] = []
         self._active: dict[str, Run] = {}  # queued or running
-        self._running = 0
+        self._running = 0  # run slots taken
+        self._workers = 0  # worker threads not parked by a run awaiting approval
+        self._resuming = 0  # approved runs waiting for a slot; they go before queued runs
         self._stopping = False
-        self._threads = [
-            threading.Thread(target=self._worker, name=f"capstan-run-{i}", daemon=True)
-            for i in range(settings.max_concurrent_runs)
-        ]
-        for t in self._threads:
-            t.start()
+        self._threads: list[threading.Thread] = []
+        with self._cond:
+            for _ in range(settings.max_concurrent_runs):
+                self._spawn_worker()
 
     # ---- submission and control -------------------------------------------------------------
     def submit(self, session: Session, kind: str, text: str) -> Run:
@@ -121,7 +130,11 @@ class RunManager:
             if run.engine_done:  # too late to stop anything: the run is finishing
                 return run.status
             run.cancel.set()
+        pending = run.pending
+        if pending is not None:  # the program never runs; the engine then sees the cancel
+            pending.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
         with self._cond:
+            self._cond.notify_all()  # an approved run waiting for a slot stops waiting
             if run in self._pending:
                 self._pending.remove(run)
                 queued = True
@@ -139,6 +152,19 @@ class RunManager:
             except Exception:
                 log.exception("backend.stop() failed for session %s", run.session.id)
         return "cancelling"
+
+    def decide(self, run_id: str, approved: bool, by: str, reason: str = "") -> Decision:
+        """An operator's approval or rejection of the program run `run_id` is waiting with.
+        Raises RunNotFound, or NotAwaitingApproval when it is not waiting (or was just decided)."""
+        run = self._active.get(run_id)
+        pending = run.pending if run is not None else None
+        decision = Decision(approved, by, time.time(), reason)
+        if pending is not None and pending.settle(decision):
+            return decision
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        raise NotAwaitingApproval(f"run {run_id} is not awaiting approval (it is {row['status']})")
 
     def cancel_session(self, session: Session) -> None:
         for run in list(self._active.values()):
@@ -172,17 +198,30 @@ class RunManager:
         run.hub.publish(event)
 
     # ---- workers ----------------------------------------------------------------------------
+    def _spawn_worker(self) -> None:
+        """Start one more worker thread (called under self._cond)."""
+        self._threads = [t for t in self._threads if t.is_alive()]
+        t = threading.Thread(target=self._worker, name=f"capstan-run-{len(self._threads)}", daemon=True)
+        self._workers += 1
+        self._threads.append(t)
+        t.start()
+
     def _next(self) -> Run | None:
         with self._cond:
             while True:
                 if self._stopping:
                     return None
-                for run in self._pending:
-                    if not run.session.busy:
-                        self._pending.remove(run)
-                        run.session.busy = True
-                        self._running += 1
-                        return run
+                if self._workers > self.settings.max_concurrent_runs:  # a stand-in no longer needed
+                    self._workers -= 1
+                    return None
+                if self._running < self.settings.max_concurrent_runs and not self._resuming:
+                    for run in self._pending:
+                        if not run.session.busy:
+                            self._pending.remove(run)
+                            run.session.busy = True
+                            run.holds_slot = True
+                            self._running += 1
+                            return run
                 self._cond.wait()
 
     def _worker(self) -> None:
@@ -201,7 +240,9 @@ class RunManager:
             finally:
                 with self._cond:
                     run.session.busy = False
-                    self._running -= 1
+                    if run.holds_slot:
+                        run.holds_slot = False
+                        self._running -= 1
                     self._cond.notify_all()
 
     def _execute(self, run: Run) -> None:
@@ -249,8 +290,11 @@ class RunManager:
     def _drive(self, run: Run, recorder: Recorder | None) -> tuple[RunStatus, RunError | None, float]:
         """Run the engine; returns (status, error, seconds the engine took)."""
         session = run.session
+        videos: list[dict] = []
 
         def on_event(kind: str, data: dict) -> None:
+            if kind == "candidate" and "frames" in data:  # a rehearsal on a twin, filmed
+                data = self._rehearsal_video(run, data, videos)
             if kind == "llm_call":
                 self.metrics.llm_call(data.get("prompt_tokens", 0), data.get("completion_tokens", 0))
             self._emit(run, kind, data)
@@ -266,19 +310,78 @@ class RunManager:
 
         session.attach(on_event)
         engine = session.engine or self.engine
+        gate = self._gate(run) if self.settings.approval_required(session.robot) else None
         t0 = time.time()
         try:
+            session.backend.begin_run()  # a fresh motion budget and run clock for its safety envelope
             if run.kind == "command":
                 outcome = engine.run_command(
-                    run.text, session.api, session.conversation, on_event, run.cancel
+                    run.text, session.api, session.conversation, on_event, run.cancel, approval=gate
                 )
             else:
-                outcome = engine.run_program(run.text, session.api, on_event, run.cancel)
+                outcome = engine.run_program(run.text, session.api, on_event, run.cancel, approval=gate)
         except Exception as exc:  # noqa: BLE001 - any engine failure fails only this run
             return RunStatus.FAILED, self._exception_error(exc), time.time() - t0
         finally:
             session.attach(None)
         return outcome.status, outcome.error, time.time() - t0
+
+    def _rehearsal_video(self, run: Run, data: dict, videos: list[dict]) -> dict:
+        """The candidate event with its rehearsal's frames swapped for the video's URLs."""
+        data = dict(data)
+        frames = data.pop("frames")
+        if self.settings.media and frames:
+            data["video"] = write_rehearsal(self.settings.media_dir, run.id, len(videos), frames)
+            videos.append(data["video"])
+        return data
+
+    # ---- approval ---------------------------------------------------------------------------
+    def _gate(self, run: Run) -> OperatorGate:
+        return OperatorGate(
+            self.settings.approval_timeout_s,
+            lambda pending: self._park(run, pending),
+            lambda pending: self._unpark(run, pending),
+        )
+
+    def _park(self, run: Run, pending: Pending) -> None:
+        """The run awaits approval: say so, and lend its slot (and a worker thread) to others."""
+        run.pending = pending
+        if run.cancel.is_set():  # cancelled just before: cancel() may not have seen `pending`
+            pending.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
+        self._set_status(run, RunStatus.AWAITING_APPROVAL)
+        with self._cond:
+            if run.holds_slot:
+                run.holds_slot = False
+                self._running -= 1
+            self._workers -= 1
+            if not self._stopping:
+                self._spawn_worker()
+            self._cond.notify_all()
+
+    def _unpark(self, run: Run, pending: Pending) -> None:
+        """Decided: an approved run takes a slot again (before queued runs) and goes on running; a
+        rejected one only finishes, without a slot."""
+        run.pending = None
+        approved = pending.decision is not None and pending.decision.approved
+        with self._cond:
+            self._workers += 1  # this thread goes back to the pool after the run; a stand-in retires
+            if approved:
+                self._resuming += 1
+                limit = self.settings.max_concurrent_runs
+                while self._running >= limit and not (self._stopping or run.cancel.is_set()):
+                    self._cond.wait()
+                self._resuming -= 1
+                if self._running < limit:  # else cancelled or stopping: it only finishes, without a slot
+                    self._running += 1
+                    run.holds_slot = True
+            self._cond.notify_all()
+        if approved:
+            self._set_status(run, RunStatus.RUNNING)
+
+    def _set_status(self, run: Run, status: RunStatus) -> None:
+        run.status = status
+        self.store.update_run(run.id, status=status.value)
+        self._emit(run, "status", {"status": status.value})
 
     @staticmethod
     def _exception_error(exc: Exception) -> RunError:

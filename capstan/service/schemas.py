@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capstan.primitives.scene_state import SceneState
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+RunStatus = Literal[
+    "queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled", "interrupted"
+]
 
 # Request bodies are strict: JSON `true` is not the integer 1 and "3" is not 3, as the schema says;
 # and NaN or Infinity (which Python's json reads) is no number.
@@ -108,10 +110,56 @@ class ErrorInfo(BaseModel):
     line: int | None = None
 
 
+class RehearsalVideo(BaseModel):
+    """A candidate program's dry run on a simulated twin of the robot, filmed (its `candidate`
+    entry in `attempts` tells the rest)."""
+
+    attempt: int
+    index: int = Field(description="the candidate's index in its attempt")
+    seconds: float | None = Field(default=None, description="how long the rehearsal took")
+    rejected: str | None = Field(default=None, description="null: it passed; else why it was refused")
+    gif: str | None = None
+    mp4: str | None = None
+
+
 class Media(BaseModel):
     frames: list[str] = []
     gif: str | None = None
     mp4: str | None = None
+    rehearsals: list[RehearsalVideo] = Field(
+        default=[], description="videos of the run's rehearsals on the robot's twin, in order"
+    )
+
+
+class ApprovalDecision(BaseModel):
+    """An operator's answer (or "timeout", or "e-stop" for a run cancelled while it waited)."""
+
+    approved: bool
+    by: str
+    at: float = Field(description="when, in seconds since the epoch")
+    reason: str = ""
+
+
+class Approval(BaseModel):
+    """A program put to an operator before it moves the robot (CAPSTAN_APPROVAL), with its dry runs."""
+
+    attempt: int
+    code: str
+    dry_runs: list[dict[str, Any]] = Field(
+        default=[], description="the rehearsed candidates (the `candidate` events' data); empty without"
+    )
+    requested_at: float
+    decision: ApprovalDecision | None = Field(default=None, description="null while it waits")
+
+
+class DecisionRequest(BaseModel):
+    model_config = REQUEST
+    by: str = Field(min_length=1, max_length=100, description="who decides", examples=["operator name"])
+    reason: str = Field(default="", max_length=2000, examples=["the bowl is not on the table"])
+
+
+class DecisionResult(ApprovalDecision):
+    run_id: str
 
 
 class Trace(BaseModel):
@@ -136,6 +184,9 @@ class Trace(BaseModel):
     media: Media = Media()
     timings: dict[str, float | None] = {}
     scene: dict[str, Any] | None = None
+    approval: Approval | None = Field(
+        default=None, description="the latest program that waited for approval, and the decision"
+    )
 
 
 class RunSummary(BaseModel):

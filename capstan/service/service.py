@@ -11,7 +11,7 @@ from collections.abc import Callable
 from capstan.service.assembly import EngineSettings, build_engine, build_policy_api, build_sandbox, build_sim
 from capstan.service.config import Settings
 from capstan.service.metrics import Metrics
-from capstan.service.robots import make_backend, robot_names
+from capstan.service.robots import SIM, make_backend, robot_names
 from capstan.service.runs import RunManager
 from capstan.service.sessions import SessionRegistry
 from capstan.service.store import open_store
@@ -63,6 +63,7 @@ class Service:
         undo: contextlib.ExitStack,
     ) -> None:
         settings = self.settings
+        envelopes = settings.robot_envelopes()  # first: a bad safety envelope file stops the start
         interrupted = self.store.mark_unfinished("interrupted") if recover else []
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")
@@ -78,7 +79,7 @@ class Service:
             self.llm = _load_llm(progress)
             undo.callback(self.llm.close)
         engine_factory = self._engine_factory(engine)
-        self.engine = engine = engine_factory()
+        self.engine = engine = engine_factory(SIM)
         if warm_up and getattr(self.llm, "name", "") == "local":
             progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
             t0 = time.time()
@@ -90,9 +91,16 @@ class Service:
         remotes, token = settings.remote_robots, settings.robot_token
 
         def backend_factory(robot: str, scene: dict):
-            return make_backend(robot, scene, remotes, token)
+            return make_backend(robot, scene, remotes, token, envelopes)
 
         self.robots = robot_names(remotes)
+        if settings.unsafe_skip_twin and remotes:
+            warning = (
+                "WARNING: CAPSTAN_UNSAFE_SKIP_TWIN=1: programs move the real robots "
+                f"{', '.join(remotes)} without first passing a rehearsal on their simulated twins"
+            )
+            log.warning(warning)
+            progress(warning)
         self.sessions = SessionRegistry(
             settings.max_sessions,
             settings.perception,
@@ -108,19 +116,23 @@ class Service:
                 progress(f"restored {len(revived)} session(s) from before the restart")
         self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self.sessions.save)
 
-    def _engine_factory(self, engine) -> Callable[[], object]:
-        """What gives each session its engine: a new one each (so functions learned from one user's
-        commands, its skill library, never show up in another session's prompts), or the given one."""
+    def _engine_factory(self, engine) -> Callable[[str], object]:
+        """What gives each session its engine, by the session's robot: a new one each (so functions
+        learned from one user's commands, its skill library, never show up in another session's
+        prompts), or the given one. A real robot's engine runs nothing without a passing rehearsal
+        on the robot's simulated twin (unless CAPSTAN_UNSAFE_SKIP_TWIN=1)."""
         if engine is not None:
-            return lambda: engine
+            return lambda robot: engine
         llm, sandbox, settings = self.llm, self.sandbox, self.settings
         engine_settings = EngineSettings(
             timeout_s=settings.run_timeout_s,
             dry_run=settings.dry_run,
+            unsafe_skip_twin=settings.unsafe_skip_twin,
+            twin_video=twin_video(settings),
             candidates=settings.candidates,
             sample_compositional=settings.sample_compositional,
         )
-        return lambda: build_engine(llm, sandbox, engine_settings)
+        return lambda robot: build_engine(llm, sandbox, engine_settings, real_robot=robot != SIM)
 
     def isolation(self) -> dict:
         """The sandbox's isolation layers in force (measured once by its first worker, then cached)."""
@@ -168,6 +180,16 @@ def _report_isolation(sandbox, progress: Callable[[str], None]) -> None:
         )
         log.warning(warning)
         progress(warning)
+
+
+def twin_video(settings: Settings):
+    """How rehearsals on a twin are filmed: like the runs' own video (None without media)."""
+    if not settings.media:
+        return None
+    from capstan.service.media import FPS
+    from capstan.sim.twin import TwinVideo
+
+    return TwinVideo(fps=FPS, view=settings.video_view, max_frames=settings.max_frames)
 
 
 def warm_prefix(llm, engine) -> None:

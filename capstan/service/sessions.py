@@ -212,7 +212,7 @@ class SessionRegistry:
         self.idle_s = idle_s  # 0: sessions never expire
         self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
         self.backend_factory = backend_factory
-        self.engine_factory = engine_factory
+        self.engine_factory = engine_factory  # (robot name) -> the session's engine
         self.max_sessions = max_sessions
         self.perception = perception
         self._sessions: dict[str, Session] = {}
@@ -236,7 +236,7 @@ class SessionRegistry:
         return session
 
     def _new_session(self, robot: str, scene: dict) -> Session:
-        engine = self.engine_factory() if self.engine_factory else None
+        engine = self.engine_factory(robot) if self.engine_factory else None
         return Session(robot, scene, self.perception, engine, self.backend_factory)
 
     def _stale(self, last_used: float, now: float) -> bool:

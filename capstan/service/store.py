@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from capstan.service.config import ConfigError
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("queued", "running", "awaiting_approval")
 
 
 class TraceStore(abc.ABC):
@@ -53,7 +53,7 @@ class TraceStore(abc.ABC):
 
     @abc.abstractmethod
     def mark_unfinished(self, status: str = "interrupted") -> list[str]:
-        """Mark every queued/running run as `status` (used at start-up); returns their ids."""
+        """Mark every unfinished run (UNFINISHED) as `status` (used at start-up); returns their ids."""
 
     @abc.abstractmethod
     def save_session(self, session_id: str, doc: dict) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from capstan.primitives.backend import Workspace
 from capstan.primitives.geometry import CLASSIC_COLORS, COLORS, KINDS
+from capstan.primitives.scene_state import SceneState
 
 WORKSPACE = Workspace(x=(-0.25, 0.25), y=(0.30, 0.70), table_z=0.0)
 MAX_OBJECTS = 16
@@ -178,3 +179,21 @@ def build_layout(spec: object, ws: Workspace = WORKSPACE) -> tuple[list[PlacedOb
     """parse_spec + place_objects: the full, validated layout of a spec."""
     objs, seed = parse_spec(spec, ws)
     return place_objects(objs, seed, ws), seed
+
+
+def spec_from_state(state: SceneState, ws: Workspace = WORKSPACE) -> dict:
+    """A spec for a world holding the objects of a scene state (another robot's table), in its
+    order; where they stand is set afterwards (World.place_objects), so stacks and objects in
+    bowls need no room of their own. Each object must be one the sim can build: a known colour
+    and kind, named '<color> <kind>'. Raises SceneError."""
+    names = []
+    for name, o in state["objects"].items():
+        if name != f"{o.get('color')} {o.get('kind')}":
+            raise SceneError(
+                f"object {name[:80]!r} ({o.get('color')!r} {o.get('kind')!r}) has no simulated "
+                "counterpart: the sim builds objects named '<color> <kind>'"
+            )
+        names.append(name)
+    spec = {"objects": names, "seed": 0}
+    parse_spec(spec, ws)  # the sim's own validation: colours, kinds, duplicates, how many
+    return spec

@@ -54,15 +54,19 @@ class Snapshot:
 
 
 class World(RobotBackend):
-    """A tabletop scene built from a spec dict (see sim.scene). `gui=True` opens a viewer."""
+    """A tabletop scene built from a spec dict (see sim.scene). `gui=True` opens a viewer;
+    `workspace` is the table's box (another robot's, for a twin of it)."""
 
     changes_only_when_commanded = True  # physics steps only inside move_ee / set_gripper / wait
     supports_snapshots = True
     supports_recording = True
     supports_placing = True
 
-    def __init__(self, spec: dict | None = None, *, gui: bool = False):
-        layout, self.seed = build_layout(spec if spec is not None else {"blocks": 3, "bowls": 3, "seed": 0})
+    def __init__(self, spec: dict | None = None, *, gui: bool = False, workspace: Workspace = WORKSPACE):
+        self._ws = workspace
+        layout, self.seed = build_layout(
+            spec if spec is not None else {"blocks": 3, "bowls": 3, "seed": 0}, workspace
+        )
         if gui and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
             # PyBullet would exit the whole process when it cannot reach an X server
             raise RuntimeError("World(gui=True) needs a display: set DISPLAY (e.g. run under xvfb-run)")
@@ -81,14 +85,14 @@ class World(RobotBackend):
         p.setPhysicsEngineParameter(
             deterministicOverlappingPairs=1, numSolverIterations=SOLVER_ITERATIONS, physicsClientId=self.cid
         )
-        self.table = bodies.make_table(self.cid, WORKSPACE)
+        self.table = bodies.make_table(self.cid, workspace)
         self.robot = PandaModel(self.cid)
         self._layout = layout
         self._factory = bodies.ObjectFactory(self.cid)
         self.objects: dict[str, bodies.ObjectBody] = {}
         self._names_by_id: dict[int, str] = {}
-        self._make_objects(bodies.initial_states(layout, WORKSPACE))
-        self._views = camera.views(WORKSPACE)
+        self._make_objects(bodies.initial_states(layout, workspace))
+        self._views = camera.views(workspace)
         self._steps = 0
         self._closed = False
         self._current_yaw = 0.0
@@ -138,7 +142,7 @@ class World(RobotBackend):
 
     # -- RobotBackend -----------------------------------------------------------------------
     def workspace(self) -> Workspace:
-        return WORKSPACE
+        return self._ws
 
     def ee_position(self) -> np.ndarray:
         return self.robot.tcp()
@@ -265,7 +269,7 @@ class World(RobotBackend):
                 "position": [float(v) for v in pos],
                 "orientation": [float(v) for v in orn],
             }
-        ws = WORKSPACE
+        ws = self._ws
         return {
             "objects": objs,
             "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
@@ -306,6 +310,27 @@ class World(RobotBackend):
         self._make_objects(states)
         p.performCollisionDetection(physicsClientId=self.cid)
         self._run(120)
+
+    def put_arm(self, xyz, yaw: float = 0.0, grip_width: float | None = None) -> None:
+        """Put the arm at once (no motion through space, no physics step) with its tool-centre
+        point at `xyz` pointing down at `yaw`: a twin starting where another robot's arm stands.
+        With `grip_width`, the fingers are set that far apart and commanded closed, so an object
+        put between them is held from the next step on; else they are open."""
+        goal = np.asarray(xyz, dtype=float).reshape(3)
+        if not (np.all(np.isfinite(goal)) and math.isfinite(yaw)):
+            raise InvalidArgumentError(f"put_arm needs a finite xyz and yaw, got {xyz}, {yaw}")
+        q, err = self.robot.solve_goal(goal, yaw, self._arm_target)
+        if err > IK_TOLERANCE:
+            raise UnreachableError(
+                f"the arm cannot be put at {np.round(goal, 3).tolist()} pointing down "
+                f"(closest {err * 100:.1f} cm away)"
+            )
+        finger = FINGER_OPEN if grip_width is None else min(FINGER_OPEN, max(0.0, grip_width / 2))
+        self.robot.set_joint_states([(v, 0.0) for v in q] + [(finger, 0.0), (finger, 0.0)])
+        self._arm_target, self._current_yaw, self._closed = list(q), float(yaw), grip_width is not None
+        self.robot.command_arm(self._arm_target)
+        self.robot.command_fingers(0.0 if self._closed else FINGER_OPEN)
+        p.performCollisionDetection(physicsClientId=self.cid)
 
     def snapshot(self) -> Snapshot:
         """Capture the world. The live world is re-laid from the capture too (objects recreated,

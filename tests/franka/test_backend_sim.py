@@ -109,6 +109,7 @@ def test_closing_on_nothing_holds_nothing(robot):
 
 def test_estop_halts_a_motion_at_once_and_later_motions_wait_for_resume(robot, franky_sim):
     robot.move_ee([-0.2, 0.45, 0.25])
+    settle(franky_sim)  # so that the speed measured next is the new motion's
     target = [0.2, 0.65, 0.10]
     outcome: list[BaseException | None] = []
 

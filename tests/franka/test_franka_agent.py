@@ -93,6 +93,9 @@ def test_the_estop_over_http_halts_a_franka_motion_in_flight(franka_agent, frank
 
     try:
         robot.move_ee([-0.2, 0.45, 0.25])
+        deadline = time.monotonic() + 3
+        while franky_sim.joint_speed() > 0.15 and time.monotonic() < deadline:
+            time.sleep(0.02)  # franky-sim's arm settles ~0.3 s after its trajectory ends
         mover = threading.Thread(target=move)
         mover.start()
         deadline = time.monotonic() + 3

@@ -4,6 +4,7 @@ the real sandbox and a scripted LLM."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from capstan.lmp import Conversation, Engine
 from capstan.lmp.rehearsal import DryRun, choose
@@ -157,3 +158,50 @@ def test_choose_prefers_agreement_then_the_earliest():
     assert choose([a, b]) == (a, 0)
     refused = DryRun(0, "greedy", "a", rejected="no_effect")
     assert choose([refused]) == (None, 0)
+
+
+def assert_unmoved(world, before):
+    after = world.state()
+    for name, o in before["objects"].items():
+        assert np.allclose(after["objects"][name]["position"], o["position"], atol=1e-6), name
+    assert np.allclose(world.ee_position(), before["gripper"]["position"], atol=1e-6)
+
+
+class _NeverFits:
+    """A rehearsal that fits no backend (as a twin fits none that snapshots)."""
+
+    def can_rehearse(self, api):
+        return False
+
+    def rehearse(self, api, run):
+        raise AssertionError("not called when it does not fit")
+
+
+@pytest.mark.parametrize("rehearsal", [None, _NeverFits()], ids=["none", "none-fits"])
+def test_where_a_rehearsal_is_required_and_none_can_happen_nothing_runs(
+    world, api, sandbox, scripted, rehearsal
+):
+    llm = scripted(PUT)
+    eng = Engine(llm, sandbox, rehearsal=rehearsal, require_rehearsal=True)
+    before = world.state()
+    out = eng.run_program(PUT, api)  # hand-written code too
+    assert out.status == "failed" and out.error.kind == "not_rehearsed"
+    assert "only after a passing dry run" in out.error.message
+    out, _ = run(eng, api, "red one into the green bowl")
+    assert out.status == "failed" and out.error.kind == "not_rehearsed"
+    assert llm.requests == []  # refused before the model was even asked
+    assert_unmoved(world, before)
+
+
+def test_a_required_rehearsal_covers_hand_written_programs(world, api, sandbox, scripted):
+    eng = Engine(scripted(), sandbox, rehearsal=SnapshotRehearsal(), require_rehearsal=True)
+    before = world.state()
+    events: list[tuple[str, dict]] = []
+    program = "steps = [0.2]\nmove_gripper_to([0.0, 0.5, 0.2])\nmove_gripper_to([0.0, 0.5, steps[3]])"
+    out = eng.run_program(program, api, lambda k, p: events.append((k, p)))
+    assert out.status == "failed" and out.attempts[0].candidates[0].rejected == "policy"
+    assert [k for k, _ in events].count("candidate") == 1
+    assert_unmoved(world, before)  # refused in its dry run: nothing moved
+    ok = eng.run_program(PUT, api)
+    assert ok.status == "succeeded" and ok.attempts[0].candidates[0].rejected is None
+    assert near(world, "red block", "green bowl")

@@ -144,7 +144,7 @@ def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_p
     from playwright.sync_api import expect
 
     agent = robot_agent()
-    url = serve(make_service(robots=f"lab={agent.url}"))
+    url = serve(make_service(robots=f"lab={agent.url}", media=True))
     with chromium_page(tmp_path, url) as page:
         expect(page.locator("#robot option")).to_have_count(2)  # sim, and lab from CAPSTAN_ROBOTS
         page.select_option("#robot", "lab")
@@ -157,4 +157,50 @@ def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_p
         rows = state_rows(page)
         assert math.dist(rows["red block"][:2], rows["blue bowl"][:2]) < 0.05
         held = agent.app.state.world.state()["objects"]  # the agent's own world moved
+        assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05
+        # it was rehearsed on the robot's twin first: the rehearsal's video beside the run's
+        expect(page.locator("#llm li.candidate").first).to_contain_text("dry run on the twin ok")
+        expect(page.locator("#rehearsals")).to_be_visible()
+        expect(page.locator("#rehearsal-list li")).to_have_count(1)
+        expect(page.locator("#rehearsal-list li").first).to_contain_text("candidate 0: passed")
+        assert page.locator("#rehearsal-list img").get_attribute("src").endswith("/rehearsals/0.gif")
+        page.wait_for_function("document.querySelector('#rehearsal-list img').naturalWidth > 0")  # it loads
+        assert page.locator("#video").get_attribute("src").endswith("/video.mp4")
+
+
+def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
+    make_service, serve, robot_agent, tmp_path
+):
+    from playwright.sync_api import expect
+
+    agent = robot_agent()
+    url = serve(make_service(robots=f"lab={agent.url}", approval="lab=required"))
+    ee = list(agent.app.state.world.ee_position())
+    with chromium_page(tmp_path, url) as page:
+        page.select_option("#robot", "lab")
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_contain_text("lab")
+        page.fill("#code", PUT)
+        page.click("#run-code")
+        expect(page.locator("#status")).to_have_text("awaiting_approval", timeout=60_000)
+        expect(page.locator("#approval-code")).to_contain_text(
+            "put_first_on_second('red block', 'blue bowl')"
+        )
+        expect(page.locator("#approval-dry-runs li")).to_contain_text(["no dry run"])
+        page.click("#reject")  # no name yet: refused on the page, nothing sent
+        expect(page.locator("#approval-error")).to_contain_text("enter your name")
+        page.fill("#approver", "alice")
+        page.fill("#approval-reason", "not now")
+        page.click("#reject")
+        expect(page.locator("#status")).to_have_text("failed", timeout=30_000)
+        expect(page.locator("#approval-card")).to_be_hidden()
+        expect(page.locator("#llm li.err", has_text="rejected by alice")).to_contain_text("not now")
+        assert list(agent.app.state.world.ee_position()) == ee  # the arm never moved
+
+        page.click("#run-code")
+        expect(page.locator("#approval-card")).to_be_visible(timeout=60_000)
+        expect(page.locator("#approver")).to_have_value("alice")  # remembered
+        page.click("#approve")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        held = agent.app.state.world.state()["objects"]
         assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05

@@ -139,3 +139,27 @@ def test_run_on_a_remote_robot(cli_env, capsys, monkeypatch, robot_agent):
     assert "cannot be reached" in capsys.readouterr().err
     assert main(["run", "--robot", "nowhere", "--program", str(program)]) == 2
     assert "unknown robot" in capsys.readouterr().err
+
+
+def test_run_asks_on_the_terminal_when_the_robot_requires_approval(cli_env, capsys, monkeypatch, robot_agent):
+    import io
+
+    agent = robot_agent()
+    monkeypatch.setenv("CAPSTAN_ROBOTS", f"lab={agent.url}")
+    monkeypatch.setenv("CAPSTAN_APPROVAL", "required")
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('done')\n")
+    before = agent.app.state.world.state()["objects"]["red block"]["position"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert main(["run", "--robot", "lab", "--program", str(program)]) == 1
+    out, err = capsys.readouterr()
+    assert "awaiting approval" in err and "put_first_on_second" in err
+    assert "not approved to run on the robot" in out
+    assert agent.app.state.world.state()["objects"]["red block"]["position"] == before
+    run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
+    assert main(["trace", run_id]) == 0
+    assert re.search(r"rejected by \S+ \(terminal\) at \d{4}-", capsys.readouterr().out)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
+    assert "robot: done" in capsys.readouterr().out
+    assert agent.app.state.world.state()["objects"]["red block"]["position"] != before

@@ -9,6 +9,7 @@ const ui = {
   source: null,       // EventSource of that run
   token: localStorage.getItem("capstan-token") || "",
 };
+$("approver").value = localStorage.getItem("capstan-approver") || "";
 
 function authQuery(sep) { return ui.token ? `${sep}access_token=${encodeURIComponent(ui.token)}` : ""; }
 
@@ -111,7 +112,8 @@ function setStatus(status, error) {
   b.textContent = status;
   b.className = `badge ${status}`;
   $("error").textContent = error ? `${error.kind}: ${error.message}${error.line ? ` (line ${error.line})` : ""}` : "";
-  $("cancel").disabled = !(status === "queued" || status === "running");
+  $("cancel").disabled = !(status === "queued" || status === "running" || status === "awaiting_approval");
+  if (status !== "awaiting_approval") $("approval-card").hidden = true;
 }
 
 // Without recorded frames (CAPSTAN_MEDIA=0) the live scene comes from frame.png, at most twice a second.
@@ -125,6 +127,7 @@ function clearRunView() {
   ui.sawFrame = false;
   for (const id of ["said", "calls", "llm"]) $(id).replaceChildren();
   $("video-card").hidden = true;
+  showRehearsals([]);
   setStatus("queued", null);
 }
 
@@ -135,6 +138,40 @@ function addCall(c) {
   li.textContent = `${c.name}(${args}) ${out}`;
   $("calls").append(li);
   li.scrollIntoView({ block: "nearest" });
+}
+
+// ---- approval: a program waiting for an operator before it moves the robot (CAPSTAN_APPROVAL) ----
+function dryRunText(d) {
+  const how = d.rejected ? `refused (${d.rejected}): ${(d.error && d.error.message) || ""}` : `ok, ${d.motions} motions`;
+  const moved = d.moved && d.moved.length ? `; moved ${d.moved.join("; ")}` : "";
+  const said = d.said && d.said.length ? `; said ${JSON.stringify(d.said)}` : "";
+  return `candidate ${d.index} (${d.source}): ${how}${moved}${said}`;
+}
+
+function showApproval(a) {
+  $("approval-attempt").textContent = a.attempt;
+  $("approval-code").textContent = a.code;
+  const list = $("approval-dry-runs");
+  list.replaceChildren();
+  if (!a.dry_runs || !a.dry_runs.length) list.append(el("li", "", "no dry run (this robot has none to rehearse on)"));
+  for (const d of a.dry_runs || []) list.append(el("li", d.rejected ? "err" : "", dryRunText(d)));
+  $("approval-error").hidden = true;
+  $("approval-card").hidden = false;
+  $("approval-card").scrollIntoView({ block: "nearest" });
+}
+
+function decided(d) {
+  $("approval-card").hidden = true;
+  const why = d.reason ? `: ${d.reason}` : "";
+  addLlm(`attempt ${d.attempt}: ${d.approved ? "approved" : "rejected"} by ${d.by} at ${new Date(d.at * 1000).toLocaleTimeString()}${why}`, d.approved ? "" : "err");
+}
+
+async function decide(verb) {
+  const by = $("approver").value.trim();
+  if (!by) { $("approval-error").textContent = "enter your name: it goes into the trace"; $("approval-error").hidden = false; return; }
+  localStorage.setItem("capstan-approver", by);
+  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, { by, reason: $("approval-reason").value.trim() }); }
+  catch (err) { $("approval-error").textContent = err.message; $("approval-error").hidden = false; }
 }
 
 function addSaid(text) { $("said").append(el("li", "", text)); }
@@ -151,8 +188,10 @@ function handle(type, data) {
       for (const name of Object.keys(data.functions || {})) addLlm(`helper function: ${name}`, "helper");
       break;
     case "nested_lmp": addLlm(`${data.lmp}(${JSON.stringify(data.query)}) -> ${JSON.stringify(data.answer)}`, "nested"); break;
-    case "candidate": addLlm(`candidate ${data.index} (${data.source}${data.seed != null ? `, seed ${data.seed}` : ""}): dry run ${data.rejected ? `refused (${data.rejected}): ${(data.error && data.error.message) || ""}` : `ok, ${data.motions} motions`}, ${(data.seconds || 0).toFixed(2)} s`, data.rejected ? "err" : "candidate"); break;
+    case "candidate": addLlm(`candidate ${data.index} (${data.source}${data.seed != null ? `, seed ${data.seed}` : ""}): dry run${data.twin ? " on the twin" : ""} ${data.rejected ? `refused (${data.rejected}): ${(data.error && data.error.message) || ""}` : `ok, ${data.motions} motions`}, ${(data.seconds || 0).toFixed(2)} s`, data.rejected ? "err" : "candidate"); break;
     case "selection": addLlm(`chose candidate ${data.chosen ?? "none"} of ${data.candidates} (${data.agreeing} agree)`, "candidate"); break;
+    case "approval": showApproval(data); break;
+    case "decision": decided(data); break;
     case "attempt": addLlm(`attempt ${data.attempt}: ${data.ok ? "ok" : fmt(data.error)}`, data.ok ? "" : "err"); break;
     case "primitive_call": addCall(data); if (!ui.sawFrame) throttledFrame(); break;
     case "say": addSaid(data.text); break;
@@ -168,7 +207,7 @@ function watch(runId) {
   $("run-id").textContent = runId;
   const src = new EventSource(`/v1/runs/${runId}/events${authQuery("?")}`);
   ui.source = src;
-  for (const type of ["status", "llm_call", "code", "nested_lmp", "candidate", "selection", "attempt", "primitive_call", "say", "frame", "end"]) {
+  for (const type of ["status", "llm_call", "code", "nested_lmp", "candidate", "selection", "approval", "decision", "attempt", "primitive_call", "say", "frame", "end"]) {
     src.addEventListener(type, (ev) => {
       const e = JSON.parse(ev.data);
       handle(e.type, e.data);
@@ -198,6 +237,26 @@ function showTraceMedia(trace) {
     $("gif-link").href = m.gif ? m.gif + authQuery("?") : "#";
   }
   $("trace-link").href = `/v1/runs/${trace.id}${authQuery("?")}`;
+  showRehearsals(m.rehearsals || []);
+}
+
+// each rehearsal on a real robot's twin, filmed, beside the run's own video
+function showRehearsals(list) {
+  $("rehearsals").hidden = list.length === 0;
+  if (list.length) $("video-card").hidden = false;
+  $("rehearsal-list").replaceChildren(...list.map((r) => {
+    const li = el("li", r.rejected ? "err" : "");
+    const verdict = r.rejected ? `refused (${r.rejected})` : "passed";
+    li.append(el("div", "", `attempt ${r.attempt}, candidate ${r.index}: ${verdict}, ${(r.seconds || 0).toFixed(2)} s`));
+    if (r.gif) {
+      const img = el("img");
+      img.src = r.gif + authQuery("?");
+      img.alt = `rehearsal of candidate ${r.index} on the twin`;
+      img.width = 320;
+      li.append(img);
+    }
+    return li;
+  }));
 }
 
 async function startRun(kind) {
@@ -272,6 +331,7 @@ async function loadRuns() {
 
 async function showRun(runId) {
   const t = await api("GET", `/v1/runs/${runId}`);
+  if (t.status === "awaiting_approval") { clearRunView(); watch(runId); return; }  // its events say it all
   if (ui.source) { ui.source.close(); ui.source = null; }
   ui.run = runId;
   $("run-id").textContent = runId;
@@ -284,6 +344,7 @@ async function showRun(runId) {
   for (const a of t.attempts) {
     (a.candidates || []).forEach((c) => handle("candidate", c));
     if (a.selection) handle("selection", a.selection);
+    if (a.approval) decided({ attempt: a.attempt, ...a.approval });
     handle("attempt", a);
   }
   t.primitive_calls.forEach(addCall);
@@ -312,6 +373,8 @@ $("view").addEventListener("change", refreshFrame);
 $("command-form").addEventListener("submit", (ev) => { ev.preventDefault(); startRun("command"); });
 $("run-code").addEventListener("click", () => startRun("program"));
 $("cancel").addEventListener("click", cancelRun);
+$("approve").addEventListener("click", () => decide("approve"));
+$("reject").addEventListener("click", () => decide("reject"));
 $("refresh-runs").addEventListener("click", loadRuns);
 $("export-skills").addEventListener("click", () => exportSkills().catch((err) => { $("skills-error").textContent = err.message; $("skills-error").hidden = false; }));
 $("import-skills").addEventListener("change", (ev) => { if (ev.target.files[0] && ui.session) importSkills(ev.target.files[0]); });
