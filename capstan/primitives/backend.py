@@ -60,6 +60,10 @@ class RobotBackend(abc.ABC):
     supports_recording: bool = False
     # place_objects(): put objects where a saved scene state had them (a session revived after a restart)
     supports_placing: bool = False
+    # declare(): the operator says which objects are where (a robot with no perception of its own)
+    supports_declaring: bool = False
+    # recover(): clear the robot's error state (after a reflex) when the operator asks for it
+    supports_recovery: bool = False
 
     @abc.abstractmethod
     def workspace(self) -> Workspace: ...
@@ -151,6 +155,14 @@ class RobotBackend(abc.ABC):
     def place_objects(self, poses: dict) -> None:
         """Put objects at {name: {"position", "orientation"}} and let them settle."""
         raise self._missing("supports_placing", "place objects")
+
+    def declare(self, objects: object) -> None:
+        """Replace the declared scene (primitives.declared.DeclaredScene.declare for the format)."""
+        raise self._missing("supports_declaring", "take a declared scene")
+
+    def recover(self) -> None:
+        """Clear the robot's error state so it moves again; only ever on the operator's request."""
+        raise self._missing("supports_recovery", "recover from errors")
 
     def _missing(self, flag: str, what: str) -> NotImplementedError:
         return NotImplementedError(

@@ -263,6 +263,8 @@ class EnvelopedBackend(RobotBackend):
         self.supports_snapshots = inner.supports_snapshots
         self.supports_recording = inner.supports_recording
         self.supports_placing = inner.supports_placing
+        self.supports_declaring = inner.supports_declaring
+        self.supports_recovery = inner.supports_recovery
         self._motions = 0
         self._run_started: float | None = None  # time.monotonic() of the run's first motion
         inner.apply_limits(envelope.max_speed, envelope.max_force_n)
@@ -396,3 +398,9 @@ class EnvelopedBackend(RobotBackend):
 
     def place_objects(self, poses: dict) -> None:
         self.inner.place_objects(poses)
+
+    def declare(self, objects: object) -> None:
+        self.inner.declare(objects)  # says what is on the table; moves nothing
+
+    def recover(self) -> None:
+        self.inner.recover()  # clears the robot's error state; moves nothing

@@ -74,6 +74,9 @@ class RemoteRobot(RobotBackend):
         except (KeyError, TypeError, ValueError, IndexError):
             raise RobotUnavailableError(f"robot {name!r} at {self.url} sent no usable workspace") from None
         self.model = str(info.get("robot", "unknown"))
+        # what the robot says it can do: a robot with no perception takes a declared scene
+        self.supports_declaring = info.get("declared_scene") is True
+        self.supports_recovery = info.get("recovery") is True
 
     # -- transport --------------------------------------------------------------------------
     def _call(
@@ -179,6 +182,16 @@ class RemoteRobot(RobotBackend):
 
     def resume(self) -> None:
         self._call("POST", "/v1/robot/resume", {}, client=self._estop)
+
+    def declare(self, objects: object) -> None:
+        if not self.supports_declaring:
+            raise self._missing("supports_declaring", "take a declared scene")
+        self._call("PUT", "/v1/robot/scene", {"objects": objects})
+
+    def recover(self) -> None:
+        if not self.supports_recovery:
+            raise self._missing("supports_recovery", "recover from errors")
+        self._call("POST", "/v1/robot/recover", {}, timeout=self.motion_timeout_s)
 
     def close(self) -> None:
         self._http.close()

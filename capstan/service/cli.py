@@ -63,22 +63,60 @@ def cmd_robot_agent(args: argparse.Namespace) -> int:
     import uvicorn
 
     from capstan.service.config import is_loopback
-    from capstan.service.robot_agent import sim_agent_app
 
     if not is_loopback(args.host) and not args.token:
         raise ConfigError(
             f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)"
         )
-    app = sim_agent_app(_scene(args), token=args.token, envelope=_agent_envelope(args.envelope))
+    app, what = _agent_app(args)
     _say(
-        f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
+        f"capstan robot-agent: {what} on http://{args.host}:{args.port}/v1/robot "
         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})"
     )
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         app.state.world.close()
+        if getattr(app.state, "simulator", None) is not None:
+            app.state.simulator.close()
     return 0
+
+
+def _agent_app(args: argparse.Namespace):
+    """The agent app for --backend, and what it serves in words."""
+    franka_flags = args.franka_host or args.franka_sim or args.calibration
+    if args.backend == "sim":
+        if franka_flags:
+            raise ConfigError("--franka-host, --franka-sim and --calibration need --backend franka")
+        from capstan.service.robot_agent import sim_agent_app
+
+        envelope = _agent_envelope(args.envelope)
+        return sim_agent_app(_scene(args), token=args.token, envelope=envelope), "a PyBullet world"
+    if args.scene or args.seed is not None:
+        raise ConfigError(
+            "--scene and --seed are for --backend sim; declare a Franka's objects with PUT /v1/robot/scene"
+        )
+    if bool(args.franka_host) == bool(args.franka_sim):
+        raise ConfigError("--backend franka needs the robot's address (--franka-host HOST) or --franka-sim")
+    from capstan.franka import CalibrationError, FrankyMissingError
+    from capstan.primitives.errors import RobotUnavailableError
+    from capstan.service.franka_agent import franka_agent_app
+
+    try:
+        app = franka_agent_app(
+            args.franka_host,
+            calibration_file=args.calibration,
+            simulate=args.franka_sim,
+            max_speed=args.max_speed,
+            max_force_n=args.max_force,
+            realtime=args.realtime,
+            token=args.token,
+            envelope=_agent_envelope(args.envelope),
+        )
+    except (CalibrationError, FrankyMissingError, RobotUnavailableError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    what = "franky-sim (MuJoCo)" if args.franka_sim else f"the Franka at {args.franka_host}"
+    return app, what
 
 
 def _agent_envelope(path: str | None):
@@ -312,10 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "robot-agent",
-        help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
-        description="Serve a headless PyBullet world over the robot agent protocol "
-        "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
-        "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
+        help="serve a robot over the robot agent protocol (a PyBullet world, or a Franka through franky)",
+        description="Serve a robot over the robot agent protocol (docs/CONTRACTS.md), so that a "
+        "Capstan service drives it as a remote robot: CAPSTAN_ROBOTS=NAME=http://HOST:PORT. "
+        "--backend sim (default) serves a headless PyBullet world; --backend franka a Franka arm "
+        "through franky (pip install 'capstan[franka]'), whose objects are declared with "
+        "PUT /v1/robot/scene. Other robots serve the same protocol with "
         "capstan.service.robot_agent.make_agent_app(their RobotBackend).",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
@@ -323,8 +363,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token", default=None, help="bearer token clients must send (CAPSTAN_ROBOT_TOKEN on the service)"
     )
-    p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
-    p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument(
+        "--backend", choices=["sim", "franka"], default="sim", help="the robot to serve (default sim)"
+    )
+    p.add_argument("--scene", help='sim: scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
+    p.add_argument("--seed", type=int, help="sim: scene seed")
+    p.add_argument("--franka-host", help="franka: the robot's FCI address")
+    p.add_argument(
+        "--franka-sim", action="store_true", help="franka: start franky-sim (MuJoCo) with two blocks instead"
+    )
+    p.add_argument(
+        "--calibration",
+        help='franka: JSON file {"translation": [x, y, z], "yaw": rad}, the table frame in the base frame',
+    )
+    p.add_argument(
+        "--max-speed",
+        type=float,
+        help="franka: highest relative dynamics factor, in (0, 1] (default 0.5; the envelope caps it too)",
+    )
+    p.add_argument(
+        "--max-force",
+        type=float,
+        help="franka: highest grasp force in N (default 70; the envelope caps it too)",
+    )
+    p.add_argument("--realtime", action="store_true", help="franka: insist on a real-time kernel")
     p.add_argument(
         "--envelope",
         metavar="FILE",

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capstan.primitives.backend import RobotBackend
 from capstan.primitives.envelope import Envelope, EnvelopedBackend
-from capstan.primitives.errors import PrimitiveError
+from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
 from capstan.service.responses import validation_failed
@@ -63,6 +63,13 @@ class _Path(BaseModel):
     points: list[Annotated[list[_Coordinate], Field(min_length=3, max_length=3)]] = Field(
         min_length=1, max_length=32
     )
+
+
+class _Scene(BaseModel):
+    """A declared scene; DeclaredScene.declare checks the objects and says what is wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+    objects: dict[str, Any] | list[Any]
 
 
 class _Agent:
@@ -124,6 +131,8 @@ def info(agent: AgentDep) -> dict:
         "robot": agent.robot,
         "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
         "envelope": agent.backend.envelope.to_dict(),
+        "declared_scene": bool(agent.backend.supports_declaring),
+        "recovery": bool(agent.backend.supports_recovery),
     }
 
 
@@ -204,6 +213,32 @@ def stop(agent: AgentDep) -> dict:
 def resume(agent: AgentDep) -> dict:
     agent.serial(agent.backend.resume)
     return {}
+
+
+@router.put("/scene")
+def declare_scene(agent: AgentDep, body: _Scene) -> JSONResponse:
+    """Replace the declared scene of a robot without perception of its own."""
+    if not agent.backend.supports_declaring:
+        return _unsupported(agent, "takes no declared scene: it knows where its objects are")
+    try:
+        agent.serial(lambda: agent.backend.declare(body.objects))
+    except InvalidArgumentError as exc:
+        return JSONResponse({"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=422)
+    return JSONResponse({})
+
+
+@router.post("/recover")
+def recover(agent: AgentDep) -> JSONResponse:
+    """Clear the robot's error state (after a reflex); only on the operator's request."""
+    if not agent.backend.supports_recovery:
+        return _unsupported(agent, "has no error state to recover from")
+    agent.serial(agent.backend.recover)
+    return JSONResponse({})
+
+
+def _unsupported(agent: _Agent, why: str) -> JSONResponse:
+    message = f"robot {agent.robot!r} {why} (see GET /v1/robot)"
+    return JSONResponse({"error": {"type": "NotSupported", "message": message}}, status_code=409)
 
 
 def sim_agent_app(

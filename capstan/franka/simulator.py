@@ -1,0 +1,251 @@
+"""franky-sim (MuJoCo) with real blocks on a table, in its own process, for tests and demos.
+
+    python -m capstan.franka.simulator --blocks '{"red block": {"color": "red", "position": [0.0, 0.5]}}'
+
+The child builds a Franka (FR3) at the base-frame origin and 4 cm blocks with a free joint at
+the given table-frame positions (mapped to the base frame through a Calibration), serves the
+Franka network protocol on a loopback address, and prints one ready line on stdout:
+`{"ready": true, "hostname": "127.x.y.z"}`. It then answers JSON lines on stdin, one line each
+on stdout, until "quit" or end of input:
+
+    {"query": "blocks"}       -> {"blocks": {name: [x, y, z] true position, table frame}}
+    {"query": "joint_speed"}  -> {"joint_speed": largest |dq| of the arm's joints, rad/s}
+
+franky-sim steps at 1 kHz in a Python thread; in its own process that loop is not starved by the
+process using the robot. `FrankySim` is the parent's handle on such a child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import xml.etree.ElementTree as ET
+from typing import IO, Any
+
+import numpy as np
+
+from capstan.franka import _franky
+from capstan.franka.calibration import Calibration
+from capstan.primitives.geometry import BLOCK_SIZE, COLORS
+
+START_TIMEOUT_S = 60.0
+QUERY_TIMEOUT_S = 10.0
+BLOCK_MASS_KG = 0.05
+
+
+def _parse_blocks(text: str) -> dict[str, dict]:
+    blocks = json.loads(text)
+    if not isinstance(blocks, dict):
+        raise ValueError('--blocks is a JSON object {name: {"color": c, "position": [x, y]}}')
+    for name, spec in blocks.items():
+        if not isinstance(spec, dict) or spec.get("color") not in COLORS:
+            raise ValueError(f"block {name!r} needs a color, one of {', '.join(COLORS)}")
+        pos = spec.get("position")
+        if not isinstance(pos, list) or len(pos) != 2:
+            raise ValueError(f"block {name!r} needs a position [x, y] in the table frame")
+    return blocks
+
+
+def _add_scene(sim: Any, blocks: dict[str, dict], cal: Calibration) -> dict[str, str]:
+    """Blocks (and a table top when the table is above the floor); {block name: MuJoCo body name}."""
+    if cal.table_z > 0.001:
+        centre = cal.to_base([0.0, 0.5, 0.0])
+        ET.SubElement(
+            sim.worldbody,
+            "geom",
+            name="table",
+            type="box",
+            size=f"0.5 0.5 {cal.table_z / 2}",
+            pos=f"{centre[0]} {centre[1]} {cal.table_z / 2}",
+            rgba="0.8 0.75 0.65 1",
+        )
+    bodies: dict[str, str] = {}
+    half = BLOCK_SIZE / 2
+    for i, (name, spec) in enumerate(blocks.items()):
+        x, y = (float(v) for v in spec["position"])
+        base = cal.to_base([x, y, half])
+        body = ET.SubElement(sim.worldbody, "body", name=f"block{i}", pos=" ".join(map(str, base)))
+        ET.SubElement(body, "freejoint", name=f"block{i}_joint")
+        r, g, b = COLORS[spec["color"]]
+        ET.SubElement(
+            body,
+            "geom",
+            type="box",
+            size=f"{half} {half} {half}",
+            rgba=f"{r} {g} {b} 1",
+            mass=str(BLOCK_MASS_KG),
+            friction="1.0 0.01 0.001",
+        )
+        bodies[name] = f"block{i}"
+    return bodies
+
+
+def serve(blocks: dict[str, dict], cal: Calibration, requests: IO[str], answers: IO[str]) -> None:
+    mujoco_sim = _franky.load("franky_sim.mujoco_simulator")
+    server = _franky.load("franky_sim.simulation_server")
+    sim = mujoco_sim.MujocoSimulator()
+    sim.init()
+    robot = sim.add_robot()
+    bodies = _add_scene(sim, blocks, cal)
+    srv = server.SimulationServer(sim)
+    srv.init()
+    srv.run_async()
+    try:
+        dofs = list(robot._dof_addrs)
+        ids = {name: sim.model.body(body).id for name, body in bodies.items()}
+
+        def answer(message: dict) -> None:
+            answers.write(json.dumps(message) + "\n")
+            answers.flush()
+
+        answer({"ready": True, "hostname": srv.robot_servers[0].hostname})
+        for line in requests:
+            try:
+                query = json.loads(line).get("query")
+            except (ValueError, AttributeError):
+                query = None
+            if query == "blocks":
+                xpos = np.array(sim.data.xpos)  # a copy: the stepping thread keeps writing
+                answer({"blocks": {n: cal.to_table(xpos[i]).tolist() for n, i in ids.items()}})
+            elif query == "joint_speed":
+                answer({"joint_speed": float(np.max(np.abs(np.array(sim.data.qvel)[dofs])))})
+            elif query == "quit":
+                break
+            else:
+                answer({"error": f"unknown query in {line.strip()[:80]!r}; ask blocks, joint_speed or quit"})
+    finally:
+        srv.cleanup()
+        sim.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m capstan.franka.simulator", description="franky-sim with blocks, in its own process"
+    )
+    parser.add_argument(
+        "--blocks", default="{}", help='{name: {"color": c, "position": [x, y]}} (table frame)'
+    )
+    parser.add_argument(
+        "--calibration", default=None, help='calibration JSON {"translation": [x, y, z], "yaw": r}'
+    )
+    args = parser.parse_args(argv)
+    blocks = _parse_blocks(args.blocks)
+    cal = Calibration.from_dict(json.loads(args.calibration)) if args.calibration else Calibration()
+    # the protocol owns stdout: anything else the libraries print goes to stderr
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(blocks, cal, sys.stdin, answers)
+    return 0
+
+
+class FrankySim:
+    """A franky-sim child process: `with FrankySim(blocks) as sim: FrankaBackend.connect(sim.hostname)`."""
+
+    def __init__(self, blocks: dict[str, dict] | None = None, calibration: Calibration | None = None):
+        self.blocks = blocks or {}
+        self.calibration = calibration or Calibration()
+        self.hostname = ""
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._log: IO[str] | None = None  # the child's stderr, shown when it fails
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> FrankySim:
+        if self._proc is not None:
+            raise RuntimeError("this FrankySim is already started; make another for a second simulator")
+        command = [
+            sys.executable,
+            "-m",
+            "capstan.franka.simulator",
+            "--blocks",
+            json.dumps(self.blocks),
+            "--calibration",
+            json.dumps(self.calibration.to_dict()),
+        ]
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the child
+        self._proc = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
+        )
+        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
+        ready = self._next(START_TIMEOUT_S, "start")
+        self.hostname = str(ready["hostname"])
+        return self
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, timeout: float, what: str) -> dict:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = None
+        if line is None:
+            output = self._tail()
+            self.close()
+            raise RuntimeError(f"franky-sim did not {what} in time or exited; its output:\n{output}")
+        return json.loads(line)
+
+    def _tail(self) -> str:
+        if self._log is None:
+            return ""
+        with contextlib.suppress(ValueError, OSError):
+            self._log.seek(0)
+            return self._log.read()[-3000:]
+        return ""
+
+    def _query(self, query: str) -> dict:
+        with self._lock:
+            if self._proc is None or self._proc.stdin is None:
+                raise RuntimeError("franky-sim is not running: call start() first")
+            self._proc.stdin.write(json.dumps({"query": query}) + "\n")
+            self._proc.stdin.flush()
+            return self._next(QUERY_TIMEOUT_S, f"answer {query!r}")
+
+    def block_positions(self) -> dict[str, np.ndarray]:
+        """Every block's true position [x, y, z] (its centre) in the table frame."""
+        return {name: np.asarray(xyz) for name, xyz in self._query("blocks")["blocks"].items()}
+
+    def joint_speed(self) -> float:
+        """The fastest arm joint's speed, rad/s."""
+        return float(self._query("joint_speed")["joint_speed"])
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if proc.stdin is not None:
+                    proc.stdin.write(json.dumps({"query": "quit"}) + "\n")
+                    proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if self._reader is not None:
+                self._reader.join(5)  # it ends at the pipe's end of file
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> FrankySim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
