@@ -250,9 +250,9 @@ class EnvelopedBackend(RobotBackend):
     `max_motions_per_run`, and from its first motion (or wait) it has `max_run_s` seconds of wall
     time. `begin_run()` starts both budgets again. The grasp force cap cannot be checked here (no
     verb takes a force): it goes to the inner backend's `apply_limits` at wrap time, with the
-    speed cap. Reads, the e-stop and the optional capabilities pass through unchanged; so does
-    any other attribute of the inner backend (its name, a `recover()` ...), so a backend that adds
-    a verb moving the robot must add its check here too.
+    speed cap. Reads, the e-stop and the optional capabilities pass through unchanged. Of the
+    inner backend's other attributes only data passes (its name, its url): a method this class
+    does not define is refused, so a verb added to some backend cannot move the robot unchecked.
     """
 
     def __init__(self, inner: RobotBackend, envelope: Envelope):
@@ -272,7 +272,13 @@ class EnvelopedBackend(RobotBackend):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name == "inner":  # not set yet, or private: never the inner's
             raise AttributeError(name)
-        return getattr(self.inner, name)
+        value = getattr(self.inner, name)
+        if callable(value):  # fail closed: a verb this wrapper has not checked never reaches the robot
+            raise AttributeError(
+                f"{type(self.inner).__name__}.{name} is not available behind the safety envelope "
+                "(EnvelopedBackend passes only the verbs it checks)"
+            )
+        return value
 
     # -- the budgets ------------------------------------------------------------------------
     def begin_run(self) -> None:

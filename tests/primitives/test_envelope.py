@@ -230,7 +230,7 @@ def test_run_time_counts_from_the_first_motion_and_restarts_with_begin_run(world
     robot.wait(0.1)
 
 
-def test_limits_go_to_the_inner_backend_and_everything_else_passes_through(world):
+def test_limits_go_to_the_inner_backend_and_only_data_passes_through(world):
     class Limited(FakeBackend):
         limits: tuple | None = None
 
@@ -245,6 +245,9 @@ def test_limits_go_to_the_inner_backend_and_everything_else_passes_through(world
     assert wrapped.calls is fake.calls and wrapped.seed == 0  # the inner backend's own attributes
     with pytest.raises(AttributeError):
         _ = wrapped.no_such_thing
+    fake.push = lambda: fake.move_ee([0.3, 0.9, 0.0])  # a verb the envelope knows nothing of
+    with pytest.raises(AttributeError, match="not available behind the safety envelope"):
+        wrapped.push()
 
     robot = EnvelopedBackend(world, envelope())
     assert (robot.supports_snapshots, robot.supports_recording, robot.supports_placing) == (True, True, True)
