@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_robot_agent(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from capstan.service.agent_watchdog import heartbeat_limit_problem
     from capstan.service.config import is_loopback
     from capstan.service.robot_agent import sim_agent_app
 
@@ -68,7 +69,19 @@ def cmd_robot_agent(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)"
         )
-    app = sim_agent_app(_scene(args), token=args.token)
+    problem = heartbeat_limit_problem(args.heartbeat_ms, args.unsafe_no_heartbeat, "--unsafe-no-heartbeat")
+    if problem:
+        raise ConfigError(f"--heartbeat-ms {args.heartbeat_ms}: {problem}")
+    if args.unsafe_no_heartbeat:
+        _say(
+            "capstan robot-agent: UNSAFE: heartbeat watchdog off; a lost service link will not stop the robot"
+        )
+    app = sim_agent_app(
+        _scene(args),
+        token=args.token,
+        heartbeat_ms=args.heartbeat_ms,
+        unsafe_no_heartbeat=args.unsafe_no_heartbeat,
+    )
     _say(
         f"capstan robot-agent: a PyBullet world on http://{args.host}:{args.port}/v1/robot "
         f"(use it with CAPSTAN_ROBOTS=NAME=http://{args.host}:{args.port})"
@@ -266,13 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full trace as JSON")
     p.set_defaults(func=cmd_trace)
 
+    from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
+
     p = sub.add_parser(
         "robot-agent",
         help="serve a PyBullet world over the robot agent protocol (a stand-in robot)",
         description="Serve a headless PyBullet world over the robot agent protocol "
         "(docs/CONTRACTS.md), so that a Capstan service drives it as a remote robot: "
         "CAPSTAN_ROBOTS=NAME=http://HOST:PORT. Real robots serve the same protocol with "
-        "capstan.service.robot_agent.make_agent_app(their RobotBackend).",
+        "capstan.service.robot_agent.make_agent_app(their RobotBackend). The robot moves only while "
+        "the service's heartbeat is fresh, and stops (until resumed) when it lapses: see --heartbeat-ms.",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
     p.add_argument("--port", type=int, default=8100, help="port (default 8100)")
@@ -281,6 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scene", help='scene spec JSON (default {"objects": ["red block", "blue bowl"]})')
     p.add_argument("--seed", type=int, help="scene seed")
+    p.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=DEFAULT_HEARTBEAT_MS,
+        metavar="N",
+        help="stop the robot when the service's heartbeat is older than N ms (default "
+        f"{DEFAULT_HEARTBEAT_MS}; the service beats every N/4 ms); motions are refused while no fresh "
+        "heartbeat is present, and a stop holds until POST /v1/robot/resume",
+    )
+    p.add_argument(
+        "--unsafe-no-heartbeat",
+        action="store_true",
+        help="with --heartbeat-ms 0: no watchdog; a robot whose service link dies keeps moving",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_robot_agent)
 

@@ -8,10 +8,13 @@ is both the reference implementation and a stand-in robot on another machine.
 One verb runs at a time (a robot does one thing at once, and PyBullet is not thread-safe), except
 `stop`, which only raises the backend's stop flag and so must get through while a motion is in
 flight. Primitive errors travel back by class name with HTTP 409; bad requests get 422 (FastAPI's shape).
+Motions run only while the service's heartbeat is fresh, and a lapsed heartbeat stops the robot
+(agent_watchdog).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -25,6 +28,7 @@ from capstan.primitives.backend import RobotBackend
 from capstan.primitives.errors import PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
+from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS, HeartbeatWatchdog
 from capstan.service.responses import validation_failed
 
 _LIMIT = 10.0  # metres: nothing on a tabletop is further away; refuses absurd numbers early
@@ -52,16 +56,30 @@ class _Wait(BaseModel):
     seconds: float = Field(ge=0.0, le=60.0)
 
 
-class _Agent:
-    """The backend an agent serves, its name, and the lock that lets one verb run at a time."""
+class _Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    end: bool = False  # the client closes: it stops beating on purpose
 
-    def __init__(self, backend: RobotBackend, robot: str):
+
+class _Agent:
+    """The backend an agent serves, its name, its heartbeat watchdog, and the lock that lets one
+    verb run at a time."""
+
+    def __init__(self, backend: RobotBackend, robot: str, watchdog: HeartbeatWatchdog):
         self.backend = backend
         self.robot = robot
+        self.watchdog = watchdog
         self._lock = threading.Lock()
 
     def serial(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
+            return fn()
+
+    def motion(self, fn: Callable[[], Any]) -> Any:
+        """A verb that moves the robot: one at a time, and only while someone can stop it."""
+        with self._lock:
+            self.watchdog.check_motion()  # after the wait for the lock: the heartbeat is fresh now
             return fn()
 
 
@@ -73,13 +91,24 @@ AgentDep = Annotated[_Agent, Depends(_agent)]
 router = APIRouter(prefix="/v1/robot")
 
 
-def make_agent_app(backend: RobotBackend, robot: str = "unknown", token: str | None = None) -> FastAPI:
+def make_agent_app(
+    backend: RobotBackend,
+    robot: str = "unknown",
+    token: str | None = None,
+    *,
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+    unsafe_no_heartbeat: bool = False,
+) -> FastAPI:
+    """The agent app for `backend`. Its heartbeat watchdog (agent_watchdog) runs during the app's
+    lifespan; `heartbeat_ms=0` turns it off only with `unsafe_no_heartbeat=True` (ValueError otherwise)."""
+    watchdog = HeartbeatWatchdog(backend.stop, heartbeat_ms, unsafe_no_heartbeat=unsafe_no_heartbeat)
     app = FastAPI(
         title="Capstan robot agent",
         version=str(PROTOCOL_VERSION),
         description="One robot's verbs over HTTP, for Capstan's RemoteRobot.",
+        lifespan=_watching,
     )
-    app.state.agent = _Agent(backend, robot)
+    app.state.agent = _Agent(backend, robot, watchdog)
 
     @app.middleware("http")
     async def check_token(request: Request, call_next):
@@ -93,6 +122,16 @@ def make_agent_app(backend: RobotBackend, robot: str = "unknown", token: str | N
     return app
 
 
+@contextlib.asynccontextmanager
+async def _watching(app: FastAPI):
+    watchdog: HeartbeatWatchdog = app.state.agent.watchdog
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.close()
+
+
 async def _primitive_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=409)
 
@@ -104,6 +143,7 @@ def info(agent: AgentDep) -> dict:
         "protocol": PROTOCOL_VERSION,
         "robot": agent.robot,
         "workspace": {"x": list(ws.x), "y": list(ws.y), "table_z": ws.table_z},
+        "heartbeat_ms": agent.watchdog.limit_ms,
     }
 
 
@@ -137,7 +177,7 @@ def ee(agent: AgentDep) -> dict:
 
 @router.post("/move_ee")
 def move_ee(agent: AgentDep, body: _Move) -> dict:
-    agent.serial(lambda: agent.backend.move_ee(body.xyz, body.yaw, body.speed))
+    agent.motion(lambda: agent.backend.move_ee(body.xyz, body.yaw, body.speed))
     return {}
 
 
@@ -148,7 +188,7 @@ def can_reach(agent: AgentDep, body: _Xyz) -> dict:
 
 @router.post("/gripper")
 def gripper(agent: AgentDep, body: _Gripper) -> dict:
-    return {"holding": bool(agent.serial(lambda: agent.backend.set_gripper(body.closed)))}
+    return {"holding": bool(agent.motion(lambda: agent.backend.set_gripper(body.closed)))}
 
 
 @router.get("/gripper")
@@ -158,7 +198,7 @@ def gripper_state(agent: AgentDep) -> dict:
 
 @router.post("/wait")
 def wait(agent: AgentDep, body: _Wait) -> dict:
-    agent.serial(lambda: agent.backend.wait(body.seconds))
+    agent.motion(lambda: agent.backend.wait(body.seconds))
     return {}
 
 
@@ -171,14 +211,44 @@ def stop(agent: AgentDep) -> dict:
 @router.post("/resume")
 def resume(agent: AgentDep) -> dict:
     agent.serial(agent.backend.resume)
+    agent.watchdog.reset()  # the one way out of a watchdog stop: an explicit resume
     return {}
 
 
-def sim_agent_app(scene: dict | None = None, token: str | None = None) -> FastAPI:
+# async, and with no sync dependency: served on the event loop, never queued behind the verbs
+@router.post("/heartbeat")
+async def heartbeat(request: Request, body: _Heartbeat) -> dict:
+    watchdog: HeartbeatWatchdog = request.app.state.agent.watchdog
+    if body.end:
+        watchdog.end(body.client)
+    else:
+        watchdog.beat(body.client)
+    return {"heartbeat_ms": watchdog.limit_ms, "tripped": watchdog.tripped}
+
+
+@router.get("/watchdog")
+async def watchdog_report(request: Request) -> dict:
+    return request.app.state.agent.watchdog.report()
+
+
+def sim_agent_app(
+    scene: dict | None = None,
+    token: str | None = None,
+    *,
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+    unsafe_no_heartbeat: bool = False,
+) -> FastAPI:
     """The reference agent: a headless PyBullet world behind the protocol."""
     from capstan import sim
 
     world = sim.World(scene or {"blocks": 3, "bowls": 3, "seed": 0})
-    app = make_agent_app(world, robot=f"sim:{world.state().get('robot', 'panda')}", token=token)
+    robot = f"sim:{world.state().get('robot', 'panda')}"
+    try:
+        app = make_agent_app(
+            world, robot, token, heartbeat_ms=heartbeat_ms, unsafe_no_heartbeat=unsafe_no_heartbeat
+        )
+    except BaseException:
+        world.close()
+        raise
     app.state.world = world  # the caller closes it when the server stops
     return app
