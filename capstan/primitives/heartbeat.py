@@ -54,7 +54,7 @@ class HeartbeatSender:
         self._closed = True
         self._closing.set()
         if self._thread is not None:
-            self._thread.join(5 + self.period_s)
+            self._thread.join(12 * self.period_s + 1)  # a beat in flight times out (connect, write, read)
         try:  # a clean goodbye, so the agent's watchdog does not take the silence for a lost link
             self._http.post(HEARTBEAT_PATH, json={"client": self.client_id, "end": True})
         except httpx.HTTPError:
