@@ -210,8 +210,10 @@ def stop(agent: AgentDep) -> dict:
 
 @router.post("/resume")
 def resume(agent: AgentDep) -> dict:
+    # the one way out of a watchdog stop is an explicit resume; a trip between these two lines
+    # leaves the watchdog tripped, so motions stay refused
+    agent.watchdog.reset()
     agent.serial(agent.backend.resume)
-    agent.watchdog.reset()  # the one way out of a watchdog stop: an explicit resume
     return {}
 
 

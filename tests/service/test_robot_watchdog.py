@@ -308,3 +308,20 @@ def test_cancel_reaches_a_remote_motion_in_flight(robot_agent, make_service, cli
     code = "move_gripper_to([0, 0.5, 0.25])"
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": code}).json()
     assert t["status"] == "succeeded", t["error"]  # resumed after the e-stop
+
+
+def test_no_watchdog_thread_no_motion():
+    """An app served without its lifespan has no watchdog thread: motions fail closed."""
+    from fastapi.testclient import TestClient
+
+    from capstan import sim
+
+    with sim.World({"objects": ["red block"], "seed": 1}) as world:
+        client = TestClient(make_agent_app(world))  # not entered: the lifespan does not run
+        try:
+            assert client.post("/v1/robot/heartbeat", json={"client": "t"}).status_code == 200
+            r = client.post("/v1/robot/wait", json={"seconds": 0.1})
+            assert r.status_code == 409 and "watchdog is not running" in r.json()["error"]["message"]
+            assert client.get("/v1/robot/state").status_code == 200
+        finally:
+            client.close()
