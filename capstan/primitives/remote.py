@@ -209,7 +209,12 @@ class RemoteRobot(RobotBackend):
         self._call("POST", "/v1/robot/stop", {}, client=self._estop)
 
     def resume(self) -> None:
+        """Lift an e-stop; refused (RobotStoppedError) while the agent's watchdog holds its stop."""
         self._call("POST", "/v1/robot/resume", {}, client=self._estop)
+
+    def clear_watchdog(self) -> None:
+        """The operator's resume after a watchdog stop, once the link to the service was checked."""
+        self._call("POST", "/v1/robot/resume", {"watchdog": True}, client=self._estop)
 
     def declare(self, objects: object) -> None:
         if not self.supports_declaring:

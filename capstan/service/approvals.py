@@ -18,6 +18,7 @@ from capstan.lmp.approval import Decision
 
 TIMEOUT_BY = "timeout"  # who "decided" when nobody did in time
 ESTOP_BY = "e-stop"  # who "decided" when the run was cancelled while waiting
+RESERVED_BY = (TIMEOUT_BY, ESTOP_BY)  # no operator may sign as these: the trace must tell them apart
 
 
 class NotAwaitingApproval(RuntimeError):
@@ -43,6 +44,10 @@ class Pending:
             self.decision = decision
         self._decided.set()
         return True
+
+    def cancel(self) -> bool:
+        """Reject it because the run was cancelled (e-stop) while it waited."""
+        return self.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
 
     def wait(self, timeout_s: float) -> Decision:
         """The decision, or a rejection by "timeout" after `timeout_s` seconds without one."""

@@ -220,7 +220,9 @@ def _ask_approval(service, run_id: str, pending, robot: str) -> None:
     except EOFError:
         answer = ""
     try:
-        service.runs.decide(run_id, answer in ("y", "yes"), f"{getpass.getuser()} (terminal)")
+        service.runs.decide(
+            run_id, pending.attempt, answer in ("y", "yes"), f"{getpass.getuser()} (terminal)"
+        )
     except NotAwaitingApproval:
         _say("too late: it was already decided (timeout or cancel)")
 

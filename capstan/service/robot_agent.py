@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capstan.primitives.backend import RobotBackend
 from capstan.primitives.envelope import Envelope, EnvelopedBackend
-from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
+from capstan.primitives.errors import InvalidArgumentError, PrimitiveError, RobotStoppedError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
 from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS, HeartbeatWatchdog
@@ -248,10 +248,22 @@ def stop(agent: AgentDep) -> dict:
     return {}
 
 
+class _Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    watchdog: bool = False  # the operator also clears a watchdog stop: the service link was checked
+
+
 @router.post("/resume")
-def resume(agent: AgentDep) -> dict:
-    # the one way out of a watchdog stop is an explicit resume; a trip between these two lines
-    # leaves the watchdog tripped, so motions stay refused
+def resume(agent: AgentDep, body: _Resume | None = None) -> dict:
+    """Lift an e-stop. A stop the watchdog made (the service went silent) is lifted only by a resume
+    that says so, `{"watchdog": true}`: the service's own resume after a cancelled run must not
+    clear a link fault nobody has looked at."""
+    if agent.watchdog.tripped and not (body and body.watchdog):
+        raise RobotStoppedError(
+            f"the heartbeat watchdog stopped the robot ({agent.watchdog.report()['reason']}); after "
+            'checking the link to the service, resume with {"watchdog": true}'
+        )
+    # a trip between these two lines leaves the watchdog tripped, so motions stay refused
     agent.watchdog.reset()
     agent.serial(agent.backend.resume)
     return {}

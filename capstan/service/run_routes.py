@@ -173,7 +173,7 @@ DECIDED = {**BAD_BODY, **NOT_FOUND, **error_response(409, "the run is not awaiti
 
 def decide(service: Service, run_id: str, approved: bool, body: schemas.DecisionRequest):
     try:
-        decision = service.runs.decide(run_id, approved, body.by, body.reason)
+        decision = service.runs.decide(run_id, body.attempt, approved, body.by, body.reason)
     except RunNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except NotAwaitingApproval as exc:

@@ -24,11 +24,12 @@ from capstan.lmp.approval import Decision
 from capstan.primitives.api import MOTION_NAMES
 from capstan.primitives.jsondata import jsonable
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
-from capstan.service.approvals import ESTOP_BY, NotAwaitingApproval, OperatorGate, Pending
+from capstan.service.approvals import NotAwaitingApproval, OperatorGate, Pending
 from capstan.service.events import EventHub
 from capstan.service.media import FPS as FRAME_FPS
 from capstan.service.media import Recorder, write_rehearsal
 from capstan.service.metrics import Metrics
+from capstan.service.robots import SIM
 from capstan.service.sessions import Session, png_bytes
 from capstan.service.store import TraceStore
 
@@ -82,6 +83,9 @@ class RunManager:
         self.after_run = after_run  # e.g. save the session (its objects moved, its conversation grew)
         self._cond = threading.Condition()
         self._pending: list[Run] = []
+        # real robots with a run going: one arm runs one program at a time, whichever session asks
+        # (each program was rehearsed on the scene as it stood; another's motions would change it)
+        self._robots_in_use: set[str] = set()
         self._active: dict[str, Run] = {}  # queued or running
         self._running = 0  # run slots taken
         self._workers = 0  # worker threads not parked by a run awaiting approval
@@ -132,7 +136,7 @@ class RunManager:
             run.cancel.set()
         pending = run.pending
         if pending is not None:  # the program never runs; the engine then sees the cancel
-            pending.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
+            pending.cancel()
         with self._cond:
             self._cond.notify_all()  # an approved run waiting for a slot stops waiting
             if run in self._pending:
@@ -153,11 +157,18 @@ class RunManager:
                 log.exception("backend.stop() failed for session %s", run.session.id)
         return "cancelling"
 
-    def decide(self, run_id: str, approved: bool, by: str, reason: str = "") -> Decision:
-        """An operator's approval or rejection of the program run `run_id` is waiting with.
-        Raises RunNotFound, or NotAwaitingApproval when it is not waiting (or was just decided)."""
+    def decide(self, run_id: str, attempt: int, approved: bool, by: str, reason: str = "") -> Decision:
+        """An operator's approval or rejection of attempt `attempt`, the program run `run_id` is
+        waiting with. Naming the attempt ties the decision to the program the operator read: a late
+        answer about an earlier attempt never settles its repair. Raises RunNotFound, or
+        NotAwaitingApproval when no program is waiting, it was just decided, or it is another attempt."""
         run = self._active.get(run_id)
         pending = run.pending if run is not None else None
+        if pending is not None and pending.attempt != attempt:
+            raise NotAwaitingApproval(
+                f"run {run_id} awaits approval of attempt {pending.attempt}, not {attempt}: "
+                "read that program first"
+            )
         decision = Decision(approved, by, time.time(), reason)
         if pending is not None and pending.settle(decision):
             return decision
@@ -216,9 +227,11 @@ class RunManager:
                     return None
                 if self._running < self.settings.max_concurrent_runs and not self._resuming:
                     for run in self._pending:
-                        if not run.session.busy:
+                        if not run.session.busy and run.session.robot not in self._robots_in_use:
                             self._pending.remove(run)
                             run.session.busy = True
+                            if run.session.robot != SIM:
+                                self._robots_in_use.add(run.session.robot)
                             run.holds_slot = True
                             self._running += 1
                             return run
@@ -240,6 +253,7 @@ class RunManager:
             finally:
                 with self._cond:
                     run.session.busy = False
+                    self._robots_in_use.discard(run.session.robot)
                     if run.holds_slot:
                         run.holds_slot = False
                         self._running -= 1
@@ -347,7 +361,7 @@ class RunManager:
         """The run awaits approval: say so, and lend its slot (and a worker thread) to others."""
         run.pending = pending
         if run.cancel.is_set():  # cancelled just before: cancel() may not have seen `pending`
-            pending.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
+            pending.cancel()
         self._set_status(run, RunStatus.AWAITING_APPROVAL)
         with self._cond:
             if run.holds_slot:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from capstan.primitives.scene_state import SceneState
 
@@ -191,7 +191,26 @@ class Approval(BaseModel):
 
 class DecisionRequest(BaseModel):
     model_config = REQUEST
-    by: str = Field(min_length=1, max_length=100, description="who decides", examples=["operator name"])
+    attempt: int = Field(
+        ge=1,
+        le=100,
+        description="the attempt whose program you read (the trace's `approval.attempt`); a decision "
+        "about another attempt is refused with 409",
+    )
+    by: str = Field(
+        min_length=1,
+        max_length=100,
+        description="who decides ('timeout' and 'e-stop' are reserved for the service)",
+        examples=["operator name"],
+    )
+
+    @field_validator("by")
+    @classmethod
+    def _not_reserved(cls, by: str) -> str:
+        if by.strip().lower() in ("timeout", "e-stop"):
+            raise ValueError(f"{by!r} is reserved for the service's own decisions; sign with your name")
+        return by
+
     reason: str = Field(default="", max_length=2000, examples=["the bowl is not on the table"])
 
 

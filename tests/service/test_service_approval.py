@@ -63,7 +63,9 @@ def test_a_rejected_program_never_moves_the_arm_and_the_trace_says_who_and_when(
     assert t["approval"]["decision"] is None and t["approval"]["attempt"] == 1
     assert not t["primitive_calls"]
     t0 = time.time()
-    r = client.post(f"/v1/runs/{run_id}/reject", json={"by": "alice", "reason": "the bowl is not there"})
+    r = client.post(
+        f"/v1/runs/{run_id}/reject", json={"attempt": 1, "by": "alice", "reason": "the bowl is not there"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["approved"] is False and r.json()["by"] == "alice"
     t = wait_status(client, run_id, FINAL)
@@ -80,7 +82,9 @@ def test_a_rejected_program_never_moves_the_arm_and_the_trace_says_who_and_when(
     assert kinds.index("approval") < kinds.index("decision") < kinds.index("attempt")
     statuses = [e["data"]["status"] for e in svc.store.events(run_id) if e["type"] == "status"]
     assert statuses == ["queued", "running", "awaiting_approval"]
-    r = client.post(f"/v1/runs/{run_id}/approve", json={"by": "bob"})  # too late: it was decided
+    r = client.post(
+        f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "bob"}
+    )  # too late: it was decided
     assert r.status_code == 409 and "not awaiting approval" in r.json()["detail"]
 
 
@@ -90,7 +94,7 @@ def test_an_approved_program_moves_the_arm_and_records_the_approver(lab):
     ee0 = agent_world(agent)[0]
     run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": PUT}).json()["run_id"]
     wait_status(client, run_id, ("awaiting_approval",))
-    r = client.post(f"/v1/runs/{run_id}/approve", json={"by": "carol"})
+    r = client.post(f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "carol"})
     assert r.status_code == 200 and r.json()["approved"] is True and r.json()["run_id"] == run_id
     t = wait_status(client, run_id, FINAL)
     assert t["status"] == "succeeded", t["error"]
@@ -98,6 +102,26 @@ def test_an_approved_program_moves_the_arm_and_records_the_approver(lab):
     assert in_bowl(agent.app.state.world.state(), "red block", "blue bowl")  # the robot really moved
     assert not np.allclose(agent_world(agent)[0], ee0, atol=1e-3)
     assert t["said"] == ["done"]
+
+
+def test_a_decision_names_the_attempt_it_read(lab):
+    """The first program fails its rehearsal on the twin, so its repair (attempt 2) is the one put
+    to the operator: an answer naming attempt 1 is refused, never taken for the program now waiting."""
+    raises = "move_gripper_to([0.0, 0.5, 0.2])\nheights = [0.2]\nmove_gripper_to([0.0, 0.5, heights[3]])"
+    agent, _svc, client = lab(replies=[fenced(raises), fenced(PUT)], candidates=1)
+    sid = lab_session(client)
+    before = agent_world(agent)
+    run_id = client.post(f"/v1/sessions/{sid}/commands", json={"text": "red block in the bowl"}).json()[
+        "run_id"
+    ]
+    t = wait_status(client, run_id, ("awaiting_approval", *FINAL))
+    assert t["status"] == "awaiting_approval" and t["approval"]["attempt"] == 2
+    r = client.post(f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "hana"})
+    assert r.status_code == 409 and "awaits approval of attempt 2, not 1" in r.json()["detail"]
+    assert client.get(f"/v1/runs/{run_id}").json()["approval"]["decision"] is None  # still waiting
+    assert client.post(f"/v1/runs/{run_id}/reject", json={"attempt": 2, "by": "hana"}).status_code == 200
+    assert wait_status(client, run_id, FINAL)["error"]["kind"] == "rejected"
+    assert unmoved(agent, before)
 
 
 def test_nobody_deciding_in_time_rejects_the_program(lab):
@@ -125,7 +149,7 @@ def test_a_run_awaiting_approval_holds_no_run_slot(lab):
     # a second waiting run does not block either, and both go on once approved
     second = client.post(f"/v1/sessions/{other}/programs", json={"code": "say('again')"}).json()["run_id"]
     assert wait_status(client, second, FINAL)["status"] == "succeeded"
-    assert client.post(f"/v1/runs/{waiting}/approve", json={"by": "dave"}).status_code == 200
+    assert client.post(f"/v1/runs/{waiting}/approve", json={"attempt": 1, "by": "dave"}).status_code == 200
     assert wait_status(client, waiting, FINAL)["status"] == "succeeded"
     assert in_bowl(agent.app.state.world.state(), "red block", "blue bowl")
     assert svc.runs.counts() == (0, 0)
@@ -142,11 +166,11 @@ def test_cancelling_a_waiting_run_rejects_it(lab):
     t = wait_status(client, run_id, FINAL)
     assert t["status"] == "cancelled" and t["approval"]["decision"]["by"] == "e-stop"
     assert unmoved(agent, before)
-    assert client.post(f"/v1/runs/{run_id}/approve", json={"by": "eve"}).status_code == 409
+    assert client.post(f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "eve"}).status_code == 409
     # the e-stop was lifted: the next program runs once approved
     run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": PUT}).json()["run_id"]
     wait_status(client, run_id, ("awaiting_approval",))
-    client.post(f"/v1/runs/{run_id}/approve", json={"by": "eve"})
+    client.post(f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "eve"})
     assert wait_status(client, run_id, FINAL)["status"] == "succeeded"
 
 
@@ -163,7 +187,7 @@ def test_a_rehearsed_program_waits_with_its_dry_run(make_service, client_for):
     [dry] = t["approval"]["dry_runs"]
     assert dry["rejected"] is None and dry["motions"] >= 1 and dry["said"] == ["done"]
     assert not t["said"]  # the dry run's speech is not the run's
-    client.post(f"/v1/runs/{run_id}/approve", json={"by": "frank"})
+    client.post(f"/v1/runs/{run_id}/approve", json={"attempt": 1, "by": "frank"})
     t = wait_status(client, run_id, FINAL)
     assert t["status"] == "succeeded" and in_bowl(t["state_after"], "red block", "blue bowl")
 
@@ -174,11 +198,19 @@ def test_approve_and_reject_refuse_what_is_not_waiting(make_service, client_for)
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
     assert t["status"] == "succeeded" and t["approval"] is None
     for verb in ("approve", "reject"):
-        r = client.post(f"/v1/runs/{t['id']}/{verb}", json={"by": "gina"})
+        r = client.post(f"/v1/runs/{t['id']}/{verb}", json={"attempt": 1, "by": "gina"})
         assert r.status_code == 409 and "succeeded" in r.json()["detail"], r.text
-    r = client.post("/v1/runs/nosuchrun/approve", json={"by": "gina"})
+    r = client.post("/v1/runs/nosuchrun/approve", json={"attempt": 1, "by": "gina"})
     assert r.status_code == 404
-    for body in ({}, {"by": ""}, {"by": "gina", "extra": 1}, {"by": 7}):
+    for body in (
+        {},
+        {"attempt": 1, "by": ""},
+        {"attempt": 1, "by": "gina", "extra": 1},
+        {"attempt": 1, "by": 7},
+        {"by": "gina"},  # which program: the attempt is required
+        {"attempt": 1, "by": "timeout"},  # the service's own names are reserved
+        {"attempt": 1, "by": "e-stop"},
+    ):
         r = client.post(f"/v1/runs/{t['id']}/approve", json=body)
         assert r.status_code == 422, body
     assert "at least 1 character" in detail(client.post(f"/v1/runs/{t['id']}/reject", json={"by": ""}))

@@ -158,3 +158,25 @@ def test_agent_dying_fails_the_run_and_the_service_keeps_serving(robot_agent, ma
     r = client.post("/v1/sessions", json={"robot": "nowhere"})
     assert r.status_code == 422 and "sim, lab" in detail(r)
     assert client.post("/v1/sessions", json={"robot": "sim", "scene": SCENE}).status_code == 201
+
+
+def test_one_real_robot_runs_one_program_at_a_time_whichever_session_asks(
+    robot_agent, make_service, client_for
+):
+    """Two sessions on one arm: their runs take turns (each was rehearsed on the scene as it stood),
+    while the service would run two programs at once (its run slots are two)."""
+    from tests.service.test_service_api import wait_status
+
+    agent = robot_agent()
+    client = client_for(make_service(robots=f"lab={agent.url}", max_concurrent_runs=2))
+    sessions = [client.post("/v1/sessions", json={"robot": "lab"}).json()["id"] for _ in range(2)]
+    code = "move_gripper_to([0.1, 0.5, 0.25])\nmove_gripper_to([-0.1, 0.5, 0.25])\nsay('moved')"
+    runs = [
+        client.post(f"/v1/sessions/{sid}/programs", json={"code": code}).json()["run_id"] for sid in sessions
+    ]
+    traces = [
+        wait_status(client, run_id, ("succeeded", "failed", "cancelled"), timeout=60) for run_id in runs
+    ]
+    assert [t["status"] for t in traces] == ["succeeded", "succeeded"], [t["error"] for t in traces]
+    first, second = sorted((t["timings"] for t in traces), key=lambda t: t["started_at"])
+    assert second["started_at"] >= first["ended_at"]  # never both on the arm at once

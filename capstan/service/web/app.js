@@ -184,7 +184,8 @@ async function decide(verb) {
   const by = $("approver").value.trim();
   if (!by) { $("approval-error").textContent = "enter your name: it goes into the trace"; $("approval-error").hidden = false; return; }
   localStorage.setItem("capstan-approver", by);
-  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, { by, reason: $("approval-reason").value.trim() }); }
+  const attempt = Number($("approval-attempt").textContent);  // the program shown, not whatever waits now
+  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, { attempt, by, reason: $("approval-reason").value.trim() }); }
   catch (err) { $("approval-error").textContent = err.message; $("approval-error").hidden = false; }
 }
 
