@@ -286,6 +286,12 @@ class EnvelopedBackend(RobotBackend):
         self._run_started = None
         self.inner.begin_run()
 
+    def stand_in_for(self, real: EnvelopedBackend) -> None:
+        """Take over `real`'s envelope budgets as they stand (a twin rehearsing the next program of
+        a run that has already spent motions and seconds): a program that would run out on the
+        robot runs out on the twin too."""
+        self._motions, self._run_started = real._motions, real._run_started
+
     @property
     def motions(self) -> int:
         """Motions made since begin_run()."""

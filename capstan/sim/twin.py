@@ -14,7 +14,6 @@ Satisfies `capstan.lmp.rehearsal.Rehearsal`.
 
 from __future__ import annotations
 
-import importlib
 import math
 import weakref
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 
 from capstan.primitives.api import PolicyAPI
 from capstan.primitives.backend import RobotBackend, Workspace
+from capstan.primitives.envelope import EnvelopedBackend
 from capstan.primitives.errors import PrimitiveError
 from capstan.primitives.geometry import BLOCK_SIZE
 from capstan.primitives.outcome import RunError
@@ -76,7 +76,7 @@ class TwinRehearsal:
                 error = run()
             finally:
                 frames = twin.stop_recording() if self.video is not None else []
-                twin.resume()  # an e-stop that reached the twin ends with the rehearsal
+                twin.resume()  # ready for the next rehearsal, whatever happened in this one
             after = twin.state()
         return Rehearsed(error, before, after, calls, said, twin=True, frames=frames)
 
@@ -132,15 +132,11 @@ def _flat(yaw: float) -> list[float]:
 
 
 def _enveloped_like(real: RobotBackend, twin: World) -> RobotBackend:
-    """The twin inside the same safety envelope as the robot, when the robot has one: a program
-    the envelope would stop on the robot is stopped on the twin too."""
-    try:
-        envelope_module = importlib.import_module("capstan.primitives.envelope")
-    except ModuleNotFoundError:  # no envelopes in this build: nothing can be enveloped
+    """The twin inside the same safety envelope as the robot, with the budgets the robot has left
+    this run, when the robot has one: a program the envelope would stop on the robot is stopped on
+    the twin too."""
+    if not isinstance(real, EnvelopedBackend):
         return twin
-    enveloped = envelope_module.EnvelopedBackend
-    if not isinstance(real, enveloped):
-        return twin
-    wrapped = enveloped(twin, real.envelope)
-    wrapped.begin_run()
+    wrapped = EnvelopedBackend(twin, real.envelope)
+    wrapped.stand_in_for(real)
     return wrapped

@@ -127,15 +127,34 @@ def test_a_scene_the_sim_cannot_build_means_no_rehearsal(robot, twin):
 
 
 def test_the_twin_refuses_what_the_robots_safety_envelope_refuses(robot, twin):
-    envelope = pytest.importorskip("capstan.primitives.envelope")  # the envelope helper's module
-    box = envelope.Box.from_dict({"name": "camera mast", "x": [0.0, 0.25], "y": [0.3, 0.7], "z": [0, 1]})
+    from capstan.primitives.envelope import Box, Envelope, EnvelopedBackend
+
+    box = Box.from_dict({"name": "camera mast", "x": [0.0, 0.25], "y": [0.3, 0.7], "z": [0, 1]})
     ws = robot.workspace()
-    fenced = envelope.EnvelopedBackend(robot, envelope.Envelope(x=ws.x, y=(0.1, ws.y[1]), keep_out=(box,)))
+    fenced = EnvelopedBackend(robot, Envelope(x=ws.x, y=(0.1, ws.y[1]), keep_out=(box,)))
     api = PolicyAPI(fenced)
     real = robot.state()
     rehearsed = twin.rehearse(api, as_sandbox(lambda: api.move_gripper_to([0.1, 0.5, 0.1])))
     assert rehearsed.error is not None and "EnvelopeError" in rehearsed.error.message
     assert robot.state() == real
+
+
+def test_the_twin_starts_with_the_motions_the_robot_has_left_this_run(robot, twin):
+    from capstan.primitives.envelope import Envelope, EnvelopedBackend
+
+    ws = robot.workspace()
+    fenced = EnvelopedBackend(robot, Envelope(x=ws.x, y=(0.1, ws.y[1]), max_motions_per_run=3))
+    fenced.set_gripper(True)
+    fenced.set_gripper(False)  # an earlier attempt of this run spent two of three motions
+    api = PolicyAPI(fenced)
+
+    def two_moves():
+        api.move_gripper_to([0.0, 0.5, 0.2])
+        api.move_gripper_to([0.05, 0.5, 0.2])
+
+    rehearsed = twin.rehearse(api, as_sandbox(two_moves))
+    assert rehearsed.error is not None and "max_motions_per_run = 3" in rehearsed.error.message
+    assert fenced.motions == 2  # the rehearsal spent none of the robot's own
 
 
 def test_a_block_dropped_off_the_table_on_the_twin_of_a_robot_with_a_wider_workspace(twin):
