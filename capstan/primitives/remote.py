@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
+from capstan.primitives.envelope import Envelope
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, RobotUnavailableError
 from capstan.primitives.heartbeat import HEARTBEAT_PATH, HeartbeatSender
 from capstan.primitives.scene_state import GripperStatus, SceneState, state_problems
@@ -84,7 +85,19 @@ class RemoteRobot(RobotBackend):
         # what the robot says it can do: a robot with no perception takes a declared scene
         self.supports_declaring = info.get("declared_scene") is True
         self.supports_recovery = info.get("recovery") is True
+        self.agent_envelope = self._envelope(info.get("envelope"))
         self._start_heartbeat(info.get("heartbeat_ms", 0))
+
+    def _envelope(self, spec: object) -> Envelope | None:
+        """The safety envelope the agent enforces (None from an agent that reports none)."""
+        if spec is None:
+            return None
+        try:
+            return Envelope.from_dict(spec, what=f"robot {self.name!r}'s envelope")
+        except ValueError as exc:  # fail closed: a robot whose limits we cannot read is not used
+            raise RobotUnavailableError(
+                f"robot {self.name!r} at {self.url} sent an unusable envelope: {exc}"
+            ) from None
 
     def _start_heartbeat(self, limit_ms) -> None:
         """Beat once now (the agent refuses motions until it has a fresh heartbeat), then every

@@ -57,9 +57,20 @@ def franka_agent_app(
             simulator.close()
         raise
     robot = "franka-sim" if simulator else "franka"
-    app = make_agent_app(
-        backend, robot, token, envelope, heartbeat_ms=heartbeat_ms, unsafe_no_heartbeat=unsafe_no_heartbeat
-    )
+    try:
+        app = make_agent_app(
+            backend,
+            robot,
+            token,
+            envelope,
+            heartbeat_ms=heartbeat_ms,
+            unsafe_no_heartbeat=unsafe_no_heartbeat,
+        )
+    except BaseException:  # a bad heartbeat setting: let go of the arm (and the simulator) again
+        backend.close()
+        if simulator is not None:
+            simulator.close()
+        raise
     app.state.world = backend
     app.state.simulator = simulator
     return app

@@ -53,7 +53,8 @@ def make_backend(
     envelopes: Mapping[str, Envelope] | None = None,
 ) -> RobotBackend:
     """A fresh backend: the sim with `scene` built, or a connection to a remote robot's agent
-    behind its envelope (`envelopes[robot]`, else the default for its workspace).
+    behind its envelope (`envelopes[robot]`, else the one its agent enforces, else the default for
+    its workspace).
 
     Raises UnknownRobotError, sim.SceneError, or RobotUnavailableError (agent unreachable)."""
     remotes, envelopes = remotes or {}, envelopes or {}
@@ -66,5 +67,8 @@ def make_backend(
         from capstan.primitives.remote import RemoteRobot
 
         remote = RemoteRobot(remotes[robot], name=robot, token=token)
-        return EnvelopedBackend(remote, envelopes.get(robot) or Envelope.default_for(remote.workspace()))
+        # the operator's file first; else what the agent enforces, so the twin and the service refuse
+        # what the agent would refuse midway through a program
+        envelope = envelopes.get(robot) or remote.agent_envelope or Envelope.default_for(remote.workspace())
+        return EnvelopedBackend(remote, envelope)
     raise UnknownRobotError(robot, robot_names(remotes))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from capstan.lmp.approval import Decision
 from capstan.primitives.api import MOTION_NAMES
+from capstan.primitives.errors import PrimitiveError
 from capstan.primitives.jsondata import jsonable
 from capstan.primitives.outcome import ErrorKind, RunError, RunStatus
 from capstan.service.approvals import NotAwaitingApproval, OperatorGate, Pending
@@ -242,13 +243,17 @@ class RunManager:
             try:
                 self._execute(run)
             except Exception as exc:  # never lose a worker thread
-                log.exception("run %s crashed the run manager", run.id)
+                if isinstance(exc, PrimitiveError):  # the robot failed outside a program
+                    log.warning("run %s: the robot failed: %s", run.id, exc)
+                    error = RunError(ErrorKind.PRIMITIVE, f"{type(exc).__name__}: {exc}")
+                else:
+                    log.exception("run %s crashed the run manager", run.id)
+                    error = RunError(ErrorKind.INTERNAL, f"internal error: {exc}")
                 if run.cancel.is_set():
                     try:
                         run.session.backend.resume()
                     except Exception:
                         log.exception("backend.resume() failed")
-                error = RunError(ErrorKind.INTERNAL, f"internal error: {exc}")
                 self._finish(run, RunStatus.FAILED, error, {})
             finally:
                 with self._cond:
@@ -403,6 +408,8 @@ class RunManager:
 
         if isinstance(exc, LLMError):
             return RunError(ErrorKind.LLM, f"the language model failed ({type(exc).__name__}): {exc}")
+        if isinstance(exc, PrimitiveError):  # the robot, outside a program (unreachable at the start)
+            return RunError(ErrorKind.PRIMITIVE, f"{type(exc).__name__}: {exc}")
         log.exception("engine raised", exc_info=exc)
         return RunError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from capstan.service.assembly import EngineSettings, build_engine, build_policy_api, build_sandbox, build_sim
-from capstan.service.config import Settings
+from capstan.service.config import ConfigError, Settings
 from capstan.service.metrics import Metrics
 from capstan.service.robots import SIM, make_backend, robot_names
 from capstan.service.runs import RunManager
@@ -122,6 +122,13 @@ class Service:
         prompts), or the given one. A real robot's engine runs nothing without a passing rehearsal
         on the robot's simulated twin (unless CAPSTAN_UNSAFE_SKIP_TWIN=1)."""
         if engine is not None:
+            if self.settings.remote_robots and not (
+                engine.require_rehearsal or self.settings.unsafe_skip_twin
+            ):
+                raise ConfigError(
+                    "a given engine would drive real robots (CAPSTAN_ROBOTS) without their required "
+                    "rehearsal on a twin: build it with require_rehearsal=True"
+                )
             return lambda robot: engine
         llm, sandbox, settings = self.llm, self.sandbox, self.settings
         engine_settings = EngineSettings(

@@ -77,7 +77,7 @@ def create_session(service: ServiceDep, body: schemas.CreateSession | None = Non
     if body.objects is not None:
         try:
             _declare(session, body.objects)
-        except HTTPException:  # a session whose table could not be declared is not kept
+        except Exception:  # a session whose table could not be declared is not kept (nor its robot link)
             service.sessions.remove(session.id)
             session.close()
             raise
@@ -88,9 +88,7 @@ def _declare(session: Session, objects: dict[str, schemas.DeclaredObject]) -> No
     plain = {name: o.model_dump(exclude_none=True) for name, o in objects.items()}
     try:
         session.declare(plain)
-    except SceneNotDeclarableError as exc:
-        raise unprocessable(str(exc), "objects") from None
-    except InvalidArgumentError as exc:
+    except (SceneNotDeclarableError, InvalidArgumentError) as exc:
         raise unprocessable(str(exc), "objects") from None
 
 

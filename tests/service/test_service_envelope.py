@@ -113,6 +113,24 @@ def test_every_real_robot_is_wrapped_and_the_sim_only_when_named(robot_agent):
         sim.close()
 
 
+def test_without_a_file_the_service_takes_the_envelope_the_agent_enforces(robot_agent):
+    """So the service (and the twin) refuse what the agent would refuse halfway through a program."""
+    from capstan.service.robot_agent import sim_agent_app
+    from capstan.service.robots import make_backend
+
+    envelope = Envelope.from_dict({**BOX, "keep_out": [TRAY.to_dict()], "max_motions_per_run": 9})
+    a = robot_agent(app=sim_agent_app(SCENE, envelope=envelope))
+    lab = make_backend("lab", {}, {"lab": a.url})
+    try:
+        assert isinstance(lab, EnvelopedBackend) and lab.envelope == envelope
+        before = frozen(a.app.state.world)
+        with pytest.raises(EnvelopeError, match="keep-out zone 'tray'"):
+            lab.check_path([[0.15, 0.6, 0.05]])
+        assert frozen(a.app.state.world) == before
+    finally:
+        lab.close()
+
+
 # ---------------------------------------------------------------------------- the agent's own envelope
 
 

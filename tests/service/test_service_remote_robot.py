@@ -151,6 +151,7 @@ def test_agent_dying_fails_the_run_and_the_service_keeps_serving(robot_agent, ma
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
     assert t["status"] == "failed"
     assert "cannot be reached" in t["error"]["message"]
+    assert t["error"]["kind"] == "primitive"  # the robot's failure, not the service's ("internal")
     r = client.get(f"/v1/sessions/{sid}/state")
     assert r.status_code == 503 and "cannot be reached" in r.json()["detail"]
     r = client.post("/v1/sessions", json={"robot": "lab"})

@@ -129,3 +129,16 @@ def test_only_the_unsafe_setting_lets_a_program_reach_the_robot_unrehearsed(
     assert t["status"] == "failed" and candidates(t) == []
     ee = agent.app.state.world.ee_position()
     assert math.dist(ee, [0.0, 0.5, 0.2]) < 0.02 and not np.allclose(ee, before["ee"])  # it moved
+
+
+def test_a_given_engine_must_require_rehearsal_to_drive_a_real_robot(tmp_path, shared_sandbox):
+    from capstan.llm.scripted import ScriptedProvider
+    from capstan.lmp.engine import Engine
+    from capstan.service.config import ConfigError, Settings
+    from capstan.service.service import Service
+
+    settings = Settings.from_env({}, data_dir=tmp_path / "data", robots="lab=http://127.0.0.1:9", media=False)
+    careless = Engine(ScriptedProvider([]), shared_sandbox)
+    with pytest.raises(ConfigError, match="require_rehearsal=True"):
+        Service(settings, engine=careless)
+    Service(settings, engine=Engine(ScriptedProvider([]), shared_sandbox, require_rehearsal=True)).close()
