@@ -255,7 +255,9 @@ class FrankaBackend(RobotBackend):
                 with contextlib.suppress(Exception):  # as in _join: stop what stop() may have missed
                     self.gripper.stop()
                 self._check_stop()
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline:  # a stuck gripper is stopped, not left trying
+                with contextlib.suppress(Exception):
+                    self.gripper.stop()
                 raise GraspError(f"the gripper did not finish within {MOTION_TIMEOUT_S} s")
         self._check_stop()
         if not self._call(future.get):
