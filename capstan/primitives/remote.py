@@ -17,6 +17,7 @@ the agent needs to see before and during every motion, from the handshake until 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import uuid
 import weakref
@@ -30,6 +31,8 @@ from capstan.primitives.envelope import Envelope
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, RobotUnavailableError
 from capstan.primitives.heartbeat import HEARTBEAT_PATH, HeartbeatSender
 from capstan.primitives.scene_state import GripperStatus, SceneState, state_problems
+
+log = logging.getLogger("capstan.robots")
 
 PROTOCOL_VERSION = 1
 QUICK_TIMEOUT_S = 10.0
@@ -105,7 +108,13 @@ class RemoteRobot(RobotBackend):
         if isinstance(limit_ms, bool) or not isinstance(limit_ms, int) or limit_ms < 0:
             raise RobotUnavailableError(f"robot {self.name!r} sent no usable heartbeat_ms: {limit_ms!r}")
         self.heartbeat_ms = limit_ms
-        if limit_ms == 0:  # an agent run with its watchdog off on purpose
+        if limit_ms == 0:  # an agent run with its watchdog off on purpose: say so, loudly
+            log.warning(
+                "UNSAFE: robot %r at %s runs without a heartbeat watchdog: if this service or the "
+                "network dies mid-motion, nothing stops the arm",
+                self.name,
+                self.url,
+            )
             return
         client_id = uuid.uuid4().hex[:12]
         self._call("POST", HEARTBEAT_PATH, {"client": client_id})

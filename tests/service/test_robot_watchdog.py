@@ -133,7 +133,7 @@ def test_cutting_the_link_stops_a_motion_in_flight(robot_agent, proxies):
             direct.close()
 
 
-def test_without_the_watchdog_a_cut_link_leaves_the_arm_moving(robot_agent, proxies):
+def test_without_the_watchdog_a_cut_link_leaves_the_arm_moving(robot_agent, proxies, caplog):
     """The control for the test above: the proxy cut alone stops nothing."""
     from capstan import sim
 
@@ -143,6 +143,7 @@ def test_without_the_watchdog_a_cut_link_leaves_the_arm_moving(robot_agent, prox
     robot = RemoteRobot(proxy.url)
     try:
         assert robot.heartbeat_ms == 0 and robot.heartbeat is None
+        assert "UNSAFE" in caplog.text and "without a heartbeat watchdog" in caplog.text  # said loudly
         mover, errors = in_background(lambda: robot.move_ee(FAR, speed=CRAWL))
         wait_until_moved(world, world.ee_position(), mover, errors)
         cut_at = time.monotonic()
