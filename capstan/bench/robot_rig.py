@@ -120,7 +120,9 @@ class ServiceServer:
         self.settings.setdefault("media", False)
         settings = Settings.from_env({}, data_dir=self.data_dir, **self.settings)
         self.service = Service(settings, llm=self.llm or ScriptedProvider([]))
-        config = uvicorn.Config(create_app(self.service), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(self.service), host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

@@ -34,6 +34,11 @@ class LoopbackProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def listening(self) -> bool:
+        """False between cut() and restore()."""
+        return self._listener is not None
+
     def start(self) -> LoopbackProxy:
         if self._listener is not None:
             raise RuntimeError("the proxy is already listening")

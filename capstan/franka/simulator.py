@@ -145,7 +145,8 @@ def serve(blocks: dict[str, dict], cal: Calibration, requests: IO[str], answers:
             elif query == "quit":
                 break
             else:
-                answer({"error": f"unknown query in {line.strip()[:80]!r}; ask blocks, joint_speed, joints, place or quit"})
+                known = "blocks, joint_speed, joints, place or quit"
+                answer({"error": f"unknown query in {line.strip()[:80]!r}; ask {known}"})
     finally:
         srv.cleanup()
         sim.cleanup()
