@@ -18,8 +18,10 @@ Franka network protocol to franky-sim (MuJoCo, another process, with three real 
   agent (every connection closed, new ones refused); from the cut until the arm is still.
 
 "Still" is the arm's fastest joint below `--still-rad-s` (default 0.15 rad/s) in the median of three
-consecutive samples of franky-sim's joint velocities (each ~1-5 ms apart); the rest jitter measured
-at the start (`rest_speed_rad_s`) says how far below that a resting arm is.
+consecutive samples of franky-sim's joint velocities (~2-3 ms apart; the median ignores one odd
+sample). The threshold sits far above a resting arm (`rest_speed_rad_s`, sampled the same way for
+2 s at the start: ~1e-4 rad/s here) and far below one in motion (`speed_at_trigger_rad_s`,
+~0.8-1 rad/s), so the latency hardly depends on where between them it is put.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ TARGET_TOLERANCE_M = 0.02
 ON_TABLE_Z = (0.010, 0.030)  # a resting 4 cm block's centre height
 MOVING_RAD_S = 0.3  # the arm is clearly in motion
 STILL_SAMPLES = 3
+# between joint-speed samples: a few ms of resolution, without a query stream that would compete
+# with franky-sim's own 1 kHz stepping thread for its process's interpreter
+POLL_S = 0.002
+SETTLE_S = 1.0  # franky-sim's arm rings down for a few tenths of a second after a motion ends
 # a long program: back and forth across the table, far more motion than any trial lets it finish
 LONG_MOVES = """
 for i in range(6):
@@ -165,9 +171,11 @@ class _Bench:
         """The resting arm's fastest joint speed, sampled for `seconds` (franky holding it)."""
         self.home()
         self.wait_still(10.0)
+        time.sleep(SETTLE_S)
         samples, end = [], time.perf_counter() + seconds
         while time.perf_counter() < end:
             samples.append(self.sim.joint_speed())
+            time.sleep(POLL_S)
         return samples
 
     def wait_still(self, timeout: float) -> float | None:
@@ -180,6 +188,7 @@ class _Bench:
             window = window[-STILL_SAMPLES:]
             if len(window) == STILL_SAMPLES and statistics.median(s for _, s in window) < self.still:
                 return window[0][0]
+            time.sleep(POLL_S)
         return None
 
     def wait_moving(self, timeout: float) -> bool:
@@ -187,7 +196,7 @@ class _Bench:
         while time.perf_counter() < end:
             if self.sim.joint_speed() > MOVING_RAD_S:
                 return True
-            time.sleep(0.005)
+            time.sleep(POLL_S)
         return False
 
     def home(self) -> None:
