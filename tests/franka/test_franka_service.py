@@ -220,3 +220,22 @@ def test_franky_sim_answers_joint_angles_and_sets_blocks_down(franky_sim, arm):
     assert np.allclose(blue[:2], [0.15, 0.4], atol=2e-3) and 0.015 < blue[2] < 0.025
     with pytest.raises(ValueError, match="place needs"):
         franky_sim.place_blocks({"purple block": [0.0, 0.5]})
+
+
+def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
+    """`capstan bench robot` with one scene and one e-stop: its own franky-sim, agent and service.
+    Figures are the bench's to report; only that it measured them is checked here."""
+    from capstan.service.cli import main
+
+    assert (
+        main(["bench", "robot", "--json", "--scenes", "1", "--estop-trials", "1", "--watchdog-trials", "0"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    (scene,) = result["scenes"]
+    assert scene["success"], scene["why"]
+    assert result["pick_place_success_rate"] == 1.0 and result["pick_place_n"] == 1
+    assert result["estop_latency_n"] == 1 and result["estop_latency_ms_p50"] > 0
+    assert result["estop_trials"][0]["run"] == "cancelled"
+    assert result["dry_run_ms_p50"] > 0 and result["pick_place_median_s"] > 0
+    assert result["commit"] and result["machine"]["cpus"] and result["failures"] == []
