@@ -144,6 +144,7 @@ class _Bench:
         from capstan.bench.robot_rig import AgentProcess, ServiceServer
         from capstan.bench.tcp_proxy import LoopbackProxy
         from capstan.franka import FrankySim
+        from capstan.primitives.remote import RemoteRobot
 
         with self._stack:
             self.sim = self._stack.enter_context(FrankySim(BLOCKS))
@@ -152,7 +153,9 @@ class _Bench:
             self.line = self._stack.enter_context(LoopbackProxy(self.agent.port))
             self.server = self._stack.enter_context(ServiceServer(robots=f"franka={self.line.url}"))
             self.http = self._stack.enter_context(httpx.Client(base_url=self.server.url, timeout=RUN_WAIT_S))
-            self.robot = self._stack.enter_context(httpx.Client(base_url=self.agent.url, timeout=60))
+            # the bench's own line to the agent, beside the service's (and never cut): it sets scenes up
+            self.robot = RemoteRobot(self.agent.url, name="franka (bench)")
+            self._stack.callback(self.robot.close)
             self.session = self._new_session()
             self._stack = self._stack.pop_all()
         return self
@@ -201,16 +204,12 @@ class _Bench:
 
     def home(self) -> None:
         """The arm to HOME, through the agent directly (setting up a scene is not what is measured)."""
-        r = self.robot.post("/v1/robot/move_ee", json={"xyz": HOME, "speed": 0.5})
-        if r.status_code != 200:
-            raise RuntimeError(f"the agent could not move the arm home: {r.status_code} {r.text[:300]}")
+        self.robot.move_ee(HOME, speed=0.5)
 
     # -- scenes ---------------------------------------------------------------------------------
     def declare(self, objects: dict[str, dict]) -> None:
         """Declare the scene the session's robot holds."""
-        r = self.robot.put("/v1/robot/scene", json={"objects": objects})
-        if r.status_code != 200:
-            raise RuntimeError(f"the scene was refused: {r.status_code} {r.text[:300]}")
+        self.robot.declare(objects)
 
     def pick_place(self, rng: random.Random, index: int) -> dict:
         names, spots, target = _scene(rng)
@@ -246,7 +245,7 @@ class _Bench:
         except Exception as exc:  # noqa: BLE001 - one broken scene is a failure, not the end of the bench
             row["why"] = f"{type(exc).__name__}: {exc}"[:300]
             with contextlib.suppress(Exception):
-                self.robot.post("/v1/robot/resume", json={})
+                self.robot.resume()
         row["success"] = row["why"] is None
         return row
 
@@ -281,7 +280,7 @@ class _Bench:
             if not self.line.listening:
                 self.line.restore()
             with contextlib.suppress(Exception):
-                self.robot.post("/v1/robot/resume", json={})
+                self.robot.resume()
         return row
 
     def _status(self, run_id: str) -> str:

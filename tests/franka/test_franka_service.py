@@ -18,6 +18,7 @@ import pytest
 from capstan.bench.robot_rig import AgentProcess, ServiceServer
 from capstan.bench.tcp_proxy import LoopbackProxy
 from capstan.llm.scripted import ScriptedProvider
+from capstan.primitives.remote import RemoteRobot
 from tests.service.test_service_api import fenced
 
 pytestmark = pytest.mark.slow
@@ -55,15 +56,18 @@ def line(agent):
 
 @pytest.fixture
 def arm(agent, franky_sim, line):
-    """The agent's own HTTP client; the arm resumed, at HOME and at rest, the line to it open."""
+    """A line of the test's own to the agent, never cut (RemoteRobot: it keeps its own heartbeat);
+    the arm resumed, at HOME and at rest, the service's line open."""
     if not line.listening:
         line.restore()
-    with httpx.Client(base_url=agent.url, timeout=60) as client:
-        client.post("/v1/robot/resume", json={})
-        r = client.post("/v1/robot/move_ee", json={"xyz": HOME, "speed": 0.5})
-        assert r.status_code == 200, r.text
+    robot = RemoteRobot(agent.url, name="franka (test)")
+    try:
+        robot.resume()
+        robot.move_ee(HOME, speed=0.5)
         wait_still(franky_sim)
-        yield client
+        yield robot
+    finally:
+        robot.close()
 
 
 @pytest.fixture
@@ -103,8 +107,7 @@ def wait_still(sim, timeout: float = 10.0) -> None:
 
 def franka_session(client, arm, objects: dict) -> str:
     """A session on robot 'franka' with `objects` declared to it."""
-    r = arm.put("/v1/robot/scene", json={"objects": objects})
-    assert r.status_code == 200, r.text
+    arm.declare(objects)
     r = client.post("/v1/sessions", json={"robot": "franka"})
     assert r.status_code == 201, r.text
     return r.json()["id"]
@@ -187,7 +190,7 @@ def test_cutting_the_agents_line_mid_motion_stops_the_arm(lab, arm, franky_sim, 
     while float(np.median(joint_speeds(franky_sim))) >= STILL_RAD_S:
         assert time.monotonic() - cut_at < heartbeat_s + 3.0, "the arm kept moving without its service"
     line.restore()
-    ee = np.array(arm.get("/v1/robot/ee").json()["xyz"])
+    ee = arm.ee_position()
     assert np.linalg.norm(ee - far) > 0.05, "the motion ran to its end"
     assert wait_status(client, run_id, FINAL)["status"] != "succeeded"
 
