@@ -244,10 +244,16 @@ class _Bench:
             )
         except Exception as exc:  # noqa: BLE001 - one broken scene is a failure, not the end of the bench
             row["why"] = f"{type(exc).__name__}: {exc}"[:300]
-            with contextlib.suppress(Exception):
-                self.robot.resume()
         row["success"] = row["why"] is None
+        if not row["success"]:
+            self._tidy()
         return row
+
+    def _tidy(self) -> None:
+        """After a failure: the arm resumed, out of any reflex, its hand open (each step may be moot)."""
+        for step in (self.robot.resume, self.robot.recover, lambda: self.robot.set_gripper(False)):
+            with contextlib.suppress(Exception):
+                step()
 
     # -- stopping -------------------------------------------------------------------------------
     def cancel(self, run_id: str) -> None:
