@@ -108,9 +108,13 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.scenes):
             scenes.append(bench.pick_place(random.Random(args.seed * 1_000_003 + i), i))
             bar.update()
-        estops = [bench.stop_trial(bench.cancel, random.Random(i)) for i in _ticking(args.estop_trials, bar)]
+        estops = [
+            bench.stop_trial(bench.cancel, random.Random(args.seed * 1000 + i))
+            for i in _ticking(args.estop_trials, bar)
+        ]
         watchdog = [
-            bench.stop_trial(bench.cut, random.Random(i)) for i in _ticking(args.watchdog_trials, bar)
+            bench.stop_trial(bench.cut, random.Random(args.seed * 1000 + 500 + i))
+            for i in _ticking(args.watchdog_trials, bar)
         ]
     result = _summary(args, rest, scenes, estops, watchdog, time.perf_counter() - t_start)
     if args.out is not None:
