@@ -8,6 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
+# A robot agent served in the test process shares the GIL with the service and the test: building a
+# PyBullet world holds it for ~0.2 s, which at the agent's default 250 ms heartbeat limit can starve
+# heartbeats. Tests that are not about the watchdog use this limit, out of such stalls' reach;
+# tests/service/test_robot_watchdog.py tests the default.
+RELAXED_HEARTBEAT_MS = 2000
+
 
 def wait_for_http(url: str, proc: subprocess.Popen, timeout_s: float, log: Callable[[], str] = str):
     """The first 200 response of GET `url` from the server `proc` runs; fails when the process

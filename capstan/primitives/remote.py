@@ -10,13 +10,16 @@ RobotUnavailableError (a PrimitiveError, so a running program fails with a clear
 service keeps serving); an error the agent reports by name (UnreachableError, GraspError, ...)
 is raised here as the same class. Motion verbs block until the robot is done, so they get a
 long read timeout; everything else a short one. The e-stop goes out on its own connection, so
-it is not stuck behind a motion in flight.
+it is not stuck behind a motion in flight, and so do the heartbeats (primitives.heartbeat) that
+the agent needs to see before and during every motion, from the handshake until close().
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import uuid
+import weakref
 from typing import cast
 
 import httpx
@@ -24,6 +27,7 @@ import numpy as np
 
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, RobotUnavailableError
+from capstan.primitives.heartbeat import HEARTBEAT_PATH, HeartbeatSender
 from capstan.primitives.scene_state import GripperStatus, SceneState, state_problems
 
 PROTOCOL_VERSION = 1
@@ -50,6 +54,9 @@ class RemoteRobot(RobotBackend):
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         # the e-stop must not queue behind a motion request on a shared connection
         self._estop = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._headers, self._transport = headers, transport  # for the heartbeat's own client
+        self.heartbeat_ms = 0  # the agent's watchdog limit (0: it watches none)
+        self.heartbeat: HeartbeatSender | None = None
         try:
             self._handshake(name)
         except BaseException:  # a robot we cannot use keeps no connection open
@@ -77,6 +84,27 @@ class RemoteRobot(RobotBackend):
         # what the robot says it can do: a robot with no perception takes a declared scene
         self.supports_declaring = info.get("declared_scene") is True
         self.supports_recovery = info.get("recovery") is True
+        self._start_heartbeat(info.get("heartbeat_ms", 0))
+
+    def _start_heartbeat(self, limit_ms) -> None:
+        """Beat once now (the agent refuses motions until it has a fresh heartbeat), then every
+        limit/4 from a thread of its own, until close()."""
+        if isinstance(limit_ms, bool) or not isinstance(limit_ms, int) or limit_ms < 0:
+            raise RobotUnavailableError(f"robot {self.name!r} sent no usable heartbeat_ms: {limit_ms!r}")
+        self.heartbeat_ms = limit_ms
+        if limit_ms == 0:  # an agent run with its watchdog off on purpose
+            return
+        client_id = uuid.uuid4().hex[:12]
+        self._call("POST", HEARTBEAT_PATH, {"client": client_id})
+        # a heartbeat later than the limit is worth nothing: wait no longer for one
+        limit_s = limit_ms / 1000
+        http = httpx.Client(
+            base_url=self.url, headers=self._headers, timeout=limit_s, transport=self._transport
+        )
+        self.heartbeat = HeartbeatSender(http, client_id, period_s=limit_s / 4)
+        self.heartbeat.start()
+        # a RemoteRobot dropped without close() must not keep telling the agent all is well
+        weakref.finalize(self, self.heartbeat.close)
 
     # -- transport --------------------------------------------------------------------------
     def _call(
@@ -194,6 +222,8 @@ class RemoteRobot(RobotBackend):
         self._call("POST", "/v1/robot/recover", {}, timeout=self.motion_timeout_s)
 
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self._http.close()
         self._estop.close()
 

@@ -62,11 +62,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_robot_agent(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from capstan.service.agent_watchdog import heartbeat_limit_problem
     from capstan.service.config import is_loopback
 
     if not is_loopback(args.host) and not args.token:
         raise ConfigError(
             f"refusing to serve a robot on {args.host!r} without --token (or listen on 127.0.0.1)"
+        )
+    problem = heartbeat_limit_problem(args.heartbeat_ms, args.unsafe_no_heartbeat, "--unsafe-no-heartbeat")
+    if problem:
+        raise ConfigError(f"--heartbeat-ms {args.heartbeat_ms}: {problem}")
+    if args.unsafe_no_heartbeat:
+        _say(
+            "capstan robot-agent: UNSAFE: heartbeat watchdog off; a lost service link will not stop the robot"
         )
     app, what = _agent_app(args)
     _say(
@@ -91,7 +99,8 @@ def _agent_app(args: argparse.Namespace):
         from capstan.service.robot_agent import sim_agent_app
 
         envelope = _agent_envelope(args.envelope)
-        return sim_agent_app(_scene(args), token=args.token, envelope=envelope), "a PyBullet world"
+        app = sim_agent_app(_scene(args), args.token, envelope, **_heartbeat(args))
+        return app, "a PyBullet world"
     if args.scene or args.seed is not None:
         raise ConfigError(
             "--scene and --seed are for --backend sim; declare a Franka's objects with PUT /v1/robot/scene"
@@ -112,11 +121,16 @@ def _agent_app(args: argparse.Namespace):
             realtime=args.realtime,
             token=args.token,
             envelope=_agent_envelope(args.envelope),
+            **_heartbeat(args),
         )
     except (CalibrationError, FrankyMissingError, RobotUnavailableError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     what = "franky-sim (MuJoCo)" if args.franka_sim else f"the Franka at {args.franka_host}"
     return app, what
+
+
+def _heartbeat(args: argparse.Namespace) -> dict:
+    return {"heartbeat_ms": args.heartbeat_ms, "unsafe_no_heartbeat": args.unsafe_no_heartbeat}
 
 
 def _agent_envelope(path: str | None):
@@ -348,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full trace as JSON")
     p.set_defaults(func=cmd_trace)
 
+    from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
+
     p = sub.add_parser(
         "robot-agent",
         help="serve a robot over the robot agent protocol (a PyBullet world, or a Franka through franky)",
@@ -356,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend sim (default) serves a headless PyBullet world; --backend franka a Franka arm "
         "through franky (pip install 'capstan[franka]'), whose objects are declared with "
         "PUT /v1/robot/scene. Other robots serve the same protocol with "
-        "capstan.service.robot_agent.make_agent_app(their RobotBackend).",
+        "capstan.service.robot_agent.make_agent_app(their RobotBackend). The robot moves only while "
+        "the service's heartbeat is fresh, and stops (until resumed) when it lapses: see --heartbeat-ms.",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (beyond loopback --token is required)")
     p.add_argument("--port", type=int, default=8100, help="port (default 8100)")
@@ -392,6 +409,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="safety envelope JSON the agent enforces before every motion (docs/CONTRACTS.md); default: "
         "the workspace box, 5 mm to 0.5 m above the table, speed 0.5, 40 N, 60 motions and 300 s per run",
+    )
+    p.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=DEFAULT_HEARTBEAT_MS,
+        metavar="N",
+        help="stop the robot when the service's heartbeat is older than N ms (default "
+        f"{DEFAULT_HEARTBEAT_MS}; the service beats every N/4 ms); motions are refused while no fresh "
+        "heartbeat is present, and a stop holds until POST /v1/robot/resume",
+    )
+    p.add_argument(
+        "--unsafe-no-heartbeat",
+        action="store_true",
+        help="with --heartbeat-ms 0: no watchdog; a robot whose service link dies keeps moving",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_robot_agent)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from capstan.primitives.envelope import Envelope
+from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
 from capstan.service.robot_agent import make_agent_app
 
 # the blocks franky-sim puts on the table for a demo, declared to the backend as they are
@@ -29,6 +30,8 @@ def franka_agent_app(
     realtime: bool = False,
     token: str | None = None,
     envelope: Envelope | None = None,
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+    unsafe_no_heartbeat: bool = False,
 ) -> FastAPI:
     """An agent app for the Franka at `host`, or for franky-sim when `simulate`, behind `envelope`
     (default: Envelope.default_for its workspace, whose speed and force caps go to the backend's own
@@ -54,7 +57,9 @@ def franka_agent_app(
             simulator.close()
         raise
     robot = "franka-sim" if simulator else "franka"
-    app = make_agent_app(backend, robot=robot, token=token, envelope=envelope)
+    app = make_agent_app(
+        backend, robot, token, envelope, heartbeat_ms=heartbeat_ms, unsafe_no_heartbeat=unsafe_no_heartbeat
+    )
     app.state.world = backend
     app.state.simulator = simulator
     return app

@@ -13,10 +13,13 @@ per-run budgets again and `POST /v1/robot/check_path` asks it about a path witho
 One verb runs at a time (a robot does one thing at once, and PyBullet is not thread-safe), except
 `stop`, which only raises the backend's stop flag and so must get through while a motion is in
 flight. Primitive errors travel back by class name with HTTP 409; bad requests get 422 (FastAPI's shape).
+Motions run only while the service's heartbeat is fresh, and a lapsed heartbeat stops the robot
+(agent_watchdog).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -31,6 +34,7 @@ from capstan.primitives.envelope import Envelope, EnvelopedBackend
 from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
+from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS, HeartbeatWatchdog
 from capstan.service.responses import validation_failed
 
 _LIMIT = 10.0  # metres: nothing on a tabletop is further away; refuses absurd numbers early
@@ -72,16 +76,30 @@ class _Scene(BaseModel):
     objects: dict[str, Any] | list[Any]
 
 
-class _Agent:
-    """The backend an agent serves, its name, and the lock that lets one verb run at a time."""
+class _Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    end: bool = False  # the client closes: it stops beating on purpose
 
-    def __init__(self, backend: EnvelopedBackend, robot: str):
+
+class _Agent:
+    """The backend an agent serves, its name, its heartbeat watchdog, and the lock that lets one
+    verb run at a time."""
+
+    def __init__(self, backend: EnvelopedBackend, robot: str, watchdog: HeartbeatWatchdog):
         self.backend = backend
         self.robot = robot
+        self.watchdog = watchdog
         self._lock = threading.Lock()
 
     def serial(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
+            return fn()
+
+    def motion(self, fn: Callable[[], Any]) -> Any:
+        """A verb that moves the robot: one at a time, and only while someone can stop it."""
+        with self._lock:
+            self.watchdog.check_motion()  # after the wait for the lock: the heartbeat is fresh now
             return fn()
 
 
@@ -94,18 +112,28 @@ router = APIRouter(prefix="/v1/robot")
 
 
 def make_agent_app(
-    backend: RobotBackend, robot: str = "unknown", token: str | None = None, envelope: Envelope | None = None
+    backend: RobotBackend,
+    robot: str = "unknown",
+    token: str | None = None,
+    envelope: Envelope | None = None,
+    *,
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+    unsafe_no_heartbeat: bool = False,
 ) -> FastAPI:
-    """Serve `backend` behind `envelope` (default: Envelope.default_for its workspace; a backend
-    already wrapped in an EnvelopedBackend keeps its own unless `envelope` is given)."""
+    """The agent app for `backend`, served behind `envelope` (default: Envelope.default_for its
+    workspace; a backend already wrapped in an EnvelopedBackend keeps its own unless `envelope` is
+    given). Its heartbeat watchdog (agent_watchdog) runs during the app's lifespan; `heartbeat_ms=0`
+    turns it off only with `unsafe_no_heartbeat=True` (ValueError otherwise)."""
+    watchdog = HeartbeatWatchdog(backend.stop, heartbeat_ms, unsafe_no_heartbeat=unsafe_no_heartbeat)
     app = FastAPI(
         title="Capstan robot agent",
         version=str(PROTOCOL_VERSION),
         description="One robot's verbs over HTTP, for Capstan's RemoteRobot.",
+        lifespan=_watching,
     )
     if envelope is not None or not isinstance(backend, EnvelopedBackend):
         backend = EnvelopedBackend(backend, envelope or Envelope.default_for(backend.workspace()))
-    app.state.agent = _Agent(backend, robot)
+    app.state.agent = _Agent(backend, robot, watchdog)
 
     @app.middleware("http")
     async def check_token(request: Request, call_next):
@@ -117,6 +145,16 @@ def make_agent_app(
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.include_router(router)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _watching(app: FastAPI):
+    watchdog: HeartbeatWatchdog = app.state.agent.watchdog
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.close()
 
 
 async def _primitive_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -133,6 +171,7 @@ def info(agent: AgentDep) -> dict:
         "envelope": agent.backend.envelope.to_dict(),
         "declared_scene": bool(agent.backend.supports_declaring),
         "recovery": bool(agent.backend.supports_recovery),
+        "heartbeat_ms": agent.watchdog.limit_ms,
     }
 
 
@@ -166,7 +205,7 @@ def ee(agent: AgentDep) -> dict:
 
 @router.post("/move_ee")
 def move_ee(agent: AgentDep, body: _Move) -> dict:
-    agent.serial(lambda: agent.backend.move_ee(body.xyz, body.yaw, body.speed))
+    agent.motion(lambda: agent.backend.move_ee(body.xyz, body.yaw, body.speed))
     return {}
 
 
@@ -177,7 +216,7 @@ def can_reach(agent: AgentDep, body: _Xyz) -> dict:
 
 @router.post("/gripper")
 def gripper(agent: AgentDep, body: _Gripper) -> dict:
-    return {"holding": bool(agent.serial(lambda: agent.backend.set_gripper(body.closed)))}
+    return {"holding": bool(agent.motion(lambda: agent.backend.set_gripper(body.closed)))}
 
 
 @router.get("/gripper")
@@ -187,7 +226,7 @@ def gripper_state(agent: AgentDep) -> dict:
 
 @router.post("/wait")
 def wait(agent: AgentDep, body: _Wait) -> dict:
-    agent.serial(lambda: agent.backend.wait(body.seconds))
+    agent.motion(lambda: agent.backend.wait(body.seconds))
     return {}
 
 
@@ -211,6 +250,9 @@ def stop(agent: AgentDep) -> dict:
 
 @router.post("/resume")
 def resume(agent: AgentDep) -> dict:
+    # the one way out of a watchdog stop is an explicit resume; a trip between these two lines
+    # leaves the watchdog tripped, so motions stay refused
+    agent.watchdog.reset()
     agent.serial(agent.backend.resume)
     return {}
 
@@ -241,14 +283,46 @@ def _unsupported(agent: _Agent, why: str) -> JSONResponse:
     return JSONResponse({"error": {"type": "NotSupported", "message": message}}, status_code=409)
 
 
+# async, and with no sync dependency: served on the event loop, never queued behind the verbs
+@router.post("/heartbeat")
+async def heartbeat(request: Request, body: _Heartbeat) -> dict:
+    watchdog: HeartbeatWatchdog = request.app.state.agent.watchdog
+    if body.end:
+        watchdog.end(body.client)
+    else:
+        watchdog.beat(body.client)
+    return {"heartbeat_ms": watchdog.limit_ms, "tripped": watchdog.tripped}
+
+
+@router.get("/watchdog")
+async def watchdog_report(request: Request) -> dict:
+    return request.app.state.agent.watchdog.report()
+
+
 def sim_agent_app(
-    scene: dict | None = None, token: str | None = None, envelope: Envelope | None = None
+    scene: dict | None = None,
+    token: str | None = None,
+    envelope: Envelope | None = None,
+    *,
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS,
+    unsafe_no_heartbeat: bool = False,
 ) -> FastAPI:
     """The reference agent: a headless PyBullet world behind the protocol (and an envelope)."""
     from capstan import sim
 
     world = sim.World(scene or {"blocks": 3, "bowls": 3, "seed": 0})
     robot = f"sim:{world.state().get('robot', 'panda')}"
-    app = make_agent_app(world, robot=robot, token=token, envelope=envelope)
+    try:
+        app = make_agent_app(
+            world,
+            robot,
+            token,
+            envelope,
+            heartbeat_ms=heartbeat_ms,
+            unsafe_no_heartbeat=unsafe_no_heartbeat,
+        )
+    except BaseException:
+        world.close()
+        raise
     app.state.world = world  # the caller closes it when the server stops
     return app

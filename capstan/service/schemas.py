@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from capstan.primitives.scene_state import SceneState
 
@@ -43,6 +43,38 @@ class SceneSpec(BaseModel):
         return (self.blocks or 0) + (self.bowls or 0)
 
 
+class DeclaredObject(BaseModel):
+    """One object an operator says is on a real robot's table (docs/CONTRACTS.md "Declared scene")."""
+
+    model_config = REQUEST
+    kind: Literal["block", "bowl"] | None = Field(
+        default=None, description="omit when the name reads '<color> <kind>'"
+    )
+    color: str | None = Field(default=None, max_length=20, description="omit when the name says it")
+    position: list[float] = Field(
+        min_length=2,
+        max_length=3,
+        description="[x, y] resting on the table, or [x, y, z]; table frame, metres",
+    )
+    orientation: list[float] | None = Field(
+        default=None, min_length=4, max_length=4, description="quaternion [qx, qy, qz, qw]; default upright"
+    )
+
+
+DeclaredObjects = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], DeclaredObject],
+    Field(
+        max_length=16,
+        examples=[{"red block": {"position": [0.05, 0.45]}, "blue bowl": {"position": [-0.1, 0.5]}}],
+    ),
+]
+
+
+class DeclareObjects(BaseModel):
+    model_config = REQUEST
+    objects: DeclaredObjects
+
+
 class CreateSession(BaseModel):
     model_config = REQUEST
     robot: str = Field(
@@ -54,6 +86,11 @@ class CreateSession(BaseModel):
     scene: SceneSpec = Field(
         default_factory=lambda: SceneSpec(blocks=3, bowls=3, seed=0),
         examples=[{"objects": ["red block", "blue bowl"], "seed": 7}],
+    )
+    objects: DeclaredObjects | None = Field(
+        default=None,
+        description="for a real robot without perception of its own (a Franka agent): the objects on "
+        "its table as the operator declares them; declare again with PUT /v1/sessions/{id}/objects",
     )
 
 

@@ -1,4 +1,5 @@
-"""Routes for sessions: create, list, get, delete, the scene's state and frame, and reset.
+"""Routes for sessions: create, list, get, delete, the scene's state and frame, reset, and the
+objects declared on a real robot's table.
 
 A session owns a world (the sim built from its scene, or a remote robot) and a conversation;
 runs in it are started by run_routes. Calls that read the robot answer 503 when it is unreachable.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from capstan.primitives.errors import InvalidArgumentError
 from capstan.primitives.scene_state import SceneState
 from capstan.service import schemas
 from capstan.service.config import Settings
@@ -22,7 +24,7 @@ from capstan.service.responses import (
     unprocessable,
 )
 from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
-from capstan.service.sessions import Session, SessionBusyError, SessionLimitError
+from capstan.service.sessions import SceneNotDeclarableError, Session, SessionBusyError, SessionLimitError
 
 router = APIRouter(tags=["sessions"])
 
@@ -59,6 +61,10 @@ def create_session(service: ServiceDep, body: schemas.CreateSession | None = Non
         if "scene" in body.model_fields_set:
             raise unprocessable(scene_refused(body.robot, "omit 'scene'"), "scene")
         scene = {}
+    elif body.objects is not None:
+        raise unprocessable(
+            "the sim builds its table from 'scene'; 'objects' are for a real robot", "objects"
+        )
     try:
         session = service.sessions.create(body.robot, scene)
     except SessionLimitError as exc:
@@ -68,7 +74,24 @@ def create_session(service: ServiceDep, body: schemas.CreateSession | None = Non
         ) from None
     except scene_error_type() as exc:
         raise unprocessable(str(exc), "scene") from None
+    if body.objects is not None:
+        try:
+            _declare(session, body.objects)
+        except HTTPException:  # a session whose table could not be declared is not kept
+            service.sessions.remove(session.id)
+            session.close()
+            raise
     return session_out(session)
+
+
+def _declare(session: Session, objects: dict[str, schemas.DeclaredObject]) -> None:
+    plain = {name: o.model_dump(exclude_none=True) for name, o in objects.items()}
+    try:
+        session.declare(plain)
+    except SceneNotDeclarableError as exc:
+        raise unprocessable(str(exc), "objects") from None
+    except InvalidArgumentError as exc:
+        raise unprocessable(str(exc), "objects") from None
 
 
 @router.get("/sessions", response_model=schemas.SessionList, responses=UNAVAILABLE)
@@ -114,6 +137,25 @@ def get_frame(session: SessionDep, view: str = Query("top", pattern="^(top|angle
     except SessionBusyError as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S["busy"])}) from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.put(
+    "/sessions/{session_id}/objects",
+    response_model=schemas.SessionOut,
+    responses={**BAD_BODY, **NOT_FOUND, **BUSY, **UNAVAILABLE},
+)
+def declare_objects(
+    session: SessionDep, service: ServiceDep, body: schemas.DeclareObjects
+) -> schemas.SessionOut:
+    """Declare what is on a real robot's table (a robot without perception of its own): the list
+    replaces the last one, the conversation is cleared. The robot keeps it true for what it does
+    itself; anything else that moves the objects needs a new declaration."""
+    try:
+        _declare(session, body.objects)
+    except SessionBusyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    service.sessions.save(session)
+    return session_out(session)
 
 
 @router.post(

@@ -49,6 +49,10 @@ def png_bytes(rgb) -> bytes:
     return buf.getvalue()
 
 
+class SceneNotDeclarableError(Exception):
+    """Objects were declared for a robot that perceives its own (the sim, or an agent with a camera)."""
+
+
 class Session:
     def __init__(
         self,
@@ -190,6 +194,22 @@ class Session:
             self.backend.close()
             self.scene = new_scene
             self._build(backend)
+        finally:
+            self.lock.release()
+
+    def declare(self, objects: dict) -> None:
+        """Tell a robot without perception what is on its table (RobotBackend.declare); the
+        conversation is cleared, since what it said was about the old table."""
+        if not self.backend.supports_declaring:
+            raise SceneNotDeclarableError(
+                f"robot {self.robot!r} knows where its objects are: it takes no declared objects"
+            )
+        if not self.lock.acquire(timeout=1.0):
+            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait, then declare")
+        try:
+            self.backend.declare(objects)  # refuses a bad list whole (InvalidArgumentError)
+            self.conversation = type(self.conversation)()
+            self.last_state = self.backend.state()
         finally:
             self.lock.release()
 

@@ -183,17 +183,22 @@ class Agent:
 
 @pytest.fixture
 def robot_agent():
-    """robot_agent(scene=..., token=None, app=None) -> a running Agent; a PyBullet world unless `app`
-    (any make_agent_app) is given. Stopped after the test."""
+    """robot_agent(scene=..., token=None, app=None, heartbeat_ms=...) -> a running Agent; a PyBullet
+    world unless `app` (any make_agent_app) is given. Stopped after the test."""
     from capstan.service.robot_agent import sim_agent_app
+    from tests.servers import RELAXED_HEARTBEAT_MS
 
     started: list[Agent] = []
 
-    def start(scene=None, token=None, app=None) -> Agent:
+    def start(scene=None, token=None, app=None, heartbeat_ms=None) -> Agent:
         agent = Agent(
             app
             if app is not None
-            else sim_agent_app(scene or {"objects": ["red block", "blue bowl"], "seed": 7}, token=token)
+            else sim_agent_app(
+                scene or {"objects": ["red block", "blue bowl"], "seed": 7},
+                token=token,
+                heartbeat_ms=heartbeat_ms or RELAXED_HEARTBEAT_MS,
+            )
         )
         started.append(agent)
         return agent

@@ -19,6 +19,7 @@ from capstan.primitives.errors import (
 )
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.robot_agent import make_agent_app
+from tests.servers import RELAXED_HEARTBEAT_MS
 from tests.service.test_service_api import detail
 
 SCENE = {"objects": ["red block", "blue bowl"], "seed": 7}
@@ -59,7 +60,7 @@ def test_agent_errors_come_back_as_the_same_primitive_errors(robot_agent):
         raise UnreachableError("the arm cannot get there from here")
 
     world.move_ee = refuse
-    a = robot_agent(app=make_agent_app(world, robot="stuck"))
+    a = robot_agent(app=make_agent_app(world, robot="stuck", heartbeat_ms=RELAXED_HEARTBEAT_MS))
     robot = RemoteRobot(a.url)
     try:
         with pytest.raises(UnreachableError, match="cannot get there"):

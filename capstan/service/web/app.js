@@ -79,6 +79,7 @@ function sessionReady(s) {
   $("session-id").textContent = `session ${s.id} · ${s.robot}`;
   for (const id of ["reset", "run-command", "run-code"]) $(id).disabled = false;
   $("reseed").disabled = s.robot !== "sim";  // only the sim can build a scene from a seed
+  $("declare").disabled = s.robot === "sim";  // a real robot's agent may take declared objects
   $("scene-error").hidden = true;
   showState(s.state);
   refreshFrame();
@@ -96,6 +97,19 @@ async function newSession() {
   const body = robot === "sim" ? { robot, scene: sceneSpec() } : { robot };
   try { sessionReady(await api("POST", "/v1/sessions", body)); }
   catch (err) { sceneError(err); }
+}
+
+// a real robot without perception is told what is on its table (PUT /v1/sessions/{id}/objects)
+async function declareObjects() {
+  let objects;
+  try { objects = JSON.parse($("declared").value); }
+  catch (err) { return sceneError(new Error(`declared objects: not JSON (${err.message})`)); }
+  try { sessionReady(await api("PUT", `/v1/sessions/${ui.session}/objects`, { objects })); }
+  catch (err) { sceneError(err); }
+}
+
+function robotChosen() {
+  $("declare-row").hidden = $("robot").value === "sim";
 }
 
 async function resetScene(reseed) {
@@ -368,6 +382,8 @@ async function health() {
 
 $("new-session").addEventListener("click", newSession);
 $("reset").addEventListener("click", () => resetScene(false));
+$("declare").addEventListener("click", declareObjects);
+$("robot").addEventListener("change", robotChosen);
 $("reseed").addEventListener("click", () => resetScene(true));
 $("view").addEventListener("change", refreshFrame);
 $("command-form").addEventListener("submit", (ev) => { ev.preventDefault(); startRun("command"); });
