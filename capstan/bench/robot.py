@@ -19,9 +19,14 @@ Franka network protocol to franky-sim (MuJoCo, another process, with three real 
 
 "Still" is the arm's fastest joint below `--still-rad-s` (default 0.15 rad/s) in the median of three
 consecutive samples of franky-sim's joint velocities (~2-3 ms apart; the median ignores one odd
-sample). The threshold sits far above a resting arm (`rest_speed_rad_s`, sampled the same way for
-2 s at the start: ~1e-4 rad/s here) and far below one in motion (`speed_at_trigger_rad_s`,
-~0.8-1 rad/s), so the latency hardly depends on where between them it is put.
+sample). A resting arm reads ~1e-4 rad/s (`rest_speed_rad_s`, sampled the same way for 2 s at the
+start), but one that franky has just stopped keeps reading ~0.08 rad/s while its joint angles no
+longer change (measured here: < 5e-4 rad/s from the angles themselves); an arm in motion turns at
+~0.8-1 rad/s (`speed_at_trigger_rad_s`). 0.15 lies between the stopped arm and the moving one.
+
+The agent's watchdog limit is `--heartbeat-ms` (default 250, the agent's own default). The
+service here shares this process with the proxy and the sampling loop, as a lab's service shares
+its own with the twin rehearsal; a spurious trip shows up as a failed scene with its reason.
 """
 
 from __future__ import annotations
@@ -152,8 +157,8 @@ class _Bench:
 
         with self._stack:
             self.sim = self._stack.enter_context(FrankySim(BLOCKS))
-            agent_args = ["--heartbeat-ms", str(self.args.heartbeat_ms)] if _agent_has_heartbeat() else []
-            self.agent = self._stack.enter_context(AgentProcess(self.sim.hostname, agent_args))
+            heartbeat = ["--heartbeat-ms", str(self.args.heartbeat_ms)]
+            self.agent = self._stack.enter_context(AgentProcess(self.sim.hostname, heartbeat))
             self.line = self._stack.enter_context(LoopbackProxy(self.agent.port))
             self.server = self._stack.enter_context(ServiceServer(robots=f"franka={self.line.url}"))
             self.http = self._stack.enter_context(httpx.Client(base_url=self.server.url, timeout=RUN_WAIT_S))
@@ -212,8 +217,10 @@ class _Bench:
 
     # -- scenes ---------------------------------------------------------------------------------
     def declare(self, objects: dict[str, dict]) -> None:
-        """Declare the scene the session's robot holds."""
-        self.robot.declare(objects)
+        """Declare the scene to the session, as an operator does (the service forwards it to the agent)."""
+        r = self.http.put(f"/v1/sessions/{self.session}/objects", json={"objects": objects})
+        if r.status_code != 200:
+            raise RuntimeError(f"the service refused the scene: {r.status_code} {r.text[:300]}")
 
     def pick_place(self, rng: random.Random, index: int) -> dict:
         names, spots, target = _scene(rng)
@@ -243,9 +250,10 @@ class _Bench:
             row["dry_run_s"] = [c["seconds"] for c in _candidates(trace) if c.get("twin")]
             final = self.sim.block_positions()[block]
             row["final"] = _r(final)
-            row["why"] = _placement_problem(final, target) or (
-                None if row["status"] == "succeeded" else f"run {row['status']}: {_error(trace)}"
-            )
+            problems = [_placement_problem(final, target)]
+            if row["status"] != "succeeded":
+                problems.insert(0, f"run {row['status']}: {_error(trace)}")
+            row["why"] = "; ".join(p for p in problems if p) or None
         except Exception as exc:  # noqa: BLE001 - one broken scene is a failure, not the end of the bench
             row["why"] = f"{type(exc).__name__}: {exc}"[:300]
         row["success"] = row["why"] is None
@@ -311,21 +319,6 @@ class _Bench:
 def _rolling_medians(samples: list[float]) -> list[float]:
     n = STILL_SAMPLES
     return [statistics.median(samples[i : i + n]) for i in range(len(samples) - n + 1)]
-
-
-def _agent_has_heartbeat() -> bool:
-    return "--heartbeat-ms" in _robot_agent_help()
-
-
-def _robot_agent_help() -> str:
-    from capstan.service import cli
-
-    parser = cli.build_parser()
-    for action in parser._subparsers._group_actions if parser._subparsers else []:  # type: ignore[attr-defined]
-        choices = getattr(action, "choices", None) or {}
-        if "robot-agent" in choices:
-            return choices["robot-agent"].format_help()
-    return ""
 
 
 def _scene(rng: random.Random) -> tuple[list[str], list[list[float]], list[float]]:
@@ -420,7 +413,7 @@ def _summary(
             **_versions(),
         },
         "seed": args.seed,
-        "heartbeat_ms": args.heartbeat_ms if _agent_has_heartbeat() else None,
+        "heartbeat_ms": args.heartbeat_ms,
         "still_rad_s": args.still_rad_s,
         "rest_speed_rad_s": {
             "p50": round(statistics.median(rest), 5) if rest else None,

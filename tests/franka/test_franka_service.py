@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 
 HOME = [0.0, 0.45, 0.30]
 RED_START = [-0.05, 0.5]
-STILL_RAD_S = 0.15  # franky-sim's resting arm, median of three samples, stays far below this
+# a resting arm reads ~1e-4 rad/s, one franky has stopped ~0.08 (its joints still): still is below this
+STILL_RAD_S = 0.15
+MOVING_RAD_S = 0.3  # even a slow motion (speed 0.1) turns its joints at ~0.8 rad/s
 ARM_SETTLED_RAD = 2e-3  # a resting arm's joints wander less than this while franky holds them
 # the tray: a keep-out zone on the table, and a program that reaches into it
 TRAY = {"name": "tray", "x": [0.05, 0.2], "y": [0.55, 0.68], "z": [0.0, 0.2]}
@@ -41,9 +43,15 @@ def blocks() -> dict:
     }
 
 
+# The agent's watchdog limit here. The default (250 ms) is for a service in a process of its own;
+# in these tests the service, the proxy carrying its heartbeats and the test share one interpreter
+# on a shared 2-core machine, where a twin rehearsal can hold beats back for more than 250 ms.
+HEARTBEAT_MS = 1000
+
+
 @pytest.fixture(scope="module")
 def agent(franky_sim):
-    with AgentProcess(franky_sim.hostname) as process:
+    with AgentProcess(franky_sim.hostname, ["--heartbeat-ms", str(HEARTBEAT_MS)]) as process:
         yield process
 
 
@@ -107,8 +115,7 @@ def wait_still(sim, timeout: float = 10.0) -> None:
 
 def franka_session(client, arm, objects: dict) -> str:
     """A session on robot 'franka' with `objects` declared to it."""
-    arm.declare(objects)
-    r = client.post("/v1/sessions", json={"robot": "franka"})
+    r = client.post("/v1/sessions", json={"robot": "franka", "objects": objects})
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -140,7 +147,7 @@ def test_a_pick_and_place_command_moves_the_real_block_to_the_target(lab, arm, f
     t = client.post(
         f"/v1/sessions/{sid}/commands", params={"wait": "true"}, json={"text": "red block to the tray spot"}
     ).json()
-    assert t["status"] == "succeeded", t["error"]
+    assert t["status"] == "succeeded", json.dumps(t["attempts"])[:3000]
     (rehearsal,) = candidates(t)
     assert rehearsal["twin"] is True and rehearsal["rejected"] is None  # rehearsed before it ran
     red = franky_sim.block_positions()["red block"]
@@ -173,22 +180,27 @@ def test_an_envelope_breach_in_generated_code_never_reaches_franky(lab, arm, fra
     assert np.allclose(franky_sim.joint_positions(), before, atol=ARM_SETTLED_RAD), "the arm moved"
 
 
-def test_cutting_the_agents_line_mid_motion_stops_the_arm(lab, arm, franky_sim, line):
-    heartbeat_s = 0.25  # the agent's default --heartbeat-ms
+def test_cutting_the_agents_line_mid_motion_stops_the_arm(lab, arm, agent, franky_sim, line):
     client = lab()
     sid = franka_session(client, arm, {"red block": {"position": RED_START}})
     far = [-0.2, 0.65, 0.1]
-    program = f"move_gripper_to({far}, speed=0.2)"  # one slow motion, ~2.5 s on franky-sim
+    # one slow motion (~4 s on franky-sim), so that it is still under way when the watchdog trips
+    program = f"move_gripper_to({far}, speed=0.1)"
     run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": program}).json()["run_id"]
     deadline = time.monotonic() + 60
-    while max(joint_speeds(franky_sim, 1)) < 0.3:
+    while float(np.median(joint_speeds(franky_sim))) < MOVING_RAD_S:
         assert time.monotonic() < deadline, "the arm never moved"
-    time.sleep(0.2)
     line.cut()
     cut_at = time.monotonic()
-    # the watchdog's limit, the e-stop's own deceleration (~0.2 s on franky-sim) and a wide margin
+    watchdog = {}
+    while not watchdog.get("tripped"):  # the agent's watchdog noticed the silence
+        assert time.monotonic() - cut_at < HEARTBEAT_MS / 1000 + 2.0, f"no trip: {watchdog}"
+        watchdog = httpx.get(f"{agent.url}/v1/robot/watchdog", timeout=5).json()
+        time.sleep(0.02)
+    # the e-stop's own deceleration (~0.2 s on franky-sim) and a wide margin
+    # (franky-sim reports ~0.08 rad/s for an arm franky has stopped, though its joints hold still)
     while float(np.median(joint_speeds(franky_sim))) >= STILL_RAD_S:
-        assert time.monotonic() - cut_at < heartbeat_s + 3.0, "the arm kept moving without its service"
+        assert time.monotonic() - cut_at < HEARTBEAT_MS / 1000 + 4.0, "the arm kept moving"
     line.restore()
     ee = arm.ee_position()
     assert np.linalg.norm(ee - far) > 0.05, "the motion ran to its end"
@@ -231,7 +243,10 @@ def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
     from capstan.service.cli import main
 
     assert (
-        main(["bench", "robot", "--json", "--scenes", "1", "--estop-trials", "1", "--watchdog-trials", "0"])
+        main(
+            ["bench", "robot", "--json", "--scenes", "1", "--estop-trials", "1", "--watchdog-trials", "1"]
+            + ["--heartbeat-ms", str(HEARTBEAT_MS)]
+        )
         == 0
     )
     result = json.loads(capsys.readouterr().out)
@@ -240,5 +255,6 @@ def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
     assert result["pick_place_success_rate"] == 1.0 and result["pick_place_n"] == 1
     assert result["estop_latency_n"] == 1 and result["estop_latency_ms_p50"] > 0
     assert result["estop_trials"][0]["run"] == "cancelled"
+    assert result["watchdog_stop_n"] == 1 and result["heartbeat_ms"] == HEARTBEAT_MS
     assert result["dry_run_ms_p50"] > 0 and result["pick_place_median_s"] > 0
     assert result["commit"] and result["machine"]["cpus"] and result["failures"] == []
