@@ -10,6 +10,8 @@ on stdout, until "quit" or end of input:
 
     {"query": "blocks"}       -> {"blocks": {name: [x, y, z] true position, table frame}}
     {"query": "joint_speed"}  -> {"joint_speed": largest |dq| of the arm's joints, rad/s}
+    {"query": "joints"}       -> {"joints": the arm's 7 joint angles, rad}
+    {"query": "place", "blocks": {name: [x, y]}}  -> {"placed": [names]}: blocks set down at rest
 
 franky-sim steps at 1 kHz in a Python thread; in its own process that loop is not starved by the
 process using the robot. `FrankySim` is the parent's handle on such a child.
@@ -87,6 +89,25 @@ def _add_scene(sim: Any, blocks: dict[str, dict], cal: Calibration) -> dict[str,
     return bodies
 
 
+def _place(sim: Any, bodies: dict[str, str], cal: Calibration, where: object) -> dict:
+    """Set blocks down at rest at table-frame [x, y]: a new scene without a new simulator. The
+    stepping thread does not pause; a block's 7 coordinates are written in one assignment, so at
+    worst one step sees it half-moved, and the callers place blocks only where the arm is not."""
+    if not isinstance(where, dict) or not all(
+        name in bodies and isinstance(xy, list) and len(xy) == 2 for name, xy in where.items()
+    ):
+        return {"error": f"place needs {{name: [x, y]}} for blocks among {sorted(bodies)}"}
+    for name, (x, y) in where.items():
+        joint = sim.model.joint(f"{bodies[name]}_joint")
+        qpos, dof = int(joint.qposadr[0]), int(joint.dofadr[0])
+        # a hair above the table, so that it settles onto it rather than starting in contact
+        base = cal.to_base([float(x), float(y), BLOCK_SIZE / 2 + 0.001])
+        yaw = cal.yaw
+        sim.data.qvel[dof : dof + 6] = 0.0
+        sim.data.qpos[qpos : qpos + 7] = [*base, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+    return {"placed": sorted(where)}
+
+
 def serve(blocks: dict[str, dict], cal: Calibration, requests: IO[str], answers: IO[str]) -> None:
     mujoco_sim = _franky.load("franky_sim.mujoco_simulator")
     server = _franky.load("franky_sim.simulation_server")
@@ -108,18 +129,24 @@ def serve(blocks: dict[str, dict], cal: Calibration, requests: IO[str], answers:
         answer({"ready": True, "hostname": srv.robot_servers[0].hostname})
         for line in requests:
             try:
-                query = json.loads(line).get("query")
+                message = json.loads(line)
+                query = message.get("query")
             except (ValueError, AttributeError):
-                query = None
+                message, query = {}, None
             if query == "blocks":
                 xpos = np.array(sim.data.xpos)  # a copy: the stepping thread keeps writing
                 answer({"blocks": {n: cal.to_table(xpos[i]).tolist() for n, i in ids.items()}})
             elif query == "joint_speed":
                 answer({"joint_speed": float(np.max(np.abs(np.array(sim.data.qvel)[dofs])))})
+            elif query == "joints":
+                answer({"joints": [float(v) for v in np.array(sim.data.qpos)[list(robot._qpos_addrs)]]})
+            elif query == "place":
+                answer(_place(sim, bodies, cal, message.get("blocks")))
             elif query == "quit":
                 break
             else:
-                answer({"error": f"unknown query in {line.strip()[:80]!r}; ask blocks, joint_speed or quit"})
+                known = "blocks, joint_speed, joints, place or quit"
+                answer({"error": f"unknown query in {line.strip()[:80]!r}; ask {known}"})
     finally:
         srv.cleanup()
         sim.cleanup()
@@ -205,11 +232,11 @@ class FrankySim:
             return self._log.read()[-3000:]
         return ""
 
-    def _query(self, query: str) -> dict:
+    def _query(self, query: str, **fields: object) -> dict:
         with self._lock:
             if self._proc is None or self._proc.stdin is None:
                 raise RuntimeError("franky-sim is not running: call start() first")
-            self._proc.stdin.write(json.dumps({"query": query}) + "\n")
+            self._proc.stdin.write(json.dumps({"query": query, **fields}) + "\n")
             self._proc.stdin.flush()
             return self._next(QUERY_TIMEOUT_S, f"answer {query!r}")
 
@@ -220,6 +247,16 @@ class FrankySim:
     def joint_speed(self) -> float:
         """The fastest arm joint's speed, rad/s."""
         return float(self._query("joint_speed")["joint_speed"])
+
+    def joint_positions(self) -> np.ndarray:
+        """The arm's 7 joint angles, rad."""
+        return np.asarray(self._query("joints")["joints"])
+
+    def place_blocks(self, positions: dict[str, list[float]]) -> None:
+        """Set the named blocks down at rest at table-frame [x, y] (keep the arm clear of them)."""
+        answer = self._query("place", blocks=positions)
+        if "error" in answer:
+            raise ValueError(answer["error"])
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
