@@ -58,7 +58,7 @@ class RemoteRobot(RobotBackend):
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         # the e-stop must not queue behind a motion request on a shared connection
         self._estop = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
-        self._headers, self._transport = headers, transport  # for the heartbeat's own client
+        self._headers = headers  # for the heartbeat's own process
         self.heartbeat_ms = 0  # the agent's watchdog limit (0: it watches none)
         self.heartbeat: HeartbeatSender | None = None
         try:
@@ -104,7 +104,7 @@ class RemoteRobot(RobotBackend):
 
     def _start_heartbeat(self, limit_ms) -> None:
         """Beat once now (the agent refuses motions until it has a fresh heartbeat), then every
-        limit/4 from a thread of its own, until close()."""
+        limit/4 from a process of its own, until close()."""
         if isinstance(limit_ms, bool) or not isinstance(limit_ms, int) or limit_ms < 0:
             raise RobotUnavailableError(f"robot {self.name!r} sent no usable heartbeat_ms: {limit_ms!r}")
         self.heartbeat_ms = limit_ms
@@ -120,10 +120,7 @@ class RemoteRobot(RobotBackend):
         self._call("POST", HEARTBEAT_PATH, {"client": client_id})
         # a heartbeat later than the limit is worth nothing: wait no longer for one
         limit_s = limit_ms / 1000
-        http = httpx.Client(
-            base_url=self.url, headers=self._headers, timeout=limit_s, transport=self._transport
-        )
-        self.heartbeat = HeartbeatSender(http, client_id, period_s=limit_s / 4)
+        self.heartbeat = HeartbeatSender(self.url, self._headers, client_id, limit_s / 4, limit_s)
         self.heartbeat.start()
         # a RemoteRobot dropped without close() must not keep telling the agent all is well
         weakref.finalize(self, self.heartbeat.close)

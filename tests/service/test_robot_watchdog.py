@@ -242,7 +242,7 @@ def test_heartbeats_flowing_do_not_interrupt_a_long_run(free_port, proxies):
                 assert heartbeat.failures == 0 and heartbeat.sent >= took / heartbeat.period_s / 2
             finally:
                 robot.close()
-            # close() stops the thread and says goodbye: no trip afterwards
+            # close() stops the heartbeat process and says goodbye: no trip afterwards
             assert not heartbeat.running
             assert not any(
                 t.name == f"capstan-heartbeat-{heartbeat.client_id}" for t in threading.enumerate()
@@ -334,3 +334,87 @@ def test_no_watchdog_thread_no_motion():
             assert client.get("/v1/robot/state").status_code == 200
         finally:
             client.close()
+
+
+@pytest.fixture
+def agent_process(free_port):
+    """`capstan robot-agent` (a PyBullet world) at the default heartbeat limit, in its own process."""
+    import subprocess
+    import sys
+
+    from tests.servers import wait_for_http
+
+    argv = [sys.executable, "-m", "capstan.service.cli", "robot-agent", "--port", str(free_port)]
+    url = f"http://127.0.0.1:{free_port}"
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert wait_for_http(url + "/v1/robot", proc, 60).json()["heartbeat_ms"] == DEFAULT_HEARTBEAT_MS
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_a_service_busy_building_worlds_keeps_its_robot_beating(agent_process):
+    """Building a PyBullet world (a twin) holds this process's interpreter lock for up to ~0.6 s
+    here; the heartbeats come from a process of their own, so the agent sees no lapse."""
+    from capstan import sim
+
+    robot = RemoteRobot(agent_process, name="lab")
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 4 * LIMIT_S * 4:  # a few seconds of worlds, back to back
+            sim.World({"objects": ["red block", "blue bowl", "green block"], "seed": 3}).close()
+        w = httpx.get(agent_process + "/v1/robot/watchdog").json()
+        assert not w["tripped"], w
+        assert robot.heartbeat is not None and robot.heartbeat.failures == 0
+        robot.move_ee([0.0, 0.5, 0.25])  # and it may move
+    finally:
+        robot.close()
+
+
+def test_a_service_that_dies_falls_silent_and_the_agent_stops_the_robot(agent_process):
+    """The service's process killed outright: its heartbeat process notices (its lifeline closes)
+    and stops beating without a goodbye, so the agent's watchdog trips."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from capstan.primitives.remote import RemoteRobot\n"
+        f"robot = RemoteRobot({agent_process!r}, name='lab')\n"
+        "print(robot.heartbeat._proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    service = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        beater = int(service.stdout.readline())
+        time.sleep(4 * LIMIT_S)
+        assert not httpx.get(agent_process + "/v1/robot/watchdog").json()["tripped"]  # beating
+        service.send_signal(signal.SIGKILL)
+        service.wait(10)
+        killed_at = time.monotonic()
+        while not httpx.get(agent_process + "/v1/robot/watchdog").json()["tripped"]:
+            assert time.monotonic() - killed_at < LIMIT_S + MARGIN_S + 1.0, "the watchdog never tripped"
+            time.sleep(0.02)
+        deadline = time.monotonic() + 5
+        while _alive(beater):  # and the orphaned heartbeat process is gone too
+            assert time.monotonic() < deadline, "the heartbeat process outlived its service"
+            time.sleep(0.05)
+    finally:
+        service.kill()
+        service.wait(10)
+        if service.stdout is not None:
+            service.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped by init) counts as gone
+        return f.read().split()[2] != "Z"
