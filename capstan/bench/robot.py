@@ -262,8 +262,9 @@ class _Bench:
         return row
 
     def _tidy(self) -> None:
-        """After a failure: the arm resumed, out of any reflex, its hand open (each step may be moot)."""
-        for step in (self.robot.resume, self.robot.recover, lambda: self.robot.set_gripper(False)):
+        """After a failure, as an operator would: the arm resumed (a watchdog stop too), out of any
+        reflex, its hand open (each step may be moot)."""
+        for step in (self.robot.clear_watchdog, self.robot.recover, lambda: self.robot.set_gripper(False)):
             with contextlib.suppress(Exception):
                 step()
 
@@ -298,7 +299,7 @@ class _Bench:
             if not self.line.listening:
                 self.line.restore()
             with contextlib.suppress(Exception):
-                self.robot.resume()
+                self.robot.clear_watchdog()  # the operator's resume: the cut trials trip the watchdog
         return row
 
     def _status(self, run_id: str) -> str:
