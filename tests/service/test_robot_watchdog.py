@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
 
+from capstan.bench.tcp_proxy import LoopbackProxy
 from capstan.primitives import PolicyAPI
 from capstan.primitives.errors import RobotStoppedError, RobotUnavailableError
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
 from capstan.service.cli import main
 from capstan.service.robot_agent import make_agent_app
-from tests.tcp_proxy import CuttableProxy
 
 LIMIT_S = DEFAULT_HEARTBEAT_MS / 1000
 # An agent served in this process shares its GIL with the test and the PyBullet stepping, and this
@@ -35,10 +36,10 @@ CRAWL = 0.001  # of full speed: a move to FAR takes several seconds of wall time
 
 @pytest.fixture
 def proxies():
-    made: list[CuttableProxy] = []
+    made: list[LoopbackProxy] = []
 
-    def make(url: str) -> CuttableProxy:
-        made.append(CuttableProxy(url))
+    def make(url: str) -> LoopbackProxy:
+        made.append(LoopbackProxy(urlsplit(url).port or 80).start())
         return made[-1]
 
     yield make
