@@ -65,12 +65,13 @@ def line(agent):
 @pytest.fixture
 def arm(agent, franky_sim, line):
     """A line of the test's own to the agent, never cut (RemoteRobot: it keeps its own heartbeat);
-    the arm resumed, at HOME and at rest, the service's line open."""
+    the arm resumed (as its operator: a watchdog stop a cut line left is lifted too), at HOME and at
+    rest, the service's line open."""
     if not line.listening:
         line.restore()
     robot = RemoteRobot(agent.url, name="franka (test)")
     try:
-        robot.resume()
+        robot.clear_watchdog()
         robot.move_ee(HOME, speed=0.5)
         wait_still(franky_sim)
         yield robot
@@ -216,7 +217,8 @@ def test_a_rejected_approval_never_moves_the_arm(lab, arm, franky_sim):
     assert t["status"] == "awaiting_approval" and "move_gripper_to" in t["approval"]["code"]
     time.sleep(0.5)  # a program that slipped past the gate would be moving by now
     assert np.allclose(franky_sim.joint_positions(), before, atol=ARM_SETTLED_RAD)
-    r = client.post(f"/v1/runs/{run_id}/reject", json={"by": "operator", "reason": "not now"})
+    body = {"attempt": t["approval"]["attempt"], "by": "operator", "reason": "not now"}
+    r = client.post(f"/v1/runs/{run_id}/reject", json=body)
     assert r.status_code == 200, r.text
     t = wait_status(client, run_id, FINAL)
     assert t["status"] == "failed" and t["error"]["kind"] == "rejected"

@@ -213,7 +213,9 @@ def test_approve_and_reject_refuse_what_is_not_waiting(make_service, client_for)
     ):
         r = client.post(f"/v1/runs/{t['id']}/approve", json=body)
         assert r.status_code == 422, body
-    assert "at least 1 character" in detail(client.post(f"/v1/runs/{t['id']}/reject", json={"by": ""}))
+    assert "at least 1 character" in detail(
+        client.post(f"/v1/runs/{t['id']}/reject", json={"attempt": 1, "by": ""})
+    )
 
 
 def test_approval_settings_name_known_robots_and_values():
