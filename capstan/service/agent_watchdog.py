@@ -3,7 +3,7 @@
 A motion runs on the agent while the service that asked for it waits on the network. When that
 link dies mid-motion (a pulled cable, a crashed service, a proxy that closes), nobody is left who
 could send the e-stop. So each client (RemoteRobot) proves every `limit / 4` that it is still there
-(`POST /v1/robot/heartbeat`, from a thread of its own, whatever its program is doing), and this
+(`POST /v1/robot/heartbeat`, from a process of its own, whatever its program is doing), and this
 watchdog, in a thread of its own on the agent:
 
 - trips when a client's last heartbeat is older than the limit: calls the backend's `stop()`
