@@ -29,6 +29,7 @@ import numpy as np
 from capstan.franka import _franky
 from capstan.franka.calibration import TABLE_WORKSPACE, Calibration
 from capstan.franka.drawing import draw_top_view
+from capstan.primitives import validation as check
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.declared import HELD_WIDTH_MIN, DeclaredScene
 from capstan.primitives.errors import (
@@ -154,11 +155,11 @@ class FrankaBackend(RobotBackend):
 
     # -- the arm ----------------------------------------------------------------------------------
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
-        return self._reach_problem(_xyz(xyz)) is None
+        return self._reach_problem(check.vector(xyz, 3, "a position")) is None
 
     def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
         self._check_stop()
-        target = _xyz(xyz)
+        target = check.vector(xyz, 3, "a position")
         if not (math.isfinite(yaw) and math.isfinite(speed) and speed > 0):
             raise InvalidArgumentError(f"move_ee needs a finite yaw and a positive speed, got {yaw}, {speed}")
         problem = self._reach_problem(target)
@@ -367,16 +368,6 @@ class FrankaBackend(RobotBackend):
 def _down_quaternion(yaw: float) -> list[float]:
     """[qx, qy, qz, qw] of the hand pointing down (half a turn about x), turned by `yaw` about z."""
     return [math.cos(yaw / 2), math.sin(yaw / 2), 0.0, 0.0]
-
-
-def _xyz(xyz) -> np.ndarray:
-    try:
-        p = np.asarray(xyz, dtype=float).reshape(3)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"a position must be [x, y, z] in metres, got {xyz!r:.60}") from None
-    if not np.all(np.isfinite(p)):
-        raise InvalidArgumentError(f"a position must be finite, got {p.tolist()}")
-    return p
 
 
 def _limit(value: float, name: str, ceiling: float) -> float:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from capstan.primitives import validation as check
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.envelope_checks import Limits
 from capstan.primitives.errors import EnvelopeError, InvalidArgumentError
@@ -223,16 +224,6 @@ def envelopes_from_file(path: str | Path) -> dict[str, Envelope]:
     }
 
 
-def _point(xyz, what: str) -> np.ndarray:
-    try:
-        p = np.asarray(xyz, dtype=float).reshape(3)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be [x, y, z], got {xyz!r}") from None
-    if not np.all(np.isfinite(p)):
-        raise InvalidArgumentError(f"{what} must be finite, got {p.tolist()}")
-    return p
-
-
 @dataclass(frozen=True)
 class _Snapshot:
     inner: Any
@@ -321,13 +312,14 @@ class EnvelopedBackend(RobotBackend):
 
     # -- checked verbs ----------------------------------------------------------------------
     def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
-        target = _point(xyz, "move_ee target")
+        target = check.vector(xyz, 3, "move_ee target")
         number = isinstance(speed, (int, float, np.integer, np.floating)) and not isinstance(speed, bool)
         if not (number and math.isfinite(speed) and speed > 0):
             raise InvalidArgumentError(f"move_ee speed must be a positive number, got {speed!r}")
         problem = self.limits.point_problem(target)
         if problem is None:
-            problem = self.limits.path_problem(_point(self.inner.ee_position(), "tool point"), target)
+            here = check.vector(self.inner.ee_position(), 3, "tool point")
+            problem = self.limits.path_problem(here, target)
         if problem is not None:
             raise EnvelopeError(problem)
         self._spend()
@@ -342,11 +334,11 @@ class EnvelopedBackend(RobotBackend):
         self.inner.wait(seconds)
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
-        p = _point(xyz, "can_reach point")
+        p = check.vector(xyz, 3, "can_reach point")
         return self.limits.point_problem(p) is None and self.inner.can_reach(p, yaw)
 
     def check_path(self, points) -> None:
-        pts = [_point(p, "path point") for p in points]
+        pts = [check.vector(p, 3, "path point") for p in points]
         for i, p in enumerate(pts):
             problem = self.limits.point_problem(p) or (self.limits.path_problem(pts[i - 1], p) if i else None)
             if problem is not None:
