@@ -158,7 +158,12 @@ async def _watching(app: FastAPI):
 
 
 async def _primitive_error(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=409)
+    return _error(type(exc).__name__, str(exc), 409)
+
+
+def _error(kind: str, message: str, status: int) -> JSONResponse:
+    """The protocol's error answer, which RemoteRobot raises again as the same class."""
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
 @router.get("")
@@ -277,7 +282,7 @@ def declare_scene(agent: AgentDep, body: _Scene) -> JSONResponse:
     try:
         agent.serial(lambda: agent.backend.declare(body.objects))
     except InvalidArgumentError as exc:
-        return JSONResponse({"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=422)
+        return _error(type(exc).__name__, str(exc), 422)
     return JSONResponse({})
 
 
@@ -292,7 +297,7 @@ def recover(agent: AgentDep) -> JSONResponse:
 
 def _unsupported(agent: _Agent, why: str) -> JSONResponse:
     message = f"robot {agent.robot!r} {why} (see GET /v1/robot)"
-    return JSONResponse({"error": {"type": "NotSupported", "message": message}}, status_code=409)
+    return _error("NotSupported", message, 409)
 
 
 # async, and with no sync dependency: served on the event loop, never queued behind the verbs
