@@ -20,34 +20,15 @@ from capstan.primitives.remote import RemoteRobot
 from capstan.service.assembly import build_policy_api
 from capstan.service.robot_agent import make_agent_app, sim_agent_app
 from tests.servers import wait_for_http
+from tests.service.conftest import Agent
 
 pytestmark = pytest.mark.slow
 
 
-class AgentThread:
-    """An agent app served by uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, app, port: int):
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the agent did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
-def franka_agent(franka, free_port):
+def franka_agent(franka):
     franka.resume()
-    agent = AgentThread(make_agent_app(franka, robot="franka-sim"), free_port)
+    agent = Agent(make_agent_app(franka, robot="franka-sim"))
     yield agent
     agent.stop()
 
@@ -114,9 +95,9 @@ def test_the_estop_over_http_halts_a_franka_motion_in_flight(franka_agent, frank
         robot.close()
 
 
-def test_an_agent_whose_robot_knows_its_scene_refuses_declarations(free_port):
+def test_an_agent_whose_robot_knows_its_scene_refuses_declarations():
     app = sim_agent_app({"objects": ["red block"], "seed": 1})
-    agent = AgentThread(app, free_port)
+    agent = Agent(app)
     try:
         info = httpx.get(f"{agent.url}/v1/robot").json()
         assert info["declared_scene"] is False and info["recovery"] is False
