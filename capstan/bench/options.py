@@ -55,12 +55,17 @@ def add_common_options(parser: argparse.ArgumentParser, default_out: str) -> Non
 
 
 def llm_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The cassette options as environment settings for `llm.from_config` in the workers."""
+    """The driver's model choice (`LLM_ENV_KEYS`, no secrets) and the cassette options, as the
+    environment settings `llm.from_config` sees in every worker. They travel with the jobs, so a
+    worker on a Ray node answers with the model the driver chose, not whatever its node's
+    environment says (API keys stay in each node's own environment)."""
+    if args.cassette is None and args.cassette_mode:
+        raise SystemExit("--cassette-mode needs --cassette PATH")
+    chosen = {k: os.environ[k] for k in LLM_ENV_KEYS if k in os.environ}
     if args.cassette is None:
-        if args.cassette_mode:
-            raise SystemExit("--cassette-mode needs --cassette PATH")
-        return {}
+        return chosen
     return {
+        **chosen,
         "CAPSTAN_CASSETTE": str(Path(args.cassette).resolve()),
         "CAPSTAN_CASSETTE_MODE": args.cassette_mode or "replay",
     }
