@@ -1,12 +1,14 @@
 """The Franka Panda: loading, inverse kinematics and joint-level commands.
 
-Inverse kinematics runs in a private kinematics-only PyBullet client holding a second copy of the
-arm, so solving and checking a pose (reset joints, forward kinematics) never disturbs the physics.
+Inverse kinematics runs in a kinematics-only PyBullet client holding a second copy of the arm, so
+solving and checking a pose (reset joints, forward kinematics) never disturbs the physics. One such
+client serves every world in the process (each costs ~25 MB, and a service holds a world per session).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pybullet as p
@@ -27,13 +29,37 @@ BASE_YAW = math.pi / 2  # the arm faces +y, towards the workspace
 IK_TOLERANCE = 0.004  # metres; poses the solver cannot get closer to are unreachable
 
 
+_KINEMATICS: tuple[int, int] | None = None  # (client, body)
+# Held for each kinematics call: every call first sets the joints it then reads.
+_KINEMATICS_LOCK = threading.RLock()
+
+
+def _kinematics() -> tuple[int, int]:
+    """The process's kinematics-only arm: no meshes (IK and forward kinematics need none)."""
+    global _KINEMATICS
+    with _KINEMATICS_LOCK:
+        if _KINEMATICS is None or not p.isConnected(_KINEMATICS[0]):
+            kin = p.connect(p.DIRECT)
+            p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=kin)
+            body = p.loadURDF(
+                "franka_panda/panda.urdf",
+                BASE_POSITION,
+                p.getQuaternionFromEuler([0, 0, BASE_YAW]),
+                useFixedBase=True,
+                flags=p.URDF_IGNORE_VISUAL_SHAPES | p.URDF_IGNORE_COLLISION_SHAPES,
+                physicsClientId=kin,
+            )
+            _KINEMATICS = (kin, body)
+        return _KINEMATICS
+
+
 def down_orientation(yaw: float) -> tuple[float, float, float, float]:
     """Quaternion of the TCP pointing straight down; yaw=0 puts the fingers' closing axis along x."""
     return p.getQuaternionFromEuler([math.pi, 0.0, yaw + math.pi / 2])
 
 
 class PandaModel:
-    """Loads the Panda into client `cid` and a kinematic twin into its own client."""
+    """Loads the Panda into client `cid`; solves its kinematics on the process's shared copy."""
 
     def __init__(self, cid: int):
         self.cid = cid
@@ -43,9 +69,6 @@ class PandaModel:
         self.body = p.loadURDF(
             path, BASE_POSITION, base_orn, useFixedBase=True, flags=flags, physicsClientId=cid
         )
-        self.kin = p.connect(p.DIRECT)
-        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.kin)
-        self.kin_body = p.loadURDF(path, BASE_POSITION, base_orn, useFixedBase=True, physicsClientId=self.kin)
         info = [p.getJointInfo(self.body, j, physicsClientId=cid) for j in ARM_JOINTS + FINGER_JOINTS]
         self.lower = [i[8] for i in info]
         self.upper = [i[9] for i in info]
@@ -78,8 +101,7 @@ class PandaModel:
         return q
 
     def close(self) -> None:
-        if p.isConnected(self.kin):
-            p.disconnect(self.kin)
+        """Nothing of its own to free: the arm goes with its world's client, the kinematics are shared."""
 
     # -- state ------------------------------------------------------------------------------
     def arm_q(self) -> list[float]:
@@ -108,26 +130,28 @@ class PandaModel:
 
     # -- kinematics -------------------------------------------------------------------------
     def _ik_once(self, xyz, orn, q: list[float], null_space: bool, max_iter: int = 100) -> list[float]:
-        for j, v in zip(ARM_JOINTS, q, strict=False):
-            p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
-        extra = {}
-        if null_space:  # pulls towards READY_Q; less precise, so only used to find a good start
-            extra = {
-                "lowerLimits": self.lower,
-                "upperLimits": self.upper,
-                "jointRanges": self.ranges,
-                "restPoses": self.rest,
-            }
-        sol = p.calculateInverseKinematics(
-            self.kin_body,
-            TCP_LINK,
-            list(map(float, xyz)),
-            orn,
-            maxNumIterations=max_iter,
-            residualThreshold=1e-5,
-            physicsClientId=self.kin,
-            **extra,
-        )
+        with _KINEMATICS_LOCK:
+            kin, body = _kinematics()
+            for j, v in zip(ARM_JOINTS, q, strict=False):
+                p.resetJointState(body, j, v, physicsClientId=kin)
+            extra = {}
+            if null_space:  # pulls towards READY_Q; less precise, so only used to find a good start
+                extra = {
+                    "lowerLimits": self.lower,
+                    "upperLimits": self.upper,
+                    "jointRanges": self.ranges,
+                    "restPoses": self.rest,
+                }
+            sol = p.calculateInverseKinematics(
+                body,
+                TCP_LINK,
+                list(map(float, xyz)),
+                orn,
+                maxNumIterations=max_iter,
+                residualThreshold=1e-5,
+                physicsClientId=kin,
+                **extra,
+            )
         return [min(max(v, lo), hi) for v, lo, hi in zip(sol[:7], self.lower, self.upper, strict=False)]
 
     def solve_ik(
@@ -158,9 +182,11 @@ class PandaModel:
         return best
 
     def fk_tcp(self, q: list[float]) -> np.ndarray:
-        for j, v in zip(ARM_JOINTS, q, strict=False):
-            p.resetJointState(self.kin_body, j, v, physicsClientId=self.kin)
-        s = p.getLinkState(self.kin_body, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.kin)
+        with _KINEMATICS_LOCK:
+            kin, body = _kinematics()
+            for j, v in zip(ARM_JOINTS, q, strict=False):
+                p.resetJointState(body, j, v, physicsClientId=kin)
+            s = p.getLinkState(body, TCP_LINK, computeForwardKinematics=True, physicsClientId=kin)
         return np.array(s[4])
 
     # -- commands ---------------------------------------------------------------------------
