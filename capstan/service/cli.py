@@ -16,7 +16,7 @@ from pathlib import Path
 from capstan.sandbox.isolation import NoIsolationError
 from capstan.service.config import ConfigError, Settings
 
-BENCHES = ("sim", "sandbox", "robot", "llm", "humaneval", "robocode", "tasks", "compare")
+BENCHES = ("sim", "sandbox", "robot", "llm", "e2e", "humaneval", "robocode", "tasks", "compare")
 SETTINGS_HELP = (
     "settings come from environment variables (CAPSTAN_DATA_DIR, CAPSTAN_API_TOKEN, "
     "CAPSTAN_MAX_CONCURRENT_RUNS, CAPSTAN_LLM, ...); see capstan/service/config.py and `python -m "

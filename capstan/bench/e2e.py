@@ -1,0 +1,368 @@
+"""`capstan bench e2e`: what a user waits for, end to end over HTTP, and what the service holds.
+
+A Capstan service starts in this process on loopback (uvicorn in a thread, media on, the model
+`CAPSTAN_LLM` selects; the local one by default) and gets a fixed set of commands over HTTP:
+
+- `simple`: one-step pick-and-place commands, each in a fresh session;
+- `compositional`: commands that take several steps (a tower, a row, sorting by colour);
+- `multi_turn`: one session, turns that refer back to earlier ones.
+
+Each command's clock runs from its `POST .../commands?wait=true` until its video URLs have been
+served (GIF and MP4 fetched), and is split from the trace into LLM, sandbox (dry runs included),
+motion (control primitives, frames captured on the way included), media (final frame and
+encoding, then serving) and HTTP. One warm-up command goes first (its time is reported on its own:
+the first one reads the model and its cached prompt prefix). The simple commands run again, each
+right after its media-on run, on a second service with media off, in the same process and with the
+same model. The same pick-and-place also runs headless on a bare simulator with the same scene, for
+the motion's ratio to headless.
+
+Memory first (skip it with `--no-memory`): PSS summed over this process (both services and the
+model) and its children, after start, with 8 sessions that each ran a program, and after
+`--programs` (200) one-line pick-and-place programs spread over those 8 sessions (8 clients at once,
+media on; their throughput is reported too). Those sessions are deleted before the commands run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CONTROL = ("put_first_on_second", "pick", "place", "move_to", "goto_position", "put_in", "push")
+
+# Written for this bench (not from the prompts or the task suites); the scenes are seeded.
+SIMPLE = (
+    (["red block", "green block", "blue bowl", "yellow bowl"], "put the red block in the blue bowl"),
+    (["orange block", "pink block", "green bowl"], "drop the pink block into the green bowl"),
+    (["blue block", "yellow block", "red bowl"], "place the yellow block on top of the blue block"),
+    (["green block", "purple block", "orange bowl"], "move the green block to the orange bowl"),
+    (["white block", "red block", "blue bowl"], "set the white block on the red block"),
+)
+COMPOSITIONAL = (
+    (["red block", "green block", "blue block", "yellow bowl"], "build one tower out of all three blocks"),
+    (
+        ["red block", "blue block", "red bowl", "blue bowl"],
+        "sort the blocks into the bowls by colour",
+    ),
+    (["orange block", "pink block", "white block"], "line the blocks up along the top side, evenly spaced"),
+)
+MULTI_TURN = (
+    ["red block", "green block", "blue block", "green bowl"],
+    (
+        "put the red block in the green bowl",
+        "now stack the blue block on the green block",
+        "move that tower's top block to the bottom left corner",
+    ),
+)
+MEMORY_SESSIONS = 8
+PROGRAM_OBJECTS = ["red block", "blue bowl", "yellow bowl"]
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--repeats", type=int, default=1, metavar="N", help="run the command set N times (default 1)"
+    )
+    parser.add_argument(
+        "--programs", type=int, default=200, metavar="N", help="programs for the memory figure (default 200)"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write e2e.json here")
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+def pss_mb(root_pid: int | None = None) -> float:
+    """Proportional set size of a process and all its descendants, in MB (Linux smaps_rollup)."""
+    root = root_pid or os.getpid()
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total_kb, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as f:
+                total_kb += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return round(total_kb / 1024, 1)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 3)
+
+
+def split_of(trace: dict, wall_s: float, fetch_s: float) -> dict:
+    """Where a command's time went, from its trace (seconds)."""
+    timings = trace.get("timings") or {}
+    llm = sum(float(c.get("latency_s") or 0) for c in trace.get("llm_calls") or [])
+    motion = sum(
+        float(c["t_end"]) - float(c["t_start"])
+        for c in trace.get("primitive_calls") or []
+        if c.get("name") in CONTROL and c.get("t_end") and c.get("t_start")
+    )
+    engine = float(timings.get("engine_s") or 0)
+    total = float(timings.get("total_s") or 0)
+    return {
+        "llm_s": round(llm, 3),
+        "sandbox_s": round(max(0.0, engine - llm - motion), 3),
+        "motion_s": round(motion, 3),
+        "media_s": round(max(0.0, total - engine) + fetch_s, 3),
+        "http_s": round(max(0.0, wall_s - total - fetch_s), 3),
+    }
+
+
+class Client:
+    def __init__(self, url: str):
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=httpx.Timeout(900.0, connect=10.0))
+
+    def session(self, objects: list[str], seed: int) -> str:
+        r = self.http.post("/v1/sessions", json={"robot": "sim", "scene": {"objects": objects, "seed": seed}})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def timed(self, sid: str, kind: str, body: dict) -> dict:
+        """One run, clocked until its media are served; its trace, wall time and split."""
+        t0 = time.perf_counter()
+        r = self.http.post(f"/v1/sessions/{sid}/{kind}", params={"wait": "true"}, json=body)
+        r.raise_for_status()
+        trace = r.json()
+        t_fetch = time.perf_counter()
+        media = trace.get("media") or {}
+        for key in ("gif", "mp4"):
+            if media.get(key):
+                self.http.get(media[key]).raise_for_status()
+        t1 = time.perf_counter()
+        wall, fetch = t1 - t0, t1 - t_fetch
+        calls = trace.get("llm_calls") or []
+        return {
+            "status": trace.get("status"),
+            "wall_s": round(wall, 3),
+            **split_of(trace, wall, fetch),
+            "llm_calls": len(calls),
+            "prompt_tokens": sum(int(c.get("prompt_tokens") or 0) for c in calls),
+            "uncached_prompt_tokens": sum(
+                int(c.get("prompt_tokens") or 0) - int(c.get("cached_prompt_tokens") or 0) for c in calls
+            ),
+            "completion_tokens": sum(int(c.get("completion_tokens") or 0) for c in calls),
+            "primitive_s": [
+                round(float(c["t_end"]) - float(c["t_start"]), 3)
+                for c in trace.get("primitive_calls") or []
+                if c.get("name") == "put_first_on_second" and c.get("t_end")
+            ],
+            "put_args": next(
+                (
+                    json.dumps(c.get("args"))
+                    for c in trace.get("primitive_calls") or []
+                    if c.get("name") == "put_first_on_second"
+                ),
+                None,
+            ),
+            "run_id": trace.get("id"),
+        }
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def headless_pick_place(objects: list[str], seed: int, code: str) -> float:
+    """Seconds the pick-and-place takes on a bare simulator with the same scene, nothing rendered."""
+    from capstan.primitives import PolicyAPI
+    from capstan.sim import World
+
+    with World({"objects": objects, "seed": seed}) as world:
+        put = PolicyAPI(world).functions()["put_first_on_second"]
+        args = json.loads(code)
+        t0 = time.perf_counter()
+        put(*args)
+        return time.perf_counter() - t0
+
+
+# --- phases ----------------------------------------------------------------------------------------
+
+
+def command_phase(on: Client, off: Client, repeats: int) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {
+        "simple": [],
+        "simple_media_off": [],
+        "compositional": [],
+        "multi_turn": [],
+    }
+    seed = 100
+    for r in range(repeats):
+        for objects, text in SIMPLE:
+            seed += 1
+            # media off on a scene of another seed: an identical prompt would be answered from the
+            # model's cache of the run just before
+            for client, key, scene_seed in ((on, "simple", seed), (off, "simple_media_off", seed + 1000)):
+                row = client.timed(client.session(objects, scene_seed), "commands", {"text": text})
+                rows[key].append({"command": text, "repeat": r, "seed": scene_seed, **row})
+                _progress(key, text, row)
+        for objects, text in COMPOSITIONAL:
+            seed += 1
+            row = on.timed(on.session(objects, seed), "commands", {"text": text})
+            rows["compositional"].append({"command": text, "repeat": r, "seed": seed, **row})
+            _progress("compositional", text, row)
+        seed += 1
+        sid = on.session(MULTI_TURN[0], seed)
+        for turn, text in enumerate(MULTI_TURN[1]):
+            row = on.timed(sid, "commands", {"text": text})
+            rows["multi_turn"].append({"command": text, "repeat": r, "turn": turn, "seed": seed, **row})
+            _progress("multi_turn", text, row)
+    return rows
+
+
+def memory_phase(client: Client, programs: int) -> tuple[dict, dict]:
+    sessions = [client.session(PROGRAM_OBJECTS, 500 + i) for i in range(MEMORY_SESSIONS)]
+    for sid in sessions:
+        client.timed(sid, "programs", {"code": "say('ready')"})
+    sessions_8 = pss_mb()
+    per_client = [
+        programs // MEMORY_SESSIONS + (i < programs % MEMORY_SESSIONS) for i in range(MEMORY_SESSIONS)
+    ]
+    failures: list[str] = []
+    walls: list[float] = []
+    lock = threading.Lock()
+
+    def drive(sid: str, n: int) -> None:
+        local = Client(client.url)
+        try:
+            for k in range(n):
+                bowl = ("blue bowl", "yellow bowl")[k % 2]
+                row = local.timed(sid, "programs", {"code": f"put_first_on_second('red block', '{bowl}')"})
+                with lock:
+                    walls.append(row["wall_s"])
+                    if row["status"] != "succeeded":
+                        failures.append(f"{sid}: {row['status']}")
+        except httpx.HTTPError as exc:
+            with lock:
+                failures.append(f"{sid}: {exc}")
+        finally:
+            local.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=drive, args=(s, n)) for s, n in zip(sessions, per_client, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    after = pss_mb()
+    for sid in sessions:
+        client.http.delete(f"/v1/sessions/{sid}").raise_for_status()
+    throughput = {
+        "programs": len(walls),
+        "failed": failures[:10],
+        "programs_per_s": round(len(walls) / elapsed, 3) if elapsed else None,
+        "program_p50_s": _pct(walls, 0.5),
+    }
+    return {"sessions_8": sessions_8, "after_programs": after}, throughput
+
+
+def _progress(kind: str, text: str, row: dict) -> None:
+    print(f"  {kind:<17} {row['wall_s']:6.2f}s  {row['status']:<10} {text}", file=sys.stderr, flush=True)
+
+
+def summarize(rows: dict[str, list[dict]]) -> dict:
+    out: dict[str, Any] = {}
+    for kind, items in rows.items():
+        walls = [r["wall_s"] for r in items]
+        out[f"{kind}_p50_s"] = _pct(walls, 0.5)
+        out[f"{kind}_p90_s"] = _pct(walls, 0.9)
+        out[f"{kind}_spread_s"] = [min(walls), max(walls)] if walls else None
+        out[f"{kind}_succeeded"] = sum(1 for r in items if r["status"] == "succeeded")
+        out[f"{kind}_n"] = len(items)
+        out[f"{kind}_split_p50_s"] = {
+            part: _pct([r[part] for r in items], 0.5)
+            for part in ("llm_s", "sandbox_s", "motion_s", "media_s", "http_s")
+        }
+    simple = rows["simple"]
+    out["uncached_prompt_tokens_simple"] = _pct([r["uncached_prompt_tokens"] for r in simple], 0.5)
+    out["prompt_tokens_simple"] = _pct([r["prompt_tokens"] for r in simple], 0.5)
+    out["llm_calls_simple"] = _pct([r["llm_calls"] for r in simple], 0.5)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from capstan.bench.robot_rig import ServiceServer
+    from capstan.llm import from_config
+
+    started_at = time.time()
+    llm = from_config()
+    with (
+        ServiceServer(llm=llm, media=True, max_sessions=64) as on_server,
+        ServiceServer(llm=llm, media=False, max_sessions=64) as off_server,
+    ):
+        memory_started = pss_mb()
+        on, off = Client(on_server.url), Client(off_server.url)
+        try:
+            memory, throughput = ({}, {}) if args.no_memory else memory_phase(on, args.programs)
+            objects, text = SIMPLE[0]
+            warm = on.timed(on.session(objects, 99), "commands", {"text": text})
+            _progress("warm-up", text, warm)
+            rows = command_phase(on, off, max(1, args.repeats))
+        finally:
+            on.close()
+            off.close()
+    headless = []
+    for row in rows["simple"]:
+        trace_args = row.get("put_args")
+        if trace_args is not None:
+            objects = next(o for o, t in SIMPLE if t == row["command"])
+            headless.append(headless_pick_place(objects, row["seed"], trace_args))
+    served = [s for r in rows["simple"] for s in r["primitive_s"]]
+    figures: dict[str, Any] = {
+        "model": getattr(llm, "model", None),
+        "provider": getattr(llm, "name", None),
+        "warmup_s": warm["wall_s"],
+        **summarize(rows),
+        "pick_place_served_p50_s": _pct(served, 0.5),
+        "pick_place_headless_p50_s": _pct(headless, 0.5),
+        "pick_place_ratio_vs_headless": (
+            round(statistics.median(served) / statistics.median(headless), 2) if served and headless else None
+        ),
+        "memory_mb": None if args.no_memory else {"started": memory_started, **_memory_keys(memory, args)},
+        "throughput": throughput or None,
+        "machine": {"cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2)},
+        "started_at": started_at,
+        "items": rows,
+    }
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "e2e.json").write_text(json.dumps(figures, indent=2) + "\n")
+    shown = {k: v for k, v in figures.items() if k != "items"}
+    if args.json:
+        print(json.dumps(shown, indent=2))
+    else:
+        for key, value in shown.items():
+            print(f"{key:<36} {value}")
+    return 0
+
+
+def _memory_keys(memory: dict, args: argparse.Namespace) -> dict:
+    out = {"sessions_8": memory["sessions_8"], f"after_{args.programs}_programs": memory["after_programs"]}
+    out["growth_ratio"] = (
+        round(memory["after_programs"] / memory["sessions_8"], 3) if memory["sessions_8"] else None
+    )
+    return out
