@@ -11,10 +11,10 @@ Each command's clock runs from its `POST .../commands?wait=true` until its video
 served (GIF and MP4 fetched), and is split from the trace into LLM, sandbox (dry runs included),
 motion (control primitives, frames captured on the way included), media (final frame and
 encoding, then serving) and HTTP. One warm-up command goes first (its time is reported on its own:
-the first one reads the model and its cached prompt prefix). The simple commands run again, each
-right after its media-on run, on a second service with media off, in the same process and with the
-same model. The same pick-and-place also runs headless on a bare simulator with the same scene, for
-the motion's ratio to headless.
+the first one reads the model and its cached prompt prefix). The simple commands run again, in a
+pass of their own, on a second service with media off, in the same process and with the same
+model. Each simple command's pick-and-place also runs headless on a bare simulator with the same
+scene, for the motion's ratio to headless.
 
 Memory first (skip it with `--no-memory`): PSS summed over this process (both services and the
 model) and its children, after start, with 8 sessions that each ran a program, and after
@@ -203,6 +203,9 @@ def headless_pick_place(objects: list[str], seed: int, code: str) -> float:
 
 
 def command_phase(on: Client, off: Client, repeats: int) -> dict[str, list[dict]]:
+    """The command set `repeats` times; each time the simple commands then run again with media off.
+    Media off gets its own pass, not a run right after the same command's: the prompt only names
+    the objects, so the model would find all of that one in its cache and answer faster."""
     rows: dict[str, list[dict]] = {
         "simple": [],
         "simple_media_off": [],
@@ -211,13 +214,11 @@ def command_phase(on: Client, off: Client, repeats: int) -> dict[str, list[dict]
     }
     seed = 100
     for r in range(repeats):
-        for objects, text in SIMPLE:
-            seed += 1
-            # media off on a scene of another seed: an identical prompt would be answered from the
-            # model's cache of the run just before
-            for client, key, scene_seed in ((on, "simple", seed), (off, "simple_media_off", seed + 1000)):
-                row = client.timed(client.session(objects, scene_seed), "commands", {"text": text})
-                rows[key].append({"command": text, "repeat": r, "seed": scene_seed, **row})
+        for client, key in ((on, "simple"), (off, "simple_media_off")):
+            for objects, text in SIMPLE:
+                seed += 1
+                row = client.timed(client.session(objects, seed), "commands", {"text": text})
+                rows[key].append({"command": text, "repeat": r, "seed": seed, **row})
                 _progress(key, text, row)
         for objects, text in COMPOSITIONAL:
             seed += 1
