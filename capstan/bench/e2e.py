@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 
+from capstan.bench.memory import pss_mb
+
 CONTROL = ("put_first_on_second", "pick", "place", "move_to", "goto_position", "put_in", "push")
 
 # Written for this bench (not from the prompts or the task suites); the scenes are seeded.
@@ -79,30 +81,6 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 # --- measuring -----------------------------------------------------------------------------------
-
-
-def pss_mb(root_pid: int | None = None) -> float:
-    """Proportional set size of a process and all its descendants, in MB (Linux smaps_rollup)."""
-    root = root_pid or os.getpid()
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total_kb, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as f:
-                total_kb += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
-        except (OSError, ValueError):
-            continue  # gone meanwhile, or not ours to read
-    return round(total_kb / 1024, 1)
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -8,7 +8,8 @@
   scene (`realtime_factor`, target >= 40x), and while the pick-and-place motions run with IK and
   control included (`motion_realtime_factor`); the `_cpu` variants divide by this process's CPU
   time instead of wall time, which is what counts on a shared, busy machine;
-- extra wall time per recorded frame (320x240 angled view).
+- extra wall time per recorded frame (320x240 angled view);
+- memory one more world adds to the process (`world_pss_mb`, PSS; a service holds one per session).
 """
 
 from __future__ import annotations
@@ -219,12 +220,15 @@ def _stepping_rtf(seconds: float) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from capstan.bench.memory import world_mb
+
     t_start = time.perf_counter()
     with tqdm(total=args.trials + args.stack_seeds, desc="bench sim", file=sys.stderr, disable=None) as bar:
         pp = _pick_place_trials(args, bar)
         st = _stack_trials(args, bar)
     frame_wall, frame_cpu = _frame_cost(args) if args.frames > 0 else (math.nan, math.nan)
     rtf_wall, rtf_cpu = _stepping_rtf(args.idle_seconds)
+    per_world = world_mb()
     result = {
         "pick_place_success_rate": pp["ok"] / max(pp["n"], 1),
         "pick_place_trials": pp["n"],
@@ -238,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         "motion_realtime_factor_cpu": pp["rtf_cpu"],
         "frame_cost_ms": frame_wall * 1000,
         "frame_cost_cpu_ms": frame_cpu * 1000,
+        "world_pss_mb": per_world,
         "failures": dict(pp["failures"] + st["failures"]),
         "wall_s": time.perf_counter() - t_start,
     }
@@ -260,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
             f"cost per recorded frame  {frame_wall * 1000:.1f} ms wall, {frame_cpu * 1000:.1f} ms CPU "
             "(320x240 angled view)"
         )
+        print(f"memory per world         {per_world:.0f} MB PSS (a service holds one per session)")
         for why, n in Counter(result["failures"]).most_common(8):
             print(f"  failure x{n}: {why}")
         print(f"total {result['wall_s']:.0f} s")

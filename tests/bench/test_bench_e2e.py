@@ -14,6 +14,7 @@ import time
 import pytest
 
 from capstan.bench import e2e
+from capstan.bench.memory import pss_mb
 from capstan.llm.scripted import ScriptedProvider
 
 pytestmark = pytest.mark.slow
@@ -75,17 +76,17 @@ def test_memory_and_throughput_are_reported(figures):
 
 
 def test_pss_counts_children():
-    alone = e2e.pss_mb()
+    alone = pss_mb()
     touch_200_mb = (
         "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(30)"
     )
     child = subprocess.Popen([sys.executable, "-c", touch_200_mb])
     try:
         deadline = time.monotonic() + 20
-        while e2e.pss_mb() < alone + 150 and time.monotonic() < deadline:
+        while pss_mb() < alone + 150 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert e2e.pss_mb() >= alone + 150
-        assert e2e.pss_mb(child.pid) >= 150
+        assert pss_mb() >= alone + 150
+        assert pss_mb(child.pid) >= 150
     finally:
         child.kill()
         child.wait()
