@@ -78,6 +78,13 @@ def build_sim(scene: dict) -> World:
     return World(scene)
 
 
+def start_frame_renderer() -> None:
+    """Start the process that draws the simulator's video frames (sim.frames) ahead of the first run."""
+    from capstan.sim.frames import start_renderer
+
+    start_renderer()
+
+
 def build_policy_api(backend: RobotBackend, perception: str = "truth", on_event=None) -> PolicyAPI:
     """The primitives a program calls, over `backend`, reporting each call to `on_event`."""
     from capstan.primitives.api import PolicyAPI

@@ -8,7 +8,14 @@ import os
 import time
 from collections.abc import Callable
 
-from capstan.service.assembly import EngineSettings, build_engine, build_policy_api, build_sandbox, build_sim
+from capstan.service.assembly import (
+    EngineSettings,
+    build_engine,
+    build_policy_api,
+    build_sandbox,
+    build_sim,
+    start_frame_renderer,
+)
 from capstan.service.config import ConfigError, Settings
 from capstan.service.metrics import Metrics
 from capstan.service.robots import SIM, make_backend, robot_names
@@ -80,6 +87,8 @@ class Service:
             undo.callback(self.llm.close)
         engine_factory = self._engine_factory(engine)
         self.engine = engine = engine_factory(SIM)
+        if settings.media:
+            start_frame_renderer()
         if warm_up and getattr(self.llm, "name", "") == "local":
             progress("warming up the prompt prefix cache (first start computes it, later starts load it)...")
             t0 = time.time()

@@ -26,7 +26,8 @@ from capstan.primitives.geometry import named_positions
 from capstan.primitives.scene_state import GripperStatus, ObjectState, SceneState
 from capstan.sim import bodies, camera
 from capstan.sim.bodies import BodyState
-from capstan.sim.robot import FINGER_OPEN, IK_TOLERANCE, PandaModel
+from capstan.sim.frames import FrameJob, FrameState, render_frames
+from capstan.sim.robot import ARM_JOINTS, FINGER_JOINTS, FINGER_OPEN, IK_TOLERANCE, PandaModel
 from capstan.sim.scene import WORKSPACE, build_layout
 
 DT = 1.0 / 240.0
@@ -381,8 +382,9 @@ class World(RobotBackend):
         height: int = 240,
         max_frames: int = 1000,
     ) -> None:
-        """Capture an RGB frame every 1/fps simulated seconds while the world steps (at most
-        `max_frames`; later frames are dropped so a long program cannot exhaust memory)."""
+        """Note the scene every 1/fps simulated seconds while the world steps (at most `max_frames`;
+        later ones are dropped so a long program cannot exhaust memory). Drawing the frames waits
+        for stop_recording(), so recording does not slow the motion."""
         if view not in self._views or not 0 < fps <= 60 or max_frames < 1:
             raise InvalidArgumentError(
                 f"recording needs a view in {sorted(self._views)}, 0 < fps <= 60 and max_frames >= 1"
@@ -394,7 +396,7 @@ class World(RobotBackend):
             "next": self._steps,
             "view": view,
             "size": (int(width), int(height)),
-            "frames": [],
+            "states": [],
             "max": int(max_frames),
         }
         self._capture()
@@ -402,10 +404,18 @@ class World(RobotBackend):
     def _capture(self) -> None:
         rec = self._rec
         rec["next"] = self._steps + rec["every"]
-        if len(rec["frames"]) >= rec["max"]:
-            return
-        w, h = rec["size"]
-        rec["frames"].append(camera.render(self.cid, self._views[rec["view"]], w, h, {}, rgb_only=True).rgb)
+        if len(rec["states"]) < rec["max"]:
+            rec["states"].append(self._frame_state())
+
+    def _frame_state(self) -> FrameState:
+        joints = p.getJointStates(self.robot.body, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)
+        return FrameState(
+            joints=tuple(float(s[0]) for s in joints),
+            objects=tuple(
+                (o.kind, o.color, p.getBasePositionAndOrientation(o.body, physicsClientId=self.cid))
+                for o in self.objects.values()
+            ),
+        )
 
     @contextlib.contextmanager
     def headless(self) -> Iterator[None]:
@@ -417,6 +427,11 @@ class World(RobotBackend):
             self._rec = rec
 
     def stop_recording(self) -> list[np.ndarray]:
-        """Stop capturing; returns the RGB frames (H, W, 3 uint8) taken since start_recording."""
+        """Stop recording; returns the RGB frames (H, W, 3 uint8) of the states noted since
+        start_recording, drawn now (in the frame renderer's process)."""
         rec, self._rec = self._rec, None
-        return [] if rec is None else rec["frames"]
+        if rec is None:
+            return []
+        width, height = rec["size"]
+        view = self._views[rec["view"]]
+        return render_frames(FrameJob(self._ws.table_z, view, width, height, tuple(rec["states"])))

@@ -1,0 +1,207 @@
+"""Video frames drawn from recorded states in a child process, not while the arm moves.
+
+While a world records, it only notes where the arm's joints and the objects are at each frame's
+time (microseconds a frame); `render_frames` then draws those states in a renderer process that
+holds a mirror of the scene's looks (table, arm, one body per object kind and colour). So a motion
+runs as fast as headless, and since PyBullet holds the GIL while it draws, frames drawn in another
+process no longer stall the service's other runs. One renderer serves the whole process; if it
+cannot start or dies, frames are drawn here instead, on a mirror of our own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from capstan.primitives.backend import Workspace
+from capstan.sim import bodies, camera
+from capstan.sim.robot import ARM_JOINTS, BASE_POSITION, BASE_YAW, FINGER_JOINTS
+
+log = logging.getLogger(__name__)
+
+Pose = tuple[tuple[float, ...], tuple[float, ...]]
+HIDDEN: Pose = ((50.0, 50.0, -50.0), (0.0, 0.0, 0.0, 1.0))  # out of every view
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """What a frame shows: the arm's joint positions (ARM_JOINTS then FINGER_JOINTS), and each
+    object's kind, colour and pose."""
+
+    joints: tuple[float, ...]
+    objects: tuple[tuple[str, str, Pose], ...]
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    table_z: float
+    view: camera.View
+    width: int
+    height: int
+    states: tuple[FrameState, ...]
+
+
+class Mirror:
+    """The scene's looks in a client of its own: a table per table height, the arm (no collision
+    shapes) and a pool of object bodies per (kind, colour), reused from frame to frame."""
+
+    def __init__(self) -> None:
+        self.cid = p.connect(p.DIRECT)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
+        self.arm = p.loadURDF(
+            "franka_panda/panda.urdf",
+            BASE_POSITION,
+            p.getQuaternionFromEuler([0, 0, BASE_YAW]),
+            useFixedBase=True,
+            flags=p.URDF_IGNORE_COLLISION_SHAPES,
+            physicsClientId=self.cid,
+        )
+        self.factory = bodies.ObjectFactory(self.cid)
+        self.tables: dict[float, int] = {}
+        self.pool: dict[tuple[str, str], list[int]] = {}
+
+    def draw(self, job: FrameJob) -> list[np.ndarray]:
+        self._table(job.table_z)
+        frames = []
+        for state in job.states:
+            self._show(state)
+            frames.append(camera.render(self.cid, job.view, job.width, job.height, {}, rgb_only=True).rgb)
+        return frames
+
+    def _table(self, table_z: float) -> None:
+        for z, body in self.tables.items():
+            if z != table_z:
+                p.resetBasePositionAndOrientation(body, *HIDDEN, physicsClientId=self.cid)
+        if table_z not in self.tables:
+            ws = Workspace(x=(0.0, 0.0), y=(0.0, 0.0), table_z=table_z)
+            self.tables[table_z] = bodies.make_table(self.cid, ws)
+
+    def _show(self, state: FrameState) -> None:
+        for j, q in zip(ARM_JOINTS + FINGER_JOINTS, state.joints, strict=True):
+            p.resetJointState(self.arm, j, q, physicsClientId=self.cid)
+        used: dict[tuple[str, str], int] = {}
+        for kind, color, (position, orientation) in state.objects:
+            key = (kind, color)
+            pool = self.pool.setdefault(key, [])
+            k = used[key] = used.get(key, 0) + 1
+            if len(pool) < k:
+                pool.append(self.factory.create(kind, color, bodies.BodyState(position, orientation)))
+            p.resetBasePositionAndOrientation(pool[k - 1], position, orientation, physicsClientId=self.cid)
+        for key, pool in self.pool.items():
+            for body in pool[used.get(key, 0) :]:
+                p.resetBasePositionAndOrientation(body, *HIDDEN, physicsClientId=self.cid)
+
+
+def _serve(conn: Connection) -> None:
+    """The renderer process: draw each job it is sent, until the connection closes."""
+    mirror = Mirror()
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(("ok", mirror.draw(job)))
+        except Exception as exc:  # noqa: BLE001 - report it; the caller draws the frames itself
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class Renderer:
+    """The process's renderer: started on first use (`python -m capstan.sim.frames`, so no
+    module of the caller's is imported again there), one job at a time, restarted if it died."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._local: Mirror | None = None
+
+    def draw(self, job: FrameJob) -> list[np.ndarray]:
+        with self._lock:
+            for _ in range(2):
+                try:
+                    conn = self._connection()
+                    conn.send(job)
+                    status, result = conn.recv()
+                except (OSError, EOFError) as exc:
+                    log.warning("the frame renderer failed (%s); starting it again", exc)
+                    self._stop()
+                    continue
+                if status == "ok":
+                    return result
+                log.warning("the frame renderer could not draw a job: %s", result)
+                break
+            if self._local is None:  # last resort: draw in this process
+                self._local = Mirror()
+            return self._local.draw(job)
+
+    def start(self) -> None:
+        with self._lock:
+            self._connection()
+
+    def _connection(self) -> Connection:
+        if self._proc is None or self._proc.poll() is not None or self._conn is None:
+            self._stop()
+            ours, theirs = socket.socketpair()
+            source = str(Path(__file__).resolve().parents[2])  # the same capstan, a worktree's included
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+            }
+            with theirs:
+                self._proc = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+                    [sys.executable, "-m", "capstan.sim.frames", str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,  # PyBullet prints its build time there
+                    env=env,
+                )
+            self._conn = Connection(ours.detach())
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        conn, proc, self._conn, self._proc = self._conn, self._proc, None, None
+        if conn is not None:
+            conn.close()  # the renderer reads EOF and exits
+        if proc is not None:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+_RENDERER = Renderer()
+atexit.register(_RENDERER.close)
+
+
+def start_renderer() -> None:
+    """Start the renderer process now, so the first video does not wait for it to load."""
+    _RENDERER.start()
+
+
+def render_frames(job: FrameJob) -> list[np.ndarray]:
+    """RGB frames (H, W, 3 uint8) of `job`'s states, in order."""
+    if not job.states:
+        return []
+    return _RENDERER.draw(job)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

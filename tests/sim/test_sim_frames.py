@@ -1,0 +1,85 @@
+"""Video frames are drawn from recorded states in the renderer process: the same pixels as drawing
+the live world, nothing drawn while the arm moves, and frames still come when the renderer dies or
+cannot start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from capstan.primitives import PolicyAPI
+from capstan.sim import World, camera, frames
+
+SPEC = {"objects": ["red block", "green block", "blue block", "blue bowl", "red bowl"], "seed": 3}
+
+
+@pytest.fixture
+def world():
+    with World(SPEC) as w:
+        yield w
+
+
+def live(world: World, view: str) -> np.ndarray:
+    return camera.render(world.cid, world._views[view], 320, 240, {}, rgb_only=True).rgb
+
+
+def drawn(world: World, view: str) -> np.ndarray:
+    job = frames.FrameJob(world.workspace().table_z, world._views[view], 320, 240, (world._frame_state(),))
+    return frames.render_frames(job)[0]
+
+
+def test_a_drawn_state_has_the_pixels_of_the_live_world(world):
+    put = PolicyAPI(world).functions()["put_first_on_second"]
+    for block, target in (("red block", "blue bowl"), ("green block", "red block")):
+        put(block, target)
+        for view in ("angled", "top"):
+            assert np.array_equal(drawn(world, view), live(world, view)), (block, view)
+
+
+def test_a_held_block_mid_motion_is_drawn_where_it_is(world):
+    """The fingers, the block between them and the raised arm, all in one recorded state."""
+    f = PolicyAPI(world).functions()
+    f["pick"]("blue block")
+    assert world.holding() == "blue block"
+    assert np.array_equal(drawn(world, "angled"), live(world, "angled"))
+
+
+def test_nothing_is_drawn_while_the_arm_moves(world, monkeypatch):
+    put = PolicyAPI(world).functions()["put_first_on_second"]
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a frame was drawn in this process during the motion")
+
+    world.start_recording(fps=8, view="angled", width=320, height=240)
+    with monkeypatch.context() as m:
+        m.setattr(camera, "render", no_drawing)
+        put("red block", "blue bowl")
+    images = world.stop_recording()
+    assert len(images) > 5
+    assert images[0].shape == (240, 320, 3)
+    assert not np.array_equal(images[0], images[-1])  # the block moved
+
+
+def test_frames_come_back_after_the_renderer_dies(world):
+    frames.start_renderer()
+    proc = frames._RENDERER._proc
+    assert proc is not None and proc.poll() is None
+    proc.kill()
+    proc.wait()
+    world.start_recording(fps=8, view="top", width=320, height=240)
+    PolicyAPI(world).functions()["put_first_on_second"]("green block", "red bowl")
+    images = world.stop_recording()
+    assert len(images) > 5 and not np.array_equal(images[0], images[-1])
+    assert frames._RENDERER._proc is not proc and frames._RENDERER._proc.poll() is None
+
+
+def test_without_a_renderer_process_frames_are_drawn_here(world, monkeypatch):
+    renderer = frames.Renderer()
+
+    def cannot_start():
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(renderer, "_connection", cannot_start)
+    job = frames.FrameJob(0.0, world._views["angled"], 320, 240, (world._frame_state(),))
+    assert np.array_equal(renderer.draw(job)[0], live(world, "angled"))
+    assert frames.render_frames(frames.FrameJob(0.0, world._views["top"], 32, 24, ())) == []
