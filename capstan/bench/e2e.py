@@ -8,23 +8,25 @@ A Capstan service starts in this process on loopback (uvicorn in a thread, media
 - `multi_turn`: one session, turns that refer back to earlier ones.
 
 Each command's clock runs from its `POST .../commands?wait=true` until its video URLs have been
-served (GIF and MP4 fetched), and is split from the trace into LLM, sandbox (dry runs included),
-motion (control primitives, frames captured on the way included), media (final frame and
-encoding, then serving) and HTTP. One warm-up command goes first (its time is reported on its own:
-the first one reads the model and its cached prompt prefix). The simple commands run again, in a
-pass of their own, on a second service with media off, in the same process and with the same
-model. Each simple command's pick-and-place also runs headless on a bare simulator with the same
-scene, for the motion's ratio to headless.
+served (GIF and MP4 fetched), and is split from the trace into LLM, sandbox (checks, dry runs,
+running the program, the service's bookkeeping), motion (control primitives), media (drawing
+frames, encoding the videos, serving them) and HTTP. One warm-up command goes first (its time is
+reported on its own: the first one reads the model and its cached prompt prefix). The simple
+commands run again, in a pass of their own, on a second service with media off, in the same
+process and with the same model. Each simple command's pick-and-place also runs headless on a bare
+simulator with the same scene, for the motion's ratio to headless.
 
-Memory first (skip it with `--no-memory`): PSS summed over this process (both services and the
-model) and its children, after start, with 8 sessions that each ran a program, and after
-`--programs` (200) one-line pick-and-place programs spread over those 8 sessions (8 clients at once,
-media on; their throughput is reported too). Those sessions are deleted before the commands run.
+Memory first (skip it with `--no-memory`), while only the media-on service runs: PSS summed over
+this process (the service and the model) and its children, after start, with 8 sessions that each
+ran a program, and after `--programs` (200) one-line pick-and-place programs spread over those 8
+sessions (8 clients at once, media on; their throughput is reported too). Those sessions are
+deleted before the commands run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -91,7 +93,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def split_of(trace: dict, wall_s: float, fetch_s: float) -> dict:
-    """Where a command's time went, from its trace (seconds)."""
+    """Where a command's time went, from its trace (seconds); the parts add up to `wall_s`."""
     timings = trace.get("timings") or {}
     llm = sum(float(c.get("latency_s") or 0) for c in trace.get("llm_calls") or [])
     motion = sum(
@@ -99,13 +101,13 @@ def split_of(trace: dict, wall_s: float, fetch_s: float) -> dict:
         for c in trace.get("primitive_calls") or []
         if c.get("name") in CONTROL and c.get("t_end") and c.get("t_start")
     )
-    engine = float(timings.get("engine_s") or 0)
+    media = float(timings.get("media_s") or 0)  # drawing frames and writing videos, in the run
     total = float(timings.get("total_s") or 0)
     return {
         "llm_s": round(llm, 3),
-        "sandbox_s": round(max(0.0, engine - llm - motion), 3),
+        "sandbox_s": round(max(0.0, total - llm - motion - media), 3),
         "motion_s": round(motion, 3),
-        "media_s": round(max(0.0, total - engine) + fetch_s, 3),
+        "media_s": round(media + fetch_s, 3),
         "http_s": round(max(0.0, wall_s - total - fetch_s), 3),
     }
 
@@ -289,21 +291,17 @@ def run(args: argparse.Namespace) -> int:
 
     started_at = time.time()
     llm = from_config()
-    with (
-        ServiceServer(llm=llm, media=True, max_sessions=64) as on_server,
-        ServiceServer(llm=llm, media=False, max_sessions=64) as off_server,
-    ):
-        memory_started = pss_mb()
-        on, off = Client(on_server.url), Client(off_server.url)
-        try:
-            memory, throughput = ({}, {}) if args.no_memory else memory_phase(on, args.programs)
-            objects, text = SIMPLE[0]
-            warm = on.timed(on.session(objects, 99), "commands", {"text": text})
-            _progress("warm-up", text, warm)
-            rows = command_phase(on, off, max(1, args.repeats))
-        finally:
-            on.close()
-            off.close()
+    with contextlib.ExitStack() as stack:
+        on_server = stack.enter_context(ServiceServer(llm=llm, media=True, max_sessions=64))
+        on = stack.enter_context(contextlib.closing(Client(on_server.url)))
+        memory_started = pss_mb()  # one service (the media-off one starts after the memory phase)
+        memory, throughput = ({}, {}) if args.no_memory else memory_phase(on, args.programs)
+        off_server = stack.enter_context(ServiceServer(llm=llm, media=False, max_sessions=64))
+        off = stack.enter_context(contextlib.closing(Client(off_server.url)))
+        objects, text = SIMPLE[0]
+        warm = on.timed(on.session(objects, 99), "commands", {"text": text})
+        _progress("warm-up", text, warm)
+        rows = command_phase(on, off, max(1, args.repeats))
     headless = []
     for row in rows["simple"]:
         trace_args = row.get("put_args")

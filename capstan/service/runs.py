@@ -64,6 +64,7 @@ class Run:
     engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
     holds_slot: bool = False  # counts against max_concurrent_runs (not while awaiting approval)
     pending: Pending | None = None  # the program awaiting an operator's decision, if any
+    media_s: float = 0.0  # drawing its frames and writing its videos, wherever in the run
     _seq_lock: threading.Lock = field(default_factory=threading.Lock)
     _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -295,9 +296,16 @@ class RunManager:
             media = {}
             if recorder is not None:
                 self._record_frame(run, recorder, final=True)
+                t0 = time.perf_counter()
                 media = recorder.finish()
+                run.media_s += time.perf_counter() - t0
             ended = time.time()
-            timings.update(ended_at=ended, engine_s=round(engine_s, 4), total_s=round(ended - started, 4))
+            timings.update(
+                ended_at=ended,
+                engine_s=round(engine_s, 4),
+                media_s=round(run.media_s, 4),
+                total_s=round(ended - started, 4),
+            )
             self.store.update_run(run.id, state_after=state_after, media=media)
             if self.after_run is not None:
                 try:
@@ -350,7 +358,9 @@ class RunManager:
         data = dict(data)
         frames = data.pop("frames")
         if self.settings.media and frames:
+            t0 = time.perf_counter()
             data["video"] = write_rehearsal(self.settings.media_dir, run.id, len(videos), frames)
+            run.media_s += time.perf_counter() - t0
             videos.append(data["video"])
         return data
 
@@ -423,6 +433,14 @@ class RunManager:
         session.last_frame_at = now
 
     def _record_frame(self, run: Run, recorder: Recorder, final: bool = False) -> None:
+        """`_move_frames`, its time counted in the run's media time."""
+        t0 = time.perf_counter()
+        try:
+            self._move_frames(run, recorder, final)
+        finally:
+            run.media_s += time.perf_counter() - t0
+
+    def _move_frames(self, run: Run, recorder: Recorder, final: bool) -> None:
         """Move the frames captured since the last call into the run's media; emit one "frame" event.
 
         Backends that support recording (sim.World) capture frames during motion; recording restarts
