@@ -35,6 +35,10 @@ class LocalSettings:
     seed: int = 1234
     # Drop to one thread per call while other work already fills the CPU (see threads_for_load).
     adaptive_threads: bool = True
+    # Read the weights into memory instead of mapping the file: llama.cpp repacks most of them for
+    # its CPU kernels, and mapped, the file's pages stayed resident beside the repacked copy
+    # (measured: 1.93 GB PSS mapped, 1.34 GB read, same speed).
+    use_mmap: bool = False
 
 
 def threads_for_load(max_threads: int, load_1min: float, cpus: int) -> int:
@@ -100,6 +104,7 @@ def _load(path: Path, settings: LocalSettings) -> Llama:
             n_threads=settings.n_threads,
             n_threads_batch=settings.n_threads,
             seed=settings.seed,
+            use_mmap=settings.use_mmap,
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
