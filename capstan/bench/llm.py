@@ -4,7 +4,9 @@ Builds the real tabletop_ui request (system text + core few-shot examples as the
 retrieved examples, scene and command) from prompts/ when lmp is importable, else a representative
 few-shot prompt of similar size. For the local model it measures, with a fresh temporary prefix
 cache: time to first token cold (prefix computed), warm (prefix in memory, a different command),
-after a simulated restart (prefix state read from disk), total latency and generation tokens/s.
+after a simulated restart (prefix state read from disk), total latency and generation tokens/s;
+then generation tokens/s on a short prompt (under 200 tokens, same model, same run, the same number
+of tokens generated), since attention over a long prompt slows every generated token.
 For cloud providers "cold" and "warm" are the first and second call (provider-side prompt cache;
 time to first token needs CAPSTAN_LLM_STREAM=1 for openai / openai-compatible).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -79,14 +82,39 @@ def _builtin_request(command: str):
     return CompletionRequest(tuple(messages), max_tokens=200, stop=("# command:",), prefix_messages=prefix)
 
 
+SHORT_PROMPT = (
+    "Write a Python function `running_max(xs)` that returns the list of running maxima of `xs`, "
+    "with a docstring and comments."
+)
+
+
+def _decode_rate(c) -> float | None:
+    """Generation tokens/s of one completion: the tokens after the first over the time after it."""
+    generating = (c.latency_s or 0.0) - (c.ttft_s or 0.0)
+    return (c.completion_tokens - 1) / generating if c.completion_tokens > 1 and generating > 0 else None
+
+
+def _short_context(provider, tokens: int, repeats: int = 3) -> dict:
+    """Generation speed on a short prompt, `tokens` generated (the long prompt's answer length)."""
+    from capstan.llm.base import CompletionRequest, Message
+
+    request = CompletionRequest((Message("user", SHORT_PROMPT),), max_tokens=max(tokens, 8))
+    runs = [provider.complete(request) for _ in range(repeats)]
+    rates = [r for r in map(_decode_rate, runs) if r is not None]
+    return {
+        "tokens_per_s_short_context": statistics.median(rates) if rates else None,
+        "short_context_prompt_tokens": runs[0].prompt_tokens,
+        "short_context_completion_tokens": runs[0].completion_tokens,
+    }
+
+
 def _figures(cold, warm, restart=None) -> dict:
-    generating = max(warm.latency_s - (warm.ttft_s or 0.0), 1e-9)
     figures = {
         "ttft_cold_s": cold.ttft_s,
         "ttft_warm_s": warm.ttft_s,
         "latency_s": warm.latency_s,
         "latency_cold_s": cold.latency_s,
-        "tokens_per_s": (warm.completion_tokens - 1) / generating if warm.completion_tokens > 1 else None,
+        "tokens_per_s": _decode_rate(warm),
         "prompt_tokens": warm.prompt_tokens,
         "prefix_tokens": warm.extra.get("prefix_tokens"),
         "cached_prompt_tokens_warm": warm.cached_prompt_tokens,
@@ -119,9 +147,16 @@ def _bench_local(requests) -> dict:
         cold = _timed(provider, requests[0])
         warm = _timed(provider, requests[1])
         clear_registry()  # simulate a restart: a new Llama that must read the prefix state from disk
-        restart = _timed(LocalProvider(path, prefix_cache_dir=cache, model_name=model_name()), requests[0])
+        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
+        restart = _timed(provider, requests[0])
+        short = _short_context(provider, warm.completion_tokens)
         clear_registry()
     figures = _figures(cold, warm, restart)
+    figures.update(short)
+    long_rates = [r for r in (_decode_rate(warm), _decode_rate(restart)) if r is not None]
+    figures["tokens_per_s"] = statistics.median(long_rates) if long_rates else None
+    if figures["tokens_per_s"] and short["tokens_per_s_short_context"]:
+        figures["tokens_per_s_ratio"] = figures["tokens_per_s"] / short["tokens_per_s_short_context"]
     figures["cpu_cold_s"], figures["cpu_warm_s"] = cold.extra["cpu_s"], warm.extra["cpu_s"]
     figures["threads"] = [c.extra.get("threads") for c in (cold, warm, restart)]
     return {"provider": "local", "model": provider.model, **figures}
@@ -153,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         ("latency_cold_s", "total latency, cold"),
         ("latency_s", "total latency, warm"),
         ("tokens_per_s", "generation tokens/s"),
+        ("tokens_per_s_short_context", "generation tokens/s, short"),
+        ("tokens_per_s_ratio", "long / short prompt"),
     ):
         value = figures.get(key)
         if key in figures:

@@ -4,13 +4,16 @@ While a world records, it only notes where the arm's joints and the objects are 
 time (microseconds a frame); `render_frames` then draws those states in a renderer process that
 holds a mirror of the scene's looks (table, arm, one body per object kind and colour). So a motion
 runs as fast as headless, and since PyBullet holds the GIL while it draws, frames drawn in another
-process no longer stall the service's other runs. One renderer serves the whole process; if it
-cannot start or dies, frames are drawn here instead, on a mirror of our own.
+process no longer stall the service's other runs. The renderers (one per core, at most two) serve
+the whole process; one that cannot start or dies is started again, else its frames are drawn here,
+on a mirror of our own.
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
+import dataclasses
 import logging
 import os
 import socket
@@ -187,20 +190,49 @@ class Renderer:
                 proc.wait()
 
 
-_RENDERER = Renderer()
-atexit.register(_RENDERER.close)
+class Renderers:
+    """Renderer processes, one per core (at most two): a job's frames are split among them and
+    drawn side by side, since the model and the physics are idle while a run's video is drawn."""
+
+    def __init__(self, count: int) -> None:
+        self.members = [Renderer() for _ in range(max(1, count))]
+        self._threads = concurrent.futures.ThreadPoolExecutor(len(self.members), "capstan-frames")
+
+    def start(self) -> None:
+        for member in self.members:
+            member.start()
+
+    def draw(self, job: FrameJob) -> list[np.ndarray]:
+        share = -(-len(job.states) // len(self.members))
+        parts = [job.states[i : i + share] for i in range(0, len(job.states), share)]
+        if len(parts) == 1:
+            return self.members[0].draw(job)
+        drawing = [
+            self._threads.submit(member.draw, dataclasses.replace(job, states=part))
+            for member, part in zip(self.members, parts, strict=False)
+        ]
+        return [frame for future in drawing for frame in future.result()]
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+        self._threads.shutdown(wait=False)
+
+
+_RENDERERS = Renderers(min(2, os.cpu_count() or 1))
+atexit.register(_RENDERERS.close)
 
 
 def start_renderer() -> None:
-    """Start the renderer process now, so the first video does not wait for it to load."""
-    _RENDERER.start()
+    """Start the renderer processes now, so the first video does not wait for them to load."""
+    _RENDERERS.start()
 
 
 def render_frames(job: FrameJob) -> list[np.ndarray]:
     """RGB frames (H, W, 3 uint8) of `job`'s states, in order."""
     if not job.states:
         return []
-    return _RENDERER.draw(job)
+    return _RENDERERS.draw(job)
 
 
 if __name__ == "__main__":

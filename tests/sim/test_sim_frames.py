@@ -62,7 +62,8 @@ def test_nothing_is_drawn_while_the_arm_moves(world, monkeypatch):
 
 def test_frames_come_back_after_the_renderer_dies(world):
     frames.start_renderer()
-    proc = frames._RENDERER._proc
+    renderer = frames._RENDERERS.members[0]
+    proc = renderer._proc
     assert proc is not None and proc.poll() is None
     proc.kill()
     proc.wait()
@@ -70,7 +71,7 @@ def test_frames_come_back_after_the_renderer_dies(world):
     PolicyAPI(world).functions()["put_first_on_second"]("green block", "red bowl")
     images = world.stop_recording()
     assert len(images) > 5 and not np.array_equal(images[0], images[-1])
-    assert frames._RENDERER._proc is not proc and frames._RENDERER._proc.poll() is None
+    assert renderer._proc is not proc and renderer._proc.poll() is None
 
 
 def test_without_a_renderer_process_frames_are_drawn_here(world, monkeypatch):
@@ -83,3 +84,20 @@ def test_without_a_renderer_process_frames_are_drawn_here(world, monkeypatch):
     job = frames.FrameJob(0.0, world._views["angled"], 320, 240, (world._frame_state(),))
     assert np.array_equal(renderer.draw(job)[0], live(world, "angled"))
     assert frames.render_frames(frames.FrameJob(0.0, world._views["top"], 32, 24, ())) == []
+
+
+def test_frames_split_among_renderers_come_back_in_order(world):
+    """A job split among the renderers gives the frames of drawing it whole, in order."""
+    world.start_recording(fps=8, view="angled", width=320, height=240)
+    PolicyAPI(world).functions()["put_first_on_second"]("red block", "red bowl")
+    states = tuple(world._rec["states"])
+    world.stop_recording()
+    job = frames.FrameJob(0.0, world._views["angled"], 320, 240, states)
+    one, three = frames.Renderer(), frames.Renderers(3)
+    try:
+        whole, split = one.draw(job), three.draw(job)
+    finally:
+        one.close()
+        three.close()
+    assert len(split) == len(whole) == len(states) > 5
+    assert all(np.array_equal(a, b) for a, b in zip(split, whole, strict=True))
