@@ -21,6 +21,12 @@ this process (the service and the model) and its children, after start, with 8 s
 ran a program, and after `--programs` (200) one-line pick-and-place programs spread over those 8
 sessions (8 clients at once, media on; their throughput is reported too). Those sessions are
 deleted before the commands run.
+
+Load (`load`): 8 new sessions get 5 one-line pick-and-place programs each, all 40 submitted at once
+without waiting (media on); a client refused with 429 waits the Retry-After it is given and submits
+again. Reported: runs per second from the first submission to the last run's end, 429s, and runs
+lost, failed or mixed up (a trace in another session, with another program, or touching another
+session's objects).
 """
 
 from __future__ import annotations
@@ -261,6 +267,81 @@ def memory_phase(client: Client, programs: int) -> tuple[dict, dict]:
     return {"sessions_8": sessions_8, "after_programs": after}, throughput
 
 
+LOAD_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan")
+LOAD_RUNS = 5
+TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+def load_phase(client: Client) -> dict:
+    """8 sessions x 5 one-line pick-and-place programs, all submitted at once without waiting; a
+    client refused with 429 waits its Retry-After and submits again. Every run must succeed in its
+    own session with its own program, touching only its session's objects."""
+    plan = []
+    for i, color in enumerate(LOAD_COLORS):
+        block = f"{color} block"
+        bowls = (f"{LOAD_COLORS[(i + 1) % 8]} bowl", f"{LOAD_COLORS[(i + 2) % 8]} bowl")
+        plan.append((client.session([block, *bowls], 700 + i), block, bowls))
+    submitted: list[dict] = []
+    refused = [0]
+    lock = threading.Lock()
+
+    def submit(sid: str, block: str, bowls: tuple[str, str]) -> None:
+        local = Client(client.url)
+        try:
+            for k in range(LOAD_RUNS):
+                code = f"put_first_on_second('{block}', '{bowls[k % 2]}')"
+                while True:
+                    r = local.http.post(f"/v1/sessions/{sid}/programs", json={"code": code})
+                    if r.status_code != 429:
+                        break
+                    with lock:
+                        refused[0] += 1
+                    time.sleep(float(r.headers["Retry-After"]))
+                r.raise_for_status()
+                with lock:
+                    submitted.append(
+                        {"run": r.json()["run_id"], "session": sid, "code": code, "own": {block, *bowls}}
+                    )
+        finally:
+            local.close()
+
+    t0 = time.time()
+    threads = [threading.Thread(target=submit, args=item) for item in plan]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    traces = {}
+    for item in submitted:
+        while (trace := client.http.get(f"/v1/runs/{item['run']}").json())["status"] not in TERMINAL:
+            time.sleep(0.2)
+        traces[item["run"]] = trace
+    ended = max((float(t["timings"]["ended_at"]) for t in traces.values()), default=t0)
+    mixed = [
+        i["run"]
+        for i in submitted
+        if traces[i["run"]]["session_id"] != i["session"]
+        or traces[i["run"]]["code"] != i["code"]
+        or any(
+            isinstance(a, str) and a not in i["own"]
+            for c in traces[i["run"]]["primitive_calls"]
+            for a in c.get("args") or []
+        )
+    ]
+    for sid, _, _ in plan:
+        client.http.delete(f"/v1/sessions/{sid}").raise_for_status()
+    return {
+        "runs": len(plan) * LOAD_RUNS,
+        "finished": len(traces),
+        "succeeded": sum(1 for t in traces.values() if t["status"] == "succeeded"),
+        "lost": len(plan) * LOAD_RUNS - len(traces),
+        "mixed": mixed,
+        "refused_429": refused[0],
+        "runs_per_s": round(len(traces) / (ended - t0), 3) if ended > t0 else None,
+        "wall_s": round(ended - t0, 2),
+    }
+
+
 def _progress(kind: str, text: str, row: dict) -> None:
     print(f"  {kind:<17} {row['wall_s']:6.2f}s  {row['status']:<10} {text}", file=sys.stderr, flush=True)
 
@@ -296,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         on = stack.enter_context(contextlib.closing(Client(on_server.url)))
         memory_started = pss_mb()  # one service (the media-off one starts after the memory phase)
         memory, throughput = ({}, {}) if args.no_memory else memory_phase(on, args.programs)
+        load = load_phase(on)
         off_server = stack.enter_context(ServiceServer(llm=llm, media=False, max_sessions=64))
         off = stack.enter_context(contextlib.closing(Client(off_server.url)))
         objects, text = SIMPLE[0]
@@ -321,6 +403,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         "memory_mb": None if args.no_memory else {"started": memory_started, **_memory_keys(memory, args)},
         "throughput": throughput or None,
+        "load": load,
         "machine": {"cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2)},
         "started_at": started_at,
         "items": rows,

@@ -7,6 +7,7 @@ rehearsals of its programs on a robot's twin rehearsals/<n>.gif and rehearsals/<
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import re
 from pathlib import Path
@@ -55,17 +56,30 @@ class Recorder:
 
     def finish(self) -> dict:
         """Write video.gif and video.mp4; returns {"gif": bool, "mp4": bool}."""
-        out = {"gif": False, "mp4": False}
         if not self._frames:
-            return out
-        for kind, write in (("gif", write_gif), ("mp4", write_mp4)):
-            try:
-                write(self._frames, self.dir / f"video.{kind}", fps=FPS)
-                out[kind] = True
-            except Exception:  # media is best effort: a failed encoder must not fail the run
-                log.exception("%s encoding failed for %s", kind.upper(), self.dir)
+            return {"gif": False, "mp4": False}
+        written = write_videos(self._frames, self.dir / "video", str(self.dir))
         self._frames.clear()
-        return out
+        return {kind: path is not None for kind, path in written.items()}
+
+
+def write_videos(frames: list[np.ndarray], stem: Path, what: str) -> dict[str, Path | None]:
+    """`stem`.gif and `stem`.mp4, encoded side by side (the MP4 by an ffmpeg process); each is
+    None when it could not be written: media are best effort, a failed encoder fails no run."""
+
+    def write(kind: str) -> Path | None:
+        try:
+            return ENCODERS[kind](frames, stem.with_suffix(f".{kind}"), fps=FPS)
+        except Exception:
+            log.exception("%s encoding failed for %s", kind.upper(), what)
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(1) as other:
+        mp4 = other.submit(write, "mp4")
+        return {"gif": write("gif"), "mp4": mp4.result()}
+
+
+ENCODERS = {"gif": write_gif, "mp4": write_mp4}
 
 
 def write_rehearsal(media_dir: Path, run_id: str, index: int, frames: list[np.ndarray]) -> dict:
@@ -73,12 +87,9 @@ def write_rehearsal(media_dir: Path, run_id: str, index: int, frames: list[np.nd
     (None for one that could not be written: media are best effort)."""
     out_dir = run_dir(media_dir, run_id) / "rehearsals"
     out_dir.mkdir(parents=True, exist_ok=True)
-    urls: dict = {"gif": None, "mp4": None}
     rgb = [np.asarray(f, dtype=np.uint8)[..., :3] for f in frames]
-    for kind, write in (("gif", write_gif), ("mp4", write_mp4)):
-        try:
-            write(rgb, out_dir / f"{index}.{kind}", fps=FPS)
-            urls[kind] = f"/v1/runs/{run_id}/rehearsals/{index}.{kind}"
-        except Exception:
-            log.exception("%s encoding of rehearsal %d failed for %s", kind.upper(), index, run_id)
-    return urls
+    written = write_videos(rgb, out_dir / str(index), f"rehearsal {index} of run {run_id}")
+    return {
+        kind: f"/v1/runs/{run_id}/rehearsals/{index}.{kind}" if path is not None else None
+        for kind, path in written.items()
+    }

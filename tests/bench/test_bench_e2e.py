@@ -75,6 +75,13 @@ def test_memory_and_throughput_are_reported(figures):
     assert figures["uncached_prompt_tokens_simple"] is not None
 
 
+def test_the_load_loses_and_mixes_nothing(figures):
+    load = figures["load"]
+    assert load["runs"] == load["finished"] == load["succeeded"] == 40
+    assert load["lost"] == 0 and load["mixed"] == []
+    assert load["refused_429"] >= 0 and load["runs_per_s"] > 0
+
+
 def test_pss_counts_children():
     alone = pss_mb()
     touch_200_mb = (
