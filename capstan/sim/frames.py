@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -72,7 +73,8 @@ class Mirror:
             physicsClientId=self.cid,
         )
         self.factory = bodies.ObjectFactory(self.cid)
-        self.tables: dict[float, int] = {}
+        self.table_z: float | None = None
+        self.table_bodies: list[int] = []  # the table and the floor below it
         self.pool: dict[tuple[str, str], list[int]] = {}
 
     def draw(self, job: FrameJob) -> list[np.ndarray]:
@@ -84,12 +86,19 @@ class Mirror:
         return frames
 
     def _table(self, table_z: float) -> None:
-        for z, body in self.tables.items():
-            if z != table_z:
-                p.resetBasePositionAndOrientation(body, *HIDDEN, physicsClientId=self.cid)
-        if table_z not in self.tables:
-            ws = Workspace(x=(0.0, 0.0), y=(0.0, 0.0), table_z=table_z)
-            self.tables[table_z] = bodies.make_table(self.cid, ws)
+        if table_z == self.table_z:
+            return
+        for body in self.table_bodies:
+            p.removeBody(body, physicsClientId=self.cid)
+        before = p.getNumBodies(physicsClientId=self.cid)
+        bodies.make_table(self.cid, Workspace(x=(0.0, 0.0), y=(0.0, 0.0), table_z=table_z))
+        after = p.getNumBodies(physicsClientId=self.cid)
+        self.table_bodies = [p.getBodyUniqueId(i, physicsClientId=self.cid) for i in range(before, after)]
+        self.table_z = table_z
+
+    def close(self) -> None:
+        if p.isConnected(self.cid):
+            p.disconnect(self.cid)
 
     def _show(self, state: FrameState) -> None:
         for j, q in zip(ARM_JOINTS + FINGER_JOINTS, state.joints, strict=True):
@@ -125,69 +134,97 @@ class Renderer:
     """The process's renderer: started on first use (`python -m capstan.sim.frames`, so no
     module of the caller's is imported again there), one job at a time, restarted if it died."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline_s: float = 30.0) -> None:
+        self.deadline_s = deadline_s  # for a job, plus 0.2 s a frame
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self._local: Mirror | None = None
 
     def draw(self, job: FrameJob) -> list[np.ndarray]:
+        """The job's frames from the renderer (started again once if it fails on the way); drawn
+        here only if no renderer can be started; none if it fails on this job twice or exceeds its
+        deadline (media are best effort: a run never fails for its video)."""
         with self._lock:
-            for _ in range(2):
+            for attempt in range(2):
                 try:
                     conn = self._connection()
-                    conn.send(job)
-                    status, result = conn.recv()
-                except (OSError, EOFError) as exc:
-                    log.warning("the frame renderer failed (%s); starting it again", exc)
-                    self._stop()
+                except OSError as exc:
+                    log.warning("cannot start a frame renderer (%s); drawing frames here", exc)
+                    if self._local is None:
+                        self._local = Mirror()
+                    return self._local.draw(job)
+                try:
+                    status, result = self._ask(conn, job)
+                except (OSError, EOFError, TimeoutError) as exc:
+                    log.warning("the frame renderer failed (%s); attempt %d of 2", exc, attempt + 1)
+                    self._stop(wedged=isinstance(exc, TimeoutError))
                     continue
+                except BaseException:  # interrupted mid-job: its answer must not reach the next one
+                    self._stop()
+                    raise
                 if status == "ok":
                     return result
                 log.warning("the frame renderer could not draw a job: %s", result)
-                break
-            if self._local is None:  # last resort: draw in this process
-                self._local = Mirror()
-            return self._local.draw(job)
+                return []
+            return []
+
+    def _ask(self, conn: Connection, job: FrameJob) -> tuple[str, Any]:
+        conn.send(job)
+        deadline_s = self.deadline_s + 0.2 * len(job.states)  # ~40 ms a frame when well
+        if not conn.poll(deadline_s):
+            raise TimeoutError(f"no frames after {deadline_s:.0f} s")
+        return conn.recv()
 
     def start(self) -> None:
         with self._lock:
-            self._connection()
+            try:
+                self._connection()
+            except OSError as exc:  # frames are then drawn here; the service starts regardless
+                log.warning("cannot start a frame renderer: %s", exc)
 
     def _connection(self) -> Connection:
         if self._proc is None or self._proc.poll() is not None or self._conn is None:
             self._stop()
             ours, theirs = socket.socketpair()
-            source = str(Path(__file__).resolve().parents[2])  # the same capstan, a worktree's included
-            env = {
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
-            }
-            with theirs:
+            with ours, theirs:
                 self._proc = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
                     [sys.executable, "-m", "capstan.sim.frames", str(theirs.fileno())],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,  # PyBullet prints its build time there
-                    env=env,
+                    env=_child_environment(),
                 )
-            self._conn = Connection(ours.detach())
+                self._conn = Connection(ours.detach())
         return self._conn
 
     def close(self) -> None:
         with self._lock:
             self._stop()
+            if self._local is not None:
+                self._local.close()
+                self._local = None
 
-    def _stop(self) -> None:
+    def _stop(self, wedged: bool = False) -> None:
         conn, proc, self._conn, self._proc = self._conn, self._proc, None, None
         if conn is not None:
-            conn.close()  # the renderer reads EOF and exits
+            conn.close()  # a renderer that is well reads EOF and exits
         if proc is not None:
             try:
-                proc.wait(5)
+                proc.wait(0 if wedged else 5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _child_environment() -> dict[str, str]:
+    """This environment; from a source checkout, with that checkout first on PYTHONPATH, so the
+    renderer runs the same capstan (a worktree's included). An installed capstan needs nothing."""
+    source = Path(__file__).resolve().parents[2]
+    if not (source / "pyproject.toml").exists():
+        return dict(os.environ)
+    path = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 class Renderers:

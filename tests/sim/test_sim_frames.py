@@ -4,6 +4,9 @@ cannot start."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -74,6 +77,20 @@ def test_frames_come_back_after_the_renderer_dies(world):
     assert renderer._proc is not proc and renderer._proc.poll() is None
 
 
+def test_a_wedged_renderer_is_replaced_within_its_deadline(world):
+    renderer = frames.Renderer(deadline_s=1.0)
+    try:
+        renderer.start()
+        wedged = renderer._proc
+        os.kill(wedged.pid, signal.SIGSTOP)  # alive, but never answers
+        job = frames.FrameJob(0.0, world._views["angled"], 320, 240, (world._frame_state(),))
+        assert np.array_equal(renderer.draw(job)[0], live(world, "angled"))
+        assert wedged.poll() is not None  # killed, not left behind
+        assert renderer._proc is not wedged
+    finally:
+        renderer.close()
+
+
 def test_without_a_renderer_process_frames_are_drawn_here(world, monkeypatch):
     renderer = frames.Renderer()
 
@@ -81,8 +98,10 @@ def test_without_a_renderer_process_frames_are_drawn_here(world, monkeypatch):
         raise OSError("no processes left")
 
     monkeypatch.setattr(renderer, "_connection", cannot_start)
+    renderer.start()  # says so, and does not raise: the service starts regardless
     job = frames.FrameJob(0.0, world._views["angled"], 320, 240, (world._frame_state(),))
     assert np.array_equal(renderer.draw(job)[0], live(world, "angled"))
+    renderer.close()
     assert frames.render_frames(frames.FrameJob(0.0, world._views["top"], 32, 24, ())) == []
 
 
