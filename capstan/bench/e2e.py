@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 
 from capstan.bench.memory import pss_mb
+from capstan.service.loadtest import mentioned_objects, percentile
 
 CONTROL = ("put_first_on_second", "pick", "place", "move_to", "goto_position", "put_in", "push")
 
@@ -92,10 +93,8 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 3)
+    value = percentile(values, q)
+    return None if value is None else round(value, 3)
 
 
 def split_of(trace: dict, wall_s: float, fetch_s: float) -> dict:
@@ -269,6 +268,7 @@ def memory_phase(client: Client, programs: int) -> tuple[dict, dict]:
 
 LOAD_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan")
 LOAD_RUNS = 5
+LOAD_DEADLINE_S = 600.0
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 
 
@@ -296,7 +296,7 @@ def load_phase(client: Client) -> dict:
                         break
                     with lock:
                         refused[0] += 1
-                    time.sleep(float(r.headers["Retry-After"]))
+                    time.sleep(float(r.headers.get("Retry-After", 1)))  # the service always sends it
                 r.raise_for_status()
                 with lock:
                     submitted.append(
@@ -312,20 +312,23 @@ def load_phase(client: Client) -> dict:
     for t in threads:
         t.join()
     traces = {}
+    deadline = time.monotonic() + LOAD_DEADLINE_S
     for item in submitted:
         while (trace := client.http.get(f"/v1/runs/{item['run']}").json())["status"] not in TERMINAL:
+            if time.monotonic() > deadline:
+                break  # not finished in time: counted as lost
             time.sleep(0.2)
-        traces[item["run"]] = trace
+        else:
+            traces[item["run"]] = trace
     ended = max((float(t["timings"]["ended_at"]) for t in traces.values()), default=t0)
     mixed = [
         i["run"]
         for i in submitted
-        if traces[i["run"]]["session_id"] != i["session"]
-        or traces[i["run"]]["code"] != i["code"]
-        or any(
-            isinstance(a, str) and a not in i["own"]
-            for c in traces[i["run"]]["primitive_calls"]
-            for a in c.get("args") or []
+        if i["run"] in traces
+        and (
+            traces[i["run"]]["session_id"] != i["session"]
+            or traces[i["run"]]["code"] != i["code"]
+            or mentioned_objects(traces[i["run"]]) - i["own"]
         )
     ]
     for sid, _, _ in plan:

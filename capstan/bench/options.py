@@ -62,6 +62,8 @@ def llm_overrides(args: argparse.Namespace) -> dict[str, str]:
     if args.cassette is None and args.cassette_mode:
         raise SystemExit("--cassette-mode needs --cassette PATH")
     chosen = {k: os.environ[k] for k in LLM_ENV_KEYS if k in os.environ}
+    if "CAPSTAN_CASSETTE" in chosen:  # a worker may run elsewhere: pass the path it can open
+        chosen["CAPSTAN_CASSETTE"] = str(Path(chosen["CAPSTAN_CASSETTE"]).resolve())
     if args.cassette is None:
         return chosen
     return {

@@ -8,7 +8,9 @@
   scene (`realtime_factor`, target >= 40x), and while the pick-and-place motions run with IK and
   control included (`motion_realtime_factor`); the `_cpu` variants divide by this process's CPU
   time instead of wall time, which is what counts on a shared, busy machine;
-- extra wall time per recorded frame (320x240 angled view);
+- extra wall time per recorded frame (320x240 angled view), drawn by the renderer processes when
+  the recording stops (`frame_cost_cpu_ms` counts this process's CPU only: handing the states over
+  and taking the frames back);
 - memory one more world adds to the process (`world_pss_mb`, PSS; a service holds one per session).
 """
 

@@ -10,7 +10,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +21,6 @@ from benchmarks import regression
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="the test extra installs Ray (scripts/setup.sh --test)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CANONICAL = ("humaneval", "--canonical", "--limit", "8")
@@ -100,10 +93,10 @@ def test_replayed_codegen_over_ray_matches_local_workers(results):
     assert {i: r["passed"] for i, r in by_id(fanned, "passed").items()} == expected
 
 
-def test_an_unreachable_cluster_is_a_clear_error(tmp_path):
+def test_an_unreachable_cluster_is_a_clear_error(tmp_path, free_port):
     proc = subprocess.run(
         [sys.executable, "-m", "capstan.service.cli", "bench", "humaneval", "--canonical", "--limit", "1",
-         "--no-progress", "--out", str(tmp_path), "--ray", f"127.0.0.1:{_free_port()}"],
+         "--no-progress", "--out", str(tmp_path), "--ray", f"127.0.0.1:{free_port}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode != 0
