@@ -9,6 +9,7 @@ computed once and saved there. Sampling is greedy at temperature 0.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -85,6 +86,21 @@ def clear_registry() -> None:
                 loaded.closed = True
                 loaded.llama.close()
         _REGISTRY.clear()
+
+
+def _free_at_exit() -> None:
+    """Free the loaded models while the interpreter still has what llama_cpp's finalizer needs
+    (left to the finalizer, it fails during shutdown). A model busy in another thread is left."""
+    for loaded in list(_REGISTRY.values()):
+        if loaded.lock.acquire(blocking=False):
+            try:
+                loaded.closed = True
+                loaded.llama.close()
+            finally:
+                loaded.lock.release()
+
+
+atexit.register(_free_at_exit)
 
 
 def _load(path: Path, settings: LocalSettings) -> Llama:

@@ -126,7 +126,7 @@ def _serve(conn: Connection) -> None:
             return
         try:
             conn.send(("ok", mirror.draw(job)))
-        except Exception as exc:  # noqa: BLE001 - report it; the caller draws the frames itself
+        except Exception as exc:  # noqa: BLE001 - report it; the run goes on without these frames
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
