@@ -47,8 +47,6 @@ import httpx
 from capstan.bench.memory import pss_mb
 from capstan.service.loadtest import mentioned_objects, percentile
 
-CONTROL = ("put_first_on_second", "pick", "place", "move_to", "goto_position", "put_in", "push")
-
 # Written for this bench (not from the prompts or the task suites); the scenes are seeded.
 SIMPLE = (
     (["red block", "green block", "blue bowl", "yellow bowl"], "put the red block in the blue bowl"),
@@ -99,12 +97,14 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def split_of(trace: dict, wall_s: float, fetch_s: float) -> dict:
     """Where a command's time went, from its trace (seconds); the parts add up to `wall_s`."""
+    from capstan.primitives.api import MOTION_NAMES
+
     timings = trace.get("timings") or {}
     llm = sum(float(c.get("latency_s") or 0) for c in trace.get("llm_calls") or [])
     motion = sum(
         float(c["t_end"]) - float(c["t_start"])
         for c in trace.get("primitive_calls") or []
-        if c.get("name") in CONTROL and c.get("t_end") and c.get("t_start")
+        if c.get("name") in MOTION_NAMES and c.get("t_end") and c.get("t_start")
     )
     media = float(timings.get("media_s") or 0)  # drawing frames and writing videos, in the run
     total = float(timings.get("total_s") or 0)
@@ -269,13 +269,14 @@ def memory_phase(client: Client, programs: int) -> tuple[dict, dict]:
 LOAD_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan")
 LOAD_RUNS = 5
 LOAD_DEADLINE_S = 600.0
-TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 
 
 def load_phase(client: Client) -> dict:
     """8 sessions x 5 one-line pick-and-place programs, all submitted at once without waiting; a
     client refused with 429 waits its Retry-After and submits again. Every run must succeed in its
     own session with its own program, touching only its session's objects."""
+    from capstan.service.store import UNFINISHED
+
     plan = []
     for i, color in enumerate(LOAD_COLORS):
         block = f"{color} block"
@@ -314,7 +315,7 @@ def load_phase(client: Client) -> dict:
     traces = {}
     deadline = time.monotonic() + LOAD_DEADLINE_S
     for item in submitted:
-        while (trace := client.http.get(f"/v1/runs/{item['run']}").json())["status"] not in TERMINAL:
+        while (trace := client.http.get(f"/v1/runs/{item['run']}").json())["status"] in UNFINISHED:
             if time.monotonic() > deadline:
                 break  # not finished in time: counted as lost
             time.sleep(0.2)
