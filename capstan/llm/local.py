@@ -83,9 +83,14 @@ def clear_registry() -> None:
     with _REGISTRY_LOCK:
         for loaded in _REGISTRY.values():
             with loaded.lock:
-                loaded.closed = True
-                loaded.llama.close()
+                _free(loaded)
         _REGISTRY.clear()
+
+
+def _free(loaded: _LoadedModel) -> None:
+    """Free a model whose lock the caller holds; later users see it closed and load afresh."""
+    loaded.closed = True
+    loaded.llama.close()
 
 
 def _free_at_exit() -> None:
@@ -94,8 +99,7 @@ def _free_at_exit() -> None:
     for loaded in list(_REGISTRY.values()):
         if loaded.lock.acquire(blocking=False):
             try:
-                loaded.closed = True
-                loaded.llama.close()
+                _free(loaded)
             finally:
                 loaded.lock.release()
 

@@ -17,6 +17,7 @@ import numpy as np
 from capstan.sim.recorder import write_gif, write_mp4
 
 log = logging.getLogger("capstan.media")
+ENCODERS = {"gif": write_gif, "mp4": write_mp4}
 _RUN_ID = re.compile(r"^[0-9a-f]{6,64}$")
 FPS = 8
 
@@ -77,9 +78,6 @@ def write_videos(frames: list[np.ndarray], stem: Path, what: str) -> dict[str, P
     with concurrent.futures.ThreadPoolExecutor(1) as other:
         mp4 = other.submit(write, "mp4")
         return {"gif": write("gif"), "mp4": mp4.result()}
-
-
-ENCODERS = {"gif": write_gif, "mp4": write_mp4}
 
 
 def write_rehearsal(media_dir: Path, run_id: str, index: int, frames: list[np.ndarray]) -> dict:

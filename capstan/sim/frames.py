@@ -5,8 +5,8 @@ time (microseconds a frame); `render_frames` then draws those states in a render
 holds a mirror of the scene's looks (table, arm, one body per object kind and colour). So a motion
 runs as fast as headless, and since PyBullet holds the GIL while it draws, frames drawn in another
 process no longer stall the service's other runs. The renderers (one per core, at most two) serve
-the whole process; one that cannot start or dies is started again, else its frames are drawn here,
-on a mirror of our own.
+the whole process. One that dies or stops answering is replaced; only when none can be started are
+frames drawn here, on a mirror of our own.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class FrameJob:
 
 
 class Mirror:
-    """The scene's looks in a client of its own: a table per table height, the arm (no collision
-    shapes) and a pool of object bodies per (kind, colour), reused from frame to frame."""
+    """The scene's looks in a client of its own: the table (and floor) at the job's height, the arm
+    (no collision shapes) and a pool of object bodies per (kind, colour), reused from frame to frame."""
 
     def __init__(self) -> None:
         self.cid = p.connect(p.DIRECT)
