@@ -11,6 +11,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from capstan.primitives.geometry import POSITION_NAMES
+from capstan.primitives.place_names import position_name
+
 BUILTIN_NAMES = frozenset(dir(builtins))
 COLORS = (
     "red",
@@ -225,49 +228,20 @@ def absent_mentions(text: str, scene_names: Iterable[str]) -> list[str]:
     return out
 
 
-NAMED_POSITIONS = (
-    "top left corner",
-    "top right corner",
-    "bottom left corner",
-    "bottom right corner",
-    "top side",
-    "bottom side",
-    "left side",
-    "right side",
-    "middle",
-)
-_TARGET_FUNCTIONS = {"put_first_on_second": 1, "place": 0}
-
-
 def named_position_targets(code: str) -> list[Problem]:
-    """`put_first_on_second(x, 'top left corner')`: a place name where an object or [x, y] belongs;
-    `get_named_position('bottom')`: a name that is not one of the nine named positions."""
+    """`get_named_position('by the bowl')`: words that name none of the nine named positions (the
+    primitive reads 'the far left corner' or 'the right edge' the way a person means them)."""
     out = []
     for node in ast.walk(ast.parse(code)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
             continue
-        name = node.func.id
-        if name == "get_named_position":
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and str(arg.value).lower() not in NAMED_POSITIONS:
-                close = difflib.get_close_matches(str(arg.value).lower(), NAMED_POSITIONS, n=3, cutoff=0.3)
-                known = ", ".join(map(repr, close or NAMED_POSITIONS))
-                out.append(Problem(node.lineno, f"{arg.value!r} is not a named position; use one of {known}"))
+        arg = node.args[0]
+        if not (node.func.id == "get_named_position" and isinstance(arg, ast.Constant)):
             continue
-        index = _TARGET_FUNCTIONS.get(name)
-        if index is None or len(node.args) <= index:
-            continue
-        arg = node.args[index]
-        if (
-            isinstance(arg, ast.Constant)
-            and isinstance(arg.value, str)
-            and arg.value.lower() in NAMED_POSITIONS
-        ):
-            message = (
-                f"{arg.value!r} is a place, not an object: "
-                f"pass get_named_position({arg.value!r}) as the target"
-            )
-            out.append(Problem(node.lineno, message))
+        if position_name(str(arg.value)) is None:
+            close = difflib.get_close_matches(str(arg.value).lower(), POSITION_NAMES, n=3, cutoff=0.3)
+            known = ", ".join(map(repr, close or POSITION_NAMES))
+            out.append(Problem(node.lineno, f"{arg.value!r} is not a named position; use one of {known}"))
     return out
 
 

@@ -436,6 +436,12 @@ REPEATED = (
     "That is the same program that just failed, and it would fail the same way. Write a different "
     "program: change what the error points at (use a position or name the error suggests, if any)."
 )
+# errors that say the command may ask for more than the table or the arm allows
+_REACH_ERRORS = ("OutOfWorkspaceError", "UnreachableError", "EnvelopeError")
+BEYOND_REACH = (
+    "If the command asks for more than can be done here, do the part that can be done, then say() "
+    "what could not be done and why."
+)
 SAMPLE_TEMPERATURE = 0.7  # for a program other than the greedy one: a repeated repair, another candidate
 _NO_CODE = Problem(None, "the answer contained no Python code")
 
@@ -478,6 +484,12 @@ def _shape(code: str) -> str:
         return " ".join(code.split())
 
 
+def _beyond_reach(error: RunError) -> bool:
+    if error.kind == ErrorKind.LEFT_WORKSPACE:
+        return True
+    return error.kind == ErrorKind.PRIMITIVE and error.message.startswith(_REACH_ERRORS)
+
+
 def _status(error: RunError | None) -> RunStatus:
     if error is None:
         return RunStatus.SUCCEEDED
@@ -502,6 +514,8 @@ def _with_repair(
         lines.append("before the error: " + "; ".join(moved))
     if reset:
         lines.append("The world has been put back as it was before the command.")
+    if _beyond_reach(error):
+        lines.append(BEYOND_REACH)
     lines.append(
         f"Write the whole corrected program for the command {command!r}, every line of it, changed where the "
         "error points (a position or name the error suggests is safe to use). Reply with code only."

@@ -24,9 +24,16 @@ from capstan.primitives.errors import (
     OutOfWorkspaceError,
     PrimitiveError,
 )
-from capstan.primitives.geometry import CORNER_NAMES, SIDE_NAMES, named_positions, nearest_name
+from capstan.primitives.geometry import (
+    CORNER_NAMES,
+    POSITION_NAMES,
+    SIDE_NAMES,
+    named_positions,
+    nearest_name,
+)
 from capstan.primitives.jsondata import plain
 from capstan.primitives.perception import Observation, make_perception
+from capstan.primitives.place_names import position_name
 
 EventSink = Callable[[str, dict], None]
 
@@ -224,9 +231,13 @@ class PolicyAPI:
 
     def get_named_position(self, name: str) -> np.ndarray:
         """[x, y] of a named position: 'top left corner', ..., 'top side', ..., or 'middle'."""
-        pos = named_positions(self._ws())
-        name = check.name(name, pos, what="position")
-        return np.array(pos[name])
+        if not isinstance(name, (str, np.str_)) or len(name) > check.MAX_NAME_LEN:
+            raise InvalidArgumentError(f"position must be a short name like 'middle', got {name!r:.60}")
+        place = position_name(str(name))
+        if place is None:
+            known = ", ".join(map(repr, POSITION_NAMES))
+            raise InvalidArgumentError(f"{str(name)!r} is not a named position; the named positions: {known}")
+        return np.array(named_positions(self._ws())[place])
 
     def get_corner_name(self, xy) -> str:
         """Name of the workspace corner nearest to [x, y], e.g. 'top left corner'."""
@@ -284,6 +295,9 @@ class PolicyAPI:
         self.place(target)
 
     def _target_xy(self, target, exclude: str | None) -> np.ndarray:
+        place = self._named_place(target)
+        if place is not None:
+            return place
         if isinstance(target, (str, np.str_)):
             o = self._obj(target)
             if o.name == exclude:
@@ -293,9 +307,17 @@ class PolicyAPI:
             return o.position[:2].copy()
         return check.xy_in_workspace(target, self._ws(), "target")
 
+    def _named_place(self, target) -> np.ndarray | None:
+        """[x, y] of a target that names a place on the table rather than an object
+        ('top left corner', 'the far right corner'), or None."""
+        if not isinstance(target, (str, np.str_)) or str(target) in self.backend.state()["objects"]:
+            return None
+        place = position_name(str(target))
+        return None if place is None else np.array(named_positions(self._ws())[place])
+
     def _check_landing(self, target, xy: np.ndarray, moving: str) -> None:
         """A position target must not leave the block on a rim or half on another block."""
-        if not isinstance(target, (str, np.str_)):
+        if not isinstance(target, (str, np.str_)) or self._named_place(target) is not None:
             placement.check_target(xy, self._objs(), moving, self._ws())
 
     def move_gripper_to(self, xyz, speed: float = 1.0) -> None:

@@ -43,6 +43,7 @@ KINDS = ("block", "bowl")
 
 CORNER_NAMES = ("top left corner", "top right corner", "bottom left corner", "bottom right corner")
 SIDE_NAMES = ("top side", "bottom side", "left side", "right side")
+POSITION_NAMES = (*CORNER_NAMES, *SIDE_NAMES, "middle")
 
 
 def named_positions(ws: Workspace) -> dict[str, list[float]]:

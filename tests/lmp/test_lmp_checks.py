@@ -36,10 +36,9 @@ def test_absent_mentions():
     assert absent_mentions("stack the blocks", ["red block"]) == []
 
 
-def test_named_position_passed_as_target():
-    problems = named_position_targets("put_first_on_second('red block', 'top left corner')\n")
-    assert len(problems) == 1 and "get_named_position('top left corner')" in problems[0].message
-    assert named_position_targets("put_first_on_second('red block', get_named_position('middle'))\n") == []
+def test_named_places_as_the_primitive_reads_them_pass():
+    assert named_position_targets("put_first_on_second('red block', 'top left corner')\n") == []
+    assert named_position_targets("p = get_named_position('the far right corner')\n") == []
 
 
 def test_superlative_must_be_computed():
@@ -51,8 +50,8 @@ def test_superlative_must_be_computed():
 
 
 def test_unknown_named_position():
-    problems = named_position_targets("p = get_named_position('bottom')\n")
-    assert len(problems) == 1 and "'bottom side'" in problems[0].message
+    problems = named_position_targets("p = get_named_position('the bottom')\np = get_named_position('sid')\n")
+    assert len(problems) == 1 and problems[0].line == 2 and "'left side'" in problems[0].message
 
 
 def test_one_line_repair_is_spliced_into_the_failed_program():

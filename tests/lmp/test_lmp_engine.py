@@ -62,6 +62,22 @@ def test_self_repair_restores_the_world_and_retries(world, api, sandbox, scripte
     assert [k for k, _ in events].count("attempt") == 2
 
 
+def test_a_target_beyond_reach_asks_the_repair_to_do_what_fits_and_say_what_did_not(api, sandbox, scripted):
+    from capstan.lmp.engine import BEYOND_REACH
+
+    far = "put_first_on_second('red block', get_obj_pos('red block') + np.array([0.0, 2.0]))"
+    fits = "put_first_on_second('red block', get_named_position('top side'))\nsay('The table ends there.')"
+    llm = scripted(far, fits)
+    out, _ = run(Engine(llm, sandbox, max_attempts=2), api, "move the red block 2 m away")
+    assert out.status == "succeeded" and out.said == ["The table ends there."]
+    repair = llm.requests[1].messages[-1].content
+    assert "OutOfWorkspaceError" in repair and "nearest point inside" in repair and BEYOND_REACH in repair
+    # an error in the program itself is not a question of reach
+    llm = scripted("put_first_on_second('red block', 'green bowl')\nx = 1 / 0", "say('done')")
+    run(Engine(llm, sandbox, max_attempts=2), api, "put the red block in the green bowl")
+    assert BEYOND_REACH not in llm.requests[1].messages[-1].content
+
+
 def test_absent_object_is_caught_before_anything_moves(world, api, sandbox, scripted):
     before = world.state()
     llm = scripted("put_first_on_second('purple block', 'green bowl')", "say('There is no purple block.')")
@@ -227,11 +243,11 @@ def test_guessed_superlative_gets_one_repair(api, sandbox, scripted):
 
 
 def test_one_line_repair_answer_is_spliced(api, sandbox, scripted):
-    bad = "p = get_named_position('bottom')\nsay(str(round(p[1], 2)))"
+    bad = "p = get_named_position('bottom corner')\nsay(str(round(p[1], 2)))"
     llm = scripted(bad, "p = get_named_position('bottom side')")
     out, _ = run(Engine(llm, sandbox), api, "where is the bottom?")
     assert out.attempts[0].error.kind == "check" and "'bottom side'" in out.attempts[0].error.message
-    assert out.status == "succeeded" and out.code == bad.replace("'bottom'", "'bottom side'") + "\n"
+    assert out.status == "succeeded" and out.code == bad.replace("'bottom corner'", "'bottom side'") + "\n"
     assert out.said == ["0.3"]
     assert "every line" in llm.requests[1].messages[-1].content
 

@@ -244,7 +244,10 @@ def test_reactive_policy_pushes_block_until_it_touches_the_bowl(api):
         ("get_obj_pos", ("x" * 10_000,), InvalidArgumentError, "characters long"),
         ("get_obj_pos", (), InvalidArgumentError, "missing a required argument"),
         ("get_obj_pos", ("red block", 2), InvalidArgumentError, "too many positional"),
-        ("get_named_position", ("centre",), UnknownObjectError, "unknown object 'centre'"),
+        ("get_named_position", ("by the window",), InvalidArgumentError, "not a named position"),
+        ("get_named_position", ("corner",), InvalidArgumentError, "'top left corner', 'top right corner'"),
+        ("get_named_position", (3,), InvalidArgumentError, "short name"),
+        ("put_first_on_second", ("red block", "by the window"), UnknownObjectError, "unknown object"),
         ("get_corner_name", ([0.1],), InvalidArgumentError, "must have 2 numbers"),
         ("get_side_name", ("ab",), InvalidArgumentError, "list of 2 numbers"),
         ("denormalize_xy", ([float("nan"), 0.5],), InvalidArgumentError, "finite"),
@@ -338,3 +341,16 @@ def test_in_a_bowl_squarely_on_a_block_and_on_bare_table_are_fine(api):
 def test_out_of_workspace_names_the_nearest_point_inside(api):
     with pytest.raises(OutOfWorkspaceError, match=r"nearest point inside is \[0.25, 0.5\]"):
         api.fns["put_first_on_second"]("red block", [0.4, 0.5])
+
+
+def test_named_places_are_read_as_a_person_means_them_and_are_targets(api):
+    f = api.fns
+    assert np.allclose(f["get_named_position"]("the far left corner"), [-0.25, 0.7])
+    assert np.allclose(f["get_named_position"]("right edge"), [0.25, 0.5])
+    assert np.allclose(f["get_named_position"]("centre"), [0.0, 0.5])
+    # a place as the target of a pick-and-place, landing-checked like any position
+    f["put_first_on_second"]("red block", "the far right corner")
+    assert dist(f["get_obj_pos"]("red block"), [0.25, 0.7]) < 0.02
+    f["put_first_on_second"]("yellow block", [0.22, 0.30])  # 3 cm from the near right corner
+    with pytest.raises(PlacementError, match="half on the 'yellow block'.*nearest free spot"):
+        f["put_first_on_second"]("green block", "the corner nearest the robot on the right")
