@@ -310,10 +310,10 @@ class PolicyAPI:
     def _named_place(self, target) -> np.ndarray | None:
         """[x, y] of a target that names a place on the table rather than an object
         ('top left corner', 'the far right corner'), or None."""
-        if not isinstance(target, (str, np.str_)) or str(target) in self.backend.state()["objects"]:
+        place = position_name(str(target)) if isinstance(target, (str, np.str_)) else None
+        if place is None or str(target) in self.backend.state()["objects"]:  # an object's name wins
             return None
-        place = position_name(str(target))
-        return None if place is None else np.array(named_positions(self._ws())[place])
+        return np.array(named_positions(self._ws())[place])
 
     def _check_landing(self, target, xy: np.ndarray, moving: str) -> None:
         """A position target must not leave the block on a rim or half on another block."""
