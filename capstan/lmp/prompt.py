@@ -122,11 +122,11 @@ def fill(template: str, values: Mapping[str, str]) -> str:
 
 
 def scene_block(objects: Sequence[str], positions: Mapping[str, Sequence[float]] | None = None) -> str:
-    """The scene as the Python the program can use: `objects`, predefined when it runs, as are
-    `blocks` and `bowls`. Those two are not spelled out: the names already say which is which, and
-    every prompt token after the cached prefix costs time on a small CPU model."""
+    """The scene as the Python the program can use (the same lists are predefined when it runs)."""
     objects = list(objects)
-    lines = [f"objects = {objects!r}"]
+    blocks = [o for o in objects if o.endswith("block")]
+    bowls = [o for o in objects if o.endswith("bowl")]
+    lines = [f"objects = {objects!r}", f"blocks = {blocks!r}", f"bowls = {bowls!r}"]
     if positions:
         pos = ", ".join(
             f"{n} ({positions[n][0]:.2f}, {positions[n][1]:.2f})" for n in objects if n in positions

@@ -74,7 +74,7 @@ def test_request_has_scene_docstrings_and_a_fixed_prefix(api):
         assert nested in system, nested
     last = r1.messages[-1].content
     assert "objects = ['red block', 'blue block', 'green bowl']" in last
-    assert "blocks =" not in last and "bowls =" not in last  # predefined, and the names say which is which
+    assert "blocks = ['red block', 'blue block']" in last and "bowls = ['green bowl']" in last
     assert last.endswith("# command: put the red block in the green bowl")
     assert "# command: stack the blocks\npass" in r2.messages[-1].content
     assert len(r1.messages) == r1.prefix_messages + 2 * spec.retrieve + 1
