@@ -3,7 +3,10 @@
 A Capstan service starts in this process on loopback (uvicorn in a thread, media on, the model
 `CAPSTAN_LLM` selects; the local one by default) and gets a fixed set of commands over HTTP:
 
-- `simple`: one-step pick-and-place commands, each in a fresh session;
+- `simple`: one-step pick-and-place commands, each in a fresh session, posted as soon as the session
+  exists; `simple_after_pause`: the same, posted `--pause` seconds after the session was created,
+  as by a user who looks at the scene before typing (the service reads the scene into the model
+  meanwhile: CAPSTAN_PREFILL);
 - `compositional`: commands that take several steps (a tower, a row, sorting by colour);
 - `multi_turn`: one session, turns that refer back to earlier ones.
 
@@ -72,6 +75,7 @@ MULTI_TURN = (
     ),
 )
 MEMORY_SESSIONS = 8
+PAUSE_S = 3.0  # a user looking at a new scene before the first command
 PROGRAM_OBJECTS = ["red block", "blue bowl", "yellow bowl"]
 
 
@@ -84,6 +88,13 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "--programs", type=int, default=200, metavar="N", help="programs for the memory figure (default 200)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=PAUSE_S,
+        metavar="S",
+        help=f"seconds from a session's creation to its command in simple_after_pause (default {PAUSE_S})",
+    )
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="also write e2e.json here")
 
 
@@ -187,22 +198,27 @@ def headless_pick_place(objects: list[str], seed: int, code: str) -> float:
 # --- phases ----------------------------------------------------------------------------------------
 
 
-def command_phase(on: Client, off: Client, repeats: int) -> dict[str, list[dict]]:
-    """The command set `repeats` times; each time the simple commands then run again with media off.
-    Media off gets its own pass, not a run right after the same command's: the prompt only names
-    the objects, so the model would find all of that one in its cache and answer faster."""
+def command_phase(on: Client, off: Client, repeats: int, pause_s: float) -> dict[str, list[dict]]:
+    """The command set `repeats` times; each time the simple commands then run again with media off,
+    and again after a pause. Each pass is a pass of its own, not a run right after the same
+    command's: the prompt only names the objects, so the model would find all of that one in its
+    cache and answer faster."""
     rows: dict[str, list[dict]] = {
         "simple": [],
         "simple_media_off": [],
+        "simple_after_pause": [],
         "compositional": [],
         "multi_turn": [],
     }
     seed = 100
     for r in range(repeats):
-        for client, key in ((on, "simple"), (off, "simple_media_off")):
+        passes = ((on, "simple", 0.0), (off, "simple_media_off", 0.0), (on, "simple_after_pause", pause_s))
+        for client, key, pause in passes:
             for objects, text in SIMPLE:
                 seed += 1
-                row = client.timed(client.session(objects, seed), "commands", {"text": text})
+                sid = client.session(objects, seed)
+                time.sleep(pause)
+                row = client.timed(sid, "commands", {"text": text})
                 rows[key].append({"command": text, "repeat": r, "seed": seed, **row})
                 _progress(key, text, row)
         for objects, text in COMPOSITIONAL:
@@ -365,6 +381,8 @@ def summarize(rows: dict[str, list[dict]]) -> dict:
         }
     simple = rows["simple"]
     out["uncached_prompt_tokens_simple"] = _pct([r["uncached_prompt_tokens"] for r in simple], 0.5)
+    paused = [r["uncached_prompt_tokens"] for r in rows.get("simple_after_pause", [])]
+    out["uncached_prompt_tokens_simple_after_pause"] = _pct(paused, 0.5)
     out["prompt_tokens_simple"] = _pct([r["prompt_tokens"] for r in simple], 0.5)
     out["llm_calls_simple"] = _pct([r["llm_calls"] for r in simple], 0.5)
     return out
@@ -387,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
         objects, text = SIMPLE[0]
         warm = on.timed(on.session(objects, 99), "commands", {"text": text})
         _progress("warm-up", text, warm)
-        rows = command_phase(on, off, max(1, args.repeats))
+        rows = command_phase(on, off, max(1, args.repeats), args.pause)
     headless = []
     for row in rows["simple"]:
         trace_args = row.get("put_args")
@@ -398,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {
         "model": getattr(llm, "model", None),
         "provider": getattr(llm, "name", None),
+        "pause_s": args.pause,
         "warmup_s": warm["wall_s"],
         **summarize(rows),
         "pick_place_served_p50_s": _pct(served, 0.5),

@@ -94,5 +94,12 @@ class LLMProvider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion: ...
 
+    def prefill(self, request: CompletionRequest) -> bool:
+        """Read `request`'s text ahead of time, up to the end of its last message (left open), so a
+        later request that goes on from there pays only for the rest. Best effort and never in
+        anyone's way: False when there is nothing to gain (a remote provider, a replay), or the
+        model is busy."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - an optional hook: most providers hold nothing to release
         pass

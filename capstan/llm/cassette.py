@@ -94,6 +94,9 @@ class CassetteProvider(LLMProvider):
             self._entries[key] = entry
         return completion
 
+    def prefill(self, request: CompletionRequest) -> bool:
+        return self.mode == "record" and self.inner is not None and self.inner.prefill(request)
+
     def _replay(self, key: str, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
         with self._lock:

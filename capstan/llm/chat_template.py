@@ -48,3 +48,10 @@ def split_prompt(messages: Sequence[Message], prefix_messages: int) -> tuple[str
         prefix = render_messages([]) if messages[0].role != "system" else ""
     rest = render_messages(messages[k:], default_system=False)
     return prefix, rest + "<|im_start|>assistant\n"
+
+
+def split_open_prompt(messages: Sequence[Message], prefix_messages: int) -> tuple[str, str]:
+    """Like `split_prompt`, but the rest ends where the last message's text ends, the message left
+    open: the text every request that goes on with that message starts with."""
+    prefix, rest = split_prompt(messages, prefix_messages)
+    return prefix, rest[: rest.rindex(END_OF_TURN)]  # the template's own marker: content is defused

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider, ProviderUnavailableError
-from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_prompt
+from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_open_prompt, split_prompt
 from capstan.llm.model_files import cache_dir
 from capstan.llm.prefix_cache import PrefixStateCache, namespace_for
 
@@ -60,10 +60,15 @@ class _LoadedModel:
     settings: LocalSettings
     threads: int = 0
     closed: bool = False
+    waiting: int = 0  # calls waiting for `lock`: a prefill gives way to them
+
+
+PREFILL_CHUNK = 8  # tokens a prefill reads at a time; a call that arrives waits for one chunk at most
 
 
 _REGISTRY: dict[tuple, _LoadedModel] = {}
 _REGISTRY_LOCK = threading.Lock()
+_WAITING_LOCK = threading.Lock()
 
 
 def shared_model(path: Path, settings: LocalSettings) -> _LoadedModel:
@@ -194,11 +199,43 @@ class LocalProvider(LLMProvider):
         completion.extra["threads"] = threads
         return completion
 
+    def prefill(self, request: CompletionRequest) -> bool:
+        """Read the request's text up to the end of its last message while the model is idle, a few
+        tokens at a time, stopping as soon as a call waits for the model."""
+        loaded = self._current()
+        if loaded.waiting or not loaded.lock.acquire(blocking=False):
+            return False
+        try:
+            if loaded.closed:
+                return False
+            prefix_text, open_text = split_open_prompt(request.messages, request.prefix_messages)
+            prefix = self.tokenize(prefix_text)
+            tokens = prefix + self.tokenize(open_text)
+            if len(tokens) >= self.settings.n_ctx:
+                return False
+            self._set_threads()
+            self._prepare_prefix(prefix)
+            llama = loaded.llama
+            llama.n_tokens = _common_prefix(llama, tokens)  # eval() drops the KV cells beyond n_tokens
+            while llama.n_tokens < len(tokens):
+                if loaded.waiting:
+                    return False
+                llama.eval(tokens[llama.n_tokens : llama.n_tokens + PREFILL_CHUNK])
+            return True
+        finally:
+            loaded.lock.release()
+
     def _locked(self) -> _LoadedModel:
         """The current shared model with its lock held (never one that `clear_registry` closed meanwhile)."""
         while True:
             loaded = self._current()
-            loaded.lock.acquire()
+            with _WAITING_LOCK:
+                loaded.waiting += 1
+            try:
+                loaded.lock.acquire()
+            finally:
+                with _WAITING_LOCK:
+                    loaded.waiting -= 1
             if not loaded.closed:
                 return loaded
             loaded.lock.release()

@@ -31,6 +31,7 @@ from capstan.lmp.nested import policy_api_text
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptSpec,
+    build_lead_request,
     build_request,
     load_prompt,
     with_feedback,
@@ -201,6 +202,15 @@ class Engine:
         except RehearsalUnavailable as exc:
             program, error = code, _not_rehearsed(exc)
         return self._outcome(_status(error), program, attempts, error, api, said0, ctx)
+
+    def next_command_lead(self, api: PolicyAPI, conversation: Conversation) -> CompletionRequest | None:
+        """How the request for this conversation's next command will begin (prefix, scene, earlier
+        turns), for the model to read ahead with `LLMProvider.prefill` (None: not known ahead)."""
+        objects, positions = scene_objects(api)
+        spec = self.prompts["tabletop_ui"]
+        return build_lead_request(
+            spec, {"api": policy_api_text(api)}, objects, positions, conversation.history()
+        )
 
     def import_skills(self, items: list[dict], api: PolicyAPI, max_bytes: int) -> list[str]:
         """Add skills from an export ({"name", "code"} each) after the checks generated code

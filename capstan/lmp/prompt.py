@@ -222,6 +222,27 @@ def build_request(
     )
 
 
+def build_lead_request(
+    spec: PromptSpec,
+    system_values: Mapping[str, str],
+    objects: Sequence[str] | None = None,
+    positions: Mapping[str, Sequence[float]] | None = None,
+    history: Sequence[Mapping[str, str]] = (),
+) -> CompletionRequest | None:
+    """What `build_request` for the next query will start with: its fixed prefix, then the user
+    message up to where the query's own part begins (notes and query come after the scene and the
+    turns in the user template). For LLMProvider.prefill, which leaves that message open. None when
+    examples retrieved for the query come first: then only the cached prefix is known ahead."""
+    if spec.retrieve and spec.bank:
+        return None
+    request = build_request(spec, system_values, "", objects, positions, history)
+    lead = re.split(r"\{(?:notes|query)\}", spec.user, maxsplit=1)[0]
+    scene = scene_block(objects, positions if spec.show_positions else None) if objects is not None else ""
+    text = fill(lead, {"scene": scene, "history": history_block(history)}).lstrip("\n")
+    messages = (*request.messages[: request.prefix_messages], Message("user", text))
+    return dataclasses.replace(request, messages=messages)
+
+
 def with_feedback(request: CompletionRequest, answer: str, feedback: str) -> CompletionRequest:
     """The same conversation plus the model's answer and what was wrong with it."""
     messages = (

@@ -23,6 +23,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_UNSAFE_SKIP_TWIN` | 0 | 1: UNSAFE, a real robot's programs no longer need a passing rehearsal on its simulated twin: hand-written ones move it directly, generated ones are rehearsed only as `CAPSTAN_DRY_RUN` says |
 | `CAPSTAN_CANDIDATES` | 3 | programs per command (the greedy one + sampled) when the first fails its dry run; 1: never sample |
 | `CAPSTAN_SAMPLE_COMPOSITIONAL` | 0 | 1: sample more candidates for compositional commands too, even when the first passed its dry run |
+| `CAPSTAN_PREFILL` | 1 | while idle, have the local model read a session's scene and earlier turns before its next command arrives (0: only when the command comes) |
 | `CAPSTAN_MEDIA` | 1 | 0 disables frames/GIF/MP4 recording |
 | `CAPSTAN_VIDEO_VIEW` | angled | camera used for frames and video (`top` or `angled`) |
 | `CAPSTAN_MAX_FRAMES` | 240 | most frames recorded per run |
@@ -75,6 +76,7 @@ class Settings:
     unsafe_skip_twin: bool = False
     candidates: int = 3
     sample_compositional: bool = False
+    prefill: bool = True
     media: bool = True
     video_view: str = "angled"
     max_frames: int = 240

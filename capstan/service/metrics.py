@@ -17,6 +17,7 @@ class Metrics:
         self.tokens = {"prompt": 0, "completion": 0}
         self.llm_calls = 0
         self.rejected = {"queue_full": 0, "sessions_full": 0}
+        self.prefills = {"read": 0, "skipped": 0}
 
     def run_finished(self, status: str, duration_s: float) -> None:
         with self._lock:
@@ -35,6 +36,10 @@ class Metrics:
             self.llm_calls += 1
             self.tokens["prompt"] += int(prompt_tokens or 0)
             self.tokens["completion"] += int(completion_tokens or 0)
+
+    def prefill(self, read: bool) -> None:
+        with self._lock:
+            self.prefills["read" if read else "skipped"] += 1
 
     def rejected_request(self, reason: str) -> None:
         with self._lock:
@@ -70,6 +75,13 @@ class Metrics:
                 "# TYPE capstan_llm_calls_total counter",
                 f"capstan_llm_calls_total {self.llm_calls}",
             ]
+            out += [
+                "# HELP capstan_prefills_total Sessions whose next prompt the model read ahead while idle, "
+                "by outcome (skipped: the model or the service was busy, or nothing to read).",
+                "# TYPE capstan_prefills_total counter",
+            ]
+            for outcome in sorted(self.prefills):
+                out.append(f'capstan_prefills_total{{outcome="{outcome}"}} {self.prefills[outcome]}')
             out += [
                 "# HELP capstan_rejected_total Requests refused for capacity (HTTP 429), by reason.",
                 "# TYPE capstan_rejected_total counter",

@@ -18,6 +18,7 @@ from capstan.service.assembly import (
 )
 from capstan.service.config import ConfigError, Settings
 from capstan.service.metrics import Metrics
+from capstan.service.prefill import Prefiller
 from capstan.service.robots import SIM, make_backend, robot_names
 from capstan.service.runs import RunManager
 from capstan.service.sessions import SessionRegistry
@@ -110,6 +111,11 @@ class Service:
             )
             log.warning(warning)
             progress(warning)
+        self.prefiller = None
+        if settings.prefill:
+            idle = lambda: self.runs.counts() == (0, 0)  # noqa: E731 - runs is built below
+            self.prefiller = Prefiller(idle, default_engine=engine, on_outcome=self.metrics.prefill)
+            undo.callback(self.prefiller.close)
         self.sessions = SessionRegistry(
             settings.max_sessions,
             settings.perception,
@@ -117,13 +123,22 @@ class Service:
             backend_factory,
             store=self.store if recover else None,
             idle_s=settings.session_idle_s,
+            on_created=self._read_ahead,
         )
         undo.callback(self.sessions.close)
         if recover:
             revived = self.sessions.revive(log=progress)
             if revived:
                 progress(f"restored {len(revived)} session(s) from before the restart")
-        self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self.sessions.save)
+        self.runs = RunManager(settings, self.store, engine, self.metrics, after_run=self._after_run)
+
+    def _after_run(self, session) -> None:
+        self.sessions.save(session)  # its objects moved, its conversation grew
+        self._read_ahead(session)
+
+    def _read_ahead(self, session) -> None:
+        if self.prefiller is not None:
+            self.prefiller.want(session)
 
     def _engine_factory(self, engine) -> Callable[[str], object]:
         """What gives each session its engine, by the session's robot: a new one each (so functions
@@ -162,6 +177,8 @@ class Service:
 
     def close(self) -> None:
         self.runs.close()
+        if self.prefiller is not None:
+            self.prefiller.close()
         self.sessions.close()
         if self._owns_sandbox and self.sandbox is not None:
             self.sandbox.close()

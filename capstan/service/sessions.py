@@ -228,8 +228,10 @@ class SessionRegistry:
         backend_factory: BackendFactory = make_backend,
         store=None,
         idle_s: float = 0.0,
+        on_created: Callable[[Session], None] | None = None,
     ):
         self.idle_s = idle_s  # 0: sessions never expire
+        self.on_created = on_created  # told of each new session (the service reads its prompt ahead)
         self.store = store  # app.store.TraceStore keeping live sessions across restarts (None: memory only)
         self.backend_factory = backend_factory
         self.engine_factory = engine_factory  # (robot name) -> the session's engine
@@ -253,6 +255,8 @@ class SessionRegistry:
                 raise SessionLimitError(f"too many sessions ({self.max_sessions}, CAPSTAN_MAX_SESSIONS)")
             self._sessions[session.id] = session
         self.save(session)
+        if self.on_created is not None:
+            self.on_created(session)
         return session
 
     def _new_session(self, robot: str, scene: dict) -> Session:

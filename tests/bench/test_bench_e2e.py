@@ -33,7 +33,7 @@ def answer(request) -> str:
 def figures(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setattr("capstan.llm.from_config", lambda *a, **k: ScriptedProvider([answer] * 500))
     out = tmp_path_factory.mktemp("e2e")
-    args = argparse.Namespace(json=True, repeats=1, programs=16, no_memory=False, out=out)
+    args = argparse.Namespace(json=True, repeats=1, programs=16, no_memory=False, out=out, pause=0.2)
     assert e2e.run(args) == 0
     return json.loads((out / "e2e.json").read_text())
 
@@ -45,7 +45,7 @@ def monkeypatch_module():
 
 
 def test_every_class_is_timed_and_split(figures):
-    for kind in ("simple", "simple_media_off", "compositional", "multi_turn"):
+    for kind in ("simple", "simple_media_off", "simple_after_pause", "compositional", "multi_turn"):
         assert figures[f"{kind}_n"] > 0
         assert figures[f"{kind}_p50_s"] > 0
         split = figures[f"{kind}_split_p50_s"]
@@ -73,6 +73,7 @@ def test_memory_and_throughput_are_reported(figures):
     assert figures["throughput"]["programs"] == 16
     assert figures["throughput"]["failed"] == []
     assert figures["uncached_prompt_tokens_simple"] is not None
+    assert figures["uncached_prompt_tokens_simple_after_pause"] is not None and figures["pause_s"] == 0.2
 
 
 def test_the_load_loses_and_mixes_nothing(figures):

@@ -102,3 +102,48 @@ def test_concurrent_calls_are_serialized(provider):
     for t in threads:
         t.join()
     assert sorted(r.text for r in results) == ["say('one')", "say('two')"]
+
+
+def test_prefill_reads_ahead_and_the_answer_stays_the_same(provider):
+    ask = command("# put the yellow block on the green bowl")
+    provider.complete(command("# say goodbye"))  # the model now holds another turn
+    plain = provider.complete(ask)
+    provider.complete(command("# say goodbye"))
+    opened = CompletionRequest(
+        messages=(*FEW_SHOT, Message("user", "# put the yellow block")), prefix_messages=len(FEW_SHOT)
+    )
+    assert provider.prefill(opened)
+    ahead = provider.complete(ask)
+    assert ahead.text == plain.text
+    # only ' on the green bowl' and the turn's end were left to read
+    assert ahead.cached_prompt_tokens >= ahead.prompt_tokens - 10 > plain.cached_prompt_tokens
+
+
+def test_prefill_gives_way_to_a_call(provider):
+    opened = CompletionRequest(
+        messages=(*FEW_SHOT, Message("user", "# stack")), prefix_messages=len(FEW_SHOT)
+    )
+    loaded = provider._current()
+    with loaded.lock:  # a call is running
+        assert provider.prefill(opened) is False
+    loaded.waiting += 1  # a call is waiting for the model
+    try:
+        assert provider.prefill(opened) is False
+    finally:
+        loaded.waiting -= 1
+
+
+def test_the_tabletop_lead_reads_as_the_same_tokens_the_command_starts_with(provider):
+    from capstan.llm.chat_template import split_open_prompt, split_prompt
+    from capstan.lmp.prompt import build_lead_request, build_request, load_prompt
+
+    spec = load_prompt("tabletop_ui")
+    scene = ["red block", "blue block", "green bowl"]
+    turn = {"command": "stack the blocks", "code": "put_first_on_second('red block', 'blue block')\n"}
+    for turns in ([], [turn]):
+        lead = build_lead_request(spec, {"api": "API"}, scene, None, turns)
+        full = build_request(spec, {"api": "API"}, "put the blue block in the green bowl", scene, None, turns)
+        assert lead is not None
+        opened = provider.tokenize("".join(split_open_prompt(lead.messages, lead.prefix_messages)))
+        whole = provider.tokenize("".join(split_prompt(full.messages, full.prefix_messages)))
+        assert whole[: len(opened)] == opened and len(whole) > len(opened)

@@ -7,6 +7,7 @@ from capstan.lmp.nested import policy_api_text
 from capstan.lmp.prompt import (
     LMP_NAMES,
     PromptError,
+    build_lead_request,
     build_request,
     load_prompt,
     parse_prompt,
@@ -101,3 +102,20 @@ def test_malformed_prompt_files_name_the_problem():
         parse_prompt("name: x\nversion: 1\nexamples: []\n")
     with pytest.raises(PromptError, match="no prompt file"):
         load_prompt("nope")
+
+
+def test_the_lead_request_is_how_every_next_request_begins():
+    spec = load_prompt("tabletop_ui")
+    api = {"api": "put_first_on_second(obj, target)"}
+    code = "put_first_on_second('red block', 'green bowl')\n"
+    turns = [{"command": "put the red block in the green bowl", "code": code}]
+    lead = build_lead_request(spec, api, SCENE, None, turns)
+    assert lead is not None and lead.prefix_messages == len(lead.messages) - 1
+    opened = lead.messages[-1].content
+    assert opened.startswith("objects = ") and "# earlier commands" in opened and opened.endswith("# ---\n")
+    for command, skills in (("now the purple block", ()), ("stack them", ("tidy(blocks)",))):
+        full = build_request(spec, api, command, SCENE, None, turns, skills)
+        assert full.messages[:-1] == lead.messages[:-1] and full.prefix_messages == lead.prefix_messages
+        assert full.messages[-1].content.startswith(opened)  # the note on the purple block comes after
+    # examples picked for the command would come before the scene: only the prefix is known ahead
+    assert build_lead_request(dataclasses.replace(spec, core=3, retrieve=2), api, SCENE) is None

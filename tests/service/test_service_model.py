@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,19 @@ def test_real_model_puts_the_red_block_in_the_blue_bowl(make_service, serve):
         assert http.get("/healthz").json()["llm"]["provider"] == "local"
         scene = {"objects": ["red block", "blue bowl"], "seed": 7}
         sid = http.post("/v1/sessions", json={"scene": scene}).json()["id"]
+        # while the user types, the model reads the new session's scene (CAPSTAN_PREFILL)
+        deadline = time.monotonic() + 600
+        while 'capstan_prefills_total{outcome="read"} 1' not in http.get("/metrics").text:
+            assert time.monotonic() < deadline, http.get("/metrics").text
+            time.sleep(0.2)
         t = http.post(
             f"/v1/sessions/{sid}/commands?wait=true", json={"text": "put the red block in the blue bowl"}
         ).json()
     assert t["status"] == "succeeded", (t["error"], t["code"])
-    assert t["llm_calls"] and t["llm_calls"][0]["completion_tokens"] > 0
+    call = t["llm_calls"][0]
+    assert call["completion_tokens"] > 0
+    # so the command paid only for its own words and the turn's markers, not for the scene
+    assert call["prompt_tokens"] - call["cached_prompt_tokens"] <= 16, call
     block = t["state_after"]["objects"]["red block"]["position"]
     bowl = t["state_after"]["objects"]["blue bowl"]["position"]
     assert math.dist(block[:2], bowl[:2]) < 0.05, (block, bowl, t["code"])

@@ -1,0 +1,91 @@
+"""Reading a session's next prompt into the model before its command arrives.
+
+Every command's request starts with the same fixed prefix (cached), then the session's scene and
+earlier turns, then the command. On a small CPU model the scene and turns cost about 40 ms a token
+(a one-step command's scene: over a second). They are known as soon as the session exists or its
+last run ends, while the user is still typing, so the service has the model read them then: one
+background thread, the most recent session first, only while no run is queued or running, and the
+model gives way to any real call within a few tokens (`LLMProvider.prefill`). The model holds one
+reading at a time, so this helps the session that was touched last.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("capstan.service")
+
+IDLE_WAIT_S = 2.0  # how long a wish waits for the runs going on to end before it is dropped
+POLL_S = 0.05
+
+
+class Prefiller:
+    def __init__(
+        self,
+        idle: Callable[[], bool],
+        default_engine=None,
+        on_outcome: Callable[[bool], None] | None = None,
+    ):
+        """`idle()`: no run is queued or running. `default_engine` serves sessions without their own.
+        `on_outcome(read)` is told of each wish: read, or skipped."""
+        self._idle = idle
+        self._default_engine = default_engine
+        self._on_outcome = on_outcome
+        self._cond = threading.Condition()
+        self._wanted = None  # the session to read next; a newer wish replaces an older one
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="capstan-prefill", daemon=True)
+        self._thread.start()
+
+    def want(self, session) -> None:
+        """Read `session`'s next prompt when the service is idle."""
+        with self._cond:
+            self._wanted = session
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._wanted is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                session, self._wanted = self._wanted, None
+            read = False
+            try:
+                read = self._wait_idle() and self.prefill(session)
+            except Exception:  # a prefill only saves time: it must never take the service down
+                log.exception("prefill for session %s failed", getattr(session, "id", "?"))
+            if self._on_outcome is not None:
+                self._on_outcome(read)
+
+    def _wait_idle(self) -> bool:
+        deadline = time.monotonic() + IDLE_WAIT_S
+        while not self._idle():
+            if time.monotonic() > deadline or self._stopping:
+                return False
+            time.sleep(POLL_S)
+        return True
+
+    def prefill(self, session) -> bool:
+        """Build the session's next request from its scene and turns (under its lock, so no run
+        moves things meanwhile), then have the model read it. False when it did not."""
+        engine = session.engine or self._default_engine
+        if engine is None or not session.lock.acquire(timeout=IDLE_WAIT_S):
+            return False
+        try:
+            if session.closed or session.busy:
+                return False
+            request = engine.next_command_lead(session.api, session.conversation)
+        finally:
+            session.lock.release()
+        return request is not None and engine.llm.prefill(request)
