@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -94,11 +95,15 @@ class LLMProvider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion: ...
 
-    def prefill(self, request: CompletionRequest) -> bool:
+    def can_prefill(self) -> bool:
+        """Whether `prefill` can ever read ahead (a model in this process)."""
+        return False
+
+    def prefill(self, request: CompletionRequest, cancel: threading.Event | None = None) -> bool:
         """Read `request`'s text ahead of time, up to the end of its last message (left open), so a
         later request that goes on from there pays only for the rest. Best effort and never in
-        anyone's way: False when there is nothing to gain (a remote provider, a replay), or the
-        model is busy."""
+        anyone's way: False when there is nothing to gain (a remote provider, a replay), the model
+        is busy, a call comes in meanwhile, or `cancel` is set."""
         return False
 
     def close(self) -> None:  # noqa: B027 - an optional hook: most providers hold nothing to release

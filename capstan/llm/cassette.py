@@ -94,8 +94,11 @@ class CassetteProvider(LLMProvider):
             self._entries[key] = entry
         return completion
 
-    def prefill(self, request: CompletionRequest) -> bool:
-        return self.mode == "record" and self.inner is not None and self.inner.prefill(request)
+    def can_prefill(self) -> bool:
+        return self.mode == "record" and self.inner is not None and self.inner.can_prefill()
+
+    def prefill(self, request: CompletionRequest, cancel: threading.Event | None = None) -> bool:
+        return self.can_prefill() and self.inner is not None and self.inner.prefill(request, cancel)
 
     def _replay(self, key: str, request: CompletionRequest) -> Completion:
         start = time.perf_counter()

@@ -87,6 +87,8 @@ def clear_registry() -> None:
     """Forget (and free) every loaded model; the next provider loads afresh, as after a restart."""
     with _REGISTRY_LOCK:
         for loaded in _REGISTRY.values():
+            with _WAITING_LOCK:
+                loaded.waiting += 1  # a prefill under way stops at its next chunk
             with loaded.lock:
                 _free(loaded)
         _REGISTRY.clear()
@@ -199,13 +201,18 @@ class LocalProvider(LLMProvider):
         completion.extra["threads"] = threads
         return completion
 
-    def prefill(self, request: CompletionRequest) -> bool:
+    def can_prefill(self) -> bool:
+        return True
+
+    def prefill(self, request: CompletionRequest, cancel: threading.Event | None = None) -> bool:
         """Read the request's text up to the end of its last message while the model is idle, a few
-        tokens at a time, stopping as soon as a call waits for the model."""
+        tokens at a time, stopping as soon as a call waits for the model. A fixed prefix that is
+        neither in memory nor on disk is left for a real call to compute (minutes on a cold start)."""
         loaded = self._current()
         if loaded.waiting or not loaded.lock.acquire(blocking=False):
             return False
         try:
+            llama = loaded.llama
             if loaded.closed:
                 return False
             prefix_text, open_text = split_open_prompt(request.messages, request.prefix_messages)
@@ -213,12 +220,12 @@ class LocalProvider(LLMProvider):
             tokens = prefix + self.tokenize(open_text)
             if len(tokens) >= self.settings.n_ctx:
                 return False
+            if _common_prefix(llama, prefix) < len(prefix) and not self.prefix_cache.load(llama, prefix):
+                return False
             self._set_threads()
-            self._prepare_prefix(prefix)
-            llama = loaded.llama
             llama.n_tokens = _common_prefix(llama, tokens)  # eval() drops the KV cells beyond n_tokens
             while llama.n_tokens < len(tokens):
-                if loaded.waiting:
+                if loaded.waiting or (cancel is not None and cancel.is_set()):
                     return False
                 llama.eval(tokens[llama.n_tokens : llama.n_tokens + PREFILL_CHUNK])
             return True

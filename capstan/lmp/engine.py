@@ -209,7 +209,12 @@ class Engine:
         objects, positions = scene_objects(api)
         spec = self.prompts["tabletop_ui"]
         return build_lead_request(
-            spec, {"api": policy_api_text(api)}, objects, positions, conversation.history()
+            spec,
+            {"api": policy_api_text(api)},
+            objects,
+            positions,
+            conversation.history(),
+            self.skills.signatures(),
         )
 
     def import_skills(self, items: list[dict], api: PolicyAPI, max_bytes: int) -> list[str]:

@@ -176,15 +176,26 @@ def render_user(
     skills: Sequence[str] = (),
     extra: Mapping[str, str] | None = None,
 ) -> str:
+    return fill(spec.user, _user_values(spec, query, objects, positions, history, skills, extra)).strip("\n")
+
+
+def _user_values(
+    spec: PromptSpec,
+    query: str,
+    objects: Sequence[str] | None,
+    positions: Mapping[str, Sequence[float]] | None,
+    history: Sequence[Mapping[str, str]],
+    skills: Sequence[str],
+    extra: Mapping[str, str] | None,
+) -> dict[str, str]:
     scene = scene_block(objects, positions if spec.show_positions else None) if objects is not None else ""
-    values = {
+    return {
         "scene": scene,
         "history": history_block(history),
         "notes": notes_block(query, objects, skills),
         "query": query,
         **(extra or {}),
     }
-    return fill(spec.user, values).strip("\n")
 
 
 def _example_messages(spec: PromptSpec, ex: dict) -> list[Message]:
@@ -228,17 +239,20 @@ def build_lead_request(
     objects: Sequence[str] | None = None,
     positions: Mapping[str, Sequence[float]] | None = None,
     history: Sequence[Mapping[str, str]] = (),
+    skills: Sequence[str] = (),
 ) -> CompletionRequest | None:
     """What `build_request` for the next query will start with: its fixed prefix, then the user
-    message up to where the query's own part begins (notes and query come after the scene and the
-    turns in the user template). For LLMProvider.prefill, which leaves that message open. None when
-    examples retrieved for the query come first: then only the cached prefix is known ahead."""
+    message up to the query (scene, earlier turns, skills, the line's lead-in), for
+    LLMProvider.prefill, which leaves that message open. It assumes the query names nothing missing
+    from the scene; a note on something missing would come first, and the reading then helps up to
+    it. None when examples retrieved for the query come first: then only the prefix is known ahead."""
     if spec.retrieve and spec.bank:
         return None
-    request = build_request(spec, system_values, "", objects, positions, history)
-    lead = re.split(r"\{(?:notes|query)\}", spec.user, maxsplit=1)[0]
-    scene = scene_block(objects, positions if spec.show_positions else None) if objects is not None else ""
-    text = fill(lead, {"scene": scene, "history": history_block(history)}).lstrip("\n")
+    request = build_request(spec, system_values, "", objects, positions, history, skills)
+    lead = spec.user.split("{query}", 1)[0]
+    # a space before the query would be read as its own token, but the query's first word takes it
+    values = _user_values(spec, "", objects, positions, history, skills, None)
+    text = fill(lead, values).lstrip("\n").rstrip(" ")
     messages = (*request.messages[: request.prefix_messages], Message("user", text))
     return dataclasses.replace(request, messages=messages)
 

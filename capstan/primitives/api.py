@@ -23,6 +23,7 @@ from capstan.primitives.errors import (
     NotVisibleError,
     OutOfWorkspaceError,
     PrimitiveError,
+    UnknownObjectError,
 )
 from capstan.primitives.geometry import (
     CORNER_NAMES,
@@ -33,7 +34,7 @@ from capstan.primitives.geometry import (
 )
 from capstan.primitives.jsondata import plain
 from capstan.primitives.perception import Observation, make_perception
-from capstan.primitives.place_names import position_name
+from capstan.primitives.place_names import mentions_place, position_name
 
 EventSink = Callable[[str, dict], None]
 
@@ -272,10 +273,11 @@ class PolicyAPI:
         """Put the held block on `target`: an object name (a block: stack on it; a bowl: drop it in)
         or a table position [x, y] in metres."""
         held = self.backend.gripper_state()["holding"]
-        xy = self._target_xy(target, exclude=held)
+        xy, on_table = self._target_xy(target, exclude=held)
         if held is None:
             raise GraspError("not holding anything; call pick(name) first")
-        self._check_landing(target, xy, held)
+        if on_table:  # not on a rim, not half on a block
+            placement.check_target(xy, self._objs(), held, self._ws())
         objs, table_z = self._objs(), self._ws().table_z
         self.backend.check_path(motions.place_column(xy, objs, table_z, held))
         self._yaw = motions.place(self.backend, xy, objs, table_z, held, self._yaw)
@@ -285,8 +287,9 @@ class PolicyAPI:
     def put_first_on_second(self, obj: str, target) -> None:
         """Pick the block `obj` and place it on `target` (an object name or a position [x, y] in metres)."""
         o = self._obj(obj)
-        xy = self._target_xy(target, exclude=o.name)
-        self._check_landing(target, xy, o.name)
+        xy, on_table = self._target_xy(target, exclude=o.name)
+        if on_table:
+            placement.check_target(xy, self._objs(), o.name, self._ws())
         # both ends first: a backend with safety limits refuses before the pick moves anything
         objs, table_z = self._objs(), self._ws().table_z
         self.backend.check_path(motions.pick_column(o, objs, table_z))
@@ -294,31 +297,30 @@ class PolicyAPI:
         self.pick(o.name)
         self.place(target)
 
-    def _target_xy(self, target, exclude: str | None) -> np.ndarray:
-        place = self._named_place(target)
-        if place is not None:
-            return place
-        if isinstance(target, (str, np.str_)):
-            o = self._obj(target)
-            if o.name == exclude:
-                raise InvalidArgumentError(f"cannot put {o.name!r} on itself")
-            if not self._ws().contains(o.position[:2], margin=0.02):
-                raise OutOfWorkspaceError(f"{o.name!r} lies outside the workspace; move it back first")
-            return o.position[:2].copy()
-        return check.xy_in_workspace(target, self._ws(), "target")
-
-    def _named_place(self, target) -> np.ndarray | None:
-        """[x, y] of a target that names a place on the table rather than an object
-        ('top left corner', 'the far right corner'), or None."""
-        place = position_name(str(target)) if isinstance(target, (str, np.str_)) else None
-        if place is None or str(target) in self.backend.state()["objects"]:  # an object's name wins
-            return None
-        return np.array(named_positions(self._ws())[place])
-
-    def _check_landing(self, target, xy: np.ndarray, moving: str) -> None:
-        """A position target must not leave the block on a rim or half on another block."""
-        if not isinstance(target, (str, np.str_)) or self._named_place(target) is not None:
-            placement.check_target(xy, self._objs(), moving, self._ws())
+    def _target_xy(self, target, exclude: str | None) -> tuple[np.ndarray, bool]:
+        """[x, y] of a target, and whether it is a spot on the table (which must be clear to land
+        on) rather than an object to stack on or drop into. A string is an object's name, or else
+        the words for a named place ('top left corner', 'the far right corner')."""
+        if not isinstance(target, (str, np.str_)):
+            return check.xy_in_workspace(target, self._ws(), "target"), True
+        name = str(target)
+        place = position_name(name)
+        if place is not None and name not in self.backend.state()["objects"]:  # an object's name wins
+            return np.array(named_positions(self._ws())[place]), True
+        try:
+            o = self._obj(name)
+        except UnknownObjectError:
+            if mentions_place(name):
+                known = ", ".join(map(repr, POSITION_NAMES))
+                raise InvalidArgumentError(
+                    f"{name!r} is no object and names no single place; the named places: {known}"
+                ) from None
+            raise
+        if o.name == exclude:
+            raise InvalidArgumentError(f"cannot put {o.name!r} on itself")
+        if not self._ws().contains(o.position[:2], margin=0.02):
+            raise OutOfWorkspaceError(f"{o.name!r} lies outside the workspace; move it back first")
+        return o.position[:2].copy(), False
 
     def move_gripper_to(self, xyz, speed: float = 1.0) -> None:
         """Move the gripper tip in a straight line to [x, y, z] metres (z above the table), pointing down.

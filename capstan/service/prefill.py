@@ -6,7 +6,8 @@ earlier turns, then the command. On a small CPU model the scene and turns cost a
 last run ends, while the user is still typing, so the service has the model read them then: one
 background thread, the most recent session first, only while no run is queued or running, and the
 model gives way to any real call within a few tokens (`LLMProvider.prefill`). The model holds one
-reading at a time, so this helps the session that was touched last.
+reading at a time, so this helps the session that was touched last. Only simulator sessions are
+read ahead: a real robot's scene would cost a round trip to its agent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+from capstan.service.robots import SIM
 
 log = logging.getLogger("capstan.service")
 
@@ -36,7 +39,7 @@ class Prefiller:
         self._on_outcome = on_outcome
         self._cond = threading.Condition()
         self._wanted = None  # the session to read next; a newer wish replaces an older one
-        self._stopping = False
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capstan-prefill", daemon=True)
         self._thread.start()
 
@@ -48,16 +51,16 @@ class Prefiller:
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
-            self._stopping = True
+            self._stopping.set()  # also stops a reading under way at its next few tokens
             self._cond.notify()
         self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._wanted is None and not self._stopping:
+                while self._wanted is None and not self._stopping.is_set():
                     self._cond.wait()
-                if self._stopping:
+                if self._stopping.is_set():
                     return
                 session, self._wanted = self._wanted, None
             read = False
@@ -71,7 +74,7 @@ class Prefiller:
     def _wait_idle(self) -> bool:
         deadline = time.monotonic() + IDLE_WAIT_S
         while not self._idle():
-            if time.monotonic() > deadline or self._stopping:
+            if time.monotonic() > deadline or self._stopping.is_set():
                 return False
             time.sleep(POLL_S)
         return True
@@ -80,7 +83,7 @@ class Prefiller:
         """Build the session's next request from its scene and turns (under its lock, so no run
         moves things meanwhile), then have the model read it. False when it did not."""
         engine = session.engine or self._default_engine
-        if engine is None or not session.lock.acquire(timeout=IDLE_WAIT_S):
+        if engine is None or session.robot != SIM or not session.lock.acquire(timeout=IDLE_WAIT_S):
             return False
         try:
             if session.closed or session.busy:
@@ -88,4 +91,4 @@ class Prefiller:
             request = engine.next_command_lead(session.api, session.conversation)
         finally:
             session.lock.release()
-        return request is not None and engine.llm.prefill(request)
+        return request is not None and engine.llm.prefill(request, self._stopping)

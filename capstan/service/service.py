@@ -112,7 +112,7 @@ class Service:
             log.warning(warning)
             progress(warning)
         self.prefiller = None
-        if settings.prefill:
+        if settings.prefill and engine.llm.can_prefill():
             idle = lambda: self.runs.counts() == (0, 0)  # noqa: E731 - runs is built below
             self.prefiller = Prefiller(idle, default_engine=engine, on_outcome=self.metrics.prefill)
             undo.callback(self.prefiller.close)

@@ -4,6 +4,7 @@ from memory and from the on-disk prefix cache after a simulated restart."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from llm_model import model_path_or_skip
@@ -131,6 +132,23 @@ def test_prefill_gives_way_to_a_call(provider):
         assert provider.prefill(opened) is False
     finally:
         loaded.waiting -= 1
+
+
+def test_a_prefill_stops_for_a_call_that_comes_in_while_it_reads(provider):
+    long = "# " + " ".join(f"item{i}" for i in range(300))  # many chunks: many seconds to read
+    opened = CompletionRequest(messages=(*FEW_SHOT, Message("user", long)), prefix_messages=len(FEW_SHOT))
+    provider.complete(command("# say goodbye"))  # the fixed prefix is in memory
+    read: list[bool] = []
+    reader = threading.Thread(target=lambda: read.append(provider.prefill(opened)))
+    reader.start()
+    time.sleep(0.5)  # well into the reading
+    c = provider.complete(command("# say hi", max_tokens=6))
+    reader.join()
+    assert read == [False] and c.text == "say('hi')"
+    assert c.extra["queue_s"] < 2.0  # it waited for one chunk, not for the whole reading
+    stop = threading.Event()
+    stop.set()
+    assert provider.prefill(opened, stop) is False
 
 
 def test_the_tabletop_lead_reads_as_the_same_tokens_the_command_starts_with(provider):

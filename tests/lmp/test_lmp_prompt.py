@@ -109,13 +109,19 @@ def test_the_lead_request_is_how_every_next_request_begins():
     api = {"api": "put_first_on_second(obj, target)"}
     code = "put_first_on_second('red block', 'green bowl')\n"
     turns = [{"command": "put the red block in the green bowl", "code": code}]
-    lead = build_lead_request(spec, api, SCENE, None, turns)
-    assert lead is not None and lead.prefix_messages == len(lead.messages) - 1
-    opened = lead.messages[-1].content
-    assert opened.startswith("objects = ") and "# earlier commands" in opened and opened.endswith("# ---\n")
-    for command, skills in (("now the purple block", ()), ("stack them", ("tidy(blocks)",))):
-        full = build_request(spec, api, command, SCENE, None, turns, skills)
+    for skills in ((), ("tidy(blocks)",)):
+        lead = build_lead_request(spec, api, SCENE, None, turns, skills)
+        assert lead is not None and lead.prefix_messages == len(lead.messages) - 1
+        opened = lead.messages[-1].content
+        assert opened.startswith("objects = ") and "# earlier commands" in opened
+        assert opened.endswith("# command:") and ("tidy(blocks)" in opened) == bool(skills)
+        full = build_request(spec, api, "now stack the blocks", SCENE, None, turns, skills)
         assert full.messages[:-1] == lead.messages[:-1] and full.prefix_messages == lead.prefix_messages
-        assert full.messages[-1].content.startswith(opened)  # the note on the purple block comes after
+        assert full.messages[-1].content.startswith(opened)
+    # a note on a missing object comes before the command: the lead holds up to there
+    full = build_request(spec, api, "now the purple block", SCENE, None, turns)
+    lead = build_lead_request(spec, api, SCENE, None, turns)
+    assert lead is not None and "# note:" in full.messages[-1].content
+    assert full.messages[-1].content.startswith(lead.messages[-1].content.rsplit("# command:", 1)[0])
     # examples picked for the command would come before the scene: only the prefix is known ahead
     assert build_lead_request(dataclasses.replace(spec, core=3, retrieve=2), api, SCENE) is None

@@ -30,6 +30,10 @@ def test_every_exact_name_maps_to_itself(name):
         ("the back edge", "top side"),
         ("the edge near the robot", "bottom side"),
         ("the far end of the table", "top side"),
+        ("top of the table", "top side"),
+        ("on the left-hand side", "left side"),
+        ("the far right corner, away from the robot", "top right corner"),
+        ("the corner on the robot's side, left", "bottom left corner"),
         ("the middle of the top side", "top side"),
         ("center", "middle"),
         ("the centre of the table", "middle"),
@@ -58,6 +62,21 @@ def test_everyday_words_name_the_place_a_person_means(words, name):
         "next to the bowl",
         "10 cm left of the middle",  # a distance: not one of the nine
         "somewhere nice",
+        # a place beside, near or between places, or 'right' meaning 'just'
+        "left of the middle",
+        "near the middle",
+        "closest to the centre",
+        "right in the middle",
+        "right next to the robot",
+        "between the middle and the right edge",
+        "away from the left edge",
+        "the corner opposite the top left corner",
+        "not far from the robot",
+        "on top",
+        "top of the stack",
+        # words the reader does not know, such as a declared object's name
+        "the top tray",
+        "in front of the mug",
     ],
 )
 def test_words_that_name_no_single_place_give_none(words):

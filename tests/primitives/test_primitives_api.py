@@ -248,6 +248,8 @@ def test_reactive_policy_pushes_block_until_it_touches_the_bowl(api):
         ("get_named_position", ("corner",), InvalidArgumentError, "'top left corner', 'top right corner'"),
         ("get_named_position", (3,), InvalidArgumentError, "short name"),
         ("put_first_on_second", ("red block", "by the window"), UnknownObjectError, "unknown object"),
+        ("put_first_on_second", ("red block", "the left corner"), InvalidArgumentError, "no single place"),
+        ("place", ("near the middle",), InvalidArgumentError, "'top left corner', 'top right corner'"),
         ("get_corner_name", ([0.1],), InvalidArgumentError, "must have 2 numbers"),
         ("get_side_name", ("ab",), InvalidArgumentError, "list of 2 numbers"),
         ("denormalize_xy", ([float("nan"), 0.5],), InvalidArgumentError, "finite"),
