@@ -120,17 +120,8 @@ class Engine:
         ctx, emit = self._context(api, conversation, on_event, cancel)
         said0 = len(api.said)
         snap = snapshot(api)
-        objects, positions = scene_objects(api)
-        spec = self.prompts["tabletop_ui"]
-        request = build_request(
-            spec,
-            {"api": policy_api_text(api)},
-            text,
-            objects,
-            positions,
-            conversation.history(),
-            self.skills.signatures(),
-        )
+        spec, api_text, objects, positions, history, skills = self._prompt_inputs(api, conversation)
+        request = build_request(spec, api_text, text, objects, positions, history, skills)
         attempts: list[Attempt] = []
         program, error = "", None
         tried: set[str] = set()
@@ -206,11 +197,16 @@ class Engine:
     def next_command_lead(self, api: PolicyAPI, conversation: Conversation) -> CompletionRequest | None:
         """How the request for this conversation's next command will begin (prefix, scene, earlier
         turns), for the model to read ahead with `LLMProvider.prefill` (None: not known ahead)."""
+        return build_lead_request(*self._prompt_inputs(api, conversation))
+
+    def _prompt_inputs(self, api: PolicyAPI, conversation: Conversation) -> tuple:
+        """What a command's request is built from besides the command: prompt, API text, scene,
+        earlier turns, skills. One place, so the request read ahead is the one a command starts with."""
         objects, positions = scene_objects(api)
-        spec = self.prompts["tabletop_ui"]
-        return build_lead_request(
-            spec,
-            {"api": policy_api_text(api)},
+        api_text = {"api": policy_api_text(api)}
+        return (
+            self.prompts["tabletop_ui"],
+            api_text,
             objects,
             positions,
             conversation.history(),
