@@ -145,9 +145,11 @@ def test_stop_from_another_thread_ends_the_motion(fresh):
     timer.start()
     start = time.monotonic()
     with pytest.raises(RobotStoppedError):
-        fresh.wait(30.0)  # 7200 steps unless stopped
+        # 144,000 steps unless stopped: long enough that a timer thread delayed by a busy machine
+        # still stops it midway
+        fresh.wait(600.0)
     timer.join()
-    assert time.monotonic() - start < 2.0 and fresh.time_s - t0 < 25.0
+    assert fresh.time_s - t0 < 300.0 and time.monotonic() - start < 60.0
     with pytest.raises(RobotStoppedError):
         fresh.move_ee([0.0, 0.5, 0.2])
     with pytest.raises(RobotStoppedError):
