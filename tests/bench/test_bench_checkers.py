@@ -124,6 +124,22 @@ CASES = [
             )
         ],
     ),
+    (  # a full answer names the bowl of the question before the block's colour
+        "question",
+        1,
+        [
+            (
+                "b = min(blocks, key=lambda n: np.linalg.norm(get_obj_pos(n) - get_obj_pos('{p[bowl]}')))\n"
+                "say('The block nearest the {p[bowl]} is ' + b.split()[0] + '.')"
+            )
+        ],
+        [
+            (
+                "b = max(blocks, key=lambda n: np.linalg.norm(get_obj_pos(n) - get_obj_pos('{p[bowl]}')))\n"
+                "say('The block nearest the {p[bowl]} is ' + b.split()[0] + '.')"
+            )
+        ],
+    ),
     (
         "refusal",
         1,

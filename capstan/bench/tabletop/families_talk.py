@@ -184,7 +184,9 @@ class Question(Family):
             ok = (yes and not no) if answer else (no and not yes)
             answered = (ok, f"said {text!r}; the answer is {'yes' if answer else 'no'}")
         else:  # a color: the first block color mentioned must be the answer
-            mentioned = [c for c in re.findall(r"[a-z]+", text.lower()) if c in ALL_COLORS]
+            # the bowl the question is about is named back in a full answer, not given as one
+            answer_text = text.lower().replace(params.get("bowl") or "\0", " ")
+            mentioned = [c for c in re.findall(r"[a-z]+", answer_text) if c in ALL_COLORS]
             answered = (bool(mentioned) and mentioned[0] == answer, f"said {text!r}; the answer is {answer}")
         return Verdict.all_of([answered, _nothing_moved(states)])
 
