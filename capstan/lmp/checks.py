@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from capstan.primitives.geometry import POSITION_NAMES
-from capstan.primitives.place_names import position_name
+from capstan.primitives.place_names import is_place_noun, position_name
 
 BUILTIN_NAMES = frozenset(dir(builtins))
 COLORS = (
@@ -253,9 +253,19 @@ _SUPERLATIVE = re.compile(
 _COMPUTES = re.compile(r"\b(min|max|sorted|argmin|argmax|argsort|sort)\(|\.sort\(")
 
 
+def _picks_a_place(command: str, m: re.Match) -> bool:
+    """The superlative qualifies a place noun right beside it: 'the corner nearest the robot', 'the
+    closest edge' (but 'the block nearest the corner' picks a block)."""
+    before = re.findall(r"[a-z]+", command[: m.start()].lower())[-1:]
+    after = re.findall(r"[a-z]+", command[m.end() :].lower())[:1]
+    return any(is_place_noun(w) for w in before + after)
+
+
 def unchecked_superlative(command: str, code: str) -> list[Problem]:
-    """ "the top-most block" needs a min()/max() over positions; small models like to guess a name."""
-    m = _SUPERLATIVE.search(command)
+    """ "the top-most block" needs a min()/max() over positions; small models like to guess a name.
+    A superlative that picks a part of the table ("the corner nearest the robot") is a place the
+    primitives read, not an object to compute."""
+    m = next((m for m in _SUPERLATIVE.finditer(command) if not _picks_a_place(command, m)), None)
     if m is None or _COMPUTES.search(code) or "parse_obj_name" in code or "undo(" in code:
         return []
     return [

@@ -37,7 +37,7 @@ from capstan.lmp.prompt import (
     with_feedback,
 )
 from capstan.lmp.rehearsal import DryRun, Rehearsal, choose, is_compositional, judge
-from capstan.lmp.runner import Prepared, RunContext, line_text, splice_fix
+from capstan.lmp.runner import Prepared, RunContext, line_text, line_with_suggested_point, splice_fix
 from capstan.lmp.scene import position_diff, restore, scene_objects, snapshot
 from capstan.lmp.skills import SkillError, SkillLibrary
 from capstan.primitives.api import PolicyAPI
@@ -525,6 +525,9 @@ def _with_repair(
         lines.append("before the error: " + "; ".join(moved))
     if reset:
         lines.append("The world has been put back as it was before the command.")
+    fixed = line_with_suggested_point(program, error)
+    if fixed is not None:
+        lines.append(f"Line {error.line} with the point the error names: `{fixed}`")
     if _beyond_reach(error):
         lines.append(BEYOND_REACH)
     lines.append(

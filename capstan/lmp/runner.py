@@ -26,8 +26,8 @@ from capstan.lmp.prompt import PromptSpec, describe_api
 from capstan.lmp.scene import pure_reads, restore, scene_objects
 from capstan.lmp.skills import SkillLibrary
 from capstan.primitives.api import PolicyAPI
-from capstan.primitives.errors import ERROR_TYPES, PrimitiveError
-from capstan.primitives.outcome import RunError
+from capstan.primitives.errors import ERROR_TYPES, PrimitiveError, suggested_point
+from capstan.primitives.outcome import ErrorKind, RunError
 
 PRELUDE_NAMES = ("objects", "blocks", "bowls")
 
@@ -169,3 +169,36 @@ def splice_fix(program: str, fix: str, error: RunError | None) -> str:
     except SyntaxError:
         return fix
     return candidate
+
+
+# primitives whose place target an error's suggested point can stand in for: name -> argument index
+_TARGET_ARGUMENT = {"put_first_on_second": 1, "place": 0}
+
+
+def line_with_suggested_point(program: str, error: RunError) -> str | None:
+    """The failed line with the point its error names (the nearest point inside the table, the
+    nearest free spot) as the place target, when that line is a top-level call of a placing primitive;
+    else None. A call inside a loop or a function is left alone: one point would not serve every pass."""
+    point = suggested_point(error.message) if error.kind == ErrorKind.PRIMITIVE and error.line else None
+    if point is None or len(point) != 2:
+        return None
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return None
+    stmt = next((s for s in tree.body if s.lineno == error.line == s.end_lineno), None)
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return None
+    call = stmt.value
+    index = _TARGET_ARGUMENT.get(call.func.id) if isinstance(call.func, ast.Name) else None
+    if index is None:
+        return None
+    literal = ast.List([ast.Constant(round(v, 3)) for v in point], ast.Load())
+    if len(call.args) > index:
+        call.args[index] = literal
+    else:
+        keyword = next((k for k in call.keywords if k.arg == "target"), None)
+        if keyword is None:
+            return None
+        keyword.value = literal
+    return ast.unparse(call)

@@ -21,6 +21,23 @@ not a fault of the service.
 
 from __future__ import annotations
 
+import re
+
+# How OutOfWorkspaceError, PlacementError and EnvelopeError name a point that would work; feedback
+# to the model quotes it (`suggested_point`).
+_SUGGESTED_POINT = re.compile(r"the nearest (?:point inside|free spot|allowed point) is \[([^\]]*)\]")
+
+
+def suggested_point(message: str) -> list[float] | None:
+    """The point an error's message names as the nearest one that would work, or None."""
+    m = _SUGGESTED_POINT.search(message)
+    if m is None:
+        return None
+    try:
+        return [float(v) for v in m.group(1).split(",")]
+    except ValueError:
+        return None
+
 
 class PrimitiveError(Exception):
     """A primitive refused its input or could not complete. The world is left consistent."""

@@ -73,6 +73,11 @@ def position_name(text: str) -> str | None:
     return "middle" if middle and not side else None
 
 
+def is_place_noun(word: str) -> bool:
+    """'corner', 'side', 'edge', ...: a word for a part of the table ('the corner nearest the robot')."""
+    return word.lower() in _CORNER | _SIDE
+
+
 def mentions_place(text: str) -> bool:
     """Whether `text` uses a word for a kind of place (corner, side, edge, middle, ...)."""
     return bool(_PLACE & set(re.findall(r"[a-z]+", text.lower())))

@@ -47,6 +47,12 @@ def test_superlative_must_be_computed():
     computed = "b = max(blocks, key=lambda n: get_obj_pos(n)[1])\n"
     assert unchecked_superlative("move the top-most block down", computed) == []
     assert unchecked_superlative("move the red block down", guessed) == []
+    # a superlative that picks a part of the table names a place, not an object to compute
+    corner = "put_first_on_second('cyan block', get_named_position('bottom left corner'))\n"
+    assert unchecked_superlative("take the cyan block to the left corner nearest the robot", corner) == []
+    assert unchecked_superlative("put it on the closest edge", corner) == []
+    assert unchecked_superlative("move the block nearest the corner to the bowl", guessed)
+    assert unchecked_superlative("put the block closest to the robot in the corner nearest it", guessed)
 
 
 def test_unknown_named_position():
@@ -65,3 +71,26 @@ def test_one_line_repair_is_spliced_into_the_failed_program():
     # a different one-liner (a refusal) replaces the program instead
     assert splice_fix(program, "say('I cannot do that.')\n", err) == "say('I cannot do that.')\n"
     assert splice_fix(program, "a = 1\nb = 2\n", err) == "a = 1\nb = 2\n"
+
+
+def test_a_failed_placing_line_is_rewritten_with_the_point_its_error_names():
+    from capstan.lmp.runner import line_with_suggested_point
+    from capstan.primitives.outcome import ErrorKind, RunError
+
+    outside = "OutOfWorkspaceError: target [0.5, 0.5] is outside ...; the nearest point inside is [0.25, 0.5]"
+    program = "p = get_obj_pos('pink block')\nput_first_on_second('pink block', p + np.array([0.3, 0.0]))\n"
+    err = RunError(ErrorKind.PRIMITIVE, outside, 2)
+    assert line_with_suggested_point(program, err) == "put_first_on_second('pink block', [0.25, 0.5])"
+    rim = (
+        "PlacementError: target [0.17, 0.58]: on the rim of the 'blue bowl'; "
+        "the nearest free spot is [0.2, 0.6]"
+    )
+    placed = RunError(ErrorKind.PRIMITIVE, rim, 1)
+    assert line_with_suggested_point("place(target=[0.17, 0.58])\n", placed) == "place(target=[0.2, 0.6])"
+    # one point cannot serve every pass of a loop; other calls and other errors have no such line
+    loop = "for b in blocks:\n    put_first_on_second(b, [0.5, 0.5])\n"
+    assert line_with_suggested_point(loop, RunError(ErrorKind.PRIMITIVE, outside, 2)) is None
+    gripper = "move_gripper_to([0.5, 0.5, 0.1])\n"
+    assert line_with_suggested_point(gripper, RunError(ErrorKind.PRIMITIVE, outside, 1)) is None
+    assert line_with_suggested_point(program, RunError(ErrorKind.PRIMITIVE, "GraspError: nothing", 2)) is None
+    assert line_with_suggested_point(program, RunError(ErrorKind.CHECK, outside, 2)) is None

@@ -72,6 +72,8 @@ def test_a_target_beyond_reach_asks_the_repair_to_do_what_fits_and_say_what_did_
     assert out.status == "succeeded" and out.said == ["The table ends there."]
     repair = llm.requests[1].messages[-1].content
     assert "OutOfWorkspaceError" in repair and "nearest point inside" in repair and BEYOND_REACH in repair
+    # the failed line with the point the error names, ready to use
+    assert "Line 1 with the point the error names: `put_first_on_second('red block', [" in repair
     # an error in the program itself is not a question of reach
     llm = scripted("put_first_on_second('red block', 'green bowl')\nx = 1 / 0", "say('done')")
     run(Engine(llm, sandbox, max_attempts=2), api, "put the red block in the green bowl")

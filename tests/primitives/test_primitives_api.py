@@ -19,6 +19,7 @@ from capstan.primitives.errors import (
     PlacementError,
     PrimitiveError,
     UnknownObjectError,
+    suggested_point,
 )
 from capstan.sim import World
 
@@ -328,6 +329,7 @@ def test_a_target_that_would_not_land_cleanly_is_refused_with_a_free_spot(api, t
     assert fragment in message and "the nearest free spot is" in message
     assert api.backend.state() == before, "refused before anything moved"
     spot = json.loads(message.split("the nearest free spot is ")[1])
+    assert suggested_point(message) == spot
     assert np.hypot(spot[0] - target[0], spot[1] - target[1]) < 0.1
     api.fns["put_first_on_second"]("red block", spot)  # the named spot is usable as it stands
     landed = api.fns["get_obj_pos"]("red block")
@@ -341,8 +343,10 @@ def test_in_a_bowl_squarely_on_a_block_and_on_bare_table_are_fine(api):
 
 
 def test_out_of_workspace_names_the_nearest_point_inside(api):
-    with pytest.raises(OutOfWorkspaceError, match=r"nearest point inside is \[0.25, 0.5\]"):
+    with pytest.raises(OutOfWorkspaceError, match=r"nearest point inside is \[0.25, 0.5\]") as err:
         api.fns["put_first_on_second"]("red block", [0.4, 0.5])
+    assert suggested_point(str(err.value)) == [0.25, 0.5]  # what feedback to the model quotes
+    assert suggested_point("GraspError: the gripper closed on nothing") is None
 
 
 def test_named_places_are_read_as_a_person_means_them_and_are_targets(api):
