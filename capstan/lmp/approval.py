@@ -26,6 +26,7 @@ class Decision:
     by: str
     at: float = field(default_factory=time.time)
     reason: str = ""
+    verified: bool = False  # `by` was proven (an operator's own token), not only stated
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,7 +47,8 @@ class Pending:
 
     def cancel(self) -> bool:
         """Reject it because the run was cancelled (e-stop) while it waited."""
-        return self.settle(Decision(False, ESTOP_BY, reason="cancelled while awaiting approval"))
+        why = "cancelled while awaiting approval"
+        return self.settle(Decision(False, ESTOP_BY, reason=why, verified=True))
 
     def wait(self, timeout_s: float) -> Decision:
         """The decision, or a rejection by "timeout" after `timeout_s` seconds without one."""
@@ -57,6 +58,7 @@ class Pending:
                     False,
                     TIMEOUT_BY,
                     reason=f"nobody decided within {timeout_s:g} s (CAPSTAN_APPROVAL_TIMEOUT_S)",
+                    verified=True,
                 )
             )
         decision = self.decision

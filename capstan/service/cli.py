@@ -7,6 +7,7 @@ import datetime
 import importlib
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -296,6 +297,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operators(args: argparse.Namespace) -> int:
+    from capstan.service.operators import Operators, OperatorsError, add_operator
+
+    path = args.file or os.environ.get("CAPSTAN_OPERATORS")
+    if not path:
+        raise ConfigError("name the operators file: --file PATH or CAPSTAN_OPERATORS")
+    try:
+        if args.action == "add":
+            if not args.name:
+                raise ConfigError("capstan operators add NAME: say whose token to make")
+            token = add_operator(path, args.name)
+            _say(f"operator {args.name!r} added to {path}; their token (shown only now):")
+            print(token)
+        else:
+            print("\n".join(Operators.load(path).names))
+    except OperatorsError as exc:
+        raise ConfigError(f"operators file: {exc}") from None
+    return 0
+
+
 def _summary(doc: str | None, name: str) -> str:
     """First sentence of a bench module's docstring, without its "`capstan bench NAME`:" lead."""
     para = " ".join((doc or name).strip().split("\n\n")[0].split())
@@ -363,6 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--json", action="store_true", help="print the full trace as JSON")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser(
+        "operators",
+        help="add or list the operators who may approve programs (CAPSTAN_OPERATORS)",
+        description="Operators approve or reject programs before they move a robot (CAPSTAN_APPROVAL). "
+        "`add NAME` writes NAME with a new token to the file (a digest only) and prints the token once: "
+        "the operator sends it as X-Operator-Token (or enters it on the page). Adding a name again "
+        "replaces its token.",
+    )
+    p.add_argument("action", choices=("add", "list"))
+    p.add_argument("name", nargs="?", help="the operator's name (for add)")
+    p.add_argument("--file", help="the operators file (default CAPSTAN_OPERATORS)")
+    p.set_defaults(func=cmd_operators)
 
     from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
 

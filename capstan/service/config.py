@@ -32,6 +32,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_ENVELOPE` | (unset) | safety envelopes, a JSON file `{"robot name": {envelope}}` (docs/CONTRACTS.md); a remote robot without one gets the conservative default, the sim none; a missing or invalid file stops the start |
 | `CAPSTAN_APPROVAL` | none | operator approval before a program moves a robot: `required` (every robot but the sim), `none`, or per robot `name=required,other=none` (unlisted robots: none) |
 | `CAPSTAN_APPROVAL_TIMEOUT_S` | 300 | a program nobody approved or rejected within this is rejected (by "timeout") |
+| `CAPSTAN_OPERATORS` | (unset) | operators file (`capstan operators add NAME`): a decision then needs the operator's own token (`X-Operator-Token`) and is signed with its name; unset, anyone with API access signs with any name and the trace marks the decision unverified; a missing or invalid file stops the start |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from capstan.primitives.envelope import Envelope
+    from capstan.service.operators import Operators
 
 from capstan.service.robots import SIM
 
@@ -85,6 +87,7 @@ class Settings:
     envelope: str | None = None
     approval: str = "none"
     approval_timeout_s: float = 300.0
+    operators: str | None = None
 
     @property
     def remote_robots(self) -> dict[str, str]:
@@ -115,6 +118,17 @@ class Settings:
                 f"robots ({', '.join(known)}; remote robots come from CAPSTAN_ROBOTS)"
             )
         return envelopes
+
+    def load_operators(self) -> Operators | None:
+        """The operators who may decide approvals (None: decisions are signed by name, unverified)."""
+        if not self.operators:
+            return None
+        from capstan.service.operators import Operators, OperatorsError
+
+        try:
+            return Operators.load(self.operators)
+        except OperatorsError as exc:
+            raise ConfigError(f"CAPSTAN_OPERATORS: {exc}") from None
 
     def approval_required(self, robot: str) -> bool:
         """Whether a program must be approved by an operator before it moves `robot`."""
@@ -168,6 +182,7 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
         self.robot_envelopes()
+        self.load_operators()
 
     def _validate_approval(self) -> None:
         # a typo must not leave a robot moving without approval: every name and value must be known

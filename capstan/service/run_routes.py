@@ -168,12 +168,41 @@ def cancel_run(run_id: str, service: ServiceDep) -> schemas.CancelResult:
     return schemas.CancelResult(run_id=run_id, status=status)
 
 
-DECIDED = {**BAD_BODY, **NOT_FOUND, **error_response(409, "the run is not awaiting approval")}
+DECIDED = {
+    **BAD_BODY,
+    **error_response(403, "with CAPSTAN_OPERATORS: no operator's token, or `by` names someone else"),
+    **NOT_FOUND,
+    **error_response(409, "the run is not awaiting approval"),
+}
+OperatorToken = Header(
+    None,
+    alias="X-Operator-Token",
+    description="the deciding operator's own token (`capstan operators add NAME`); required when the "
+    "service has CAPSTAN_OPERATORS",
+)
 
 
-def decide(service: Service, run_id: str, approved: bool, body: schemas.DecisionRequest):
+def decider(service: Service, body: schemas.DecisionRequest, token: str | None) -> tuple[str, bool]:
+    """Who decides, and whether that is proven: the operator a token belongs to, else the stated name."""
+    if service.operators is None:
+        if body.by is None:
+            raise unprocessable("say who decides: `by` is required", "by")
+        return body.by, False
+    name = service.operators.who(token) if token else None
+    if name is None:
+        raise HTTPException(
+            403,
+            "a decision needs an operator's own token in the X-Operator-Token header (CAPSTAN_OPERATORS)",
+        )
+    if body.by is not None and body.by != name:
+        raise HTTPException(403, f"this token is operator {name!r}'s, not {body.by!r}'s")
+    return name, True
+
+
+def decide(service: Service, run_id: str, approved: bool, body: schemas.DecisionRequest, token: str | None):
+    by, verified = decider(service, body, token)
     try:
-        decision = service.runs.decide(run_id, body.attempt, approved, body.by, body.reason)
+        decision = service.runs.decide(run_id, body.attempt, approved, by, body.reason, verified)
     except RunNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except NotAwaitingApproval as exc:
@@ -182,16 +211,20 @@ def decide(service: Service, run_id: str, approved: bool, body: schemas.Decision
 
 
 @router.post("/runs/{run_id}/approve", response_model=schemas.DecisionResult, responses=DECIDED)
-def approve_run(run_id: str, service: ServiceDep, body: schemas.DecisionRequest) -> schemas.DecisionResult:
+def approve_run(
+    run_id: str, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
+) -> schemas.DecisionResult:
     """Let the program a run is awaiting approval with move the robot; who and when go into the trace."""
-    return decide(service, run_id, True, body)
+    return decide(service, run_id, True, body, token)
 
 
 @router.post("/runs/{run_id}/reject", response_model=schemas.DecisionResult, responses=DECIDED)
-def reject_run(run_id: str, service: ServiceDep, body: schemas.DecisionRequest) -> schemas.DecisionResult:
+def reject_run(
+    run_id: str, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
+) -> schemas.DecisionResult:
     """Refuse the program a run is awaiting approval with: it never runs and the run fails
     (error kind `rejected`, no repair); who, when and why go into the trace."""
-    return decide(service, run_id, False, body)
+    return decide(service, run_id, False, body, token)
 
 
 @router.get(

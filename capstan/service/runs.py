@@ -159,7 +159,9 @@ class RunManager:
                 log.exception("backend.stop() failed for session %s", run.session.id)
         return "cancelling"
 
-    def decide(self, run_id: str, attempt: int, approved: bool, by: str, reason: str = "") -> Decision:
+    def decide(
+        self, run_id: str, attempt: int, approved: bool, by: str, reason: str = "", verified: bool = False
+    ) -> Decision:
         """An operator's approval or rejection of attempt `attempt`, the program run `run_id` is
         waiting with. Naming the attempt ties the decision to the program the operator read: a late
         answer about an earlier attempt never settles its repair. Raises RunNotFound, or
@@ -171,7 +173,7 @@ class RunManager:
                 f"run {run_id} awaits approval of attempt {pending.attempt}, not {attempt}: "
                 "read that program first"
             )
-        decision = Decision(approved, by, time.time(), reason)
+        decision = Decision(approved, by, time.time(), reason, verified)
         if pending is not None and pending.settle(decision):
             return decision
         row = self.store.get_run(run_id)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from capstan.primitives.scene_state import SceneState
+from capstan.service.operators import RESERVED as RESERVED_DECIDERS
 
 RunStatus = Literal[
     "queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled", "interrupted"
@@ -175,6 +176,11 @@ class ApprovalDecision(BaseModel):
     by: str
     at: float = Field(description="when, in seconds since the epoch")
     reason: str = ""
+    verified: bool = Field(
+        default=False,
+        description="true when `by` was proven: an operator's own token (CAPSTAN_OPERATORS), or the "
+        "service's own timeout or e-stop; false when `by` is only the name the request gave",
+    )
 
 
 class Approval(BaseModel):
@@ -197,17 +203,20 @@ class DecisionRequest(BaseModel):
         description="the attempt whose program you read (the trace's `approval.attempt`); a decision "
         "about another attempt is refused with 409",
     )
-    by: str = Field(
+    by: str | None = Field(
+        default=None,
         min_length=1,
         max_length=100,
-        description="who decides ('timeout' and 'e-stop' are reserved for the service)",
+        description="who decides ('timeout' and 'e-stop' are reserved for the service). Required without "
+        "CAPSTAN_OPERATORS; with it, the name comes from the `X-Operator-Token` header and `by`, if "
+        "given, must be that operator's",
         examples=["operator name"],
     )
 
     @field_validator("by")
     @classmethod
-    def _not_reserved(cls, by: str) -> str:
-        if by.strip().lower() in ("timeout", "e-stop"):
+    def _not_reserved(cls, by: str | None) -> str | None:
+        if by is not None and by.strip().lower() in RESERVED_DECIDERS:
             raise ValueError(f"{by!r} is reserved for the service's own decisions; sign with your name")
         return by
 

@@ -72,6 +72,7 @@ class Service:
     ) -> None:
         settings = self.settings
         envelopes = settings.robot_envelopes()  # first: a bad safety envelope file stops the start
+        self.operators = settings.load_operators()  # so does a bad operators file
         interrupted = self.store.mark_unfinished("interrupted") if recover else []
         if interrupted:
             progress(f"marked {len(interrupted)} unfinished run(s) from a previous process as interrupted")

@@ -99,6 +99,7 @@ def test_an_approved_program_moves_the_arm_and_records_the_approver(lab):
     t = wait_status(client, run_id, FINAL)
     assert t["status"] == "succeeded", t["error"]
     assert t["approval"]["decision"]["by"] == "carol" and t["approval"]["decision"]["approved"] is True
+    assert t["approval"]["decision"]["verified"] is False  # no CAPSTAN_OPERATORS: a stated name only
     assert in_bowl(agent.app.state.world.state(), "red block", "blue bowl")  # the robot really moved
     assert not np.allclose(agent_world(agent)[0], ee0, atol=1e-3)
     assert t["said"] == ["done"]
@@ -210,12 +211,63 @@ def test_approve_and_reject_refuse_what_is_not_waiting(make_service, client_for)
         {"by": "gina"},  # which program: the attempt is required
         {"attempt": 1, "by": "timeout"},  # the service's own names are reserved
         {"attempt": 1, "by": "e-stop"},
+        {"attempt": 1},  # without CAPSTAN_OPERATORS the decider names themselves
     ):
         r = client.post(f"/v1/runs/{t['id']}/approve", json=body)
         assert r.status_code == 422, body
     assert "at least 1 character" in detail(
         client.post(f"/v1/runs/{t['id']}/reject", json={"attempt": 1, "by": ""})
     )
+
+
+def test_with_operators_only_an_operators_own_token_decides_and_names_them(lab, tmp_path):
+    from capstan.service.operators import add_operator
+
+    ops = tmp_path / "operators.json"
+    alice = add_operator(ops, "alice")
+    add_operator(ops, "bob")
+    agent, _svc, client = lab(operators=str(ops))
+    sid = lab_session(client)
+    before = agent_world(agent)
+    run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": PUT}).json()["run_id"]
+    wait_status(client, run_id, ("awaiting_approval",))
+    url = f"/v1/runs/{run_id}/approve"
+    for headers, body in (
+        ({}, {"attempt": 1, "by": "alice"}),  # a name alone proves nothing
+        ({"X-Operator-Token": "guess"}, {"attempt": 1}),
+        ({"X-Operator-Token": alice}, {"attempt": 1, "by": "bob"}),  # alice's token signing for bob
+    ):
+        r = client.post(url, json=body, headers=headers)
+        assert r.status_code == 403, (headers, body, r.text)
+    assert "X-Operator-Token" in client.post(url, json={"attempt": 1, "by": "alice"}).json()["detail"]
+    assert client.get(f"/v1/runs/{run_id}").json()["approval"]["decision"] is None  # still waiting
+    assert unmoved(agent, before)
+    r = client.post(f"/v1/runs/{run_id}/reject", json={"attempt": 1}, headers={"X-Operator-Token": alice})
+    assert r.status_code == 200 and r.json()["by"] == "alice" and r.json()["verified"] is True
+    t = wait_status(client, run_id, FINAL)
+    assert t["error"]["kind"] == "rejected"
+    assert t["approval"]["decision"]["by"] == "alice" and t["approval"]["decision"]["verified"] is True
+    assert unmoved(agent, before)
+
+
+def test_operator_files_fail_closed(tmp_path):
+    from capstan.service.operators import Operators, add_operator
+
+    reserved = '{"timeout": "sha256:' + "0" * 64 + '"}'
+    for text in ("not json", '["alice"]', '{"alice": "plain-token"}', reserved):
+        (tmp_path / "ops.json").write_text(text)
+        with pytest.raises(ConfigError, match="CAPSTAN_OPERATORS"):
+            Settings.from_env({"CAPSTAN_OPERATORS": str(tmp_path / "ops.json")})
+    with pytest.raises(ConfigError, match="cannot read"):
+        Settings.from_env({"CAPSTAN_OPERATORS": str(tmp_path / "missing.json")})
+    token = add_operator(tmp_path / "new.json", "dana")
+    assert token not in (tmp_path / "new.json").read_text()  # only its digest is stored
+    assert (tmp_path / "new.json").stat().st_mode & 0o077 == 0
+    operators = Operators.load(tmp_path / "new.json")
+    assert operators.who(token) == "dana" and operators.who(token + "x") is None
+    again = add_operator(tmp_path / "new.json", "dana")  # a new token replaces the old one
+    assert Operators.load(tmp_path / "new.json").who(token) is None
+    assert Operators.load(tmp_path / "new.json").who(again) == "dana"
 
 
 def test_approval_settings_name_known_robots_and_values():

@@ -206,3 +206,34 @@ def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
         expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
         held = agent.app.state.world.state()["objects"]
         assert math.dist(held["red block"]["position"][:2], held["blue bowl"]["position"][:2]) < 0.05
+
+
+def test_demo_page_decides_with_an_operators_own_token(make_service, serve, robot_agent, tmp_path):
+    from playwright.sync_api import expect
+
+    from capstan.service.operators import add_operator
+
+    token = add_operator(tmp_path / "operators.json", "bob")
+    agent = robot_agent()
+    url = serve(
+        make_service(
+            robots=f"lab={agent.url}", approval="lab=required", operators=str(tmp_path / "operators.json")
+        )
+    )
+    with chromium_page(tmp_path, url) as page:
+        page.select_option("#robot", "lab")
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_contain_text("lab")
+        page.fill("#code", PUT)
+        page.click("#run-code")
+        expect(page.locator("#approval-card")).to_be_visible(timeout=60_000)
+        page.fill("#approver", "mallory")  # a name alone is refused by the service
+        page.click("#approve")
+        expect(page.locator("#approval-error")).to_contain_text("403")
+        page.fill("#approver", "")
+        page.fill("#operator-token", token)
+        page.click("#approve")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        approved = page.locator("#llm li", has_text="approved by bob")
+        expect(approved).to_be_visible()
+        expect(approved).not_to_contain_text("unverified")

@@ -26,7 +26,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("serve", "run", "trace", "robot-agent", "bench"):
+    for cmd in ("serve", "run", "trace", "operators", "robot-agent", "bench"):
         assert re.search(rf"^\s+{cmd}\s", out, re.MULTILINE), cmd
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
@@ -163,3 +163,16 @@ def test_run_asks_on_the_terminal_when_the_robot_requires_approval(cli_env, caps
     assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
     assert "robot: done" in capsys.readouterr().out
     assert agent.app.state.world.state()["objects"]["red block"]["position"] != before
+
+
+def test_operators_are_added_with_a_token_shown_once_and_listed(tmp_path, capsys, monkeypatch):
+    from capstan.service.operators import Operators
+
+    path = tmp_path / "operators.json"
+    assert main(["operators", "add", "alice", "--file", str(path)]) == 0
+    token = capsys.readouterr().out.strip()
+    assert Operators.load(path).who(token) == "alice"
+    monkeypatch.setenv("CAPSTAN_OPERATORS", str(path))
+    assert main(["operators", "list"]) == 0 and capsys.readouterr().out.split() == ["alice"]
+    assert main(["operators", "add"]) == 2 and "NAME" in capsys.readouterr().err
+    assert main(["operators", "add", "e-stop"]) == 2 and "reserved" in capsys.readouterr().err

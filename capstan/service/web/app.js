@@ -10,16 +10,17 @@ const ui = {
   token: localStorage.getItem("capstan-token") || "",
 };
 $("approver").value = localStorage.getItem("capstan-approver") || "";
+$("operator-token").value = sessionStorage.getItem("capstan-operator-token") || "";
 
 function authQuery(sep) { return ui.token ? `${sep}access_token=${encodeURIComponent(ui.token)}` : ""; }
 
-async function api(method, path, body) {
-  const headers = { "Content-Type": "application/json" };
+async function api(method, path, body, extraHeaders) {
+  const headers = { "Content-Type": "application/json", ...(extraHeaders || {}) };
   if (ui.token) headers.Authorization = `Bearer ${ui.token}`;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) {
     const t = prompt("This Capstan service needs its API token (CAPSTAN_API_TOKEN):");
-    if (t) { ui.token = t; localStorage.setItem("capstan-token", t); return api(method, path, body); }
+    if (t) { ui.token = t; localStorage.setItem("capstan-token", t); return api(method, path, body, extraHeaders); }
   }
   const text = await res.text();
   let data = null;
@@ -177,15 +178,19 @@ function showApproval(a) {
 function decided(d) {
   $("approval-card").hidden = true;
   const why = d.reason ? `: ${d.reason}` : "";
-  addLlm(`attempt ${d.attempt}: ${d.approved ? "approved" : "rejected"} by ${d.by} at ${new Date(d.at * 1000).toLocaleTimeString()}${why}`, d.approved ? "" : "err");
+  const who = d.verified ? d.by : `${d.by} (unverified)`;
+  addLlm(`attempt ${d.attempt}: ${d.approved ? "approved" : "rejected"} by ${who} at ${new Date(d.at * 1000).toLocaleTimeString()}${why}`, d.approved ? "" : "err");
 }
 
 async function decide(verb) {
   const by = $("approver").value.trim();
-  if (!by) { $("approval-error").textContent = "enter your name: it goes into the trace"; $("approval-error").hidden = false; return; }
-  localStorage.setItem("capstan-approver", by);
+  const token = $("operator-token").value.trim();  // kept for this tab only
+  if (!by && !token) { $("approval-error").textContent = "enter your name (or your operator token): it goes into the trace"; $("approval-error").hidden = false; return; }
+  if (by) localStorage.setItem("capstan-approver", by);
+  sessionStorage.setItem("capstan-operator-token", token);
   const attempt = Number($("approval-attempt").textContent);  // the program shown, not whatever waits now
-  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, { attempt, by, reason: $("approval-reason").value.trim() }); }
+  const body = { attempt, reason: $("approval-reason").value.trim(), ...(by ? { by } : {}) };
+  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, body, token ? { "X-Operator-Token": token } : {}); }
   catch (err) { $("approval-error").textContent = err.message; $("approval-error").hidden = false; }
 }
 
