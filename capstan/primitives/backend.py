@@ -64,6 +64,8 @@ class RobotBackend(abc.ABC):
     supports_declaring: bool = False
     # recover(): clear the robot's error state (after a reflex) when the operator asks for it
     supports_recovery: bool = False
+    # clear_watchdog(): lift the stop a lapsed heartbeat caused, once the operator checked the link
+    supports_watchdog: bool = False
 
     @abc.abstractmethod
     def workspace(self) -> Workspace: ...
@@ -163,6 +165,10 @@ class RobotBackend(abc.ABC):
     def recover(self) -> None:
         """Clear the robot's error state so it moves again; only ever on the operator's request."""
         raise self._missing("supports_recovery", "recover from errors")
+
+    def clear_watchdog(self) -> None:
+        """Lift the stop the robot's heartbeat watchdog made; only ever on the operator's request."""
+        raise self._missing("supports_watchdog", "clear a watchdog stop")
 
     def _missing(self, flag: str, what: str) -> NotImplementedError:
         return NotImplementedError(

@@ -256,6 +256,7 @@ class EnvelopedBackend(RobotBackend):
         self.supports_placing = inner.supports_placing
         self.supports_declaring = inner.supports_declaring
         self.supports_recovery = inner.supports_recovery
+        self.supports_watchdog = inner.supports_watchdog
         self._motions = 0
         self._run_started: float | None = None  # time.monotonic() of the run's first motion
         inner.apply_limits(envelope.max_speed, envelope.max_force_n)
@@ -408,3 +409,6 @@ class EnvelopedBackend(RobotBackend):
 
     def recover(self) -> None:
         self.inner.recover()  # clears the robot's error state; moves nothing
+
+    def clear_watchdog(self) -> None:
+        self.inner.clear_watchdog()  # lets it move again; moves nothing

@@ -108,6 +108,7 @@ class RemoteRobot(RobotBackend):
         if isinstance(limit_ms, bool) or not isinstance(limit_ms, int) or limit_ms < 0:
             raise RobotUnavailableError(f"robot {self.name!r} sent no usable heartbeat_ms: {limit_ms!r}")
         self.heartbeat_ms = limit_ms
+        self.supports_watchdog = limit_ms > 0
         if limit_ms == 0:  # an agent run with its watchdog off on purpose: say so, loudly
             log.warning(
                 "UNSAFE: robot %r at %s runs without a heartbeat watchdog: if this service or the "
@@ -233,6 +234,8 @@ class RemoteRobot(RobotBackend):
 
     def clear_watchdog(self) -> None:
         """The operator's resume after a watchdog stop, once the link to the service was checked."""
+        if not self.supports_watchdog:
+            raise self._missing("supports_watchdog", "clear a watchdog stop")
         self._call("POST", "/v1/robot/resume", {"watchdog": True}, client=self._estop)
 
     def declare(self, objects: object) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from capstan.service.responses import error_response, unprocessable
 from capstan.service.service import Service
 from capstan.service.sessions import Session, SessionNotFound
 
@@ -74,3 +75,29 @@ def run_row(run_id: str, service: ServiceDep) -> dict:
 
 
 RunRowDep = Annotated[dict, Depends(run_row)]
+
+
+OperatorToken = Header(
+    None,
+    alias="X-Operator-Token",
+    description="the acting operator's own token (`capstan operators add NAME`); required when the "
+    "service has CAPSTAN_OPERATORS",
+)
+OPERATOR_ONLY = error_response(403, "with CAPSTAN_OPERATORS: no operator's token, or `by` names someone else")
+
+
+def signed_by(service: Service, by: str | None, token: str | None) -> tuple[str, bool]:
+    """Who acts as an operator (an approval, a robot's release), and whether that is proven: the
+    operator a token belongs to (CAPSTAN_OPERATORS), else only the name `by` states."""
+    if service.operators is None:
+        if by is None:
+            raise unprocessable("say who you are: `by` is required", "by")
+        return by, False
+    name = service.operators.who(token) if token else None
+    if name is None:
+        raise HTTPException(
+            403, "this needs an operator's own token in the X-Operator-Token header (CAPSTAN_OPERATORS)"
+        )
+    if by is not None and by != name:
+        raise HTTPException(403, f"this token is operator {name!r}'s, not {by!r}'s")
+    return name, True

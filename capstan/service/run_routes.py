@@ -18,7 +18,16 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from capstan.service import schemas
 from capstan.service.approvals import NotAwaitingApproval
-from capstan.service.deps import RunRowDep, ServiceDep, SessionDep, find_session, run_row
+from capstan.service.deps import (
+    OPERATOR_ONLY,
+    OperatorToken,
+    RunRowDep,
+    ServiceDep,
+    SessionDep,
+    find_session,
+    run_row,
+    signed_by,
+)
 from capstan.service.media import run_dir
 from capstan.service.responses import (
     BAD_BODY,
@@ -170,37 +179,14 @@ def cancel_run(run_id: str, service: ServiceDep) -> schemas.CancelResult:
 
 DECIDED = {
     **BAD_BODY,
-    **error_response(403, "with CAPSTAN_OPERATORS: no operator's token, or `by` names someone else"),
+    **OPERATOR_ONLY,
     **NOT_FOUND,
     **error_response(409, "the run is not awaiting approval"),
 }
-OperatorToken = Header(
-    None,
-    alias="X-Operator-Token",
-    description="the deciding operator's own token (`capstan operators add NAME`); required when the "
-    "service has CAPSTAN_OPERATORS",
-)
-
-
-def decider(service: Service, body: schemas.DecisionRequest, token: str | None) -> tuple[str, bool]:
-    """Who decides, and whether that is proven: the operator a token belongs to, else the stated name."""
-    if service.operators is None:
-        if body.by is None:
-            raise unprocessable("say who decides: `by` is required", "by")
-        return body.by, False
-    name = service.operators.who(token) if token else None
-    if name is None:
-        raise HTTPException(
-            403,
-            "a decision needs an operator's own token in the X-Operator-Token header (CAPSTAN_OPERATORS)",
-        )
-    if body.by is not None and body.by != name:
-        raise HTTPException(403, f"this token is operator {name!r}'s, not {body.by!r}'s")
-    return name, True
 
 
 def decide(service: Service, run_id: str, approved: bool, body: schemas.DecisionRequest, token: str | None):
-    by, verified = decider(service, body, token)
+    by, verified = signed_by(service, body.by, token)
     try:
         decision = service.runs.decide(run_id, body.attempt, approved, by, body.reason, verified)
     except RunNotFound as exc:

@@ -223,6 +223,26 @@ class DecisionRequest(BaseModel):
     reason: str = Field(default="", max_length=2000, examples=["the bowl is not on the table"])
 
 
+class OperatorRequest(BaseModel):
+    model_config = REQUEST
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="who acts; required without CAPSTAN_OPERATORS, else the operator of the "
+        "X-Operator-Token header (and, if given, must be theirs)",
+    )
+
+
+class RobotActionResult(BaseModel):
+    session_id: str
+    robot: str
+    action: Literal["clear-watchdog", "recover"]
+    by: str
+    verified: bool = Field(description="`by` was proven by an operator's own token (CAPSTAN_OPERATORS)")
+    at: float = Field(description="when, in seconds since the epoch")
+
+
 class DecisionResult(ApprovalDecision):
     run_id: str
 

@@ -1,5 +1,5 @@
-"""Routes for sessions: create, list, get, delete, the scene's state and frame, reset, and the
-objects declared on a real robot's table.
+"""Routes for sessions: create, list, get, delete, the scene's state and frame, reset, the
+objects declared on a real robot's table, and an operator's actions on its robot.
 
 A session owns a world (the sim built from its scene, or a remote robot) and a conversation;
 runs in it are started by run_routes. Calls that read the robot answer 503 when it is unreachable.
@@ -7,13 +7,17 @@ runs in it are started by run_routes. Calls that read the robot answer 503 when 
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import Literal
+
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from capstan.primitives.errors import InvalidArgumentError
+from capstan.primitives.errors import InvalidArgumentError, PrimitiveError, RobotUnavailableError
 from capstan.primitives.scene_state import SceneState
 from capstan.service import schemas
 from capstan.service.config import Settings
-from capstan.service.deps import ServiceDep, SessionDep
+from capstan.service.deps import OPERATOR_ONLY, OperatorToken, ServiceDep, SessionDep, signed_by
 from capstan.service.responses import (
     BAD_BODY,
     BUSY,
@@ -21,12 +25,20 @@ from capstan.service.responses import (
     RETRY_AFTER_S,
     TOO_MANY,
     UNAVAILABLE,
+    error_response,
     unprocessable,
 )
 from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene
-from capstan.service.sessions import SceneNotDeclarableError, Session, SessionBusyError, SessionLimitError
+from capstan.service.sessions import (
+    RobotActionUnsupported,
+    SceneNotDeclarableError,
+    Session,
+    SessionBusyError,
+    SessionLimitError,
+)
 
 router = APIRouter(tags=["sessions"])
+log = logging.getLogger(__name__)
 
 
 def session_out(s: Session) -> schemas.SessionOut:
@@ -82,6 +94,49 @@ def create_session(service: ServiceDep, body: schemas.CreateSession | None = Non
             session.close()
             raise
     return session_out(session)
+
+
+@router.post(
+    "/sessions/{session_id}/robot/{action}",
+    response_model=schemas.RobotActionResult,
+    responses={
+        **BAD_BODY,
+        **OPERATOR_ONLY,
+        **NOT_FOUND,
+        **error_response(409, "a run is using the session, the robot has no such action, or refused it"),
+        **UNAVAILABLE,
+    },
+)
+def robot_action(
+    session: SessionDep,
+    service: ServiceDep,
+    action: Literal["clear-watchdog", "recover"],
+    body: schemas.OperatorRequest | None = None,
+    token: str | None = OperatorToken,
+) -> schemas.RobotActionResult:
+    """An operator's action on the session's robot between runs; neither moves the arm.
+    `clear-watchdog` lifts the stop the robot agent's heartbeat watchdog made (after checking the link
+    to the service); `recover` clears the robot's error state after a reflex. Who acted is logged."""
+    by, verified = signed_by(service, (body or schemas.OperatorRequest()).by, token)
+    try:
+        session.operate(action)
+    except (SessionBusyError, RobotActionUnsupported) as exc:
+        raise HTTPException(409, str(exc)) from None
+    except RobotUnavailableError:
+        raise
+    except PrimitiveError as exc:  # the robot refused it (e.g. still in a reflex it cannot clear)
+        raise HTTPException(409, f"{type(exc).__name__}: {exc}") from None
+    log.warning(
+        "robot %r (session %s): %s by %s%s",
+        session.robot,
+        session.id,
+        action,
+        by,
+        "" if verified else " (unverified)",
+    )
+    return schemas.RobotActionResult(
+        session_id=session.id, robot=session.robot, action=action, by=by, verified=verified, at=time.time()
+    )
 
 
 def _declare(session: Session, objects: dict[str, schemas.DeclaredObject]) -> None:

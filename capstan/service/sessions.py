@@ -41,6 +41,17 @@ class SessionBusyError(RuntimeError):
     pass
 
 
+class RobotActionUnsupported(RuntimeError):
+    """The session's robot has no such operator action (no watchdog, no error recovery)."""
+
+
+# what an operator may ask of a robot between runs: action -> (the backend's flag, its method)
+OPERATOR_ACTIONS = {
+    "clear-watchdog": ("supports_watchdog", "clear_watchdog"),
+    "recover": ("supports_recovery", "recover"),
+}
+
+
 def png_bytes(rgb) -> bytes:
     from PIL import Image
 
@@ -210,6 +221,21 @@ class Session:
             self.backend.declare(objects)  # refuses a bad list whole (InvalidArgumentError)
             self.conversation = type(self.conversation)()
             self.last_state = self.backend.state()
+        finally:
+            self.lock.release()
+
+    def operate(self, action: str) -> None:
+        """An operator's action on the robot between runs (OPERATOR_ACTIONS): lift a watchdog stop once
+        the link was checked, or clear the robot's error state after a reflex. Neither moves the arm."""
+        flag, method = OPERATOR_ACTIONS[action]
+        if not getattr(self.backend, flag):
+            raise RobotActionUnsupported(
+                f"robot {self.robot!r} has no {action} (its backend does not declare {flag})"
+            )
+        if not self.lock.acquire(timeout=1.0):
+            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait first")
+        try:
+            getattr(self.backend, method)()
         finally:
             self.lock.release()
 

@@ -300,3 +300,38 @@ def test_a_run_left_awaiting_approval_by_a_stopped_service_is_marked_interrupted
         assert store.get_run("r1")["status"] == "interrupted"
     finally:
         store.close()
+
+
+def test_an_operator_lifts_a_watchdog_stop_through_the_service(lab, tmp_path):
+    """A lapsed heartbeat (here a second client that stops beating) latches the agent's stop; the
+    service's session route lifts it on an operator's word, and refuses what the robot cannot do."""
+    import httpx
+
+    from capstan.service.operators import add_operator
+
+    ops = tmp_path / "operators.json"
+    token = add_operator(ops, "ines")
+    agent, _svc, client = lab(approval="none", operators=str(ops))
+    sid = lab_session(client)
+    watchdog = agent.url + "/v1/robot/watchdog"
+    httpx.post(agent.url + "/v1/robot/heartbeat", json={"client": "gone"})
+    deadline = time.monotonic() + 10
+    while not httpx.get(watchdog).json()["tripped"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(watchdog).json()["tripped"]
+    url = f"/v1/sessions/{sid}/robot/clear-watchdog"
+    assert client.post(url, json={"by": "ines"}).status_code == 403  # a name alone is not an operator
+    assert httpx.get(watchdog).json()["tripped"]
+    r = client.post(url, headers={"X-Operator-Token": token})
+    assert r.status_code == 200, r.text
+    assert (r.json()["by"], r.json()["verified"], r.json()["action"]) == ("ines", True, "clear-watchdog")
+    assert not httpx.get(watchdog).json()["tripped"]
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    assert t["status"] == "succeeded", t["error"]  # it moves again
+    r = client.post(f"/v1/sessions/{sid}/robot/recover", headers={"X-Operator-Token": token})
+    assert r.status_code == 409 and "has no recover" in r.json()["detail"]  # a PyBullet agent has none
+    sim = new_session(client)
+    r = client.post(f"/v1/sessions/{sim}/robot/clear-watchdog", headers={"X-Operator-Token": token})
+    assert r.status_code == 409 and "has no clear-watchdog" in r.json()["detail"]
+    r = client.post(f"/v1/sessions/{sid}/robot/fly", headers={"X-Operator-Token": token})
+    assert r.status_code == 422

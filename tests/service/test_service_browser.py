@@ -237,3 +237,7 @@ def test_demo_page_decides_with_an_operators_own_token(make_service, serve, robo
         approved = page.locator("#llm li", has_text="approved by bob")
         expect(approved).to_be_visible()
         expect(approved).not_to_contain_text("unverified")
+        page.click("#clear-watchdog")  # the operator's release of the robot, signed the same way
+        expect(page.locator("#llm li", has_text="clear-watchdog by bob")).to_be_visible()
+        page.click("#recover")  # a PyBullet agent has no error recovery: said, not hidden
+        expect(page.locator("#scene-error")).to_contain_text("has no recover")

@@ -81,6 +81,7 @@ function sessionReady(s) {
   for (const id of ["reset", "run-command", "run-code"]) $(id).disabled = false;
   $("reseed").disabled = s.robot !== "sim";  // only the sim can build a scene from a seed
   $("declare").disabled = s.robot === "sim";  // a real robot's agent may take declared objects
+  for (const id of ["clear-watchdog", "recover"]) $(id).disabled = s.robot === "sim";
   $("scene-error").hidden = true;
   showState(s.state);
   refreshFrame();
@@ -111,6 +112,7 @@ async function declareObjects() {
 
 function robotChosen() {
   $("declare-row").hidden = $("robot").value === "sim";
+  $("operator-row").hidden = $("robot").value === "sim";
 }
 
 async function resetScene(reseed) {
@@ -182,16 +184,34 @@ function decided(d) {
   addLlm(`attempt ${d.attempt}: ${d.approved ? "approved" : "rejected"} by ${who} at ${new Date(d.at * 1000).toLocaleTimeString()}${why}`, d.approved ? "" : "err");
 }
 
-async function decide(verb) {
+// who acts as an operator: a name (stated), or an operator's own token (proven, CAPSTAN_OPERATORS)
+function operator() {
   const by = $("approver").value.trim();
   const token = $("operator-token").value.trim();  // kept for this tab only
-  if (!by && !token) { $("approval-error").textContent = "enter your name (or your operator token): it goes into the trace"; $("approval-error").hidden = false; return; }
+  if (!by && !token) return null;
   if (by) localStorage.setItem("capstan-approver", by);
   sessionStorage.setItem("capstan-operator-token", token);
+  return { body: by ? { by } : {}, headers: token ? { "X-Operator-Token": token } : {} };
+}
+
+async function decide(verb) {
+  const who = operator();
+  if (!who) { $("approval-error").textContent = "enter your name (or your operator token) by the robot's controls: it goes into the trace"; $("approval-error").hidden = false; return; }
   const attempt = Number($("approval-attempt").textContent);  // the program shown, not whatever waits now
-  const body = { attempt, reason: $("approval-reason").value.trim(), ...(by ? { by } : {}) };
-  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, body, token ? { "X-Operator-Token": token } : {}); }
+  const body = { attempt, reason: $("approval-reason").value.trim(), ...who.body };
+  try { await api("POST", `/v1/runs/${ui.run}/${verb}`, body, who.headers); }
   catch (err) { $("approval-error").textContent = err.message; $("approval-error").hidden = false; }
+}
+
+// an operator's action on the session's robot between runs (clear-watchdog or recover)
+async function robotAction(action) {
+  const who = operator();
+  if (!who) return sceneError(new Error("enter your name (or your operator token) first"));
+  try {
+    const r = await api("POST", `/v1/sessions/${ui.session}/robot/${action}`, who.body, who.headers);
+    $("scene-error").hidden = true;
+    addLlm(`${action} by ${r.verified ? r.by : `${r.by} (unverified)`}`, "");
+  } catch (err) { sceneError(err); }
 }
 
 function addSaid(text) { $("said").append(el("li", "", text)); }
@@ -389,6 +409,8 @@ async function health() {
 $("new-session").addEventListener("click", newSession);
 $("reset").addEventListener("click", () => resetScene(false));
 $("declare").addEventListener("click", declareObjects);
+$("clear-watchdog").addEventListener("click", () => robotAction("clear-watchdog"));
+$("recover").addEventListener("click", () => robotAction("recover"));
 $("robot").addEventListener("change", robotChosen);
 $("reseed").addEventListener("click", () => resetScene(true));
 $("view").addEventListener("change", refreshFrame);
