@@ -254,11 +254,12 @@ _COMPUTES = re.compile(r"\b(min|max|sorted|argmin|argmax|argsort|sort)\(|\.sort\
 
 
 def _picks_a_place(command: str, m: re.Match) -> bool:
-    """The superlative qualifies a place noun right beside it: 'the corner nearest the robot', 'the
-    closest edge' (but 'the block nearest the corner' picks a block)."""
+    """The superlative picks a part of the table by where the robot is, which the place reader
+    resolves: 'the corner nearest the robot', 'the edge closest to the robot' (but not 'the corner
+    closest to the bowl', nor 'the block nearest the corner')."""
     before = re.findall(r"[a-z]+", command[: m.start()].lower())[-1:]
-    after = re.findall(r"[a-z]+", command[m.end() :].lower())[:1]
-    return any(is_place_noun(w) for w in before + after)
+    to_robot = re.match(r"\s+(?:to\s+)?(?:the\s+)?robot\b", command[m.end() :].lower())
+    return bool(before) and is_place_noun(before[0]) and to_robot is not None
 
 
 def unchecked_superlative(command: str, code: str) -> list[Problem]:

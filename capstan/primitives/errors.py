@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 
-# How OutOfWorkspaceError, PlacementError and EnvelopeError name a point that would work; feedback
-# to the model quotes it (`suggested_point`).
-_SUGGESTED_POINT = re.compile(r"the nearest (?:point inside|free spot|allowed point) is \[([^\]]*)\]")
+# How OutOfWorkspaceError and PlacementError name a place target that would work; feedback to the
+# model quotes it (`suggested_point`).
+_SUGGESTED_POINT = re.compile(r"the nearest (?:point inside|free spot) is \[([^\]]*)\]")
 
 
 def suggested_point(message: str) -> list[float] | None:

@@ -220,10 +220,18 @@ def _ask_approval(service, run_id: str, pending, robot: str) -> None:
         answer = input("run it on the robot? [y/N] ").strip().lower()
     except EOFError:
         answer = ""
+    approved, by, verified, reason = answer in ("y", "yes"), f"{getpass.getuser()} (terminal)", False, ""
+    if approved and service.operators is not None:  # only an operator's own token lets it move
+        try:
+            name = service.operators.who(getpass.getpass("your operator token: ").strip())
+        except EOFError:
+            name = None
+        if name is None:
+            approved, reason = False, "no operator's token (CAPSTAN_OPERATORS)"
+        else:
+            by, verified = name, True
     try:
-        service.runs.decide(
-            run_id, pending.attempt, answer in ("y", "yes"), f"{getpass.getuser()} (terminal)"
-        )
+        service.runs.decide(run_id, pending.attempt, approved, by, reason, verified)
     except NotAwaitingApproval:
         _say("too late: it was already decided (timeout or cancel)")
 
@@ -247,10 +255,9 @@ def print_trace(t: dict, brief: bool = False) -> None:
                 d = a["approval"]
                 when = datetime.datetime.fromtimestamp(d["at"]).isoformat(timespec="seconds")
                 verdict = "approved" if d["approved"] else "rejected"
-                print(
-                    f"  {verdict} by {d['by']} at {when}" + (f": {d['reason']}" if d["reason"] else ""),
-                    file=out,
-                )
+                who = d["by"] if d.get("verified") else f"{d['by']} (unverified)"
+                why = f": {d['reason']}" if d["reason"] else ""
+                print(f"  {verdict} by {who} at {when}{why}", file=out)
         print(f"llm calls: {len(t['llm_calls'])}", file=out)
     print("--- code ---", file=out)
     print(t.get("code") or "(none)", file=out)
@@ -298,20 +305,23 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_operators(args: argparse.Namespace) -> int:
-    from capstan.service.operators import Operators, OperatorsError, add_operator
+    from capstan.service.operators import OperatorsError, add_operator, read_digests, remove_operator
 
     path = args.file or os.environ.get("CAPSTAN_OPERATORS")
     if not path:
         raise ConfigError("name the operators file: --file PATH or CAPSTAN_OPERATORS")
     try:
+        if args.action != "list" and not args.name:
+            raise ConfigError(f"capstan operators {args.action} NAME: say whose")
         if args.action == "add":
-            if not args.name:
-                raise ConfigError("capstan operators add NAME: say whose token to make")
             token = add_operator(path, args.name)
             _say(f"operator {args.name!r} added to {path}; their token (shown only now):")
             print(token)
+        elif args.action == "remove":
+            remove_operator(path, args.name)
+            _say(f"operator {args.name!r} removed from {path}; their token no longer works")
         else:
-            print("\n".join(Operators.load(path).names))
+            print("\n".join(sorted(read_digests(Path(path)))))
     except OperatorsError as exc:
         raise ConfigError(f"operators file: {exc}") from None
     return 0
@@ -387,14 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "operators",
-        help="add or list the operators who may approve programs (CAPSTAN_OPERATORS)",
-        description="Operators approve or reject programs before they move a robot (CAPSTAN_APPROVAL). "
-        "`add NAME` writes NAME with a new token to the file (a digest only) and prints the token once: "
-        "the operator sends it as X-Operator-Token (or enters it on the page). Adding a name again "
-        "replaces its token.",
+        help="add, remove or list the operators (CAPSTAN_OPERATORS)",
+        description="Operators approve or reject programs before they move a robot (CAPSTAN_APPROVAL), "
+        "and lift a robot's watchdog stop or clear its error state. `add NAME` writes NAME with a new "
+        "token to the file (a digest only) and prints the token once: the operator sends it as "
+        "X-Operator-Token (or enters it on the page). Adding a name again replaces its token; `remove "
+        "NAME` revokes it. A running service re-reads the file when it changes.",
     )
-    p.add_argument("action", choices=("add", "list"))
-    p.add_argument("name", nargs="?", help="the operator's name (for add)")
+    p.add_argument("action", choices=("add", "remove", "list"))
+    p.add_argument("name", nargs="?", help="the operator's name (for add and remove)")
     p.add_argument("--file", help="the operators file (default CAPSTAN_OPERATORS)")
     p.set_defaults(func=cmd_operators)
 

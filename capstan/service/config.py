@@ -32,7 +32,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_ENVELOPE` | (unset) | safety envelopes, a JSON file `{"robot name": {envelope}}` (docs/CONTRACTS.md); a remote robot without one gets the conservative default, the sim none; a missing or invalid file stops the start |
 | `CAPSTAN_APPROVAL` | none | operator approval before a program moves a robot: `required` (every robot but the sim), `none`, or per robot `name=required,other=none` (unlisted robots: none) |
 | `CAPSTAN_APPROVAL_TIMEOUT_S` | 300 | a program nobody approved or rejected within this is rejected (by "timeout") |
-| `CAPSTAN_OPERATORS` | (unset) | operators file (`capstan operators add NAME`): a decision then needs the operator's own token (`X-Operator-Token`) and is signed with its name; unset, anyone with API access signs with any name and the trace marks the decision unverified; a missing or invalid file stops the start |
+| `CAPSTAN_OPERATORS` | (unset) | operators file (`capstan operators add NAME`, re-read when it changes): an approval, a rejection or a robot action (clear a watchdog stop, recover) then needs the operator's own token (`X-Operator-Token`) and is signed with their name; unset, approvals are signed with any stated name (unverified) and robot actions are refused; a missing, invalid or empty file stops the start |
 
 The LLM provider has its own variables (`CAPSTAN_LLM`, `CAPSTAN_CASSETTE`, ... see docs/CONTRACTS.md).
 """
@@ -126,7 +126,7 @@ class Settings:
         from capstan.service.operators import Operators, OperatorsError
 
         try:
-            return Operators.load(self.operators)
+            return Operators(self.operators)
         except OperatorsError as exc:
             raise ConfigError(f"CAPSTAN_OPERATORS: {exc}") from None
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from capstan.service.responses import error_response, unprocessable
+from capstan.service.responses import unprocessable
 from capstan.service.service import Service
 from capstan.service.sessions import Session, SessionNotFound
 
@@ -83,13 +83,18 @@ OperatorToken = Header(
     description="the acting operator's own token (`capstan operators add NAME`); required when the "
     "service has CAPSTAN_OPERATORS",
 )
-OPERATOR_ONLY = error_response(403, "with CAPSTAN_OPERATORS: no operator's token, or `by` names someone else")
 
 
-def signed_by(service: Service, by: str | None, token: str | None) -> tuple[str, bool]:
-    """Who acts as an operator (an approval, a robot's release), and whether that is proven: the
-    operator a token belongs to (CAPSTAN_OPERATORS), else only the name `by` states."""
+def signed_by(
+    service: Service, by: str | None, token: str | None, operators_only: bool = False
+) -> tuple[str, bool]:
+    """Who acts as an operator, and whether that is proven: the operator a token belongs to
+    (CAPSTAN_OPERATORS), else only the name `by` states, which `operators_only` acts refuse."""
     if service.operators is None:
+        if operators_only:
+            raise HTTPException(
+                403, "only an operator may do this, and this service has none (set CAPSTAN_OPERATORS)"
+            )
         if by is None:
             raise unprocessable("say who you are: `by` is required", "by")
         return by, False

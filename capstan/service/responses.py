@@ -28,6 +28,9 @@ BAD_BODY = error_response(400, "the body could not be read as JSON text (e.g. it
 UNAUTHORIZED = error_response(401, "missing or wrong bearer token (when CAPSTAN_API_TOKEN is set)")
 NOT_FOUND = error_response(404, "no such session or run")
 BUSY = error_response(409, "a run is using the session")
+OPERATOR_ONLY = error_response(
+    403, "not an operator: no operator's own token (X-Operator-Token), or `by` names someone else"
+)
 TOO_MANY = error_response(429, "full (sessions or run queue); see Retry-After")
 UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-After")
 

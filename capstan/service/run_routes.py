@@ -19,7 +19,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 from capstan.service import schemas
 from capstan.service.approvals import NotAwaitingApproval
 from capstan.service.deps import (
-    OPERATOR_ONLY,
     OperatorToken,
     RunRowDep,
     ServiceDep,
@@ -32,6 +31,7 @@ from capstan.service.media import run_dir
 from capstan.service.responses import (
     BAD_BODY,
     NOT_FOUND,
+    OPERATOR_ONLY,
     RETRY_AFTER_S,
     TOO_MANY,
     error_response,

@@ -13,11 +13,12 @@ stand-in worker thread takes its place; once approved it takes a slot again befo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from capstan.lmp.approval import Decision
@@ -31,7 +32,7 @@ from capstan.service.media import FPS as FRAME_FPS
 from capstan.service.media import Recorder, write_rehearsal
 from capstan.service.metrics import Metrics
 from capstan.service.robots import SIM
-from capstan.service.sessions import Session, png_bytes
+from capstan.service.sessions import Session, SessionBusyError, png_bytes
 from capstan.service.store import TraceStore
 
 log = logging.getLogger("capstan.runs")
@@ -180,6 +181,21 @@ class RunManager:
         if row is None:
             raise RunNotFound(run_id)
         raise NotAwaitingApproval(f"run {run_id} is not awaiting approval (it is {row['status']})")
+
+    @contextlib.contextmanager
+    def robot_reserved(self, robot: str) -> Iterator[None]:
+        """Hold `robot` (no run of any session starts on it) for an operator's action on it; raises
+        SessionBusyError while a run, of any session, is using it."""
+        with self._cond:
+            if robot in self._robots_in_use:
+                raise SessionBusyError(f"a run is using robot {robot!r}; cancel it or wait first")
+            self._robots_in_use.add(robot)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._robots_in_use.discard(robot)
+                self._cond.notify_all()
 
     def cancel_session(self, session: Session) -> None:
         for run in list(self._active.values()):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from capstan.primitives.scene_state import SceneState
-from capstan.service.operators import RESERVED as RESERVED_DECIDERS
+from capstan.service.operators import OperatorsError, RobotAction, check_signature
 
 RunStatus = Literal[
     "queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled", "interrupted"
@@ -195,7 +195,21 @@ class Approval(BaseModel):
     decision: ApprovalDecision | None = Field(default=None, description="null while it waits")
 
 
-class DecisionRequest(BaseModel):
+class _Signed(BaseModel):
+    """A request someone signs with `by`: a name they may use (not one the service signs with)."""
+
+    @field_validator("by", check_fields=False)
+    @classmethod
+    def _usable(cls, by: str | None) -> str | None:
+        if by is None:
+            return None
+        try:
+            return check_signature(by)
+        except OperatorsError as exc:
+            raise ValueError(f"{exc}; sign with your own name") from None
+
+
+class DecisionRequest(_Signed):
     model_config = REQUEST
     attempt: int = Field(
         ge=1,
@@ -212,34 +226,24 @@ class DecisionRequest(BaseModel):
         "given, must be that operator's",
         examples=["operator name"],
     )
-
-    @field_validator("by")
-    @classmethod
-    def _not_reserved(cls, by: str | None) -> str | None:
-        if by is not None and by.strip().lower() in RESERVED_DECIDERS:
-            raise ValueError(f"{by!r} is reserved for the service's own decisions; sign with your name")
-        return by
-
     reason: str = Field(default="", max_length=2000, examples=["the bowl is not on the table"])
 
 
-class OperatorRequest(BaseModel):
+class OperatorRequest(_Signed):
     model_config = REQUEST
     by: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
-        description="who acts; required without CAPSTAN_OPERATORS, else the operator of the "
-        "X-Operator-Token header (and, if given, must be theirs)",
+        description="the operator of the X-Operator-Token header; if given, it must be theirs",
     )
 
 
 class RobotActionResult(BaseModel):
     session_id: str
     robot: str
-    action: Literal["clear-watchdog", "recover"]
-    by: str
-    verified: bool = Field(description="`by` was proven by an operator's own token (CAPSTAN_OPERATORS)")
+    action: RobotAction
+    by: str = Field(description="the operator whose token it was")
     at: float = Field(description="when, in seconds since the epoch")
 
 

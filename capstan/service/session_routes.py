@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
@@ -17,11 +16,13 @@ from capstan.primitives.errors import InvalidArgumentError, PrimitiveError, Robo
 from capstan.primitives.scene_state import SceneState
 from capstan.service import schemas
 from capstan.service.config import Settings
-from capstan.service.deps import OPERATOR_ONLY, OperatorToken, ServiceDep, SessionDep, signed_by
+from capstan.service.deps import OperatorToken, ServiceDep, SessionDep, signed_by
+from capstan.service.operators import RobotAction
 from capstan.service.responses import (
     BAD_BODY,
     BUSY,
     NOT_FOUND,
+    OPERATOR_ONLY,
     RETRY_AFTER_S,
     TOO_MANY,
     UNAVAILABLE,
@@ -103,39 +104,34 @@ def create_session(service: ServiceDep, body: schemas.CreateSession | None = Non
         **BAD_BODY,
         **OPERATOR_ONLY,
         **NOT_FOUND,
-        **error_response(409, "a run is using the session, the robot has no such action, or refused it"),
+        **error_response(409, "a run is using the robot, the robot has no such action, or it refused"),
         **UNAVAILABLE,
     },
 )
 def robot_action(
     session: SessionDep,
     service: ServiceDep,
-    action: Literal["clear-watchdog", "recover"],
+    action: RobotAction,
     body: schemas.OperatorRequest | None = None,
     token: str | None = OperatorToken,
 ) -> schemas.RobotActionResult:
-    """An operator's action on the session's robot between runs; neither moves the arm.
+    """An operator's action on the session's robot while no run uses it; neither moves the arm.
     `clear-watchdog` lifts the stop the robot agent's heartbeat watchdog made (after checking the link
-    to the service); `recover` clears the robot's error state after a reflex. Who acted is logged."""
-    by, verified = signed_by(service, (body or schemas.OperatorRequest()).by, token)
+    to the service); `recover` clears the robot's error state after a reflex. Only an operator's own
+    token may do either (CAPSTAN_OPERATORS); who did is logged."""
+    by, _ = signed_by(service, (body or schemas.OperatorRequest()).by, token, operators_only=True)
     try:
-        session.operate(action)
+        with service.runs.robot_reserved(session.robot):
+            session.operate(action)
     except (SessionBusyError, RobotActionUnsupported) as exc:
         raise HTTPException(409, str(exc)) from None
     except RobotUnavailableError:
         raise
     except PrimitiveError as exc:  # the robot refused it (e.g. still in a reflex it cannot clear)
         raise HTTPException(409, f"{type(exc).__name__}: {exc}") from None
-    log.warning(
-        "robot %r (session %s): %s by %s%s",
-        session.robot,
-        session.id,
-        action,
-        by,
-        "" if verified else " (unverified)",
-    )
+    log.warning("robot %r (session %s): %s by operator %s", session.robot, session.id, action, by)
     return schemas.RobotActionResult(
-        session_id=session.id, robot=session.robot, action=action, by=by, verified=verified, at=time.time()
+        session_id=session.id, robot=session.robot, action=action, by=by, at=time.time()
     )
 
 

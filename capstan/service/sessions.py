@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 
 from capstan.primitives.scene_state import SceneState
+from capstan.service.operators import RobotAction
 from capstan.service.robots import make_backend
 
 BackendFactory = Callable[[str, dict], object]  # (robot, scene) -> RobotBackend
@@ -46,7 +47,7 @@ class RobotActionUnsupported(RuntimeError):
 
 
 # what an operator may ask of a robot between runs: action -> (the backend's flag, its method)
-OPERATOR_ACTIONS = {
+OPERATOR_ACTIONS: dict[RobotAction, tuple[str, str]] = {
     "clear-watchdog": ("supports_watchdog", "clear_watchdog"),
     "recover": ("supports_recovery", "recover"),
 }
@@ -224,7 +225,7 @@ class Session:
         finally:
             self.lock.release()
 
-    def operate(self, action: str) -> None:
+    def operate(self, action: RobotAction) -> None:
         """An operator's action on the robot between runs (OPERATOR_ACTIONS): lift a watchdog stop once
         the link was checked, or clear the robot's error state after a reflex. Neither moves the arm."""
         flag, method = OPERATOR_ACTIONS[action]

@@ -50,8 +50,10 @@ def test_superlative_must_be_computed():
     # a superlative that picks a part of the table names a place, not an object to compute
     corner = "put_first_on_second('cyan block', get_named_position('bottom left corner'))\n"
     assert unchecked_superlative("take the cyan block to the left corner nearest the robot", corner) == []
-    assert unchecked_superlative("put it on the closest edge", corner) == []
+    assert unchecked_superlative("put it by the edge closest to the robot", corner) == []
     assert unchecked_superlative("move the block nearest the corner to the bowl", guessed)
+    assert unchecked_superlative("put it in the corner closest to the blue bowl", corner)
+    assert unchecked_superlative("put it in the nearest corner", corner)
     assert unchecked_superlative("put the block closest to the robot in the corner nearest it", guessed)
 
 

@@ -242,6 +242,9 @@ def test_with_operators_only_an_operators_own_token_decides_and_names_them(lab, 
     assert "X-Operator-Token" in client.post(url, json={"attempt": 1, "by": "alice"}).json()["detail"]
     assert client.get(f"/v1/runs/{run_id}").json()["approval"]["decision"] is None  # still waiting
     assert unmoved(agent, before)
+    other = lab_session(client)  # the robot is another session's run's until it ends
+    r = client.post(f"/v1/sessions/{other}/robot/clear-watchdog", headers={"X-Operator-Token": alice})
+    assert r.status_code == 409 and "a run is using robot 'lab'" in r.json()["detail"]
     r = client.post(f"/v1/runs/{run_id}/reject", json={"attempt": 1}, headers={"X-Operator-Token": alice})
     assert r.status_code == 200 and r.json()["by"] == "alice" and r.json()["verified"] is True
     t = wait_status(client, run_id, FINAL)
@@ -263,11 +266,15 @@ def test_operator_files_fail_closed(tmp_path):
     token = add_operator(tmp_path / "new.json", "dana")
     assert token not in (tmp_path / "new.json").read_text()  # only its digest is stored
     assert (tmp_path / "new.json").stat().st_mode & 0o077 == 0
-    operators = Operators.load(tmp_path / "new.json")
+    operators = Operators(tmp_path / "new.json")
     assert operators.who(token) == "dana" and operators.who(token + "x") is None
-    again = add_operator(tmp_path / "new.json", "dana")  # a new token replaces the old one
-    assert Operators.load(tmp_path / "new.json").who(token) is None
-    assert Operators.load(tmp_path / "new.json").who(again) == "dana"
+    again = add_operator(tmp_path / "new.json", "dana")  # a new token revokes the old one at once
+    assert operators.who(token) is None and operators.who(again) == "dana"
+    (tmp_path / "new.json").write_text("{broken")  # a file broken while serving admits nobody
+    assert operators.who(again) is None
+    (tmp_path / "new.json").write_text("{}")
+    with pytest.raises(ConfigError, match="names no operator"):
+        Settings.from_env({"CAPSTAN_OPERATORS": str(tmp_path / "new.json")})
 
 
 def test_approval_settings_name_known_robots_and_values():
@@ -324,7 +331,7 @@ def test_an_operator_lifts_a_watchdog_stop_through_the_service(lab, tmp_path):
     assert httpx.get(watchdog).json()["tripped"]
     r = client.post(url, headers={"X-Operator-Token": token})
     assert r.status_code == 200, r.text
-    assert (r.json()["by"], r.json()["verified"], r.json()["action"]) == ("ines", True, "clear-watchdog")
+    assert (r.json()["by"], r.json()["action"]) == ("ines", "clear-watchdog")
     assert not httpx.get(watchdog).json()["tripped"]
     t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
     assert t["status"] == "succeeded", t["error"]  # it moves again
@@ -335,3 +342,6 @@ def test_an_operator_lifts_a_watchdog_stop_through_the_service(lab, tmp_path):
     assert r.status_code == 409 and "has no clear-watchdog" in r.json()["detail"]
     r = client.post(f"/v1/sessions/{sid}/robot/fly", headers={"X-Operator-Token": token})
     assert r.status_code == 422
+    _agent, _svc, plain = lab(approval="none")  # a service with no operators: nobody may
+    r = plain.post(f"/v1/sessions/{lab_session(plain)}/robot/clear-watchdog", json={"by": "ines"})
+    assert r.status_code == 403 and "CAPSTAN_OPERATORS" in r.json()["detail"]

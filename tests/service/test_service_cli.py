@@ -158,10 +158,44 @@ def test_run_asks_on_the_terminal_when_the_robot_requires_approval(cli_env, caps
     assert agent.app.state.world.state()["objects"]["red block"]["position"] == before
     run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
     assert main(["trace", run_id]) == 0
-    assert re.search(r"rejected by \S+ \(terminal\) at \d{4}-", capsys.readouterr().out)
+    assert re.search(r"rejected by \S+ \(terminal\) \(unverified\) at \d{4}-", capsys.readouterr().out)
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     assert main(["run", "--robot", "lab", "--program", str(program)]) == 0
     assert "robot: done" in capsys.readouterr().out
+    assert agent.app.state.world.state()["objects"]["red block"]["position"] != before
+
+
+def test_with_operators_a_yes_on_the_terminal_needs_an_operators_token(
+    cli_env, capsys, monkeypatch, robot_agent
+):
+    import io
+
+    from capstan.service.operators import add_operator
+
+    token = add_operator(cli_env / "operators.json", "olga")
+    agent = robot_agent()
+    for var, value in (
+        ("CAPSTAN_ROBOTS", f"lab={agent.url}"),
+        ("CAPSTAN_APPROVAL", "required"),
+        ("CAPSTAN_OPERATORS", str(cli_env / "operators.json")),
+    ):
+        monkeypatch.setenv(var, value)
+    program = cli_env / "policy.py"
+    program.write_text("put_first_on_second('red block', 'blue bowl')\nsay('done')\n")
+    before = agent.app.state.world.state()["objects"]["red block"]["position"]
+    for typed, rc in (("not-a-token", 1), (token, 0)):
+        monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+        monkeypatch.setattr("getpass.getpass", lambda prompt="", typed=typed: typed)
+        assert main(["run", "--robot", "lab", "--program", str(program)]) == rc
+        err = capsys.readouterr().err
+        run_id = re.search(r"run ([0-9a-f]{16})", err).group(1)
+        assert main(["trace", run_id]) == 0
+        trace = capsys.readouterr().out
+        if rc:  # a yes without an operator's token is a rejection, and the arm stays put
+            assert "(unverified)" in trace and "no operator's token" in trace
+            assert agent.app.state.world.state()["objects"]["red block"]["position"] == before
+        else:
+            assert re.search(r"approved by olga at \d{4}-", trace)
     assert agent.app.state.world.state()["objects"]["red block"]["position"] != before
 
 
@@ -171,8 +205,13 @@ def test_operators_are_added_with_a_token_shown_once_and_listed(tmp_path, capsys
     path = tmp_path / "operators.json"
     assert main(["operators", "add", "alice", "--file", str(path)]) == 0
     token = capsys.readouterr().out.strip()
-    assert Operators.load(path).who(token) == "alice"
+    assert Operators(path).who(token) == "alice"
     monkeypatch.setenv("CAPSTAN_OPERATORS", str(path))
-    assert main(["operators", "list"]) == 0 and capsys.readouterr().out.split() == ["alice"]
+    assert main(["operators", "add", "bo"]) == 0
+    assert main(["operators", "list"]) == 0 and capsys.readouterr().out.split()[-2:] == ["alice", "bo"]
+    assert main(["operators", "remove", "alice"]) == 0 and Operators(path).who(token) is None
+    assert main(["operators", "remove", "alice"]) == 2 and "no operator 'alice'" in capsys.readouterr().err
     assert main(["operators", "add"]) == 2 and "NAME" in capsys.readouterr().err
     assert main(["operators", "add", "e-stop"]) == 2 and "reserved" in capsys.readouterr().err
+    assert main(["operators", "add", "x", "--file", str(tmp_path / "no" / "dir.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -82,6 +82,7 @@ function sessionReady(s) {
   $("reseed").disabled = s.robot !== "sim";  // only the sim can build a scene from a seed
   $("declare").disabled = s.robot === "sim";  // a real robot's agent may take declared objects
   for (const id of ["clear-watchdog", "recover"]) $(id).disabled = s.robot === "sim";
+  $("operator-row").hidden = s.robot === "sim";  // the session's robot, not the one picked for the next
   $("scene-error").hidden = true;
   showState(s.state);
   refreshFrame();
@@ -112,7 +113,6 @@ async function declareObjects() {
 
 function robotChosen() {
   $("declare-row").hidden = $("robot").value === "sim";
-  $("operator-row").hidden = $("robot").value === "sim";
 }
 
 async function resetScene(reseed) {
@@ -174,6 +174,7 @@ function showApproval(a) {
   for (const d of a.dry_runs || []) list.append(el("li", d.rejected ? "err" : "", dryRunText(d)));
   $("approval-error").hidden = true;
   $("approval-card").hidden = false;
+  $("operator-row").hidden = false;  // who decides: also for a sim that requires approval
   $("approval-card").scrollIntoView({ block: "nearest" });
 }
 
@@ -191,7 +192,8 @@ function operator() {
   if (!by && !token) return null;
   if (by) localStorage.setItem("capstan-approver", by);
   sessionStorage.setItem("capstan-operator-token", token);
-  return { body: by ? { by } : {}, headers: token ? { "X-Operator-Token": token } : {} };
+  // with a token the service knows the name: a remembered name of another spelling must not contradict it
+  return token ? { body: {}, headers: { "X-Operator-Token": token } } : { body: { by }, headers: {} };
 }
 
 async function decide(verb) {
@@ -210,7 +212,7 @@ async function robotAction(action) {
   try {
     const r = await api("POST", `/v1/sessions/${ui.session}/robot/${action}`, who.body, who.headers);
     $("scene-error").hidden = true;
-    addLlm(`${action} by ${r.verified ? r.by : `${r.by} (unverified)`}`, "");
+    addLlm(`${action} by ${r.by}`, "");
   } catch (err) { sceneError(err); }
 }
 
