@@ -15,12 +15,13 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider, ProviderUnavailableError
 from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_open_prompt, split_prompt
+from capstan.llm.cpu_share import CpuShare, threads_beside, threads_for_load
 from capstan.llm.model_files import cache_dir
 from capstan.llm.prefix_cache import PrefixStateCache, namespace_for
 
@@ -34,22 +35,13 @@ class LocalSettings:
     n_batch: int = 512
     n_threads: int = 2
     seed: int = 1234
-    # Drop to one thread per call while other work already fills the CPU (see threads_for_load).
+    # Use only the cores other processes leave free, checked per call and while it generates
+    # (llm.cpu_share).
     adaptive_threads: bool = True
     # Read the weights into memory instead of mapping the file: llama.cpp repacks most of them for
     # its CPU kernels, and mapped, the file's pages stayed resident beside the repacked copy
     # (measured: 1.93 GB PSS mapped, 1.34 GB read, same speed).
     use_mmap: bool = False
-
-
-def threads_for_load(max_threads: int, load_1min: float, cpus: int) -> int:
-    """Threads to use now. llama.cpp's threads meet at a barrier after every layer; when other processes
-    oversubscribe the CPU, one thread is descheduled and the other spins. Measured on this 2-core box at
-    load 12: 1 thread generated 1.9 tok/s, 2 threads 0.16 tok/s. Our own run adds ~`max_threads` to the
-    load, so only load beyond cpus + 1 counts as others' work."""
-    if max_threads <= 1:
-        return max(1, max_threads)
-    return 1 if load_1min > cpus + 1 else max_threads
 
 
 @dataclass
@@ -61,8 +53,10 @@ class _LoadedModel:
     threads: int = 0
     closed: bool = False
     waiting: int = 0  # calls waiting for `lock`: a prefill gives way to them
+    cpu: CpuShare = field(default_factory=CpuShare)  # what other processes use of the cores
 
 
+THREADS_RECHECK_S = 0.5  # while generating, how often the threads are fitted to the free cores again
 PREFILL_CHUNK = 8  # tokens a prefill reads at a time; a call that arrives waits for one chunk at most
 
 
@@ -258,7 +252,12 @@ class LocalProvider(LLMProvider):
 
         want = self.settings.n_threads
         if self.settings.adaptive_threads:
-            want = threads_for_load(want, os.getloadavg()[0], os.cpu_count() or 1)
+            cpus = os.cpu_count() or 1
+            others = self._loaded.cpu.others()
+            if others is None:
+                want = threads_for_load(want, os.getloadavg()[0], cpus)
+            else:
+                want = threads_beside(want, others, cpus)
         loaded = self._loaded
         if loaded.threads != want:
             llama_cpp.llama_set_n_threads(loaded.llama.ctx, want, want)
@@ -298,11 +297,16 @@ class LocalProvider(LLMProvider):
         stops = [s for s in request.stop if s]
         # generate() builds its sampler from this seed, so a seeded sampled request is reproducible
         llama.set_seed(self.settings.seed if request.seed is None else request.seed)
+        checked = time.perf_counter()
         for token in llama.generate(
             tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, reset=True
         ):
+            now = time.perf_counter()
             if ttft is None:
-                ttft = time.perf_counter() - start
+                ttft = now - start
+            if now - checked >= THREADS_RECHECK_S:  # another process may have started meanwhile
+                self._set_threads()
+                checked = now
             if token in self._eog:
                 finish = "stop"
                 break

@@ -28,12 +28,3 @@ def test_evicts_least_recently_used_beyond_the_budget(tmp_path):
         os.utime(path, (1000 + i, 1000 + i))
     cache.evict()
     assert sorted(p.stem for p in cache.directory.glob("*.state")) == ["mid", "new"]
-
-
-def test_threads_drop_to_one_only_when_others_fill_the_cpu():
-    from capstan.llm.local import threads_for_load
-
-    assert threads_for_load(2, load_1min=0.3, cpus=2) == 2
-    assert threads_for_load(2, load_1min=2.9, cpus=2) == 2  # our own two threads alone
-    assert threads_for_load(2, load_1min=12.0, cpus=2) == 1
-    assert threads_for_load(1, load_1min=0.0, cpus=8) == 1
