@@ -168,6 +168,18 @@ def test_demo_page_drives_a_remote_robot(make_service, serve, robot_agent, tmp_p
         assert page.locator("#video").get_attribute("src").endswith("/video.mp4")
 
 
+def run_on_lab(page) -> None:
+    """On the page: a session on robot 'lab', then PUT as a program, left awaiting approval."""
+    from playwright.sync_api import expect
+
+    page.select_option("#robot", "lab")
+    page.click("#new-session")
+    expect(page.locator("#session-id")).to_contain_text("lab")
+    page.fill("#code", PUT)
+    page.click("#run-code")
+    expect(page.locator("#status")).to_have_text("awaiting_approval", timeout=60_000)
+
+
 def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
     make_service, serve, robot_agent, tmp_path
 ):
@@ -177,12 +189,7 @@ def test_demo_page_approves_and_rejects_a_program_for_a_real_robot(
     url = serve(make_service(robots=f"lab={agent.url}", approval="lab=required"))
     ee = list(agent.app.state.world.ee_position())
     with chromium_page(tmp_path, url) as page:
-        page.select_option("#robot", "lab")
-        page.click("#new-session")
-        expect(page.locator("#session-id")).to_contain_text("lab")
-        page.fill("#code", PUT)
-        page.click("#run-code")
-        expect(page.locator("#status")).to_have_text("awaiting_approval", timeout=60_000)
+        run_on_lab(page)
         expect(page.locator("#approval-code")).to_contain_text(
             "put_first_on_second('red block', 'blue bowl')"
         )
@@ -221,12 +228,8 @@ def test_demo_page_decides_with_an_operators_own_token(make_service, serve, robo
         )
     )
     with chromium_page(tmp_path, url) as page:
-        page.select_option("#robot", "lab")
-        page.click("#new-session")
-        expect(page.locator("#session-id")).to_contain_text("lab")
-        page.fill("#code", PUT)
-        page.click("#run-code")
-        expect(page.locator("#approval-card")).to_be_visible(timeout=60_000)
+        run_on_lab(page)
+        expect(page.locator("#approval-card")).to_be_visible()
         page.fill("#approver", "mallory")  # a name alone is refused by the service
         page.click("#approve")
         expect(page.locator("#approval-error")).to_contain_text("403")
