@@ -18,13 +18,12 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from capstan.service.approvals import RESERVED_BY
 
 log = logging.getLogger("capstan.operators")
 RobotAction = Literal["clear-watchdog", "recover"]  # what an operator may ask of a robot between runs
-ROBOT_ACTIONS: tuple[str, ...] = get_args(RobotAction)
 _PREFIX = "sha256:"
 
 
@@ -90,10 +89,6 @@ class Operators:
                 log.error("operators file: %s; nobody is an operator until it is mended", exc)
                 self._digests = {}
         return self._digests
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._current())
 
     def who(self, token: str) -> str | None:
         """The operator `token` belongs to, or None. Every digest is compared, in constant time."""
