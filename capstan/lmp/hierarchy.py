@@ -242,8 +242,9 @@ class FunctionGenerator:
     With a `check` (the spec's own docstring examples, run in the sandbox), an answer that fails
     an example is rewritten once, told which example it fails. In hierarchical mode, when both
     answers fail, a planner then splits the function into helpers that the function generator
-    writes. Of the answers, the one failing the fewest examples stands (the earliest on a tie), so
-    hierarchical mode differs from flat only by the split."""
+    writes (asked once more when its plan does every step inline). Of the answers, the one failing
+    the fewest examples stands (the earliest on a tie), so hierarchical mode differs from flat only
+    by the split."""
 
     def __init__(
         self,
@@ -300,7 +301,11 @@ class FunctionGenerator:
             answers.append(self._module(spec, rewrite, entry_point, hierarchical, api_text, caller))
             answers[-1].example_failures = check(answers[-1].code)
         if hierarchical and all(a.example_failures for a in answers):  # then hierarchy's own try: a split
-            plan = caller(self.spec.name, self._split_request(spec)).text
+            split = self._split_request(spec)
+            plan = caller(self.spec.name, split).text
+            if not self._calls_helpers(spec, plan, entry_point):  # written inline: asked once for the calls
+                again = fill(self.spec.extra["split_inline"], {"name": entry_point, "spec": spec.strip("\n")})
+                plan = caller(self.spec.name, with_feedback(split, plan, again)).text
             answers.append(self._module(spec, plan, entry_point, hierarchical, api_text, caller, split=True))
             answers[-1].example_failures = check(answers[-1].code)
         best = min(answers, key=lambda a: len(a.example_failures))  # the earlier answer wins a tie
@@ -320,6 +325,16 @@ class FunctionGenerator:
             stop=tuple(extra.get("split_stop", ())),
             max_tokens=int(extra.get("split_max_tokens", 200)),
         )
+
+    def _calls_helpers(self, spec: str, plan: str, entry_point: str) -> bool:
+        """Whether a planner's answer calls a function nobody has written yet (the spec's own, the
+        standard library's and what star imports bind do not count)."""
+        code = assemble(spec, plan, entry_point)
+        if not parses(code):
+            return True  # not a plan to re-ask for: it fails on its own
+        code = _without_own_helpers(code, spec, entry_point)
+        called = undefined_calls(code, self.star_names(code))
+        return any(name not in STDLIB_IMPORTS for name in called)
 
     def _module(
         self,

@@ -136,7 +136,7 @@ def test_both_modes_ask_first_in_one_plain_chat_message_and_only_the_planner_sho
 
     requests = {}
     for hierarchical in (False, True):
-        llm = scripted(WRONG, WRONG, WRONG)
+        llm = scripted(WRONG, WRONG, WRONG, WRONG)
         FunctionGenerator(llm).generate(
             SPEC, "count_even", hierarchical=hierarchical, check=example_check(sandbox, SPEC, "count_even")
         )
@@ -145,7 +145,7 @@ def test_both_modes_ask_first_in_one_plain_chat_message_and_only_the_planner_sho
     assert flat[0] == hier[0] == FunctionGenerator(llm).spec_request(SPEC)
     assert [m.role for m in flat[0].messages] == ["user"]  # no system text, no few-shot example
     assert flat[1] == hier[1]  # the rewrite, told which example failed, alike too
-    assert len(flat) == 2 and len(hier) == 3  # only hierarchical mode then asks a planner
+    assert len(flat) == 2 and len(hier) == 4  # only hierarchical mode then asks a planner (twice: inline)
     assert not any("most_common(words)" in m.content for r in flat for m in r.messages)
     shown = [m.content for m in hier[2].messages if "most_common(words)" in m.content]
     assert shown and all("def most_common" not in m for m in shown)  # called, not defined: fgen writes it
@@ -190,6 +190,31 @@ def test_hierarchical_mode_splits_a_function_whose_rewrite_fails_too_into_helper
     fgen_query = llm.requests[3].messages[-1].content
     assert "Count the even numbers." in fgen_query and "keep_evens(numbers)" in fgen_query
     assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
+
+
+def test_a_plan_that_does_every_step_inline_is_asked_once_more_for_helper_calls(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    inline = "```python\ndef count_even(numbers):\n    return len([n for n in numbers if n % 2 == 1])"
+    plan = "```python\ndef count_even(numbers):\n    return len(keep_evens(numbers))"
+    helper = "def keep_evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"
+    llm = scripted(WRONG, WRONG, inline, plan, helper)
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=True, check=example_check(sandbox, SPEC, "count_even")
+    )
+    assert len(llm.requests) == 5 and out.example_failures == [] and set(out.helpers) == {"keep_evens"}
+    again = llm.requests[3].messages
+    assert again[0].content.startswith("You plan Python functions") and "n % 2 == 1" in again[-2].content
+    assert "calls no new helper" in again[-1].content
+
+
+def test_a_plan_that_calls_a_helper_of_the_spec_or_the_standard_library_is_not_a_split(scripted):
+    generator = FunctionGenerator(scripted())
+    assert not generator._calls_helpers(
+        SPEC, "    return sum(1 for n in numbers if is_even(n))", "count_even"
+    )
+    assert not generator._calls_helpers(SPEC, "    return len(list(combinations(numbers, 1)))", "count_even")
+    assert generator._calls_helpers(SPEC, "    return len(keep_evens(numbers))", "count_even")
 
 
 def test_when_the_revision_is_no_better_the_first_answer_stands(sandbox, scripted):
