@@ -37,8 +37,9 @@ def record_cassette(path, answers: dict[str, str]) -> None:
             fn = "```python\n" + p["prompt"] + body + "```"
             check = example_check(sandbox, p["prompt"], p["entry_point"])
             for hierarchical in (False, True):  # a wrong answer is revised, differently in each mode
+                # answer, rewrite, and in hierarchical mode a plan that is asked again when inline
                 cassette = CassetteProvider(
-                    path, "record", inner=ScriptedProvider([fn, fn, fn], model="scripted")
+                    path, "record", inner=ScriptedProvider([fn] * 4, model="scripted")
                 )
                 FunctionGenerator(cassette).generate(
                     p["prompt"], p["entry_point"], hierarchical=hierarchical, check=check
