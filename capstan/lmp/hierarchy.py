@@ -304,7 +304,7 @@ class FunctionGenerator:
             split = self._split_request(spec)
             plan = caller(self.spec.name, split).text
             if not self._calls_helpers(spec, plan, entry_point):  # written inline: asked once for the calls
-                again = fill(self.spec.extra["split_inline"], {"name": entry_point, "spec": spec.strip("\n")})
+                again = fill(self.spec.extra["split_inline"], {"name": entry_point})
                 plan = caller(self.spec.name, with_feedback(split, plan, again)).text
             answers.append(self._module(spec, plan, entry_point, hierarchical, api_text, caller, split=True))
             answers[-1].example_failures = check(answers[-1].code)
