@@ -6,15 +6,18 @@ and 2 threads 0.16; with one other busy process (a tabletop bench beside HumanEv
 minutes without finishing an answer of a few hundred tokens.
 
 Other processes' use is measured, not guessed from the load average (which counts our own threads
-too): all CPU time (/proc/stat) less this process's own (/proc/self/stat) over the wall time since the
-last look. Our own child processes (sandbox workers, frame renderers) count as others: they compete
-for the same cores.
+too): all CPU time (/proc/stat) less this process's own (/proc/self/stat) over the last fraction of a
+second. Our own child processes count as others: they compete for the same cores. Work at a lower
+priority than ours does not (the user time of niced processes): the sandbox workers and the frame
+renderers run at nice 10, so a worker booting right after a run gives way to the model's threads.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -29,33 +32,74 @@ def read_cpu_times() -> CpuTimes | None:
             fields = [int(v) for v in f.readline().split()[1:]]
         with open("/proc/self/stat") as f:
             own = f.read().rsplit(")", 1)[1].split()
-        busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (not idle, iowait)
+        # user, system, irq, softirq, steal; not idle or iowait, and not nice (work that gives way
+        # to ours) unless we are niced ourselves, when ours is counted there
+        busy = (
+            fields[0]
+            + fields[2]
+            + sum(fields[5:8])
+            + (fields[1] if os.getpriority(os.PRIO_PROCESS, 0) > 0 else 0)
+        )
         return time.monotonic(), busy / tick, (int(own[11]) + int(own[12])) / tick  # utime + stime
     except (OSError, ValueError, IndexError):
         return None
 
 
 class CpuShare:
-    """The cores other processes kept busy since the previous look (`others()`)."""
+    """The cores other processes kept busy lately (`others()`): over the last `window_s`, from
+    samples a background thread takes every `every_s`. What counts is the work that competes now:
+    a burst that ended before the window (a run's video drawn by child processes just before the
+    next command comes in) no longer costs the model a thread; work that goes on still does."""
 
     MIN_WINDOW_S = 0.2  # shorter windows hold too few clock ticks to tell: the last figure stands
 
-    def __init__(self, read: Callable[[], CpuTimes | None] = read_cpu_times):
+    def __init__(
+        self,
+        read: Callable[[], CpuTimes | None] = read_cpu_times,
+        window_s: float = 0.3,
+        every_s: float | None = 0.1,
+    ):
+        """`every_s` None: no background thread, only the samples `others()` and `sample()` take."""
         self._read = read
-        self._last = read()
+        self.window_s = max(window_s, self.MIN_WINDOW_S)
+        self._lock = threading.Lock()
+        self._samples: collections.deque[CpuTimes] = collections.deque(maxlen=64)
         self._others: float | None = None
+        self._stop = threading.Event()
+        self.sample()
+        if every_s is not None:
+            threading.Thread(
+                target=self._sample_every, args=(every_s,), name="capstan-cpu-share", daemon=True
+            ).start()
+
+    def sample(self) -> CpuTimes | None:
+        now = self._read()
+        with self._lock:
+            if now is None:
+                self._samples.clear()
+            else:
+                self._samples.append(now)
+        return now
 
     def others(self) -> float | None:
-        now = self._read()
-        if now is None or self._last is None:
-            self._last = now
+        now = self.sample()
+        if now is None:
             return None
-        wall = now[0] - self._last[0]
-        if wall >= self.MIN_WINDOW_S:
-            busy, own = now[1] - self._last[1], now[2] - self._last[2]
-            self._others = max(0.0, (busy - own) / wall)
-            self._last = now
-        return self._others
+        with self._lock:
+            older = [s for s in self._samples if s[0] <= now[0] - self.window_s]
+            then = older[-1] if older else self._samples[0]  # the latest that spans the window
+            wall = now[0] - then[0]
+            if wall >= self.MIN_WINDOW_S:
+                busy, own = now[1] - then[1], now[2] - then[2]
+                self._others = max(0.0, (busy - own) / wall)
+            return self._others
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _sample_every(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.sample()
 
 
 def threads_beside(max_threads: int, others: float, cpus: int) -> int:

@@ -91,6 +91,7 @@ def clear_registry() -> None:
 def _free(loaded: _LoadedModel) -> None:
     """Free a model whose lock the caller holds; later users see it closed and load afresh."""
     loaded.closed = True
+    loaded.cpu.close()
     loaded.llama.close()
 
 

@@ -19,9 +19,13 @@ WORKER_FD = 3
 PROGRAM_FILENAME = "<policy>"
 _MAX_MESSAGE_CHARS = 2000
 REPORT_EVERY_S = 0.02  # how stale the host's view of answered reads may get
+# Below the service: a worker boots right after each run, just when the next command's model call
+# starts; it gives way to the model's threads (which wait for each other at every layer).
+NICE = 10
 
 
 def main(fd: int, config_json: str) -> None:
+    os.nice(NICE)
     config = json.loads(config_json)
     if fd != WORKER_FD:
         os.dup2(fd, WORKER_FD)

@@ -36,6 +36,7 @@ from capstan.sim.robot import ARM_JOINTS, BASE_POSITION, BASE_YAW, FINGER_JOINTS
 log = logging.getLogger(__name__)
 
 Pose = tuple[tuple[float, ...], tuple[float, ...]]
+NICE = 10  # the renderers' priority below the service's
 HIDDEN: Pose = ((50.0, 50.0, -50.0), (0.0, 0.0, 0.0, 1.0))  # out of every view
 
 
@@ -117,7 +118,9 @@ class Mirror:
 
 
 def _serve(conn: Connection) -> None:
-    """The renderer process: draw each job it is sent, until the connection closes."""
+    """The renderer process: draw each job it is sent, until the connection closes. Below the
+    service's priority: a video is drawn while the model is idle, or else gives way to it."""
+    os.nice(NICE)
     mirror = Mirror()
     while True:
         try:

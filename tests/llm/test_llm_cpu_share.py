@@ -32,15 +32,47 @@ def test_others_are_all_cpu_time_less_our_own():
         [
             (0.0, 100.0, 10.0),
             (1.0, 101.8, 11.0),  # 1.8 core-seconds busy in 1 s, 1.0 of them ours: others 0.8
-            (1.1, 101.9, 11.1),  # too short a window to tell: the last figure stands
-            (2.1, 103.9, 13.1),  # all the busy time was ours
+            (1.1, 101.9, 11.1),  # no sample 0.3 s old but the first: the window is 1.1 s
+            (2.1, 103.9, 13.1),  # the window starts at 1.1, and all the busy time since was ours
         ]
     )
-    share = CpuShare(lambda: next(readings))
+    share = CpuShare(lambda: next(readings), every_s=None)
     assert abs(share.others() - 0.8) < 1e-9
-    assert abs(share.others() - 0.8) < 1e-9
+    assert abs(share.others() - 0.8 / 1.1) < 1e-9
     assert share.others() < 1e-9
-    assert CpuShare(lambda: None).others() is None
+    assert CpuShare(lambda: None, every_s=None).others() is None
+    early = iter([(0.0, 100.0, 10.0), (0.1, 100.2, 10.0)])
+    assert CpuShare(lambda: next(early), every_s=None).others() is None  # 0.1 s: too few ticks to tell
+
+
+def test_a_burst_that_ended_before_the_window_does_not_count():
+    """Two child processes drew a run's video for half a second; the next command comes 0.4 s
+    later: the last 0.3 s are what tells the model how many cores it has."""
+    clock = {"t": 0.0, "busy": 0.0, "own": 0.0}
+    share = CpuShare(lambda: (clock["t"], clock["busy"], clock["own"]), every_s=None)
+    for _ in range(5):  # the burst: 2 cores busy, none of it ours
+        clock["t"] += 0.1
+        clock["busy"] += 0.2
+        share.sample()
+    for _ in range(4):  # quiet: a little of our own bookkeeping
+        clock["t"] += 0.1
+        clock["busy"] += 0.01
+        clock["own"] += 0.01
+        share.sample()
+    others = share.others()
+    assert others is not None and others < 0.05
+    assert threads_beside(2, others, cpus=2) == 2
+
+
+def test_the_background_sampler_keeps_the_window_recent():
+    share = CpuShare(window_s=0.3, every_s=0.05)
+    try:
+        time.sleep(0.5)
+        with share._lock:
+            ages = [time.monotonic() - s[0] for s in share._samples]
+        assert len(ages) >= 5 and min(ages) < 0.2
+    finally:
+        share.close()
 
 
 def test_a_busy_process_beside_us_is_seen():

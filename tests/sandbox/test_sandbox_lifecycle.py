@@ -139,3 +139,27 @@ def test_the_last_warm_worker_is_replaced_at_once():
         assert box.wait_ready(1, 60)
         with program_running(box):
             assert box.wait_ready(1, 60)  # a new warm worker while the first still runs
+
+
+def _nice(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_warm_workers_run_below_the_service_priority():
+    """A worker boots right after each run, just as the next command's model call starts: it must
+    give way to the model's threads (llm.cpu_share does not count niced work as competing)."""
+    box = Sandbox(pool_size=1)
+    try:
+        assert box.wait_ready(1, 60)
+        interpreters = {
+            pid
+            for pid in _worker_pids(os.getpid(), recursive=True)
+            if b"bwrap" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        }
+        assert interpreters
+        assert {_nice(pid) for pid in interpreters} == {10}
+    finally:
+        box.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +122,19 @@ def test_frames_split_among_renderers_come_back_in_order(world):
         three.close()
     assert len(split) == len(whole) == len(states) > 5
     assert all(np.array_equal(a, b) for a, b in zip(split, whole, strict=True))
+
+
+def test_the_renderer_runs_below_the_service_priority():
+    renderer = frames.Renderer()
+    try:
+        renderer.start()
+        pid = renderer._proc.pid
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # it lowers its priority first thing, once started
+            nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+            if nice == frames.NICE:
+                break
+            time.sleep(0.05)
+        assert nice == frames.NICE
+    finally:
+        renderer.close()
