@@ -6,7 +6,11 @@ few-shot prompt of similar size. For the local model it measures, with a fresh t
 cache: time to first token cold (prefix computed), warm (prefix in memory, a different command),
 after a simulated restart (prefix state read from disk), total latency and generation tokens/s;
 then generation tokens/s on a short prompt (under 200 tokens, same model, same run, the same number
-of tokens generated), since attention over a long prompt slows every generated token.
+of tokens generated), since attention over a long prompt slows every generated token. These
+figures decode one token at a time. Then the two tabletop requests and a longer program's, in turn,
+three times with prompt-lookup drafts (`llm.lookup`, the default) and three times without,
+interleaved: generation tokens/s of each, their ratio (`draft_speedup`) and whether every answer
+was the same.
 For cloud providers "cold" and "warm" are the first and second call (provider-side prompt cache;
 time to first token needs CAPSTAN_LLM_STREAM=1 for openai / openai-compatible).
 """
@@ -24,6 +28,8 @@ COMMANDS = (
     "put the blue block in the bowl that is closest to it",
     "stack the red block on the blue block",
 )
+# a longer program for the drafts' comparison, beside the two one-liners above
+LONGER_COMMAND = "line the blocks up from left to right, 10 cm apart, in front of the green bowl"
 SCENE = {
     "blue block": [0.10, 0.40],
     "red block": [-0.10, 0.50],
@@ -135,6 +141,52 @@ def _timed(provider, request):
     return completion
 
 
+def _drafts_against_plain(drafting, plain, requests, repeats: int = 3) -> dict:
+    """The requests in turn (so each call reads its own open part again), answered with drafts and
+    without, in turn; generation tokens/s of each, overall and per request, and whether the answers
+    were the same."""
+    rates: dict[str, list[list[float]]] = {"drafts": [[] for _ in requests], "plain": [[] for _ in requests]}
+    answers: dict[str, list[str]] = {"drafts": [], "plain": []}
+    read = kept = 0
+    for i in range(repeats):
+        order = (
+            (("drafts", drafting), ("plain", plain))
+            if i % 2 == 0
+            else (("plain", plain), ("drafts", drafting))
+        )
+        for name, provider in order:
+            for k, request in enumerate(requests):
+                c = provider.complete(request)
+                rate = _decode_rate(c)
+                if rate is not None:
+                    rates[name][k].append(rate)
+                answers[name].append(c.text)
+                if name == "drafts":
+                    read += c.extra.get("draft_tokens", 0)
+                    kept += c.extra.get("draft_accepted", 0)
+    every = {name: [r for per in lists for r in per] for name, lists in rates.items()}
+    with_drafts = statistics.median(every["drafts"]) if every["drafts"] else None
+    without = statistics.median(every["plain"]) if every["plain"] else None
+    by_request = [
+        round(statistics.median(d) / statistics.median(p), 3) if d and p else None
+        for d, p in zip(rates["drafts"], rates["plain"], strict=True)
+    ]
+    return {
+        "draft_tokens_per_s": with_drafts,
+        "draft_plain_tokens_per_s": without,
+        "draft_speedup": with_drafts / without if with_drafts and without else None,
+        "draft_speedup_by_request": by_request,
+        "draft_tokens_per_s_spread": [min(every["drafts"], default=None), max(every["drafts"], default=None)],
+        "draft_plain_tokens_per_s_spread": [
+            min(every["plain"], default=None),
+            max(every["plain"], default=None),
+        ],
+        "draft_same_answers": answers["drafts"] == answers["plain"],
+        "draft_tokens_read": read,
+        "draft_tokens_kept": kept,
+    }
+
+
 def _bench_local(requests) -> dict:
     from capstan.llm.config import model_name
     from capstan.llm.local import LocalProvider, clear_registry
@@ -143,13 +195,16 @@ def _bench_local(requests) -> dict:
     path = resolve_model_path()
     with tempfile.TemporaryDirectory(prefix="capstan-bench-prefix-") as cache:
         clear_registry()
-        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
+        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name(), draft_tokens=0)
         cold = _timed(provider, requests[0])
         warm = _timed(provider, requests[1])
         clear_registry()  # simulate a restart: a new Llama that must read the prefix state from disk
-        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
+        provider = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name(), draft_tokens=0)
         restart = _timed(provider, requests[0])
         short = _short_context(provider, warm.completion_tokens)
+        drafting = LocalProvider(path, prefix_cache_dir=cache, model_name=model_name())
+        longer = typical_request(LONGER_COMMAND, requests[0].max_tokens)[0]
+        drafts = _drafts_against_plain(drafting, provider, [*requests, longer])
         clear_registry()
     figures = _figures(cold, warm, restart)
     figures.update(short)
@@ -157,6 +212,7 @@ def _bench_local(requests) -> dict:
     figures["tokens_per_s"] = statistics.median(long_rates) if long_rates else None
     if figures["tokens_per_s"] and short["tokens_per_s_short_context"]:
         figures["tokens_per_s_ratio"] = figures["tokens_per_s"] / short["tokens_per_s_short_context"]
+    figures.update(drafts)
     figures["cpu_cold_s"], figures["cpu_warm_s"] = cold.extra["cpu_s"], warm.extra["cpu_s"]
     figures["threads"] = [c.extra.get("threads") for c in (cold, warm, restart)]
     return {"provider": "local", "model": provider.model, **figures}
@@ -190,8 +246,15 @@ def run(args: argparse.Namespace) -> int:
         ("tokens_per_s", "generation tokens/s"),
         ("tokens_per_s_short_context", "generation tokens/s, short"),
         ("tokens_per_s_ratio", "long / short prompt"),
+        ("draft_tokens_per_s", "with prompt-lookup drafts"),
+        ("draft_plain_tokens_per_s", "without, interleaved"),
+        ("draft_speedup", "drafts / without"),
     ):
         value = figures.get(key)
         if key in figures:
             print(f"  {label:<29} {'n/a' if value is None else f'{value:.3f}'}")
+    if figures.get("draft_speedup_by_request"):
+        print(f"  {'drafts / without, by request':<29} {figures['draft_speedup_by_request']}")
+    if "draft_same_answers" in figures:
+        print(f"  {'same answers with drafts':<29} {figures['draft_same_answers']}")
     return 0

@@ -48,6 +48,10 @@ _SETTINGS = [
         "CAPSTAN_LLM_THREADS",
         "local: llama.cpp CPU threads; auto (default) = 2, or 1 while the CPU is oversubscribed; or a number",
     ),
+    (
+        "CAPSTAN_LLM_DRAFT_TOKENS",
+        "local: greedy answers read up to this many prompt-lookup draft tokens at once (default 8; 0 = off)",
+    ),
     ("CAPSTAN_CASSETTE", "path of a JSON Lines cassette wrapping any provider"),
     ("CAPSTAN_CASSETTE_MODE", "record (call the provider and append) | replay (answer from the file only)"),
 ]
@@ -115,7 +119,7 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
     retry = RetryPolicy(max_retries=_number(env, "CAPSTAN_LLM_MAX_RETRIES", 3, int))
     base_url = env.get("CAPSTAN_LLM_BASE_URL") or None
     if kind == "local":
-        from capstan.llm.local import LocalProvider, LocalSettings, default_prefix_cache_dir
+        from capstan.llm.local import DRAFT_TOKENS, LocalProvider, LocalSettings, default_prefix_cache_dir
         from capstan.llm.model_files import resolve_model_path
 
         threads = (env.get("CAPSTAN_LLM_THREADS") or "auto").strip().lower()
@@ -129,6 +133,7 @@ def _build(env: Mapping[str, str]) -> LLMProvider:
             settings=settings,
             model_name=model,
             prefix_cache_dir=default_prefix_cache_dir(env),
+            draft_tokens=_number(env, "CAPSTAN_LLM_DRAFT_TOKENS", DRAFT_TOKENS, int),
         )
     stream = env.get("CAPSTAN_LLM_STREAM") == "1"
     if kind == "anthropic":

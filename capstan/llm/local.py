@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider, ProviderUnavailableError
 from capstan.llm.chat_template import END_OF_TEXT, END_OF_TURN, split_open_prompt, split_prompt
 from capstan.llm.cpu_share import CpuShare, threads_beside, threads_for_load
+from capstan.llm.lookup import DraftLength, accepted, propose
 from capstan.llm.model_files import cache_dir
 from capstan.llm.prefix_cache import PrefixStateCache, namespace_for
 
@@ -57,6 +60,7 @@ class _LoadedModel:
 
 
 THREADS_RECHECK_S = 0.5  # while generating, how often the threads are fitted to the free cores again
+DRAFT_TOKENS = 8
 PREFILL_CHUNK = 8  # tokens a prefill reads at a time; a call that arrives waits for one chunk at most
 
 
@@ -150,9 +154,13 @@ class LocalProvider(LLMProvider):
         settings: LocalSettings | None = None,
         prefix_cache_dir: str | Path | None = None,
         model_name: str | None = None,
+        draft_tokens: int = DRAFT_TOKENS,
     ) -> None:
+        """`draft_tokens`: greedy answers read up to this many tokens looked up in the prompt
+        (`llm.lookup`) with each token they decode; 0 decodes one token at a time."""
         self.model_path = Path(model_path)
         self.settings = settings or LocalSettings()
+        self.draft_tokens = max(0, draft_tokens)
         self.model = model_name or self.model_path.stem
         self._loaded = shared_model(self.model_path, self.settings)
         directory = Path(prefix_cache_dir) if prefix_cache_dir else default_prefix_cache_dir()
@@ -290,12 +298,29 @@ class LocalProvider(LLMProvider):
     def _generate(
         self, tokens: list[int], max_tokens: int, request: CompletionRequest, start: float
     ) -> Completion:
+        answer = _Answer(self._loaded.llama, self._eog, [s for s in request.stop if s], max_tokens)
+        if request.temperature == 0 and self.draft_tokens > 0:
+            ttft = self._decode_with_drafts(tokens, answer, start)
+        else:
+            ttft = self._decode_sampled(tokens, answer, request, start)
+        return Completion(
+            text=answer.text,
+            model=self.model,
+            provider=self.name,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(answer.tokens),
+            latency_s=time.perf_counter() - start,
+            ttft_s=ttft,
+            finish_reason=answer.finish,
+            extra={"draft_tokens": answer.drafted, "draft_accepted": answer.accepted},
+        )
+
+    def _decode_sampled(
+        self, tokens: list[int], answer: _Answer, request: CompletionRequest, start: float
+    ) -> float | None:
+        """llama.cpp's own sampler, one token at a time; returns the time to the first token."""
         llama = self._loaded.llama
-        out: list[int] = []
-        text = ""
         ttft = None
-        finish = "length"
-        stops = [s for s in request.stop if s]
         # generate() builds its sampler from this seed, so a seeded sampled request is reproducible
         llama.set_seed(self.settings.seed if request.seed is None else request.seed)
         checked = time.perf_counter()
@@ -308,28 +333,96 @@ class LocalProvider(LLMProvider):
             if now - checked >= THREADS_RECHECK_S:  # another process may have started meanwhile
                 self._set_threads()
                 checked = now
-            if token in self._eog:
-                finish = "stop"
+            if answer.add(token):
                 break
-            out.append(token)
-            text = llama.detokenize(out).decode("utf-8", errors="ignore")
-            hit = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-            if hit >= 0:
-                text = text[:hit]
-                finish = "stop"
-                break
-            if len(out) >= max_tokens:
-                break
-        return Completion(
-            text=text,
-            model=self.model,
-            provider=self.name,
-            prompt_tokens=len(tokens),
-            completion_tokens=len(out),
-            latency_s=time.perf_counter() - start,
-            ttft_s=ttft,
-            finish_reason=finish,
-        )
+        return ttft
+
+    def _decode_with_drafts(self, tokens: list[int], answer: _Answer, start: float) -> float:
+        """Greedy decoding that reads a draft (`lookup.propose`) with each token and keeps the part
+        of it the model predicts itself; returns the time to the first token."""
+        llama = self._loaded.llama
+        held = min(_common_prefix(llama, tokens), len(tokens) - 1)  # the last one again, for its logits
+        llama.n_tokens = held
+        llama.eval(tokens[held:])
+        llama._requires_eval = True  # generate() must not sample from the logits this loop leaves
+        token = self._argmax(-1)
+        ttft = time.perf_counter() - start
+        context = list(tokens)
+        length = DraftLength(self.draft_tokens)
+        checked = time.perf_counter()
+        while not answer.add(token):
+            context.append(token)
+            n_past = llama.n_tokens
+            room = min(answer.left, self.settings.n_ctx - n_past - 1)
+            draft = propose(context, max_draft=min(length.next(), room))
+            predicted = self._read([token, *draft], n_past)
+            kept = accepted(draft, predicted)
+            length.update(len(draft), kept)
+            answer.drafted += len(draft)
+            answer.accepted += kept
+            for drafted in draft[:kept]:
+                if answer.add(drafted):
+                    return ttft
+                context.append(drafted)
+            if kept < len(draft):  # forget the rejected part of the draft
+                llama.n_tokens = n_past + 1 + kept
+                llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
+            token = predicted[kept]
+            now = time.perf_counter()
+            if now - checked >= THREADS_RECHECK_S:
+                self._set_threads()
+                checked = now
+        return ttft
+
+    def _read(self, batch: list[int], n_past: int) -> list[int]:
+        """Read `batch` at positions n_past...; the model's greedy choice after each of its tokens."""
+        llama = self._loaded.llama
+        llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
+        llama._ctx.decode(llama._batch)
+        llama.input_ids[n_past : n_past + len(batch)] = batch
+        llama.n_tokens = n_past + len(batch)
+        return [self._argmax(i) for i in range(len(batch))]
+
+    def _argmax(self, index: int) -> int:
+        """The most likely next token after the last batch's `index`-th token (first of ties, as
+        llama.cpp's greedy sampler picks)."""
+        llama = self._loaded.llama
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(index), shape=(llama.n_vocab(),))
+        return int(logits.argmax())
+
+
+class _Answer:
+    """The tokens generated so far, their text, and whether (and why) the answer is finished."""
+
+    def __init__(self, llama: Llama, eog: set[int], stops: list[str], max_tokens: int):
+        self._llama = llama
+        self._eog = eog
+        self._stops = stops
+        self.max_tokens = max_tokens
+        self.tokens: list[int] = []
+        self.text = ""
+        self.finish = "length"
+        self.drafted = 0  # draft tokens read, and how many of them the model kept
+        self.accepted = 0
+
+    @property
+    def left(self) -> int:
+        return self.max_tokens - len(self.tokens)
+
+    def add(self, token: int) -> bool:
+        """Take the next token; True once the answer is finished (the token may end it unused)."""
+        if token in self._eog:
+            self.finish = "stop"
+            return True
+        self.tokens.append(token)
+        self.text = self._llama.detokenize(self.tokens).decode("utf-8", errors="ignore")
+        hit = min((i for i in (self.text.find(s) for s in self._stops) if i >= 0), default=-1)
+        if hit >= 0:
+            self.text = self.text[:hit]
+            self.finish = "stop"
+            return True
+        return len(self.tokens) >= self.max_tokens
 
 
 def _common_prefix(llama, tokens: list[int]) -> int:

@@ -165,3 +165,50 @@ def test_the_tabletop_lead_reads_as_the_same_tokens_the_command_starts_with(prov
         opened = provider.tokenize("".join(split_open_prompt(lead.messages, lead.prefix_messages)))
         whole = provider.tokenize("".join(split_prompt(full.messages, full.prefix_messages)))
         assert whole[: len(opened)] == opened and len(whole) > len(opened)
+
+
+def test_greedy_answers_with_drafts_are_the_answers_decoded_one_token_at_a_time(provider):
+    """Drafts looked up in the prompt change how fast an answer comes, not what it says: the same
+    loaded model, one provider reading drafts and one decoding token by token."""
+    plain = LocalProvider(
+        provider.model_path, prefix_cache_dir=provider.prefix_cache.directory, draft_tokens=0
+    )
+    asks = [
+        command(
+            "# put the red block on the blue bowl and then the green block on the red block", max_tokens=48
+        ),
+        command("# say that the blue bowl is empty", max_tokens=24),
+        CompletionRequest(
+            messages=(Message("user", "Count from 1 to 30, separated by commas."),), max_tokens=40
+        ),
+        CompletionRequest(
+            messages=(Message("user", "Count from 1 to 30, separated by commas. Output only the numbers."),),
+            max_tokens=60,
+            stop=("17",),
+        ),
+    ]
+    drafted = 0
+    for ask in asks:
+        fast, slow = provider.complete(ask), plain.complete(ask)
+        assert (fast.text, fast.finish_reason, fast.completion_tokens) == (
+            slow.text,
+            slow.finish_reason,
+            slow.completion_tokens,
+        )
+        assert slow.extra["draft_tokens"] == 0
+        drafted += fast.extra["draft_accepted"]
+    assert drafted > 0  # the counting answers repeat ", 1" patterns the lookup finds
+
+
+def test_the_llm_bench_compares_drafts_with_plain_decoding_on_the_same_requests(provider):
+    from capstan.bench.llm import _drafts_against_plain
+
+    plain = LocalProvider(
+        provider.model_path, prefix_cache_dir=provider.prefix_cache.directory, draft_tokens=0
+    )
+    asks = [command("# put the red block on the blue bowl"), command("# say that the bowls are empty")]
+    figures = _drafts_against_plain(provider, plain, asks, repeats=2)
+    assert figures["draft_same_answers"] is True
+    assert figures["draft_tokens_per_s"] > 0 and figures["draft_plain_tokens_per_s"] > 0
+    assert figures["draft_speedup"] == figures["draft_tokens_per_s"] / figures["draft_plain_tokens_per_s"]
+    assert figures["draft_tokens_kept"] <= figures["draft_tokens_read"]
