@@ -162,6 +162,8 @@ class Client:
                 int(c.get("prompt_tokens") or 0) - int(c.get("cached_prompt_tokens") or 0) for c in calls
             ),
             "completion_tokens": sum(int(c.get("completion_tokens") or 0) for c in calls),
+            "threads": [(c.get("decoding") or {}).get("threads") for c in calls],
+            "draft_accepted": sum(int((c.get("decoding") or {}).get("draft_accepted") or 0) for c in calls),
             "primitive_s": [
                 round(float(c["t_end"]) - float(c["t_start"]), 3)
                 for c in trace.get("primitive_calls") or []

@@ -29,6 +29,11 @@ class LLMCall(TypedDict):
     completion_tokens: int
     cached_prompt_tokens: int
     latency_s: float
+    ttft_s: float | None
+    decoding: dict  # how the provider answered, where it tells (`DECODING`)
+
+
+DECODING = ("threads", "queue_s", "prefix_source", "draft_tokens", "draft_accepted")
 
 
 class Cancelled(Exception):
@@ -72,6 +77,8 @@ class LLMCaller:
             "completion_tokens": completion.completion_tokens,
             "cached_prompt_tokens": completion.cached_prompt_tokens,
             "latency_s": completion.latency_s or (time.monotonic() - t0),
+            "ttft_s": completion.ttft_s,
+            "decoding": {k: completion.extra[k] for k in DECODING if k in completion.extra},
         }
         with self._lock:
             self.log.append(payload)

@@ -47,6 +47,10 @@ def test_real_model_puts_the_red_block_in_the_blue_bowl(make_service, serve):
     assert call["completion_tokens"] > 0
     # so the command paid only for its own words and the turn's markers, not for the scene
     assert call["prompt_tokens"] - call["cached_prompt_tokens"] <= 16, call
+    # how it was answered is in the trace: the threads it started on, its wait for the model, drafts
+    assert call["decoding"]["threads"] in (1, 2) and call["decoding"]["queue_s"] >= 0
+    assert 0 <= call["decoding"]["draft_accepted"] <= call["decoding"]["draft_tokens"]
+    assert 0 < call["ttft_s"] <= call["latency_s"]
     block = t["state_after"]["objects"]["red block"]["position"]
     bowl = t["state_after"]["objects"]["blue bowl"]["position"]
     assert math.dist(block[:2], bowl[:2]) < 0.05, (block, bowl, t["code"])
