@@ -7,9 +7,10 @@ minutes without finishing an answer of a few hundred tokens.
 
 Other processes' use is measured, not guessed from the load average (which counts our own threads
 too): all CPU time (/proc/stat) less this process's own (/proc/self/stat) over the last fraction of a
-second. Our own child processes count as others: they compete for the same cores. Work at a lower
-priority than ours does not (the user time of niced processes): the sandbox workers and the frame
-renderers run at nice 10, so a worker booting right after a run gives way to the model's threads.
+second. Our own child processes count as others: they compete for the same cores. The user time of
+niced processes does not, unless this process is niced itself: the sandbox workers and the frame
+renderers run at nice 10, so a worker booting right after a run gets about a tenth of a core beside
+the model's threads instead of costing them one.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class CpuShare:
             ).start()
 
     def sample(self) -> CpuTimes | None:
-        now = self._read()
-        with self._lock:
+        with self._lock:  # read under the lock too, so the samples stay in time order
+            now = self._read()
             if now is None:
                 self._samples.clear()
             else:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,11 +56,12 @@ class _LoadedModel:
     threads: int = 0
     closed: bool = False
     waiting: int = 0  # calls waiting for `lock`: a prefill gives way to them
-    cpu: CpuShare = field(default_factory=CpuShare)  # what other processes use of the cores
+    cpu: CpuShare | None = None  # what other processes use of the cores (adaptive threads only)
 
 
 THREADS_RECHECK_S = 0.5  # while generating, how often the threads are fitted to the free cores again
 DRAFT_TOKENS = 8
+MAX_DRAFT_TOKENS = 64  # a draft and its token must fit the batch llama.cpp was given (n_batch 512)
 PREFILL_CHUNK = 8  # tokens a prefill reads at a time; a call that arrives waits for one chunk at most
 
 
@@ -76,7 +77,12 @@ def shared_model(path: Path, settings: LocalSettings) -> _LoadedModel:
         loaded = _REGISTRY.get(key)
         if loaded is None:
             loaded = _REGISTRY[key] = _LoadedModel(
-                _load(path, settings), threading.Lock(), Path(path), settings, settings.n_threads
+                _load(path, settings),
+                threading.Lock(),
+                Path(path),
+                settings,
+                settings.n_threads,
+                cpu=CpuShare() if settings.adaptive_threads else None,
             )
         return loaded
 
@@ -95,7 +101,8 @@ def clear_registry() -> None:
 def _free(loaded: _LoadedModel) -> None:
     """Free a model whose lock the caller holds; later users see it closed and load afresh."""
     loaded.closed = True
-    loaded.cpu.close()
+    if loaded.cpu is not None:
+        loaded.cpu.close()
     loaded.llama.close()
 
 
@@ -157,10 +164,11 @@ class LocalProvider(LLMProvider):
         draft_tokens: int = DRAFT_TOKENS,
     ) -> None:
         """`draft_tokens`: greedy answers read up to this many tokens looked up in the prompt
-        (`llm.lookup`) with each token they decode; 0 decodes one token at a time."""
+        (`llm.lookup`) with each token they decode (at most MAX_DRAFT_TOKENS); 0 decodes one token
+        at a time."""
         self.model_path = Path(model_path)
         self.settings = settings or LocalSettings()
-        self.draft_tokens = max(0, draft_tokens)
+        self.draft_tokens = min(max(0, draft_tokens), MAX_DRAFT_TOKENS)
         self.model = model_name or self.model_path.stem
         self._loaded = shared_model(self.model_path, self.settings)
         directory = Path(prefix_cache_dir) if prefix_cache_dir else default_prefix_cache_dir()
@@ -260,7 +268,7 @@ class LocalProvider(LLMProvider):
         import llama_cpp
 
         want = self.settings.n_threads
-        if self.settings.adaptive_threads:
+        if self._loaded.cpu is not None:
             cpus = os.cpu_count() or 1
             others = self._loaded.cpu.others()
             if others is None:
@@ -359,8 +367,8 @@ class LocalProvider(LLMProvider):
             kept = accepted(draft, predicted)
             length.update(len(draft), kept)
             answer.drafted += len(draft)
-            answer.accepted += kept
             for drafted in draft[:kept]:
+                answer.accepted += 1  # the ones after a token that ends the answer are not counted
                 if answer.add(drafted):
                     return ttft
                 context.append(drafted)

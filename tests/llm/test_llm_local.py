@@ -10,7 +10,7 @@ import pytest
 from llm_model import model_path_or_skip
 
 from capstan.llm.base import CompletionRequest, LLMError, Message
-from capstan.llm.local import LocalProvider, clear_registry
+from capstan.llm.local import MAX_DRAFT_TOKENS, LocalProvider, clear_registry
 
 pytestmark = pytest.mark.model
 
@@ -198,6 +198,11 @@ def test_greedy_answers_with_drafts_are_the_answers_decoded_one_token_at_a_time(
         assert slow.extra["draft_tokens"] == 0
         drafted += fast.extra["draft_accepted"]
     assert drafted > 0  # the counting answers repeat ", 1" patterns the lookup finds
+    # a draft and its token must fit llama.cpp's batch: the setting is capped
+    huge = LocalProvider(
+        provider.model_path, prefix_cache_dir=provider.prefix_cache.directory, draft_tokens=10_000
+    )
+    assert huge.draft_tokens == MAX_DRAFT_TOKENS < huge.settings.n_batch
 
 
 def test_the_llm_bench_compares_drafts_with_plain_decoding_on_the_same_requests(provider):
