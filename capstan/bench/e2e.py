@@ -16,7 +16,8 @@ running the program, the service's bookkeeping), motion (control primitives), me
 frames, encoding the videos, serving them) and HTTP. One warm-up command goes first (its time is
 reported on its own: the first one reads the model and its cached prompt prefix). The simple
 commands run again, in a pass of their own, on a second service with media off, in the same
-process and with the same model. Each simple command's pick-and-place also runs headless on a bare
+process and with the same model (that service reads nothing ahead, so it never holds the model while
+the first one reads a new session's scene). Each simple command's pick-and-place also runs headless on a bare
 simulator with the same scene, for the motion's ratio to headless.
 
 Memory first (skip it with `--no-memory`), while only the media-on service runs: PSS summed over
@@ -402,7 +403,10 @@ def run(args: argparse.Namespace) -> int:
         memory_started = pss_mb()  # one service (the media-off one starts after the memory phase)
         memory, throughput = ({}, {}) if args.no_memory else memory_phase(on, args.programs)
         load = load_phase(on)
-        off_server = stack.enter_context(ServiceServer(llm=llm, media=False, max_sessions=64))
+        # The two services share one model, which a deployment never does: the media-off one reads
+        # nothing ahead, or its reading holds the model when the other reads a new session's scene
+        # (its own commands are posted at once, before a reading would start).
+        off_server = stack.enter_context(ServiceServer(llm=llm, media=False, max_sessions=64, prefill=False))
         off = stack.enter_context(contextlib.closing(Client(off_server.url)))
         objects, text = SIMPLE[0]
         warm = on.timed(on.session(objects, 99), "commands", {"text": text})
