@@ -242,7 +242,8 @@ class FunctionGenerator:
     With a `check` (the spec's own docstring examples, run in the sandbox), an answer that fails
     an example is rewritten once, told which example it fails. In hierarchical mode, when both
     answers fail, a planner then splits the function into helpers that the function generator
-    writes (asked once more when its plan does every step inline). Of the answers, the one failing
+    writes (asked once more when its plan does every step inline, and once more, told the example,
+    when the plan with its helpers fails one). Of the answers, the one failing
     the fewest examples stands (the earliest on a tie), so hierarchical mode differs from flat only
     by the split."""
 
@@ -305,9 +306,19 @@ class FunctionGenerator:
             plan = caller(self.spec.name, split).text
             if not self._calls_helpers(spec, plan, entry_point):  # written inline: asked once for the calls
                 again = fill(self.spec.extra["split_inline"], {"name": entry_point})
-                plan = caller(self.spec.name, with_feedback(split, plan, again)).text
+                split = with_feedback(split, plan, again)  # the plan's conversation goes on from here
+                plan = caller(self.spec.name, split).text
             answers.append(self._module(spec, plan, entry_point, hierarchical, api_text, caller, split=True))
             answers[-1].example_failures = check(answers[-1].code)
+            if answers[-1].example_failures and self._calls_helpers(spec, plan, entry_point):
+                # the plan's failing example goes back to the planner once: a step to mend or add
+                failure = answers[-1].example_failures[0]
+                revise = fill(self.spec.extra["split_revise"], {"name": entry_point, "failure": failure})
+                plan = caller(self.spec.name, with_feedback(split, plan, revise)).text
+                answers.append(
+                    self._module(spec, plan, entry_point, hierarchical, api_text, caller, split=True)
+                )
+                answers[-1].example_failures = check(answers[-1].code)
         best = min(answers, key=lambda a: len(a.example_failures))  # the earlier answer wins a tie
         best.attempts, best.llm_calls = len(answers), caller.log
         best.written = [name for a in answers for name in a.written]

@@ -208,6 +208,39 @@ def test_a_plan_that_does_every_step_inline_is_asked_once_more_for_helper_calls(
     assert "calls no new helper" in again[-1].content
 
 
+def test_a_plan_whose_helpers_fail_an_example_goes_back_to_the_planner_once_with_it(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    plan = "```python\ndef count_even(numbers):\n    return len(keep_odds(numbers))"
+    wrong_helper = "def keep_odds(xs):\n    return [x for x in xs if x % 2 == 1]\n"
+    mended = "```python\ndef count_even(numbers):\n    return len(keep_evens(numbers))"
+    helper = "def keep_evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"
+    llm = scripted(WRONG, WRONG, plan, wrong_helper, mended, helper)
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=True, check=example_check(sandbox, SPEC, "count_even")
+    )
+    assert len(llm.requests) == 6 and out.attempts == 4 and out.example_failures == []
+    assert set(out.helpers) == {"keep_evens"} and out.written == ["keep_odds", "keep_evens"]
+    revise = llm.requests[4].messages
+    assert (
+        revise[0].content.startswith("You plan Python functions")
+        and "keep_odds(numbers)" in revise[-2].content
+    )
+    assert "count_even([1, 2, 4])" in revise[-1].content and "new helper name" in revise[-1].content
+
+
+def test_a_plan_that_still_fails_after_its_revision_is_not_asked_again(sandbox, scripted):
+    from capstan.lmp.spec_examples import example_check
+
+    plan = "```python\ndef count_even(numbers):\n    return len(keep_odds(numbers))"
+    wrong_helper = "def keep_odds(xs):\n    return [x for x in xs if x % 2 == 1]\n"
+    llm = scripted(WRONG, WRONG, plan, wrong_helper, plan, wrong_helper)
+    out = FunctionGenerator(llm).generate(
+        SPEC, "count_even", hierarchical=True, check=example_check(sandbox, SPEC, "count_even")
+    )
+    assert len(llm.requests) == 6 and out.attempts == 4 and len(out.example_failures) == 1
+
+
 def test_a_plan_that_calls_a_helper_of_the_spec_or_the_standard_library_is_not_a_split(scripted):
     generator = FunctionGenerator(scripted())
     assert not generator._calls_helpers(
