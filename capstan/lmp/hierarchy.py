@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 from capstan.llm.base import CompletionRequest, Message
 from capstan.lmp.calls import LLMCall, LLMCaller
-from capstan.lmp.checks import Problem, defined_functions, is_literal_call, is_stub, undefined_calls
+from capstan.lmp.checks import (
+    BUILTIN_NAMES,
+    Problem,
+    bound_names,
+    defined_functions,
+    is_literal_call,
+    is_stub,
+    undefined_calls,
+)
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
 from capstan.lmp.skills import SkillLibrary
@@ -53,6 +61,52 @@ STDLIB_IMPORTS = {
     **{n: "heapq" for n in ("heappush", "heappop", "heapify", "nlargest", "nsmallest")},
     **{n: "bisect" for n in ("bisect_left", "bisect_right", "insort")},
 }
+
+
+# Names a small model reads without importing them: typing's, in the annotations of helpers written
+# apart from the spec's own imports, and standard-library modules used by name (`math.sqrt(x)`).
+TYPING_NAMES = frozenset(
+    {
+        "Any",
+        "Callable",
+        "Dict",
+        "FrozenSet",
+        "Iterable",
+        "Iterator",
+        "List",
+        "Optional",
+        "Sequence",
+        "Set",
+        "Tuple",
+        "Union",
+    }
+)
+STDLIB_MODULES = frozenset(
+    {
+        "bisect",
+        "collections",
+        "functools",
+        "hashlib",
+        "heapq",
+        "itertools",
+        "math",
+        "operator",
+        "re",
+        "statistics",
+        "string",
+    }
+)
+
+
+def read_imports(code: str, known: set[str]) -> dict[str, str]:
+    """Imports for the typing names and standard-library modules `code` reads but never binds."""
+    tree = ast.parse(code)
+    bound = bound_names(tree) | BUILTIN_NAMES | set(known)
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+    return {
+        **{n: f"from typing import {n}" for n in sorted(read & TYPING_NAMES)},
+        **{n: f"import {n}" for n in sorted(read & STDLIB_MODULES)},
+    }
 
 
 def stdlib_import(name: str) -> str:
@@ -386,6 +440,9 @@ class FunctionGenerator:
             functions = stdlib_imports(code, known)
         if functions:
             code = _insert_after_imports(code, "\n\n".join(functions.values()))
+        imports = read_imports(code, known)  # both modes: helpers and answers alike read them
+        if imports:
+            code = _insert_after_imports(code, "\n".join(imports.values()))
         return GeneratedFunction(code=code, helpers=helpers, llm_calls=caller.log, written=list(helpers))
 
 

@@ -75,6 +75,24 @@ def test_forgotten_stdlib_import_is_added_not_generated(sandbox, scripted):
     assert evaluate(sandbox, out.code, "count_even([2, 4, 5])") == 2
 
 
+def test_typing_names_and_modules_read_without_an_import_are_imported_in_both_modes(sandbox, scripted):
+    """A helper written apart from the spec's imports annotates with `List`; an answer uses `math.`
+    without importing it: both get their import, in flat and hierarchical mode alike."""
+    spec = (
+        'def total_root(numbers: list) -> float:\n    """Square root of the sum.\n'
+        '    >>> total_root([1, 3])\n    2.0\n    """\n'
+    )
+    answer = "def total_root(numbers: list) -> float:\n    return math.sqrt(add_up(numbers))\n"
+    helper = "def add_up(xs: List[int]) -> int:\n    return sum(xs)\n"
+    out = FunctionGenerator(scripted(answer, helper)).generate(spec, "total_root", hierarchical=True)
+    assert "from typing import List" in out.code and "import math" in out.code
+    assert evaluate(sandbox, out.code, "total_root([1, 3])") == 2.0
+    flat = FunctionGenerator(scripted(answer)).generate(spec, "total_root", hierarchical=False)
+    assert "import math" in flat.code and "from typing import List" not in flat.code
+    shadowed = "def total_root(numbers: list) -> float:\n    math = 2\n    return math * sum(numbers)\n"
+    assert "import math" not in FunctionGenerator(scripted(shadowed)).generate(spec, "total_root").code
+
+
 def test_stdlib_names_fgen_imports_are_importable_in_the_sandbox(sandbox):
     """The resolver writes `from <module> import <name>` for these instead of asking the model;
     each must get past the sandbox's static check and its import proxies."""
