@@ -297,9 +297,8 @@ class FunctionGenerator:
     an example is rewritten once, told which example it fails. In hierarchical mode, when both
     answers fail, a planner then splits the function into helpers that the function generator
     writes (asked once more when its plan does every step inline, and once more, told the example,
-    when the plan with its helpers fails one). Of the answers, the one failing
-    the fewest examples stands (the earliest on a tie), so hierarchical mode differs from flat only
-    by the split."""
+    when the plan with its helpers fails one). Of the answers, the one failing the fewest examples
+    stands (the earliest on a tie), so hierarchical mode differs from flat only by the split."""
 
     def __init__(
         self,
