@@ -19,7 +19,7 @@ from capstan.primitives.errors import InvalidArgumentError, RobotStoppedError
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.assembly import build_policy_api
 from capstan.service.robot_agent import make_agent_app, sim_agent_app
-from tests.servers import wait_for_http
+from tests.servers import RELAXED_HEARTBEAT_MS, wait_for_http
 from tests.service.conftest import Agent
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def franka_agent(franka):
     franka.resume()
-    agent = Agent(make_agent_app(franka, robot="franka-sim"))
+    # not a watchdog test: out of reach of the test process's GIL stalls (tests/servers.py)
+    agent = Agent(make_agent_app(franka, robot="franka-sim", heartbeat_ms=RELAXED_HEARTBEAT_MS))
     yield agent
     agent.stop()
 
