@@ -338,9 +338,7 @@ class LocalProvider(LLMProvider):
             now = time.perf_counter()
             if ttft is None:
                 ttft = now - start
-            if now - checked >= THREADS_RECHECK_S:  # another process may have started meanwhile
-                self._set_threads()
-                checked = now
+            checked = self._refit_threads(checked, now)
             if answer.add(token):
                 break
         return ttft
@@ -376,11 +374,16 @@ class LocalProvider(LLMProvider):
                 llama.n_tokens = n_past + 1 + kept
                 llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
             token = predicted[kept]
-            now = time.perf_counter()
-            if now - checked >= THREADS_RECHECK_S:
-                self._set_threads()
-                checked = now
+            checked = self._refit_threads(checked, time.perf_counter())
         return ttft
+
+    def _refit_threads(self, checked: float, now: float) -> float:
+        """Fit the threads to the free cores again when THREADS_RECHECK_S have passed since
+        `checked` (another process may have started meanwhile); returns when they were last fitted."""
+        if now - checked < THREADS_RECHECK_S:
+            return checked
+        self._set_threads()
+        return now
 
     def _read(self, batch: list[int], n_past: int) -> list[int]:
         """Read `batch` at positions n_past...; the model's greedy choice after each of its tokens."""
