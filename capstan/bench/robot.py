@@ -24,9 +24,11 @@ start), but one that franky has just stopped keeps reading ~0.08 rad/s while its
 longer change (measured here: < 5e-4 rad/s from the angles themselves); an arm in motion turns at
 ~0.8-1 rad/s (`speed_at_trigger_rad_s`). 0.15 lies between the stopped arm and the moving one.
 
-The agent's watchdog limit is `--heartbeat-ms` (default 250, the agent's own default). The
-service here shares this process with the proxy and the sampling loop, as a lab's service shares
-its own with the twin rehearsal; a spurious trip shows up as a failed scene with its reason.
+The agent's watchdog limit is `--heartbeat-ms` (default 250, the agent's own default); a spurious
+trip shows up as a failed scene with its reason. The service shares this process with the sampling
+loop, as a lab's service shares its own with the twin rehearsal. The proxy runs in a process of its
+own, as a lab's network does: a long C call here (PyBullet's first twin world holds the GIL for
+~0.3 s) then delays no heartbeat, which come from the service's heartbeat process.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class _Bench:
         import httpx
 
         from capstan.bench.robot_rig import AgentProcess, ServiceServer
-        from capstan.bench.tcp_proxy import LoopbackProxy
+        from capstan.bench.tcp_proxy import ProxyProcess
         from capstan.franka import FrankySim
         from capstan.primitives.remote import RemoteRobot
 
@@ -159,7 +161,7 @@ class _Bench:
             self.sim = self._stack.enter_context(FrankySim(BLOCKS))
             heartbeat = ["--heartbeat-ms", str(self.args.heartbeat_ms)]
             self.agent = self._stack.enter_context(AgentProcess(self.sim.hostname, heartbeat))
-            self.line = self._stack.enter_context(LoopbackProxy(self.agent.port))
+            self.line = self._stack.enter_context(ProxyProcess(self.agent.port))
             self.server = self._stack.enter_context(ServiceServer(robots=f"franka={self.line.url}"))
             self.http = self._stack.enter_context(httpx.Client(base_url=self.server.url, timeout=RUN_WAIT_S))
             # the bench's own line to the agent, beside the service's (and never cut): it sets scenes up

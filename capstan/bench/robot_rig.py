@@ -2,7 +2,7 @@
 process (`capstan robot-agent --backend franka --franka-host H`, on franky-sim) and a Capstan
 service in this process (uvicorn in a thread), for `capstan bench robot` and the full-path tests.
 
-    with FrankySim(blocks) as sim, AgentProcess(sim.hostname) as agent, LoopbackProxy(agent.port) as line:
+    with FrankySim(blocks) as sim, AgentProcess(sim.hostname) as agent, ProxyProcess(agent.port) as line:
         with ServiceServer(robots=f"franka={line.url}") as service:
             httpx.post(f"{service.url}/v1/sessions", json={"robot": "franka"})
 """

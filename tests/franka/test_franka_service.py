@@ -1,8 +1,9 @@
 """The whole real-robot path: Capstan's HTTP API -> the service (uvicorn on loopback, this process)
--> a loopback TCP proxy -> `capstan robot-agent --backend franka` (its own process) -> franky ->
-franky-sim (MuJoCo, its own process, real blocks). What happened is read from franky-sim itself:
-true block positions and joint angles, never what the service or the agent say. The model is a
-scripted provider. One franky-sim, agent and proxy serve the module; each test has its own service.
+-> a loopback TCP proxy (its own process) -> `capstan robot-agent --backend franka` (its own
+process) -> franky -> franky-sim (MuJoCo, its own process, real blocks). What happened is read from
+franky-sim itself: true block positions and joint angles, never what the service or the agent say.
+The model is a scripted provider. One franky-sim, agent and proxy serve the module; each test has
+its own service.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 import pytest
 
 from capstan.bench.robot_rig import AgentProcess, ServiceServer
-from capstan.bench.tcp_proxy import LoopbackProxy
+from capstan.bench.tcp_proxy import ProxyProcess
 from capstan.llm.scripted import ScriptedProvider
 from capstan.primitives.remote import RemoteRobot
+from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS
 from tests.service.test_service_api import fenced
 
 pytestmark = pytest.mark.slow
@@ -43,10 +45,9 @@ def blocks() -> dict:
     }
 
 
-# The agent's watchdog limit here. The default (250 ms) is for a service in a process of its own;
-# in these tests the service, the proxy carrying its heartbeats and the test share one interpreter
-# on a shared 2-core machine, where a twin rehearsal can hold beats back for more than 250 ms.
-HEARTBEAT_MS = 1000
+# The agent's own default: the heartbeats go from the service's heartbeat process through the proxy's
+# process, so nothing this interpreter does (a twin rehearsal holds its GIL for ~0.3 s) delays them.
+HEARTBEAT_MS = DEFAULT_HEARTBEAT_MS
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def agent(franky_sim):
 @pytest.fixture(scope="module")
 def line(agent):
     """The service's only way to the agent: a proxy the tests can cut."""
-    with LoopbackProxy(agent.port) as proxy:
+    with ProxyProcess(agent.port) as proxy:
         yield proxy
 
 
