@@ -37,8 +37,9 @@ from fastapi.responses import JSONResponse
 
 from capstan.primitives.errors import RobotUnavailableError
 from capstan.service import ops_routes, run_routes, session_routes, skill_routes
+from capstan.service.body_limit import BodyLimit
 from capstan.service.deps import check_token
-from capstan.service.responses import RETRY_AFTER_S, UNAUTHORIZED, validation_failed
+from capstan.service.responses import RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
 from capstan.service.service import VERSION, Service
 
 
@@ -52,9 +53,10 @@ def create_app(service: Service) -> FastAPI:
         description="Natural-language robot commands become sandboxed policy programs; every run is traced.",
     )
     app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
     app.add_exception_handler(RequestValidationError, validation_failed)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses=UNAUTHORIZED)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses={**UNAUTHORIZED, **TOO_LARGE})
     for routes in (session_routes, run_routes, skill_routes):
         v1.include_router(routes.router)
     app.include_router(v1)

@@ -15,6 +15,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_MAX_COMMAND_CHARS` | 2000 | longest command text |
 | `CAPSTAN_MAX_CODE_BYTES` | 50000 | largest program |
 | `CAPSTAN_MAX_SCENE_OBJECTS` | 12 | most objects in one scene |
+| `CAPSTAN_MAX_BODY_BYTES` | 8000000 | largest request body; a larger one gets 413 before anything reads it |
 | `CAPSTAN_RUN_TIMEOUT_S` | 120 | sandbox time limit per program execution |
 | `CAPSTAN_PERCEPTION` | truth | `truth` or `camera` (primitives perception mode) |
 | `CAPSTAN_SANDBOX_POOL` | 2 | warm sandbox workers |
@@ -71,6 +72,7 @@ class Settings:
     max_command_chars: int = 2000
     max_code_bytes: int = 50_000
     max_scene_objects: int = 12
+    max_body_bytes: int = 8_000_000
     run_timeout_s: float = 120.0
     perception: str = "truth"
     sandbox_pool: int = 2
@@ -181,6 +183,11 @@ class Settings:
         for name in ("max_concurrent_runs", "max_sessions", "sandbox_pool", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CAPSTAN_{name.upper()} must be at least 1")
+        if self.max_body_bytes < self.max_code_bytes + 1024:
+            raise ConfigError(
+                f"CAPSTAN_MAX_BODY_BYTES={self.max_body_bytes} leaves no room for a program of "
+                f"CAPSTAN_MAX_CODE_BYTES={self.max_code_bytes}: make it larger"
+            )
         self.robot_envelopes()
         self.load_operators()
 

@@ -32,6 +32,7 @@ OPERATOR_ONLY = error_response(
     403, "not an operator: no operator's own token (X-Operator-Token), or `by` names someone else"
 )
 TOO_MANY = error_response(429, "full (sessions or run queue); see Retry-After")
+TOO_LARGE = error_response(413, "the request body is larger than CAPSTAN_MAX_BODY_BYTES")
 UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-After")
 
 
@@ -42,16 +43,19 @@ def unprocessable(message: str, *loc: str | int) -> HTTPException:
 
 async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own 422 answer (for RequestValidationError), made JSON-safe: Python's json module reads
-    NaN and Infinity, and FastAPI's handler would echo such an input back and fail with a 500 writing it."""
+    NaN, Infinity and lone UTF-16 surrogates ("\\ud800"), and FastAPI's handler would echo such an
+    input back and fail with a 500 writing it."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
-    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+    return JSONResponse({"detail": _writable(jsonable_encoder(errors))}, status_code=422)
 
 
-def _finite(value: Any) -> Any:
+def _writable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):  # a lone surrogate has no UTF-8: shown as its escape instead
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_writable(k): _writable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [_writable(v) for v in value]
     return value

@@ -198,19 +198,19 @@ def decide(service: Service, run_id: str, approved: bool, body: schemas.Decision
 
 @router.post("/runs/{run_id}/approve", response_model=schemas.DecisionResult, responses=DECIDED)
 def approve_run(
-    run_id: str, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
+    row: RunRowDep, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
 ) -> schemas.DecisionResult:
     """Let the program a run is awaiting approval with move the robot; who and when go into the trace."""
-    return decide(service, run_id, True, body, token)
+    return decide(service, row["id"], True, body, token)
 
 
 @router.post("/runs/{run_id}/reject", response_model=schemas.DecisionResult, responses=DECIDED)
 def reject_run(
-    run_id: str, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
+    row: RunRowDep, service: ServiceDep, body: schemas.DecisionRequest, token: str | None = OperatorToken
 ) -> schemas.DecisionResult:
     """Refuse the program a run is awaiting approval with: it never runs and the run fails
     (error kind `rejected`, no repair); who, when and why go into the trace."""
-    return decide(service, run_id, False, body, token)
+    return decide(service, row["id"], False, body, token)
 
 
 @router.get(

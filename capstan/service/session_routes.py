@@ -36,6 +36,7 @@ from capstan.service.sessions import (
     Session,
     SessionBusyError,
     SessionLimitError,
+    SessionNotFound,
 )
 
 router = APIRouter(tags=["sessions"])
@@ -159,7 +160,10 @@ def get_session(session: SessionDep) -> schemas.SessionOut:
 def delete_session(session: SessionDep, service: ServiceDep) -> Response:
     """Delete the session; a run it has going is cancelled first."""
     service.runs.cancel_session(session)
-    service.sessions.remove(session.id)
+    try:
+        service.sessions.remove(session.id)
+    except SessionNotFound as exc:  # a concurrent delete of the same session got there first
+        raise HTTPException(404, str(exc)) from None
     session.close()
     return Response(status_code=204)
 

@@ -80,7 +80,9 @@ _TIME = sa.Double().with_variant(sa.REAL(), "sqlite")
 
 
 class _Json(sa.TypeDecorator):
-    """A JSON document: JSONB on PostgreSQL, its text in a TEXT column on SQLite."""
+    """A JSON document: JSONB on PostgreSQL, its text in a TEXT column on SQLite. JSONB cannot hold
+    the character NUL, which a command or a program's say() may carry: there it is stored as U+FFFD,
+    as the sandbox already reports it in error messages, rather than losing the whole document."""
 
     impl = sa.Text
     cache_ok = True
@@ -89,10 +91,20 @@ class _Json(sa.TypeDecorator):
         return dialect.type_descriptor(postgresql.JSONB() if dialect.name == "postgresql" else sa.Text())
 
     def process_bind_param(self, value, dialect):
-        return value if dialect.name == "postgresql" else json.dumps(value)
+        return _without_nul(value) if dialect.name == "postgresql" else json.dumps(value)
 
     def process_result_value(self, value, dialect):
         return value if dialect.name == "postgresql" or value is None else json.loads(value)
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 _META = sa.MetaData()

@@ -134,3 +134,62 @@ def test_a_stored_state_missing_a_declared_key_is_still_served_as_stored():
         {"id": "r1", "session_id": "s1", "status": "succeeded", "kind": "program", "state_before": partial}
     )
     assert trace.model_dump(mode="json")["state_before"] == partial
+
+
+def test_a_lone_surrogate_in_any_string_gets_the_422_not_a_500(make_service, client_for):
+    """JSON may spell a UTF-16 surrogate that no UTF-8 text can hold; the 422 shows it escaped."""
+    client = client_for(make_service())
+    sid = client.post("/v1/sessions", json={"scene": {"objects": ["red block"]}}).json()["id"]
+    for path, body in (
+        ("/v1/sessions", b'{"robot": "\\ud800"}'),
+        (f"/v1/sessions/{sid}/programs", b'{"code": "say(\\"\\ud800\\")"}'),
+        (f"/v1/sessions/{sid}/commands", b'{"text": "hi \\udfff"}'),
+    ):
+        r = client.post(path, content=body, headers=JSON)
+        assert r.status_code == 422, (path, r.text)
+        assert "\\ud" in r.text.lower() and all({"loc", "msg", "type"} <= set(d) for d in r.json()["detail"])
+    assert client.get(f"/v1/sessions/{sid}").status_code == 200
+
+
+def test_a_body_over_the_ceiling_gets_413_before_anything_reads_it(make_service, client_for):
+    client = client_for(make_service(max_body_bytes=60_000, api_token="secret"))
+    big = b'{"code": "' + b"#" * 70_000 + b'"}'
+    r = client.post("/v1/sessions/nope/programs", content=big, headers=JSON)
+    assert r.status_code == 413 and "CAPSTAN_MAX_BODY_BYTES" in r.json()["detail"]
+    chunks = (big[i : i + 8192] for i in range(0, len(big), 8192))  # no Content-Length: counted as it comes
+    r = client.post("/v1/sessions/nope/programs", content=chunks, headers=JSON)
+    assert r.status_code == 413, r.text
+    r = client.post("/v1/sessions/nope/programs", content=b'{"code": "say(1)"}', headers=JSON)
+    assert r.status_code == 401  # under the ceiling: the token check answers as before
+
+
+def test_a_ceiling_below_the_largest_program_is_refused_at_start():
+    from capstan.service.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="CAPSTAN_MAX_BODY_BYTES"):
+        Settings.from_env({"CAPSTAN_MAX_BODY_BYTES": "1000"})
+
+
+def test_a_delete_that_loses_the_race_for_its_session_gets_404(make_service, client_for):
+    """Two DELETEs of one session: both find it, one removes it first; the other answers 404."""
+    service = make_service()
+    client = client_for(service)
+    sid = client.post("/v1/sessions", json={"scene": {"objects": ["red block"]}}).json()["id"]
+    cancel = service.runs.cancel_session
+
+    def cancel_then_lose(session):  # the other DELETE removes the session meanwhile
+        cancel(session)
+        service.sessions.remove(session.id)
+
+    service.runs.cancel_session = cancel_then_lose
+    r = client.delete(f"/v1/sessions/{sid}")
+    assert r.status_code == 404 and isinstance(r.json()["detail"], str)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_unknown_run_is_404_before_the_decision_body_is_checked(make_service, client_for):
+    client = client_for(make_service())
+    for verb in ("approve", "reject"):
+        for body in ({}, {"attempt": 1}):
+            r = client.post(f"/v1/runs/nope/{verb}", json=body)
+            assert r.status_code == 404, (verb, body, r.text)

@@ -113,3 +113,22 @@ def test_sessions_are_saved_replaced_listed_and_deleted(open_store):
     store.delete_session("missing")  # deleting twice or never saved is fine
     assert [d["id"] for d in store.live_sessions()] == ["s1"]
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_nul_character_is_stored_not_lost(kind, request, tmp_path):
+    """JSONB cannot hold NUL: PostgreSQL keeps the document with U+FFFD in its place, SQLite as it is."""
+    if kind == "sqlite":
+        store = SQLiteStore(tmp_path / "t.db")
+    else:
+        store = PostgresStore(request.getfixturevalue("postgres_url"))
+    try:
+        store.create_run("n1", "s1", "program", "queued", {"code": "say('a')\n#\x00"})
+        store.append_event("n1", 0, "say", 1.0, {"text": "a\x00b"})
+        store.update_run("n1", status="succeeded", said=["a\x00b"])
+        kept = "\x00" if kind == "sqlite" else "\ufffd"
+        assert store.get_run("n1")["code"] == f"say('a')\n#{kept}"
+        assert store.get_run("n1")["said"] == [f"a{kept}b"]
+        assert store.events("n1")[0]["data"] == {"text": f"a{kept}b"}
+    finally:
+        store.close()
