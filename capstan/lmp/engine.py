@@ -16,9 +16,12 @@ real when it cannot be rehearsed (RehearsalUnavailable becomes the run's `not_re
 from __future__ import annotations
 
 import ast
+import builtins
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
+from keyword import iskeyword
 
 from capstan.llm.base import CompletionRequest, LLMError, LLMProvider
 from capstan.lmp.approval import ApprovalGate
@@ -219,8 +222,17 @@ class Engine:
         check against the names a program may use. All or nothing; SkillError says what failed."""
         ctx, _ = self._context(api, None, None, None)
         names = [n for item in items if isinstance(item, dict) and isinstance(n := item.get("name"), str)]
-        if len(names) != len(items) or not all(n.isidentifier() for n in names):
+        if len(names) != len(items) or not all(n.isidentifier() and not iskeyword(n) for n in names):
             raise SkillError("every skill needs a 'name' that is a Python identifier and its 'code'")
+        if len(set(names)) != len(names):
+            twice = next(n for n, count in Counter(names).items() if count > 1)
+            raise SkillError(f"skill {twice!r} appears twice in one import")
+        # a skill named like a primitive, a nested LMP or a builtin would be listed to the model under
+        # a name the program already means something else by
+        provided = (ctx.known_names() - set(self.skills.names())) | set(dir(builtins))
+        taken = [n for n in names if n in provided]
+        if taken:
+            raise SkillError(f"skill {taken[0]!r}: that name is already provided to programs; rename it")
         if len(set(names) | set(self.skills.names())) > self.skills.max_skills:
             raise SkillError(f"a session keeps at most {self.skills.max_skills} skills")
         known = ctx.known_names() | set(self.skills.names()) | set(names)

@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from capstan.service.api import create_app
+    from capstan.service.deps import redact_access_tokens
     from capstan.service.service import Service
 
     settings = Settings.from_env(host=args.host, port=args.port)
@@ -53,8 +54,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     service = Service(settings, progress=lambda m: _say("capstan: " + m), warm_up=not args.no_warm_up)
     app = create_app(service)
     _say(f"capstan: serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    logging.getLogger("uvicorn.access").addFilter(redact_access_tokens)  # after Config set logging up
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+        uvicorn.Server(config).run()
     finally:
         service.close()
     return 0

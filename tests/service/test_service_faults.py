@@ -100,7 +100,7 @@ def test_killed_worker_fails_only_its_run(make_service, client_for):
     assert client.get("/healthz").json()["status"] == "ok"
 
 
-def _start(data_dir: Path, port: int, log) -> subprocess.Popen:
+def _start(data_dir: Path, port: int, log, log_level: str = "warning", **env_vars: str) -> subprocess.Popen:
     cassette = data_dir / "empty-cassette.jsonl"
     cassette.touch()
     env = {
@@ -111,9 +111,10 @@ def _start(data_dir: Path, port: int, log) -> subprocess.Popen:
         "CAPSTAN_MEDIA": "0",
         "CAPSTAN_SANDBOX_POOL": "1",
         "PYTHONPATH": str(REPO),
+        **env_vars,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(port), "--log-level", log_level],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -177,3 +178,21 @@ def test_restart_keeps_runs_and_sessions_and_marks_interrupted(tmp_path, free_po
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         log.close()
+
+
+@pytest.mark.slow
+def test_the_access_log_never_shows_the_api_token(tmp_path, free_port):
+    """The page sends the token as ?access_token= (EventSource and <img> cannot send a header);
+    `capstan serve`'s access log writes the request with the token left out."""
+    base = f"http://127.0.0.1:{free_port}"
+    with open(tmp_path / "serve.log", "w") as log:
+        proc = _start(tmp_path, free_port, log, log_level="info", CAPSTAN_API_TOKEN="s3cret-token")
+        try:
+            assert httpx.get(f"{base}/v1/runs?limit=3&access_token=s3cret-token").status_code == 200
+            assert httpx.get(f"{base}/v1/runs?access_token=wrong").status_code == 401
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+    written = (tmp_path / "serve.log").read_text()
+    assert '/v1/runs?limit=3&access_token=*** HTTP/1.1" 200' in written, written[-2000:]
+    assert "s3cret-token" not in written and "access_token=wrong" not in written

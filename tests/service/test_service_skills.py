@@ -74,6 +74,10 @@ def test_imports_pass_the_checks_generated_code_passes_and_are_all_or_nothing(ma
         "a dunder escape": {"name": "up", "code": "def up():\n    return ().__class__.__bases__\n"},
         "not its own function": {"name": "named", "code": "def other():\n    return 1\n"},
         "too long": {"name": "big", "code": "def big():\n    return " + "1 + " * 200 + "1\n"},
+        "a primitive's name": {"name": "say", "code": "def say(text):\n    return text\n"},
+        "a nested LMP's name": {"name": "parse_position", "code": "def parse_position(d):\n    return d\n"},
+        "a builtin's name": {"name": "len", "code": "def len(x):\n    return 0\n"},
+        "twice in one import": {"name": "go", "code": "def go(name):\n    say(name)\n"},
     }
     for why, bad in refused.items():
         r = client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good, bad]})
