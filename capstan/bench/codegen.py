@@ -23,7 +23,7 @@ from pathlib import Path
 
 from capstan.bench import options
 from capstan.bench.harness import Harness, Job
-from capstan.bench.problems import program, read_problems
+from capstan.bench.problems import ProblemFileError, file_digest, program, read_problems
 from capstan.bench.report import markdown_table, pct, write_report
 from capstan.lmp.nested import NESTED
 from capstan.service.assembly import error_text
@@ -46,7 +46,11 @@ def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
         help="naive, flat, hierarchical, both (flat and hierarchical) or all (default)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="time limit per test run (s)"
+        "--timeout",
+        type=options.positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="time limit per test run, computing included (s, default 10)",
     )
     parser.add_argument(
         "--canonical",
@@ -62,7 +66,9 @@ class Context:
     def __init__(self, config: dict):
         from capstan.service.assembly import build_function_generator, build_sandbox
 
-        self.sandbox = build_sandbox(1, config.get("modules", SOLUTION_MODULES))
+        # a test may compute for as long as --timeout allows, not only the sandbox's default budget
+        cpu_s = max(10.0, float(config.get("timeout_s", 10.0)))
+        self.sandbox = build_sandbox(1, config.get("modules", SOLUTION_MODULES), cpu_budget_s=cpu_s)
         self.generator = None
         self.llm = None
         if not config.get("canonical"):
@@ -140,14 +146,16 @@ def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
     if args.canonical:
         missing = [p["task_id"] for p in problems if "canonical_solution" not in p]
         if missing:
-            raise SystemExit(
-                f"--canonical: {len(missing)} problems have no canonical_solution, e.g. {missing[0]}"
+            raise ProblemFileError(
+                f"--canonical: {len(missing)} of {len(problems)} problems have no canonical_solution, "
+                f"e.g. {missing[0]}"
             )
         modes = ("canonical",)
     overrides = {} if args.canonical else options.llm_overrides(args)
     config = {
         "suite": suite,
         "problems": str(problems_path),
+        "problems_sha256": file_digest(problems_path),  # an edited file's old results are not reused
         "timeout_s": args.timeout,
         "canonical": bool(args.canonical),
         "llm": {} if args.canonical else options.llm_fingerprint(overrides),
@@ -179,7 +187,11 @@ def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
         print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2))
     else:
         print(render_totals(summary), end="")
-        print(f"results: {json_path} and {md_path}", file=sys.stderr)
+    print(f"results: {json_path} and {md_path}", file=sys.stderr)
+    if rows and all(r.get("status") == "error" for r in rows):
+        first = rows[0].get("error", "?")
+        print(f"every job failed to run (first: {first}); nothing was measured", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capstan.service.config import ConfigError
+
 SetupFn = Callable[[dict], Any]
 RunFn = Callable[[Any, dict], dict]
 
 
-class HarnessError(Exception):
+class HarnessError(ConfigError):
     """A benchmark cannot run as configured (the message says how to fix it)."""
 
 
@@ -264,4 +266,7 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 
 
 def default_workers() -> int:
-    return int(os.environ.get("CAPSTAN_BENCH_WORKERS", "2"))
+    raw = os.environ.get("CAPSTAN_BENCH_WORKERS", "2")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise HarnessError(f"CAPSTAN_BENCH_WORKERS={raw!r}: use a whole number of at least 1")
+    return int(raw)

@@ -25,9 +25,29 @@ LLM_ENV_KEYS = (
 )
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    return value
+
+
 def add_common_options(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument(
-        "--limit", type=int, default=None, metavar="N", help="run only the first N problems/tasks"
+        "--limit", type=positive_int, default=None, metavar="N", help="run only the first N problems/tasks"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument(
@@ -39,10 +59,10 @@ def add_common_options(parser: argparse.ArgumentParser, default_out: str) -> Non
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        default=default_workers(),
+        type=positive_int,
+        default=None,
         metavar="N",
-        help="parallel worker processes (default 2, env CAPSTAN_BENCH_WORKERS); 1 runs in this process",
+        help="parallel worker processes (default: env CAPSTAN_BENCH_WORKERS, else 2); 1 runs in this process",
     )
     parser.add_argument(
         "--cassette", type=Path, default=None, metavar="PATH", help="record/replay LLM calls here"
@@ -61,6 +81,11 @@ def llm_overrides(args: argparse.Namespace) -> dict[str, str]:
     environment says (API keys stay in each node's own environment)."""
     if args.cassette is None and args.cassette_mode:
         raise SystemExit("--cassette-mode needs --cassette PATH")
+    replaying = (args.cassette_mode or "replay") == "replay"
+    if args.cassette is not None and replaying and not args.cassette.is_file():
+        raise SystemExit(
+            f"--cassette {args.cassette}: no such file to replay (record one with --cassette-mode record)"
+        )
     chosen = {k: os.environ[k] for k in LLM_ENV_KEYS if k in os.environ}
     if "CAPSTAN_CASSETTE" in chosen:  # a worker may run elsewhere: pass the path it can open
         chosen["CAPSTAN_CASSETTE"] = str(Path(chosen["CAPSTAN_CASSETTE"]).resolve())
@@ -79,13 +104,15 @@ def worker_env(overrides: dict[str, str]) -> dict[str, str]:
 
 
 def effective_workers(args: argparse.Namespace, overrides: dict[str, str]) -> int:
-    """Recording appends to one cassette file: keep that to a single writer."""
-    if overrides.get("CAPSTAN_CASSETTE_MODE") == "record" and args.workers > 1 and not args.ray:
+    """--workers, else CAPSTAN_BENCH_WORKERS; recording appends to one cassette file: keep that to a
+    single writer."""
+    workers = args.workers if args.workers is not None else default_workers()
+    if overrides.get("CAPSTAN_CASSETTE_MODE") == "record" and workers > 1 and not args.ray:
         print(
             "recording a cassette: running with --workers 1 (one writer per cassette file)", file=sys.stderr
         )
         return 1
-    return max(1, args.workers)
+    return workers
 
 
 def llm_fingerprint(overrides: dict[str, str]) -> dict[str, str]:
@@ -95,6 +122,14 @@ def llm_fingerprint(overrides: dict[str, str]) -> dict[str, str]:
 
 
 def out_dir(args: argparse.Namespace, suite: str) -> Path:
-    if args.out is not None:
-        return Path(args.out)
-    return Path(os.environ.get("CAPSTAN_DATA_DIR", "var")) / "bench" / suite
+    """Where results go, created now: a place that cannot hold them stops the run before it starts."""
+    out = (
+        Path(args.out)
+        if args.out is not None
+        else Path(os.environ.get("CAPSTAN_DATA_DIR", "var"), "bench", suite)
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"--out {out}: cannot keep results there ({exc.strerror})") from None
+    return out

@@ -1,42 +1,50 @@
 """Problem files in HumanEval's format: one JSON object a line with task_id, prompt, entry_point,
-test (defining `check(candidate)`) and, optionally, canonical_solution. `.jsonl.gz` works too."""
+test (defining `check(candidate)`) and, optionally, canonical_solution. gzip works too."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from importlib import resources
+from keyword import iskeyword
 from pathlib import Path
+
+from capstan.service.config import ConfigError
 
 REQUIRED_KEYS = ("task_id", "prompt", "entry_point", "test")
 
 
-class ProblemFileError(ValueError):
-    pass
+class ProblemFileError(ConfigError):
+    """A problem file that cannot be used as it is (the message says where and why)."""
 
 
 def read_problems(path: str | Path) -> list[dict]:
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise ProblemFileError(f"{path}: no such problem file") from None
     problems, seen = [], set()
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         try:
             problem = json.loads(line)
         except ValueError as exc:
             raise ProblemFileError(f"{path} line {number}: not JSON ({exc})") from None
+        if not isinstance(problem, dict):
+            raise ProblemFileError(
+                f"{path} line {number}: not a JSON object (a problem file has one object a line)"
+            )
         missing = [k for k in REQUIRED_KEYS if not isinstance(problem.get(k), str)]
         if missing:
             raise ProblemFileError(
-                f"{path} line {number}: missing {', '.join(missing)} (HumanEval format needs "
-                f"{', '.join(REQUIRED_KEYS)})"
+                f"{path} line {number}: missing, or not text: {', '.join(missing)} (HumanEval format "
+                f"needs {', '.join(REQUIRED_KEYS)})"
             )
+        if not problem["entry_point"].isidentifier() or iskeyword(problem["entry_point"]):
+            raise ProblemFileError(
+                f"{path} line {number}: entry_point {problem['entry_point']!r} is not a function name"
+            )
+        if not isinstance(problem.get("canonical_solution", ""), str):
+            raise ProblemFileError(f"{path} line {number}: canonical_solution is not text")
         if problem["task_id"] in seen:
             raise ProblemFileError(f"{path} line {number}: duplicate task_id {problem['task_id']!r}")
         seen.add(problem["task_id"])
@@ -44,6 +52,35 @@ def read_problems(path: str | Path) -> list[dict]:
     if not problems:
         raise ProblemFileError(f"{path}: no problems in the file")
     return problems
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a problem file's bytes: results recorded for other contents are not reused."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ProblemFileError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _lines(path: Path) -> list[str]:
+    """The file's lines, gzip or not, as UTF-8 (a byte-order mark allowed). Split on newlines only:
+    JSON text may hold U+2028 and the other characters str.splitlines() also breaks at."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ProblemFileError(f"{path}: no such problem file") from None
+    except OSError as exc:
+        raise ProblemFileError(f"{path}: cannot read it ({exc.strerror})") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise ProblemFileError(f"{path}: a damaged gzip file ({exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProblemFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def robocode_path() -> Path:

@@ -61,10 +61,18 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "(default), or also for compositional commands",
     )
     parser.add_argument(
-        "--command-timeout", type=float, default=240.0, metavar="S", help="limit per command (s)"
+        "--command-timeout",
+        type=options.positive_seconds,
+        default=240.0,
+        metavar="S",
+        help="limit per command (s)",
     )
     parser.add_argument(
-        "--exec-timeout", type=float, default=60.0, metavar="S", help="limit per program run (s)"
+        "--exec-timeout",
+        type=options.positive_seconds,
+        default=60.0,
+        metavar="S",
+        help="limit per program run (s)",
     )
 
 

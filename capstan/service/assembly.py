@@ -34,12 +34,14 @@ class EngineSettings:
     sample_compositional: bool = False  # also sample candidates for compositional commands
 
 
-def build_sandbox(pool_size: int = 1, extra_modules: tuple[str, ...] = ()) -> Sandbox:
+def build_sandbox(
+    pool_size: int = 1, extra_modules: tuple[str, ...] = (), cpu_budget_s: float = 10.0
+) -> Sandbox:
     """A sandbox with the strongest OS boundary this machine offers (it refuses to start without one
     unless a loudly named unsafe mode is set); `extra_modules` widens the import allowlist."""
     from capstan.sandbox import Sandbox
 
-    return Sandbox(pool_size=pool_size, extra_modules=tuple(extra_modules))
+    return Sandbox(pool_size=pool_size, extra_modules=tuple(extra_modules), cpu_budget_s=cpu_budget_s)
 
 
 def build_engine(

@@ -161,11 +161,33 @@ def _scene(args: argparse.Namespace) -> dict:
     return scene
 
 
+def _what_to_run(args: argparse.Namespace) -> tuple[str, str]:
+    """("program", its code) for --program FILE, else ("command", the command)."""
+    if args.program and args.command:
+        raise ConfigError("give a command or --program FILE, not both")
+    if not args.program:
+        if not args.command:
+            raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
+        return "command", args.command
+    try:
+        code = Path(args.program).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--program {args.program}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--program {args.program}: not UTF-8 text") from None
+    if not code.strip():
+        raise ConfigError(f"--program {args.program}: the file is empty")
+    return "program", code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from capstan.service.service import Service
 
     settings = Settings.from_env(media=True if args.gif else None)
     scene = _scene(args)
+    kind, text = _what_to_run(args)  # before the model loads: a typo should not cost that wait
+    if args.gif and not Path(args.gif).resolve().parent.is_dir():
+        raise ConfigError(f"--gif {args.gif}: its folder does not exist")
     service = Service(settings, progress=_say, recover=False)  # a server may share this store
     try:
         from capstan.primitives.errors import RobotUnavailableError
@@ -182,11 +204,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         except RobotUnavailableError as exc:
             _say(f"capstan: {exc}")
             return 1
-        kind, text = (
-            ("program", Path(args.program).read_text()) if args.program else ("command", args.command)
-        )
-        if not text:
-            raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
         run = service.runs.submit(session, kind, text)
         _say(f"run {run.id} ...")
         asked = None
@@ -198,11 +215,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_trace(trace, brief=True)
         if args.gif:
             gif = settings.media_dir / run.id / "video.gif"
-            if gif.is_file():
-                shutil.copyfile(gif, args.gif)
-                _say(f"wrote {args.gif}")
-            else:
+            if not gif.is_file():
                 _say("no GIF was recorded")
+            else:
+                try:
+                    shutil.copyfile(gif, args.gif)
+                    _say(f"wrote {args.gif}")
+                except OSError as exc:
+                    _say(f"capstan: cannot write --gif {args.gif} ({exc.strerror}); the GIF is {gif}")
         return 0 if trace["status"] == "succeeded" else 1
     finally:
         service.close()
@@ -487,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except ConfigError as exc:  # the bench's input errors too (ProblemFileError, HarnessError)
         _say(f"capstan: {exc}")
         return 2
     except NoIsolationError as exc:  # fails closed: no policy code without an OS boundary

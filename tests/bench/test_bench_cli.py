@@ -48,7 +48,7 @@ def record_cassette(path, answers: dict[str, str]) -> None:
             cassette.complete(FunctionGenerator(cassette).spec_request(p["prompt"]))
 
 
-def run_cli(tmp_path, cassette, *extra: str) -> dict:
+def run_cli(tmp_path, cassette, *extra: str, returns: int = 0) -> dict:
     problems = tmp_path / "outside.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
     parser = argparse.ArgumentParser()
@@ -68,7 +68,7 @@ def run_cli(tmp_path, cassette, *extra: str) -> dict:
             *extra,
         ]
     )
-    assert robocode.run(args) == 0
+    assert robocode.run(args) == returns
     return json.loads((tmp_path / "out" / "robocode.json").read_text())
 
 
@@ -118,7 +118,9 @@ def test_replayed_wrong_answers_fail_and_rerun_resumes(tmp_path):
 
 def test_a_missing_recording_is_an_error_result_not_a_crash(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
-    summary = run_cli(tmp_path, tmp_path / "empty.jsonl", "--workers", "1", "--limit", "1", "--mode", "flat")
+    summary = run_cli(
+        tmp_path, tmp_path / "empty.jsonl", "--workers", "1", "--limit", "1", "--mode", "flat", returns=1
+    )  # nothing was measured: the run says so and exits 1
     row = summary["items"][0]
     assert row["status"] == "error" and "CassetteMissError" in row["error"]
     assert summary["flat"]["errors"] == 1
@@ -172,3 +174,86 @@ def test_problems_passing_in_only_one_mode_are_listed():
     ]
     modes = ("naive", "flat", "hierarchical")
     assert only_passing_in(rows, modes) == {"naive": ["b"], "flat": [], "hierarchical": ["c"]}
+
+
+GOOD = {
+    "task_id": "T/0",
+    "prompt": 'def add(a, b):\n    """Add."""\n',
+    "entry_point": "add",
+    "canonical_solution": "    return a + b\n",
+    "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+}
+
+
+def capstan(*argv: str) -> int:
+    from capstan.service.cli import main
+
+    return main(list(argv))
+
+
+def test_a_problem_file_edited_between_runs_into_one_out_is_measured_again(tmp_path, capsys):
+    """Resuming reuses results only for the same file contents: an edited file is run again."""
+    problems, out = tmp_path / "p.jsonl", str(tmp_path / "out")
+    problems.write_text(json.dumps({**GOOD, "canonical_solution": "    return a - b\n"}) + "\n")
+    run = ("bench", "robocode", "--problems", str(problems), "--canonical", "--json", "--no-progress")
+    assert capstan(*run, "--workers", "1", "--out", out) == 0
+    assert json.loads(capsys.readouterr().out)["canonical"]["passed"] == 0
+    problems.write_text(json.dumps(GOOD) + "\n")
+    assert capstan(*run, "--workers", "1", "--out", out) == 0
+    assert json.loads(capsys.readouterr().out)["canonical"]["passed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "no such problem file"),
+        ("[" + json.dumps(GOOD) + "]\n", "line 1: not a JSON object"),
+        (json.dumps({**GOOD, "canonical_solution": None}) + "\n", "canonical_solution is not text"),
+        (json.dumps({**GOOD, "entry_point": "add)\nimport os\n("}) + "\n", "is not a function name"),
+    ],
+)
+def test_a_bad_problem_file_is_a_clear_message_not_a_traceback(tmp_path, capsys, content, says):
+    problems = tmp_path / "p.jsonl"
+    if content is not None:
+        problems.write_text(content)
+    assert capstan("bench", "robocode", "--problems", str(problems), "--canonical", "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("capstan: ") and says in err and "Traceback" not in err
+
+
+NONSENSE = [("--limit", "0"), ("--limit", "-1"), ("--timeout", "0"), ("--timeout", "nan"), ("--workers", "0")]
+
+
+@pytest.mark.parametrize("flags", NONSENSE)
+def test_nonsense_numbers_are_refused_before_anything_runs(tmp_path, capsys, flags):
+    with pytest.raises(SystemExit) as stop:
+        capstan("bench", "robocode", "--canonical", "--out", str(tmp_path), *flags)
+    assert stop.value.code == 2 and flags[0] in capsys.readouterr().err
+
+
+def test_a_cassette_to_replay_that_does_not_exist_stops_the_run_at_once(tmp_path):
+    missing = tmp_path / "nowhere.jsonl"
+    with pytest.raises(SystemExit, match="no such file to replay"):
+        capstan("bench", "robocode", "--cassette", str(missing), "--out", str(tmp_path), "--no-progress")
+
+
+def test_a_bad_workers_variable_only_matters_to_a_bench_that_uses_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CAPSTAN_BENCH_WORKERS", "abc")
+    with pytest.raises(SystemExit) as stop:
+        capstan("--help")
+    assert stop.value.code == 0
+    run = ("bench", "robocode", "--canonical", "--limit", "1", "--out", str(tmp_path), "--no-progress")
+    assert capstan(*run) == 2
+    assert "CAPSTAN_BENCH_WORKERS='abc'" in capsys.readouterr().err
+
+
+def test_a_longer_timeout_also_lets_a_test_compute_longer():
+    """The sandbox's CPU budget (10 s by default) would cut a CPU-bound test short of --timeout."""
+    from capstan.bench.codegen import Context
+
+    for timeout, budget in ((30.0, 30.0), (2.0, 10.0)):
+        ctx = Context({"canonical": True, "timeout_s": timeout})
+        try:
+            assert ctx.sandbox.cpu_budget_s == budget
+        finally:
+            ctx.sandbox.close()

@@ -3,6 +3,7 @@ solution passes its own tests in OUR sandbox while a wrong solution fails them."
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -91,10 +92,48 @@ def test_humaneval_problems_load_from_the_installed_package():
 def test_bad_problem_files_name_the_line_and_the_fix(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
-    with pytest.raises(ProblemFileError, match=r"line 1: missing entry_point, test"):
+    with pytest.raises(ProblemFileError, match=r"line 1: missing, or not text: entry_point, test"):
         read_problems(f)
     f.write_text("not json\n")
     with pytest.raises(ProblemFileError, match="line 1: not JSON"):
         read_problems(f)
     with pytest.raises(ProblemFileError, match="no such problem file"):
         read_problems(tmp_path / "missing.jsonl")
+
+
+ADD = {
+    "task_id": "T/0",
+    "prompt": 'def add(a, b):\n    """Add\u2028two numbers."""\n',
+    "entry_point": "add",
+    "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+}
+
+
+def test_problem_files_are_read_as_json_lines_in_utf8_gzip_or_not(tmp_path):
+    """Lines end at newlines only (JSON text may hold U+2028, which str.splitlines() also breaks
+    at), with CRLF and a UTF-8 byte-order mark allowed; gzip is known by its bytes, not its name."""
+    line = json.dumps(ADD, ensure_ascii=False)
+    f = tmp_path / "p.JSONL.GZ"
+    f.write_bytes(gzip.compress(("\ufeff" + line + "\r\n").encode("utf-8")))
+    assert read_problems(f) == [ADD]
+    f = tmp_path / "p.jsonl"
+    f.write_bytes(("\ufeff" + line + "\r\n\r\n").encode("utf-8"))
+    assert read_problems(f) == [ADD]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("\xe9t\xe9".encode("latin-1"), "not UTF-8 text"),
+        (b"\x1f\x8bnot really gzip", "a damaged gzip file"),
+        (b"42\n", "line 1: not a JSON object"),
+        (json.dumps({**ADD, "task_id": 5}).encode(), "missing, or not text: task_id"),
+    ],
+)
+def test_unreadable_problem_files_say_why(tmp_path, content, says):
+    f = tmp_path / "p.jsonl"
+    f.write_bytes(content)
+    with pytest.raises(ProblemFileError, match=says):
+        read_problems(f)
+    with pytest.raises(ProblemFileError, match="cannot read it"):
+        read_problems(tmp_path)  # a directory

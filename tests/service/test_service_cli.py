@@ -215,3 +215,23 @@ def test_operators_are_added_with_a_token_shown_once_and_listed(tmp_path, capsys
     assert main(["operators", "add", "e-stop"]) == 2 and "reserved" in capsys.readouterr().err
     assert main(["operators", "add", "x", "--file", str(tmp_path / "no" / "dir.json")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["run", "--program", "/nonexistent/p.py"], "cannot read it"),
+        (["run", "--program", "/dev/null"], "the file is empty"),
+        (["run", "--program", "/dev/null", "say hi"], "not both"),
+        (["run", "--gif", "/nonexistent/dir/x.gif", "say hi"], "its folder does not exist"),
+    ],
+)
+def test_run_refuses_what_it_cannot_use_before_anything_starts(argv, says, capsys, monkeypatch):
+    import capstan.service.service as service_module
+
+    def no_service(*args, **kwargs):
+        raise AssertionError("the service was started")
+
+    monkeypatch.setattr(service_module, "Service", no_service)
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err
