@@ -217,7 +217,8 @@ def summarize(suite: str, rows: list[dict], modes, config: dict, problems_path: 
             "revised": sum(1 for r in mine if (r.get("attempts") or 1) > 1),
             "llm_calls": sum(int(r.get("llm_calls") or 0) for r in mine),
         }
-    summary["only_passing_in"] = only_passing_in(rows, modes)
+    if len(modes) > 1:  # with one mode there is nothing to compare
+        summary["only_passing_in"] = only_passing_in(rows, modes)
     summary["items"] = rows
     return summary
 
