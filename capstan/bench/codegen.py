@@ -16,6 +16,7 @@ solutions instead (no model): a check of the problem file and of the sandbox pol
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from capstan.bench import options
 from capstan.bench.harness import Harness, Job
-from capstan.bench.problems import ProblemFileError, file_digest, program, read_problems
+from capstan.bench.problems import ProblemFileError, program, read_problems
 from capstan.bench.report import markdown_table, pct, write_report
 from capstan.lmp.nested import NESTED
 from capstan.service.assembly import error_text
@@ -140,6 +141,8 @@ def run_one(ctx: Context, payload: dict) -> dict:
 
 def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
     problems = read_problems(problems_path)
+    # results recorded for other problems (an edited file) are not reused, whatever --limit says
+    digest = hashlib.sha256(json.dumps(problems, sort_keys=True).encode()).hexdigest()
     if args.limit is not None:
         problems = problems[: args.limit]
     modes = MODE_CHOICES[args.mode]
@@ -155,7 +158,7 @@ def run_suite(args: argparse.Namespace, suite: str, problems_path: Path) -> int:
     config = {
         "suite": suite,
         "problems": str(problems_path),
-        "problems_sha256": file_digest(problems_path),  # an edited file's old results are not reused
+        "problems_sha256": digest,
         "timeout_s": args.timeout,
         "canonical": bool(args.canonical),
         "llm": {} if args.canonical else options.llm_fingerprint(overrides),

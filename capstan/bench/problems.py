@@ -4,7 +4,6 @@ test (defining `check(candidate)`) and, optionally, canonical_solution. gzip wor
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from importlib import resources
 from keyword import iskeyword
@@ -52,14 +51,6 @@ def read_problems(path: str | Path) -> list[dict]:
     if not problems:
         raise ProblemFileError(f"{path}: no problems in the file")
     return problems
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a problem file's bytes: results recorded for other contents are not reused."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ProblemFileError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
 def _lines(path: Path) -> list[str]:
