@@ -126,7 +126,7 @@ def _text(value: Any) -> str:
 def _points(value: Any, who: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidArgumentError(f"{who}: expected numbers, got {value!r}") from exc
     if shape is not None and arr.shape != shape:
         if arr.size >= 2 and arr.ndim == 1:

@@ -47,7 +47,10 @@ def name(value: object, known: Iterable[str], what: str = "object") -> str:
 def number(value: object, what: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidArgumentError(f"{what} must be a number, got {type(value).__name__} {_short(value)}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int too large for a float: no place or duration is that far off
+        raise InvalidArgumentError(f"{what} must be finite, got an integer too large for a float") from None
     if not math.isfinite(v):
         raise InvalidArgumentError(f"{what} must be finite, got {v}")
     if not lo <= v <= hi:

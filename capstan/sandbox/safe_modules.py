@@ -88,7 +88,8 @@ _STDLIB_NAMES: dict[str, frozenset[str] | None] = {
 }
 # Type-hint objects that modules import for their own annotations are not their API.
 _HINT_MODULES = ("typing", "collections.abc", "_collections_abc")
-# Left out of numpy/shapely: file I/O, pickle, raw memory, build and test machinery.
+# Left out of numpy/shapely: file I/O, pickle, raw memory, build and test machinery, and what reads
+# its caller's frame (np.bmat looks names up in the calling frame's globals and locals).
 _THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
     {
         "fromstring",
@@ -124,6 +125,7 @@ _THIRD_PARTY_DENY = FORBIDDEN_ATTRS | frozenset(
         "info",
         "recfromtxt",
         "recfromcsv",
+        "bmat",
     }
 )
 _ALLOWED_SUBMODULES = {

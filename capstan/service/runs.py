@@ -38,6 +38,10 @@ from capstan.service.store import TraceStore
 log = logging.getLogger("capstan.runs")
 
 CONTROL_PRIMITIVES = MOTION_NAMES | {"wait"}  # a frame after each: the scene may have changed
+# A program may make up to the sandbox's 10,000 host calls; its trace keeps the first of these events
+# and counts the rest (`events_dropped`), so one run cannot fill the service's memory and database.
+CALL_EVENTS = ("primitive_call", "say")
+MAX_CALL_EVENTS = 2000
 
 
 class QueueFullError(RuntimeError):
@@ -66,6 +70,7 @@ class Run:
     holds_slot: bool = False  # counts against max_concurrent_runs (not while awaiting approval)
     pending: Pending | None = None  # the program awaiting an operator's decision, if any
     media_s: float = 0.0  # drawing its frames and writing its videos, wherever in the run
+    call_events: int = 0  # CALL_EVENTS emitted, recorded or not
     _seq_lock: threading.Lock = field(default_factory=threading.Lock)
     _cancel_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -217,6 +222,11 @@ class RunManager:
 
     # ---- events -----------------------------------------------------------------------------
     def _emit(self, run: Run, type_: str, data: dict) -> None:
+        if type_ in CALL_EVENTS:
+            with run._seq_lock:
+                run.call_events += 1
+                if run.call_events > MAX_CALL_EVENTS:
+                    return
         data = jsonable(data)
         with run._seq_lock:
             seq = run.seq
@@ -495,7 +505,9 @@ class RunManager:
             timings = {"queued_at": run.created_at, "ended_at": time.time()}
         run.status, run.error = status, error
         stored = error.to_dict() if error is not None else None
-        self.store.update_run(run.id, status=status.value, error=stored, timings=timings)
+        dropped = max(0, run.call_events - MAX_CALL_EVENTS)
+        extra = {"events_dropped": dropped} if dropped else {}
+        self.store.update_run(run.id, status=status.value, error=stored, timings=timings, **extra)
         self.metrics.run_finished(
             status.value,
             (timings.get("ended_at") or time.time()) - (timings.get("started_at") or run.created_at),

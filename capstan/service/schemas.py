@@ -276,6 +276,10 @@ class Trace(BaseModel):
     approval: Approval | None = Field(
         default=None, description="the latest program that waited for approval, and the decision"
     )
+    events_dropped: int = Field(
+        default=0,
+        description="primitive calls and sayings beyond the first 2,000 of the run: counted, not recorded",
+    )
 
 
 class RunSummary(BaseModel):

@@ -116,6 +116,7 @@ def assemble(row: dict, events: list[dict]) -> dict:
         "timings": timings,
         "scene": row.get("scene"),
         "approval": folded.approval,
+        "events_dropped": int(row.get("events_dropped") or 0),
     }
 
 

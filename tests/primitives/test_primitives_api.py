@@ -271,6 +271,8 @@ def test_reactive_policy_pushes_block_until_it_touches_the_bowl(api):
         ("wait", (-1,), InvalidArgumentError, "between 0.0 and 30.0"),
         ("wait", (1e9,), InvalidArgumentError, "between"),
         ("wait", ("1",), InvalidArgumentError, "must be a number"),
+        ("wait", (10**400,), InvalidArgumentError, "too large for a float"),
+        ("move_gripper_to", ([10**400, 0.5, 0.2],), InvalidArgumentError, "too large for a float"),
         ("say", (None,), InvalidArgumentError, "takes a string"),
     ],
 )

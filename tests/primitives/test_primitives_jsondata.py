@@ -66,3 +66,14 @@ def test_plain_caps_sizes_and_jsonable_keeps_them_whole():
     whole = jsonable(big)
     assert whole["text"] == big["text"] and whole["items"] == big["items"]
     assert whole["image"] == [[0.0] * 10] * 10 and whole["deep"] == [[[[["bottom"]]]]]
+
+
+def test_plain_caps_the_whole_copy_not_only_each_level():
+    """64 lists of 64 strings of 2,000 characters pass every per-level cap: 8 MB for one event."""
+    value = [["\U0001f600" * MAX_EVENT_TEXT] * MAX_EVENT_ITEMS] * MAX_EVENT_ITEMS
+    capped = plain(value)
+    assert len(json.dumps(capped, ensure_ascii=False)) < 20_000
+    assert capped[0][:4] == ["\U0001f600" * MAX_EVENT_TEXT] * 4  # the first 8,000 characters whole
+    assert capped[0][4] == "…"  # then the text budget is spent
+    assert capped[-1] == [f"<{MAX_EVENT_ITEMS} more>"]  # and later the entries' budget
+    assert plain({"k": "v" * 10, "n": [1, 2]}) == {"k": "v" * 10, "n": [1, 2]}  # small values whole

@@ -585,6 +585,7 @@ PYTHON_LAYER = [
     _py("proxy_np_save", "import numpy as np\nnp.save", "AttributeError"),
     _py("proxy_np_fromfile", "import numpy as np\nnp.fromfile", "AttributeError"),
     _py("proxy_np_memmap", "import numpy as np\nnp.memmap", "AttributeError"),
+    _py("proxy_np_bmat_reads_frames", "import numpy as np\nnp.bmat", "AttributeError"),
     _py("proxy_np_lib", "import numpy as np\nnp.lib", "AttributeError"),
     _py("proxy_np_testing", "import numpy as np\nnp.testing", "AttributeError"),
     _py("proxy_np_ctypeslib", "import numpy as np\nnp.ctypeslib", "AttributeError"),

@@ -401,3 +401,19 @@ def test_states_keep_every_key_the_backend_sends_in_its_order(make_service, clie
     for key in ("state_before", "state_after"):
         assert json.dumps(t[key]) == json.dumps(stored[key]), key
     assert json.dumps(t["state_after"]) == raw()
+
+
+def test_a_run_records_its_first_calls_and_counts_the_rest(make_service, client_for):
+    """A program may make thousands of host calls; its trace keeps the first MAX_CALL_EVENTS
+    primitive calls and sayings and says how many more there were."""
+    from capstan.service.runs import MAX_CALL_EVENTS
+
+    client = client_for(make_service())
+    sid = new_session(client)
+    code = f"for i in range({MAX_CALL_EVENTS}):\n    say(str(i))\n"  # a say is a call and a saying
+    trace = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": code}).json()
+    assert trace["status"] == "succeeded", trace["error"]
+    assert len(trace["primitive_calls"]) + len(trace["said"]) == MAX_CALL_EVENTS
+    assert trace["said"][0] == "0" and trace["events_dropped"] == MAX_CALL_EVENTS
+    again = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": "say('hi')"}).json()
+    assert again["said"] == ["hi"] and again["events_dropped"] == 0
