@@ -507,7 +507,10 @@ class RunManager:
         stored = error.to_dict() if error is not None else None
         dropped = max(0, run.call_events - MAX_CALL_EVENTS)
         extra = {"events_dropped": dropped} if dropped else {}
-        self.store.update_run(run.id, status=status.value, error=stored, timings=timings, **extra)
+        try:
+            self.store.update_run(run.id, status=status.value, error=stored, timings=timings, **extra)
+        except Exception:  # a full disk or a lost database: the run still ends, its waiters are told
+            log.exception("run %s: its final status (%s) could not be stored", run.id, status.value)
         self.metrics.run_finished(
             status.value,
             (timings.get("ended_at") or time.time()) - (timings.get("started_at") or run.created_at),

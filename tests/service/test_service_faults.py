@@ -196,3 +196,27 @@ def test_the_access_log_never_shows_the_api_token(tmp_path, free_port):
     written = (tmp_path / "serve.log").read_text()
     assert '/v1/runs?limit=3&access_token=*** HTTP/1.1" 200' in written, written[-2000:]
     assert "s3cret-token" not in written and "access_token=wrong" not in written
+
+
+def test_a_store_that_fails_to_record_a_run_s_end_loses_no_worker(make_service, client_for, monkeypatch):
+    """The final write of a run fails (a full disk, a lost database): the run still ends for its
+    waiters, and the one worker goes on to the next run."""
+    import sqlalchemy as sa
+
+    service = make_service(max_concurrent_runs=1)
+    client = client_for(service)
+    sid = client.post("/v1/sessions", json={"scene": SCENE}).json()["id"]
+    update_run = service.store.update_run
+    failing = {"on": True}
+
+    def update(run_id, **fields):
+        if failing["on"] and "status" in fields and fields["status"] in ("succeeded", "failed"):
+            raise sa.exc.OperationalError("UPDATE runs", {}, Exception("database or disk is full"))
+        return update_run(run_id, **fields)
+
+    monkeypatch.setattr(service.store, "update_run", update)
+    lost = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": "say('lost')"})
+    assert lost.status_code == 200, lost.text
+    failing["on"] = False
+    again = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": "say('serving')"})
+    assert again.json()["status"] == "succeeded" and again.json()["said"] == ["serving"]
