@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import threading
 import time
 import uuid
@@ -61,6 +62,9 @@ def png_bytes(rgb) -> bytes:
     return buf.getvalue()
 
 
+log = logging.getLogger("capstan.service")
+
+
 class SceneNotDeclarableError(Exception):
     """Objects were declared for a robot that perceives its own (the sim, or an agent with a camera)."""
 
@@ -89,6 +93,9 @@ class Session:
         self.last_frame: bytes | None = None  # PNG published by the running run
         self.last_frame_at = 0.0  # time.monotonic() of last_frame
         self.last_state: SceneState | None = None
+        # saved skills a restart could not take back (say, a name a newer version refuses): kept in
+        # the saved document as they were, with why, so a later save does not erase them
+        self.unreadable_skills: list[dict] = []
         self._build()
 
     def _build(self, backend=None) -> None:
@@ -135,6 +142,7 @@ class Session:
             "poses": poses,
             "turns": turns,
             "skills": skills,
+            "skills_unreadable": self.unreadable_skills,
         }
 
     def restore(self, doc: dict) -> None:
@@ -151,11 +159,20 @@ class Session:
         if self.engine is not None:
             from capstan.lmp.skills import SkillError
 
+            self.unreadable_skills = list(doc.get("skills_unreadable", []))
             for item in doc.get("skills", []):
                 try:
                     self.engine.skills.add(item["name"], item["code"]).uses = int(item.get("uses", 0))
-                except (SkillError, KeyError, TypeError, ValueError):
-                    continue  # one unreadable skill does not cost the session
+                except (SkillError, KeyError, TypeError, ValueError) as exc:  # it does not cost the session
+                    name = item.get("name") if isinstance(item, dict) else None
+                    log.warning(
+                        "session %s: saved skill %r not restored (%s: %s); kept aside in its saved document",
+                        self.id,
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    self.unreadable_skills.append({"skill": item, "error": f"{type(exc).__name__}: {exc}"})
         for t in doc.get("turns", []):
             self.conversation.add(
                 Turn(

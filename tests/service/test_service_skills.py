@@ -88,3 +88,31 @@ def test_imports_pass_the_checks_generated_code_passes_and_are_all_or_nothing(ma
     assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 2, "skills": []}).status_code == 422
     assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good]}).status_code == 200
     assert client.get("/v1/sessions/nope/skills").status_code == 404
+
+
+def test_a_saved_skill_a_restart_cannot_take_back_is_said_and_kept_aside(make_service, client_for, caplog):
+    """A saved skill that no longer passes the checks (edited, or refused by a newer version) is
+    not offered, is named in the log, and stays in the saved session for later saves too."""
+    from capstan.service.store import open_store
+
+    svc, client, sid = learn_a_skill(make_service, client_for)
+    svc.close()
+    store = open_store(svc.settings)
+    (doc,) = [d for d in store.live_sessions() if d["id"] == sid]
+    doc["skills"][0]["code"] = doc["skills"][0]["code"].replace("def drop_in_bowl(name):", "def drop_in_bowl(name)")
+    store.save_session(sid, doc)
+    store.close()
+
+    with caplog.at_level("WARNING", logger="capstan.service"):
+        again = make_service(replies=[])
+    assert "saved skill 'drop_in_bowl' not restored" in caplog.text
+    client = client_for(again)
+    assert client.get(f"/v1/sessions/{sid}/skills").json()["skills"] == []
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": "say('still here')"}).json()
+    assert t["status"] == "succeeded", t["error"]  # the session is saved again after its run
+    again.close()
+    store = open_store(again.settings)
+    (doc,) = [d for d in store.live_sessions() if d["id"] == sid]
+    store.close()
+    (kept,) = doc["skills_unreadable"]
+    assert kept["skill"]["name"] == "drop_in_bowl" and "SkillError" in kept["error"]
