@@ -137,10 +137,22 @@ class RemoteRobot(RobotBackend):
         client: httpx.Client | None = None,
         params: dict | None = None,
     ) -> dict:
+        return self._answer(self._send(method, path, body, timeout, client, params))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        timeout: float | None,
+        client: httpx.Client | None = None,
+        params: dict | None = None,
+    ) -> httpx.Response:
+        """The agent's answer; RobotUnavailableError when none came (timeout, no connection)."""
         client = client or self._http
         limit = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            response = client.request(method, path, json=body, params=params, timeout=limit)
+            return client.request(method, path, json=body, params=params, timeout=limit)
         except httpx.TimeoutException:
             raise RobotUnavailableError(
                 f"robot {self.name!r} at {self.url} did not answer {method} {path} in time"
@@ -149,6 +161,8 @@ class RemoteRobot(RobotBackend):
             raise RobotUnavailableError(
                 f"robot {self.name!r} at {self.url} cannot be reached ({type(exc).__name__}: {exc})"
             ) from None
+
+    def _answer(self, response: httpx.Response) -> dict:
         try:
             data = response.json()
         except ValueError:
@@ -156,6 +170,22 @@ class RemoteRobot(RobotBackend):
         if response.status_code >= 400 or not isinstance(data, dict):
             raise _agent_error(self.name, response.status_code, data)
         return data
+
+    def _motion(self, path: str, body: dict, timeout: float) -> dict:
+        """A verb that moves the robot. When its answer is lost (timeout, connection cut), the motion
+        may still be going on at the agent while the program is told it failed, and the heartbeats,
+        which come from another process, keep the watchdog quiet: so it is stopped (and, once
+        still, the robot is free for the next motion, as after a cancelled run)."""
+        try:
+            response = self._send("POST", path, body, timeout)
+        except RobotUnavailableError:
+            try:
+                self.stop()
+                self.resume()  # the agent resumes only once the lost motion has let go of the robot
+            except PrimitiveError as exc:
+                log.warning("robot %r: stopping after a lost motion failed: %s", self.name, exc)
+            raise
+        return self._answer(response)
 
     # -- RobotBackend -----------------------------------------------------------------------
     def workspace(self) -> Workspace:
@@ -193,16 +223,14 @@ class RemoteRobot(RobotBackend):
 
     def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
         body = {"xyz": [float(v) for v in xyz], "yaw": float(yaw), "speed": float(speed)}
-        self._call("POST", "/v1/robot/move_ee", body, timeout=self.motion_timeout_s)
+        self._motion("/v1/robot/move_ee", body, self.motion_timeout_s)
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
         body = {"xyz": [float(v) for v in xyz], "yaw": float(yaw)}
         return bool(self._call("POST", "/v1/robot/can_reach", body).get("reachable", True))
 
     def set_gripper(self, closed: bool) -> bool:
-        data = self._call(
-            "POST", "/v1/robot/gripper", {"closed": bool(closed)}, timeout=self.motion_timeout_s
-        )
+        data = self._motion("/v1/robot/gripper", {"closed": bool(closed)}, self.motion_timeout_s)
         return bool(data.get("holding"))
 
     def gripper_state(self) -> GripperStatus:
@@ -215,9 +243,7 @@ class RemoteRobot(RobotBackend):
         }
 
     def wait(self, seconds: float) -> None:
-        self._call(
-            "POST", "/v1/robot/wait", {"seconds": float(seconds)}, timeout=self.motion_timeout_s + seconds
-        )
+        self._motion("/v1/robot/wait", {"seconds": float(seconds)}, self.motion_timeout_s + seconds)
 
     def begin_run(self) -> None:
         self._call("POST", "/v1/robot/begin_run", {})  # the agent's envelope counts per run too

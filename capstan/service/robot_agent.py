@@ -19,7 +19,10 @@ Motions run only while the service's heartbeat is fresh, and a lapsed heartbeat 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import hmac
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -35,8 +38,10 @@ from capstan.primitives.errors import InvalidArgumentError, PrimitiveError, Robo
 from capstan.primitives.remote import PROTOCOL_VERSION, array_spec
 from capstan.primitives.scene_state import SceneState
 from capstan.service.agent_watchdog import DEFAULT_HEARTBEAT_MS, HeartbeatWatchdog
+from capstan.service.body_limit import BodyLimit
 from capstan.service.responses import validation_failed
 
+MAX_BODY_BYTES = 1_000_000  # a declared scene or a path to check is far smaller
 _LIMIT = 10.0  # metres: nothing on a tabletop is further away; refuses absurd numbers early
 # a finite coordinate on a tabletop: pydantic refuses others with the usual 422 (NaN and inf too)
 _Coordinate = Annotated[float, Field(gt=-_LIMIT, lt=_LIMIT, allow_inf_nan=False)]
@@ -91,6 +96,9 @@ class _Agent:
         self.robot = robot
         self.watchdog = watchdog
         self._lock = threading.Lock()
+        # stops run on a thread of their own: the threads the other verbs share may all be waiting
+        # for a motion to end, and a stop must not wait behind them
+        self.stopper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capstan-agent-stop")
 
     def serial(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
@@ -103,7 +111,7 @@ class _Agent:
             return fn()
 
 
-def _agent(request: Request) -> _Agent:
+async def _agent(request: Request) -> _Agent:  # async: resolved without a pool thread
     return request.app.state.agent
 
 
@@ -136,10 +144,17 @@ def make_agent_app(
     app.state.agent = _Agent(backend, robot, watchdog)
 
     @app.middleware("http")
-    async def check_token(request: Request, call_next):
-        if token and request.headers.get("authorization") != f"Bearer {token}":
+    async def check_caller(request: Request, call_next):
+        # Browsers add Origin to cross-site requests, and a body-less POST needs no preflight: any web
+        # page could lift an operator's e-stop on an agent without a token. The service sends none.
+        if "origin" in request.headers:
+            return JSONResponse({"detail": "requests from web pages are refused"}, status_code=403)
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if token and not hmac.compare_digest(given, f"Bearer {token}".encode()):
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
         return await call_next(request)
+
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     app.add_exception_handler(PrimitiveError, _primitive_error)
     app.add_exception_handler(RequestValidationError, validation_failed)
@@ -155,6 +170,7 @@ async def _watching(app: FastAPI):
         yield
     finally:
         watchdog.close()
+        app.state.agent.stopper.shutdown(wait=False)
 
 
 async def _primitive_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -248,8 +264,9 @@ def check_path(agent: AgentDep, body: _Path) -> dict:
 
 
 @router.post("/stop")
-def stop(agent: AgentDep) -> dict:
-    agent.backend.stop()  # not serial: it must reach a motion in flight
+async def stop(agent: AgentDep) -> dict:
+    # not serial: it must reach a motion in flight
+    await asyncio.get_running_loop().run_in_executor(agent.stopper, agent.backend.stop)
     return {}
 
 

@@ -3,6 +3,7 @@ PyBullet world on loopback), and a dead or missing agent gives clear errors, nev
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -17,6 +18,7 @@ from capstan.primitives.errors import (
     RobotUnavailableError,
     UnreachableError,
 )
+from capstan.primitives.fake import FakeBackend
 from capstan.primitives.remote import RemoteRobot
 from capstan.service.robot_agent import make_agent_app
 from tests.servers import RELAXED_HEARTBEAT_MS
@@ -181,3 +183,105 @@ def test_one_real_robot_runs_one_program_at_a_time_whichever_session_asks(
     assert [t["status"] for t in traces] == ["succeeded", "succeeded"], [t["error"] for t in traces]
     first, second = sorted((t["timings"] for t in traces), key=lambda t: t["started_at"])
     assert second["started_at"] >= first["ended_at"]  # never both on the arm at once
+
+
+class SlowArm(FakeBackend):
+    """A fake arm whose motions take real time, as a real arm's do, and end early on stop()."""
+
+    def __init__(self) -> None:
+        super().__init__({"red block": [0.0, 0.5], "blue bowl": [0.1, 0.5]})
+        self.motion_ended_at: float | None = None
+
+    def _move_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                self._check()
+                time.sleep(0.01)
+        finally:
+            self.motion_ended_at = time.monotonic()
+
+    def wait(self, seconds: float) -> None:
+        self._move_for(seconds)
+
+    def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
+        self._move_for(20.0)
+
+
+def test_estop_is_not_held_back_by_reads_waiting_for_a_motion(robot_agent):
+    """More reads wait behind a motion than the agent has pool threads: the stop still gets through."""
+    import httpx
+
+    a = robot_agent(app=make_agent_app(SlowArm(), robot="slow", heartbeat_ms=RELAXED_HEARTBEAT_MS))
+    robot = RemoteRobot(a.url)
+    errors: list[Exception] = []
+
+    def move() -> None:
+        try:
+            robot.wait(20.0)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def read() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(a.url + "/v1/robot/state", timeout=30)
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    time.sleep(0.3)
+    readers = [threading.Thread(target=read) for _ in range(60)]  # anyio lends sync routes 40 threads
+    for r in readers:
+        r.start()
+    time.sleep(1.0)
+    try:
+        started = time.monotonic()
+        robot.stop()
+        assert time.monotonic() - started < 5
+        mover.join(10)
+        assert not mover.is_alive() and isinstance(errors[0], RobotStoppedError)
+    finally:
+        for r in readers:
+            r.join(30)
+        robot.close()
+
+
+def test_a_motion_whose_answer_is_lost_is_stopped(robot_agent):
+    """The service stops waiting for a motion (timeout): the agent's arm stops too, and then moves
+    again for the next motion."""
+    arm = SlowArm()
+    a = robot_agent(app=make_agent_app(arm, robot="slow", heartbeat_ms=RELAXED_HEARTBEAT_MS))
+    robot = RemoteRobot(a.url, motion_timeout_s=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RobotUnavailableError, match="in time"):
+            robot.move_ee([0.0, 0.5, 0.2])
+        deadline = time.monotonic() + 5
+        while arm.motion_ended_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert arm.motion_ended_at is not None and arm.motion_ended_at - started < 3  # not the 20 s
+        robot.wait(0.1)  # the robot is free again
+    finally:
+        robot.close()
+
+
+def test_agent_refuses_web_pages_and_oversized_bodies(robot_agent):
+    """A page on any site could POST to a loopback agent without a token (no preflight for a
+    body-less POST): requests carrying an Origin are refused, and so are bodies over the limit."""
+    import httpx
+
+    from capstan.service.robot_agent import MAX_BODY_BYTES
+
+    a = robot_agent()
+    robot = RemoteRobot(a.url)
+    try:
+        robot.stop()
+        page = httpx.post(a.url + "/v1/robot/resume", headers={"Origin": "https://example.com"})
+        assert page.status_code == 403
+        with pytest.raises(RobotStoppedError):
+            robot.move_ee([0.0, 0.5, 0.25])  # the page did not lift the e-stop
+        big = httpx.put(a.url + "/v1/robot/scene", content=b"[" + b"0," * MAX_BODY_BYTES + b"0]")
+        assert big.status_code == 413
+        robot.resume()
+        robot.move_ee([0.0, 0.5, 0.25])
+    finally:
+        robot.close()
