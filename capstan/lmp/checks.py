@@ -151,6 +151,27 @@ def definition_problems(code: str, provided: set[str] | frozenset[str]) -> list[
     return out
 
 
+def generated_function_problem(code: str, provided: set[str] | frozenset[str]) -> str | None:
+    """What makes generated functions (an fgen answer, a skill) unusable, or None: a function defined
+    twice (Python keeps the last, so a stub after a real one would slip past a look at the first),
+    one named like something programs already have (a primitive, a nested LMP, a builtin: it would
+    quietly replace it), or one that does nothing."""
+    defs = [n for n in ast.parse(code).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    names = [n.name for n in defs]
+    for node in defs:
+        if names.count(node.name) > 1:
+            return f"`{node.name}` is defined more than once; define it once"
+        if node.name in provided or node.name in BUILTIN_NAMES:
+            return f"`{node.name}` is provided already: call it, do not define it"
+        if isinstance(node, ast.FunctionDef) and _does_nothing(node):
+            return (
+                f"`{node.name}` does nothing: its body is only pass, `...`, a docstring or "
+                "`raise NotImplementedError`. Write the whole function, with the code that does what "
+                "its name and call sites say"
+            )
+    return None
+
+
 def defined_functions(code: str) -> dict[str, str]:
     """Top-level functions defined in `code`: {name: source}."""
     tree = ast.parse(code)

@@ -16,18 +16,14 @@ from capstan.lmp.checks import (
     Problem,
     bound_names,
     defined_functions,
+    generated_function_problem,
     is_literal_call,
-    is_stub,
     undefined_calls,
 )
 from capstan.lmp.extract import extract_code, parses
 from capstan.lmp.prompt import PromptSpec, build_request, fill, load_prompt, with_feedback
 from capstan.lmp.skills import SkillLibrary
 
-STUB_FEEDBACK = (
-    "`{name}` does nothing: its body is only pass, `...`, a docstring or `raise NotImplementedError`. "
-    "Write the whole function, with the code that does what its name and call sites say."
-)
 TRIAL_FEEDBACK = "Called once to try it, {failure}. Fix `{name}` and write the whole function again."
 Trial = Callable[[str], "str | None"]  # runs a program in the sandbox: what it raised, or None
 GENERAL_API = "Use only Python builtins, the standard library and the imports already in the code."
@@ -232,7 +228,8 @@ class FunctionResolver:
         if key in self._written:
             return self._written[key]
         code = ""
-        for _ in range(2):  # a stub or a failed trial call is fed back once, then the answer stands
+        flaw = None
+        for _ in range(2):  # a flawed answer or a failed trial call is fed back once, then it stands
             text = self.caller(self.spec.name, request).text
             code = extract_code(text)
             if not code or name not in defined_functions(code):
@@ -240,19 +237,20 @@ class FunctionResolver:
                     Problem(None, f"{line}, and the function generator did not write `def {name}(...)`")
                 )
                 return None
-            if is_stub(code, name):
-                request = with_feedback(request, text, STUB_FEEDBACK.format(name=name))
+            flaw = generated_function_problem(code, known)
+            if flaw is not None:
+                request = with_feedback(request, text, f"{flaw}.")
                 continue
             failure = self._trial(keep_definitions(code), calls, known)
             if failure is None:
                 break
             request = with_feedback(request, text, TRIAL_FEEDBACK.format(name=name, failure=failure))
-        if is_stub(code, name):
+        if flaw is not None:
             res.problems.append(
                 Problem(
                     None,
-                    f"{line}, and the function generator wrote `{name}` twice as a stub "
-                    "that does nothing; write what it should do inline",
+                    f"{line}, and the function generator's answer for it could not be used twice: {flaw}; "
+                    "write what it should do inline",
                 )
             )
             return None

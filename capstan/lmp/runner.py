@@ -13,6 +13,7 @@ from capstan.lmp.calls import LLMCaller
 from capstan.lmp.checks import (
     Problem,
     definition_problems,
+    generated_function_problem,
     named_position_targets,
     unchecked_superlative,
     undefined_names,
@@ -117,6 +118,9 @@ class RunContext:
             Problem(p.line + offset if p.line else None, p.message)
             for p in definition_problems(code, frozenset(self.hosts))
         ]
+        flaw = generated_function_problem(head, known) if head else None
+        if flaw is not None:  # helpers from skills, or ones an answer wrote beside the one asked for
+            out.problems.append(Problem(None, f"a helper function: {flaw}"))
         out.problems += unknown_object_literals(program, scene_objects(self.api)[0])
         out.problems += named_position_targets(program)
         if command:

@@ -32,9 +32,12 @@ def _describe(name: str, code: str) -> tuple[str, str]:
         tree = ast.parse(code)
     except SyntaxError as exc:
         raise SkillError(f"skill {name!r} does not parse: {exc.msg} (line {exc.lineno})") from exc
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-    if fn is None:
+    fns = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    if not fns:
         raise SkillError(f"skill code does not define a function named {name!r}")
+    if len(fns) > 1:  # Python keeps the last, and what is checked and described must be what runs
+        raise SkillError(f"skill code defines {name!r} more than once")
+    fn = fns[0]
     sig = f"{name}({ast.unparse(fn.args)})"
     doc = (ast.get_docstring(fn) or "").strip().split("\n")[0]
     return sig, doc

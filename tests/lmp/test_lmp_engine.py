@@ -146,7 +146,7 @@ def test_a_program_that_still_depends_on_a_stub_never_succeeds(api, sandbox, scr
     skills = SkillLibrary()
     out, _ = run(Engine(llm, sandbox, max_attempts=1, skills=skills), api, "put it in the green bowl")
     assert out.status == "failed" and out.error.kind == "check"
-    assert "wrote `put` twice as a stub" in out.error.message
+    assert "could not be used twice: `put` does nothing" in out.error.message
     assert skills.names() == [] and api.said == []
 
 
@@ -202,6 +202,15 @@ def test_nested_parse_position_runs_its_own_program(world, api, sandbox, scripte
     assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "parse_position"]
     target = np.array(pos(world, "blue bowl")[:2]) + [-0.10, 0.0]
     assert np.linalg.norm(np.array(pos(world, "red block")[:2]) - target) < 0.03
+
+
+def test_a_nested_position_with_an_infinite_coordinate_is_an_error(api, sandbox, scripted):
+    """Three numbers are cut to (x, y), and the cut ones must be finite too."""
+    program = "p = parse_position('far away')\nsay(str(p))"
+    llm = scripted(program, "ret_val = [float('inf'), 0.5, 0.1]")
+    out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "say where far away is")
+    assert out.status == "failed" and "NaN or inf" in out.error.message, out.error
+    assert api.said == []
 
 
 def test_run_program_maps_error_lines_and_needs_no_model(api, sandbox, scripted):
@@ -308,3 +317,44 @@ def test_a_repair_that_repeats_the_failed_program_is_asked_again_sampled(api, sa
     assert "same program that just failed" in llm.requests[2].messages[-1].content
     assert llm.requests[2].temperature > 0 and llm.requests[1].temperature == 0
     assert "nearest point inside is [0.25, 0.5]" in llm.requests[1].messages[-1].content
+
+
+@pytest.mark.parametrize(
+    ("flawed", "said"),
+    [
+        (  # a real function that calls a helper written as a stub beside it
+            "def put(target):\n    do_put(target)\n\ndef do_put(target):\n    pass\n",
+            "`do_put` does nothing",
+        ),
+        (  # a primitive replaced by one that does nothing useful
+            "def put(target):\n    put_first_on_second('red block', target)\n\n"
+            "def put_first_on_second(a, b):\n    return None\n",
+            "`put_first_on_second` is provided already",
+        ),
+        (  # a nested LMP replaced: the program would pick another object
+            "def put(target):\n    put_first_on_second(parse_obj_name('the red one', []), target)\n\n"
+            "def parse_obj_name(query, names):\n    return 'blue block'\n",
+            "`parse_obj_name` is provided already",
+        ),
+        (  # a stub after the real function: Python keeps the last one
+            "def put(target):\n    put_first_on_second('red block', target)\n\ndef put(target):\n    pass\n",
+            "`put` is defined more than once",
+        ),
+    ],
+)
+def test_every_function_an_fgen_answer_defines_is_checked(api, sandbox, scripted, flawed, said):
+    real = "def put(target):\n    put_first_on_second('red block', target)\n"
+    llm = scripted("put('green bowl')\nsay('done')", flawed, real)
+    skills = SkillLibrary()
+    out, _ = run(Engine(llm, sandbox, skills=skills), api, "put it in the green bowl")
+    assert [c["lmp"] for c in out.llm_calls] == ["tabletop_ui", "fgen", "fgen"]
+    assert said in llm.requests[2].messages[-1].content
+    assert out.status == "succeeded" and out.code.count("def ") == 1
+    assert skills.names() == ["put"]
+
+
+def test_a_skill_that_defines_its_function_twice_is_refused():
+    from capstan.lmp.skills import SkillError
+
+    with pytest.raises(SkillError, match="more than once"):
+        SkillLibrary().add("put", "def put(t):\n    say(t)\n\ndef put(t):\n    pass\n")
