@@ -14,6 +14,7 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOT
 _SPECIAL_TOKENS = re.compile(r"<\|[a-z_]+\|>")
 _CODE_LANGS = {"", "python", "py", "python3"}
 _USAGE_HINT = re.compile(r"(example|usage|test|output)", re.IGNORECASE)
+PARSE_BUDGET = 4_000_000  # characters parsed in search of code in an answer: well under a second
 
 
 def parses(code: str) -> bool:
@@ -59,7 +60,10 @@ def _join_blocks(blocks: list[tuple[int, str]], text: str) -> str:
     return code
 
 
-def _largest_parsing_window(text: str) -> str:
+def _largest_parsing_window(text: str, budget: int = PARSE_BUDGET) -> str:
+    """The longest run of lines that parses and looks like code, found among windows tried longest
+    first until `budget` characters have been parsed (text that never parses would otherwise cost
+    time cubic in its lines: seconds for a few kilobytes)."""
     lines = text.strip("\n").split("\n")
     if parses("\n".join(lines)) and _looks_like_code(lines):
         return "\n".join(lines).strip("\n") + "\n"
@@ -73,9 +77,15 @@ def _largest_parsing_window(text: str) -> str:
         for end in range(n, start, -1):
             if best and end - start <= best[1] - best[0]:
                 break
-            if parses("\n".join(lines[start:end])) and _looks_like_code(lines[start:end]):
+            window = "\n".join(lines[start:end])
+            budget -= len(window)
+            if budget < 0:
+                break
+            if parses(window) and _looks_like_code(lines[start:end]):
                 best = (start, end)
                 break
+        if budget < 0:
+            break
     if best is None:
         return ""
     return "\n".join(lines[best[0] : best[1]]).strip("\n") + "\n"

@@ -129,9 +129,9 @@ def _points(value: Any, who: str, shape: tuple[int, ...] | None = None) -> np.nd
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidArgumentError(f"{who}: expected numbers, got {value!r}") from exc
     if shape is not None and arr.shape != shape:
-        if arr.size >= 2 and arr.ndim == 1:
-            return arr[:2]
-        raise InvalidArgumentError(f"{who}: expected shape {shape}, got {arr.shape}")
+        if not (arr.size >= 2 and arr.ndim == 1):
+            raise InvalidArgumentError(f"{who}: expected shape {shape}, got {arr.shape}")
+        arr = arr[:2]
     if not np.all(np.isfinite(arr)):
         raise InvalidArgumentError(f"{who}: result has NaN or inf: {arr.tolist()}")
     return arr

@@ -36,3 +36,17 @@ def test_special_tokens_and_non_python_fences():
 def test_nothing_to_extract():
     assert extract_code("I cannot do that, sorry.") == ""
     assert extract_code("") == ""
+
+
+def test_text_that_never_parses_is_given_up_on_within_a_budget(monkeypatch):
+    """800 code-looking lines that never parse: every window of them, without a budget, would be
+    ~85 million characters parsed (about a minute here); the search stops at its budget."""
+    from capstan.lmp import extract
+
+    parsed = []
+    real = extract.parses
+    monkeypatch.setattr(extract, "parses", lambda code: parsed.append(len(code)) or real(code))
+    assert extract_code("f(1,\n" * 800) == ""
+    assert sum(parsed) <= extract.PARSE_BUDGET + len("f(1,\n" * 800)
+    wrapped = "Here is the code:\n" + "say('done')\n" * 40 + "This says done forty times."
+    assert extract_code(wrapped) == "say('done')\n" * 40  # a long real answer is still found whole
