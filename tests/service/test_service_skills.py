@@ -99,7 +99,9 @@ def test_a_saved_skill_a_restart_cannot_take_back_is_said_and_kept_aside(make_se
     svc.close()
     store = open_store(svc.settings)
     (doc,) = [d for d in store.live_sessions() if d["id"] == sid]
-    doc["skills"][0]["code"] = doc["skills"][0]["code"].replace("def drop_in_bowl(name):", "def drop_in_bowl(name)")
+    doc["skills"][0]["code"] = doc["skills"][0]["code"].replace(
+        "def drop_in_bowl(name):", "def drop_in_bowl(name)"
+    )
     store.save_session(sid, doc)
     store.close()
 
