@@ -17,8 +17,10 @@ the agent needs to see before and during every motion, from the handshake until 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
+import time
 import uuid
 import weakref
 from typing import cast
@@ -36,6 +38,8 @@ log = logging.getLogger("capstan.robots")
 
 PROTOCOL_VERSION = 1
 QUICK_TIMEOUT_S = 10.0
+ANSWER_GRACE_S = 5.0  # beyond a call's timeout, for its whole answer to arrive
+MAX_ANSWER_BYTES = 64_000_000  # a 1920x1080 camera image (colour, depth, segmentation) is under half of it
 MOTION_TIMEOUT_S = 120.0
 _ARRAY_DTYPES = {"uint8", "float32", "int32"}
 
@@ -147,28 +151,45 @@ class RemoteRobot(RobotBackend):
         timeout: float | None,
         client: httpx.Client | None = None,
         params: dict | None = None,
-    ) -> httpx.Response:
-        """The agent's answer; RobotUnavailableError when none came (timeout, no connection)."""
+    ) -> tuple[int, bytes]:
+        """The agent's answer (status, body); RobotUnavailableError when none came (timeout, no
+        connection), when it came slower than the timeout allows in all (a byte now and then keeps
+        each read alive), or when it is larger than any answer of the protocol."""
         client = client or self._http
         limit = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        deadline = time.monotonic() + (QUICK_TIMEOUT_S if timeout is None else timeout) + ANSWER_GRACE_S
+        late = RobotUnavailableError(
+            f"robot {self.name!r} at {self.url} did not answer {method} {path} in time"
+        )
         try:
-            return client.request(method, path, json=body, params=params, timeout=limit)
+            with client.stream(method, path, json=body, params=params, timeout=limit) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise RobotUnavailableError(
+                            f"robot {self.name!r} at {self.url} sent more than {MAX_ANSWER_BYTES} bytes "
+                            f"for {method} {path}"
+                        )
+                    if time.monotonic() > deadline:
+                        raise late
+                    chunks.append(chunk)
+                return response.status_code, b"".join(chunks)
         except httpx.TimeoutException:
-            raise RobotUnavailableError(
-                f"robot {self.name!r} at {self.url} did not answer {method} {path} in time"
-            ) from None
+            raise late from None
         except httpx.HTTPError as exc:
             raise RobotUnavailableError(
                 f"robot {self.name!r} at {self.url} cannot be reached ({type(exc).__name__}: {exc})"
             ) from None
 
-    def _answer(self, response: httpx.Response) -> dict:
+    def _answer(self, answer: tuple[int, bytes]) -> dict:
+        status, content = answer
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             data = None
-        if response.status_code >= 400 or not isinstance(data, dict):
-            raise _agent_error(self.name, response.status_code, data)
+        if status >= 400 or not isinstance(data, dict):
+            raise _agent_error(self.name, status, data)
         return data
 
     def _motion(self, path: str, body: dict, timeout: float) -> dict:
@@ -177,7 +198,7 @@ class RemoteRobot(RobotBackend):
         which come from another process, keep the watchdog quiet: so it is stopped (and, once
         still, the robot is free for the next motion, as after a cancelled run)."""
         try:
-            response = self._send("POST", path, body, timeout)
+            answer = self._send("POST", path, body, timeout)
         except RobotUnavailableError:
             try:
                 self.stop()
@@ -185,7 +206,7 @@ class RemoteRobot(RobotBackend):
             except PrimitiveError as exc:
                 log.warning("robot %r: stopping after a lost motion failed: %s", self.name, exc)
             raise
-        return self._answer(response)
+        return self._answer(answer)
 
     # -- RobotBackend -----------------------------------------------------------------------
     def workspace(self) -> Workspace:

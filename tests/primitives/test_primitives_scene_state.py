@@ -4,6 +4,7 @@ every key a backend sends is declared, every declared key is sent, every value h
 from __future__ import annotations
 
 import copy
+import time
 
 import httpx
 import pytest
@@ -69,3 +70,39 @@ def test_a_remote_robots_state_must_fit_the_model_and_may_carry_more():
         remote_sending(broken).state()
     with pytest.raises(RobotUnavailableError, match="lacks 'objects'"):
         remote_sending({"robot": "lab"}).state()
+
+
+class _Drip(httpx.SyncByteStream):
+    """An answer that never ends: a byte at a time, each soon enough to keep a read alive."""
+
+    def __iter__(self):
+        while True:
+            time.sleep(0.05)
+            yield b" "
+
+
+def test_an_agent_that_answers_too_slowly_or_too_much_is_unavailable(monkeypatch):
+    """A stuck or hostile agent cannot hold a service thread past the call's time, nor fill its
+    memory: both are RobotUnavailableError."""
+    from capstan.primitives import remote
+
+    workspace = {"x": [-0.3, 0.3], "y": [0.2, 0.8], "table_z": 0.0}
+    info = {"protocol": PROTOCOL_VERSION, "robot": "lab", "workspace": workspace}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/robot":
+            return httpx.Response(200, json=info)
+        if request.url.path == "/v1/robot/state":
+            return httpx.Response(200, stream=_Drip())
+        return httpx.Response(200, content=b" " * 5000 + b"{}")
+
+    monkeypatch.setattr(remote, "QUICK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(remote, "ANSWER_GRACE_S", 0.2)
+    monkeypatch.setattr(remote, "MAX_ANSWER_BYTES", 4000)
+    robot = RemoteRobot("http://lab", name="lab", transport=httpx.MockTransport(answer))
+    started = time.monotonic()
+    with pytest.raises(RobotUnavailableError, match="in time"):
+        robot.state()
+    assert time.monotonic() - started < 5
+    with pytest.raises(RobotUnavailableError, match="more than 4000 bytes"):
+        robot.ee_position()
