@@ -6,11 +6,13 @@ and returns the program's `ret_val` as plain data."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from capstan.llm.base import LLMError
 from capstan.lmp.calls import LLMCaller
 from capstan.lmp.executor import PolicyExecutor
 from capstan.lmp.extract import extract_code
@@ -21,6 +23,7 @@ from capstan.primitives.errors import InvalidArgumentError, PrimitiveError
 from capstan.primitives.jsondata import plain
 
 NESTED = ("parse_obj_name", "parse_position", "parse_question", "transform_shape_pts")
+MAX_ASKED = 24  # new questions to the model per program run: a loop of them would run for hours
 
 
 class NestedLMPs:
@@ -46,6 +49,25 @@ class NestedLMPs:
         # the model's program per request: a dry run and the real run that follows ask the same
         # questions of the same scene, and pay for each answer once
         self._programs: dict[str, str] = {}
+        # a failure of the model itself, kept for the run to report as one (the program only sees
+        # that its call failed): no repair can mend a provider that is down
+        self.llm_failure: LLMError | None = None
+        self._asked = 0
+        self._deadline: float | None = None
+
+    def begin(self, timeout_s: float) -> None:
+        """A program run starts: its nested programs share its time limit and its count of questions."""
+        self._asked = 0
+        self._deadline = time.monotonic() + timeout_s
+
+    def _time_left(self) -> float:
+        """What is left of the calling program's time limit (all of `timeout_s` outside a run)."""
+        if self._deadline is None:
+            return self.timeout_s
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise PrimitiveError("the program's time limit is reached")
+        return min(self.timeout_s, left)
 
     def functions(self) -> dict[str, Callable]:
         return {
@@ -81,7 +103,17 @@ class NestedLMPs:
         key = request.key(lmp)
         asked = key not in self._programs
         if asked:
-            self._programs[key] = extract_code(self.caller(lmp, request).text)
+            self._asked += 1
+            if self._asked > MAX_ASKED:
+                raise PrimitiveError(
+                    f"{lmp}({query!r}): a program may ask the model at most {MAX_ASKED} new questions "
+                    "through parse_* and transform_shape_pts; ask fewer (compute the rest from their answers)"
+                )
+            try:
+                self._programs[key] = extract_code(self.caller(lmp, request).text)
+            except LLMError as exc:
+                self.llm_failure = exc
+                raise PrimitiveError(f"{lmp}({query!r}): the language model failed: {exc}") from None
         code = self._programs[key]
         if not code:
             raise PrimitiveError(f"{lmp}({query!r}) got no code from the model; rephrase the request")
@@ -90,7 +122,7 @@ class NestedLMPs:
         result = self.sandbox.run(
             self.prelude() + head + code,
             host_functions=hosts,
-            timeout_s=self.timeout_s,
+            timeout_s=self._time_left(),
             return_names=("ret_val",),
             cancel=self.cancel,
             pure=[n for n in pure_reads(self.api) if n in hosts],

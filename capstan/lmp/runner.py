@@ -69,7 +69,7 @@ class RunContext:
         self.rehearsing = False  # inside a dry run: the world is put back after, the conversation is not
         # nested LMPs see the primitives only; fgen's helpers may call the nested LMPs too
         self.nested = NestedLMPs(
-            caller, sandbox, prompts, api, describe_api(api.describe()), self.prelude, cancel
+            caller, sandbox, prompts, api, describe_api(api.describe()), self.prelude, cancel, timeout_s
         )
         self.hosts = {**api.functions(), **self.nested.functions(), "undo": self.undo}
         self.pure = pure_reads(api)
@@ -135,6 +135,7 @@ class RunContext:
         """Run the program; `dry` when a rehearsal puts the world back afterwards."""
         prelude = self.prelude()
         self.rehearsing = dry
+        self.nested.begin(self.timeout_s)
         try:
             res = self.sandbox.run(
                 prelude + program,
@@ -145,6 +146,9 @@ class RunContext:
             )
         finally:
             self.rehearsing = False
+        failure, self.nested.llm_failure = self.nested.llm_failure, None
+        if failure is not None:  # the model is down: the run fails as such, with no repair to try
+            raise failure
         if res.error is None:
             return True, None
         return False, res.error.shifted(prelude.count("\n"))

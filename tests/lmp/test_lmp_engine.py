@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -211,6 +212,35 @@ def test_a_nested_position_with_an_infinite_coordinate_is_an_error(api, sandbox,
     out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "say where far away is")
     assert out.status == "failed" and "NaN or inf" in out.error.message, out.error
     assert api.said == []
+
+
+def test_a_nested_lmp_whose_model_fails_fails_the_run_as_the_model_s_failure(api, sandbox, scripted):
+    """No repair can mend a provider that is down: the run fails with kind llm, at once."""
+    from capstan.llm.base import ProviderUnavailableError
+
+    program = "name = parse_obj_name('the left block')\nsay(name)"
+    llm = scripted(program, ProviderUnavailableError("the model server is down"), "say('a repair')")
+    out, _ = run(Engine(llm, sandbox, max_attempts=3), api, "say which block is on the left")
+    assert out.status == "failed" and out.error.kind == "llm", out.error
+    assert "the model server is down" in out.error.message
+    assert len(llm.requests) == 2 and api.said == []
+
+
+def test_nested_lmps_share_the_program_s_limits(api, sandbox, scripted):
+    """A program asks at most MAX_ASKED new questions; and a nested program gets what is left of the
+    calling program's time, not a limit of its own."""
+    from capstan.lmp.nested import MAX_ASKED
+
+    loop = "for i in range(100):\n    parse_question('question %d' % i)"
+    llm = scripted(loop, *["ret_val = 'yes'"] * (MAX_ASKED + 1))
+    out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "ask a hundred questions")
+    assert out.status == "failed" and f"at most {MAX_ASKED} new questions" in out.error.message
+    assert len(llm.requests) == 1 + MAX_ASKED
+
+    llm = scripted("say(parse_obj_name('the left block'))", "while True:\n    pass")
+    started = time.monotonic()
+    out, _ = run(Engine(llm, sandbox, max_attempts=1, timeout_s=3), api, "say which block is on the left")
+    assert out.status == "failed" and time.monotonic() - started < 20  # not the nested default of 30 s
 
 
 def test_run_program_maps_error_lines_and_needs_no_model(api, sandbox, scripted):
