@@ -192,11 +192,25 @@ class SQLStore(TraceStore):
         self._engine = engine
         self._turn = threading.Lock() if serialize else contextlib.nullcontext()
         self._save_session = _save_session(engine.dialect.name)
-        with engine.begin() as db:
+        with self._opening(), engine.begin() as db:
             for table in _META.sorted_tables:
                 db.execute(sa.schema.CreateTable(table, if_not_exists=True))
                 for index in sorted(table.indexes, key=lambda i: i.name):
                     db.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+    @contextlib.contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Start-up's reads: a database that cannot be read (not a database, damaged, a folder) is a
+        ConfigError that names it, and nothing in it is touched."""
+        try:
+            yield
+        except sa.exc.DatabaseError as exc:
+            self._engine.dispose()
+            where = self._engine.url.render_as_string(hide_password=True)
+            raise ConfigError(
+                f"the trace store {where} cannot be read ({exc.orig or exc}); restore it from a backup "
+                "or move it aside, then start again"
+            ) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
@@ -260,7 +274,9 @@ class SQLStore(TraceStore):
 
     def mark_unfinished(self, status="interrupted"):
         marked = []
-        for (run_id,) in self._read(_UNFINISHED):
+        with self._opening():
+            unfinished = self._read(_UNFINISHED)
+        for (run_id,) in unfinished:
             with self._transaction() as db:  # status and error together, or neither
                 if db.execute(_INTERRUPT, {"run": run_id, "new_status": status}).rowcount == 1:
                     doc = db.execute(_RUN_DOC, {"run": run_id}).scalar_one()
@@ -277,7 +293,8 @@ class SQLStore(TraceStore):
         self._write(_DELETE_SESSION, session=session_id)
 
     def live_sessions(self):
-        return [d for (d,) in self._read(_LIVE_SESSIONS)]
+        with self._opening():
+            return [d for (d,) in self._read(_LIVE_SESSIONS)]
 
     def close(self):
         self._engine.dispose()

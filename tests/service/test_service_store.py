@@ -132,3 +132,24 @@ def test_a_nul_character_is_stored_not_lost(kind, request, tmp_path):
         assert store.events("n1")[0]["data"] == {"text": f"a{kept}b"}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("damage", ["not a database", "half of one", "a folder"])
+def test_a_trace_database_that_cannot_be_read_is_a_clear_error_and_left_as_it_is(tmp_path, damage):
+    from capstan.service.config import ConfigError
+
+    path = tmp_path / "capstan.db"
+    if damage == "a folder":
+        path.mkdir()
+    else:
+        good = SQLiteStore(path)
+        good.create_run("r1", "s1", "program", "succeeded", {"code": "say('kept')"})
+        good.close()
+        whole = path.read_bytes()
+        path.write_bytes(b"not a database at all " * 400 if damage == "not a database" else whole[:4096])
+    before = path.read_bytes() if path.is_file() else None
+    with pytest.raises(ConfigError, match=r"capstan\.db cannot be read .*move it aside"):
+        store = SQLiteStore(path)
+        store.mark_unfinished()
+        store.live_sessions()
+    assert (path.read_bytes() if path.is_file() else None) == before
