@@ -88,6 +88,10 @@ class RemoteRobot(RobotBackend):
             )
         except (KeyError, TypeError, ValueError, IndexError):
             raise RobotUnavailableError(f"robot {name!r} at {self.url} sent no usable workspace") from None
+        box = self._workspace
+        bounds = (*box.x, *box.y, box.table_z)
+        if not all(math.isfinite(v) for v in bounds) or box.x[0] >= box.x[1] or box.y[0] >= box.y[1]:
+            raise RobotUnavailableError(f"robot {name!r} at {self.url} sent an impossible workspace: {ws}")
         self.model = str(info.get("robot", "unknown"))
         # what the robot says it can do: a robot with no perception takes a declared scene
         self.supports_declaring = info.get("declared_scene") is True
@@ -248,7 +252,12 @@ class RemoteRobot(RobotBackend):
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
         body = {"xyz": [float(v) for v in xyz], "yaw": float(yaw)}
-        return bool(self._call("POST", "/v1/robot/can_reach", body).get("reachable", True))
+        reachable = self._call("POST", "/v1/robot/can_reach", body).get("reachable")
+        if not isinstance(reachable, bool):  # an answer that does not say is not a yes
+            raise RobotUnavailableError(
+                f"robot {self.name!r} sent no usable answer to can_reach: {reachable!r}"
+            )
+        return reachable
 
     def set_gripper(self, closed: bool) -> bool:
         data = self._motion("/v1/robot/gripper", {"closed": bool(closed)}, self.motion_timeout_s)
@@ -256,10 +265,12 @@ class RemoteRobot(RobotBackend):
 
     def gripper_state(self) -> GripperStatus:
         data = self._call("GET", "/v1/robot/gripper")
-        holding = data.get("holding")
+        holding, width = data.get("holding"), data.get("width", 0.0)
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width):
+            raise RobotUnavailableError(f"robot {self.name!r} sent no usable gripper width: {width!r}")
         return {
             "open": bool(data.get("open")),
-            "width": float(data.get("width", 0.0)),
+            "width": float(width),
             "holding": holding if isinstance(holding, str) else None,
         }
 

@@ -48,7 +48,7 @@ _Coordinate = Annotated[float, Field(gt=-_LIMIT, lt=_LIMIT, allow_inf_nan=False)
 
 
 class _Xyz(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "yes" is not true, nor true a number
     xyz: list[_Coordinate] = Field(min_length=3, max_length=3)
     yaw: float = Field(default=0.0, ge=-10.0, le=10.0)
 
@@ -58,17 +58,17 @@ class _Move(_Xyz):
 
 
 class _Gripper(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     closed: bool
 
 
 class _Wait(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     seconds: float = Field(ge=0.0, le=60.0)
 
 
 class _Path(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     points: list[Annotated[list[_Coordinate], Field(min_length=3, max_length=3)]] = Field(
         min_length=1, max_length=32
     )
@@ -77,12 +77,12 @@ class _Path(BaseModel):
 class _Scene(BaseModel):
     """A declared scene; DeclaredScene.declare checks the objects and says what is wrong."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     objects: dict[str, Any] | list[Any]
 
 
 class _Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     client: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     end: bool = False  # the client closes: it stops beating on purpose
 
@@ -271,7 +271,7 @@ async def stop(agent: AgentDep) -> dict:
 
 
 class _Resume(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     watchdog: bool = False  # the operator also clears a watchdog stop: the service link was checked
 
 

@@ -4,6 +4,7 @@ every key a backend sends is declared, every declared key is sent, every value h
 from __future__ import annotations
 
 import copy
+import json
 import time
 
 import httpx
@@ -106,3 +107,26 @@ def test_an_agent_that_answers_too_slowly_or_too_much_is_unavailable(monkeypatch
     assert time.monotonic() - started < 5
     with pytest.raises(RobotUnavailableError, match="more than 4000 bytes"):
         robot.ee_position()
+
+
+def _agent_answering(info_workspace: dict, answers: dict) -> RemoteRobot:
+    info = {"protocol": PROTOCOL_VERSION, "robot": "lab", "workspace": info_workspace}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        # json.dumps writes NaN and Infinity, as a careless agent would; httpx's json= refuses them
+        body = info if request.url.path == "/v1/robot" else answers.get(request.url.path, {})
+        return httpx.Response(200, content=json.dumps(body).encode())
+
+    return RemoteRobot("http://lab", name="lab", transport=httpx.MockTransport(answer))
+
+
+def test_answers_that_do_not_say_what_they_must_are_not_read_as_yes():
+    """An agent's silence on reachability is not a yes, and impossible numbers are not used."""
+    workspace = {"x": [-0.3, 0.3], "y": [0.2, 0.8], "table_z": 0.0}
+    robot = _agent_answering(workspace, {"/v1/robot/gripper": {"open": True, "width": float("nan")}})
+    with pytest.raises(RobotUnavailableError, match="can_reach"):
+        robot.can_reach([0.0, 0.5, 0.2])
+    with pytest.raises(RobotUnavailableError, match="gripper width"):
+        robot.gripper_state()
+    with pytest.raises(RobotUnavailableError, match="impossible workspace"):
+        _agent_answering({"x": [float("nan"), float("inf")], "y": [0.2, 0.8], "table_z": 0.0}, {})

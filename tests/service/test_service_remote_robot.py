@@ -285,3 +285,22 @@ def test_agent_refuses_web_pages_and_oversized_bodies(robot_agent):
         robot.move_ee([0.0, 0.5, 0.25])
     finally:
         robot.close()
+
+
+def test_the_agent_reads_its_requests_strictly(robot_agent):
+    """ "yes" is not true, 1 is not true, and true is not a coordinate."""
+    import httpx
+
+    a = robot_agent()
+    robot = RemoteRobot(a.url)
+    try:
+        for path, body in [
+            ("/v1/robot/gripper", {"closed": "yes"}),
+            ("/v1/robot/resume", {"watchdog": 1}),
+            ("/v1/robot/move_ee", {"xyz": [True, 0.5, 0.2]}),
+        ]:
+            assert httpx.post(a.url + path, json=body).status_code == 422, (path, body)
+        robot.move_ee([0.0, 0.5, 0.25])  # integers and floats as coordinates still do
+        assert httpx.post(a.url + "/v1/robot/can_reach", json={"xyz": [0, 0.5, 0.25]}).json()["reachable"]
+    finally:
+        robot.close()
