@@ -144,6 +144,23 @@ def keep_definitions(code: str) -> str:
     return "\n\n".join(p for p in parts if p).strip("\n") + "\n"
 
 
+def imports_and_classes(code: str) -> dict[str, str]:
+    """The top-level imports (one statement per name they bind) and classes of `code`, by name:
+    what a generated function may need beside itself."""
+    out: dict[str, str] = {}
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out[a.asname or a.name.split(".")[0]] = ast.unparse(ast.Import(names=[a]))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for a in node.names:
+                bound = f"{node.module}.*" if a.name == "*" else a.asname or a.name
+                out[bound] = ast.unparse(ast.ImportFrom(module=node.module, names=[a], level=0))
+        elif isinstance(node, ast.ClassDef):
+            out[node.name] = ast.get_source_segment(code, node, padded=False) or ast.unparse(node)
+    return out
+
+
 class FunctionResolver:
     def __init__(
         self,
@@ -189,6 +206,10 @@ class FunctionResolver:
                 if src is None:
                     continue
                 res.generated.append(name)
+            # what the answer needs beside the function: its imports and classes (kept first, so
+            # the functions' own code comes after what it uses)
+            for bound, stmt in imports_and_classes(src).items():
+                res.functions.setdefault(bound, stmt)
             for fname, fsrc in defined_functions(src).items():
                 res.functions.setdefault(fname, fsrc)
             res.functions[name] = defined_functions(src).get(name, src)

@@ -388,3 +388,23 @@ def test_a_skill_that_defines_its_function_twice_is_refused():
 
     with pytest.raises(SkillError, match="more than once"):
         SkillLibrary().add("put", "def put(t):\n    say(t)\n\ndef put(t):\n    pass\n")
+
+
+def test_a_helper_keeps_the_imports_its_answer_wrote(api, sandbox, scripted):
+    """`import math` beside the helper: the program gets it too (it was dropped, and every repair
+    failed on the same NameError). A class beside it reaches the checks, which say classes are not
+    policy code, instead of a NameError."""
+    helper = (
+        "import math\n\ndef spot_near(name):\n    x, y = get_obj_pos(name)[:2]\n"
+        "    return [math.floor(x * 100) / 100, y]\n"
+    )
+    program = "s = spot_near('blue bowl')\nsay(f'{s[0]:.2f}')"
+    llm = scripted(program, helper)
+    out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "say where near the blue bowl is")
+    assert out.status == "succeeded", out.error
+    assert out.code.startswith("import math\n")
+
+    helper = "class Spot:\n    pass\n\ndef spot_near(name):\n    return Spot()\n"
+    llm = scripted(program, helper)
+    out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "say where near the blue bowl is")
+    assert out.error.kind == "check" and "class definitions are not allowed" in out.error.message
