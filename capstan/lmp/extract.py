@@ -92,7 +92,7 @@ def _largest_parsing_window(text: str, budget: int = PARSE_BUDGET) -> str:
 
 
 _CODE_START = re.compile(
-    r"^(\s*#|[A-Za-z_][A-Za-z0-9_\.]*\s*(\(|=|\[|\+=|-=|,|:)|(def|for|if|while|import|from|return|with|try|class|"
+    r"^(\s*#|[^\W\d][\w\.]*\s*(\(|=|\[|\+=|-=|,|:)|(def|for|if|while|import|from|return|with|try|class|"
     r"print|say|assert|raise|elif|else)\b|@)"
 )
 

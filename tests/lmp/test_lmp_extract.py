@@ -50,3 +50,8 @@ def test_text_that_never_parses_is_given_up_on_within_a_budget(monkeypatch):
     assert sum(parsed) <= extract.PARSE_BUDGET + len("f(1,\n" * 800)
     wrapped = "Here is the code:\n" + "say('done')\n" * 40 + "This says done forty times."
     assert extract_code(wrapped) == "say('done')\n" * 40  # a long real answer is still found whole
+
+
+def test_a_program_whose_first_name_is_not_ascii_is_code():
+    text = "Voici le code :\nplacé = get_obj_pos('red block')\nsay(str(placé))\nVoilà."
+    assert extract_code(text) == "placé = get_obj_pos('red block')\nsay(str(placé))\n"
