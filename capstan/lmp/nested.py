@@ -59,6 +59,7 @@ class NestedLMPs:
         """A program run starts: its nested programs share its time limit and its count of questions."""
         self._asked = 0
         self._deadline = time.monotonic() + timeout_s
+        self.llm_failure = None
 
     def _time_left(self) -> float:
         """What is left of the calling program's time limit (all of `timeout_s` outside a run)."""

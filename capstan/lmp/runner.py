@@ -146,9 +146,8 @@ class RunContext:
             )
         finally:
             self.rehearsing = False
-        failure, self.nested.llm_failure = self.nested.llm_failure, None
-        if failure is not None:  # the model is down: the run fails as such, with no repair to try
-            raise failure
+        if self.nested.llm_failure is not None:  # the model is down: the run fails as such, no repair
+            raise self.nested.llm_failure
         if res.error is None:
             return True, None
         return False, res.error.shifted(prelude.count("\n"))
