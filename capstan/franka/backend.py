@@ -118,6 +118,10 @@ class FrankaBackend(RobotBackend):
         """Lower the dynamics factor cap (`max_speed`, in move_ee's speed units: a relative dynamics
         factor) and the grasp force cap; limits only ever go down."""
         if max_speed is not None:
+            if max_speed < MIN_DYNAMICS:  # every motion runs at least this fast: such a cap cannot be kept
+                raise ValueError(
+                    f"max_speed {max_speed} is below franky's slowest dynamics factor {MIN_DYNAMICS}"
+                )
             self.max_speed = min(self.max_speed, _limit(max_speed, "max_speed", 1.0))
         if max_force_n is not None:
             self.max_force_n = min(self.max_force_n, _limit(max_force_n, "max_force_n", MAX_HAND_FORCE_N))

@@ -290,10 +290,13 @@ class PolicyAPI:
         xy, on_table = self._target_xy(target, exclude=o.name)
         if on_table:
             placement.check_target(xy, self._objs(), o.name, self._ws())
-        # both ends first: a backend with safety limits refuses before the pick moves anything
+        # the whole route first (down, up, across, down), so that a backend with safety limits
+        # refuses before the pick moves anything, the crossing between the two columns included
         objs, table_z = self._objs(), self._ws().table_z
-        self.backend.check_path(motions.pick_column(o, objs, table_z))
-        self.backend.check_path(motions.place_column(xy, objs, table_z, o.name))
+        pick_column = motions.pick_column(o, objs, table_z)
+        self.backend.check_path(
+            [*pick_column, pick_column[0], *motions.place_column(xy, objs, table_z, o.name)]
+        )
         self.pick(o.name)
         self.place(target)
 

@@ -110,6 +110,19 @@ class RemoteRobot(RobotBackend):
                 f"robot {self.name!r} at {self.url} sent an unusable envelope: {exc}"
             ) from None
 
+    def apply_limits(self, max_speed: float, max_force_n: float) -> None:
+        """The service's caps. Speed is kept on this side (move_ee's speed is clamped before it is
+        sent); the grasp force only the agent can cap, so a cap below the agent's own is refused,
+        not quietly left unapplied."""
+        agent = self.agent_envelope
+        if agent is None or agent.max_force_n > max_force_n:
+            theirs = "none" if agent is None else f"{agent.max_force_n} N"
+            raise RobotUnavailableError(
+                f"robot {self.name!r}: this service caps the grasp force at {max_force_n} N, the agent's "
+                f"envelope at {theirs}, and only the agent can apply it; give the agent an envelope "
+                f"with max_force_n at most {max_force_n}"
+            )
+
     def _start_heartbeat(self, limit_ms) -> None:
         """Beat once now (the agent refuses motions until it has a fresh heartbeat), then every
         limit/4 from a process of its own, until close()."""

@@ -191,6 +191,9 @@ def test_limits_only_go_down(robot):
     assert (robot.max_speed, robot.max_force_n) == (0.2, 10)
     with pytest.raises(ValueError, match="max_speed"):
         robot.apply_limits(max_speed=0)
+    with pytest.raises(ValueError, match="slowest dynamics factor"):  # franky moves no slower than 0.05
+        robot.apply_limits(max_speed=0.01)
+    assert robot.max_speed == 0.2
     robot.max_speed, robot.max_force_n = speed, force
 
 

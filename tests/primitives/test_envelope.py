@@ -327,3 +327,16 @@ def test_the_default_envelope_lets_a_pick_and_place_park_out_of_the_cameras_view
     PolicyAPI(robot, perception="camera").put_first_on_second("red block", "blue bowl")
     assert robot.motions == 10  # 4 to pick, 5 to place, 1 to park in front of the table
     assert world.ee_position()[1] < world.workspace().y[0]  # parked outside the workspace box
+
+
+def test_a_pick_and_place_whose_crossing_hits_a_keep_out_zone_never_picks():
+    """Both columns are clear, the straight crossing between them is not: refused before the pick."""
+    from capstan.primitives.api import PolicyAPI
+
+    ws = Workspace(x=(-0.25, 0.25), y=(0.30, 0.70), table_z=0.0)
+    mast = Box("camera mast", x=(-0.05, 0.05), y=(0.30, 0.50), z=(0.0, 0.30))
+    arm = FakeBackend({"red block": [0.15, 0.4], "blue bowl": [-0.15, 0.4]}, ws)
+    api = PolicyAPI(EnvelopedBackend(arm, Envelope(x=ws.x, y=(0.22, 0.70), keep_out=(mast,))))
+    with pytest.raises(EnvelopeError, match="camera mast"):
+        api.put_first_on_second("red block", "blue bowl")
+    assert arm.calls == [] and arm.gripper_state()["holding"] is None

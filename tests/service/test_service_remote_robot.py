@@ -304,3 +304,21 @@ def test_the_agent_reads_its_requests_strictly(robot_agent):
         assert httpx.post(a.url + "/v1/robot/can_reach", json={"xyz": [0, 0.5, 0.25]}).json()["reachable"]
     finally:
         robot.close()
+
+
+def test_a_service_force_cap_below_the_agent_s_is_refused_not_ignored(robot_agent):
+    """Only the agent can cap the grasp force: a lower cap on the service side fails the robot
+    closed with a message, instead of being quietly left unapplied."""
+    from capstan.primitives.envelope import Envelope, EnvelopedBackend
+
+    a = robot_agent()
+    robot = RemoteRobot(a.url, name="lab")
+    try:
+        theirs = robot.agent_envelope
+        assert theirs is not None
+        EnvelopedBackend(robot, theirs)  # the same caps: fine
+        lower = Envelope.from_dict({**theirs.to_dict(), "max_force_n": theirs.max_force_n / 2})
+        with pytest.raises(RobotUnavailableError, match="only the agent can apply it"):
+            EnvelopedBackend(robot, lower)
+    finally:
+        robot.close()
