@@ -41,6 +41,7 @@ from capstan.service.body_limit import BodyLimit
 from capstan.service.deps import check_token
 from capstan.service.responses import RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
 from capstan.service.service import VERSION, Service
+from capstan.service.sessions import SessionNotFound
 
 
 def create_app(service: Service) -> FastAPI:
@@ -55,6 +56,7 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
+    app.add_exception_handler(SessionNotFound, session_gone)
     app.add_exception_handler(RequestValidationError, validation_failed)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses={**UNAUTHORIZED, **TOO_LARGE})
     for routes in (session_routes, run_routes, skill_routes):
@@ -63,6 +65,12 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(ops_routes.router)
     ops_routes.mount_static(app)
     return app
+
+
+async def session_gone(_request: Request, exc: Exception) -> JSONResponse:
+    """A session deleted (or expired) while a request about it was under way: 404, as if it had
+    been gone when the request came."""
+    return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
 async def robot_unavailable(_request: Request, exc: Exception) -> JSONResponse:

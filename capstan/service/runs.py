@@ -68,6 +68,7 @@ class Run:
     error: RunError | None = None
     engine_done: bool = False  # set (under _cancel_lock) once the program can no longer move the robot
     holds_slot: bool = False  # counts against max_concurrent_runs (not while awaiting approval)
+    left_queue_cancelled: bool = False  # taken off the queue by a cancel (under _cond): it never runs
     pending: Pending | None = None  # the program awaiting an operator's decision, if any
     media_s: float = 0.0  # drawing its frames and writing its videos, wherever in the run
     call_events: int = 0  # CALL_EVENTS emitted, recorded or not
@@ -108,11 +109,18 @@ class RunManager:
     def submit(self, session: Session, kind: str, text: str) -> Run:
         run = Run(id=uuid.uuid4().hex[:16], session=session, kind=kind, text=text)
         with self._cond:
-            if len(self._pending) >= self.settings.max_queued_runs:
+            limit = self.settings.max_queued_runs
+            if len(self._pending) >= limit:
                 self.metrics.rejected_request("queue_full")
                 raise QueueFullError(
-                    f"run queue is full ({self.settings.max_queued_runs} waiting, CAPSTAN_MAX_QUEUED_RUNS); "
-                    "retry later"
+                    f"run queue is full ({limit} waiting, CAPSTAN_MAX_QUEUED_RUNS); retry later"
+                )
+            share = max(1, limit // 2)  # so that one session's backlog never shuts the others out
+            if sum(r.session is session for r in self._pending) >= share:
+                self.metrics.rejected_request("queue_full")
+                raise QueueFullError(
+                    f"session {session.id} has {share} runs waiting, its share of the run queue; retry "
+                    "when one has started"
                 )
             doc = {
                 "command": text if kind == "command" else None,
@@ -122,6 +130,7 @@ class RunManager:
             }
             self.store.create_run(run.id, session.id, kind, RunStatus.QUEUED.value, doc)
             self._active[run.id] = run
+            session.active_runs += 1
             self._pending.append(run)
             self._cond.notify_all()
         self._emit(run, "status", {"status": RunStatus.QUEUED.value})
@@ -147,11 +156,12 @@ class RunManager:
             pending.cancel()
         with self._cond:
             self._cond.notify_all()  # an approved run waiting for a slot stops waiting
-            if run in self._pending:
+            if run.left_queue_cancelled:  # another cancel took it off the queue: nothing moves
+                return RunStatus.CANCELLED.value
+            queued = run in self._pending
+            if queued:
                 self._pending.remove(run)
-                queued = True
-            else:
-                queued = False
+                run.left_queue_cancelled = True
         if queued:
             error = RunError(ErrorKind.CANCELLED, "cancelled before it started")
             self._finish(run, RunStatus.CANCELLED, error, {})
@@ -517,5 +527,6 @@ class RunManager:
         )
         self._emit(run, "end", {"status": status.value, "error": stored})
         with self._cond:
-            self._active.pop(run.id, None)
+            if self._active.pop(run.id, None) is not None:
+                run.session.active_runs -= 1
         run.done.set()

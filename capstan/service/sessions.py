@@ -15,13 +15,14 @@ state and frame the running run last published.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from capstan.primitives.scene_state import SceneState
 from capstan.service.operators import RobotAction
@@ -88,6 +89,7 @@ class Session:
         self.last_used = self.created_at  # wall clock of the last request or run that touched it
         self.lock = threading.Lock()  # held while a run (or a reset / render) uses the backend
         self.busy = False  # a run is executing
+        self.active_runs = 0  # queued, running or awaiting approval (kept by the RunManager)
         self.closed = False
         self._sink: Callable[[str, dict], None] | None = None
         self.last_frame: bytes | None = None  # PNG published by the running run
@@ -211,10 +213,21 @@ class Session:
             f"session {self.id} is running a program and has no frame yet; retry in a second"
         )
 
-    def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
+    @contextlib.contextmanager
+    def _between_runs(self, then: str) -> Iterator[None]:
+        """The session's lock for a change between runs; a session deleted meanwhile is not found
+        (a reset would build a world nothing closes, and close its old one twice)."""
         if not self.lock.acquire(timeout=1.0):
-            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait, then reset")
+            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait{then}")
         try:
+            if self.closed:
+                raise SessionNotFound(self.id)
+            yield
+        finally:
+            self.lock.release()
+
+    def reset(self, scene: dict | None = None, seed: int | None = None) -> None:
+        with self._between_runs(", then reset"):
             new_scene = dict(scene if scene is not None else self.scene)
             if seed is not None:
                 new_scene["seed"] = seed
@@ -223,8 +236,6 @@ class Session:
             self.backend.close()
             self.scene = new_scene
             self._build(backend)
-        finally:
-            self.lock.release()
 
     def declare(self, objects: dict) -> None:
         """Tell a robot without perception what is on its table (RobotBackend.declare); the
@@ -233,14 +244,10 @@ class Session:
             raise SceneNotDeclarableError(
                 f"robot {self.robot!r} knows where its objects are: it takes no declared objects"
             )
-        if not self.lock.acquire(timeout=1.0):
-            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait, then declare")
-        try:
+        with self._between_runs(", then declare"):
             self.backend.declare(objects)  # refuses a bad list whole (InvalidArgumentError)
             self.conversation = type(self.conversation)()
             self.last_state = self.backend.state()
-        finally:
-            self.lock.release()
 
     def operate(self, action: RobotAction) -> None:
         """An operator's action on the robot between runs (OPERATOR_ACTIONS): lift a watchdog stop once
@@ -250,12 +257,8 @@ class Session:
             raise RobotActionUnsupported(
                 f"robot {self.robot!r} has no {action} (its backend does not declare {flag})"
             )
-        if not self.lock.acquire(timeout=1.0):
-            raise SessionBusyError(f"session {self.id} is running a program; cancel it or wait first")
-        try:
+        with self._between_runs(" first"):
             getattr(self.backend, method)()
-        finally:
-            self.lock.release()
 
     def close(self) -> None:
         self.closed = True
@@ -311,10 +314,12 @@ class SessionRegistry:
         return bool(self.idle_s) and now - last_used > self.idle_s
 
     def expire_idle(self, now: float | None = None) -> list[str]:
-        """Close and forget sessions idle for longer than idle_s (never one with a run going)."""
+        """Close and forget sessions idle for longer than idle_s (never one with a run queued or going)."""
         now = time.time() if now is None else now
         stale = [
-            s for s in self.all() if self._stale(s.last_used, now) and not s.busy and not s.lock.locked()
+            s
+            for s in self.all()
+            if self._stale(s.last_used, now) and not (s.busy or s.active_runs or s.lock.locked())
         ]
         gone = []
         for session in stale:

@@ -198,19 +198,9 @@ class SQLStore(TraceStore):
                 for index in sorted(table.indexes, key=lambda i: i.name):
                     db.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
-    @contextlib.contextmanager
-    def _opening(self) -> Iterator[None]:
-        """Start-up's reads: a database that cannot be read (not a database, damaged, a folder) is a
-        ConfigError that names it, and nothing in it is touched."""
-        try:
-            yield
-        except sa.exc.DatabaseError as exc:
-            self._engine.dispose()
-            where = self._engine.url.render_as_string(hide_password=True)
-            raise ConfigError(
-                f"the trace store {where} cannot be read ({exc.orig or exc}); restore it from a backup "
-                "or move it aside, then start again"
-            ) from None
+    def _opening(self) -> contextlib.AbstractContextManager:
+        """Around start-up's reads: what a database that cannot be read becomes (as is, here)."""
+        return contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
@@ -314,6 +304,19 @@ class SQLiteStore(SQLStore):
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         super().__init__(engine, serialize=True)  # SQLite has one writer at a time anyway
+
+    @contextlib.contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Start-up's reads: a file that cannot be read as a database (not one, damaged, a folder) is
+        a ConfigError that names it, and nothing in it is touched."""
+        try:
+            yield
+        except sa.exc.DatabaseError as exc:
+            self._engine.dispose()
+            raise ConfigError(
+                f"the trace database {self.path} cannot be read ({exc.orig or exc}); restore it from a "
+                "backup or move it aside, then start again"
+            ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

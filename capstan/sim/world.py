@@ -106,6 +106,10 @@ class World(RobotBackend):
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
+        # once only: PyBullet hands a disconnected client's id to the next world that connects
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if p.isConnected(self.cid):
             self.robot.close()
             p.disconnect(self.cid)

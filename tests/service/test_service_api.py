@@ -191,7 +191,7 @@ def test_cancel_is_an_estop_and_the_session_recovers(make_service, client_for):
 
 
 def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, client_for):
-    svc = make_service(max_concurrent_runs=2, max_queued_runs=2, max_sessions=2)
+    svc = make_service(max_concurrent_runs=2, max_queued_runs=4, max_sessions=2)
     client = client_for(svc)
     a, b = new_session(client), new_session(client)
     r = client.post("/v1/sessions", json={"scene": SCENE})
@@ -211,7 +211,7 @@ def test_runs_in_a_session_are_serialized_and_queues_are_bounded(make_service, c
     r = client.post(f"/v1/sessions/{a}/programs", json={"code": "say('four')"})
     assert (
         r.status_code == 429
-        and "CAPSTAN_MAX_QUEUED_RUNS" in r.json()["detail"]
+        and "its share of the run queue" in r.json()["detail"]  # half of CAPSTAN_MAX_QUEUED_RUNS
         and int(r.headers["retry-after"]) > 0
     )
     client.post(f"/v1/runs/{first}/cancel")

@@ -148,7 +148,7 @@ def test_a_trace_database_that_cannot_be_read_is_a_clear_error_and_left_as_it_is
         whole = path.read_bytes()
         path.write_bytes(b"not a database at all " * 400 if damage == "not a database" else whole[:4096])
     before = path.read_bytes() if path.is_file() else None
-    with pytest.raises(ConfigError, match=r"capstan\.db cannot be read .*move it aside"):
+    with pytest.raises(ConfigError, match=r"database .*capstan\.db cannot be read .*move it aside"):
         store = SQLiteStore(path)
         store.mark_unfinished()
         store.live_sessions()
