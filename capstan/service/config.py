@@ -9,7 +9,7 @@ Every setting, its variable and its default (documented here and in `capstan ser
 | `CAPSTAN_DATABASE_URL` | (unset) | `postgresql://...` instead of SQLite (needs psycopg) |
 | `CAPSTAN_API_TOKEN` | (unset) | bearer token for /v1; required when listening beyond loopback |
 | `CAPSTAN_MAX_CONCURRENT_RUNS` | 2 | runs executing at once (across sessions) |
-| `CAPSTAN_MAX_QUEUED_RUNS` | 32 | runs waiting; beyond that new runs get 429 |
+| `CAPSTAN_MAX_QUEUED_RUNS` | 32 | runs waiting, at most half of them one session's; beyond that new runs get 429 |
 | `CAPSTAN_MAX_SESSIONS` | 16 | live sessions; beyond that new sessions get 429 |
 | `CAPSTAN_SESSION_IDLE_S` | 86400 | a session unused this long is closed when another is created, and not restored at start (0: never) |
 | `CAPSTAN_MAX_COMMAND_CHARS` | 2000 | longest command text |
