@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
-from capstan.llm.base import Completion, CompletionRequest, LLMProvider
+from capstan.llm.base import Completion, CompletionRequest, LLMError, LLMProvider
 
 EventFn = Callable[[str, dict], None]
 
@@ -31,6 +31,7 @@ class LLMCall(TypedDict):
     latency_s: float
     ttft_s: float | None
     decoding: dict  # how the provider answered, where it tells (`DECODING`)
+    error: NotRequired[str]  # a call the provider failed: "ErrorType: message", and no completion
 
 
 DECODING = ("threads", "queue_s", "prefix_source", "draft_tokens", "draft_accepted")
@@ -61,7 +62,18 @@ class LLMCaller:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("cancelled before calling the model")
         t0 = time.monotonic()
-        completion = self.llm.complete(request)
+        try:
+            completion = self.llm.complete(request)
+        except LLMError as exc:  # in the trace too: every call the run made, answered or not
+            failed = Completion(text="", model="", provider=getattr(self.llm, "name", ""))
+            self._record(lmp, request, failed, time.monotonic() - t0, f"{type(exc).__name__}: {exc}")
+            raise
+        self._record(lmp, request, completion, completion.latency_s or (time.monotonic() - t0))
+        return completion
+
+    def _record(
+        self, lmp: str, request: CompletionRequest, completion: Completion, latency_s: float, error: str = ""
+    ) -> None:
         tail = request.messages[request.prefix_messages :]
         payload: LLMCall = {
             "lmp": lmp,
@@ -76,12 +88,13 @@ class LLMCaller:
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "cached_prompt_tokens": completion.cached_prompt_tokens,
-            "latency_s": completion.latency_s or (time.monotonic() - t0),
+            "latency_s": latency_s,
             "ttft_s": completion.ttft_s,
             "decoding": {k: completion.extra[k] for k in DECODING if k in completion.extra},
         }
+        if error:
+            payload["error"] = error
         with self._lock:
             self.log.append(payload)
         if self.on_event is not None:
             self.on_event("llm_call", dict(payload))
-        return completion

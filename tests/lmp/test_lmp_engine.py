@@ -224,6 +224,9 @@ def test_a_nested_lmp_whose_model_fails_fails_the_run_as_the_model_s_failure(api
     assert out.status == "failed" and out.error.kind == "llm", out.error
     assert "the model server is down" in out.error.message
     assert len(llm.requests) == 2 and api.said == []
+    failed = out.llm_calls[-1]  # the failed call is in the trace too
+    assert failed["lmp"] == "parse_obj_name" and failed["completion"] == ""
+    assert failed["error"] == "ProviderUnavailableError: the model server is down"
 
 
 def test_nested_lmps_share_the_program_s_limits(api, sandbox, scripted):
