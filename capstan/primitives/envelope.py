@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,12 +246,9 @@ class EnvelopedBackend(RobotBackend):
     does not define is refused, so a verb added to some backend cannot move the robot unchecked.
     """
 
-    def __init__(self, inner: RobotBackend, envelope: Envelope, clock: Callable[[], float] = time.monotonic):
-        """`clock`: the robot's seconds, for the run-time budget; a simulator that runs faster than
-        real time passes its own simulated clock, so that it runs out where the robot would."""
+    def __init__(self, inner: RobotBackend, envelope: Envelope):
         self.inner = inner
         self.envelope = envelope
-        self._clock = clock
         self.limits = Limits(envelope, inner.workspace().table_z)
         self.changes_only_when_commanded = inner.changes_only_when_commanded
         self.supports_snapshots = inner.supports_snapshots
@@ -286,8 +282,7 @@ class EnvelopedBackend(RobotBackend):
         """Take over `real`'s envelope budgets as they stand (a twin rehearsing the next program of
         a run that has already spent motions and seconds): a program that would run out on the
         robot runs out on the twin too."""
-        self._motions = real._motions
-        self._run_started = None if real._run_started is None else self._clock() - real._elapsed()
+        self._motions, self._run_started = real._motions, real._run_started
 
     @property
     def motions(self) -> int:
@@ -303,7 +298,8 @@ class EnvelopedBackend(RobotBackend):
                 f"allows per run (max_motions_per_run = {env.max_motions_per_run}); do the task with fewer "
                 "motions or split it over several commands"
             )
-        elapsed = self._elapsed()
+        now = time.monotonic()
+        elapsed = 0.0 if self._run_started is None else now - self._run_started
         if elapsed + seconds > env.max_run_s:
             waiting = f" and waiting {seconds:g} s more" if seconds else ""
             raise EnvelopeError(
@@ -312,13 +308,8 @@ class EnvelopedBackend(RobotBackend):
                 "split the task over several commands"
             )
         if self._run_started is None:
-            self._run_started = self._clock()
+            self._run_started = now
         self._motions += motion
-
-    def _elapsed(self) -> float:
-        """Seconds since the run's first motion, on the robot's clock (never less than none: a
-        simulator put back to a snapshot turns its clock back)."""
-        return 0.0 if self._run_started is None else max(0.0, self._clock() - self._run_started)
 
     # -- checked verbs ----------------------------------------------------------------------
     def move_ee(self, xyz, yaw: float = 0.0, speed: float = 1.0) -> None:
