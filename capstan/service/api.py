@@ -40,6 +40,7 @@ from capstan.service import ops_routes, run_routes, session_routes, skill_routes
 from capstan.service.body_limit import BodyLimit
 from capstan.service.deps import check_token
 from capstan.service.responses import RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
+from capstan.service.security_headers import SecurityHeaders
 from capstan.service.service import VERSION, Service
 from capstan.service.sessions import SessionNotFound
 
@@ -55,6 +56,7 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
     app.add_exception_handler(SessionNotFound, session_gone)
     app.add_exception_handler(RequestValidationError, validation_failed)

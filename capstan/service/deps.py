@@ -110,7 +110,7 @@ def signed_by(
     return name, True
 
 
-_ACCESS_TOKEN = re.compile(r"(access_token=)[^&\s]*")
+_ACCESS_TOKEN = re.compile(r"(access(?:_|%5f)token=)[^&\s]*", re.IGNORECASE)  # as sent, or percent-encoded
 
 
 def redact_access_tokens(record: logging.LogRecord) -> bool:
