@@ -246,9 +246,13 @@ class EnvelopedBackend(RobotBackend):
     does not define is refused, so a verb added to some backend cannot move the robot unchecked.
     """
 
-    def __init__(self, inner: RobotBackend, envelope: Envelope):
+    def __init__(self, inner: RobotBackend, envelope: Envelope, simulated: bool = False):
+        """`simulated`: `inner` runs faster than real time (a twin), so its waits take no wall time;
+        their seconds are counted as the robot will spend them."""
         self.inner = inner
         self.envelope = envelope
+        self._simulated = simulated
+        self._waited = 0.0  # seconds of waits a simulated robot did not spend on the wall clock
         self.limits = Limits(envelope, inner.workspace().table_z)
         self.changes_only_when_commanded = inner.changes_only_when_commanded
         self.supports_snapshots = inner.supports_snapshots
@@ -276,13 +280,14 @@ class EnvelopedBackend(RobotBackend):
     def begin_run(self) -> None:
         self._motions = 0
         self._run_started = None
+        self._waited = 0.0
         self.inner.begin_run()
 
     def stand_in_for(self, real: EnvelopedBackend) -> None:
         """Take over `real`'s envelope budgets as they stand (a twin rehearsing the next program of
         a run that has already spent motions and seconds): a program that would run out on the
         robot runs out on the twin too."""
-        self._motions, self._run_started = real._motions, real._run_started
+        self._motions, self._run_started, self._waited = real._motions, real._run_started, real._waited
 
     @property
     def motions(self) -> int:
@@ -299,7 +304,7 @@ class EnvelopedBackend(RobotBackend):
                 "motions or split it over several commands"
             )
         now = time.monotonic()
-        elapsed = 0.0 if self._run_started is None else now - self._run_started
+        elapsed = (0.0 if self._run_started is None else now - self._run_started) + self._waited
         if elapsed + seconds > env.max_run_s:
             waiting = f" and waiting {seconds:g} s more" if seconds else ""
             raise EnvelopeError(
@@ -333,6 +338,8 @@ class EnvelopedBackend(RobotBackend):
     def wait(self, seconds: float) -> None:
         self._spend(float(seconds), motion=False)
         self.inner.wait(seconds)
+        if self._simulated:
+            self._waited += float(seconds)
 
     def can_reach(self, xyz, yaw: float = 0.0) -> bool:
         p = check.vector(xyz, 3, "can_reach point")

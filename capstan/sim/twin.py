@@ -137,6 +137,6 @@ def _enveloped_like(real: RobotBackend, twin: World) -> RobotBackend:
     the twin too."""
     if not isinstance(real, EnvelopedBackend):
         return twin
-    wrapped = EnvelopedBackend(twin, real.envelope)
+    wrapped = EnvelopedBackend(twin, real.envelope, simulated=True)
     wrapped.stand_in_for(real)
     return wrapped

@@ -157,6 +157,23 @@ def test_the_twin_starts_with_the_motions_the_robot_has_left_this_run(robot, twi
     assert fenced.motions == 2  # the rehearsal spent none of the robot's own
 
 
+def test_the_twin_counts_its_waits_as_the_robot_will_spend_them(robot, twin):
+    """The twin waits in simulated time, no wall time at all: its run-time budget counts each wait's
+    seconds, so four 15 s waits do not pass there to be stopped halfway on the robot (max_run_s 40)."""
+    from capstan.primitives.envelope import Envelope, EnvelopedBackend
+
+    ws = robot.workspace()
+    fenced = EnvelopedBackend(robot, Envelope(x=ws.x, y=(0.1, ws.y[1]), max_run_s=40))
+    api = PolicyAPI(fenced)
+
+    def long_waits():
+        for _ in range(4):
+            api.wait(15)
+
+    rehearsed = twin.rehearse(api, as_sandbox(long_waits))
+    assert rehearsed.error is not None and "run time limit" in rehearsed.error.message
+
+
 def test_a_block_dropped_off_the_table_on_the_twin_of_a_robot_with_a_wider_workspace(twin):
     # the robot's workspace reaches the table's edge (x 0.45): the twin takes that workspace over,
     # so the move past it is allowed there as on the robot, and the drop is seen on the twin
