@@ -16,7 +16,7 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 
 from capstan.service.responses import unprocessable
 from capstan.service.service import Service
-from capstan.service.sessions import Session, SessionNotFound
+from capstan.service.sessions import Session
 
 
 def get_service(request: Request) -> Service:
@@ -55,10 +55,8 @@ def check_token(
 
 
 def find_session(service: Service, session_id: str) -> Session:
-    try:
-        return service.sessions.get(session_id)
-    except SessionNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    """The session; SessionNotFound otherwise, which the app answers with 404 (api.session_gone)."""
+    return service.sessions.get(session_id)
 
 
 def session_of(session_id: str, service: ServiceDep) -> Session:

@@ -36,7 +36,6 @@ from capstan.service.sessions import (
     Session,
     SessionBusyError,
     SessionLimitError,
-    SessionNotFound,
 )
 
 router = APIRouter(tags=["sessions"])
@@ -160,10 +159,7 @@ def get_session(session: SessionDep) -> schemas.SessionOut:
 def delete_session(session: SessionDep, service: ServiceDep) -> Response:
     """Delete the session; a run it has going is cancelled first."""
     service.runs.cancel_session(session)
-    try:
-        service.sessions.remove(session.id)
-    except SessionNotFound as exc:  # a concurrent delete of the same session got there first
-        raise HTTPException(404, str(exc)) from None
+    service.sessions.remove(session.id)  # SessionNotFound (404) when a concurrent delete got there first
     session.close()
     return Response(status_code=204)
 
