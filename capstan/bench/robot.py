@@ -15,7 +15,12 @@ Franka network protocol to franky-sim (MuJoCo, another process, with three real 
 - e-stop: `--estop-trials` motions of a long move program, each cancelled mid-motion with
   `POST /v1/runs/{id}/cancel`; the latency runs from sending that request until the arm is still;
 - watchdog: `--watchdog-trials` motions during which the proxy cuts the service's line to the
-  agent (every connection closed, new ones refused); from the cut until the arm is still.
+  agent (every connection closed, new ones refused); from the cut until the arm is still;
+- the floor: as many motions stopped by the bench itself calling the agent's `/v1/robot/stop`
+  on its own loopback line, with no service in the way: what any e-stop costs on this arm.
+  `estop_over_floor_ms` is the service's share (e-stop p50 minus floor p50), and
+  `watchdog_over_limit_ms` the watchdog's p50 minus its limit.
+The three kinds of stop trial are interleaved (one of each in turn), so a noisy minute hits all.
 
 "Still" is the arm's fastest joint below `--still-rad-s` (default 0.15 rad/s) in the median of three
 consecutive samples of franky-sim's joint velocities (~2-3 ms apart; the median ignores one odd
@@ -80,7 +85,12 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--scenes", type=int, default=20, help="pick-and-place scenes (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes (default 0)")
-    parser.add_argument("--estop-trials", type=int, default=5, help="motions cancelled mid-way (default 5)")
+    parser.add_argument(
+        "--estop-trials",
+        type=int,
+        default=5,
+        help="motions cancelled mid-way, and as many stopped directly at the agent (default 5)",
+    )
     parser.add_argument(
         "--watchdog-trials", type=int, default=5, help="motions cut off from the service (default 5)"
     )
@@ -105,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scenes < 0 or args.estop_trials < 0 or args.watchdog_trials < 0:
         raise SystemExit("--scenes, --estop-trials and --watchdog-trials take numbers >= 0")
     t_start = time.perf_counter()
-    total = args.scenes + args.estop_trials + args.watchdog_trials
+    trials = max(args.estop_trials, args.watchdog_trials)
+    total = args.scenes + args.estop_trials * 2 + args.watchdog_trials
     with (
         _Bench(args) as bench,
         tqdm(total=total, desc="bench robot", file=sys.stderr, disable=args.no_progress or None) as bar,
@@ -115,15 +126,16 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.scenes):
             scenes.append(bench.pick_place(random.Random(args.seed * 1_000_003 + i), i))
             bar.update()
-        estops = [
-            bench.stop_trial(bench.cancel, random.Random(args.seed * 1000 + i))
-            for i in _ticking(args.estop_trials, bar)
-        ]
-        watchdog = [
-            bench.stop_trial(bench.cut, random.Random(args.seed * 1000 + 500 + i))
-            for i in _ticking(args.watchdog_trials, bar)
-        ]
-    result = _summary(args, rest, scenes, estops, watchdog, time.perf_counter() - t_start)
+        estops, floor, watchdog = [], [], []
+        for i in range(trials):
+            if i < args.estop_trials:
+                estops.append(bench.stop_trial(bench.cancel, random.Random(args.seed * 1000 + i)))
+                floor.append(bench.stop_trial(bench.direct_stop, random.Random(args.seed * 1000 + 250 + i)))
+                bar.update(2)
+            if i < args.watchdog_trials:
+                watchdog.append(bench.stop_trial(bench.cut, random.Random(args.seed * 1000 + 500 + i)))
+                bar.update()
+    result = _summary(args, rest, scenes, estops, floor, watchdog, time.perf_counter() - t_start)
     if args.out is not None:
         from capstan.bench.report import write_report
 
@@ -133,12 +145,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(markdown(result), end="")
     return 0
-
-
-def _ticking(n: int, bar):
-    for i in range(n):
-        yield i
-        bar.update()
 
 
 class _Bench:
@@ -277,6 +283,9 @@ class _Bench:
     def cut(self, run_id: str) -> None:
         self.line.cut()
 
+    def direct_stop(self, run_id: str) -> None:
+        self.robot.stop()
+
     def stop_trial(self, trigger: Callable[[str], None], rng: random.Random) -> dict:
         """Start LONG_MOVES, trigger a stop mid-motion; ms from the trigger until the arm is still."""
         row: dict[str, Any] = {}
@@ -302,6 +311,8 @@ class _Bench:
                 self.line.restore()
             with contextlib.suppress(Exception):
                 self.robot.clear_watchdog()  # the operator's resume: the cut trials trip the watchdog
+            with contextlib.suppress(Exception):
+                self.robot.resume()  # the direct stops are nobody's to lift but ours
         return row
 
     def _status(self, run_id: str) -> str:
@@ -372,6 +383,10 @@ def _latencies(rows: list[dict], name: str) -> dict:
     }
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 1)
+
+
 def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parents[2]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -394,13 +409,24 @@ def _versions() -> dict[str, str | None]:
 
 
 def _summary(
-    args, rest: list[float], scenes: list[dict], estops: list[dict], watchdog: list[dict], wall: float
+    args,
+    rest: list[float],
+    scenes: list[dict],
+    estops: list[dict],
+    floor: list[dict],
+    watchdog: list[dict],
+    wall: float,
 ) -> dict:
     from capstan.bench.stats import wilson_interval
 
     ok = sum(r["success"] for r in scenes)
     seconds = [r["seconds"] for r in scenes if "seconds" in r]
     dry = [s * 1000 for r in scenes for s in r.get("dry_run_s", [])]
+    latency = {
+        **_latencies(estops, "estop_latency"),
+        **_latencies(floor, "estop_floor"),
+        **_latencies(watchdog, "watchdog_stop"),
+    }
     return {
         "suite": "robot",
         "commit": _git("rev-parse", "--short", "HEAD"),
@@ -429,13 +455,15 @@ def _summary(
         "pick_place_ci95": list(wilson_interval(ok, len(scenes))),
         "pick_place_n": len(scenes),
         "pick_place_median_s": round(statistics.median(seconds), 3) if seconds else None,
-        **_latencies(estops, "estop_latency"),
-        **_latencies(watchdog, "watchdog_stop"),
+        **latency,
+        "estop_over_floor_ms": _difference(latency["estop_latency_ms_p50"], latency["estop_floor_ms_p50"]),
+        "watchdog_over_limit_ms": _difference(latency["watchdog_stop_ms_p50"], args.heartbeat_ms),
         "dry_run_ms_p50": round(statistics.median(dry), 1) if dry else None,
         "dry_run_ms_p90": _percentile(dry, 0.9),
         "failures": [{"scene": r["scene"], "why": r["why"]} for r in scenes if not r["success"]],
         "scenes": scenes,
         "estop_trials": estops,
+        "estop_floor_trials": floor,
         "watchdog_trials": watchdog,
         "wall_s": round(wall, 1),
     }
@@ -457,7 +485,13 @@ def markdown(result: dict) -> str:
         ["pick-and-place, one program request (median)", f"{result['pick_place_median_s']} s"],
         ["twin rehearsal p50 / p90", ms("dry_run_ms")],
         [f"e-stop: cancel to still, p50 / p90 (n={result['estop_latency_n']})", ms("estop_latency_ms")],
+        [
+            f"floor: the agent's stop called directly, to still, p50 / p90 (n={result['estop_floor_n']})",
+            ms("estop_floor_ms"),
+        ],
+        ["e-stop over the floor (p50)", f"{result['estop_over_floor_ms']} ms"],
         [f"watchdog: line cut to still, p50 / p90 (n={result['watchdog_stop_n']})", ms("watchdog_stop_ms")],
+        ["watchdog over its limit (p50)", f"{result['watchdog_over_limit_ms']} ms"],
         ["agent heartbeat", f"{result['heartbeat_ms']} ms"],
         [
             "still: below / resting arm p50, max of median-of-3",

@@ -241,7 +241,8 @@ def test_franky_sim_answers_joint_angles_and_sets_blocks_down(franky_sim, arm):
 
 
 def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
-    """`capstan bench robot` with one scene and one e-stop: its own franky-sim, agent and service.
+    """`capstan bench robot` with one scene, one e-stop, one direct stop (the floor) and one cut
+    line: its own franky-sim, agent and service.
     Figures are the bench's to report; only that it measured them is checked here."""
     from capstan.service.cli import main
 
@@ -258,6 +259,8 @@ def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
     assert result["pick_place_success_rate"] == 1.0 and result["pick_place_n"] == 1
     assert result["estop_latency_n"] == 1 and result["estop_latency_ms_p50"] > 0
     assert result["estop_trials"][0]["run"] == "cancelled"
+    assert result["estop_floor_n"] == 1 and result["estop_floor_trials"][0]["run"] != "cancelled"
+    assert isinstance(result["estop_over_floor_ms"], float)
     assert result["watchdog_stop_n"] == 1 and result["heartbeat_ms"] == HEARTBEAT_MS
     assert result["dry_run_ms_p50"] > 0 and result["pick_place_median_s"] > 0
     assert result["commit"] and result["machine"]["cpus"] and result["failures"] == []
