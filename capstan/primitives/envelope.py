@@ -30,12 +30,15 @@ from capstan.primitives import validation as check
 from capstan.primitives.backend import CameraImage, RobotBackend, Workspace
 from capstan.primitives.envelope_checks import Limits
 from capstan.primitives.errors import EnvelopeError, InvalidArgumentError
+from capstan.primitives.motions import LOWEST_TCP
 from capstan.primitives.scene_state import GripperStatus, SceneState
 
 Range = tuple[float, float]
 
 # Conservative limits for a robot configured without an envelope file (Envelope.default_for).
-DEFAULT_Z_FLOOR = 0.005
+# A floor as low as the grasps go: below it the fingertips would press into the table (at 5 mm
+# the simulated arm pushed them 6 mm in, with ~210 N).
+DEFAULT_Z_FLOOR = LOWEST_TCP
 DEFAULT_Z_CEILING = 0.5
 DEFAULT_MAX_SPEED = 0.5
 DEFAULT_MAX_FORCE_N = 40.0

@@ -28,6 +28,7 @@ FINGER_OUT = 0.065  # open fingers' outer faces are this far from the TCP along 
 HAND_HALF = (0.108, 0.036)  # the hand body's half extents along / across the closing axis
 HAND_BOTTOM = 0.035  # the hand body starts this far above the TCP
 FINGER_TIP = 0.012  # the fingertips reach this far below the TCP
+LOWEST_TCP = FINGER_TIP + 0.003  # no primitive takes the TCP lower: the fingertips stay off the table
 
 
 def park_position(ws) -> list[float]:
@@ -99,7 +100,7 @@ def release_height(target_xy, objs: dict[str, Observation], table_z: float, held
 
 def grasp_height(block: Observation, table_z: float) -> float:
     """TCP height at which the fingers close on `block`."""
-    return max(top_of(block) - GRASP_BELOW_TOP, table_z + 0.015)
+    return max(top_of(block) - GRASP_BELOW_TOP, table_z + LOWEST_TCP)
 
 
 def pick_column(block: Observation, objs: dict[str, Observation], table_z: float) -> list[list[float]]:

@@ -45,7 +45,7 @@ def frozen(world) -> tuple:
 
 def test_from_dict_fills_conservative_defaults_and_round_trips():
     env = Envelope.from_dict({"x": [-0.2, 0.2], "y": [0.3, 0.6], "keep_out": [FIXTURE.to_dict()]})
-    assert (env.z_floor, env.z_ceiling, env.max_speed, env.max_force_n) == (0.005, 0.5, 0.5, 40.0)
+    assert (env.z_floor, env.z_ceiling, env.max_speed, env.max_force_n) == (0.015, 0.5, 0.5, 40.0)
     assert (env.max_motions_per_run, env.max_run_s) == (60, 300.0)
     assert env.keep_out == (FIXTURE,) and env.x == (-0.2, 0.2)
     assert Envelope.from_dict(json.loads(json.dumps(env.to_dict()))) == env
@@ -55,7 +55,7 @@ def test_default_for_a_workspace():
     env = Envelope.default_for(WS)
     assert env.x == WS.x and env.y[1] == WS.y[1]
     assert env.y[0] == pytest.approx(WS.y[0] - 0.08)  # the parking spot in front of the table
-    assert (env.z_floor, env.z_ceiling, env.max_speed, env.max_force_n) == (0.005, 0.5, 0.5, 40.0)
+    assert (env.z_floor, env.z_ceiling, env.max_speed, env.max_force_n) == (0.015, 0.5, 0.5, 40.0)
     assert (env.max_motions_per_run, env.max_run_s, env.keep_out) == (60, 300.0, ())
 
 
@@ -140,7 +140,7 @@ def test_segment_box_test():
     [
         ([0.40, 0.50, 0.10], "x 0.400 is outside the allowed x range [-0.25, 0.25]", [0.25, 0.5, 0.1]),
         ([0.15, 0.80, 0.10], "y 0.800 is outside the allowed y range [0.22, 0.7]", [0.15, 0.7, 0.1]),
-        ([0.1, 0.40, 0.001], "below the floor: the tool point must stay at z >= 0.005", [0.1, 0.4, 0.005]),
+        ([0.1, 0.40, 0.005], "below the floor: the tool point must stay at z >= 0.015", [0.1, 0.4, 0.015]),
         ([0.1, 0.40, 0.45], "above the ceiling: the tool point must stay at z <= 0.3", [0.1, 0.4, 0.3]),
         ([0.0, 0.50, 0.10], "inside keep-out zone 'fixture'", [0.0, 0.449, 0.1]),
     ],
@@ -155,6 +155,21 @@ def test_a_target_outside_the_envelope_is_refused_before_the_world_moves(world, 
     assert robot.can_reach(target) is False
     robot.move_ee(nearest)  # the suggested point is allowed, and the arm gets there
     assert np.allclose(world.ee_position(), nearest, atol=0.015)
+
+
+def test_the_default_floor_keeps_the_fingertips_off_the_table(world):
+    """The lowest move the default envelope allows leaves the fingers above the table top; the
+    old 5 mm floor let them press 6 mm into it with ~210 N."""
+    import pybullet as p
+
+    robot = EnvelopedBackend(world, Envelope.default_for(world.workspace()))
+    floor = Envelope.default_for(world.workspace()).z_floor
+    robot.move_ee([0.0, 0.45, 0.10])
+    robot.move_ee([0.0, 0.45, floor], speed=0.2)
+    assert world.ee_position()[2] == pytest.approx(floor, abs=0.002)
+    assert p.getContactPoints(bodyA=world.robot.body, bodyB=world.table, physicsClientId=world.cid) == ()
+    with pytest.raises(EnvelopeError, match="below the floor"):
+        robot.move_ee([0.0, 0.45, 0.005])
 
 
 def test_a_move_whose_path_crosses_a_keep_out_zone_is_refused(world):
