@@ -430,11 +430,15 @@ class RunManager:
         rejected one only finishes, without a slot."""
         run.pending = None
         approved = pending.decision is not None and pending.decision.approved
+        limit = self.settings.max_concurrent_runs
+        with self._cond:
+            slots_taken = self._running >= limit
+        if approved and slots_taken:  # approved, and in line for a slot: no longer awaiting anyone
+            self._set_status(run, RunStatus.QUEUED)
         with self._cond:
             self._workers += 1  # this thread goes back to the pool after the run; a stand-in retires
             if approved:
                 self._resuming += 1
-                limit = self.settings.max_concurrent_runs
                 while self._running >= limit and not (self._stopping or run.cancel.is_set()):
                     self._cond.wait()
                 self._resuming -= 1

@@ -157,6 +157,20 @@ def test_a_run_awaiting_approval_holds_no_run_slot(lab):
     assert sum(t.is_alive() for t in svc.runs._threads) == 1  # the stand-in worker retired
 
 
+def test_an_approved_run_waiting_for_a_slot_is_queued_not_awaiting_approval(lab):
+    agent, svc, client = lab(max_concurrent_runs=1, approval_timeout_s=20)
+    waiting = client.post(f"/v1/sessions/{lab_session(client)}/programs", json={"code": PUT}).json()["run_id"]
+    wait_status(client, waiting, ("awaiting_approval",))
+    other = new_session(client)  # the sim needs no approval: this one takes the only slot and keeps it
+    blocker = client.post(f"/v1/sessions/{other}/programs", json={"code": "while True:\n    pass"}).json()
+    wait_status(client, blocker["run_id"], ("running",))
+    assert client.post(f"/v1/runs/{waiting}/approve", json={"attempt": 1, "by": "dave"}).status_code == 200
+    assert wait_status(client, waiting, ("queued", *FINAL))["status"] == "queued"
+    client.post(f"/v1/runs/{blocker['run_id']}/cancel")
+    assert wait_status(client, waiting, FINAL)["status"] == "succeeded"
+    assert svc.runs.counts() == (0, 0)
+
+
 def test_cancelling_a_waiting_run_rejects_it(lab):
     agent, _svc, client = lab()
     sid = lab_session(client)
