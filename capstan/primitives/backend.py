@@ -150,8 +150,9 @@ class RobotBackend(abc.ABC):
         """Capture an RGB frame every 1/fps seconds of motion, at most `max_frames`."""
         raise self._missing("supports_recording", "record frames")
 
-    def stop_recording(self) -> list[np.ndarray]:
-        """Stop capturing; the RGB frames (H, W, 3 uint8) taken since start_recording()."""
+    def stop_recording(self, skip_first: bool = False) -> list[np.ndarray]:
+        """Stop capturing; the RGB frames (H, W, 3 uint8) taken since start_recording(), without
+        the first (the one taken at the start) when `skip_first`."""
         raise self._missing("supports_recording", "record frames")
 
     def place_objects(self, poses: dict) -> None:

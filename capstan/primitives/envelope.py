@@ -408,8 +408,8 @@ class EnvelopedBackend(RobotBackend):
     ) -> None:
         self.inner.start_recording(fps, view, width, height, max_frames)
 
-    def stop_recording(self) -> list[np.ndarray]:
-        return self.inner.stop_recording()
+    def stop_recording(self, skip_first: bool = False) -> list[np.ndarray]:
+        return self.inner.stop_recording(skip_first)
 
     def place_objects(self, poses: dict) -> None:
         self.inner.place_objects(poses)

@@ -491,9 +491,8 @@ class RunManager:
         backend = run.session.backend
         can_record = backend.supports_recording
         if can_record:
-            frames = backend.stop_recording() if recorder.count or final else []
-            if recorder.count and frames:
-                frames = frames[1:]  # the first frame of a segment repeats the end of the previous one
+            # a segment's first frame repeats the end of the previous one: not drawn again
+            frames = backend.stop_recording(skip_first=recorder.count > 0) if recorder.count or final else []
         else:
             frames = [backend.render(self.settings.video_view, 320, 240).rgb]
         saved = None

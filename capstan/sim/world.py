@@ -430,12 +430,14 @@ class World(RobotBackend):
         finally:
             self._rec = rec
 
-    def stop_recording(self) -> list[np.ndarray]:
+    def stop_recording(self, skip_first: bool = False) -> list[np.ndarray]:
         """Stop recording; returns the RGB frames (H, W, 3 uint8) of the states noted since
-        start_recording, drawn now (in the frame renderer's process)."""
+        start_recording (from the second with `skip_first`), drawn now (in the frame renderer's
+        process)."""
         rec, self._rec = self._rec, None
         if rec is None:
             return []
         width, height = rec["size"]
         view = self._views[rec["view"]]
-        return render_frames(FrameJob(self._ws.table_z, view, width, height, tuple(rec["states"])))
+        states = tuple(rec["states"][1:] if skip_first else rec["states"])
+        return render_frames(FrameJob(self._ws.table_z, view, width, height, states))

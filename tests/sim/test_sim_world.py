@@ -212,6 +212,20 @@ def test_recording_and_writing_gif_and_mp4(fresh, tmp_path):
     assert len(fresh.stop_recording()) == 3
 
 
+def test_a_recording_can_leave_out_its_first_frame(fresh):
+    """The service's segments after the first skip the frame that repeats the previous segment's
+    end, without drawing it; a segment with nothing after its first frame draws nothing."""
+    fresh.start_recording(fps=20, view="top", width=48, height=36)
+    fresh.wait(0.2)
+    frames = fresh.stop_recording()
+    fresh.start_recording(fps=20, view="top", width=48, height=36)
+    fresh.wait(0.2)
+    rest = fresh.stop_recording(skip_first=True)
+    assert len(rest) == len(frames) - 1 and rest[0].shape == (36, 48, 3)
+    fresh.start_recording(fps=20, view="top", width=48, height=36)
+    assert fresh.stop_recording(skip_first=True) == []
+
+
 def test_gui_without_a_display_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
