@@ -39,6 +39,7 @@ from capstan.primitives.errors import RobotUnavailableError
 from capstan.service import ops_routes, run_routes, session_routes, skill_routes
 from capstan.service.body_limit import BodyLimit
 from capstan.service.deps import check_token
+from capstan.service.head_requests import HeadAsGet
 from capstan.service.responses import RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
 from capstan.service.security_headers import SecurityHeaders
 from capstan.service.service import VERSION, Service
@@ -55,6 +56,7 @@ def create_app(service: Service) -> FastAPI:
         description="Natural-language robot commands become sandboxed policy programs; every run is traced.",
     )
     app.state.service = service
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)

@@ -1,11 +1,15 @@
 """What the service tells browsers: no framing by other sites, no sniffing, no Referer, and on the
-demo page a policy that runs only the service's own files; the token kept out of the access log."""
+demo page a policy that runs only the service's own files; the token kept out of the access log;
+HEAD answered as GET."""
 
 from __future__ import annotations
 
 import logging
 
+import pytest
+
 from capstan.service.deps import redact_access_tokens
+from tests.service.test_service_api import LONG, PUT, new_session, wait_status
 
 
 def test_the_page_cannot_be_framed_and_runs_only_its_own_files(make_service, client_for):
@@ -33,3 +37,26 @@ def test_the_access_log_hides_the_token_however_its_name_is_spelt():
         )
         redact_access_tokens(record)
         assert "s3cret" not in record.getMessage() and "***" in record.getMessage(), query
+
+
+@pytest.mark.timeout(60)
+def test_head_answers_as_get_without_the_body(make_service, client_for):
+    """`curl -I` on the page, a video or a run's event stream: GET's status and headers, no body,
+    and a stream that never ends by itself is not read on."""
+    client = client_for(make_service(media=True))
+    page = client.head("/")
+    assert page.status_code == 200 and page.content == b""
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-frame-options"] == "DENY" and "content-security-policy" in page.headers
+    sid = new_session(client)
+    t = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": PUT}).json()
+    video = client.head(t["media"]["mp4"])
+    size = len(client.get(t["media"]["mp4"]).content)
+    assert video.status_code == 200 and video.content == b"" and int(video.headers["content-length"]) == size
+    run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": LONG}).json()["run_id"]
+    wait_status(client, run_id, ("running",))
+    events = client.head(f"/v1/runs/{run_id}/events")
+    assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
+    client.post(f"/v1/runs/{run_id}/cancel")
+    assert client.head("/v1/runs/0123456789abcdef").status_code == 404  # GET's answer, headers only
+    assert client.head(f"/v1/sessions/{sid}/programs").status_code == 405  # POST only: no GET to run
