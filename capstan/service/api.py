@@ -3,7 +3,9 @@
 The routes live in one router per resource: session_routes, run_routes, skill_routes, ops_routes.
 
 Routes (all /v1 routes and /metrics need `Authorization: Bearer $CAPSTAN_API_TOKEN` when it is set;
-`?access_token=` works too, for EventSource and <img>):
+`?access_token=` works too, for EventSource and <img>; every route refuses, with 403, a request
+whose `Origin` is another site, and without a token one addressed to a name that is not loopback:
+origin_guard.py):
 
     POST   /v1/sessions                      {"robot": "sim", "scene": {...}} -> 201 session + state
                                              ({"robot": NAME} for a remote robot from CAPSTAN_ROBOTS)
@@ -40,7 +42,8 @@ from capstan.service import ops_routes, run_routes, session_routes, skill_routes
 from capstan.service.body_limit import BodyLimit
 from capstan.service.deps import check_token
 from capstan.service.head_requests import HeadAsGet
-from capstan.service.responses import RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
+from capstan.service.origin_guard import OriginGuard
+from capstan.service.responses import OTHER_SITE, RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
 from capstan.service.security_headers import SecurityHeaders
 from capstan.service.service import VERSION, Service
 from capstan.service.sessions import SessionNotFound
@@ -58,11 +61,16 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(OriginGuard, loopback_only=not service.settings.api_token)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
     app.add_exception_handler(SessionNotFound, session_gone)
     app.add_exception_handler(RequestValidationError, validation_failed)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)], responses={**UNAUTHORIZED, **TOO_LARGE})
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(check_token)],
+        responses={**UNAUTHORIZED, **OTHER_SITE, **TOO_LARGE},
+    )
     for routes in (session_routes, run_routes, skill_routes):
         v1.include_router(routes.router)
     app.include_router(v1)

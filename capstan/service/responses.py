@@ -29,9 +29,16 @@ UNAUTHORIZED = error_response(401, "missing or wrong bearer token (when CAPSTAN_
 NOT_FOUND = error_response(404, "no such session or run")
 BUSY = error_response(409, "a run is using the session")
 OPERATOR_ONLY = error_response(
-    403, "not an operator: no operator's own token (X-Operator-Token), or `by` names someone else"
+    403,
+    "not an operator: no operator's own token (X-Operator-Token), or `by` names someone else; or, as "
+    "on every route, from another web page",
 )
 TOO_MANY = error_response(429, "full (sessions or run queue); see Retry-After")
+OTHER_SITE = error_response(
+    403,
+    "from another web page (Origin names another origin than Host), or, without CAPSTAN_API_TOKEN, "
+    "addressed to a name that is not loopback",
+)
 TOO_LARGE = error_response(413, "the request body is larger than CAPSTAN_MAX_BODY_BYTES")
 UNAVAILABLE = error_response(503, "the robot is unreachable or busy; see Retry-After")
 

@@ -44,6 +44,7 @@ def client_for():
     clients: list[TestClient] = []
 
     def make(service: Service, **kw) -> TestClient:
+        kw.setdefault("base_url", "http://127.0.0.1")  # a loopback name, as a tokenless service requires
         c = TestClient(create_app(service), **kw)
         clients.append(c)
         return c

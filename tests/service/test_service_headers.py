@@ -60,3 +60,33 @@ def test_head_answers_as_get_without_the_body(make_service, client_for):
     client.post(f"/v1/runs/{run_id}/cancel")
     assert client.head("/v1/runs/0123456789abcdef").status_code == 404  # GET's answer, headers only
     assert client.head(f"/v1/sessions/{sid}/programs").status_code == 405  # POST only: no GET to run
+
+
+def test_other_web_pages_cannot_use_the_service(make_service, client_for):
+    """A cross-site request (a form post creating sessions, a cancel) and a DNS-rebound page
+    (same-origin with the service under the attacker's name) are refused before any route runs;
+    the service's own page and clients without an Origin are not."""
+    svc = make_service()
+    client = client_for(svc)
+    hostile = {"origin": "http://attacker.example", "content-type": "text/plain"}
+    r = client.post("/v1/sessions", headers=hostile, content=b"")
+    assert r.status_code == 403 and "other web pages" in r.json()["detail"]
+    rebound = {"host": "attacker.example:8000", "origin": "http://attacker.example:8000"}
+    r = client.get("/v1/sessions", headers=rebound)
+    assert r.status_code == 403 and "loopback name" in r.json()["detail"]
+    assert client.get("/", headers={"host": "attacker.example"}).status_code == 403
+    assert client.get("/v1/sessions").json()["sessions"] == []  # nothing was created
+    for page in ("http://127.0.0.1", "http://localhost"):  # the service's own page, by either name
+        headers = {"origin": page, "host": page.removeprefix("http://")}
+        assert client.post("/v1/sessions", headers=headers, json={}).status_code == 201, page
+    ipv6 = client.get("/healthz", headers={"host": "[::1]:8000", "origin": "http://[::1]:8000"})
+    assert ipv6.status_code == 200
+    assert client.get("/healthz", headers={"origin": "null"}).status_code == 403  # a sandboxed frame
+
+
+def test_with_a_token_any_name_serves_but_other_pages_still_do_not(make_service, client_for):
+    client = client_for(make_service(api_token="s3cret"), base_url="http://lab.example")
+    auth = {"authorization": "Bearer s3cret"}
+    assert client.get("/v1/sessions", headers=auth).status_code == 200
+    r = client.get("/v1/sessions", headers={**auth, "origin": "http://attacker.example"})
+    assert r.status_code == 403
