@@ -229,12 +229,19 @@ async def run_events(
     service: ServiceDep,
     last_event_id: str | None = Header(None, description="resume after this event's seq"),
 ) -> StreamingResponse:
-    after = int(last_event_id) if last_event_id and last_event_id.lstrip("-").isdigit() else -1
     return StreamingResponse(
-        sse_stream(service, row["id"], after),
+        sse_stream(service, row["id"], _event_seq(last_event_id)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def _event_seq(last_event_id: str | None) -> int:
+    """The seq a client resumes after; -1 (from the start) for a header that is no seq we sent."""
+    text = (last_event_id or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return -1
+    return int(text)
 
 
 async def sse_stream(service: Service, run_id: str, after: int) -> AsyncIterator[str]:
