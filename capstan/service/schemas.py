@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -120,9 +121,18 @@ class CommandRequest(BaseModel):
     model_config = REQUEST
     text: str = Field(
         min_length=1,
-        description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS)",
+        description="Natural-language command (at most CAPSTAN_MAX_COMMAND_CHARS), with words in it",
         examples=["put the red block in the blue bowl"],
     )
+
+    @field_validator("text")
+    @classmethod
+    def _has_words(cls, text: str) -> str:
+        if not any(c.isalnum() for c in text):
+            raise ValueError("the command has no words in it")
+        if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+            raise ValueError("the command has control characters in it")
+        return text
 
 
 class ProgramRequest(BaseModel):
@@ -335,7 +345,7 @@ class SkillIn(BaseModel):
 class SkillExport(BaseModel):
     """What GET .../skills/export returns and POST .../skills accepts."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
     version: Literal[1] = 1
     skills: list[SkillIn] = Field(max_length=256)
 

@@ -249,6 +249,11 @@ class Session:
             self.conversation = type(self.conversation)()
             self.last_state = self.backend.state()
 
+    def changing_skills(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the session for an import or deletion of skills: not under a run, which reads them
+        into its program and adds the ones it wrote when it ends."""
+        return self._between_runs(", then change its skills")
+
     def operate(self, action: RobotAction) -> None:
         """An operator's action on the robot between runs (OPERATOR_ACTIONS): lift a watchdog stop once
         the link was checked, or clear the robot's error state after a reflex. Neither moves the arm."""

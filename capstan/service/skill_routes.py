@@ -15,7 +15,8 @@ from capstan.lmp.engine import Engine
 from capstan.lmp.skills import SkillError
 from capstan.service import schemas
 from capstan.service.deps import ServiceDep, SessionDep
-from capstan.service.responses import BAD_BODY, error_response, unprocessable
+from capstan.service.responses import BAD_BODY, BUSY, error_response, unprocessable
+from capstan.service.sessions import SessionBusyError
 
 router = APIRouter(tags=["skills"])
 NOT_FOUND = error_response(404, "no such session (or skill), or the service has no engine")
@@ -55,7 +56,9 @@ def export_skills(engine: EngineDep) -> schemas.SkillExport:
 
 
 @router.post(
-    "/sessions/{session_id}/skills", response_model=schemas.SkillImport, responses={**BAD_BODY, **NOT_FOUND}
+    "/sessions/{session_id}/skills",
+    response_model=schemas.SkillImport,
+    responses={**BAD_BODY, **NOT_FOUND, **BUSY},
 )
 def import_skills(
     session: SessionDep, engine: EngineDep, service: ServiceDep, body: schemas.SkillExport
@@ -65,17 +68,25 @@ def import_skills(
     the 422 says which skill failed and why."""
     items = [{"name": s.name, "code": s.code} for s in body.skills]
     try:
-        names = engine.import_skills(items, session.api, service.settings.max_code_bytes)
+        with session.changing_skills():
+            names = engine.import_skills(items, session.api, service.settings.max_code_bytes)
     except SkillError as exc:
         raise unprocessable(str(exc), "skills") from None
+    except SessionBusyError as exc:
+        raise HTTPException(409, str(exc)) from None
     service.sessions.save(session)
     return schemas.SkillImport(imported=names, skills=listing(engine))
 
 
-@router.delete("/sessions/{session_id}/skills/{name}", status_code=204, responses=NOT_FOUND)
+@router.delete("/sessions/{session_id}/skills/{name}", status_code=204, responses={**NOT_FOUND, **BUSY})
 def delete_skill(name: str, session: SessionDep, engine: EngineDep, service: ServiceDep) -> Response:
     """Forget one skill; later prompts no longer offer it."""
-    if not engine.skills.remove(name):
+    try:
+        with session.changing_skills():
+            removed = engine.skills.remove(name)
+    except SessionBusyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if not removed:
         raise HTTPException(404, f"session {session.id!r} has no skill {name!r}")
     service.sessions.save(session)
     return Response(status_code=204)

@@ -102,6 +102,12 @@ def test_bad_input_is_refused_with_reasons(make_service, client_for):
     r = client.post(f"/v1/sessions/{sid}/programs", json={"code": "#" * 101})
     assert r.status_code == 422 and "CAPSTAN_MAX_CODE_BYTES" in detail(r)
     assert client.post(f"/v1/sessions/{sid}/commands", json={"text": ""}).status_code == 422
+    for wordless in ("   \n\t ", "?!", "\u0000"):  # nothing to ask the model
+        r = client.post(f"/v1/sessions/{sid}/commands", json={"text": wordless})
+        assert r.status_code == 422 and "the command has no words" in detail(r), wordless
+    r = client.post(f"/v1/sessions/{sid}/commands", json={"text": "stack\u0000 the blocks"})
+    assert r.status_code == 422 and "control characters" in detail(r)
+    assert client.get(f"/v1/sessions/{sid}/runs").json()["runs"] == []
     assert client.post("/v1/sessions/nope/commands", json={"text": "hi"}).status_code == 404
     assert client.get("/v1/runs/nope").status_code == 404
     assert client.get("/v1/runs/nope/events").status_code == 404
@@ -157,6 +163,14 @@ def test_command_with_repair_and_sse(make_service, client_for):
     with client.stream("GET", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "3"}) as s:
         ids = [int(line[4:]) for line in "".join(s.iter_text()).splitlines() if line.startswith("id: ")]
     assert ids[0] == 4 and ids[-1] == len(events) - 1
+    # a header that is no seq we sent replays from the start (it was a 500 for some)
+    for odd in ("--1", "\u00b2", "9" * 5000, " 3x"):
+        with client.stream(
+            "GET", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": odd.encode("latin-1")}
+        ) as s:
+            assert s.status_code == 200, odd
+            ids = [int(line[4:]) for line in "".join(s.iter_text()).splitlines() if line.startswith("id: ")]
+        assert ids[0] == 0 and ids[-1] == len(events) - 1, odd
 
 
 def test_llm_down_fails_only_that_run(make_service, client_for):

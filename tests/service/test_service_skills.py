@@ -3,7 +3,7 @@ restart, listed, exported, imported (with the checks generated code passes) and 
 
 from __future__ import annotations
 
-from tests.service.test_service_api import fenced, in_bowl, new_session
+from tests.service.test_service_api import LONG, fenced, in_bowl, new_session, wait_status
 
 HELPER = (
     'def drop_in_bowl(name):\n    """Put a block in the blue bowl."""\n'
@@ -86,6 +86,8 @@ def test_imports_pass_the_checks_generated_code_passes_and_are_all_or_nothing(ma
         assert isinstance(detail, list) and bad["name"] in detail[0]["msg"], (why, detail)
         assert client.get(f"/v1/sessions/{sid}/skills").json()["skills"] == [], why  # nothing was added
     assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 2, "skills": []}).status_code == 422
+    typo = {"version": 1, "skils": [good], "skills": []}  # a misspelt key is refused, not ignored
+    assert client.post(f"/v1/sessions/{sid}/skills", json=typo).status_code == 422
     assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good]}).status_code == 200
     assert client.get("/v1/sessions/nope/skills").status_code == 404
 
@@ -118,3 +120,22 @@ def test_a_saved_skill_a_restart_cannot_take_back_is_said_and_kept_aside(make_se
     store.close()
     (kept,) = doc["skills_unreadable"]
     assert kept["skill"]["name"] == "drop_in_bowl" and "SkillError" in kept["error"]
+
+
+def test_skills_do_not_change_under_a_run(make_service, client_for):
+    """A run reads the skills into its program and adds the ones it wrote when it ends: an import
+    or a deletion meanwhile is refused (409), as a reset is."""
+    client = client_for(make_service())
+    sid = new_session(client)
+    good = {"name": "go", "code": "def go(name):\n    put_first_on_second(name, 'blue bowl')\n"}
+    assert client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [good]}).status_code == 200
+    run_id = client.post(f"/v1/sessions/{sid}/programs", json={"code": LONG}).json()["run_id"]
+    wait_status(client, run_id, ("running",))
+    other = {"name": "went", "code": "def went(name):\n    put_first_on_second(name, 'red bowl')\n"}
+    r = client.post(f"/v1/sessions/{sid}/skills", json={"version": 1, "skills": [other]})
+    assert r.status_code == 409 and "running a program" in r.json()["detail"]
+    assert client.delete(f"/v1/sessions/{sid}/skills/go").status_code == 409
+    client.post(f"/v1/runs/{run_id}/cancel")
+    wait_status(client, run_id, ("cancelled",))
+    assert [s["name"] for s in client.get(f"/v1/sessions/{sid}/skills").json()["skills"]] == ["go"]
+    assert client.delete(f"/v1/sessions/{sid}/skills/go").status_code == 204
