@@ -292,6 +292,8 @@ def media_file(service: Service, run_id: str, name: str, media_type: str) -> Fil
     except ValueError:
         raise HTTPException(404, f"no run {run_id!r}") from None
     if not path.is_file():
+        if service.store.get_run(run_id) is None:  # created with its run: a run always has a row
+            raise HTTPException(404, f"no run {run_id!r}")
         raise HTTPException(
             404,
             f"run {run_id} has no {name} (media are written when the run ends; "

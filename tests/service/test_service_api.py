@@ -112,7 +112,8 @@ def test_bad_input_is_refused_with_reasons(make_service, client_for):
     assert client.get("/v1/runs/nope").status_code == 404
     assert client.get("/v1/runs/nope/events").status_code == 404
     assert client.post("/v1/runs/nope/cancel").status_code == 404
-    assert client.get("/v1/runs/0123456789abcdef/video.gif").status_code == 404
+    r = client.get("/v1/runs/0123456789abcdef/video.gif")
+    assert r.status_code == 404 and r.json()["detail"] == "no run '0123456789abcdef'"  # not "no video yet"
 
 
 def test_program_run_traces_everything(make_service, client_for):
