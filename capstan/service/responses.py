@@ -48,11 +48,24 @@ def unprocessable(message: str, *loc: str | int) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
 
 
-async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own 422 answer (for RequestValidationError), made JSON-safe: Python's json module reads
     NaN, Infinity and lone UTF-16 surrogates ("\\ud800"), and FastAPI's handler would echo such an
-    input back and fail with a 500 writing it."""
+    input back and fail with a 500 writing it. A body sent as something else than JSON (which
+    FastAPI reads as a string) is said to be so first."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
+    content_type = request.headers.get("content-type", "")
+    about_body = any(tuple(e.get("loc") or ())[:1] == ("body",) for e in errors)
+    if about_body and "json" not in content_type.lower():
+        said = f"Content-Type {content_type[:100]!r}" if content_type else "no Content-Type"
+        errors = [
+            {
+                "loc": ["header", "content-type"],
+                "msg": f"the body must be JSON sent with Content-Type: application/json ({said} was sent)",
+                "type": "content_type",
+            },
+            *errors,
+        ]
     return JSONResponse({"detail": _writable(jsonable_encoder(errors))}, status_code=422)
 
 

@@ -96,6 +96,8 @@ def test_bad_input_is_refused_with_reasons(make_service, client_for):
     assert r.status_code == 422 and "JSON" in json.dumps(r.json())
     r = client.post("/v1/sessions", json={"scene": SCENE, "colour": "red"})
     assert r.status_code == 422
+    r = client.post("/v1/sessions", content=b'{"scene": {}}', headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and "(Content-Type 'text/plain' was sent)" in detail(r)
     sid = new_session(client)
     r = client.post(f"/v1/sessions/{sid}/commands", json={"text": "x" * 51})
     assert r.status_code == 422 and "CAPSTAN_MAX_COMMAND_CHARS" in detail(r)
