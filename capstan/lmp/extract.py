@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import re
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# A closing fence starts its line (as in CommonMark), so ``` inside a string does not end the block.
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 _SPECIAL_TOKENS = re.compile(r"<\|[a-z_]+\|>")
 _CODE_LANGS = {"", "python", "py", "python3"}
 _USAGE_HINT = re.compile(r"(example|usage|test|output)", re.IGNORECASE)

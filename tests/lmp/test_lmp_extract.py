@@ -55,3 +55,9 @@ def test_text_that_never_parses_is_given_up_on_within_a_budget(monkeypatch):
 def test_a_program_whose_first_name_is_not_ascii_is_code():
     text = "Voici le code :\nplacé = get_obj_pos('red block')\nsay(str(placé))\nVoilà."
     assert extract_code(text) == "placé = get_obj_pos('red block')\nsay(str(placé))\n"
+
+
+def test_a_fence_inside_a_string_does_not_end_the_block():
+    code = "say('wrap code in ``` fences')\nput_first_on_second('red block', 'blue bowl')\n"
+    text = f"Here:\n```python\n{code}```\nDone."
+    assert extract_code(text) == code
