@@ -174,9 +174,9 @@ class Harness:
                             record(fut.result())
                         except cf.process.BrokenProcessPool:
                             crashed.append(job)
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                except KeyboardInterrupt:  # stop the workers first: shutdown() forgets them
                     _terminate(pool)
+                    pool.shutdown(wait=False, cancel_futures=True)
                     raise
             queue = []
             for job in crashed:
@@ -244,7 +244,7 @@ def _end_torn_line(path: Path) -> None:
 
 
 def _terminate(pool: cf.ProcessPoolExecutor) -> None:
-    for proc in list(getattr(pool, "_processes", {}).values()):
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
         if proc.is_alive():
             proc.terminate()
 

@@ -22,6 +22,13 @@ def run_square(ctx: dict, payload: dict) -> dict:
     return {"value": payload["x"] ** 2 * ctx["scale"], "pid": ctx["pid"]}
 
 
+def run_sleep(ctx: dict, payload: dict) -> dict:
+    import time
+
+    time.sleep(payload["s"])
+    return {"slept": payload["s"]}
+
+
 def make(tmp_path, workers=1, scale=1, **kw) -> Harness:
     return Harness(
         setup_counter,
@@ -95,3 +102,19 @@ def test_ray_without_ray_installed_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(HarnessError, match=r"pip install 'capstan\[ray\]'"):
         make(tmp_path, ray_address="auto").run(jobs([1]))
+
+
+def test_ctrl_c_with_worker_processes_stops_them_at_once_and_keeps_what_finished(tmp_path):
+    import signal
+    import threading
+    import time
+
+    harness = Harness(setup_counter, run_sleep, {"scale": 1}, tmp_path / "r.jsonl", workers=2, progress=False)
+    work = [Job("quick", {"s": 0.0}), Job("slow", {"s": 60.0}), Job("slower", {"s": 60.0})]
+    threading.Timer(6.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # the terminal's Ctrl-C
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        harness.run(work)
+    assert time.monotonic() - t0 < 15  # not after the slow jobs' minute
+    saved = [json.loads(line)["id"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert saved == ["quick"]
