@@ -35,13 +35,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_SECONDS = 86_400.0  # a day: longer limits are no limits, and the OS's own overflow
+
+
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds in (0, {MAX_SECONDS:.0f}]")
     return value
 
 

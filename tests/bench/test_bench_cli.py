@@ -222,7 +222,14 @@ def test_a_bad_problem_file_is_a_clear_message_not_a_traceback(tmp_path, capsys,
     assert err.startswith("capstan: ") and says in err and "Traceback" not in err
 
 
-NONSENSE = [("--limit", "0"), ("--limit", "-1"), ("--timeout", "0"), ("--timeout", "nan"), ("--workers", "0")]
+NONSENSE = [
+    ("--limit", "0"),
+    ("--limit", "-1"),
+    ("--timeout", "0"),
+    ("--timeout", "nan"),
+    ("--timeout", "1e19"),  # beyond what the OS takes as a CPU limit
+    ("--workers", "0"),
+]
 
 
 @pytest.mark.parametrize("flags", NONSENSE)
