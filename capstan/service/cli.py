@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import datetime
 import importlib
 import json
@@ -161,16 +162,33 @@ def _scene(args: argparse.Namespace) -> dict:
     return scene
 
 
-def _what_to_run(args: argparse.Namespace) -> tuple[str, str]:
-    """("program", its code) for --program FILE, else ("command", the command)."""
+def _what_to_run(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """("program", its code) for --program FILE, else ("command", the command); within the limits
+    the HTTP API keeps."""
+    from capstan.service.schemas import command_text_problem
+
     if args.program and args.command:
         raise ConfigError("give a command or --program FILE, not both")
     if not args.program:
         if not args.command:
             raise ConfigError('give a command, e.g. capstan run "put the red block in the blue bowl"')
+        problem = command_text_problem(args.command)
+        if problem:
+            raise ConfigError(f"{problem}: {args.command[:100]!r}")
+        if len(args.command) > settings.max_command_chars:
+            raise ConfigError(
+                f"the command is {len(args.command)} characters; at most {settings.max_command_chars} "
+                "are allowed (CAPSTAN_MAX_COMMAND_CHARS)"
+            )
         return "command", args.command
+    limit = settings.max_code_bytes
     try:
-        code = Path(args.program).read_text(encoding="utf-8")
+        with open(args.program, "rb") as f:
+            raw = f.read(limit + len(codecs.BOM_UTF8) + 1)  # no more than it takes to know it is too big
+        raw = raw.removeprefix(codecs.BOM_UTF8)  # an editor's byte-order mark is no code
+        if len(raw) > limit:
+            raise ConfigError(f"--program {args.program}: more than {limit} bytes (CAPSTAN_MAX_CODE_BYTES)")
+        code = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"--program {args.program}: cannot read it ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -185,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(media=True if args.gif else None)
     scene = _scene(args)
-    kind, text = _what_to_run(args)  # before the model loads: a typo should not cost that wait
+    kind, text = _what_to_run(args, settings)  # before the model loads: a typo should not cost that wait
     if args.gif and not Path(args.gif).resolve().parent.is_dir():
         raise ConfigError(f"--gif {args.gif}: its folder does not exist")
     service = Service(settings, progress=_say, recover=False)  # a server may share this store

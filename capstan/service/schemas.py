@@ -128,11 +128,19 @@ class CommandRequest(BaseModel):
     @field_validator("text")
     @classmethod
     def _has_words(cls, text: str) -> str:
-        if not any(c.isalnum() for c in text):
-            raise ValueError("the command has no words in it")
-        if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
-            raise ValueError("the command has control characters in it")
+        problem = command_text_problem(text)
+        if problem:
+            raise ValueError(problem)
         return text
+
+
+def command_text_problem(text: str) -> str | None:
+    """Why `text` is no command to ask the model about (the API's 422 and `capstan run`'s error)."""
+    if not any(c.isalnum() for c in text):
+        return "the command has no words in it"
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        return "the command has control characters in it"
+    return None
 
 
 class ProgramRequest(BaseModel):

@@ -194,7 +194,13 @@ def _load_llm(progress: Callable[[str], None]):
 
     progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
     t0 = time.time()
-    llm = llm_pkg.from_config(os.environ)
+    try:
+        llm = llm_pkg.from_config(os.environ)
+    except Exception as exc:  # noqa: BLE001 - a missing key, model file or server: one line, not a traceback
+        raise ConfigError(
+            f"cannot start the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
     return llm
 

@@ -224,6 +224,9 @@ def test_operators_are_added_with_a_token_shown_once_and_listed(tmp_path, capsys
         (["run", "--program", "/dev/null"], "the file is empty"),
         (["run", "--program", "/dev/null", "say hi"], "not both"),
         (["run", "--gif", "/nonexistent/dir/x.gif", "say hi"], "its folder does not exist"),
+        (["run", "   "], "the command has no words"),
+        (["run", "x" * 2001], "CAPSTAN_MAX_COMMAND_CHARS"),
+        (["run", "--program", "/dev/zero"], "more than 50000 bytes (CAPSTAN_MAX_CODE_BYTES)"),
     ],
 )
 def test_run_refuses_what_it_cannot_use_before_anything_starts(argv, says, capsys, monkeypatch):
@@ -235,3 +238,19 @@ def test_run_refuses_what_it_cannot_use_before_anything_starts(argv, says, capsy
     monkeypatch.setattr(service_module, "Service", no_service)
     assert main(argv) == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_program_file_may_start_with_a_byte_order_mark(cli_env, capsys):
+    program = cli_env / "bom.py"
+    program.write_bytes("\ufeffsay('hello')\n".encode())
+    assert main(["run", "--program", str(program)]) == 0
+    assert "hello" in capsys.readouterr().out
+
+
+def test_a_language_model_that_cannot_start_is_one_line(cli_env, capsys, monkeypatch):
+    monkeypatch.delenv("CAPSTAN_CASSETTE")
+    monkeypatch.setenv("CAPSTAN_LLM", "openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["run", "say hi"]) == 2
+    err = capsys.readouterr().err
+    assert "capstan: cannot start the language model (CAPSTAN_LLM=openai)" in err and "Traceback" not in err
