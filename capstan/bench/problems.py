@@ -14,6 +14,9 @@ from capstan.service.config import ConfigError
 REQUIRED_KEYS = ("task_id", "prompt", "entry_point", "test")
 
 
+MAX_FILE_BYTES = 200_000_000  # HumanEval is 0.2 MB; /dev/zero or a gzip bomb is not a problem file
+
+
 class ProblemFileError(ConfigError):
     """A problem file that cannot be used as it is (the message says where and why)."""
 
@@ -28,6 +31,8 @@ def read_problems(path: str | Path) -> list[dict]:
             problem = json.loads(line)
         except ValueError as exc:
             raise ProblemFileError(f"{path} line {number}: not JSON ({exc})") from None
+        except RecursionError:
+            raise ProblemFileError(f"{path} line {number}: JSON nested too deep to read") from None
         if not isinstance(problem, dict):
             raise ProblemFileError(
                 f"{path} line {number}: not a JSON object (a problem file has one object a line)"
@@ -57,16 +62,19 @@ def _lines(path: Path) -> list[str]:
     """The file's lines, gzip or not, as UTF-8 (a byte-order mark allowed). Split on newlines only:
     JSON text may hold U+2028 and the other characters str.splitlines() also breaks at."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if data[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ProblemFileError(f"{path}: no such problem file") from None
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise ProblemFileError(f"{path}: a damaged gzip file ({exc})") from None
     except OSError as exc:
-        raise ProblemFileError(f"{path}: cannot read it ({exc.strerror})") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ProblemFileError(f"{path}: a damaged gzip file ({exc})") from None
+        raise ProblemFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ProblemFileError(f"{path}: more than {MAX_FILE_BYTES // 1_000_000} MB of problems")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -51,9 +51,11 @@ def _is_digest(value: object) -> bool:
 
 def read_digests(path: Path) -> dict[str, str]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise OperatorsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OperatorsError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise OperatorsError(f"{path} is not JSON: {exc}") from None
     if not isinstance(data, dict) or not all(map(_is_digest, data.values())):

@@ -295,7 +295,13 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the folder of the trace database, {self.path.parent} ({exc.strerror}); "
+                "point CAPSTAN_DATA_DIR at a folder this user can write"
+            ) from None
         if str(path) == ":memory:":  # each connection would get its own empty database
             raise ConfigError("the SQLite trace store needs a file: an in-memory database would not last")
         engine = sa.create_engine(

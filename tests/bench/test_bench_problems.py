@@ -128,6 +128,7 @@ def test_problem_files_are_read_as_json_lines_in_utf8_gzip_or_not(tmp_path):
         (b"\x1f\x8bnot really gzip", "a damaged gzip file"),
         (b"42\n", "line 1: not a JSON object"),
         (json.dumps({**ADD, "task_id": 5}).encode(), "missing, or not text: task_id"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "line 1: JSON nested too deep to read"),
     ],
 )
 def test_unreadable_problem_files_say_why(tmp_path, content, says):
@@ -137,3 +138,15 @@ def test_unreadable_problem_files_say_why(tmp_path, content, says):
         read_problems(f)
     with pytest.raises(ProblemFileError, match="cannot read it"):
         read_problems(tmp_path)  # a directory
+
+
+def test_a_problem_file_is_read_no_further_than_a_problem_file_goes(tmp_path, monkeypatch):
+    import capstan.bench.problems as problems
+
+    monkeypatch.setattr(problems, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(ProblemFileError, match="more than 0 MB of problems"):
+        read_problems("/dev/zero")
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * 100_000))
+    with pytest.raises(ProblemFileError, match="more than 0 MB"):
+        read_problems(bomb)

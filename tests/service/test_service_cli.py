@@ -254,3 +254,16 @@ def test_a_language_model_that_cannot_start_is_one_line(cli_env, capsys, monkeyp
     assert main(["run", "say hi"]) == 2
     err = capsys.readouterr().err
     assert "capstan: cannot start the language model (CAPSTAN_LLM=openai)" in err and "Traceback" not in err
+
+
+def test_unreadable_files_and_folders_are_one_line(tmp_path, capsys, monkeypatch):
+    binary = tmp_path / "operators.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["operators", "list", "--file", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("CAPSTAN_DATA_DIR", str(not_a_folder))
+    assert main(["trace", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot make the folder of the trace database" in err and "Traceback" not in err
