@@ -206,7 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     kind, text = _what_to_run(args, settings)  # before the model loads: a typo should not cost that wait
     if args.gif and not Path(args.gif).resolve().parent.is_dir():
         raise ConfigError(f"--gif {args.gif}: its folder does not exist")
-    service = Service(settings, progress=_say, recover=False)  # a server may share this store
+    # a server may share this store; a program may ask the model nothing: it loads when asked
+    service = Service(settings, progress=_say, recover=False, llm_on_first_use=kind == "program")
     try:
         from capstan.primitives.errors import RobotUnavailableError
         from capstan.service.robots import UnknownRobotError, scene_error_type, scene_refused, takes_scene

@@ -37,7 +37,8 @@ class Service:
     `warm_up=True` runs the fixed prompt prefix through a local model once at start; `recover=True`
     (the server) marks runs left queued/running by a previous process as interrupted, brings back
     the sessions it left and keeps its own for the next start (app.sessions); `capstan run` uses
-    recover=False, so its one-off session is not kept."""
+    recover=False, so its one-off session is not kept, and `llm_on_first_use=True`, so a program
+    that asks the model nothing does not wait for it to load."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class Service:
         progress: Callable[[str], None] = _quiet,
         warm_up: bool = False,
         recover: bool = True,
+        llm_on_first_use: bool = False,
     ):
         self.settings = settings
         self.started_at = time.time()
@@ -59,7 +61,7 @@ class Service:
         self.store = open_store(settings)
         with contextlib.ExitStack() as undo:  # a start that fails stops again what it started
             undo.callback(self.store.close)
-            self._start(engine, progress, warm_up, recover, undo)
+            self._start(engine, progress, warm_up, recover, llm_on_first_use, undo)
             undo.pop_all()
 
     def _start(
@@ -68,6 +70,7 @@ class Service:
         progress: Callable[[str], None],
         warm_up: bool,
         recover: bool,
+        llm_on_first_use: bool,
         undo: contextlib.ExitStack,
     ) -> None:
         settings = self.settings
@@ -85,7 +88,13 @@ class Service:
             undo.callback(self.sandbox.close)
         _report_isolation(self.sandbox, progress)
         if self.llm is None and engine is None:
-            self.llm = _load_llm(progress)
+            if llm_on_first_use:
+                from capstan.llm.on_first_use import OnFirstUse
+
+                named = os.environ.get("CAPSTAN_LLM", "local")
+                self.llm = OnFirstUse(lambda: _load_llm(progress), name=named)
+            else:
+                self.llm = _load_llm(progress)
             undo.callback(self.llm.close)
         engine_factory = self._engine_factory(engine)
         self.engine = engine = engine_factory(SIM)

@@ -267,3 +267,22 @@ def test_unreadable_files_and_folders_are_one_line(tmp_path, capsys, monkeypatch
     assert main(["trace", "abc"]) == 2
     err = capsys.readouterr().err
     assert "cannot make the folder of the trace database" in err and "Traceback" not in err
+
+
+def test_a_program_that_asks_the_model_nothing_runs_without_loading_it(cli_env, capsys, monkeypatch):
+    import capstan.service.service as service_module
+
+    def no_model(progress):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(service_module, "_load_llm", no_model)
+    program = cli_env / "p.py"
+    program.write_text("say(str(len(get_obj_names())))\n")
+    assert main(["run", "--program", str(program)]) == 0
+    assert "loading the language model" not in capsys.readouterr().err
+    # one that asks it something through a nested LMP loads it then, and a model that cannot
+    # start fails that run as the model's failure
+    program.write_text("say(str(parse_obj_name('the red one')))\n")
+    assert main(["run", "--program", str(program)]) == 1
+    said = capsys.readouterr().out
+    assert "the language model could not start (AssertionError: the model was loaded)" in said
