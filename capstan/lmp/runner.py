@@ -104,6 +104,10 @@ class RunContext:
             ast.parse(code)
         except SyntaxError as exc:
             return Prepared(code, problems=[Problem(exc.lineno, f"syntax error: {exc.msg}")])
+        except (RecursionError, MemoryError):  # 20,000 terms in one expression, say
+            return Prepared(
+                code, problems=[Problem(None, "syntax error: the program is nested too deep to read")]
+            )
         known = self.known_names() | self.sandbox.star_names(code)
         res = self.resolver.resolve(code, known)
         head = "\n\n".join(res.functions.values())

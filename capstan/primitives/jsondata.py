@@ -20,6 +20,7 @@ MAX_OTHER_TEXT = 500  # the repr of a value of any other type
 # for the whole copy of one value: characters of text, and entries of lists, dicts and arrays
 MAX_EVENT_TOTAL_TEXT = 8000
 MAX_EVENT_TOTAL_ITEMS = 1024
+MAX_WHOLE_ARRAY_ROWS = 100_000  # rows of an array copied whole (traces hold scenes, not images)
 
 
 class _Limits(NamedTuple):
@@ -67,7 +68,9 @@ def _cut(text: str, limit: int | None) -> str:
 
 def _copy(value: object, lim: _Limits, depth: int, budget: _Budget | None) -> object:
     if isinstance(value, np.ndarray):
-        if lim.items is not None and value.size > lim.items:
+        # tolist() builds a list per row: an empty array of shape (65535, 65535, 0) is 4e9 of them
+        rows = math.prod(value.shape[:-1])
+        if rows > (lim.items or MAX_WHOLE_ARRAY_ROWS) or (lim.items is not None and value.size > lim.items):
             return f"<array shape={value.shape}>"
         value = value.tolist()
     if isinstance(value, np.generic):

@@ -410,7 +410,7 @@ class _Session:
             if type(error) is not dict or error.get("kind") not in ERROR_KINDS:
                 raise protocol.ProtocolError("malformed error in done message")
             line = error.get("line")
-            line = line if type(line) is int else None
+            line = line if type(line) is int and 0 < line < 10**7 else None
             result_error = RunError(ErrorKind(error["kind"]), _text(error.get("message")), line)
         values = {name: values[name] for name in self.return_names if name in values}
         cpu_s = body.get("cpu_s")

@@ -10,6 +10,7 @@ Frame: 4-byte big-endian payload length, then the payload (one encoded value).
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import socket
 import struct
@@ -18,6 +19,9 @@ import time
 import numpy as np
 
 MAX_DEPTH = 48
+# cells of an array's shape, an empty dimension counted as one: an empty array of shape
+# (65535, 65535, 0) is 47 bytes on the wire and billions of rows to whoever iterates over it
+MAX_ARRAY_CELLS = 1 << 23
 MAX_READS_PER_REPORT = 256  # memoised answers a worker reports in one "reads" message
 MAX_READS_REPORT_BYTES = 1 << 20
 DEFAULT_MAX_FRAME = 8 << 20
@@ -176,8 +180,11 @@ def _encode_array(a: np.ndarray, out: list, budget: int) -> int:
         raise EncodeError(f"numpy arrays of dtype {a.dtype} cannot be sent (allowed: {', '.join(_DTYPES)})")
     if a.ndim > 32:
         raise EncodeError("numpy array has more than 32 dimensions")
-    if any(n > 0xFFFFFFFF for n in a.shape):
-        raise EncodeError(f"numpy array of shape {a.shape} has a dimension too long to send")
+    if any(n > 0xFFFFFFFF for n in a.shape) or _cells(a.shape) > MAX_ARRAY_CELLS:
+        raise EncodeError(
+            f"numpy array of shape {a.shape} is too long to send (at most {MAX_ARRAY_CELLS} cells, an "
+            "empty dimension counted as one)"
+        )
     if a.nbytes > budget:
         raise EncodeError(f"numpy array of {a.nbytes} bytes is over the {budget}-byte limit")
     wire = _CODE_DTYPE[code]
@@ -290,6 +297,10 @@ def _decode_bigint(mv: memoryview, pos: int) -> tuple[int, int]:
     return int(text), end
 
 
+def _cells(shape: tuple[int, ...]) -> int:
+    return math.prod(max(n, 1) for n in shape)
+
+
 def _decode_array(mv: memoryview, pos: int):
     code, ndim = mv[pos], mv[pos + 1]
     pos += 2
@@ -299,10 +310,9 @@ def _decode_array(mv: memoryview, pos: int):
     shape = tuple(shape)
     pos += 4 * ndim + 4
     dtype = _CODE_DTYPE[code]
-    count = 1
-    for n in shape:
-        count *= n
-    if count * dtype.itemsize != nbytes or pos + nbytes > len(mv):
+    if _cells(shape) > MAX_ARRAY_CELLS:
+        raise ProtocolError("array shape too large")
+    if math.prod(shape) * dtype.itemsize != nbytes or pos + nbytes > len(mv):
         raise ProtocolError("array shape does not match its data")
     arr = np.frombuffer(mv[pos : pos + nbytes], dtype=dtype).reshape(shape).astype(_NATIVE_DTYPE[code])
     return arr, pos + nbytes

@@ -411,3 +411,9 @@ def test_a_helper_keeps_the_imports_its_answer_wrote(api, sandbox, scripted):
     llm = scripted(program, helper)
     out, _ = run(Engine(llm, sandbox, max_attempts=1), api, "say where near the blue bowl is")
     assert out.error.kind == "check" and "class definitions are not allowed" in out.error.message
+
+
+def test_a_program_nested_too_deep_to_parse_is_a_syntax_error_not_a_crash(world, api, sandbox, scripted):
+    out = Engine(scripted(), sandbox).run_program("x = " + "1 + " * 20_000 + "1\n", api)
+    assert out.status == "failed" and out.error is not None and out.error.kind == "check"  # as syntax errors
+    assert "nested too deep" in out.error.message

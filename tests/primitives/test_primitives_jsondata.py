@@ -77,3 +77,11 @@ def test_plain_caps_the_whole_copy_not_only_each_level():
     assert capped[0][4] == "…"  # then the text budget is spent
     assert capped[-1] == [f"<{MAX_EVENT_ITEMS} more>"]  # and later the entries' budget
     assert plain({"k": "v" * 10, "n": [1, 2]}) == {"k": "v" * 10, "n": [1, 2]}  # small values whole
+
+
+def test_an_empty_array_of_many_rows_is_not_copied_row_by_row():
+    """tolist() would build a list per row: 4e9 for this empty array, in the service's memory."""
+    huge = np.zeros((65535, 65535, 0))
+    assert plain(huge) == "<array shape=(65535, 65535, 0)>"
+    assert jsonable(huge) == "<array shape=(65535, 65535, 0)>"
+    assert plain(np.zeros((3, 0))) == [[], [], []] and jsonable(np.zeros((2, 2))) == [[0.0, 0.0], [0.0, 0.0]]

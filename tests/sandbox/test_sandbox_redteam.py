@@ -570,6 +570,21 @@ RUNTIME = [
         5.0,
         "too long to send",
     ),
+    # empty, so 47 bytes on the wire, but 4e9 rows for the host to copy into the call's event
+    _runtime(
+        "host_arg_empty_array_of_many_rows",
+        "import numpy as np\nget_obj_pos(np.zeros((65535, 65535, 0)))",
+        ["primitive"],
+        5.0,
+        "too long to send",
+    ),
+    _runtime(
+        "return_empty_array_of_many_rows",
+        "import numpy as np\nret_val = np.zeros((65535, 65535, 0))",
+        ["policy"],
+        5.0,
+        "too long to send",
+    ),
 ]
 
 
