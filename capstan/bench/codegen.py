@@ -39,7 +39,7 @@ SOLUTION_MODULES = ("decimal", "fractions", "hashlib", "re", "string")
 
 
 def add_options(parser: argparse.ArgumentParser, suite: str) -> None:
-    options.add_common_options(parser, default_out=f"var/bench/{suite}")
+    options.add_common_options(parser, default_out=f"bench/{suite}")
     parser.add_argument(
         "--mode",
         choices=tuple(MODE_CHOICES),

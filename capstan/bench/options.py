@@ -58,7 +58,8 @@ def add_common_options(parser: argparse.ArgumentParser, default_out: str) -> Non
         type=Path,
         default=None,
         metavar="DIR",
-        help=f"where results go (default {default_out}); rerunning with the same DIR resumes",
+        help=f"where results go (default {default_out}, under $CAPSTAN_DATA_DIR when set, else var/); "
+        "rerunning with the same DIR resumes",
     )
     parser.add_argument(
         "--workers",

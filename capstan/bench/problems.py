@@ -63,10 +63,9 @@ def _lines(path: Path) -> list[str]:
     JSON text may hold U+2028 and the other characters str.splitlines() also breaks at."""
     try:
         with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
-        if data[:2] == b"\x1f\x8b":
-            with gzip.open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ProblemFileError(f"{path}: no such problem file") from None
     except (EOFError, gzip.BadGzipFile) as exc:

@@ -21,7 +21,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     from capstan.bench import options
 
     parser.description = __doc__
-    options.add_common_options(parser, default_out=f"var/bench/{SUITE}")
+    options.add_common_options(parser, default_out=f"bench/{SUITE}")
     parser.add_argument(
         "--split",
         choices=("seen", "unseen"),

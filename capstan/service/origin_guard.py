@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from capstan.service.config import is_loopback
 
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def split_host(value: str, scheme: str = "http") -> tuple[str, int | None]:
@@ -62,7 +62,7 @@ class OriginGuard:
     def _problem(self, scope: Scope) -> str | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"  # as a page's origin says
         if self.loopback_only and not is_loopback(split_host(host, scheme)[0]):
             return (
                 f"this service has no CAPSTAN_API_TOKEN, so it answers only requests addressed to a "
