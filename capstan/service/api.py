@@ -14,7 +14,8 @@ origin_guard.py):
     POST   /v1/sessions/{id}/reset           {"seed": n} or {"scene": {...}}
     POST   /v1/sessions/{id}/commands        {"text": ...}  -> 202 {run_id} | ?wait=true -> 200 trace
     POST   /v1/sessions/{id}/programs        {"code": ...}  (same)
-    GET    /v1/sessions/{id}/runs, /v1/runs  run summaries, newest first
+    GET    /v1/sessions/{id}/runs, /v1/runs  run summaries, newest first, ?limit=N a page; the next
+                                             page with ?before=<the answer's next>
     GET    /v1/sessions/{id}/skills          the session's skills; .../skills/export; POST .../skills
                                              imports an export; DELETE .../skills/{name}
     GET    /v1/runs/{id}                     the trace (docs/CONTRACTS.md)

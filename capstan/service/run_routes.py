@@ -142,22 +142,37 @@ async def post_program(
     return await start_run(service, session, "program", body.code, wait, response)
 
 
+LIMIT = Query(50, ge=1, le=500, description="runs on this page")
+BEFORE = Query(None, max_length=64, description="the page after this run: the previous page's `next`")
+
+
 @router.get("/sessions/{session_id}/runs", response_model=schemas.RunList, responses=NOT_FOUND)
 def session_runs(
-    session_id: str, service: ServiceDep, limit: int = Query(50, ge=1, le=500)
+    session_id: str, service: ServiceDep, limit: int = LIMIT, before: str | None = BEFORE
 ) -> schemas.RunList:
-    """The session's runs, newest first (also those of a deleted session)."""
-    rows = service.store.list_runs(session_id=session_id, limit=limit)
-    if not rows:
+    """The session's runs, newest first (also those of a deleted session), a page at a time."""
+    rows = _page(service, session_id, limit, before)
+    if not rows and before is None:
         find_session(service, session_id)
-    return schemas.RunList(runs=[schemas.RunSummary.model_validate(summary(r)) for r in rows])
+    return _listing(rows, limit)
 
 
-@router.get("/runs", response_model=schemas.RunList)
-def recent_runs(service: ServiceDep, limit: int = Query(50, ge=1, le=500)) -> schemas.RunList:
-    """All sessions' runs, newest first."""
+@router.get("/runs", response_model=schemas.RunList, responses=NOT_FOUND)
+def recent_runs(service: ServiceDep, limit: int = LIMIT, before: str | None = BEFORE) -> schemas.RunList:
+    """All sessions' runs, newest first, a page at a time."""
+    return _listing(_page(service, None, limit, before), limit)
+
+
+def _page(service: Service, session_id: str | None, limit: int, before: str | None) -> list[dict]:
+    if before is not None and service.store.get_run(before) is None:
+        raise HTTPException(404, f"no run {before!r} to list the runs after")
+    return service.store.list_runs(session_id=session_id, limit=limit, before=before)
+
+
+def _listing(rows: list[dict], limit: int) -> schemas.RunList:
     return schemas.RunList(
-        runs=[schemas.RunSummary.model_validate(summary(r)) for r in service.store.list_runs(limit=limit)]
+        runs=[schemas.RunSummary.model_validate(summary(r)) for r in rows],
+        next=rows[-1]["id"] if len(rows) == limit else None,
     )
 
 

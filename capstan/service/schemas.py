@@ -313,6 +313,11 @@ class RunSummary(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunSummary]
+    next: str | None = Field(
+        None,
+        description="pass it as ?before= for the next page (it is the last run listed); null when "
+        "this page is not full, so no run follows",
+    )
 
 
 class Health(BaseModel):

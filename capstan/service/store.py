@@ -48,8 +48,10 @@ class TraceStore(abc.ABC):
         """[{"seq", "type", "t", "data"}] in order, those with seq > after_seq."""
 
     @abc.abstractmethod
-    def list_runs(self, session_id: str | None = None, limit: int = 50) -> list[dict]:
-        """Newest first; same shape as get_run."""
+    def list_runs(
+        self, session_id: str | None = None, limit: int = 50, before: str | None = None
+    ) -> list[dict]:
+        """Newest first (ties by id); with `before`, those listed after that run. Same shape as get_run."""
 
     @abc.abstractmethod
     def mark_unfinished(self, status: str = "interrupted") -> list[str]:
@@ -148,7 +150,12 @@ _RUN, _SESSION = sa.bindparam("run"), sa.bindparam("session")
 _RUN_ROW = sa.select(
     _RUNS.c.id, _RUNS.c.session_id, _RUNS.c.kind, _RUNS.c.status, _RUNS.c.created_at, _RUNS.c.doc
 )
-_NEWEST_RUNS = _RUN_ROW.order_by(_RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
+_NEWEST_RUNS = _RUN_ROW.order_by(_RUNS.c.created_at.desc(), _RUNS.c.id.desc()).limit(sa.bindparam("limit"))
+_BEFORE_T = sa.select(_RUNS.c.created_at).where(_RUNS.c.id == sa.bindparam("before")).scalar_subquery()
+_LISTED_AFTER = sa.or_(  # the runs a listing shows after run `before`: older, or as old with a lower id
+    _RUNS.c.created_at < _BEFORE_T,
+    sa.and_(_RUNS.c.created_at == _BEFORE_T, _RUNS.c.id < sa.bindparam("before")),
+)
 _CREATE_RUN = _RUNS.insert()
 # update_run writes first, so SQLite holds its write lock and PostgreSQL the row lock through the merge
 _SET_STATUS = (
@@ -166,6 +173,12 @@ _EVENTS_AFTER = (
     .order_by(_EVENTS.c.seq)
 )
 _NEWEST_RUNS_OF = _NEWEST_RUNS.where(_RUNS.c.session_id == _SESSION)
+_LISTINGS = {  # (of one session?, after a given run?)
+    (False, False): _NEWEST_RUNS,
+    (True, False): _NEWEST_RUNS_OF,
+    (False, True): _NEWEST_RUNS.where(_LISTED_AFTER),
+    (True, True): _NEWEST_RUNS_OF.where(_LISTED_AFTER),
+}
 _UNFINISHED = sa.select(_RUNS.c.id).where(_RUNS.c.status.in_(UNFINISHED))
 _INTERRUPT = (  # only while the run is still unfinished: a run that ended meanwhile keeps its status
     _RUNS.update()
@@ -257,10 +270,13 @@ class SQLStore(TraceStore):
         rows = self._read(_EVENTS_AFTER, run=run_id, after_seq=after_seq)
         return [{"seq": s, "type": ty, "t": t, "data": d} for s, ty, t, d in rows]
 
-    def list_runs(self, session_id=None, limit=50):
-        if session_id is None:
-            return [self._row(r) for r in self._read(_NEWEST_RUNS, limit=limit)]
-        return [self._row(r) for r in self._read(_NEWEST_RUNS_OF, session=session_id, limit=limit)]
+    def list_runs(self, session_id=None, limit=50, before=None):
+        query = _LISTINGS[session_id is not None, before is not None]
+        given = {"session": session_id, "before": before}
+        return [
+            self._row(r)
+            for r in self._read(query, limit=limit, **{k: v for k, v in given.items() if v is not None})
+        ]
 
     def mark_unfinished(self, status="interrupted"):
         marked = []

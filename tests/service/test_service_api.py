@@ -434,3 +434,26 @@ def test_a_run_records_its_first_calls_and_counts_the_rest(make_service, client_
     assert trace["said"][0] == "0" and trace["events_dropped"] == MAX_CALL_EVENTS
     again = client.post(f"/v1/sessions/{sid}/programs?wait=true", json={"code": "say('hi')"}).json()
     assert again["said"] == ["hi"] and again["events_dropped"] == 0
+
+
+def test_run_listings_page_from_the_newest_to_the_oldest(make_service, client_for):
+    client = client_for(make_service())
+    sid, other = new_session(client), new_session(client)
+    ran = [
+        client.post(f"/v1/sessions/{s}/programs?wait=true", json={"code": f"say('{i}')"}).json()["id"]
+        for i, s in enumerate([sid, other, sid, sid, other, sid])
+    ]
+    for path, expected in (
+        (f"/v1/sessions/{sid}/runs", [r for i, r in enumerate(ran) if i in (0, 2, 3, 5)]),
+        ("/v1/runs", ran),
+    ):
+        seen, before = [], None
+        while True:
+            page = client.get(path, params={"limit": 3, **({"before": before} if before else {})}).json()
+            seen += [r["id"] for r in page["runs"]]
+            before = page["next"]
+            if before is None:
+                break
+        assert seen == expected[::-1], path
+    r = client.get("/v1/runs", params={"before": "0123456789abcdef"})
+    assert r.status_code == 404 and "no run '0123456789abcdef'" in r.json()["detail"]

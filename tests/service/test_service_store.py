@@ -64,7 +64,9 @@ def test_an_in_memory_sqlite_store_is_refused_with_a_clear_error():
         SQLiteStore(":memory:")
 
 
-def test_mark_unfinished_and_listing(open_store):
+def test_mark_unfinished_and_listing(open_store, monkeypatch):
+    import capstan.service.store as store_module
+
     store = open_store()
     for i, status in enumerate(["succeeded", "running", "queued", "failed"]):
         store.create_run(f"r{i}", "s1" if i < 2 else "s2", "program", status, {})
@@ -75,6 +77,13 @@ def test_mark_unfinished_and_listing(open_store):
     assert store.get_run("r0")["status"] == "succeeded"
     assert [r["id"] for r in store.list_runs(session_id="s1")] == ["r1", "r0"]
     assert len(store.list_runs(limit=3)) == 3
+    assert [r["id"] for r in store.list_runs(limit=2, before="r2")] == ["r1", "r0"]
+    assert [r["id"] for r in store.list_runs(session_id="s2", before="r3")] == ["r2"]
+    with monkeypatch.context() as same_instant:  # created in one instant: the id decides, none skipped
+        same_instant.setattr(store_module.time, "time", lambda: 100.0)
+        for i in range(3):
+            store.create_run(f"t{i}", "s3", "program", "succeeded", {})
+    assert [r["id"] for r in store.list_runs(session_id="s3", limit=1, before="t2")] == ["t1"]
     assert store.get_run("nope") is None
     store.close()
 
