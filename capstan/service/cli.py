@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from capstan.service.api import create_app
     from capstan.service.deps import redact_access_tokens
     from capstan.service.service import Service
+    from capstan.service.serving import GRACEFUL_S, StoppingRunsFirst
 
     settings = Settings.from_env(host=args.host, port=args.port)
     settings.check_listen()
@@ -55,10 +56,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     service = Service(settings, progress=lambda m: _say("capstan: " + m), warm_up=not args.no_warm_up)
     app = create_app(service)
     _say(f"capstan: serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=GRACEFUL_S,
+    )
     logging.getLogger("uvicorn.access").addFilter(redact_access_tokens)  # after Config set logging up
     try:
-        uvicorn.Server(config).run()
+        StoppingRunsFirst(config, service.runs.stop_all).run()
     finally:
         service.close()
     return 0

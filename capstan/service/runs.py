@@ -221,12 +221,16 @@ class RunManager:
         with self._cond:
             return self._running, len(self._pending)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def stop_all(self) -> None:
+        """E-stop every run and start no other: the service is stopping."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         for run in list(self._active.values()):
             self.cancel(run.id)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop_all()
         for t in self._threads:
             t.join(timeout)
 

@@ -286,3 +286,46 @@ def test_a_program_that_asks_the_model_nothing_runs_without_loading_it(cli_env, 
     assert main(["run", "--program", str(program)]) == 1
     said = capsys.readouterr().out
     assert "the language model could not start (AssertionError: the model was loaded)" in said
+
+
+def test_serve_stops_its_runs_at_once_when_told_to_stop_even_with_a_page_watching(cli_env, free_port):
+    """SIGTERM with an event stream open on an endless program: the run is e-stopped at once and
+    the server is gone within seconds (it waited for the stream, and the run went on moving)."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import httpx
+
+    from capstan.service.store import SQLiteStore
+    from tests.servers import wait_for_http
+
+    base = f"http://127.0.0.1:{free_port}"
+
+    def watch(run_id: str) -> None:  # the page's event stream, read until the server ends it
+        with httpx.stream("GET", f"{base}/v1/runs/{run_id}/events", timeout=60) as events:
+            for _ in events.iter_lines():
+                pass
+
+    argv = [sys.executable, "-m", "capstan.service.cli", "serve", "--port", str(free_port), "--no-warm-up"]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        try:
+            wait_for_http(f"{base}/healthz", proc, 90)
+            sid = httpx.post(f"{base}/v1/sessions", json={}).json()["id"]
+            code = "while True:\n    put_first_on_second('red block', 'blue bowl')\n    wait(0.5)"
+            run_id = httpx.post(f"{base}/v1/sessions/{sid}/programs", json={"code": code}).json()["run_id"]
+            threading.Thread(target=watch, args=(run_id,), daemon=True).start()
+            time.sleep(3)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            assert time.monotonic() - t0 < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    store = SQLiteStore(cli_env / "data" / "capstan.db")
+    assert store.get_run(run_id)["status"] == "cancelled"
+    store.close()
