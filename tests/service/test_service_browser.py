@@ -116,12 +116,23 @@ def test_demo_page(live_url, tmp_path):
         page.set_input_files("#import-skills", str(export))
         expect(page.locator("#skills summary")).to_have_text(["drop(name) (used 0×)"])
 
-        # cancel a long program
+        # cancel a long program: while it goes no other run starts from the page, and the e-stop
+        # stays on it while a finished run is shown
         page.fill("#code", LONG)
         page.click("#run-code")
         expect(page.locator("#calls li").first).to_contain_text("wait(1)", timeout=30_000)
+        expect(page.locator("#run-code")).to_be_disabled()
+        expect(page.locator("#run-command")).to_be_disabled()
+        long_run = page.locator("#run-id").text_content()
+        page.click("#refresh-runs")
+        page.locator("#runs li", has_text="succeeded").first.click()
+        expect(page.locator("#status")).to_have_text("succeeded")
+        expect(page.locator("#cancel")).to_be_enabled()
         page.click("#cancel")
+        page.locator("#runs li").first.click()  # the newest: the long one, followed again
+        expect(page.locator("#run-id")).to_have_text(long_run)
         expect(page.locator("#status")).to_have_text("cancelled", timeout=30_000)
+        expect(page.locator("#run-code")).to_be_enabled()
 
         # reseed: a new layout of the same objects
         before = state_rows(page)
@@ -244,3 +255,27 @@ def test_demo_page_decides_with_an_operators_own_token(make_service, serve, robo
         expect(page.locator("#llm li", has_text="clear-watchdog by bob")).to_be_visible()
         page.click("#recover")  # a PyBullet agent has no error recovery: said, not hidden
         expect(page.locator("#scene-error")).to_contain_text("has no recover")
+
+
+def test_with_a_token_the_page_keeps_it_for_the_tab_and_out_of_its_links(make_service, serve, tmp_path):
+    from playwright.sync_api import expect
+
+    url = serve(make_service(media=True, api_token="s3cret-tok"))
+    with chromium_page(tmp_path, url) as page:
+        page.on("dialog", lambda dialog: dialog.accept("s3cret-tok"))  # the page asks on its first 401
+        page.fill("#objects", "red block, blue bowl")
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_contain_text("session ")
+        page.fill("#code", PUT)
+        page.click("#run-code")
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
+        expect(page.locator("#video-card")).to_be_visible()
+        for link in ("#trace-link", "#gif-link"):
+            assert "s3cret" not in page.locator(link).get_attribute("href"), link
+        assert page.evaluate("sessionStorage.getItem('capstan-token')") == "s3cret-tok"
+        assert page.evaluate("localStorage.getItem('capstan-token')") is None
+        with page.context.expect_page() as opened:
+            page.click("#trace-link")
+        trace = opened.value
+        trace.wait_for_url(re.compile(r"^blob:"))  # fetched with the token in a header, opened here
+        assert '"status":"succeeded"' in trace.content().replace(" ", "")

@@ -5,9 +5,10 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   session: null,      // session id
   robot: "sim",       // its robot
-  run: null,          // run id being watched
-  source: null,       // EventSource of that run
-  token: localStorage.getItem("capstan-token") || "",
+  run: null,          // run id shown
+  live: null,         // the run this page started or follows that has not ended: the one the e-stop stops
+  source: null,       // EventSource of the live run
+  token: sessionStorage.getItem("capstan-token") || "",  // this tab's only: it opens every door
 };
 $("approver").value = localStorage.getItem("capstan-approver") || "";
 $("operator-token").value = sessionStorage.getItem("capstan-operator-token") || "";
@@ -20,7 +21,7 @@ async function api(method, path, body, extraHeaders) {
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) {
     const t = prompt("This Capstan service needs its API token (CAPSTAN_API_TOKEN):");
-    if (t) { ui.token = t; localStorage.setItem("capstan-token", t); return api(method, path, body, extraHeaders); }
+    if (t) { ui.token = t; sessionStorage.setItem("capstan-token", t); return api(method, path, body, extraHeaders); }
   }
   const text = await res.text();
   let data = null;
@@ -78,7 +79,8 @@ function sessionReady(s) {
   ui.session = s.id;
   ui.robot = s.robot;
   $("session-id").textContent = `session ${s.id} · ${s.robot}`;
-  for (const id of ["reset", "run-command", "run-code"]) $(id).disabled = false;
+  $("reset").disabled = false;
+  liveChanged();
   $("reseed").disabled = s.robot !== "sim";  // only the sim can build a scene from a seed
   $("declare").disabled = s.robot === "sim";  // a real robot's agent may take declared objects
   for (const id of ["clear-watchdog", "recover"]) $(id).disabled = s.robot === "sim";
@@ -129,8 +131,16 @@ function setStatus(status, error) {
   b.textContent = status;
   b.className = `badge ${status}`;
   $("error").textContent = error ? `${error.kind}: ${error.message}${error.line ? ` (line ${error.line})` : ""}` : "";
-  $("cancel").disabled = !(status === "queued" || status === "running" || status === "awaiting_approval");
   if (status !== "awaiting_approval") $("approval-card").hidden = true;
+}
+
+const LIVE = ["queued", "running", "awaiting_approval"];
+
+// One live run at a time: no other starts from this page while it goes (the service would queue it
+// behind), and the e-stop stays on it whichever run is shown.
+function liveChanged() {
+  for (const id of ["run-command", "run-code"]) $(id).disabled = !ui.session || ui.live !== null;
+  $("cancel").disabled = ui.live === null;
 }
 
 // Without recorded frames (CAPSTAN_MEDIA=0) the live scene comes from frame.png, at most twice a second.
@@ -243,20 +253,31 @@ function handle(type, data) {
   }
 }
 
-function watch(runId) {
+// Follow a live run: its events (the past ones first) paint the view while it is the run shown.
+function follow(runId) {
   if (ui.source) ui.source.close();
-  ui.run = runId;
+  ui.run = ui.live = runId;
+  liveChanged();
   $("run-id").textContent = runId;
   const src = new EventSource(`/v1/runs/${runId}/events${authQuery("?")}`);
   ui.source = src;
   for (const type of ["status", "llm_call", "code", "nested_lmp", "candidate", "selection", "approval", "decision", "attempt", "primitive_call", "say", "frame", "end"]) {
     src.addEventListener(type, (ev) => {
       const e = JSON.parse(ev.data);
-      handle(e.type, e.data);
-      if (e.type === "end") src.close();
+      $("connection").hidden = true;
+      if (ui.run === runId) handle(e.type, e.data);
+      if (e.type !== "end") return;
+      src.close();
+      if (ui.source === src) ui.source = null;
+      if (ui.live === runId) { ui.live = null; liveChanged(); }
+      if (ui.run !== runId) loadRuns();
     });
   }
-  src.onerror = () => { if (src.readyState === EventSource.CLOSED) ui.source = null; };
+  src.onerror = () => {
+    if (ui.source !== src) return;
+    if (src.readyState === EventSource.CLOSED) ui.source = null;
+    $("connection").hidden = false;  // the browser tries again by itself while it is CONNECTING
+  };
 }
 
 async function finished(data) {
@@ -276,9 +297,9 @@ function showTraceMedia(trace) {
   if (m.mp4 || m.gif) {
     $("video-card").hidden = false;
     $("video").src = m.mp4 ? m.mp4 + authQuery("?") : "";
-    $("gif-link").href = m.gif ? m.gif + authQuery("?") : "#";
+    $("gif-link").href = m.gif || "#";
   }
-  $("trace-link").href = `/v1/runs/${trace.id}${authQuery("?")}`;
+  $("trace-link").href = `/v1/runs/${trace.id}`;
   showRehearsals(m.rehearsals || []);
 }
 
@@ -302,19 +323,21 @@ function showRehearsals(list) {
 }
 
 async function startRun(kind) {
-  if (!ui.session) return;
+  if (!ui.session || ui.live) return;
   const body = kind === "command" ? { text: $("command").value.trim() } : { code: $("code").value };
   if (kind === "command" && !body.text) return;
-  clearRunView();
   try {
     const r = await api("POST", `/v1/sessions/${ui.session}/${kind === "command" ? "commands" : "programs"}`, body);
-    watch(r.run_id);
-  } catch (err) { setStatus("failed", { kind: "request", message: err.message }); }
+    clearRunView();
+    follow(r.run_id);
+  } catch (err) { $("error").textContent = `not started: ${err.message}`; }  // a refusal is no run
 }
 
 async function cancelRun() {
-  if (!ui.run) return;
-  try { await api("POST", `/v1/runs/${ui.run}/cancel`); } catch (err) { $("error").textContent = err.message; }
+  const target = ui.live || ui.run;
+  if (!target) return;
+  try { await api("POST", `/v1/runs/${target}/cancel`); }
+  catch (err) { $("error").textContent = `the e-stop did not reach the service (${err.message}): use the robot's own stop`; }
 }
 
 async function loadSkills() {
@@ -373,9 +396,8 @@ async function loadRuns() {
 
 async function showRun(runId) {
   const t = await api("GET", `/v1/runs/${runId}`);
-  if (t.status === "awaiting_approval") { clearRunView(); watch(runId); return; }  // its events say it all
-  if (ui.source) { ui.source.close(); ui.source = null; }
-  ui.run = runId;
+  if (LIVE.includes(t.status)) { clearRunView(); follow(runId); return; }  // its events say it all
+  ui.run = runId;  // a finished run, shown; a live one goes on being followed
   $("run-id").textContent = runId;
   clearRunView();
   setStatus(t.status, t.error);
@@ -408,6 +430,20 @@ async function health() {
   } catch (err) { $("health").textContent = "service unreachable"; }
 }
 
+// A link to open in a new tab carries no token (it would stay in the address bar, the history and
+// every copy of the link): with a token the file is fetched here and opened as a blob.
+async function openWithToken(ev) {
+  const path = ev.currentTarget.getAttribute("href");
+  if (!ui.token || !path || path === "#") return;
+  ev.preventDefault();
+  const tab = window.open("", "_blank");  // now, while the click allows a new tab
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${ui.token}` } });
+  if (!res.ok) { if (tab) tab.close(); $("error").textContent = `${res.status}: cannot open ${path}`; return; }
+  const url = URL.createObjectURL(await res.blob());
+  if (tab) tab.location = url; else window.location.assign(url);
+}
+
+for (const id of ["gif-link", "trace-link"]) $(id).addEventListener("click", openWithToken);
 $("new-session").addEventListener("click", newSession);
 $("reset").addEventListener("click", () => resetScene(false));
 $("declare").addEventListener("click", declareObjects);
