@@ -22,6 +22,7 @@ ARGS = [
 ]
 PUT = "put_first_on_second('red block', 'blue bowl')\nsay('the red block is in the blue bowl')"
 LONG = "while True:\n    wait(1)"
+SESSION = re.compile(r"^session [0-9a-f]+ · ")  # not "no session"
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium")]
 
@@ -74,7 +75,7 @@ def test_demo_page(live_url, tmp_path):
         expect(page.locator("#health")).to_contain_text("sandbox")
         page.fill("#objects", "red block, blue bowl")
         page.click("#new-session")
-        expect(page.locator("#session-id")).to_contain_text("session ")
+        expect(page.locator("#session-id")).to_have_text(SESSION)
         expect(page.locator("#state tr")).to_have_count(2)
 
         # run a program from the editor: primitive calls, speech and the final scene appear
@@ -265,7 +266,7 @@ def test_with_a_token_the_page_keeps_it_for_the_tab_and_out_of_its_links(make_se
         page.on("dialog", lambda dialog: dialog.accept("s3cret-tok"))  # the page asks on its first 401
         page.fill("#objects", "red block, blue bowl")
         page.click("#new-session")
-        expect(page.locator("#session-id")).to_contain_text("session ")
+        expect(page.locator("#session-id")).to_have_text(SESSION)
         page.fill("#code", PUT)
         page.click("#run-code")
         expect(page.locator("#status")).to_have_text("succeeded", timeout=60_000)
@@ -279,3 +280,27 @@ def test_with_a_token_the_page_keeps_it_for_the_tab_and_out_of_its_links(make_se
         trace = opened.value
         trace.wait_for_url(re.compile(r"^blob:"))  # fetched with the token in a header, opened here
         assert '"status":"succeeded"' in trace.content().replace(" ", "")
+
+
+def test_a_reload_reopens_the_session_and_sessions_can_be_opened_and_deleted(live_url, tmp_path):
+    from playwright.sync_api import expect
+
+    with chromium_page(tmp_path, live_url) as page:
+        page.click("#new-session")
+        expect(page.locator("#session-id")).to_have_text(SESSION)
+        first = page.locator("#session-id").text_content()
+        page.reload()  # the same tab: the same session, not a new one
+        expect(page.locator("#session-id")).to_have_text(first)
+        expect(page.locator("#run-code")).to_be_enabled()
+        page.click("#new-session")
+        expect(page.locator("#session-id")).not_to_have_text(first)
+        expect(page.locator("#session-id")).to_have_text(SESSION)
+        expect(page.locator("#sessions option")).to_have_count(3)  # the prompt and the two sessions
+        first_id = first.split()[1]
+        page.select_option("#sessions", first_id)
+        expect(page.locator("#session-id")).to_have_text(first)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#delete-session")
+        expect(page.locator("#session-id")).to_have_text("no session")
+        expect(page.locator("#sessions option")).to_have_count(2)
+        expect(page.locator("#run-code")).to_be_disabled()

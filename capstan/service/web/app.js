@@ -78,6 +78,8 @@ function sceneSpec() {
 function sessionReady(s) {
   ui.session = s.id;
   ui.robot = s.robot;
+  sessionStorage.setItem("capstan-session", s.id);  // a reload of this tab reopens it
+  loadSessions();
   $("session-id").textContent = `session ${s.id} · ${s.robot}`;
   $("reset").disabled = false;
   liveChanged();
@@ -88,6 +90,44 @@ function sessionReady(s) {
   $("scene-error").hidden = true;
   showState(s.state);
   refreshFrame();
+  loadRuns();
+  loadSkills();
+}
+
+// The service keeps sessions (across its restarts too) until deleted or idle for a day: the page
+// reopens one, or deletes it, so reloads do not use up CAPSTAN_MAX_SESSIONS.
+async function loadSessions() {
+  let data;
+  try { data = await api("GET", "/v1/sessions"); } catch (err) { return []; }
+  const select = $("sessions");
+  select.replaceChildren(new Option(data.sessions.length ? "pick one…" : "none yet", ""));
+  for (const s of data.sessions) {
+    const when = new Date(s.created_at * 1000).toLocaleString();
+    select.append(new Option(`${s.id.slice(0, 8)} · ${s.robot} · ${when}${s.busy ? " · running" : ""}`, s.id));
+  }
+  select.value = data.sessions.some((s) => s.id === ui.session) ? ui.session : "";
+  $("delete-session").disabled = !ui.session;
+  return data.sessions;
+}
+
+async function openSession(id) {
+  if (!id || id === ui.session) return;
+  try { sessionReady(await api("GET", `/v1/sessions/${id}`)); }
+  catch (err) { sceneError(err); loadSessions(); }
+}
+
+async function deleteSession() {
+  if (!ui.session || !confirm(`Delete session ${ui.session}? A run it has going is stopped; its traces stay.`)) return;
+  try { await api("DELETE", `/v1/sessions/${ui.session}`); } catch (err) { return sceneError(err); }
+  sessionStorage.removeItem("capstan-session");
+  ui.session = null;
+  $("session-id").textContent = "no session";
+  for (const id of ["reset", "reseed", "declare", "clear-watchdog", "recover"]) $(id).disabled = true;
+  liveChanged();
+  showState(null);
+  $("scene-img").hidden = true;
+  $("scene-empty").hidden = false;
+  loadSessions();
   loadRuns();
   loadSkills();
 }
@@ -460,5 +500,11 @@ $("reject").addEventListener("click", () => decide("reject"));
 $("refresh-runs").addEventListener("click", loadRuns);
 $("export-skills").addEventListener("click", () => exportSkills().catch((err) => { $("skills-error").textContent = err.message; $("skills-error").hidden = false; }));
 $("import-skills").addEventListener("change", (ev) => { if (ev.target.files[0] && ui.session) importSkills(ev.target.files[0]); });
+$("sessions").addEventListener("change", (ev) => openSession(ev.target.value));
+$("delete-session").addEventListener("click", deleteSession);
 health();
 loadRuns();
+loadSessions().then((kept) => {
+  const last = sessionStorage.getItem("capstan-session");
+  if (kept.some((s) => s.id === last)) openSession(last);
+});
