@@ -79,6 +79,12 @@ def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """No icon: said with 204, so a browser's console shows no 404 on every page load."""
+    return Response(status_code=204)
+
+
 @router.get("/docs", include_in_schema=False)
 def docs() -> HTMLResponse:
     if OFFLINE_ASSETS is None:

@@ -22,6 +22,7 @@ def test_the_page_cannot_be_framed_and_runs_only_its_own_files(make_service, cli
     policy = client.get("/").headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
     assert "content-security-policy" not in client.get("/healthz").headers  # JSON needs none
+    assert client.get("/favicon.ico").status_code == 204  # no icon, and no 404 in the page's console
 
 
 def test_the_access_log_hides_the_token_however_its_name_is_spelt():
