@@ -304,6 +304,8 @@ class _Bench:
             row = {"speed_at_trigger_rad_s": round(speed, 3)}
             row["ms"] = round((still - t0) * 1000, 1) if still is not None else None
             row["run"] = self._settle(run_id)
+            if row["run"] == "failed":  # expected of a cut line; from a cancel or a direct stop, say why
+                row["run_error"] = _error(self.http.get(f"/v1/runs/{run_id}").json())
         except Exception as exc:  # noqa: BLE001 - reported with the trial
             row["why"] = f"{type(exc).__name__}: {exc}"[:300]
         finally:

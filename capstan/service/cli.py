@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             session = service.sessions.create(args.robot, scene if takes_scene(args.robot) else {})
         except scene_error_type() as exc:
-            raise ConfigError(f"bad --scene: {exc}") from None
+            raise ConfigError(f"bad --scene or --seed: {exc}") from None
         except UnknownRobotError as exc:
             raise ConfigError(str(exc)) from None
         except RobotUnavailableError as exc:

@@ -51,7 +51,7 @@ def _is_digest(value: object) -> bool:
 
 def read_digests(path: Path) -> dict[str, str]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # an editor's byte-order mark is fine
     except OSError as exc:
         raise OperatorsError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

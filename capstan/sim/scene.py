@@ -113,7 +113,7 @@ def parse_spec(spec: object, ws: Workspace = WORKSPACE) -> tuple[list[ObjectSpec
         )
     seed = spec.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise SceneError(f"'seed' must be a non-negative integer, got {seed!r:.40}")
+        raise SceneError(f"'seed' must be a whole number from 0 to 2**63 - 1, got {seed!r:.40}")
     rng = random.Random(seed)
     if "objects" in spec:
         if "blocks" in spec or "bowls" in spec:

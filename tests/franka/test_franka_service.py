@@ -258,7 +258,7 @@ def test_the_robot_bench_runs_the_whole_chain_and_reports_its_figures(capsys):
     assert scene["success"], scene["why"]
     assert result["pick_place_success_rate"] == 1.0 and result["pick_place_n"] == 1
     assert result["estop_latency_n"] == 1 and result["estop_latency_ms_p50"] > 0
-    assert result["estop_trials"][0]["run"] == "cancelled"
+    assert result["estop_trials"][0]["run"] == "cancelled", result["estop_trials"][0]
     assert result["estop_floor_n"] == 1 and result["estop_floor_trials"][0]["run"] != "cancelled"
     assert isinstance(result["estop_over_floor_ms"], float)
     assert result["watchdog_stop_n"] == 1 and result["heartbeat_ms"] == HEARTBEAT_MS

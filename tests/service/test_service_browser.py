@@ -280,6 +280,10 @@ def test_with_a_token_the_page_keeps_it_for_the_tab_and_out_of_its_links(make_se
         trace = opened.value
         trace.wait_for_url(re.compile(r"^blob:"))  # fetched with the token in a header, opened here
         assert '"status":"succeeded"' in trace.content().replace(" ", "")
+        page.bring_to_front()
+        page.click("#forget-token")
+        expect(page.locator("#forget-token")).to_be_hidden()
+        assert page.evaluate("sessionStorage.getItem('capstan-token')") is None
 
 
 def test_a_reload_reopens_the_session_and_sessions_can_be_opened_and_deleted(live_url, tmp_path):

@@ -257,6 +257,9 @@ def test_a_language_model_that_cannot_start_is_one_line(cli_env, capsys, monkeyp
 
 
 def test_unreadable_files_and_folders_are_one_line(tmp_path, capsys, monkeypatch):
+    with_bom = tmp_path / "bom.json"
+    with_bom.write_bytes(b"\xef\xbb\xbf{}")  # an editor's byte-order mark is no reason to refuse it
+    assert main(["operators", "list", "--file", str(with_bom)]) == 0
     binary = tmp_path / "operators.json"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert main(["operators", "list", "--file", str(binary)]) == 2

@@ -13,6 +13,13 @@ const ui = {
 $("approver").value = localStorage.getItem("capstan-approver") || "";
 $("operator-token").value = sessionStorage.getItem("capstan-operator-token") || "";
 
+function keepToken(token) {
+  ui.token = token;
+  if (token) sessionStorage.setItem("capstan-token", token); else sessionStorage.removeItem("capstan-token");
+  $("forget-token").hidden = !token;
+}
+keepToken(ui.token);
+
 function authQuery(sep) { return ui.token ? `${sep}access_token=${encodeURIComponent(ui.token)}` : ""; }
 
 async function api(method, path, body, extraHeaders) {
@@ -21,7 +28,7 @@ async function api(method, path, body, extraHeaders) {
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) {
     const t = prompt("This Capstan service needs its API token (CAPSTAN_API_TOKEN):");
-    if (t) { ui.token = t; sessionStorage.setItem("capstan-token", t); return api(method, path, body, extraHeaders); }
+    if (t) { keepToken(t); return api(method, path, body, extraHeaders); }
   }
   const text = await res.text();
   let data = null;
@@ -315,8 +322,12 @@ function follow(runId) {
   }
   src.onerror = () => {
     if (ui.source !== src) return;
-    if (src.readyState === EventSource.CLOSED) ui.source = null;
     $("connection").hidden = false;  // the browser tries again by itself while it is CONNECTING
+    if (src.readyState !== EventSource.CLOSED) return;
+    ui.source = null;  // given up (an error answer): ask once whether the run is still live
+    api("GET", `/v1/runs/${runId}`).then((t) => {
+      if (!LIVE.includes(t.status) && ui.live === runId) { ui.live = null; liveChanged(); }
+    }).catch(() => {});
   };
 }
 
@@ -484,6 +495,7 @@ async function openWithToken(ev) {
 }
 
 for (const id of ["gif-link", "trace-link"]) $(id).addEventListener("click", openWithToken);
+$("forget-token").addEventListener("click", () => keepToken(""));
 $("new-session").addEventListener("click", newSession);
 $("reset").addEventListener("click", () => resetScene(false));
 $("declare").addEventListener("click", declareObjects);
