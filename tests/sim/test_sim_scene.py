@@ -73,8 +73,9 @@ def test_explicit_positions_are_kept():
         ({"blocks": 12}, "between 0 and 11"),
         ({"blocks": True}, "between 0 and 11"),
         ({"blocks": 1, "objects": []}, "not both"),
-        ({"seed": -1}, "non-negative integer"),
-        ({"seed": "7"}, "non-negative integer"),
+        ({"seed": -1}, "a whole number from 0 to"),
+        ({"seed": "7"}, "a whole number from 0 to"),
+        ({"seed": 2**63}, "a whole number from 0 to"),
         ({"objcts": []}, "unknown scene spec keys"),
         ([], "must be a JSON object"),
         (
