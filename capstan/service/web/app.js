@@ -391,21 +391,22 @@ async function cancelRun() {
   catch (err) { $("error").textContent = `the e-stop did not reach the service (${err.message}): use the robot's own stop`; }
 }
 
+// The list is replaced whole once its answer is in: two loads at once (a run's end, an import)
+// must not both clear it, then both fill it.
 async function loadSkills() {
   const list = $("skills");
-  list.replaceChildren();
   $("export-skills").disabled = !ui.session;
-  if (!ui.session) return;
+  if (!ui.session) return list.replaceChildren();
   let data;
   try { data = await api("GET", `/v1/sessions/${ui.session}/skills`); } catch (err) { return; }
-  if (!data.skills.length) list.append(el("li", "empty", "none yet: helpers written for this session's commands appear here"));
-  for (const s of data.skills) {
-    const item = el("li");
+  const items = data.skills.map((s) => {
     const box = el("details");
     box.append(el("summary", "", `${s.signature}${s.doc ? " - " + s.doc : ""} (used ${s.uses}×)`), el("pre", "", s.code));
+    const item = el("li");
     item.append(box);
-    list.append(item);
-  }
+    return item;
+  });
+  list.replaceChildren(...(items.length ? items : [el("li", "empty", "none yet: helpers written for this session's commands appear here")]));
 }
 
 async function exportSkills() {
