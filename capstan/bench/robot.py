@@ -309,8 +309,8 @@ class _Bench:
             time.sleep(rng.uniform(0.15, 0.5))  # somewhere in the motion, not at its start
             status = self._status(run_id)
             if status != "running":  # it stopped by itself (a starved simulator's reflex): nothing to time
-                error = _error(self.http.get(f"/v1/runs/{run_id}").json())
-                return {"ended_early": f"the run was {status} before the stop: {error}", "run": status}
+                why = f"the run was {status} before the stop: {self._error(run_id)}"
+                return {"ended_early": why, "run": status}
             speed = self.sim.joint_speed()
             t0 = time.perf_counter()
             trigger(run_id)
@@ -319,7 +319,7 @@ class _Bench:
             row["ms"] = round((still - t0) * 1000, 1) if still is not None else None
             row["run"] = self._settle(run_id)
             if row["run"] == "failed":  # expected of a cut line; from a cancel or a direct stop, say why
-                row["run_error"] = _error(self.http.get(f"/v1/runs/{run_id}").json())
+                row["run_error"] = self._error(run_id)
         except Exception as exc:  # noqa: BLE001 - reported with the trial
             row["why"] = f"{type(exc).__name__}: {exc}"[:300]
         finally:
@@ -335,6 +335,9 @@ class _Bench:
         with contextlib.suppress(Exception):
             return str(self.http.get(f"/v1/runs/{run_id}").json().get("status"))
         return "unknown"
+
+    def _error(self, run_id: str) -> str:
+        return _error(self.http.get(f"/v1/runs/{run_id}").json())
 
     def _settle(self, run_id: str) -> str:
         end = time.monotonic() + 60

@@ -47,7 +47,7 @@ from capstan.service.origin_guard import OriginGuard
 from capstan.service.responses import OTHER_SITE, RETRY_AFTER_S, TOO_LARGE, UNAUTHORIZED, validation_failed
 from capstan.service.security_headers import SecurityHeaders
 from capstan.service.service import VERSION, Service
-from capstan.service.sessions import SessionNotFound
+from capstan.service.sessions import SessionBusyError, SessionNotFound
 
 
 def create_app(service: Service) -> FastAPI:
@@ -66,6 +66,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RobotUnavailableError, robot_unavailable)
     app.add_exception_handler(SessionNotFound, session_gone)
+    app.add_exception_handler(SessionBusyError, session_busy)
     app.add_exception_handler(RequestValidationError, validation_failed)
     v1 = APIRouter(
         prefix="/v1",
@@ -78,6 +79,12 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(ops_routes.router)
     ops_routes.mount_static(app)
     return app
+
+
+async def session_busy(_request: Request, exc: Exception) -> JSONResponse:
+    """A change between runs (reset, declare, skills, an operator's action) while a run holds the
+    session or its robot: 409, said in one place (a route that means another answer catches it)."""
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def session_gone(_request: Request, exc: Exception) -> JSONResponse:

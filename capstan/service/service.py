@@ -91,8 +91,7 @@ class Service:
             if llm_on_first_use:
                 from capstan.llm.on_first_use import OnFirstUse
 
-                named = os.environ.get("CAPSTAN_LLM", "local")
-                self.llm = OnFirstUse(lambda: _load_llm(progress), name=named)
+                self.llm = OnFirstUse(lambda: _load_llm(progress), name=_llm_named())
             else:
                 self.llm = _load_llm(progress)
             undo.callback(self.llm.close)
@@ -197,18 +196,21 @@ class Service:
         self.store.close()
 
 
+def _llm_named() -> str:
+    return os.environ.get("CAPSTAN_LLM", "local")
+
+
 def _load_llm(progress: Callable[[str], None]):
     """The language model CAPSTAN_LLM names (the local one by default)."""
     from capstan import llm as llm_pkg
 
-    progress(f"loading the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')})...")
+    progress(f"loading the language model (CAPSTAN_LLM={_llm_named()})...")
     t0 = time.time()
     try:
         llm = llm_pkg.from_config(os.environ)
     except Exception as exc:  # noqa: BLE001 - a missing key, model file or server: one line, not a traceback
         raise ConfigError(
-            f"cannot start the language model (CAPSTAN_LLM={os.environ.get('CAPSTAN_LLM', 'local')}): "
-            f"{type(exc).__name__}: {exc}"
+            f"cannot start the language model (CAPSTAN_LLM={_llm_named()}): {type(exc).__name__}: {exc}"
         ) from exc
     progress(f"  {getattr(llm, 'name', '?')} {getattr(llm, 'model', '')} ready in {time.time() - t0:.1f}s")
     return llm

@@ -123,7 +123,7 @@ def robot_action(
     try:
         with service.runs.robot_reserved(session.robot):
             session.operate(action)
-    except (SessionBusyError, RobotActionUnsupported) as exc:
+    except RobotActionUnsupported as exc:
         raise HTTPException(409, str(exc)) from None
     except RobotUnavailableError:
         raise
@@ -199,10 +199,7 @@ def declare_objects(
     """Declare what is on a real robot's table (a robot without perception of its own): the list
     replaces the last one, the conversation is cleared. The robot keeps it true for what it does
     itself; anything else that moves the objects needs a new declaration."""
-    try:
-        _declare(session, body.objects)
-    except SessionBusyError as exc:
-        raise HTTPException(409, str(exc)) from None
+    _declare(session, body.objects)
     service.sessions.save(session)
     return session_out(session)
 
@@ -228,8 +225,6 @@ def reset_session(
     try:
         session.reset(body.scene.spec() if body.scene else None, body.seed)
         service.sessions.save(session)
-    except SessionBusyError as exc:
-        raise HTTPException(409, str(exc)) from None
     except scene_error_type() as exc:
         raise unprocessable(str(exc), "scene") from None
     return session_out(session)

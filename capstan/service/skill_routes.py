@@ -16,7 +16,6 @@ from capstan.lmp.skills import SkillError
 from capstan.service import schemas
 from capstan.service.deps import ServiceDep, SessionDep
 from capstan.service.responses import BAD_BODY, BUSY, error_response, unprocessable
-from capstan.service.sessions import SessionBusyError
 
 router = APIRouter(tags=["skills"])
 NOT_FOUND = error_response(404, "no such session (or skill), or the service has no engine")
@@ -72,8 +71,6 @@ def import_skills(
             names = engine.import_skills(items, session.api, service.settings.max_code_bytes)
     except SkillError as exc:
         raise unprocessable(str(exc), "skills") from None
-    except SessionBusyError as exc:
-        raise HTTPException(409, str(exc)) from None
     service.sessions.save(session)
     return schemas.SkillImport(imported=names, skills=listing(engine))
 
@@ -81,11 +78,8 @@ def import_skills(
 @router.delete("/sessions/{session_id}/skills/{name}", status_code=204, responses={**NOT_FOUND, **BUSY})
 def delete_skill(name: str, session: SessionDep, engine: EngineDep, service: ServiceDep) -> Response:
     """Forget one skill; later prompts no longer offer it."""
-    try:
-        with session.changing_skills():
-            removed = engine.skills.remove(name)
-    except SessionBusyError as exc:
-        raise HTTPException(409, str(exc)) from None
+    with session.changing_skills():
+        removed = engine.skills.remove(name)
     if not removed:
         raise HTTPException(404, f"session {session.id!r} has no skill {name!r}")
     service.sessions.save(session)
